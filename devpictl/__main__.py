@@ -1,0 +1,3 @@
+from devpictl.cli import main
+
+main()

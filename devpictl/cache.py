@@ -1,0 +1,438 @@
+"""What the commands do to a cache: up, set-upstream, status, down.
+
+The CLI parses and reports; everything here takes typed values and a Reporter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from devpictl import container as ctr
+from devpictl import image as img
+from devpictl.devpi import MIRROR_INDEX, DevpiClient
+from devpictl.errors import (
+    CacheNotFound,
+    CacheUnreachable,
+    Conflict,
+    DevpictlError,
+    LoginRefused,
+    ReadinessTimeout,
+    UpstreamUnreachable,
+)
+from devpictl.mirrors import Upstream, find_by_url
+from devpictl.settings import Instance, ensure_root_password, forget_root_password, read_root_password
+
+DEFAULT_PROBE_PROJECT = "pip"
+
+
+class Reporter(Protocol):
+    def step(self, message: str) -> None: ...
+    def log(self, line: str) -> None: ...
+    def waiting(self, message: str) -> contextlib.AbstractContextManager[None]: ...
+
+
+class QuietReporter:
+    """A Reporter that shows nothing (for --json and for tests)."""
+
+    def step(self, message: str) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def waiting(self, message: str) -> Iterator[None]:
+        yield
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    instance: Instance
+    upstream: Upstream | None  # None: keep what a running cache has (pypi for a new one)
+    host: str
+    port: int | None  # None: keep an existing cache's port, else the default
+    image: str
+    build: img.BuildOptions
+    network: str | None = None
+    ca_bundle: Path | None = None
+    probe_project: str = DEFAULT_PROBE_PROJECT
+    timeout: float = 180.0
+    environ: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class UpResult:
+    name: str
+    index_url: str
+    upstream: Upstream
+    actions: list[str]
+    password_file: Path
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.actions)
+
+
+def index_url(base_url: str) -> str:
+    return f"{base_url}/{MIRROR_INDEX}/+simple/"
+
+
+def upstream_changes(upstream: Upstream, ixconfig: Mapping[str, object]) -> list[str]:
+    """The PATCH items that make root/pypi fetch from ``upstream``; empty when it already does."""
+    wanted: dict[str, object] = {
+        "mirror_url": upstream.url,
+        # Without PyPI's serial header devpi would reject the pages of an upstream
+        # that is "older" than what it cached before (and most mirrors send none).
+        "mirror_ignore_serial_header": not upstream.sends_serial_header,
+        # Don't load the upstream's ~1e6-name project list: it delays the first
+        # install on a fresh cache, and with it off the index lists what it cached.
+        "mirror_no_project_list": True,
+    }
+    changes = []
+    for key, want in wanted.items():
+        have = ixconfig.get(key)
+        if want is None:
+            if have is not None:
+                changes.append(f"{key}-=")
+        elif isinstance(want, bool):
+            if bool(have) != want:
+                changes.append(f"{key}={'true' if want else 'false'}")
+        elif have is None or str(have).rstrip("/") != str(want).rstrip("/"):
+            changes.append(f"{key}={want}")
+    return changes
+
+
+def proxy_env_file(environ: Mapping[str, str]) -> bytes:
+    lines = [f"{k}={shlex.quote(v)}" for k, v in img.proxy_build_args(dict(environ)).items()]
+    return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def running_container(engine, instance: Instance):
+    container = ctr.find_container(engine, instance)
+    if container is None or container.status != "running":
+        state = "no cache" if container is None else f"cache is {container.status}"
+        raise CacheNotFound(f"{state} named {instance.name!r}: start it with `devpictl up --name {instance.name}`")
+    return container
+
+
+def up(engine, opts: UpOptions, reporter: Reporter) -> UpResult:
+    instance = opts.instance
+    actions: list[str] = []
+    container = ctr.find_container(engine, instance)
+    created: list[Callable[[], None]] = []
+    try:
+        if container is None:
+            container = create(engine, opts, reporter, actions, created)
+        else:
+            host, port = ctr.published_address(container)
+            if opts.port is not None and (port != opts.port or host != opts.host):
+                raise Conflict(
+                    f"cache {instance.name!r} is published on {host}:{port}: run `devpictl down --name {instance.name}` first to move it, or drop --host/--port"
+                )
+            if container.status != "running":
+                reporter.step(f"Starting stopped cache {instance.name!r}")
+                ctr.start(container)
+                actions.append("started the container")
+        container.reload()
+        base_url = ctr.local_base_url(container)
+        with DevpiClient(base_url) as client:
+            wait_for_api(client, container, opts.timeout, reporter)
+            login_root(client, instance)
+            upstream = configure_upstream(client, opts.upstream, reporter, actions)
+            wait_until_ready(client, opts.probe_project, opts.timeout, reporter)
+    except BaseException as exc:
+        if created:
+            if isinstance(exc, DevpictlError) and container is not None:
+                save_failure_log(instance, container)
+            reporter.step("Removing what this run created")
+            for undo in reversed(created):
+                undo()
+        raise
+    return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file)
+
+
+def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], created: list[Callable[[], None]]):
+    instance = opts.instance
+    port = opts.port or img.CONTAINER_PORT
+    if not ctr.image_exists(engine, opts.image):
+        reporter.step(f"Building image {opts.image}")
+        img.build_image(engine.api, opts.build, opts.image, dict(opts.environ), reporter.log)
+        actions.append(f"built image {opts.image}")
+    ctr.check_port_free(opts.host, port)
+    fresh_volume = ctr.ensure_volume(engine, instance)
+    if fresh_volume:
+        created.append(lambda: ctr.remove_volume(engine, instance))
+        actions.append(f"created volume {instance.volume}")
+    elif read_root_password(instance) is None:
+        raise LoginRefused(
+            f"volume {instance.volume} holds a cache whose root password devpictl does not have: put it in {instance.password_file}, or remove the volume"
+        )
+    password, new_password = ensure_root_password(instance)
+    if new_password:
+        created.append(lambda: forget_root_password(instance))
+    spec = ctr.ContainerSpec(instance, opts.image, opts.host, port, opts.network)
+    container = ctr.create_container(engine, spec)
+    created.append(lambda: ctr.remove(container))
+    files = {"root-password": password.encode()}
+    if opts.ca_bundle is not None:
+        files["ca-bundle.pem"] = img.read_ca_bundle(opts.ca_bundle)
+    proxies = proxy_env_file(opts.environ)
+    if proxies:
+        files["proxy.env"] = proxies
+    ctr.hand_in_files(container, files)
+    reporter.step(f"Starting cache {instance.name!r} on {opts.host}:{port}")
+    ctr.start(container)
+    actions.append(f"created container {instance.container}")
+    return container
+
+
+def save_failure_log(instance: Instance, container) -> Path | None:
+    text = ctr.logs_tail(container, 200)
+    if not text:
+        return None
+    instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = instance.state_dir / "last-failed-up.log"
+    path.write_text(text)
+    return path
+
+
+def wait_for_api(client: DevpiClient, container, timeout: float, reporter: Reporter) -> None:
+    deadline = time.monotonic() + timeout
+    with reporter.waiting("Waiting for devpi-server to answer"):
+        while True:
+            try:
+                client.api()
+                return
+            except CacheUnreachable:
+                pass
+            if ctr.exited(container):
+                raise ReadinessTimeout(
+                    f"devpi-server exited during start-up: {last_line(ctr.logs_tail(container))}; see `devpictl logs`"
+                )
+            if time.monotonic() > deadline:
+                raise ReadinessTimeout(f"devpi-server did not answer within {timeout:.0f} s: see `devpictl logs`")
+            time.sleep(0.5)
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "no output"
+
+
+def login_root(client: DevpiClient, instance: Instance) -> None:
+    password = read_root_password(instance)
+    if password is None:
+        raise LoginRefused(
+            f"devpictl has no root password for cache {instance.name!r}: put it in {instance.password_file}"
+        )
+    client.login("root", password)
+
+
+def configure_upstream(client: DevpiClient, wanted: Upstream | None, reporter: Reporter, actions: list[str]) -> Upstream:
+    """Point root/pypi at ``wanted`` (None: keep its upstream) and refresh what it cached."""
+    ixconfig = client.get_index()
+    current = find_by_url(ixconfig.get("mirror_url"))
+    target = wanted or current
+    changes = upstream_changes(target, ixconfig)
+    if not changes:
+        return target
+    reporter.step(f"Setting upstream to {target.name} {target.display_url}")
+    client.patch_index(changes)
+    if target.url != current.url:
+        actions.append(f"switched upstream from {current.name} to {target.name}")
+        refreshed = refresh_cached_projects(client, reporter)
+        if refreshed:
+            actions.append(f"refreshed {refreshed} cached project pages")
+    else:
+        actions.append("updated the mirror options of root/pypi")
+    return target
+
+
+def refresh_cached_projects(client: DevpiClient, reporter: Reporter) -> int:
+    """Make pages cached from the old upstream list the new upstream's files now.
+
+    devpi keeps a cached page until mirror_cache_expiry passes; a refresh drops it.
+    Files already downloaded stay in the cache.
+    """
+    projects = client.list_projects()
+    with reporter.waiting(f"Refreshing {len(projects)} cached project pages"):
+        for project in projects:
+            client.refresh_project(project)
+    return len(projects)
+
+
+def wait_until_ready(client: DevpiClient, project: str, timeout: float, reporter: Reporter) -> list[str]:
+    """Wait until the simple page of ``project`` lists files through the cache.
+
+    An answering /+api is not enough: a fresh devpi can fail installs while it
+    is still setting up its mirror (FACTS.md).
+    """
+    deadline = time.monotonic() + timeout
+    last_problem = "it listed no files"
+    with reporter.waiting(f"Waiting until the cache lists files for {project!r}"):
+        while True:
+            try:
+                files = client.simple_files(project)
+                if files:
+                    return files
+            except (UpstreamUnreachable, CacheUnreachable) as exc:
+                last_problem = str(exc)
+            if time.monotonic() > deadline:
+                raise ReadinessTimeout(
+                    f"the cache did not list files for {project!r} within {timeout:.0f} s ({last_problem}); "
+                    "check the upstream and `devpictl logs`, or pick another with --mirror"
+                )
+            time.sleep(1.0)
+
+
+# Runs inside the cache container, so the check sees the network, proxy and CA
+# bundle that devpi itself will use. The URL arrives in the environment.
+UPSTREAM_CHECK = r"""
+import os, shlex, ssl, sys, urllib.request
+run = "/run/devpictl"
+if os.path.exists(run + "/proxy.env"):
+    for item in shlex.split(open(run + "/proxy.env").read()):
+        k, _, v = item.partition("=")
+        os.environ[k] = v
+ca = run + "/ca-bundle.pem"
+ctx = ssl.create_default_context(cafile=ca if os.path.exists(ca) else None)
+req = urllib.request.Request(os.environ["DEVPICTL_CHECK_URL"], headers={"Accept": "text/html", "User-Agent": "pip/24.0 devpictl"})
+try:
+    with urllib.request.urlopen(req, timeout=float(os.environ.get("DEVPICTL_CHECK_TIMEOUT", "20")), context=ctx) as resp:
+        body = resp.read().decode("utf-8", "replace")
+except Exception as exc:
+    print(type(exc).__name__ + ": " + str(getattr(exc, "reason", exc)))
+    sys.exit(1)
+print(body.count("<a "))
+"""
+
+
+def check_upstream(container, upstream: Upstream, project: str, timeout: float = 20.0) -> None:
+    """Refuse an upstream whose simple page for ``project`` does not list files, as seen from the cache."""
+    assert upstream.url is not None
+    url = f"{upstream.url}/{project}/"
+    code, output = ctr.exec_output(
+        container,
+        [f"{img.VENV}/bin/python", "-c", UPSTREAM_CHECK],
+        {"DEVPICTL_CHECK_URL": url, "DEVPICTL_CHECK_TIMEOUT": str(timeout)},
+    )
+    answer = output.strip().splitlines()[-1] if output.strip() else "no answer"
+    if code != 0:
+        raise UpstreamUnreachable(
+            f"upstream {upstream.url} did not answer a simple page for {project!r} ({answer}): check the URL, or pass --no-check to switch anyway"
+        )
+    if not answer.isdigit() or int(answer) == 0:
+        raise UpstreamUnreachable(
+            f"upstream {upstream.url} lists no files for {project!r}: is it a simple index? pass --probe-project or --no-check"
+        )
+
+
+@dataclass
+class SwitchResult:
+    name: str
+    previous: Upstream
+    upstream: Upstream
+    actions: list[str]
+
+
+def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool, probe_project: str, timeout: float, reporter: Reporter) -> SwitchResult:
+    container = running_container(engine, instance)
+    if check and upstream.url is not None:
+        with reporter.waiting(f"Checking that {upstream.url} answers"):
+            check_upstream(container, upstream, probe_project)
+    actions: list[str] = []
+    with DevpiClient(ctr.local_base_url(container)) as client:
+        login_root(client, instance)
+        previous = find_by_url(client.get_index().get("mirror_url"))
+        configure_upstream(client, upstream, reporter, actions)
+        if check and upstream.url is None and actions:
+            # The official index has no URL of ours to pre-check: verify through
+            # devpi and go back to the previous upstream if it lists nothing.
+            try:
+                wait_until_ready(client, probe_project, timeout, reporter)
+            except ReadinessTimeout:
+                configure_upstream(client, previous, reporter, [])
+                raise UpstreamUnreachable(
+                    f"the official index did not answer through the cache; kept {previous.name}: check the cache's network, or pass --no-check"
+                ) from None
+    return SwitchResult(instance.name, previous, upstream, actions)
+
+
+@dataclass
+class Status:
+    name: str
+    state: str
+    health: str
+    url: str | None
+    upstream: str | None
+    upstream_name: str | None
+    devpi_version: str | None
+    cache_bytes: int | None
+    image: str | None
+    volume: str
+    password_file: str
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def status(engine, instance: Instance) -> Status:
+    container = ctr.find_container(engine, instance)
+    if container is None:
+        raise CacheNotFound(f"no cache named {instance.name!r}: create it with `devpictl up --name {instance.name}`")
+    running = container.status == "running"
+    url = upstream_url = upstream_name = version = None
+    size = None
+    if running:
+        base = ctr.local_base_url(container)
+        url = index_url(base)
+        try:
+            with DevpiClient(base, timeout=10) as client:
+                ixconfig = client.get_index()
+                found = find_by_url(ixconfig.get("mirror_url"))
+                upstream_name, upstream_url = found.name, found.display_url
+                version = devpi_server_version(client.server_status())
+        except DevpictlError:
+            pass
+        code, out = ctr.exec_output(container, ["du", "-sb", "/data"])
+        if code == 0 and out.split():
+            size = int(out.split()[0])
+    return Status(
+        name=instance.name,
+        state=container.status,
+        health=ctr.health(container),
+        url=url,
+        upstream=upstream_url,
+        upstream_name=upstream_name,
+        devpi_version=version,
+        cache_bytes=size,
+        image=(container.image.tags or [container.image.short_id])[0],
+        volume=instance.volume,
+        password_file=str(instance.password_file),
+    )
+
+
+def devpi_server_version(server_status: Mapping) -> str | None:
+    for name, version in server_status.get("versioninfo", []):
+        if name == "devpi-server":
+            return version
+    return None
+
+
+def down(engine, instance: Instance, *, volumes: bool) -> list[str]:
+    actions = []
+    container = ctr.find_container(engine, instance)
+    if container is not None:
+        ctr.remove(container)
+        actions.append(f"removed container {instance.container}")
+    if volumes and ctr.volume_exists(engine, instance):
+        ctr.remove_volume(engine, instance)
+        forget_root_password(instance)
+        actions.append(f"deleted volume {instance.volume} and its root password")
+    return actions

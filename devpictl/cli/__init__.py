@@ -1,0 +1,57 @@
+"""devpictl's command line: a thin Typer layer over devpictl's core modules."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from devpictl.cli import build, cache, pipconfig, upstream
+from devpictl.errors import DevpictlError
+
+
+class DevpictlGroup(TyperGroup):
+    """Turns an expected failure into one red line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DevpictlError as exc:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            from devpictl.cli.ui import print_error
+
+            print_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=DevpictlGroup,
+    help="Stand up a devpi-server PyPI cache in Docker and point pip at it.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    debug: bool = typer.Option(False, "--debug", envvar="DEVPICTL_DEBUG", help="Show tracebacks for errors."),
+) -> None:
+    """Stand up a devpi-server PyPI cache in Docker and point pip at it."""
+    ctx.obj = {"debug": debug}
+
+
+build.register(app)
+cache.register(app)
+upstream.register(app)
+pipconfig.register(app)
+
+
+def main() -> None:
+    sys.exit(app())

@@ -1,0 +1,48 @@
+"""devpictl build: render templates/Dockerfile.j2 and build the image."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from devpictl.cli import options
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build")(build)
+
+
+def build(
+    image: str = options.IMAGE,
+    base_image: str = options.BASE_IMAGE,
+    pip_mirror: str = options.PIP_MIRROR,
+    wheelhouse: Path = options.WHEELHOUSE,
+    ca_bundle: Path = options.CA_BUNDLE,
+    web: bool = options.WEB,
+    print_only: bool = typer.Option(False, "--print", help="Show the rendered Dockerfile and build nothing."),
+    json_output: bool = options.JSON,
+) -> None:
+    """Render the Dockerfile template and build the devpi-server image.
+
+    Example: devpictl build --base-image python:3.12-slim --pip-mirror tuna
+    """
+    from devpictl import image as img
+
+    opts = options.build_options(base_image, pip_mirror, wheelhouse, ca_bundle, web)
+    img.check_inputs(opts)
+    if print_only:
+        typer.echo(img.render_dockerfile(opts), nl=False)
+        return
+    from devpictl.cli import ui
+    from devpictl.container import connect
+
+    engine = connect()
+    with ui.reporter(json_output) as rep:
+        rep.step(f"Building {image} from {opts.base_image}")
+        image_id = img.build_image(engine.api, opts, image, dict(os.environ), rep.log)
+    if json_output:
+        ui.print_json({"image": image, "id": image_id})
+    else:
+        ui.out.print(f"Built {image}")

@@ -1,0 +1,182 @@
+"""devpictl up / status / logs / down: the life of one cache."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from devpictl.cli import options
+
+
+def register(app: typer.Typer) -> None:
+    app.command("up")(up)
+    app.command("status")(status)
+    app.command("logs")(logs)
+    app.command("down")(down)
+
+
+def up(
+    mirror: str = typer.Option(None, "--mirror", "-m", envvar="DEVPICTL_MIRROR", help="Upstream: a catalog name (see `devpictl mirrors`) or an index URL. Default: keep the cache's, or pypi."),
+    port: int = typer.Option(None, "--port", "-p", envvar="DEVPICTL_PORT", help="Host port to publish the cache on [default: 3141]."),
+    host: str = typer.Option("127.0.0.1", "--host", envvar="DEVPICTL_HOST", help="Host address to publish on; 0.0.0.0 opens the cache to your network."),
+    name: str = options.NAME,
+    image: str = options.IMAGE,
+    base_image: str = options.BASE_IMAGE,
+    pip_mirror: str = options.PIP_MIRROR,
+    wheelhouse: Path = options.WHEELHOUSE,
+    ca_bundle: Path = options.CA_BUNDLE,
+    web: bool = options.WEB,
+    network: str = typer.Option(None, "--network", envvar="DEVPICTL_NETWORK", help="Also attach the cache to this Docker network."),
+    probe_project: str = options.PROBE,
+    timeout: float = options.TIMEOUT,
+    json_output: bool = options.JSON,
+) -> None:
+    """Build if needed, run, set the upstream and wait until the cache serves files.
+
+    Example: devpictl up --mirror nju
+    """
+    from devpictl import cache
+    from devpictl.cli import ui
+    from devpictl.container import connect
+    from devpictl.mirrors import resolve
+    from devpictl.settings import Instance, check_name, check_port
+
+    instance = Instance(check_name(name))
+    upstream = resolve(mirror) if mirror else None
+    if port is not None:
+        check_port(port)
+    opts = cache.UpOptions(
+        instance=instance,
+        upstream=upstream,
+        host=host,
+        port=port,
+        image=image,
+        build=options.build_options(base_image, pip_mirror, wheelhouse, ca_bundle, web),
+        network=network,
+        ca_bundle=ca_bundle,
+        probe_project=probe_project,
+        timeout=timeout,
+        environ=dict(os.environ),
+    )
+    if ca_bundle is not None:
+        from devpictl.image import read_ca_bundle
+
+        read_ca_bundle(ca_bundle)
+    engine = connect()
+    if host in ("0.0.0.0", "::") and not json_output:
+        ui.err.print(f"[yellow]warning:[/] publishing on {host} lets anyone who reaches this machine use the cache")
+    with ui.reporter(json_output) as rep:
+        result = cache.up(engine, opts, rep)
+    if json_output:
+        ui.print_json(
+            {
+                "name": result.name,
+                "index_url": result.index_url,
+                "upstream": {"name": result.upstream.name, "url": result.upstream.url},
+                "changed": result.changed,
+                "actions": result.actions,
+                "password_file": str(result.password_file),
+            }
+        )
+        return
+    if result.changed:
+        for action in result.actions:
+            ui.out.print(f"  {action}")
+    else:
+        ui.out.print(f"Cache {result.name!r} is already up with upstream {result.upstream.name}; nothing changed.")
+    ui.out.print(f"Cache {result.name!r} is ready. Index URL: [bold]{result.index_url}[/]")
+    ui.out.print(f"Point pip at it: devpictl pip-config --write{'' if name == 'default' else ' --name ' + name}")
+
+
+def status(name: str = options.NAME, json_output: bool = options.JSON) -> None:
+    """Show the cache's state, health, URL, upstream, devpi version and size.
+
+    Example: devpictl status --json
+    """
+    from devpictl import cache
+    from devpictl.cli import ui
+    from devpictl.container import connect
+    from devpictl.settings import Instance, check_name
+
+    st = cache.status(connect(), Instance(check_name(name)))
+    if json_output:
+        ui.print_json(st.as_dict())
+        return
+    size = f"{st.cache_bytes / 1e6:.1f} MB" if st.cache_bytes is not None else "unknown"
+    rows = [
+        ("cache", st.name),
+        ("state", f"{st.state} (health: {st.health})"),
+        ("index url", st.url or "-"),
+        ("upstream", f"{st.upstream_name} {st.upstream}" if st.upstream else "-"),
+        ("devpi-server", st.devpi_version or "-"),
+        ("cache size", size),
+        ("image", st.image or "-"),
+        ("volume", st.volume),
+        ("root password", f"in {st.password_file}"),
+    ]
+    for key, value in rows:
+        ui.out.print(f"{key:>14}: {value}")
+
+
+def logs(
+    name: str = options.NAME,
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
+    tail: int = typer.Option(200, "--tail", help="How many lines to show from the end.", min=0),
+) -> None:
+    """Show devpi-server's log.
+
+    Example: devpictl logs -f
+    """
+    from devpictl import container as ctr
+    from devpictl.container import connect
+    from devpictl.errors import CacheNotFound
+    from devpictl.settings import Instance, check_name
+
+    instance = Instance(check_name(name))
+    found = ctr.find_container(connect(), instance)
+    if found is None:
+        raise CacheNotFound(f"no cache named {instance.name!r}: create it with `devpictl up --name {instance.name}`")
+    if follow:
+        try:
+            for chunk in found.logs(stream=True, follow=True, tail=tail):
+                sys.stdout.write(chunk.decode(errors="replace"))
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+        return
+    sys.stdout.write(found.logs(tail=tail).decode(errors="replace"))
+
+
+def down(
+    name: str = options.NAME,
+    volumes: bool = typer.Option(False, "--volumes", help="Also delete the cache's data volume (everything it downloaded)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Don't ask before deleting data."),
+    json_output: bool = options.JSON,
+) -> None:
+    """Stop and remove the cache container; its data volume stays unless --volumes.
+
+    Example: devpictl down --volumes --yes
+    """
+    from devpictl import cache
+    from devpictl.cli import ui
+    from devpictl.container import connect
+    from devpictl.errors import BadInput
+    from devpictl.settings import Instance, check_name
+
+    instance = Instance(check_name(name))
+    engine = connect()
+    if volumes and not yes:
+        if not sys.stdin.isatty():
+            raise BadInput(f"--volumes deletes everything cache {instance.name!r} downloaded: add --yes to confirm")
+        typer.confirm(f"Delete volume {instance.volume} and everything cache {instance.name!r} downloaded?", abort=True)
+    actions = cache.down(engine, instance, volumes=volumes)
+    if json_output:
+        ui.print_json({"name": instance.name, "actions": actions})
+    elif actions:
+        for action in actions:
+            ui.out.print(action)
+    else:
+        ui.out.print(f"No cache named {instance.name!r}; nothing to do.")

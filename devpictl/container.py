@@ -1,0 +1,219 @@
+"""The Docker side of a cache: engine connection, volume, container, files handed in."""
+
+from __future__ import annotations
+
+import errno
+import io
+import socket
+import tarfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from devpictl.errors import EngineError, EngineUnavailable, PortInUse
+from devpictl.image import CONTAINER_PORT, add_bytes
+from devpictl.settings import LABEL_INSTANCE, LABEL_MANAGED, Instance
+
+RUN_DIR = "/run/devpictl"
+
+
+def connect():
+    """A docker-py client for the engine $DOCKER_HOST (or the local socket) names."""
+    import docker
+    import docker.errors
+
+    try:
+        engine = docker.from_env(timeout=120)
+        engine.ping()
+    except docker.errors.DockerException as exc:
+        reason = str(exc).split("(")[0].strip() or type(exc).__name__
+        raise EngineUnavailable(
+            f"cannot reach the Docker engine ({reason}): start Docker, or set DOCKER_HOST to a running engine"
+        ) from None
+    return engine
+
+
+def find_container(engine, instance: Instance):
+    import docker.errors
+
+    try:
+        container = engine.containers.get(instance.container)
+    except docker.errors.NotFound:
+        return None
+    if container.labels.get(LABEL_MANAGED) != "1" or container.labels.get(LABEL_INSTANCE) != instance.name:
+        raise EngineError(
+            f"container {instance.container!r} exists but was not made by devpictl: remove or rename it, or pick another --name"
+        )
+    return container
+
+
+def image_exists(engine, tag: str) -> bool:
+    import docker.errors
+
+    try:
+        engine.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def ensure_volume(engine, instance: Instance) -> bool:
+    """Create the cache's data volume if missing; True when this call created it."""
+    import docker.errors
+
+    try:
+        engine.volumes.get(instance.volume)
+        return False
+    except docker.errors.NotFound:
+        engine.volumes.create(instance.volume, labels=instance.labels())
+        return True
+
+
+def volume_exists(engine, instance: Instance) -> bool:
+    import docker.errors
+
+    try:
+        engine.volumes.get(instance.volume)
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail early, with the fix, when something on this machine already listens on host:port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(f"port {port} on {host} is already in use: pick another with --port") from None
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise PortInUse(f"this machine has no address {host}: pass --host with one of its addresses, e.g. 127.0.0.1") from None
+            raise
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    instance: Instance
+    image: str
+    host: str
+    port: int
+    network: str | None = None
+
+
+def create_container(engine, spec: ContainerSpec):
+    import docker.errors
+
+    try:
+        return engine.containers.create(
+            spec.image,
+            name=spec.instance.container,
+            detach=True,
+            labels=spec.instance.labels(),
+            ports={f"{CONTAINER_PORT}/tcp": (spec.host, spec.port)},
+            volumes={spec.instance.volume: {"bind": "/data", "mode": "rw"}},
+            restart_policy={"Name": "unless-stopped"},
+            network=spec.network,
+            # tini as PID 1: signals reach devpi and zombies are reaped.
+            init=True,
+        )
+    except docker.errors.NotFound as exc:
+        raise EngineError(f"cannot create the cache container: {exc.explanation}; check --network and --image") from None
+    except docker.errors.APIError as exc:
+        raise EngineError(f"cannot create the cache container: {exc.explanation or exc}") from None
+
+
+def hand_in_files(container, files: Mapping[str, bytes]) -> None:
+    """Copy files into RUN_DIR of a created container, where the entrypoint reads them.
+
+    They travel in a tar through the engine's archive API, so they show in no
+    `docker inspect`, environment or process list.
+    """
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            # The engine extracts as root; 0444 inside a 0700 dir owned by devpi.
+            add_bytes(tar, name, data, mode=0o444)
+    if not container.put_archive(RUN_DIR, buf.getvalue()):
+        raise EngineError(f"could not copy files into {container.name}: check the engine's logs")
+
+
+def start(container) -> None:
+    import docker.errors
+
+    try:
+        container.start()
+    except docker.errors.APIError as exc:
+        text = str(exc.explanation or exc)
+        if "address already in use" in text or "port is already allocated" in text:
+            raise PortInUse(f"the engine could not publish the cache's port ({text.split(':')[-1].strip()}): pick another with --port") from None
+        raise EngineError(f"cannot start {container.name}: {text}") from None
+
+
+def published_address(container) -> tuple[str, int]:
+    bindings = container.attrs["HostConfig"]["PortBindings"].get(f"{CONTAINER_PORT}/tcp") or [{}]
+    host = bindings[0].get("HostIp") or "0.0.0.0"
+    return host, int(bindings[0].get("HostPort") or CONTAINER_PORT)
+
+
+def local_base_url(container) -> str:
+    host, port = published_address(container)
+    # 127.0.0.1 reaches a cache published on all interfaces; "localhost" may resolve to ::1 first.
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def health(container) -> str:
+    return container.attrs.get("State", {}).get("Health", {}).get("Status", "none")
+
+
+def logs_tail(container, lines: int = 40) -> str:
+    import docker.errors
+
+    try:
+        return container.logs(tail=lines).decode(errors="replace")
+    except docker.errors.APIError:
+        return ""
+
+
+def exited(container) -> bool:
+    container.reload()
+    return container.status in ("exited", "dead")
+
+
+def remove(container, timeout: int = 20) -> None:
+    import docker.errors
+
+    try:
+        container.stop(timeout=timeout)
+    except docker.errors.APIError:
+        pass
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+
+
+def remove_volume(engine, instance: Instance) -> None:
+    import docker.errors
+
+    for attempt in range(10):
+        try:
+            engine.volumes.get(instance.volume).remove()
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            # The engine may still hold the volume for a container being removed.
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
+
+
+def exec_output(container, cmd: list[str], environment: Mapping[str, str] | None = None) -> tuple[int, str]:
+    result = container.exec_run(cmd, environment=dict(environment or {}), demux=False)
+    return result.exit_code, (result.output or b"").decode(errors="replace")

@@ -1,0 +1,116 @@
+"""A small client for devpi-server's HTTP API (only what devpictl needs)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+import httpx
+
+from devpictl.errors import CacheUnreachable, DevpiError, LoginRefused, UpstreamUnreachable
+
+JSON = {"Accept": "application/json"}
+# devpi answers installers with plain simple pages; other user agents get devpi-web's richer, slower HTML.
+INSTALLER_AGENT = "pip/24.0 devpictl"
+MIRROR_INDEX = "root/pypi"
+FILE_LINK = re.compile(r'<a [^>]*href="([^"]+)"[^>]*>([^<]+)</a>')
+
+
+class DevpiClient:
+    """devpi's API at ``base_url``; ``transport`` is the seam tests use to fake the server."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None):
+        self.base_url = base_url.rstrip("/")
+        # trust_env=False: the cache is local; a host proxy must not see these requests.
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport, trust_env=False)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> DevpiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {**JSON, **kwargs.pop("headers", {})}
+        try:
+            return self.http.request(method, path, headers=headers, **kwargs)
+        except httpx.TimeoutException:
+            raise CacheUnreachable(f"devpi at {self.base_url} did not answer {method} {path} in time: check `devpictl logs`") from None
+        except httpx.TransportError as exc:
+            raise CacheUnreachable(f"cannot reach devpi at {self.base_url} ({type(exc).__name__}): is the cache up? try `devpictl status`") from None
+
+    @staticmethod
+    def _error(response: httpx.Response, doing: str) -> DevpiError:
+        try:
+            message = response.json().get("message", "")
+        except ValueError:
+            message = response.text[:200]
+        return DevpiError(f"devpi refused to {doing}: HTTP {response.status_code} {message}".rstrip())
+
+    def api(self) -> dict:
+        response = self._request("GET", "/+api")
+        if response.status_code != 200:
+            raise self._error(response, "answer /+api")
+        return response.json().get("result", {})
+
+    def server_status(self) -> dict:
+        response = self._request("GET", "/+status")
+        if response.status_code != 200:
+            raise self._error(response, "answer /+status")
+        return response.json().get("result", {})
+
+    def login(self, user: str, password: str) -> None:
+        response = self._request("POST", "/+login", json={"user": user, "password": password})
+        if response.status_code == 401:
+            raise LoginRefused(
+                f"devpi refused the login as {user}: the stored password does not match this cache's; "
+                "if the cache was made elsewhere, put its root password in the file `devpictl status` names"
+            )
+        if response.status_code != 200:
+            raise self._error(response, f"log in as {user}")
+        token = response.json()["result"]["password"]
+        auth = base64.b64encode(f"{user}:{token}".encode()).decode()
+        self.http.headers["X-Devpi-Auth"] = auth
+
+    def get_index(self, index: str = MIRROR_INDEX) -> dict:
+        response = self._request("GET", f"/{index}", params={"no_projects": ""})
+        if response.status_code != 200:
+            raise self._error(response, f"show {index}")
+        return response.json()["result"]
+
+    def list_projects(self, index: str = MIRROR_INDEX) -> list[str]:
+        """Names the index lists; for a mirror with mirror_no_project_list, those it has cached."""
+        response = self._request("GET", f"/{index}")
+        if response.status_code != 200:
+            raise self._error(response, f"list the projects of {index}")
+        return list(response.json()["result"].get("projects", []))
+
+    def patch_index(self, changes: list[str], index: str = MIRROR_INDEX) -> dict:
+        response = self._request("PATCH", f"/{index}", json=changes)
+        if response.status_code != 200:
+            raise self._error(response, f"change {index} ({', '.join(c.split('=')[0] for c in changes)})")
+        return response.json()["result"]
+
+    def refresh_project(self, project: str, index: str = MIRROR_INDEX) -> None:
+        """Drop the cached simple page of ``project`` and fetch it again from the upstream."""
+        response = self._request("POST", f"/{index}/+simple/{project}/refresh", follow_redirects=False)
+        if response.status_code not in (200, 302):
+            raise self._error(response, f"refresh {project}")
+
+    def simple_files(self, project: str, index: str = MIRROR_INDEX) -> list[str]:
+        """The file names on the simple page of ``project``, as an installer sees it."""
+        response = self._request(
+            "GET", f"/{index}/+simple/{project}/", headers={"Accept": "text/html", "User-Agent": INSTALLER_AGENT}
+        )
+        if response.status_code == 404:
+            return []
+        if response.status_code >= 500:
+            raise UpstreamUnreachable(f"devpi could not get {project!r} from its upstream (HTTP {response.status_code}): check the upstream with `devpictl status`")
+        if response.status_code != 200:
+            raise self._error(response, f"serve the simple page of {project}")
+        return [name.strip() for _href, name in FILE_LINK.findall(response.text)]
+

@@ -1,0 +1,83 @@
+"""The errors devpictl expects, each with a message that says what to do.
+
+The CLI turns any of them into one red line on stderr and the class's exit code;
+none of them ever carries a password or token.
+"""
+
+from __future__ import annotations
+
+# Exit codes, documented in README.md. 2 is Click's usage error.
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_ENGINE = 3
+EXIT_CONFLICT = 4
+EXIT_UPSTREAM = 5
+EXIT_DEVPI = 6
+EXIT_TIMEOUT = 7
+EXIT_NOT_FOUND = 8
+
+
+class DevpictlError(Exception):
+    """Base of every expected failure."""
+
+    exit_code = EXIT_ERROR
+
+
+class BadInput(DevpictlError):
+    """A value on the command line or in the environment is not usable."""
+
+    exit_code = EXIT_USAGE
+
+
+class UnknownMirror(BadInput):
+    pass
+
+
+class MalformedURL(BadInput):
+    pass
+
+
+class EngineUnavailable(DevpictlError):
+    exit_code = EXIT_ENGINE
+
+
+class EngineError(DevpictlError):
+    """The engine refused an operation (build failed, create failed, ...)."""
+
+    exit_code = EXIT_ENGINE
+
+
+class PortInUse(DevpictlError):
+    exit_code = EXIT_CONFLICT
+
+
+class Conflict(DevpictlError):
+    """What exists does not match what was asked for."""
+
+    exit_code = EXIT_CONFLICT
+
+
+class CacheNotFound(DevpictlError):
+    exit_code = EXIT_NOT_FOUND
+
+
+class UpstreamUnreachable(DevpictlError):
+    exit_code = EXIT_UPSTREAM
+
+
+class DevpiError(DevpictlError):
+    """devpi-server answered, but not as expected."""
+
+    exit_code = EXIT_DEVPI
+
+
+class LoginRefused(DevpiError):
+    pass
+
+
+class CacheUnreachable(DevpiError):
+    pass
+
+
+class ReadinessTimeout(DevpictlError):
+    exit_code = EXIT_TIMEOUT

@@ -1,0 +1,215 @@
+"""Render templates/Dockerfile.j2 and build the devpi image through docker-py."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from devpictl import __version__
+from devpictl.errors import BadInput, EngineError
+from devpictl.mirrors import Upstream
+
+DEVPI_SERVER_VERSION = "6.20.3"
+DEVPI_WEB_VERSION = "5.1.1"
+DEFAULT_BASE_IMAGE = "python:3.12-slim"
+DEFAULT_IMAGE = f"devpictl/devpi-server:{DEVPI_SERVER_VERSION}"
+CONTAINER_PORT = 3141
+VENV = "/opt/devpi"
+DEVPI_UID = 3141
+
+# Environment variables handed to the build as build args. Docker treats these
+# names as predefined args and keeps them out of `docker history`.
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything that changes the rendered Dockerfile or its build context."""
+
+    base_image: str = DEFAULT_BASE_IMAGE
+    pip_index: Upstream | None = None  # None: pip's default index
+    devpi_server_version: str = DEVPI_SERVER_VERSION
+    web: bool = False
+    wheelhouse: Path | None = None
+    ca_bundle: Path | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def template_dir() -> Path:
+    """Where Dockerfile.j2 lives: inside the wheel, or at the top of a source checkout."""
+    packaged = Path(__file__).parent / "templates"
+    if packaged.is_dir():
+        return packaged
+    # An editable install or a plain checkout: templates/ beside the package.
+    return Path(__file__).parent.parent / "templates"
+
+
+def requirements(options: BuildOptions) -> list[str]:
+    reqs = [f"devpi-server=={options.devpi_server_version}"]
+    if options.web:
+        reqs.append(f"devpi-web=={DEVPI_WEB_VERSION}")
+    return reqs
+
+
+def pip_options(options: BuildOptions) -> list[str]:
+    if options.wheelhouse is not None:
+        return ["--no-index", "--find-links", "/tmp/devpictl/wheelhouse"]
+    if options.pip_index is None or options.pip_index.url is None:
+        return []
+    url = options.pip_index.url
+    opts = ["--index-url", url]
+    parts = urlsplit(url)
+    if parts.scheme == "http":
+        opts += ["--trusted-host", parts.hostname or ""]
+    return opts
+
+
+def render_server_config(options: BuildOptions) -> str:
+    """The YAML file devpi-server reads (it never reads an .ini file)."""
+    settings: dict[str, object] = {
+        "host": "0.0.0.0",
+        "port": CONTAINER_PORT,
+        "serverdir": "/data/server",
+        "secretfile": "/data/secret",
+        # Only root may create users and indexes; anonymous sign-ups are refused.
+        "restrict-modify": "root",
+    }
+    if options.web:
+        # devpi-web's indexer pins a CPU for many minutes on a mirror (FACTS.md).
+        settings["indexer-backend"] = "null"
+    lines = ["# Rendered by devpictl; read by devpi-server -c.", "devpi-server:"]
+    lines += [f"  {key}: {value}" for key, value in settings.items()]
+    return "\n".join(lines) + "\n"
+
+
+def render_dockerfile(options: BuildOptions) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template_dir()),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("Dockerfile.j2").render(
+        devpictl_version=__version__,
+        base_image=options.base_image,
+        ca_bundle=options.ca_bundle is not None,
+        wheelhouse=options.wheelhouse is not None,
+        venv=VENV,
+        uid=DEVPI_UID,
+        port=CONTAINER_PORT,
+        pip_options=" ".join(pip_options(options)),
+        requirements=" ".join(f"'{r}'" for r in requirements(options)),
+        devpi_server_version=options.devpi_server_version,
+        labels=options.labels,
+    )
+
+
+def check_inputs(options: BuildOptions) -> None:
+    """Refuse unusable paths before anything is built."""
+    if options.wheelhouse is not None:
+        if not options.wheelhouse.is_dir():
+            raise BadInput(f"wheelhouse {options.wheelhouse} is not a directory: make one with `pip download -d DIR devpi-server=={options.devpi_server_version}`")
+        if not any(options.wheelhouse.glob("devpi_server-*.whl")):
+            raise BadInput(f"wheelhouse {options.wheelhouse} holds no devpi_server wheel: fill it with `pip download -d {options.wheelhouse} devpi-server=={options.devpi_server_version}`")
+    if options.ca_bundle is not None:
+        read_ca_bundle(options.ca_bundle)
+
+
+def read_ca_bundle(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read CA bundle {path}: {exc.strerror}; give a readable PEM file") from None
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise BadInput(f"{path} holds no PEM certificate: give the PEM bundle your host trusts (often $SSL_CERT_FILE)")
+    return data
+
+
+def build_context(options: BuildOptions) -> io.BytesIO:
+    """The tar archive sent to the engine: Dockerfile, config, entrypoint, optional inputs."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        add_bytes(tar, "Dockerfile", render_dockerfile(options).encode())
+        add_bytes(tar, "devpi-server.yml", render_server_config(options).encode())
+        add_bytes(tar, "entrypoint.sh", (template_dir() / "entrypoint.sh").read_bytes(), mode=0o755)
+        if options.ca_bundle is not None:
+            add_bytes(tar, "ca-bundle.pem", read_ca_bundle(options.ca_bundle))
+        if options.wheelhouse is not None:
+            for wheel in sorted(options.wheelhouse.iterdir()):
+                if wheel.is_file():
+                    tar.add(wheel, arcname=f"wheelhouse/{wheel.name}")
+    buf.seek(0)
+    return buf
+
+
+def add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = mode
+    tar.addfile(info, io.BytesIO(data))
+
+
+def proxy_build_args(environ: dict[str, str]) -> dict[str, str]:
+    return {name: environ[name] for name in PROXY_VARIABLES if environ.get(name)}
+
+
+def build_image(
+    api,
+    options: BuildOptions,
+    tag: str,
+    environ: dict[str, str],
+    on_log: Callable[[str], None],
+) -> str:
+    """Build ``tag`` through the engine's low-level API, streaming its output to ``on_log``."""
+    import docker.errors
+
+    check_inputs(options)
+    context = build_context(options)
+    try:
+        stream: Iterable[dict] = api.build(
+            fileobj=context,
+            custom_context=True,
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+            buildargs=proxy_build_args(environ),
+            labels=options.labels,
+        )
+        image_id = None
+        tail: list[str] = []
+        for chunk in stream:
+            if "stream" in chunk:
+                line = chunk["stream"].rstrip("\n")
+                if line:
+                    tail = (tail + [line])[-15:]
+                    on_log(line)
+            elif "error" in chunk:
+                detail = chunk["error"].strip()
+                raise EngineError(build_failure_message(detail, tail, options))
+            elif "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+    except docker.errors.APIError as exc:
+        raise EngineError(f"image build failed: {exc.explanation or exc}") from None
+    return image_id or tag
+
+
+def build_failure_message(detail: str, tail: list[str], options: BuildOptions) -> str:
+    text = "\n".join(tail + [detail])
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        hint = "the build's pip does not trust this network's TLS: pass --ca-bundle with your host's CA bundle (e.g. $SSL_CERT_FILE)"
+    elif "pull access denied" in text or "manifest unknown" in text or "not found" in detail and "image" in detail:
+        hint = f"base image {options.base_image!r} is not available: load one locally and pass --base-image"
+    elif "No matching distribution" in text or "Could not find a version" in text:
+        hint = "pip could not get devpi-server: check --pip-mirror, --ca-bundle or use --wheelhouse for an offline build"
+    else:
+        hint = "see the build output above"
+    return f"image build failed ({detail.splitlines()[-1] if detail else 'unknown error'}): {hint}"

@@ -1,0 +1,107 @@
+"""Where devpictl keeps its files, how caches are named, and the root password store."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from devpictl.errors import BadInput
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+DEFAULT_NAME = "default"
+DEFAULT_PORT = 3141
+DEFAULT_HOST = "127.0.0.1"
+LABEL_MANAGED = "devpictl.managed"
+LABEL_INSTANCE = "devpictl.instance"
+
+
+def data_dir() -> Path:
+    """devpictl's data directory: $DEVPICTL_DATA_DIR, else the platform's user data dir."""
+    override = os.environ.get("DEVPICTL_DATA_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("devpictl", appauthor=False))
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise BadInput(
+            f"cache name {name!r} is not allowed: use 1-40 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def check_port(port: int) -> int:
+    if not 1 <= port <= 65535:
+        raise BadInput(f"port {port} is out of range: use a number from 1 to 65535")
+    return port
+
+
+def extra_labels(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Labels from $DEVPICTL_LABELS (``k=v,k2=v2``) put on everything devpictl creates.
+
+    Lets a CI farm or a test suite find and clean up what it made.
+    """
+    raw = (environ if environ is not None else os.environ).get("DEVPICTL_LABELS", "")
+    labels: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadInput(f"DEVPICTL_LABELS item {item!r} is not KEY=VALUE: write e.g. DEVPICTL_LABELS=team=ci,owner=me")
+        labels[key] = value
+    return labels
+
+
+@dataclass(frozen=True)
+class Instance:
+    """The names of one cache's engine objects and files."""
+
+    name: str
+
+    @property
+    def container(self) -> str:
+        return f"devpictl-{self.name}"
+
+    @property
+    def volume(self) -> str:
+        return f"devpictl-{self.name}-data"
+
+    @property
+    def state_dir(self) -> Path:
+        return data_dir() / "caches" / self.name
+
+    @property
+    def password_file(self) -> Path:
+        return self.state_dir / "root-password"
+
+    def labels(self) -> dict[str, str]:
+        return {LABEL_MANAGED: "1", LABEL_INSTANCE: self.name, **extra_labels()}
+
+
+def read_root_password(instance: Instance) -> str | None:
+    try:
+        return instance.password_file.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def ensure_root_password(instance: Instance) -> tuple[str, bool]:
+    """Return the cache's root password, generating and storing one (mode 0600) if none exists."""
+    existing = read_root_password(instance)
+    if existing:
+        return existing, False
+    instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    password = secrets.token_urlsafe(24)
+    fd = os.open(instance.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(password + "\n")
+    return password, True
+
+
+def forget_root_password(instance: Instance) -> None:
+    instance.password_file.unlink(missing_ok=True)
