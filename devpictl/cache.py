@@ -20,12 +20,13 @@ from devpictl.errors import (
     CacheNotFound,
     CacheUnreachable,
     Conflict,
+    DevpiError,
     DevpictlError,
     LoginRefused,
     ReadinessTimeout,
     UpstreamUnreachable,
 )
-from devpictl.mirrors import Upstream, find_by_url
+from devpictl.mirrors import OFFICIAL, Upstream, find_by_url
 from devpictl.settings import Instance, ensure_root_password, forget_root_password, read_root_password
 
 DEFAULT_PROBE_PROJECT = "pip"
@@ -83,10 +84,10 @@ def index_url(base_url: str) -> str:
     return f"{base_url}/{MIRROR_INDEX}/+simple/"
 
 
-def upstream_changes(upstream: Upstream, ixconfig: Mapping[str, object]) -> list[str]:
+def upstream_changes(upstream: Upstream, ixconfig: Mapping[str, object], official_url: str) -> list[str]:
     """The PATCH items that make root/pypi fetch from ``upstream``; empty when it already does."""
     wanted: dict[str, object] = {
-        "mirror_url": upstream.url,
+        "mirror_url": upstream.url or official_url,
         # Without PyPI's serial header devpi would reject the pages of an upstream
         # that is "older" than what it cached before (and most mirrors send none).
         "mirror_ignore_serial_header": not upstream.sends_serial_header,
@@ -97,10 +98,7 @@ def upstream_changes(upstream: Upstream, ixconfig: Mapping[str, object]) -> list
     changes = []
     for key, want in wanted.items():
         have = ixconfig.get(key)
-        if want is None:
-            if have is not None:
-                changes.append(f"{key}-=")
-        elif isinstance(want, bool):
+        if isinstance(want, bool):
             if bool(have) != want:
                 changes.append(f"{key}={'true' if want else 'false'}")
         elif have is None or str(have).rstrip("/") != str(want).rstrip("/"):
@@ -127,8 +125,11 @@ def up(engine, opts: UpOptions, reporter: Reporter) -> UpResult:
     container = ctr.find_container(engine, instance)
     created: list[Callable[[], None]] = []
     try:
+        wanted = opts.upstream
         if container is None:
             container = create(engine, opts, reporter, actions, created)
+            # A new cache starts on the official index: devpi's default, used by dropping mirror_url.
+            wanted = wanted or OFFICIAL
         else:
             host, port = ctr.published_address(container)
             if opts.port is not None and (port != opts.port or host != opts.host):
@@ -144,7 +145,7 @@ def up(engine, opts: UpOptions, reporter: Reporter) -> UpResult:
         with DevpiClient(base_url) as client:
             wait_for_api(client, container, opts.timeout, reporter)
             login_root(client, instance)
-            upstream = configure_upstream(client, opts.upstream, reporter, actions)
+            upstream = configure_upstream(client, wanted, official_url(container), reporter, actions)
             wait_until_ready(client, opts.probe_project, opts.timeout, reporter)
     except BaseException as exc:
         if created:
@@ -234,12 +235,30 @@ def login_root(client: DevpiClient, instance: Instance) -> None:
     client.login("root", password)
 
 
-def configure_upstream(client: DevpiClient, wanted: Upstream | None, reporter: Reporter, actions: list[str]) -> Upstream:
+def official_url(container) -> str:
+    """The official index's URL as devpi itself knows it (the mirror_url devpi-init gives root/pypi).
+
+    devpictl names no index host of its own; dropping mirror_url instead makes
+    devpi 6.20 fail every fetch (KeyError), so the default is read from devpi.
+    """
+    code, output = ctr.exec_output(
+        container,
+        [f"{img.VENV}/bin/python", "-c", "from devpi_server.main import _pypi_ixconfig_default as d; print(d['mirror_url'])"],
+    )
+    url = output.strip().splitlines()[-1] if output.strip() else ""
+    if code != 0 or not url.startswith(("http://", "https://")):
+        raise DevpiError(
+            f"cannot read devpi's default upstream from {container.name} ({last_line(output)}): give the official index's URL instead of 'pypi'"
+        )
+    return url.rstrip("/")
+
+
+def configure_upstream(client: DevpiClient, wanted: Upstream | None, official: str, reporter: Reporter, actions: list[str]) -> Upstream:
     """Point root/pypi at ``wanted`` (None: keep its upstream) and refresh what it cached."""
     ixconfig = client.get_index()
-    current = find_by_url(ixconfig.get("mirror_url"))
+    current = find_by_url(ixconfig.get("mirror_url"), official)
     target = wanted or current
-    changes = upstream_changes(target, ixconfig)
+    changes = upstream_changes(target, ixconfig, official)
     if not changes:
         return target
     reporter.step(f"Setting upstream to {target.name} {target.display_url}")
@@ -313,23 +332,21 @@ print(body.count("<a "))
 """
 
 
-def check_upstream(container, upstream: Upstream, project: str, timeout: float = 20.0) -> None:
-    """Refuse an upstream whose simple page for ``project`` does not list files, as seen from the cache."""
-    assert upstream.url is not None
-    url = f"{upstream.url}/{project}/"
+def check_upstream(container, url: str, project: str, timeout: float = 20.0) -> None:
+    """Refuse an upstream whose simple page for ``project`` lists no files, as seen from the cache."""
     code, output = ctr.exec_output(
         container,
         [f"{img.VENV}/bin/python", "-c", UPSTREAM_CHECK],
-        {"DEVPICTL_CHECK_URL": url, "DEVPICTL_CHECK_TIMEOUT": str(timeout)},
+        {"DEVPICTL_CHECK_URL": f"{url}/{project}/", "DEVPICTL_CHECK_TIMEOUT": str(timeout)},
     )
-    answer = output.strip().splitlines()[-1] if output.strip() else "no answer"
+    answer = last_line(output)
     if code != 0:
         raise UpstreamUnreachable(
-            f"upstream {upstream.url} did not answer a simple page for {project!r} ({answer}): check the URL, or pass --no-check to switch anyway"
+            f"upstream {url} did not answer a simple page for {project!r} ({answer}): check the URL, or pass --no-check to switch anyway"
         )
     if not answer.isdigit() or int(answer) == 0:
         raise UpstreamUnreachable(
-            f"upstream {upstream.url} lists no files for {project!r}: is it a simple index? pass --probe-project or --no-check"
+            f"upstream {url} lists no files for {project!r}: is it a simple index? pass --probe-project or --no-check"
         )
 
 
@@ -341,26 +358,18 @@ class SwitchResult:
     actions: list[str]
 
 
-def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool, probe_project: str, timeout: float, reporter: Reporter) -> SwitchResult:
+def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool, probe_project: str, reporter: Reporter) -> SwitchResult:
     container = running_container(engine, instance)
-    if check and upstream.url is not None:
-        with reporter.waiting(f"Checking that {upstream.url} answers"):
-            check_upstream(container, upstream, probe_project)
+    official = official_url(container)
+    if check:
+        url = upstream.url or official
+        with reporter.waiting(f"Checking that {url} answers"):
+            check_upstream(container, url, probe_project)
     actions: list[str] = []
     with DevpiClient(ctr.local_base_url(container)) as client:
         login_root(client, instance)
-        previous = find_by_url(client.get_index().get("mirror_url"))
-        configure_upstream(client, upstream, reporter, actions)
-        if check and upstream.url is None and actions:
-            # The official index has no URL of ours to pre-check: verify through
-            # devpi and go back to the previous upstream if it lists nothing.
-            try:
-                wait_until_ready(client, probe_project, timeout, reporter)
-            except ReadinessTimeout:
-                configure_upstream(client, previous, reporter, [])
-                raise UpstreamUnreachable(
-                    f"the official index did not answer through the cache; kept {previous.name}: check the cache's network, or pass --no-check"
-                ) from None
+        previous = find_by_url(client.get_index().get("mirror_url"), official)
+        configure_upstream(client, upstream, official, reporter, actions)
     return SwitchResult(instance.name, previous, upstream, actions)
 
 
@@ -395,7 +404,7 @@ def status(engine, instance: Instance) -> Status:
         try:
             with DevpiClient(base, timeout=10) as client:
                 ixconfig = client.get_index()
-                found = find_by_url(ixconfig.get("mirror_url"))
+                found = find_by_url(ixconfig.get("mirror_url"), official_url(container))
                 upstream_name, upstream_url = found.name, found.display_url
                 version = devpi_server_version(client.server_status())
         except DevpictlError:
@@ -419,10 +428,7 @@ def status(engine, instance: Instance) -> Status:
 
 
 def devpi_server_version(server_status: Mapping) -> str | None:
-    for name, version in server_status.get("versioninfo", []):
-        if name == "devpi-server":
-            return version
-    return None
+    return server_status.get("versioninfo", {}).get("devpi-server")
 
 
 def down(engine, instance: Instance, *, volumes: bool) -> list[str]:

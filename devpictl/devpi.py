@@ -49,6 +49,7 @@ class DevpiClient:
             message = response.json().get("message", "")
         except ValueError:
             message = response.text[:200]
+        message = " ".join(str(message).split())  # one line, whatever devpi sent
         return DevpiError(f"devpi refused to {doing}: HTTP {response.status_code} {message}".rstrip())
 
     def api(self) -> dict:

@@ -91,11 +91,11 @@ def resolve(spec: str) -> Upstream:
     )
 
 
-def find_by_url(url: str | None) -> Upstream:
+def find_by_url(url: str | None, official_url: str) -> Upstream:
     """The catalog entry whose URL is ``url``, or a custom Upstream for it."""
-    if url is None:
+    stripped = (url or official_url).rstrip("/")
+    if stripped == official_url.rstrip("/"):
         return OFFICIAL
-    stripped = url.rstrip("/")
     for upstream in CATALOG.values():
         if upstream.url == stripped:
             return upstream

@@ -17,7 +17,6 @@ def set_upstream(
     name: str = options.NAME,
     check: bool = typer.Option(True, "--check/--no-check", help="Check that the upstream answers before switching."),
     probe_project: str = options.PROBE,
-    timeout: float = options.TIMEOUT,
     json_output: bool = options.JSON,
 ) -> None:
     """Switch the upstream of a running cache; cached pages follow at once.
@@ -34,7 +33,7 @@ def set_upstream(
     upstream = resolve(mirror)
     engine = connect()
     with ui.reporter(json_output) as rep:
-        result = cache.set_upstream(engine, instance, upstream, check=check, probe_project=probe_project, timeout=timeout, reporter=rep)
+        result = cache.set_upstream(engine, instance, upstream, check=check, probe_project=probe_project, reporter=rep)
     if json_output:
         ui.print_json(
             {
