@@ -265,25 +265,30 @@ def configure_upstream(client: DevpiClient, wanted: Upstream | None, official: s
     client.patch_index(changes)
     if target.url != current.url:
         actions.append(f"switched upstream from {current.name} to {target.name}")
-        refreshed = refresh_cached_projects(client, reporter)
+        refreshed, missing = refresh_cached_projects(client, reporter)
         if refreshed:
-            actions.append(f"refreshed {refreshed} cached project pages")
+            actions.append(f"refreshed {len(refreshed)} cached project pages from the new upstream")
+        if missing:
+            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+            actions.append(f"{len(missing)} cached projects are not on the new upstream: {shown}")
     else:
         actions.append("updated the mirror options of root/pypi")
     return target
 
 
-def refresh_cached_projects(client: DevpiClient, reporter: Reporter) -> int:
+def refresh_cached_projects(client: DevpiClient, reporter: Reporter) -> tuple[list[str], list[str]]:
     """Make pages cached from the old upstream list the new upstream's files now.
 
     devpi keeps a cached page until mirror_cache_expiry passes; a refresh drops it.
-    Files already downloaded stay in the cache.
+    Files already downloaded stay in the cache. Returns (refreshed, not upstream).
     """
-    projects = client.list_projects()
+    projects = sorted(client.list_projects())
+    refreshed: list[str] = []
+    missing: list[str] = []
     with reporter.waiting(f"Refreshing {len(projects)} cached project pages"):
         for project in projects:
-            client.refresh_project(project)
-    return len(projects)
+            (refreshed if client.refresh_project(project) else missing).append(project)
+    return refreshed, missing
 
 
 def wait_until_ready(client: DevpiClient, project: str, timeout: float, reporter: Reporter) -> list[str]:

@@ -83,6 +83,9 @@ def check_port_free(host: str, port: int) -> None:
     """Fail early, with the fix, when something on this machine already listens on host:port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR: only a listener counts as "in use", not connections in TIME_WAIT
+        # left by a cache that was just removed.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

@@ -96,11 +96,18 @@ class DevpiClient:
             raise self._error(response, f"change {index} ({', '.join(c.split('=')[0] for c in changes)})")
         return response.json()["result"]
 
-    def refresh_project(self, project: str, index: str = MIRROR_INDEX) -> None:
-        """Drop the cached simple page of ``project`` and fetch it again from the upstream."""
+    def refresh_project(self, project: str, index: str = MIRROR_INDEX) -> bool:
+        """Drop the cached simple page of ``project`` and fetch it again from the upstream.
+
+        False when the upstream could not serve it: devpi 6.20 answers 500 when the
+        upstream has no such project, and the page stays empty until it has.
+        """
         response = self._request("POST", f"/{index}/+simple/{project}/refresh", follow_redirects=False)
-        if response.status_code not in (200, 302):
-            raise self._error(response, f"refresh {project}")
+        if response.status_code in (200, 302):
+            return True
+        if response.status_code == 404 or response.status_code >= 500:
+            return False
+        raise self._error(response, f"refresh {project}")
 
     def simple_files(self, project: str, index: str = MIRROR_INDEX) -> list[str]:
         """The file names on the simple page of ``project``, as an installer sees it."""

@@ -1,0 +1,209 @@
+"""Fixtures for tests against a real Docker engine and a real devpi-server.
+
+Docker tests skip where no engine answers, but FAIL when DEVPICTL_REQUIRE_DOCKER=1
+(as .ci/run sets), so a green CI cannot hide a skipped suite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from devpictl.cli import app
+
+HERE = Path(__file__).parent
+TEST_LABEL = "devpictl.test=1"
+RUN_ID = f"{os.getpid()}"
+# A pinned real wheel the test upstream serves; the official index has newer ones.
+UPSTREAM_WHEELS = ["six==1.16.0"]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if HERE in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(scope="session")
+def engine():
+    import docker
+    import docker.errors
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        message = f"no Docker engine answers: {exc}"
+        if os.environ.get("DEVPICTL_REQUIRE_DOCKER") == "1":
+            pytest.fail(message + " (DEVPICTL_REQUIRE_DOCKER=1 makes this a failure)")
+        pytest.skip(message)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def base_image(engine):
+    name = os.environ.get("DEVPICTL_TEST_BASE_IMAGE", "devpictl-test-base:bookworm")
+    try:
+        engine.images.get(name)
+    except Exception:
+        pytest.fail(f"base image {name} is missing: run `bash tests/images/make-base-image.sh {name}` (tests/run.sh does)")
+    return name
+
+
+@pytest.fixture(scope="session")
+def ca_bundle():
+    """The host's trust bundle; on a TLS-inspecting network it holds the proxy's CA."""
+    path = os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def label_everything():
+    """Everything devpictl creates in these tests carries devpictl.test=1."""
+    old = os.environ.get("DEVPICTL_LABELS")
+    os.environ["DEVPICTL_LABELS"] = TEST_LABEL
+    yield
+    if old is None:
+        os.environ.pop("DEVPICTL_LABELS", None)
+    else:
+        os.environ["DEVPICTL_LABELS"] = old
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None):
+    result = CliRunner().invoke(app, list(args), env=env)
+    return result
+
+
+@pytest.fixture(scope="session")
+def devpi_image(engine, base_image, ca_bundle):
+    """The devpictl image, built once from the template with --ca-bundle; removed at the end."""
+    tag = f"devpictl-test/devpi:{RUN_ID}"
+    result = run_cli("build", "--image", tag, "--base-image", base_image, "--ca-bundle", ca_bundle)
+    assert result.exit_code == 0, result.output
+    yield tag
+    engine.images.remove(tag, force=True)
+
+
+@pytest.fixture(scope="session")
+def upstream_root(tmp_path_factory):
+    """A PEP 503 tree of real wheels for the test upstream to serve."""
+    root = tmp_path_factory.mktemp("upstream")
+    files = root / "files"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k in ("PIP_CERT",)}
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(files), *UPSTREAM_WHEELS],
+        check=True,
+        env={**env, "PIP_CONFIG_FILE": os.devnull},
+    )
+    write_simple_index(root)
+    return root
+
+
+def write_simple_index(root: Path) -> None:
+    simple = root / "simple"
+    shutil.rmtree(simple, ignore_errors=True)
+    projects: dict[str, list[Path]] = {}
+    for wheel in sorted((root / "files").glob("*.whl")):
+        name = wheel.name.split("-")[0].lower().replace("_", "-")
+        projects.setdefault(name, []).append(wheel)
+    for name, wheels in projects.items():
+        page = simple / name
+        page.mkdir(parents=True)
+        links = "\n".join(
+            f'<a href="../../files/{w.name}#sha256={hashlib.sha256(w.read_bytes()).hexdigest()}">{w.name}</a><br>'
+            for w in wheels
+        )
+        (page / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{links}\n</body></html>\n")
+    (simple / "index.html").write_text(
+        "<!DOCTYPE html><html><body>\n" + "\n".join(f'<a href="{n}/">{n}</a>' for n in projects) + "\n</body></html>\n"
+    )
+
+
+# --- pytest-docker: the test upstream ---------------------------------------
+
+@pytest.fixture(scope="session")
+def docker_compose_command():
+    return "docker-compose" if shutil.which("docker-compose") else "docker compose"
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file():
+    return str(HERE / "docker-compose.yml")
+
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name():
+    return f"devpictltest{RUN_ID}"
+
+
+@pytest.fixture(scope="session")
+def docker_setup(base_image, upstream_root):
+    # docker-compose.yml reads these.
+    os.environ["DEVPICTL_TEST_UPSTREAM_ROOT"] = str(upstream_root)
+    os.environ["DEVPICTL_TEST_BASE_IMAGE"] = base_image
+    # docker-compose v1 has no `up --wait`; readiness is checked below.
+    return ["up -d"]
+
+
+@pytest.fixture(scope="session")
+def docker_cleanup():
+    return ["down -v --remove-orphans"]
+
+
+@pytest.fixture(scope="session")
+def test_upstream(docker_services, docker_compose_project_name):
+    """The test upstream: its URL on the compose network, its host URL, and its network."""
+    import httpx
+
+    port = docker_services.port_for("upstream", 8080)
+    host_url = f"http://127.0.0.1:{port}/simple"
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"{host_url}/six/", timeout=2, trust_env=False).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    docker_services.wait_until_responsive(check=answers, timeout=60, pause=0.5)
+    return {
+        "url": "http://upstream:8080/simple",
+        "host_url": host_url,
+        "network": f"{docker_compose_project_name}_default",
+        "service": "upstream",
+    }
+
+
+def installer_env(tmp_path: Path) -> dict[str, str]:
+    """An environment in which pip sees no host settings, only the flags a test gives."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["PIP_NO_CACHE_DIR"] = "1"
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["HOME"] = str(tmp_path)
+    return env
+
+
+def pip_install(index_url: str, requirement: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    target = tmp_path / f"target-{hashlib.md5(requirement.encode()).hexdigest()[:8]}"
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), "--index-url", index_url, requirement],
+        capture_output=True,
+        text=True,
+        env=installer_env(tmp_path),
+        timeout=300,
+    )

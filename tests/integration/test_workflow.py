@@ -1,0 +1,148 @@
+"""The blog workflow end to end on a real engine: up, install, switch upstream, restart, down.
+
+The tests in this module run in order and share one cache.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import httpx
+import pytest
+
+from devpictl.devpi import INSTALLER_AGENT
+from tests.integration.conftest import RUN_ID, free_port, pip_install, run_cli
+
+NAME = f"wf{RUN_ID}"
+
+
+@pytest.fixture(scope="module")
+def cache(engine, devpi_image, test_upstream, ca_bundle, tmp_path_factory):
+    """One cache on the official index, also attached to the test upstream's network."""
+    data_dir = tmp_path_factory.mktemp("devpictl-data")
+    env = {"DEVPICTL_DATA_DIR": str(data_dir), "DEVPICTL_IMAGE": devpi_image, "DEVPICTL_NAME": NAME}
+    info = {"env": env, "port": free_port(), "data_dir": data_dir}
+    yield info
+    run_cli("down", "--volumes", "--yes", env=env)
+    for container in engine.containers.list(all=True, filters={"label": f"devpictl.instance={NAME}"}):
+        container.remove(force=True)
+    for volume in engine.volumes.list(filters={"label": f"devpictl.instance={NAME}"}):
+        volume.remove(force=True)
+
+
+def simple_files(index_url: str, project: str) -> list[str]:
+    response = httpx.get(f"{index_url}{project}/", headers={"User-Agent": INSTALLER_AGENT}, trust_env=False, timeout=30)
+    response.raise_for_status()
+    import re
+
+    return sorted(re.findall(r">([^<]+\.(?:whl|tar\.gz|zip))</a>", response.text))
+
+
+def test_up_on_official_index_then_pip_install(cache, ca_bundle, test_upstream, tmp_path):
+    result = run_cli(
+        "up", "--port", str(cache["port"]), "--ca-bundle", ca_bundle,
+        "--network", test_upstream["network"], "--json", env=cache["env"],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["upstream"]["name"] == "pypi"
+    assert out["index_url"] == f"http://127.0.0.1:{cache['port']}/root/pypi/+simple/"
+    cache["index_url"] = out["index_url"]
+
+    installed = pip_install(cache["index_url"], "six", tmp_path)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert "Successfully installed six" in installed.stdout
+
+
+def test_second_up_changes_nothing(cache):
+    result = run_cli("up", "--json", env=cache["env"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["changed"] is False, out
+    assert out["upstream"]["name"] == "pypi"
+
+
+def test_status_reports_the_cache(cache):
+    result = run_cli("status", "--json", env=cache["env"])
+    assert result.exit_code == 0, result.output
+    st = json.loads(result.stdout)
+    assert st["state"] == "running"
+    assert st["upstream_name"] == "pypi"
+    assert st["devpi_version"] == "6.20.3"
+    assert st["url"] == cache["index_url"]
+    assert st["cache_bytes"] > 10_000  # six's wheel is stored
+
+
+def test_root_password_is_nowhere_to_be_seen(cache, engine):
+    password = (cache["data_dir"] / "caches" / NAME / "root-password").read_text().strip()
+    assert len(password) >= 24
+    container = engine.containers.get(f"devpictl-{NAME}")
+    inspect = json.dumps(container.attrs)
+    assert password not in inspect
+    assert password not in container.logs().decode(errors="replace")
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert password not in ps
+    # ... and the image does not run devpi as root.
+    assert container.exec_run(["id", "-u"]).output.decode().strip() == "3141"
+    # anonymous users may not create users (restrict-modify root)
+    response = httpx.put(
+        f"http://127.0.0.1:{cache['port']}/intruder", json={"password": "x"},
+        headers={"Accept": "application/json"}, trust_env=False,
+    )
+    assert response.status_code in (401, 403), response.text
+
+
+def test_set_upstream_refreshes_a_cached_project(cache, test_upstream, tmp_path):
+    before = simple_files(cache["index_url"], "six")
+    assert "six-1.17.0-py2.py3-none-any.whl" in before  # cached from the official index
+
+    result = run_cli("set-upstream", test_upstream["url"], "--probe-project", "six", "--json", env=cache["env"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["previous"]["name"] == "pypi"
+    assert out["upstream"]["url"] == test_upstream["url"]
+
+    # At once, not after mirror_cache_expiry: the page lists the new upstream's files only.
+    assert simple_files(cache["index_url"], "six") == ["six-1.16.0-py2.py3-none-any.whl"]
+    installed = pip_install(cache["index_url"], "six==1.16.0", tmp_path)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+
+
+def test_set_upstream_refuses_a_dead_upstream(cache):
+    result = run_cli("set-upstream", "http://127.0.0.1:9/simple", env=cache["env"])
+    assert result.exit_code == 5, result.output
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and "Traceback" not in result.output, result.output
+    assert "--no-check" in error_lines[0]
+    st = json.loads(run_cli("status", "--json", env=cache["env"]).stdout)
+    assert st["upstream"] == "http://upstream:8080/simple"  # unchanged
+
+
+def test_down_then_up_serves_cached_files_with_the_upstream_gone(cache, engine, test_upstream, tmp_path):
+    result = run_cli("down", env=cache["env"])
+    assert result.exit_code == 0, result.output
+    assert engine.volumes.get(f"devpictl-{NAME}-data")  # the cache survives `down`
+
+    upstream = engine.containers.list(filters={"label": "com.docker.compose.service=upstream"})
+    upstream = [c for c in upstream if c.labels.get("com.docker.compose.project", "").endswith(RUN_ID)]
+    assert upstream, "test upstream container not found"
+    upstream[0].stop(timeout=2)
+    try:
+        result = run_cli(
+            "up", "--port", str(cache["port"]), "--network", test_upstream["network"],
+            "--probe-project", "six", "--timeout", "120", env=cache["env"],
+        )
+        assert result.exit_code == 0, result.output
+        installed = pip_install(cache["index_url"], "six==1.16.0", tmp_path)
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+    finally:
+        upstream[0].start()
+
+
+def test_down_volumes_deletes_the_cache(cache, engine):
+    result = run_cli("down", "--volumes", "--yes", env=cache["env"])
+    assert result.exit_code == 0, result.output
+    assert not engine.containers.list(all=True, filters={"label": f"devpictl.instance={NAME}"})
+    assert not engine.volumes.list(filters={"label": f"devpictl.instance={NAME}"})
+    assert not (cache["data_dir"] / "caches" / NAME / "root-password").exists()
