@@ -263,7 +263,7 @@ def configure_upstream(client: DevpiClient, wanted: Upstream | None, official: s
         return target
     reporter.step(f"Setting upstream to {target.name} {target.display_url}")
     client.patch_index(changes)
-    if target.url != current.url:
+    if (target.url or official).rstrip("/") != (current.url or official).rstrip("/"):
         actions.append(f"switched upstream from {current.name} to {target.name}")
         refreshed, missing = refresh_cached_projects(client, reporter)
         if refreshed:

@@ -39,14 +39,15 @@ def pip_user_config_file(environ: dict[str, str] | None = None) -> Path:
 
 
 SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
-KEY = re.compile(r"^([A-Za-z0-9_.-]+)\s*[=:]")
+KEY = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*[=:]")
+COMMENT = re.compile(r"^\s*[#;]")
 
 
 def set_ini_keys(text: str, section: str, values: dict[str, str]) -> str:
     """Set ``values`` in ``section`` of an INI text, keeping every other line as it was.
 
-    A key's continuation lines (pip allows multi-line trusted-host) go with it;
-    pip treats ``index-url`` and ``index_url`` as one key, so both spellings match.
+    As in configparser, indented lines after a key continue its value (pip allows
+    a multi-line trusted-host); pip treats ``index-url`` and ``index_url`` as one key.
     """
     def norm(key: str) -> str:
         return key.lower().replace("_", "-")
@@ -59,34 +60,39 @@ def set_ini_keys(text: str, section: str, values: dict[str, str]) -> str:
     current = None
     section_end = None  # index in out after the last line of the target section
     done: set[str] = set()
-    skipping = False
+    key_open = False  # the previous line belongs to a key's value
+    replacing = False  # ... and that key is one being replaced
     for line in lines:
         header = SECTION.match(line)
         if header:
-            skipping = False
+            key_open = replacing = False
             current = header.group(1).strip()
             out.append(line)
             if current == section:
                 section_end = len(out)
             continue
-        if skipping and line[:1] in (" ", "\t") and line.strip():
-            continue  # continuation of a value being replaced
-        skipping = False
-        if current == section:
-            key = KEY.match(line)
-            if key and norm(key.group(1)) in wanted:
-                name = norm(key.group(1))
-                skipping = True
-                if name in done:
-                    continue  # a second spelling of the same key: drop it
-                done.add(name)
-                original, value = wanted[name]
-                out.append(f"{original} = {value}\n")
-                section_end = len(out)
-                continue
-            if line.strip():
-                section_end = len(out) + 1
+        if key_open and line[:1] in (" ", "\t") and line.strip() and not COMMENT.match(line):
+            if not replacing:
+                out.append(line)
+                if current == section:
+                    section_end = len(out)
+            continue
+        key = KEY.match(line)
+        key_open = key is not None
+        replacing = False
+        if current == section and key and norm(key.group(1)) in wanted:
+            name = norm(key.group(1))
+            replacing = True
+            if name in done:
+                continue  # a second spelling of the same key: drop it
+            done.add(name)
+            original, value = wanted[name]
+            out.append(f"{original} = {value}\n")
+            section_end = len(out)
+            continue
         out.append(line)
+        if current == section and line.strip():
+            section_end = len(out)
     missing = [f"{wanted[n][0]} = {wanted[n][1]}\n" for n in wanted if n not in done]
     if section_end is None:
         if out and out[-1].strip():
@@ -108,6 +114,8 @@ def write_with_backup(path: Path, new_text: str) -> Path | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".devpictl-tmp")
     tmp.write_text(new_text)
+    if path.exists():
+        shutil.copymode(path, tmp)  # a 0600 pip.conf may hold credentials
     os.replace(tmp, path)
     return made_backup
 

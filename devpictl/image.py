@@ -36,7 +36,7 @@ class BuildOptions:
     web: bool = False
     wheelhouse: Path | None = None
     ca_bundle: Path | None = None
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # put on the image by the engine
 
 
 def template_dir() -> Path:
@@ -107,7 +107,6 @@ def render_dockerfile(options: BuildOptions) -> str:
         pip_options=" ".join(pip_options(options)),
         requirements=" ".join(f"'{r}'" for r in requirements(options)),
         devpi_server_version=options.devpi_server_version,
-        labels=options.labels,
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from devpictl.errors import BadInput
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
 DEFAULT_NAME = "default"
 DEFAULT_PORT = 3141
 DEFAULT_HOST = "127.0.0.1"
@@ -29,7 +29,7 @@ def data_dir() -> Path:
 
 
 def check_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise BadInput(
             f"cache name {name!r} is not allowed: use 1-40 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
@@ -98,6 +98,7 @@ def ensure_root_password(instance: Instance) -> tuple[str, bool]:
     instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     password = secrets.token_urlsafe(24)
     fd = os.open(instance.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file that already exists
     with os.fdopen(fd, "w") as fh:
         fh.write(password + "\n")
     return password, True

@@ -39,6 +39,7 @@ def up(
     Example: devpictl up --mirror nju
     """
     from devpictl import cache
+    from devpictl import image as img
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.mirrors import resolve
@@ -48,23 +49,21 @@ def up(
     upstream = resolve(mirror) if mirror else None
     if port is not None:
         check_port(port)
+    build_opts = options.build_options(base_image, pip_mirror, wheelhouse, ca_bundle, web)
+    img.check_inputs(build_opts)
     opts = cache.UpOptions(
         instance=instance,
         upstream=upstream,
         host=host,
         port=port,
         image=image,
-        build=options.build_options(base_image, pip_mirror, wheelhouse, ca_bundle, web),
+        build=build_opts,
         network=network,
         ca_bundle=ca_bundle,
         probe_project=probe_project,
         timeout=timeout,
         environ=dict(os.environ),
     )
-    if ca_bundle is not None:
-        from devpictl.image import read_ca_bundle
-
-        read_ca_bundle(ca_bundle)
     engine = connect()
     if host in ("0.0.0.0", "::") and not json_output:
         ui.err.print(f"[yellow]warning:[/] publishing on {host} lets anyone who reaches this machine use the cache")
@@ -101,7 +100,8 @@ def status(name: str = options.NAME, json_output: bool = options.JSON) -> None:
     from devpictl.container import connect
     from devpictl.settings import Instance, check_name
 
-    st = cache.status(connect(), Instance(check_name(name)))
+    instance = Instance(check_name(name))
+    st = cache.status(connect(), instance)
     if json_output:
         ui.print_json(st.as_dict())
         return

@@ -365,10 +365,6 @@ class TestRootPassword:
         assert created is True
         assert instance.password_file.read_text().strip() == password
 
-    @pytest.mark.xfail(
-        reason="ensure_root_password reuses an existing (empty) file with os.open(O_CREAT), which keeps its old mode",
-        strict=True,
-    )
     def test_existing_empty_file_is_made_0600(self):
         instance = settings.Instance("default")
         instance.state_dir.mkdir(parents=True)
@@ -389,10 +385,6 @@ class TestNamesAndPorts:
             settings.check_name(name)
         assert repr(name) in str(info.value)
 
-    @pytest.mark.xfail(
-        reason="NAME_PATTERN ends in '$', which also matches before a trailing newline; use fullmatch or \\Z",
-        strict=True,
-    )
     def test_trailing_newline_is_not_a_name(self):
         with pytest.raises(BadInput):
             settings.check_name("default\n")
