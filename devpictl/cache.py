@@ -6,6 +6,7 @@ The CLI parses and reports; everything here takes typed values and a Reporter.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shlex
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -27,7 +28,17 @@ from devpictl.errors import (
     UpstreamUnreachable,
 )
 from devpictl.mirrors import OFFICIAL, Upstream, find_by_url
-from devpictl.settings import Instance, ensure_root_password, forget_root_password, read_root_password
+from devpictl.settings import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    Instance,
+    ensure_root_password,
+    forget_cache,
+    forget_root_password,
+    load_remembered,
+    read_root_password,
+    save_remembered,
+)
 
 DEFAULT_PROBE_PROJECT = "pip"
 
@@ -55,14 +66,16 @@ class QuietReporter:
 @dataclass(frozen=True)
 class UpOptions:
     instance: Instance
-    upstream: Upstream | None  # None: keep what a running cache has (pypi for a new one)
-    host: str
-    port: int | None  # None: keep an existing cache's port, else the default
-    image: str
+    upstream: Upstream | None  # None: keep what the cache has (pypi for a new one)
+    # None below: what `up` remembered for this cache, else the built-in default.
+    host: str | None
+    port: int | None
+    image: str | None
     build: img.BuildOptions
     network: str | None = None
     ca_bundle: Path | None = None
-    probe_project: str = DEFAULT_PROBE_PROJECT
+    probe_project: str | None = None
+    check: bool = True  # check that a new upstream answers before switching to it
     timeout: float = 180.0
     environ: Mapping[str, str] = field(default_factory=dict)
 
@@ -119,7 +132,30 @@ def running_container(engine, instance: Instance):
     return container
 
 
-def up(engine, opts: UpOptions, reporter: Reporter) -> UpResult:
+def with_remembered(opts: UpOptions) -> tuple[UpOptions, UpOptions]:
+    """(opts with remembered values filled in, the same with built-in defaults too)."""
+    stored = load_remembered(opts.instance)
+    given = dataclasses.replace(
+        opts,
+        host=opts.host or stored.get("host"),
+        port=opts.port or stored.get("port"),
+        image=opts.image or stored.get("image"),
+        network=opts.network or stored.get("network"),
+        ca_bundle=opts.ca_bundle or (Path(stored["ca_bundle"]) if stored.get("ca_bundle") else None),
+        probe_project=opts.probe_project or stored.get("probe_project"),
+    )
+    full = dataclasses.replace(
+        given,
+        host=given.host or DEFAULT_HOST,
+        port=given.port or DEFAULT_PORT,
+        image=given.image or img.DEFAULT_IMAGE,
+        probe_project=given.probe_project or DEFAULT_PROBE_PROJECT,
+    )
+    return given, full
+
+
+def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
+    given, opts = with_remembered(requested)
     instance = opts.instance
     actions: list[str] = []
     container = ctr.find_container(engine, instance)
@@ -127,12 +163,12 @@ def up(engine, opts: UpOptions, reporter: Reporter) -> UpResult:
     try:
         wanted = opts.upstream
         if container is None:
-            container = create(engine, opts, reporter, actions, created)
-            # A new cache starts on the official index: devpi's default, used by dropping mirror_url.
-            wanted = wanted or OFFICIAL
+            container, fresh = create(engine, opts, reporter, actions, created)
+            if fresh:
+                wanted = wanted or OFFICIAL  # a new cache starts on the official index
         else:
             host, port = ctr.published_address(container)
-            if opts.port is not None and (port != opts.port or host != opts.host):
+            if (given.port is not None and port != given.port) or (given.host is not None and host != given.host):
                 raise Conflict(
                     f"cache {instance.name!r} is published on {host}:{port}: run `devpictl down --name {instance.name}` first to move it, or drop --host/--port"
                 )
@@ -145,27 +181,42 @@ def up(engine, opts: UpOptions, reporter: Reporter) -> UpResult:
         with DevpiClient(base_url) as client:
             wait_for_api(client, container, opts.timeout, reporter)
             login_root(client, instance)
-            upstream = configure_upstream(client, wanted, official_url(container), reporter, actions)
+            official = official_url(container)
+            if opts.check and wanted is not None:
+                current = find_by_url(client.get_index().get("mirror_url"), official)
+                if effective_url(wanted, official) != effective_url(current, official):
+                    with reporter.waiting(f"Checking that {effective_url(wanted, official)} answers"):
+                        check_upstream(container, effective_url(wanted, official), opts.probe_project)
+            upstream = configure_upstream(client, wanted, official, reporter, actions)
             wait_until_ready(client, opts.probe_project, opts.timeout, reporter)
     except BaseException as exc:
         if created:
-            if isinstance(exc, DevpictlError) and container is not None:
-                save_failure_log(instance, container)
+            log = save_failure_log(instance, container) if container is not None else None
             reporter.step("Removing what this run created")
             for undo in reversed(created):
                 undo()
+            if log is not None and isinstance(exc, DevpictlError):
+                exc.args = (f"{exc} (devpi's log is kept in {log})",)
         raise
+    save_remembered(instance, {
+        "host": opts.host, "port": ctr.published_address(container)[1], "image": opts.image,
+        "network": opts.network, "ca_bundle": str(opts.ca_bundle) if opts.ca_bundle else None,
+        "probe_project": opts.probe_project,
+    })
     return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file)
 
 
 def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], created: list[Callable[[], None]]):
+    """Create (and start) the container, and the volume if missing; returns (container, fresh volume?)."""
     instance = opts.instance
-    port = opts.port or img.CONTAINER_PORT
+    port = opts.port
     if not ctr.image_exists(engine, opts.image):
         reporter.step(f"Building image {opts.image}")
         img.build_image(engine.api, opts.build, opts.image, dict(opts.environ), reporter.log)
         actions.append(f"built image {opts.image}")
     ctr.check_port_free(opts.host, port)
+    if opts.network:
+        ctr.check_network(engine, opts.network)
     fresh_volume = ctr.ensure_volume(engine, instance)
     if fresh_volume:
         created.append(lambda: ctr.remove_volume(engine, instance))
@@ -190,7 +241,7 @@ def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], crea
     reporter.step(f"Starting cache {instance.name!r} on {opts.host}:{port}")
     ctr.start(container)
     actions.append(f"created container {instance.container}")
-    return container
+    return container, fresh_volume
 
 
 def save_failure_log(instance: Instance, container) -> Path | None:
@@ -235,6 +286,10 @@ def login_root(client: DevpiClient, instance: Instance) -> None:
     client.login("root", password)
 
 
+def effective_url(upstream: Upstream, official: str) -> str:
+    return (upstream.url or official).rstrip("/")
+
+
 def official_url(container) -> str:
     """The official index's URL as devpi itself knows it (the mirror_url devpi-init gives root/pypi).
 
@@ -263,7 +318,7 @@ def configure_upstream(client: DevpiClient, wanted: Upstream | None, official: s
         return target
     reporter.step(f"Setting upstream to {target.name} {target.display_url}")
     client.patch_index(changes)
-    if (target.url or official).rstrip("/") != (current.url or official).rstrip("/"):
+    if effective_url(target, official) != effective_url(current, official):
         actions.append(f"switched upstream from {current.name} to {target.name}")
         refreshed, missing = refresh_cached_projects(client, reporter)
         if refreshed:
@@ -363,11 +418,12 @@ class SwitchResult:
     actions: list[str]
 
 
-def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool, probe_project: str, reporter: Reporter) -> SwitchResult:
+def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool, probe_project: str | None, reporter: Reporter) -> SwitchResult:
     container = running_container(engine, instance)
+    probe_project = probe_project or str(load_remembered(instance).get("probe_project") or DEFAULT_PROBE_PROJECT)
     official = official_url(container)
     if check:
-        url = upstream.url or official
+        url = effective_url(upstream, official)
         with reporter.waiting(f"Checking that {url} answers"):
             check_upstream(container, url, probe_project)
     actions: list[str] = []
@@ -444,6 +500,6 @@ def down(engine, instance: Instance, *, volumes: bool) -> list[str]:
         actions.append(f"removed container {instance.container}")
     if volumes and ctr.volume_exists(engine, instance):
         ctr.remove_volume(engine, instance)
-        forget_root_password(instance)
+        forget_cache(instance)
         actions.append(f"deleted volume {instance.volume} and its root password")
     return actions

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from devpictl.errors import EngineError, EngineUnavailable, PortInUse
+from devpictl.errors import BadInput, EngineError, EngineUnavailable, PortInUse
 from devpictl.image import CONTAINER_PORT, add_bytes
 from devpictl.settings import LABEL_INSTANCE, LABEL_MANAGED, Instance
 
@@ -94,6 +94,15 @@ def check_port_free(host: str, port: int) -> None:
             if exc.errno == errno.EADDRNOTAVAIL:
                 raise PortInUse(f"this machine has no address {host}: pass --host with one of its addresses, e.g. 127.0.0.1") from None
             raise
+
+
+def check_network(engine, name: str) -> None:
+    import docker.errors
+
+    try:
+        engine.networks.get(name)
+    except docker.errors.NotFound:
+        raise BadInput(f"there is no Docker network {name!r}: create it with `docker network create {name}`, or drop --network") from None
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,8 @@ def build_image(
             decode=True,
             buildargs=proxy_build_args(environ),
             labels=options.labels,
+            # An offline build proves the wheelhouse is complete: pip gets no network at all.
+            network_mode="none" if options.wheelhouse is not None else None,
         )
         image_id = None
         tail: list[str] = []

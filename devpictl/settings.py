@@ -79,6 +79,10 @@ class Instance:
     def password_file(self) -> Path:
         return self.state_dir / "root-password"
 
+    @property
+    def settings_file(self) -> Path:
+        return self.state_dir / "cache.toml"
+
     def labels(self) -> dict[str, str]:
         return {LABEL_MANAGED: "1", LABEL_INSTANCE: self.name, **extra_labels()}
 
@@ -106,3 +110,41 @@ def ensure_root_password(instance: Instance) -> tuple[str, bool]:
 
 def forget_root_password(instance: Instance) -> None:
     instance.password_file.unlink(missing_ok=True)
+
+
+# What `up` remembers of a cache, so that `up` after `down` (or a reboot) brings
+# back the same cache: flag > environment > remembered > built-in default.
+REMEMBERED_KEYS = ("host", "port", "image", "network", "ca_bundle", "probe_project")
+
+
+def load_remembered(instance: Instance) -> dict[str, object]:
+    try:
+        text = instance.settings_file.read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise BadInput(f"cannot read {instance.settings_file} ({exc.strerror}): fix its permissions or delete it") from None
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{instance.settings_file} is not valid TOML ({exc}): fix it or delete it") from None
+    return {k: v for k, v in data.items() if k in REMEMBERED_KEYS}
+
+
+def save_remembered(instance: Instance, values: dict[str, object]) -> None:
+    import tomli_w
+
+    data = {k: v for k, v in values.items() if k in REMEMBERED_KEYS and v is not None}
+    instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    header = "# Written by `devpictl up`: how this cache was created. Flags and DEVPICTL_* variables win.\n"
+    instance.settings_file.write_text(header + tomli_w.dumps(data))
+
+
+def forget_cache(instance: Instance) -> None:
+    """Forget the root password and remembered settings of a deleted cache."""
+    instance.password_file.unlink(missing_ok=True)
+    instance.settings_file.unlink(missing_ok=True)

@@ -20,10 +20,10 @@ def register(app: typer.Typer) -> None:
 
 def up(
     mirror: str = typer.Option(None, "--mirror", "-m", envvar="DEVPICTL_MIRROR", help="Upstream: a catalog name (see `devpictl mirrors`) or an index URL. Default: keep the cache's, or pypi."),
-    port: int = typer.Option(None, "--port", "-p", envvar="DEVPICTL_PORT", help="Host port to publish the cache on [default: 3141]."),
-    host: str = typer.Option("127.0.0.1", "--host", envvar="DEVPICTL_HOST", help="Host address to publish on; 0.0.0.0 opens the cache to your network."),
+    port: int = typer.Option(None, "--port", "-p", envvar="DEVPICTL_PORT", help="Host port to publish the cache on [default: remembered, else 3141]."),
+    host: str = typer.Option(None, "--host", envvar="DEVPICTL_HOST", help="Host address to publish on; 0.0.0.0 opens the cache to your network [default: remembered, else 127.0.0.1]."),
     name: str = options.NAME,
-    image: str = options.IMAGE,
+    image: str = options.UP_IMAGE,
     base_image: str = options.BASE_IMAGE,
     pip_mirror: str = options.PIP_MIRROR,
     wheelhouse: Path = options.WHEELHOUSE,
@@ -31,6 +31,7 @@ def up(
     web: bool = options.WEB,
     network: str = typer.Option(None, "--network", envvar="DEVPICTL_NETWORK", help="Also attach the cache to this Docker network."),
     probe_project: str = options.PROBE,
+    check: bool = options.CHECK,
     timeout: float = options.TIMEOUT,
     json_output: bool = options.JSON,
 ) -> None:
@@ -61,11 +62,12 @@ def up(
         network=network,
         ca_bundle=ca_bundle,
         probe_project=probe_project,
+        check=check,
         timeout=timeout,
         environ=dict(os.environ),
     )
     engine = connect()
-    if host in ("0.0.0.0", "::") and not json_output:
+    if host in ("0.0.0.0", "::") and not json_output:  # a remembered 0.0.0.0 was warned about when chosen
         ui.err.print(f"[yellow]warning:[/] publishing on {host} lets anyone who reaches this machine use the cache")
     with ui.reporter(json_output) as rep:
         result = cache.up(engine, opts, rep)

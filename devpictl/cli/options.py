@@ -11,12 +11,14 @@ from devpictl.image import DEFAULT_BASE_IMAGE, DEFAULT_IMAGE
 NAME = typer.Option("default", "--name", "-n", envvar="DEVPICTL_NAME", help="Which cache (several can run side by side).")
 JSON = typer.Option(False, "--json", help="Print a JSON result for scripts instead of progress.")
 IMAGE = typer.Option(DEFAULT_IMAGE, "--image", envvar="DEVPICTL_IMAGE", help="Image tag to build and run.")
+UP_IMAGE = typer.Option(None, "--image", envvar="DEVPICTL_IMAGE", help=f"Image tag to run (built if missing) [default: remembered, else {DEFAULT_IMAGE}].")
 BASE_IMAGE = typer.Option(DEFAULT_BASE_IMAGE, "--base-image", envvar="DEVPICTL_BASE_IMAGE", help="Image with python3 (and venv) to build on.")
 PIP_MIRROR = typer.Option(None, "--pip-mirror", envvar="DEVPICTL_PIP_MIRROR", help="Index the build's pip installs devpi from: a catalog name or URL (default: pip's default).")
 WHEELHOUSE = typer.Option(None, "--wheelhouse", envvar="DEVPICTL_WHEELHOUSE", help="Build offline: pip installs only from this directory of wheels.", file_okay=False)
 CA_BUNDLE = typer.Option(None, "--ca-bundle", envvar="DEVPICTL_CA_BUNDLE", help="PEM bundle to trust for HTTPS (a TLS-inspecting proxy's CA), in the build and in the cache.", dir_okay=False)
 WEB = typer.Option(False, "--web", help="Also install devpi-web (its search indexer stays off).")
-PROBE = typer.Option("pip", "--probe-project", envvar="DEVPICTL_PROBE_PROJECT", help="Project whose simple page must list files for the cache to count as ready.")
+PROBE = typer.Option(None, "--probe-project", envvar="DEVPICTL_PROBE_PROJECT", help="Project whose simple page must list files for the cache to count as ready [default: remembered, else pip].")
+CHECK = typer.Option(True, "--check/--no-check", help="Check that a new upstream answers a simple page before switching to it.")
 TIMEOUT = typer.Option(180.0, "--timeout", envvar="DEVPICTL_TIMEOUT", help="Seconds to wait for devpi to become ready.", min=1)
 
 

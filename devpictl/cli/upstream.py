@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
 def set_upstream(
     mirror: str = typer.Argument(..., help="A catalog name (see `devpictl mirrors`) or an index URL."),
     name: str = options.NAME,
-    check: bool = typer.Option(True, "--check/--no-check", help="Check that the upstream answers before switching."),
+    check: bool = options.CHECK,
     probe_project: str = options.PROBE,
     json_output: bool = options.JSON,
 ) -> None:

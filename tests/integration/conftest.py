@@ -198,6 +198,22 @@ def installer_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def uv_install(index_url: str, requirement: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    import uv
+
+    env = installer_env(tmp_path)
+    env = {k: v for k, v in env.items() if not k.startswith("UV_")}
+    env.update(UV_NO_CACHE="1", UV_NO_CONFIG="1", UV_PYTHON=sys.executable)
+    target = tmp_path / f"uv-target-{hashlib.md5(requirement.encode()).hexdigest()[:8]}"
+    return subprocess.run(
+        [uv.find_uv_bin(), "pip", "install", "--no-deps", "--target", str(target), "--index-url", index_url, requirement],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
 def pip_install(index_url: str, requirement: str, tmp_path: Path) -> subprocess.CompletedProcess:
     target = tmp_path / f"target-{hashlib.md5(requirement.encode()).hexdigest()[:8]}"
     return subprocess.run(

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from devpictl.devpi import INSTALLER_AGENT
-from tests.integration.conftest import RUN_ID, free_port, pip_install, run_cli
+from tests.integration.conftest import RUN_ID, free_port, pip_install, run_cli, uv_install
 
 NAME = f"wf{RUN_ID}"
 
@@ -53,6 +53,9 @@ def test_up_on_official_index_then_pip_install(cache, ca_bundle, test_upstream, 
     installed = pip_install(cache["index_url"], "six", tmp_path)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     assert "Successfully installed six" in installed.stdout
+    installed = uv_install(cache["index_url"], "six", tmp_path)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert "+ six==1.17.0" in installed.stderr, installed.stderr
 
 
 def test_second_up_changes_nothing(cache):
@@ -129,11 +132,10 @@ def test_down_then_up_serves_cached_files_with_the_upstream_gone(cache, engine, 
     assert upstream, "test upstream container not found"
     upstream[0].stop(timeout=2)
     try:
-        result = run_cli(
-            "up", "--port", str(cache["port"]), "--network", test_upstream["network"],
-            "--probe-project", "six", "--timeout", "120", env=cache["env"],
-        )
+        # Port, network and CA bundle come back from what the first `up` remembered.
+        result = run_cli("up", "--probe-project", "six", "--timeout", "120", "--json", env=cache["env"])
         assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["index_url"] == cache["index_url"]
         installed = pip_install(cache["index_url"], "six==1.16.0", tmp_path)
         assert installed.returncode == 0, installed.stdout + installed.stderr
     finally:

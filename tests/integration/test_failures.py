@@ -1,0 +1,63 @@
+"""Expected failures on a real engine: one clear line, non-zero exit, nothing left behind."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.integration.conftest import RUN_ID, free_port, run_cli
+
+
+@pytest.fixture
+def isolated(engine, devpi_image, tmp_path):
+    name = f"fail{RUN_ID}"
+    env = {"DEVPICTL_DATA_DIR": str(tmp_path / "data"), "DEVPICTL_IMAGE": devpi_image, "DEVPICTL_NAME": name}
+    yield {"name": name, "env": env, "data_dir": tmp_path / "data"}
+    for container in engine.containers.list(all=True, filters={"label": f"devpictl.instance={name}"}):
+        container.remove(force=True)
+    for volume in engine.volumes.list(filters={"label": f"devpictl.instance={name}"}):
+        volume.remove(force=True)
+
+
+def leftovers(engine, name: str) -> list[str]:
+    found = [c.name for c in engine.containers.list(all=True, filters={"label": f"devpictl.instance={name}"})]
+    found += [v.name for v in engine.volumes.list(filters={"label": f"devpictl.instance={name}"})]
+    return found
+
+
+def one_error_line(result) -> str:
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    assert "Traceback" not in result.output
+    return errors[0]
+
+
+def test_port_in_use_creates_nothing(engine, isolated):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("up", "--port", str(port), env=isolated["env"])
+    assert result.exit_code == 4, result.output
+    assert "--port" in one_error_line(result)
+    assert leftovers(engine, isolated["name"]) == []
+    assert not (isolated["data_dir"] / "caches" / isolated["name"] / "root-password").exists()
+
+
+def test_dead_upstream_on_a_new_cache_removes_what_up_created(engine, isolated):
+    result = run_cli("up", "--port", str(free_port()), "--mirror", "http://127.0.0.1:9/simple", "--timeout", "60", env=isolated["env"])
+    assert result.exit_code == 5, result.output
+    line = one_error_line(result)
+    assert "127.0.0.1:9" in line and "devpi's log is kept in" in line
+    assert leftovers(engine, isolated["name"]) == []
+    state = isolated["data_dir"] / "caches" / isolated["name"]
+    assert not (state / "root-password").exists()
+    assert "devpi-server" in (state / "last-failed-up.log").read_text() or (state / "last-failed-up.log").stat().st_size > 0
+
+
+def test_unknown_network_creates_nothing(engine, isolated):
+    result = run_cli("up", "--port", str(free_port()), "--network", f"no-such-net-{RUN_ID}", env=isolated["env"])
+    assert result.exit_code == 2, result.output
+    assert "--network" in one_error_line(result)
+    assert leftovers(engine, isolated["name"]) == []

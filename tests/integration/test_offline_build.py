@@ -1,0 +1,34 @@
+"""`build --wheelhouse` builds with no network at all, from the template."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from devpictl.image import DEVPI_SERVER_VERSION
+from tests.integration.conftest import RUN_ID, run_cli
+
+
+def test_wheelhouse_build_needs_no_network(engine, base_image, tmp_path):
+    wheelhouse = tmp_path / "wheelhouse"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(wheelhouse), f"devpi-server=={DEVPI_SERVER_VERSION}"],
+        check=True,
+        env={**env, "PIP_CONFIG_FILE": os.devnull},
+    )
+    tag = f"devpictl-test/devpi-offline:{RUN_ID}"
+    try:
+        # The engine builds with network_mode=none: any index access would fail the build.
+        result = run_cli("build", "--image", tag, "--base-image", base_image, "--wheelhouse", str(wheelhouse))
+        assert result.exit_code == 0, result.output
+        image = engine.images.get(tag)
+        assert image.labels.get("devpictl.test") == "1"
+        out = engine.containers.run(tag, entrypoint=["devpi-server", "--version"], remove=True)
+        assert DEVPI_SERVER_VERSION in out.decode()
+    finally:
+        try:
+            engine.images.remove(tag, force=True)
+        except Exception:
+            pass
