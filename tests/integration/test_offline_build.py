@@ -25,8 +25,13 @@ def test_wheelhouse_build_needs_no_network(engine, base_image, tmp_path):
         assert result.exit_code == 0, result.output
         image = engine.images.get(tag)
         assert image.labels.get("devpictl.test") == "1"
-        out = engine.containers.run(tag, entrypoint=["devpi-server", "--version"], remove=True)
-        assert DEVPI_SERVER_VERSION in out.decode()
+        container = engine.containers.create(tag, entrypoint=["devpi-server", "--version"], labels={"devpictl.test": "1"})
+        try:
+            container.start()
+            assert container.wait(timeout=60)["StatusCode"] == 0
+            assert DEVPI_SERVER_VERSION in container.logs().decode()
+        finally:
+            container.remove(v=True, force=True)  # v: the image's VOLUME /data made an anonymous volume
     finally:
         try:
             engine.images.remove(tag, force=True)
