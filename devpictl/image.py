@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tarfile
 from collections.abc import Callable, Iterable
@@ -200,6 +201,11 @@ def build_image(
                 image_id = chunk["aux"]["ID"]
     except docker.errors.APIError as exc:
         raise EngineError(f"image build failed: {exc.explanation or exc}") from None
+    finally:
+        # The classic builder leaves the install stage behind as an untagged image
+        # (holding the build-only CA bundle and wheelhouse); it serves nothing.
+        with contextlib.suppress(docker.errors.APIError):
+            api.prune_images(filters={"dangling": True, "label": "devpictl.stage=install"})
     return image_id or tag
 
 

@@ -261,12 +261,16 @@ class FakeAPI:
         self.chunks = list(chunks)
         self.error = error
         self.calls: list[dict] = []
+        self.pruned: list[dict] = []
 
     def build(self, **kwargs):
         self.calls.append(kwargs)
         if self.error is not None:
             raise self.error
         yield from self.chunks
+
+    def prune_images(self, filters):
+        self.pruned.append(filters)
 
 
 class TestBuildImage:
@@ -368,3 +372,11 @@ def test_proxy_build_args_pass_only_set_proxy_variables():
 
 def test_proxy_build_args_empty_environment():
     assert img.proxy_build_args({}) == {}
+
+
+def test_build_prunes_the_leftover_install_stage():
+    api = FakeAPI([{"stream": "ok\n"}, {"aux": {"ID": "sha256:abc"}}])
+    img.build_image(api, img.BuildOptions(), "devpictl/test:1", {}, lambda line: None)
+    assert api.pruned == [{"dangling": True, "label": "devpictl.stage=install"}]
+    install_stage = img.render_dockerfile(img.BuildOptions()).split("\nFROM ")[1]
+    assert "LABEL devpictl.stage=install" in install_stage
