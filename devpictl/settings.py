@@ -28,6 +28,20 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir("devpictl", appauthor=False))
 
 
+def config_dir() -> Path:
+    """devpictl's config directory (config.toml): $DEVPICTL_CONFIG_DIR, else the platform's user config dir."""
+    override = os.environ.get("DEVPICTL_CONFIG_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("devpictl", appauthor=False))
+
+
+def config_file() -> Path:
+    return config_dir() / "config.toml"
+
+
 def check_name(name: str) -> str:
     if not NAME_PATTERN.fullmatch(name):
         raise BadInput(

@@ -12,6 +12,7 @@ def isolation(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("DEVPICTL_DATA_DIR", str(tmp_path / "devpictl-data"))
+    monkeypatch.setenv("DEVPICTL_CONFIG_DIR", str(tmp_path / "devpictl-config"))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setenv("TERM", "dumb")
