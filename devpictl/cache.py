@@ -22,6 +22,7 @@ from devpictl.errors import (
     CacheUnreachable,
     Conflict,
     DevpiError,
+    EngineError,
     DevpictlError,
     LoginRefused,
     ReadinessTimeout,
@@ -75,6 +76,7 @@ class UpOptions:
     network: str | None = None
     ca_bundle: Path | None = None
     probe_project: str | None = None
+    front: bool | None = None  # nginx before devpi
     check: bool = True  # check that a new upstream answers before switching to it
     timeout: float = 180.0
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -143,6 +145,7 @@ def with_remembered(opts: UpOptions) -> tuple[UpOptions, UpOptions]:
         network=opts.network or stored.get("network"),
         ca_bundle=opts.ca_bundle or (Path(stored["ca_bundle"]) if stored.get("ca_bundle") else None),
         probe_project=opts.probe_project or stored.get("probe_project"),
+        front=opts.front if opts.front is not None else stored.get("front"),
     )
     full = dataclasses.replace(
         given,
@@ -150,6 +153,7 @@ def with_remembered(opts: UpOptions) -> tuple[UpOptions, UpOptions]:
         port=given.port or DEFAULT_PORT,
         image=given.image or img.DEFAULT_IMAGE,
         probe_project=given.probe_project or DEFAULT_PROBE_PROJECT,
+        front=given.front if given.front is not None else True,
     )
     return given, full
 
@@ -172,6 +176,10 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
                 raise Conflict(
                     f"cache {instance.name!r} is published on {host}:{port}: run `devpictl down --name {instance.name}` first to move it, or drop --host/--port"
                 )
+            if given.front is not None and given.front != front_enabled(container):
+                raise Conflict(
+                    f"cache {instance.name!r} runs {'with' if front_enabled(container) else 'without'} its front server: run `devpictl down --name {instance.name}` first to change that"
+                )
             if container.status != "running":
                 reporter.step(f"Starting stopped cache {instance.name!r}")
                 ctr.start(container)
@@ -187,7 +195,7 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
                 if effective_url(wanted, official) != effective_url(current, official):
                     with reporter.waiting(f"Checking that {effective_url(wanted, official)} answers"):
                         check_upstream(container, effective_url(wanted, official), opts.probe_project)
-            upstream = configure_upstream(client, wanted, official, reporter, actions)
+            upstream = configure_upstream(client, wanted, official, reporter, actions, lambda: flush_front_cache(container))
             wait_until_ready(client, opts.probe_project, opts.timeout, reporter)
     except BaseException as exc:
         if created:
@@ -201,7 +209,7 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
     save_remembered(instance, {
         "host": opts.host, "port": ctr.published_address(container)[1], "image": opts.image,
         "network": opts.network, "ca_bundle": str(opts.ca_bundle) if opts.ca_bundle else None,
-        "probe_project": opts.probe_project,
+        "probe_project": opts.probe_project, "front": opts.front,
     })
     return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file)
 
@@ -228,7 +236,7 @@ def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], crea
     password, new_password = ensure_root_password(instance)
     if new_password:
         created.append(lambda: forget_root_password(instance))
-    spec = ctr.ContainerSpec(instance, opts.image, opts.host, port, opts.network)
+    spec = ctr.ContainerSpec(instance, opts.image, opts.host, port, opts.network, front=bool(opts.front))
     container = ctr.create_container(engine, spec)
     created.append(lambda: ctr.remove(container))
     files = {"root-password": password.encode()}
@@ -308,8 +316,18 @@ def official_url(container) -> str:
     return url.rstrip("/")
 
 
-def configure_upstream(client: DevpiClient, wanted: Upstream | None, official: str, reporter: Reporter, actions: list[str]) -> Upstream:
-    """Point root/pypi at ``wanted`` (None: keep its upstream) and refresh what it cached."""
+def configure_upstream(
+    client: DevpiClient,
+    wanted: Upstream | None,
+    official: str,
+    reporter: Reporter,
+    actions: list[str],
+    flush: Callable[[], None],
+) -> Upstream:
+    """Point root/pypi at ``wanted`` (None: keep its upstream) and refresh what it cached.
+
+    ``flush`` empties the front server's page cache after any change.
+    """
     ixconfig = client.get_index()
     current = find_by_url(ixconfig.get("mirror_url"), official)
     target = wanted or current
@@ -328,7 +346,22 @@ def configure_upstream(client: DevpiClient, wanted: Upstream | None, official: s
             actions.append(f"{len(missing)} cached projects are not on the new upstream: {shown}")
     else:
         actions.append("updated the mirror options of root/pypi")
+    flush()
     return target
+
+
+def front_enabled(container) -> bool:
+    env = container.attrs.get("Config", {}).get("Env") or []
+    return "DEVPICTL_FRONT=0" not in env
+
+
+def flush_front_cache(container) -> None:
+    """Make the front server's cached pages misses, so a switched upstream shows at once."""
+    if not front_enabled(container):
+        return
+    code, output = ctr.exec_output(container, ["devpictl-flush-cache"])
+    if code != 0:
+        raise EngineError(f"could not empty the front server's page cache ({last_line(output)}): run `devpictl down` and `devpictl up`")
 
 
 def refresh_cached_projects(client: DevpiClient, reporter: Reporter) -> tuple[list[str], list[str]]:
@@ -430,7 +463,7 @@ def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool,
     with DevpiClient(ctr.local_base_url(container)) as client:
         login_root(client, instance)
         previous = find_by_url(client.get_index().get("mirror_url"), official)
-        configure_upstream(client, upstream, official, reporter, actions)
+        configure_upstream(client, upstream, official, reporter, actions, lambda: flush_front_cache(container))
     return SwitchResult(instance.name, previous, upstream, actions)
 
 
@@ -447,6 +480,7 @@ class Status:
     image: str | None
     volume: str
     password_file: str
+    front_server: bool
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -485,6 +519,7 @@ def status(engine, instance: Instance) -> Status:
         image=(container.image.tags or [container.image.short_id])[0],
         volume=instance.volume,
         password_file=str(instance.password_file),
+        front_server=front_enabled(container),
     )
 
 

@@ -112,6 +112,7 @@ class ContainerSpec:
     host: str
     port: int
     network: str | None = None
+    front: bool = True
 
 
 def create_container(engine, spec: ContainerSpec):
@@ -127,6 +128,7 @@ def create_container(engine, spec: ContainerSpec):
             volumes={spec.instance.volume: {"bind": "/data", "mode": "rw"}},
             restart_policy={"Name": "unless-stopped"},
             network=spec.network,
+            environment={"DEVPICTL_FRONT": "1" if spec.front else "0"},
             # tini as PID 1: signals reach devpi and zombies are reaped.
             init=True,
         )

@@ -54,6 +54,9 @@ class DevpiClient:
 
     def api(self) -> dict:
         response = self._request("GET", "/+api")
+        if response.status_code in (502, 503, 504):
+            # The front server answers while devpi behind it is still starting.
+            raise CacheUnreachable(f"devpi behind the front server at {self.base_url} is not answering yet (HTTP {response.status_code})")
         if response.status_code != 200:
             raise self._error(response, "answer /+api")
         return response.json().get("result", {})

@@ -19,6 +19,8 @@ DEVPI_WEB_VERSION = "5.1.1"
 DEFAULT_BASE_IMAGE = "python:3.12-slim"
 DEFAULT_IMAGE = f"devpictl/devpi-server:{DEVPI_SERVER_VERSION}"
 CONTAINER_PORT = 3141
+DEVPI_INTERNAL_PORT = 3142  # devpi behind the front server, on the container's loopback
+MIRROR_CACHE_EXPIRY = 1800  # devpi's default; the front server caches pages as long
 VENV = "/opt/devpi"
 DEVPI_UID = 3141
 
@@ -37,6 +39,7 @@ class BuildOptions:
     web: bool = False
     wheelhouse: Path | None = None
     ca_bundle: Path | None = None
+    front: bool = True  # install nginx, the front server
     labels: dict[str, str] = field(default_factory=dict)  # put on the image by the engine
 
 
@@ -71,13 +74,13 @@ def pip_options(options: BuildOptions) -> list[str]:
 
 def render_server_config(options: BuildOptions) -> str:
     """The YAML file devpi-server reads (it never reads an .ini file)."""
+    # host and port come from the entrypoint: they depend on whether nginx is in front.
     settings: dict[str, object] = {
-        "host": "0.0.0.0",
-        "port": CONTAINER_PORT,
         "serverdir": "/data/server",
         "secretfile": "/data/secret",
         # Only root may create users and indexes; anonymous sign-ups are refused.
         "restrict-modify": "root",
+        "mirror-cache-expiry": MIRROR_CACHE_EXPIRY,
     }
     if options.web:
         # devpi-web's indexer pins a CPU for many minutes on a mirror (FACTS.md).
@@ -87,7 +90,7 @@ def render_server_config(options: BuildOptions) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_dockerfile(options: BuildOptions) -> str:
+def render_template(name: str, **values: object) -> str:
     import jinja2
 
     env = jinja2.Environment(
@@ -97,10 +100,26 @@ def render_dockerfile(options: BuildOptions) -> str:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    return env.get_template("Dockerfile.j2").render(
+    return env.get_template(name).render(**values)
+
+
+def render_nginx_conf() -> str:
+    return render_template(
+        "nginx.conf.j2",
+        devpictl_version=__version__,
+        port=CONTAINER_PORT,
+        devpi_port=DEVPI_INTERNAL_PORT,
+        cache_expiry=MIRROR_CACHE_EXPIRY,
+    )
+
+
+def render_dockerfile(options: BuildOptions) -> str:
+    return render_template(
+        "Dockerfile.j2",
         devpictl_version=__version__,
         base_image=options.base_image,
         ca_bundle=options.ca_bundle is not None,
+        front=options.front,
         wheelhouse=options.wheelhouse is not None,
         venv=VENV,
         uid=DEVPI_UID,
@@ -139,6 +158,9 @@ def build_context(options: BuildOptions) -> io.BytesIO:
         add_bytes(tar, "Dockerfile", render_dockerfile(options).encode())
         add_bytes(tar, "devpi-server.yml", render_server_config(options).encode())
         add_bytes(tar, "entrypoint.sh", (template_dir() / "entrypoint.sh").read_bytes(), mode=0o755)
+        if options.front:
+            add_bytes(tar, "nginx.conf", render_nginx_conf().encode())
+            add_bytes(tar, "flush-cache.sh", (template_dir() / "flush-cache.sh").read_bytes(), mode=0o755)
         if options.ca_bundle is not None:
             add_bytes(tar, "ca-bundle.pem", read_ca_bundle(options.ca_bundle))
         if options.wheelhouse is not None:

@@ -128,7 +128,7 @@ def forget_root_password(instance: Instance) -> None:
 
 # What `up` remembers of a cache, so that `up` after `down` (or a reboot) brings
 # back the same cache: flag > environment > remembered > built-in default.
-REMEMBERED_KEYS = ("host", "port", "image", "network", "ca_bundle", "probe_project")
+REMEMBERED_KEYS = ("host", "port", "image", "network", "ca_bundle", "probe_project", "front")
 
 
 def load_remembered(instance: Instance) -> dict[str, object]:
@@ -162,3 +162,48 @@ def forget_cache(instance: Instance) -> None:
     """Forget the root password and remembered settings of a deleted cache."""
     instance.password_file.unlink(missing_ok=True)
     instance.settings_file.unlink(missing_ok=True)
+
+
+# devpictl's own config.toml (user mirror entries live under [mirrors.NAME]).
+def load_config() -> dict:
+    """devpictl's config.toml as a dict; {} when there is none."""
+    path = config_file()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise BadInput(f"cannot read {path} ({exc.strerror}): fix its permissions or delete it") from None
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise BadInput(f"{path} is not valid TOML ({exc}): fix it or delete it") from None
+
+
+def save_config(data: dict) -> None:
+    """Replace config.toml with ``data``; comments in the old file do not survive tomli-w."""
+    import tempfile
+
+    import tomli_w
+
+    path = config_file()
+    text = tomli_w.dumps(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o600  # a mirror URL may carry credentials
+    # Write beside it and rename, so an interrupted write never leaves half a file.
+    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".toml", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

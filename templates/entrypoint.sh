@@ -1,14 +1,17 @@
-#!/bin/sh
-# Entrypoint of the devpictl image: init the server dir once, then run devpi-server.
+#!/bin/bash
+# Entrypoint of the devpictl image: init the server dir once, then run
+# devpi-server, behind nginx unless DEVPICTL_FRONT=0.
 # Everything lives under /data (a volume), so restarts and re-created
 # containers keep the cache, its users and its login secret.
-set -eu
+set -euo pipefail
 umask 077
 
 SERVERDIR=/data/server
 SECRETFILE=/data/secret
 RUNDIR=/run/devpictl
 PASSWORD_FILE="${DEVPICTL_ROOT_PASSWORD_FILE:-$RUNDIR/root-password}"
+PORT=3141
+DEVPI_PORT=3142
 
 # Files devpictl copies into the container before its first start; they are
 # read here rather than passed as environment, so `docker inspect` shows none.
@@ -35,4 +38,27 @@ if [ ! -s "$SECRETFILE" ]; then
     devpi-gen-secret --secretfile "$SECRETFILE"
 fi
 
-exec devpi-server -c /etc/devpi/devpi-server.yml "$@"
+if [ "${DEVPICTL_FRONT:-1}" != "1" ]; then
+    exec devpi-server -c /etc/devpi/devpi-server.yml --host 0.0.0.0 --port "$PORT" "$@"
+fi
+
+if ! command -v nginx >/dev/null; then
+    echo "devpictl-entrypoint: this image has no nginx: rebuild it with the front server, or run \`devpictl up --no-front\`" >&2
+    exit 64
+fi
+mkdir -p /tmp/nginx/cache
+echo "map \"\" \$devpictl_generation { default \"$(date +%s%N)\"; }" > "$RUNDIR/nginx-generation.conf"
+
+devpi-server -c /etc/devpi/devpi-server.yml --host 127.0.0.1 --port "$DEVPI_PORT" "$@" &
+devpi_pid=$!
+nginx -e stderr -c /etc/devpictl/nginx.conf -g 'daemon off;' &
+nginx_pid=$!
+trap 'kill -TERM "$devpi_pid" "$nginx_pid" 2>/dev/null || true' TERM INT
+# The two run as one unit: when either ends, stop the other, and let the
+# restart policy bring both back.
+set +e
+wait -n "$devpi_pid" "$nginx_pid"
+status=$?
+kill -TERM "$devpi_pid" "$nginx_pid" 2>/dev/null
+wait
+exit "$status"

@@ -21,6 +21,7 @@ def build(
     wheelhouse: Path = options.WHEELHOUSE,
     ca_bundle: Path = options.CA_BUNDLE,
     web: bool = options.WEB,
+    front: bool = typer.Option(True, "--front/--no-front", help="Install nginx as the front server (needs apt in the build unless the base image has nginx)."),
     print_only: bool = typer.Option(False, "--print", help="Show the rendered Dockerfile and build nothing."),
     json_output: bool = options.JSON,
 ) -> None:
@@ -30,7 +31,7 @@ def build(
     """
     from devpictl import image as img
 
-    opts = options.build_options(base_image, pip_mirror, wheelhouse, ca_bundle, web)
+    opts = options.build_options(base_image, pip_mirror, wheelhouse, ca_bundle, web, front=front)
     img.check_inputs(opts)
     if print_only:
         typer.echo(img.render_dockerfile(opts), nl=False)

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 
 
 def up(
-    mirror: str = typer.Option(None, "--mirror", "-m", envvar="DEVPICTL_MIRROR", help="Upstream: a catalog name (see `devpictl mirrors`) or an index URL. Default: keep the cache's, or pypi."),
+    mirror: str = typer.Option(None, "--mirror", "-m", envvar="DEVPICTL_MIRROR", help="Upstream: a catalog name or your entry (see `devpictl mirrors`), an index URL, or 'fastest' (measure, take the fastest). Default: keep the cache's, or pypi."),
     port: int = typer.Option(None, "--port", "-p", envvar="DEVPICTL_PORT", help="Host port to publish the cache on [default: remembered, else 3141]."),
     host: str = typer.Option(None, "--host", envvar="DEVPICTL_HOST", help="Host address to publish on; 0.0.0.0 opens the cache to your network [default: remembered, else 127.0.0.1]."),
     name: str = options.NAME,
@@ -29,6 +29,7 @@ def up(
     wheelhouse: Path = options.WHEELHOUSE,
     ca_bundle: Path = options.CA_BUNDLE,
     web: bool = options.WEB,
+    front: bool = typer.Option(None, "--front/--no-front", help="Put nginx before devpi (files from disk, cached pages) [default: remembered, else on]."),
     network: str = typer.Option(None, "--network", envvar="DEVPICTL_NETWORK", help="Also attach the cache to this Docker network."),
     probe_project: str = options.PROBE,
     check: bool = options.CHECK,
@@ -43,14 +44,14 @@ def up(
     from devpictl import image as img
     from devpictl.cli import ui
     from devpictl.container import connect
-    from devpictl.mirrors import resolve
+    from devpictl.mirrors import is_fastest, resolve
     from devpictl.settings import Instance, check_name, check_port
 
     instance = Instance(check_name(name))
-    upstream = resolve(mirror) if mirror else None
+    upstream = resolve(mirror) if mirror and not is_fastest(mirror) else None
     if port is not None:
         check_port(port)
-    build_opts = options.build_options(base_image, pip_mirror, wheelhouse, ca_bundle, web)
+    build_opts = options.build_options(base_image, pip_mirror, wheelhouse, ca_bundle, web, front=front is not False)
     img.check_inputs(build_opts)
     opts = cache.UpOptions(
         instance=instance,
@@ -63,10 +64,17 @@ def up(
         ca_bundle=ca_bundle,
         probe_project=probe_project,
         check=check,
+        front=front,
         timeout=timeout,
         environ=dict(os.environ),
     )
     engine = connect()
+    if is_fastest(mirror):
+        from dataclasses import replace
+
+        from devpictl.cli.upstream import fastest_upstream
+
+        opts = replace(opts, upstream=fastest_upstream(opts.probe_project, quiet=json_output))
     if host in ("0.0.0.0", "::") and not json_output:  # a remembered 0.0.0.0 was warned about when chosen
         ui.err.print(f"[yellow]warning:[/] publishing on {host} lets anyone who reaches this machine use the cache")
     with ui.reporter(json_output) as rep:
@@ -114,6 +122,7 @@ def status(name: str = options.NAME, json_output: bool = options.JSON) -> None:
         ("index url", st.url or "-"),
         ("upstream", f"{st.upstream_name} {st.upstream}" if st.upstream else "-"),
         ("devpi-server", st.devpi_version or "-"),
+        ("front server", "nginx" if st.front_server else "off (devpi alone)"),
         ("cache size", size),
         ("image", st.image or "-"),
         ("volume", st.volume),

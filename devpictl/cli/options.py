@@ -22,7 +22,7 @@ CHECK = typer.Option(True, "--check/--no-check", help="Check that a new upstream
 TIMEOUT = typer.Option(180.0, "--timeout", envvar="DEVPICTL_TIMEOUT", help="Seconds to wait for devpi to become ready.", min=1)
 
 
-def build_options(base_image: str, pip_mirror: str | None, wheelhouse: Path | None, ca_bundle: Path | None, web: bool):
+def build_options(base_image: str, pip_mirror: str | None, wheelhouse: Path | None, ca_bundle: Path | None, web: bool, front: bool = True):
     """The BuildOptions these CLI values ask for."""
     from devpictl.image import BuildOptions
     from devpictl.mirrors import resolve
@@ -34,5 +34,6 @@ def build_options(base_image: str, pip_mirror: str | None, wheelhouse: Path | No
         web=web,
         wheelhouse=wheelhouse,
         ca_bundle=ca_bundle,
+        front=front,
         labels=extra_labels(),
     )

@@ -5,7 +5,9 @@ The tests in this module run in order and share one cache.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import subprocess
 
 import httpx
@@ -34,8 +36,6 @@ def cache(engine, devpi_image, test_upstream, ca_bundle, tmp_path_factory):
 def simple_files(index_url: str, project: str) -> list[str]:
     response = httpx.get(f"{index_url}{project}/", headers={"User-Agent": INSTALLER_AGENT}, trust_env=False, timeout=30)
     response.raise_for_status()
-    import re
-
     return sorted(re.findall(r">([^<]+\.(?:whl|tar\.gz|zip))</a>", response.text))
 
 
@@ -66,6 +66,53 @@ def test_second_up_changes_nothing(cache):
     assert out["upstream"]["name"] == "pypi"
 
 
+def test_front_server_serves_stored_files_from_disk(cache, engine):
+    page = httpx.get(f"{cache['index_url']}six/", headers={"User-Agent": INSTALLER_AGENT}, trust_env=False)
+    href = re.search(r'href="([^"]*six-1\.17\.0-py2\.py3-none-any\.whl)#sha256=([0-9a-f]+)"', page.text)
+    assert href, page.text
+    url = str(httpx.URL(f"{cache['index_url']}six/").join(href.group(1)))
+    response = httpx.get(url, trust_env=False)
+    assert response.status_code == 200
+    assert response.headers.get("X-Devpictl-Served-From") == "disk"
+    assert hashlib.sha256(response.content).hexdigest() == href.group(2)
+    on_disk = engine.containers.get(f"devpictl-{NAME}").exec_run(
+        ["sha256sum", "/data/server/+files" + httpx.URL(url).path]
+    )
+    assert on_disk.exit_code == 0 and on_disk.output.decode().split()[0] == href.group(2)
+
+
+def test_front_server_caches_installer_pages(cache):
+    url = f"{cache['index_url']}six/"
+    first = httpx.get(url, headers={"User-Agent": INSTALLER_AGENT}, trust_env=False)
+    second = httpx.get(url, headers={"User-Agent": INSTALLER_AGENT}, trust_env=False)
+    assert second.headers.get("X-Devpictl-Cache") == "HIT", (first.headers, second.headers)
+    assert second.text == first.text
+
+
+def test_login_and_upload_reach_devpi_through_the_front(cache, upstream_root, tmp_path):
+    base = cache["index_url"].split("/root/pypi/")[0]
+    password = (cache["data_dir"] / "caches" / NAME / "root-password").read_text().strip()
+    auth = ("root", password)
+    json_headers = {"Accept": "application/json"}
+    login = httpx.post(f"{base}/+login", json={"user": "root", "password": password}, headers=json_headers, trust_env=False)
+    assert login.status_code == 200 and login.json()["result"]["password"]
+    created = httpx.put(f"{base}/root/dev", json={"type": "stage", "bases": []}, auth=auth, headers=json_headers, trust_env=False)
+    assert created.status_code in (200, 201), created.text
+    wheel = next((upstream_root / "files").glob("six-1.16.0-*.whl"))
+    upload = httpx.post(
+        f"{base}/root/dev/",
+        data={":action": "file_upload", "name": "six", "version": "1.16.0"},
+        files={"content": (wheel.name, wheel.read_bytes())},
+        auth=auth,
+        trust_env=False,
+    )
+    assert upload.status_code == 200, upload.text
+    # A private index's page is never cached: the upload shows at once.
+    assert simple_files(f"{base}/root/dev/+simple/", "six") == [wheel.name]
+    installed = pip_install(f"{base}/root/dev/+simple/", "six==1.16.0", tmp_path)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+
+
 def test_status_reports_the_cache(cache):
     result = run_cli("status", "--json", env=cache["env"])
     assert result.exit_code == 0, result.output
@@ -75,6 +122,7 @@ def test_status_reports_the_cache(cache):
     assert st["devpi_version"] == "6.20.3"
     assert st["url"] == cache["index_url"]
     assert st["cache_bytes"] > 10_000  # six's wheel is stored
+    assert st["front_server"] is True
 
 
 def test_root_password_is_nowhere_to_be_seen(cache, engine):
@@ -106,7 +154,9 @@ def test_set_upstream_refreshes_a_cached_project(cache, test_upstream, tmp_path)
     assert out["previous"]["name"] == "pypi"
     assert out["upstream"]["url"] == test_upstream["url"]
 
-    # At once, not after mirror_cache_expiry: the page lists the new upstream's files only.
+    # At once, not after mirror_cache_expiry: the page lists the new upstream's files only,
+    # and the front server's cached copy of the old page is gone.
+    assert simple_files(cache["index_url"], "six") == ["six-1.16.0-py2.py3-none-any.whl"]
     assert simple_files(cache["index_url"], "six") == ["six-1.16.0-py2.py3-none-any.whl"]
     installed = pip_install(cache["index_url"], "six==1.16.0", tmp_path)
     assert installed.returncode == 0, installed.stdout + installed.stderr

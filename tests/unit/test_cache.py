@@ -153,12 +153,29 @@ class TestUpstreamChanges:
         assert cache.upstream_changes(TUNA, ixconfig, OFFICIAL_URL) == ["mirror_no_project_list=true"]
 
 
+class Flushes(list):
+    def append_one(self) -> None:
+        self.append("flush")
+
+
 class TestConfigureUpstream:
+    @pytest.fixture(autouse=True)
+    def _flushes(self):
+        self.flushes = Flushes()
+
+    def test_a_change_flushes_the_front_cache_once(self):
+        self.run(FakeDevpi(configured(OFFICIAL), projects=("pip",)), TUNA)
+        assert self.flushes == ["flush"]
+
+    def test_no_change_flushes_nothing(self):
+        self.run(FakeDevpi(configured(TUNA)), TUNA)
+        assert self.flushes == []
+
     def run(self, server: FakeDevpi, wanted: Upstream | None) -> tuple[Upstream, list[str]]:
         actions: list[str] = []
         with server.client() as client:
             client.login("root", ROOT_PASSWORD)
-            result = cache.configure_upstream(client, wanted, OFFICIAL_URL, cache.QuietReporter(), actions)
+            result = cache.configure_upstream(client, wanted, OFFICIAL_URL, cache.QuietReporter(), actions, self.flushes.append_one)
         return result, actions
 
     def test_switching_patches_then_refreshes_every_cached_project(self):
@@ -229,7 +246,7 @@ class TestConfigureUpstream:
     def test_without_login_the_patch_is_refused(self):
         server = FakeDevpi(configured(OFFICIAL))
         with server.client() as client, pytest.raises(DevpiError, match="HTTP 403"):
-            cache.configure_upstream(client, TUNA, OFFICIAL_URL, cache.QuietReporter(), [])
+            cache.configure_upstream(client, TUNA, OFFICIAL_URL, cache.QuietReporter(), [], lambda: None)
 
 
 class TestWaitUntilReady:

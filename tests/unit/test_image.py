@@ -151,12 +151,12 @@ class TestRenderServerConfig:
 
     def test_default_options(self):
         options = self.parse(img.render_server_config(img.BuildOptions()))
+        # host and port are the entrypoint's: they depend on the front server.
         assert options == {
-            "host": "0.0.0.0",
-            "port": "3141",
             "serverdir": "/data/server",
             "secretfile": "/data/secret",
             "restrict-modify": "root",
+            "mirror-cache-expiry": "1800",
         }
 
     def test_web_turns_the_indexer_off(self):
@@ -188,8 +188,14 @@ class TestBuildContext:
 
     def test_default_context(self):
         members = self.members(img.BuildOptions())
-        assert set(members) == {"Dockerfile", "devpi-server.yml", "entrypoint.sh"}
+        assert set(members) == {"Dockerfile", "devpi-server.yml", "entrypoint.sh", "nginx.conf", "flush-cache.sh"}
         assert members["entrypoint.sh"].mode == 0o755
+        assert members["flush-cache.sh"].mode == 0o755
+
+    def test_without_front_server_no_nginx_files(self):
+        members = self.members(img.BuildOptions(front=False))
+        assert set(members) == {"Dockerfile", "devpi-server.yml", "entrypoint.sh"}
+        assert "nginx" not in img.render_dockerfile(img.BuildOptions(front=False))
         assert members["Dockerfile"].mode == 0o644
 
     def test_files_hold_the_rendered_text(self):
@@ -197,7 +203,8 @@ class TestBuildContext:
         assert self.read(options, "Dockerfile").decode() == img.render_dockerfile(options)
         assert self.read(options, "devpi-server.yml").decode() == img.render_server_config(options)
         assert self.read(options, "entrypoint.sh") == (img.template_dir() / "entrypoint.sh").read_bytes()
-        assert self.read(options, "entrypoint.sh").startswith(b"#!/bin/sh\n")
+        assert self.read(options, "entrypoint.sh").startswith(b"#!/bin/bash\n")
+        assert self.read(options, "nginx.conf").decode() == img.render_nginx_conf()
 
     def test_ca_bundle_and_wheels_are_added(self, ca_bundle, wheelhouse):
         (wheelhouse / "subdir").mkdir()
@@ -207,6 +214,8 @@ class TestBuildContext:
             "Dockerfile",
             "devpi-server.yml",
             "entrypoint.sh",
+            "nginx.conf",
+            "flush-cache.sh",
             "ca-bundle.pem",
             "wheelhouse/devpi_server-6.20.3-py3-none-any.whl",
             "wheelhouse/pluggy-1.5.0-py3-none-any.whl",
@@ -380,3 +389,17 @@ def test_build_prunes_the_leftover_install_stage():
     assert api.pruned == [{"dangling": True, "label": "devpictl.stage=install"}]
     install_stage = img.render_dockerfile(img.BuildOptions()).split("\nFROM ")[1]
     assert "LABEL devpictl.stage=install" in install_stage
+
+
+class TestNginxConf:
+    def test_files_from_disk_pages_cached_rest_to_devpi(self):
+        conf = img.render_nginx_conf()
+        assert f"listen {img.CONTAINER_PORT} " in conf
+        assert f"server 127.0.0.1:{img.DEVPI_INTERNAL_PORT};" in conf
+        assert "root /data/server/+files;" in conf and "try_files $uri @devpi;" in conf
+        # devpi marks pages no-store / Vary: User-Agent; without this nginx never caches them.
+        assert "proxy_ignore_headers Cache-Control Expires Vary Set-Cookie;" in conf
+        assert f"proxy_cache_valid 200 {img.MIRROR_CACHE_EXPIRY}s;" in conf
+        assert "$devpictl_generation" in conf.split("proxy_cache_key", 1)[1].splitlines()[0]
+        # only the mirror's pages are cached: private indexes change on upload.
+        assert "location ~ ^/root/pypi/\\+simple/" in conf
