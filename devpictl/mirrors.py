@@ -1,11 +1,13 @@
-"""The catalog of upstream indexes and the parsing of a NAME|URL argument."""
+"""The catalog of upstream indexes, the user's own entries, and the parsing of a NAME|URL argument."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from devpictl.errors import MalformedURL, UnknownMirror
+from devpictl.errors import BadInput, MalformedURL, UnknownMirror
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,7 @@ class Upstream:
     # PyPI's X-PyPI-Last-Serial header; devpi rejects pages from an upstream
     # that lacks it once the cache holds a newer serial, unless told to ignore it.
     sends_serial_header: bool = False
+    user: bool = False  # from [mirrors.NAME] in devpictl's config.toml
 
     @property
     def is_official(self) -> bool:
@@ -53,6 +56,13 @@ RETIRED: dict[str, tuple[str, str]] = {
     "douban": ("it is unreliable and breaks devpi", "tuna"),
 }
 
+# `up --mirror fastest` and `set-upstream fastest` measure the mirrors and take the fastest.
+FASTEST = "fastest"
+# What a user entry may be called: no dots or slashes, so it never reads as a URL.
+USER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+# "custom" is how devpictl shows an upstream given by URL.
+RESERVED = (FASTEST, "custom")
+
 
 def parse_index_url(url: str) -> str:
     """Check that ``url`` is an absolute http(s) URL and return it without a trailing slash."""
@@ -76,27 +86,135 @@ def parse_index_url(url: str) -> str:
     return text.rstrip("/")
 
 
+def is_fastest(spec: str | None) -> bool:
+    return bool(spec) and spec.strip().lower() == FASTEST
+
+
 def resolve(spec: str) -> Upstream:
-    """Turn a catalog name or a URL into an Upstream."""
+    """Turn a catalog name, one of the user's entries or a URL into an Upstream."""
     key = spec.strip().lower()
     if key in CATALOG:
         return CATALOG[key]
     if key in RETIRED:
         why, instead = RETIRED[key]
         raise UnknownMirror(f"mirror {key!r} is not offered: {why}; use {instead!r} instead")
+    if key == FASTEST:
+        raise UnknownMirror("'fastest' works only with `up --mirror` and `set-upstream`: name a mirror or URL here")
     if "://" in spec or "/" in spec or "." in spec:
         return Upstream(name="custom", url=parse_index_url(spec))
+    users = user_mirrors()
+    if key in users:
+        return users[key]
     raise UnknownMirror(
-        f"unknown mirror {spec!r}: use one of {', '.join(CATALOG)} or an http(s) URL"
+        f"unknown mirror {spec!r}: use one of {', '.join([*CATALOG, *users])} or an http(s) URL"
     )
 
 
 def find_by_url(url: str | None, official_url: str) -> Upstream:
-    """The catalog entry whose URL is ``url``, or a custom Upstream for it."""
+    """The catalog entry (or the user's entry) whose URL is ``url``, or a custom Upstream for it."""
     stripped = (url or official_url).rstrip("/")
     if stripped == official_url.rstrip("/"):
         return OFFICIAL
     for upstream in CATALOG.values():
         if upstream.url == stripped:
             return upstream
+    try:
+        users = user_mirrors()
+    except BadInput:  # a broken config.toml must not break status; only the name is lost
+        users = {}
+    for upstream in users.values():
+        if upstream.url == stripped:
+            return upstream
     return Upstream(name="custom", url=stripped)
+
+
+def every_upstream() -> list[Upstream]:
+    """The catalog, then the user's entries."""
+    return [*CATALOG.values(), *user_mirrors().values()]
+
+
+def user_mirrors() -> dict[str, Upstream]:
+    """The user's own entries: the [mirrors.NAME] tables of devpictl's config.toml."""
+    from devpictl import settings
+
+    return _user_entries(settings.load_config(), settings.config_file())
+
+
+def _user_entries(config: dict, path: Path) -> dict[str, Upstream]:
+    table = config.get("mirrors", {})
+    if not isinstance(table, dict):
+        raise BadInput(f"{path}: 'mirrors' must be a table of [mirrors.NAME] entries: fix it or delete the key")
+    entries: dict[str, Upstream] = {}
+    for name, entry in table.items():
+        where = f"{path}: [mirrors.{name}]"
+        problem = _name_problem(name)
+        if problem:
+            raise BadInput(f"{where} {problem}: rename it in the file")
+        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+            raise BadInput(f'{where} needs url = "http(s)://HOST/PATH": fix it, or `devpictl mirrors remove {name}`')
+        note = entry.get("note", "")
+        if not isinstance(note, str):
+            raise BadInput(f"{where} has a note that is not a string: quote it, or `devpictl mirrors remove {name}`")
+        try:
+            url = parse_index_url(entry["url"])
+        except MalformedURL:
+            raise BadInput(f"{where} has url {entry['url']!r}, not an http(s) index URL: fix it, or `devpictl mirrors remove {name}`") from None
+        entries[name] = Upstream(name, url, note, user=True)
+    return entries
+
+
+def _name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a user entry, or None."""
+    if name in CATALOG:
+        return f"shadows the built-in mirror {name!r}"
+    if name in RETIRED:
+        return f"reuses {name!r}, a mirror devpictl refuses ({RETIRED[name][0]})"
+    if name in RESERVED:
+        return f"uses {name!r}, a word devpictl reserves"
+    if not USER_NAME.fullmatch(name):
+        return "is not a usable name (1-40 lowercase letters, digits, '_' or '-', starting with a letter or digit)"
+    return None
+
+
+def add_user_mirror(name: str, url: str, note: str = "") -> Upstream:
+    """Add an entry to devpictl's config.toml, keeping everything else in it."""
+    from devpictl import settings
+
+    key = name.strip().lower()
+    problem = _name_problem(key)
+    if problem:
+        raise BadInput(f"mirror name {name!r} {problem}: pick another name")
+    url = parse_index_url(url)
+    note = " ".join(note.split())
+    path = settings.config_file()
+    config = settings.load_config()
+    users = _user_entries(config, path)
+    if key in users:
+        raise BadInput(f"you already have a mirror named {key!r} ({users[key].url}): `devpictl mirrors remove {key}` first to replace it")
+    for existing in [*CATALOG.values(), *users.values()]:
+        if existing.url == url:
+            raise BadInput(f"{url} is already the mirror {existing.name!r}: use that name")
+    config.setdefault("mirrors", {})[key] = {"url": url, "note": note}
+    settings.save_config(config)
+    return Upstream(key, url, note, user=True)
+
+
+def remove_user_mirror(name: str) -> str | None:
+    """Remove one of the user's entries from devpictl's config.toml, keeping everything else; return its URL."""
+    from devpictl import settings
+
+    key = name.strip().lower()
+    if key in CATALOG:
+        raise BadInput(f"{key!r} is a built-in mirror and cannot be removed: only entries added with `devpictl mirrors add` can")
+    path = settings.config_file()
+    config = settings.load_config()
+    table = config.get("mirrors")
+    if not isinstance(table, dict) or key not in table:
+        names = ", ".join(table) if isinstance(table, dict) and table else "none"
+        raise BadInput(f"you have no mirror named {key!r} (yours: {names}): see `devpictl mirrors`")
+    entry = table.pop(key)
+    if not table:
+        del config["mirrors"]
+    settings.save_config(config)
+    url = entry.get("url") if isinstance(entry, dict) else None
+    return url if isinstance(url, str) else None

@@ -25,14 +25,20 @@ if [ -s "$RUNDIR/proxy.env" ]; then
 fi
 
 if [ ! -e "$SERVERDIR/.nodeinfo" ]; then
-    if [ ! -s "$PASSWORD_FILE" ]; then
-        echo "devpictl-entrypoint: no root password at $PASSWORD_FILE; refusing to create a cache with an empty root password" >&2
+    password=""
+    if [ -f "$PASSWORD_FILE" ]; then
+        password="$(cat "$PASSWORD_FILE")"
+    fi
+    if [ -z "$password" ]; then
+        echo "devpictl-entrypoint: no root password in $PASSWORD_FILE; refusing to create a cache with an empty root password" >&2
         exit 64
     fi
     mkdir -p "$SERVERDIR"
     # The password travels in the environment of this one process, never in argv.
-    DEVPISERVER_ROOT_PASSWD="$(cat "$PASSWORD_FILE")" devpi-init --serverdir "$SERVERDIR"
-    rm -f "$PASSWORD_FILE"
+    DEVPISERVER_ROOT_PASSWD="$password" devpi-init --serverdir "$SERVERDIR"
+    unset password
+    # A file devpictl handed in goes; a read-only secret mount stays.
+    rm -f "$PASSWORD_FILE" 2>/dev/null || true
 fi
 if [ ! -s "$SECRETFILE" ]; then
     devpi-gen-secret --secretfile "$SECRETFILE"

@@ -1,19 +1,35 @@
-"""devpictl set-upstream / mirrors: where the cache fetches from."""
+"""devpictl set-upstream / mirrors: where the cache fetches from, and how fast each mirror is."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import typer
 
 from devpictl.cli import options
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from devpictl.mirrors import Upstream
+    from devpictl.speedtest import MirrorResult
+
+mirrors_app = typer.Typer(
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
 
 def register(app: typer.Typer) -> None:
     app.command("set-upstream")(set_upstream)
-    app.command("mirrors")(mirrors)
+    app.add_typer(mirrors_app, name="mirrors")
 
 
 def set_upstream(
-    mirror: str = typer.Argument(..., help="A catalog name (see `devpictl mirrors`) or an index URL."),
+    mirror: str = typer.Argument(..., help="A catalog name or your entry (see `devpictl mirrors`), an index URL, or 'fastest' to measure and take the fastest."),
     name: str = options.NAME,
     check: bool = options.CHECK,
     probe_project: str = options.PROBE,
@@ -26,12 +42,14 @@ def set_upstream(
     from devpictl import cache
     from devpictl.cli import ui
     from devpictl.container import connect
-    from devpictl.mirrors import resolve
+    from devpictl.mirrors import is_fastest, resolve
     from devpictl.settings import Instance, check_name
 
     instance = Instance(check_name(name))
-    upstream = resolve(mirror)
+    upstream = None if is_fastest(mirror) else resolve(mirror)
     engine = connect()
+    if upstream is None:
+        upstream = fastest_upstream(probe_project, quiet=json_output)
     with ui.reporter(json_output) as rep:
         result = cache.set_upstream(engine, instance, upstream, check=check, probe_project=probe_project, reporter=rep)
     if json_output:
@@ -51,16 +69,21 @@ def set_upstream(
         ui.out.print(f"Cache {result.name!r} already uses {result.upstream.name}; nothing changed.")
 
 
-def mirrors(json_output: bool = options.JSON) -> None:
-    """List the built-in mirror catalog.
+@mirrors_app.callback(invoke_without_command=True)
+def mirrors(ctx: typer.Context, json_output: bool = options.JSON) -> None:
+    """List the mirror catalog and your own entries; test, add or remove mirrors.
 
     Example: devpictl mirrors
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from devpictl.cli import ui
-    from devpictl.mirrors import CATALOG, RETIRED
+    from devpictl.mirrors import RETIRED, every_upstream
+    from devpictl.settings import config_file
 
+    entries = every_upstream()
     if json_output:
-        ui.print_json([{"name": m.name, "url": m.url, "note": m.note} for m in CATALOG.values()])
+        ui.print_json([{"name": m.name, "url": m.url, "note": m.note, **({"user": True} if m.user else {})} for m in entries])
         return
     from rich.table import Table
 
@@ -68,8 +91,191 @@ def mirrors(json_output: bool = options.JSON) -> None:
     table.add_column("name")
     table.add_column("URL", no_wrap=True)
     table.add_column("note")
-    for m in CATALOG.values():
-        table.add_row(m.name, m.url or "(default)", m.note)
+    for m in entries:
+        note = (f"user entry: {m.note}" if m.note else "user entry") if m.user else m.note
+        table.add_row(m.name, m.url or "(default)", note)
     ui.out.print(table)
+    if any(m.user for m in entries):
+        ui.out.print(f"[dim]user entries are kept in {config_file()}[/]")
     for retired, (why, instead) in RETIRED.items():
         ui.out.print(f"[dim]not offered: {retired} ({why}; use {instead})[/]")
+
+
+@mirrors_app.command("test")
+def measure_mirrors(
+    names: list[str] = typer.Argument(None, metavar="NAME|URL", help="Mirrors to measure: catalog names, your entries or index URLs [default: all]."),
+    timeout: float = typer.Option(10.0, "--timeout", help="Seconds each mirror gets in all, for its page and its wheel."),
+    project: str = typer.Option("pip", "--project", help="Project whose simple page is timed and whose newest wheel is downloaded."),
+    download: bool = typer.Option(True, "--wheel-url-from-page/--page-only", help="Download the newest wheel the page links (default), or time the page alone."),
+    json_output: bool = options.JSON,
+) -> None:
+    """Measure mirrors at once: time to a page's first byte, and wheel speed.
+
+    A mirror that redirects, fails, or answers nothing within --timeout is
+    shown with the reason and never ranked.
+
+    Example: devpictl mirrors test tuna nju --timeout 5
+    """
+    from devpictl import speedtest
+    from devpictl.cli import ui
+    from devpictl.errors import UpstreamUnreachable
+    from devpictl.mirrors import every_upstream, resolve
+
+    speedtest.check_project(project)
+    speedtest.check_timeout(timeout)
+    upstreams = [resolve(spec) for spec in names] if names else every_upstream()
+    pairs = speed_test(upstreams, project=project, timeout=timeout, download=download, console=None if json_output else ui.out)
+    if json_output:
+        ui.print_json([result.as_dict() for _, result in pairs])
+    best = next(((u, r) for u, r in pairs if r.fastest), None)
+    if best is None:
+        raise UpstreamUnreachable(
+            f"no mirror served {project!r} within {timeout:g} s: check your network and proxy (HTTPS_PROXY, SSL_CERT_FILE), or raise --timeout"
+        )
+    if not json_output:
+        upstream, result = best
+        pick = upstream.name if upstream.name != "custom" else upstream.url
+        ui.out.print(f"Fastest: {result.name} ({describe_speed(result)}). Use it: devpictl up --mirror {pick}")
+        if len(pairs) > 1 and download:
+            ui.out.print("[dim]The mirrors were measured at the same time, so they shared your bandwidth.[/]")
+
+
+@mirrors_app.command("add")
+def add(
+    name: str = typer.Argument(..., help="Your name for it: lowercase letters, digits, '_' or '-'."),
+    url: str = typer.Argument(..., help="Its simple-index URL, http(s)://HOST/PATH."),
+    note: str = typer.Option("", "--note", help="A note that `devpictl mirrors` shows."),
+) -> None:
+    """Add a mirror of your own, kept in devpictl's config.toml.
+
+    Example: devpictl mirrors add corp https://pypi.corp.example/simple --note "office mirror"
+    """
+    from devpictl.cli import ui
+    from devpictl.mirrors import add_user_mirror
+    from devpictl.settings import config_file
+
+    upstream = add_user_mirror(name, url, note)
+    ui.out.print(f"Added mirror {upstream.name!r} ({upstream.url}) to {config_file()}. Use it: devpictl up --mirror {upstream.name}")
+
+
+@mirrors_app.command("remove")
+def remove(name: str = typer.Argument(..., help="The name of a mirror you added.")) -> None:
+    """Remove a mirror you added; the built-in ones stay.
+
+    Example: devpictl mirrors remove corp
+    """
+    from devpictl.cli import ui
+    from devpictl.mirrors import remove_user_mirror
+    from devpictl.settings import config_file
+
+    url = remove_user_mirror(name)
+    ui.out.print(f"Removed mirror {name.strip().lower()!r}{f' ({url})' if url else ''} from {config_file()}.")
+
+
+def fastest_upstream(project: str | None, *, quiet: bool) -> Upstream:
+    """Measure every mirror (showing the table on stderr unless ``quiet``) and return the fastest."""
+    from devpictl import speedtest
+    from devpictl.cli import ui
+    from devpictl.errors import UpstreamUnreachable
+    from devpictl.mirrors import every_upstream
+
+    project = project or speedtest.DEFAULT_PROJECT
+    pairs = speed_test(every_upstream(), project=project, timeout=speedtest.DEFAULT_TIMEOUT, console=None if quiet else ui.err)
+    best = next(((u, r) for u, r in pairs if r.fastest), None)
+    if best is None:
+        raise UpstreamUnreachable(
+            f"no mirror served {project!r} in the speed test: check your network and proxy (HTTPS_PROXY, SSL_CERT_FILE), or name a mirror instead of 'fastest'"
+        )
+    upstream, result = best
+    if not quiet:
+        ui.err.print(f"• Fastest mirror: {upstream.name} ({describe_speed(result)})")
+    return upstream
+
+
+def speed_test(
+    upstreams: Sequence[Upstream],
+    *,
+    project: str,
+    timeout: float,
+    download: bool = True,
+    console: Console | None = None,
+) -> list[tuple[Upstream, MirrorResult]]:
+    """Measure ``upstreams`` at once, drawing a live table on ``console``; pairs in rank order."""
+    from devpictl import speedtest
+
+    chosen: list[Upstream] = []
+    for upstream in upstreams:
+        if upstream not in chosen:
+            chosen.append(upstream)
+    official = speedtest.default_index_url() if any(u.is_official for u in chosen) else None
+    targets = [(display_name(u), official if u.is_official else u.url) for u in chosen]
+    if console is not None and console.is_terminal:
+        from rich.live import Live
+
+        with Live(console=console, refresh_per_second=8) as live:
+            results = speedtest.measure(
+                targets,
+                project=project,
+                timeout=timeout,
+                download=download,
+                on_update=lambda current: live.update(results_table(current)),
+            )
+    else:  # a file or pipe gets the final table only
+        results = speedtest.measure(targets, project=project, timeout=timeout, download=download)
+        if console is not None:
+            console.print(results_table(results))
+    pairs = list(zip(chosen, results))
+    return sorted(pairs, key=lambda pair: (pair[1].rank is None, pair[1].rank or 0))
+
+
+def display_name(upstream: Upstream) -> str:
+    if upstream.name == "custom" and upstream.url:
+        from urllib.parse import urlsplit
+
+        return urlsplit(upstream.url).netloc
+    return upstream.name
+
+
+def results_table(results: Sequence[MirrorResult]) -> Table:
+    """The speed test as a table: ranked mirrors first, the fastest marked."""
+    from rich.table import Table
+
+    from devpictl import speedtest
+
+    table = Table(box=None)
+    table.add_column("#", justify="right")
+    table.add_column("mirror")
+    table.add_column("status")
+    table.add_column("first byte", justify="right")
+    table.add_column("speed", justify="right")
+    table.add_column("detail")
+    ordered = sorted(results, key=lambda r: (r.rank is None, r.rank or 0))
+    for r in ordered:
+        ttfb = f"{r.ttfb * 1000:.0f} ms" if r.ttfb is not None else "-"
+        speed = format_speed(r.throughput) if r.ok and r.throughput else "-"
+        if r.status == speedtest.MEASURING:
+            status, style = "measuring...", "dim"
+            detail = f"fetching {r.file_name}" if r.file_url else ""
+        elif r.ok:
+            status, style = ("ok, fastest", "bold green") if r.fastest else ("ok", "")
+            detail = f"{r.file_name} ({r.bytes / 1e6:.1f} MB)" if r.file_url else r.reason
+        else:
+            status, style = r.status, "red"
+            detail = r.reason
+        table.add_row(str(r.rank or ""), r.name, status, ttfb, speed, detail, style=style)
+    return table
+
+
+def format_speed(bytes_per_second: float | None) -> str:
+    if not bytes_per_second:
+        return "-"
+    if bytes_per_second >= 1e6:
+        return f"{bytes_per_second / 1e6:.1f} MB/s"
+    return f"{bytes_per_second / 1e3:.0f} kB/s"
+
+
+def describe_speed(result: MirrorResult) -> str:
+    first_byte = f"first byte {result.ttfb * 1000:.0f} ms" if result.ttfb is not None else ""
+    if result.throughput:
+        return f"{format_speed(result.throughput)}, {first_byte}"
+    return first_byte

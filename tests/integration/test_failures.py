@@ -61,3 +61,22 @@ def test_unknown_network_creates_nothing(engine, isolated):
     assert result.exit_code == 2, result.output
     assert "--network" in one_error_line(result)
     assert leftovers(engine, isolated["name"]) == []
+
+
+@pytest.mark.parametrize("content", ["", None], ids=["empty-file", "directory"])
+def test_image_refuses_to_create_a_cache_without_a_root_password(engine, devpi_image, tmp_path, content):
+    secret = tmp_path / "root-password"
+    if content is None:
+        secret.mkdir()
+    else:
+        secret.write_text(content)
+    container = engine.containers.run(
+        devpi_image, detach=True, labels={"devpictl.test": "1"},
+        environment={"DEVPICTL_FRONT": "0", "DEVPICTL_ROOT_PASSWORD_FILE": "/run/secrets/root-password"},
+        volumes={str(secret): {"bind": "/run/secrets/root-password", "mode": "ro"}},
+    )
+    try:
+        assert container.wait(timeout=60)["StatusCode"] == 64
+        assert "refusing to create a cache with an empty root password" in container.logs().decode()
+    finally:
+        container.remove(v=True, force=True)

@@ -157,6 +157,10 @@ class TestRenderServerConfig:
             "secretfile": "/data/secret",
             "restrict-modify": "root",
             "mirror-cache-expiry": "1800",
+            "threads": "16",
+            "connection-limit": "64",
+            "request-timeout": "30",
+            "keyfs-cache-size": "2000",
         }
 
     def test_web_turns_the_indexer_off(self):

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import pytest
 
+from devpictl import settings
 from devpictl.errors import BadInput, MalformedURL, UnknownMirror
-from devpictl.mirrors import CATALOG, OFFICIAL, RETIRED, find_by_url, parse_index_url, resolve
+from devpictl.mirrors import (
+    CATALOG,
+    OFFICIAL,
+    RETIRED,
+    add_user_mirror,
+    every_upstream,
+    find_by_url,
+    is_fastest,
+    parse_index_url,
+    remove_user_mirror,
+    resolve,
+    user_mirrors,
+)
 
 # The simple-index URLs FACTS.md lists.
 FACTS_URLS = {
@@ -18,7 +31,8 @@ FACTS_URLS = {
     "sjtu": "https://mirror.sjtu.edu.cn/pypi/web/simple",
     "pku": "https://mirrors.pku.edu.cn/pypi/web/simple",
 }
-OFFICIAL_URL = "https://official.index.example/simple"
+# Stands in for the official index's URL, which devpictl reads from devpi at run time.
+OFFICIAL_URL = "https://index.invalid/simple"
 
 
 def test_catalog_names_are_exactly_pypi_and_the_facts_mirrors():
@@ -134,7 +148,7 @@ class TestFindByUrl:
         assert find_by_url(OFFICIAL_URL, OFFICIAL_URL) is OFFICIAL
 
     def test_official_url_with_trailing_slash_is_official(self):
-        # devpi reports its default as https://official.index.example/simple/ (with the slash).
+        # devpi reports its default with a trailing slash.
         assert find_by_url(OFFICIAL_URL + "/", OFFICIAL_URL) is OFFICIAL
         assert find_by_url(OFFICIAL_URL, OFFICIAL_URL + "/") is OFFICIAL
 
@@ -150,3 +164,61 @@ class TestFindByUrl:
         upstream = find_by_url("https://mirror.example/simple/", OFFICIAL_URL)
         assert upstream.name == "custom"
         assert upstream.url == "https://mirror.example/simple"
+
+
+CORP = "https://pypi.corp.example/simple"
+
+
+class TestUserEntries:
+    def test_none_without_a_config_file(self):
+        assert user_mirrors() == {}
+        assert every_upstream() == list(CATALOG.values())
+
+    def test_added_entry_resolves_after_the_catalog(self):
+        added = add_user_mirror("corp", CORP + "/", "office")
+        assert added == resolve("corp") == user_mirrors()["corp"]
+        assert (added.url, added.note, added.user) == (CORP, "office", True)
+        assert every_upstream() == [*CATALOG.values(), added]
+        assert not any(u.user for u in CATALOG.values())
+
+    def test_find_by_url_names_the_entry(self):
+        added = add_user_mirror("corp", CORP)
+        assert find_by_url(CORP + "/", OFFICIAL_URL) == added
+        assert find_by_url(CATALOG["tuna"].url, OFFICIAL_URL) is CATALOG["tuna"]
+
+    def test_find_by_url_survives_a_broken_config(self):
+        settings.config_file().parent.mkdir(parents=True)
+        settings.config_file().write_text("[[[")
+        assert find_by_url(CORP, OFFICIAL_URL).name == "custom"
+        with pytest.raises(BadInput, match="is not valid TOML"):
+            user_mirrors()
+
+    def test_a_catalog_name_never_reads_the_config(self):
+        settings.config_file().parent.mkdir(parents=True)
+        settings.config_file().write_text("[[[")
+        assert resolve("nju") is CATALOG["nju"]
+
+    def test_remove_returns_the_url(self):
+        add_user_mirror("corp", CORP)
+        assert remove_user_mirror("corp") == CORP
+        assert user_mirrors() == {}
+
+    @pytest.mark.parametrize("name", ["tuna", "ustc", "douban", "fastest", "custom"])
+    def test_names_that_cannot_be_added(self, name):
+        with pytest.raises(BadInput):
+            add_user_mirror(name, CORP)
+        assert not settings.config_file().exists()
+
+
+class TestFastest:
+    @pytest.mark.parametrize("spec", ["fastest", "FASTEST", " Fastest "])
+    def test_is_fastest(self, spec):
+        assert is_fastest(spec)
+
+    @pytest.mark.parametrize("spec", [None, "", "tuna", "fast"])
+    def test_is_not_fastest(self, spec):
+        assert not is_fastest(spec)
+
+    def test_resolve_refuses_fastest_outside_up_and_set_upstream(self):
+        with pytest.raises(UnknownMirror, match="'fastest' works only with `up --mirror` and `set-upstream`"):
+            resolve("fastest")
