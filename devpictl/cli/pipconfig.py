@@ -1,43 +1,278 @@
-"""devpictl pip-config: point pip at the cache."""
+"""devpictl pip-config: point pip, uv, pdm and poetry at the cache, and take it back."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from typer.core import TyperCommand
 
 from devpictl.cli import options
 
 
+class ShellValueOptional(TyperCommand):
+    """Lets ``--shell`` stand alone, meaning ``--shell sh`` (bash, zsh); Typer has no optional values."""
+
+    def parse_args(self, ctx, args):
+        fixed: list[str] = []
+        for i, arg in enumerate(args):
+            fixed.append(arg)
+            if arg == "--shell" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+                fixed.append("sh")
+        return super().parse_args(ctx, fixed)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("pip-config")(pip_config)
+    app.command("pip-config", cls=ShellValueOptional)(pip_config)
 
 
 def pip_config(
     name: str = options.NAME,
-    write: bool = typer.Option(False, "--write", help="Set these keys in your user pip config (other settings kept, old file backed up once)."),
+    tool: list[str] = typer.Option(None, "--tool", "-t", metavar="TOOL[,TOOL]", help="Installer to configure: pip, uv, pdm, poetry; repeat it or separate with commas [default: pip; with --undo: all]."),
+    write: bool = typer.Option(False, "--write", help="Write the settings into each tool's config file, keeping every other setting; the first write saves the original for --undo."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff that --write (or --undo) would make, and change nothing."),
+    undo: bool = typer.Option(False, "--undo", help="Put back, byte for byte, the files devpictl changed (deleting those it created)."),
+    shell: str = typer.Option(None, "--shell", metavar="[sh|fish|powershell]", help="Print environment variables for your shell instead (bash/zsh unless you name fish or powershell): eval \"$(devpictl pip-config --shell)\"."),
+    scope: str = typer.Option(None, "--scope", metavar="[user|global|site]", help="pip's file: user, global (every user; needs root) or site (one Python environment) [default: user]."),
+    python: Path = typer.Option(None, "--python", metavar="PATH", help="For --scope site: the interpreter of the environment to configure, e.g. .venv/bin/python [default: the one running devpictl]."),
+    project: Path = typer.Option(None, "--project", metavar="DIR", help="For poetry: the project directory whose pyproject.toml gets the cache as its primary source."),
+    url: str = typer.Option(None, "--url", metavar="URL", help="Use this index URL instead of asking Docker for the running cache's, e.g. a cache on another machine."),
+    force: bool = typer.Option(False, "--force", help="With --write: make the cache uv's default even if another index is. With --undo: restore a file changed since devpictl wrote it."),
     json_output: bool = options.JSON,
 ) -> None:
-    """Show the pip configuration for the running cache, or write it.
+    """Show or write the settings that point pip, uv, pdm and poetry at the cache.
 
-    Example: devpictl pip-config --write
+    Example: devpictl pip-config --tool pip,uv --write
     """
-    from devpictl import cache, clientconfig
-    from devpictl import container as ctr
-    from devpictl.cli import ui
-    from devpictl.container import connect
-    from devpictl.settings import Instance, check_name
+    from devpictl import clientconfig as cc
+    from devpictl.settings import check_name
 
-    instance = Instance(check_name(name))
-    running = cache.running_container(connect(), instance)
-    url = cache.index_url(ctr.local_base_url(running))
-    settings = clientconfig.pip_settings(url)
-    path = clientconfig.pip_user_config_file()
-    backup = clientconfig.write_pip_config(path, url) if write else None
+    check_name(name)
+    tools = cc.parse_tools(tool, default=() if undo else ("pip",))
+    shell_syntax = cc.parse_shell(shell) if shell is not None else None
+    _check_combination(tools, bool(tool), write, dry_run, undo, shell_syntax, scope, python, project, url, force)
+    if python is not None and scope is None:
+        scope = "site"
+
+    if undo:
+        _undo(tools, _undo_paths(scope, python, project), dry_run, force, json_output)
+        return
+    index_url = _index_url(name, url)
+    if shell_syntax is not None:
+        _show_shell(tools, index_url, shell_syntax, json_output)
+    elif write or dry_run:
+        _write(tools, index_url, scope, python, project, dry_run, force, json_output)
+    else:
+        _show(tools, index_url, scope, python, project, json_output)
+
+
+def _check_combination(tools, tools_given, write, dry_run, undo, shell, scope, python, project, url, force) -> None:
+    """Refuse, before anything else happens, options that cannot go together."""
+    from devpictl.errors import BadInput
+
+    if shell is not None and (write or undo or dry_run):
+        raise BadInput("--shell prints variables for your shell and writes no file: leave out --write, --undo and --dry-run")
+    if undo and write:
+        raise BadInput("--undo puts files back and --write changes them: use one at a time")
+    if undo and url:
+        raise BadInput("--undo needs no URL: leave out --url")
+    if force and not (write or undo or dry_run):
+        raise BadInput("--force only changes what --write or --undo do: add one of them")
+    if scope is not None and scope not in ("user", "global", "site"):
+        raise BadInput(f"unknown pip scope {scope!r}: use user, global or site")
+    if python is not None and scope not in (None, "site"):
+        raise BadInput("--python picks the environment for --scope site: leave out --scope or use --scope site")
+    if (scope is not None or python is not None) and tools_given and "pip" not in tools:
+        raise BadInput("--scope and --python are pip's: add --tool pip")
+    if project is not None and tools_given and "poetry" not in tools:
+        raise BadInput("--project is poetry's: add --tool poetry")
+    if project is not None and not tools_given and not undo:
+        raise BadInput("--project is poetry's: add --tool poetry")
+
+
+def _index_url(name: str, url: str | None) -> str:
+    """--url, checked; else the running cache's index URL (which needs the engine)."""
+    if url is not None:
+        from devpictl.mirrors import parse_index_url
+
+        return parse_index_url(url) + "/"
+    from devpictl import cache
+    from devpictl import container as ctr
+    from devpictl.settings import Instance
+
+    running = cache.running_container(ctr.connect(), Instance(name))
+    return cache.index_url(ctr.local_base_url(running))
+
+
+def _tool_file(tool: str, scope: str | None, python: Path | None, project: Path | None) -> Path | None:
+    """The file devpictl edits for ``tool`` (None: poetry without --project)."""
+    from devpictl import clientconfig as cc
+
+    if tool == "pip":
+        return cc.pip_config_file(scope or "user", prefix=cc.python_prefix(python) if python else None)
+    if tool == "uv":
+        return cc.uv_user_config_file()
+    if tool == "pdm":
+        return cc.pdm_config_file()
+    return cc.poetry_project_file(project) if project is not None else None
+
+
+def _settings(tool: str, index_url: str) -> dict:
+    from devpictl import clientconfig as cc
+
+    return {
+        "pip": cc.pip_settings,
+        "uv": cc.uv_index,
+        "pdm": cc.pdm_settings,
+        "poetry": cc.poetry_source,
+    }[tool](index_url)
+
+
+def _show(tools, index_url, scope, python, project, json_output) -> None:
+    from devpictl import clientconfig as cc
+    from devpictl.cli import ui
+
+    files = {tool: _tool_file(tool, scope, python, project) for tool in tools}
     if json_output:
-        ui.print_json({"index_url": url, "pip": settings, "file": str(path), "written": write, "backup": str(backup) if backup else None})
+        ui.print_json({
+            "index_url": index_url,
+            "written": False,
+            "tools": {
+                tool: {
+                    "file": str(files[tool]) if files[tool] else None,
+                    "settings": _settings(tool, index_url),
+                    "env": cc.env_vars(tool, index_url),
+                    **({"command": cc.poetry_command(index_url)} if tool == "poetry" else {}),
+                }
+                for tool in tools
+            },
+        })
         return
-    if not write:
-        typer.echo(clientconfig.render_pip_conf(settings), nl=False)
+    parts = []
+    for tool in tools:
+        header = ""
+        if len(tools) > 1:
+            where = files[tool] or "your project's pyproject.toml, or run: " + cc.poetry_command(index_url)
+            header = f"# {tool}: {where}\n"
+        parts.append(header + cc.render_snippet(tool, index_url))
+    typer.echo("\n".join(parts), nl=False)
+
+
+def _show_shell(tools, index_url, shell, json_output) -> None:
+    from devpictl import clientconfig as cc
+    from devpictl.cli import ui
+
+    if json_output:
+        ui.print_json({"index_url": index_url, "env": {tool: cc.env_vars(tool, index_url) for tool in tools}})
         return
-    ui.out.print(f"Set {', '.join(settings)} in {path}")
-    if backup:
-        ui.out.print(f"The old file is kept as {backup}")
+    out = []
+    for tool in tools:
+        variables = cc.env_vars(tool, index_url)
+        if variables:
+            out.append(cc.render_shell(variables, shell))
+        else:
+            out.append(f"# poetry reads its package source from the project only; run there: {cc.poetry_command(index_url)}\n")
+    typer.echo("".join(out), nl=False)
+
+
+def _say(line: str, note: bool = False) -> None:
+    """One line for people: results on stdout, notes on stderr; never read as rich markup."""
+    from rich.text import Text
+
+    from devpictl.cli import ui
+
+    (ui.err if note else ui.out).print(Text(f"note: {line}" if note else line))
+
+
+def _write(tools, index_url, scope, python, project, dry_run, force, json_output) -> None:
+    from devpictl import clientconfig as cc
+    from devpictl.cli import ui
+
+    manifest = cc.Manifest()
+    # Plan every file first: a refusal for one tool leaves all of them unchanged.
+    changes: dict[str, cc.Change | None] = {}
+    for tool in tools:
+        path = _tool_file(tool, scope, python, project)
+        changes[tool] = None if path is None else cc.plan_change(
+            tool, path, index_url, scope=(scope or "user") if tool == "pip" else None, force=force, manifest=manifest
+        )
+    applied = {}
+    if not dry_run:
+        for tool, change in changes.items():
+            if change is not None and change.changed:
+                applied[tool] = cc.apply_change(change, manifest)
+
+    if json_output:
+        report = {}
+        for tool, change in changes.items():
+            if change is None:
+                report[tool] = {"file": None, "changed": False, "command": cc.poetry_command(index_url)}
+                continue
+            done = applied.get(tool)
+            report[tool] = {
+                "file": str(change.path),
+                "changed": change.changed,
+                "created": change.old is None,
+                "backup": str(done.backup) if done and done.backup else None,
+                "notes": change.notes,
+                **({"diff": change.diff()} if dry_run else {}),
+            }
+        ui.print_json({"index_url": index_url, "dry_run": dry_run, "written": bool(applied), "tools": report})
+        return
+
+    for tool, change in changes.items():
+        if change is None:
+            _say("poetry has no setting outside a project; run this in your project (or add --project DIR):")
+            typer.echo(f"  {cc.poetry_command(index_url)}")
+            continue
+        if dry_run:
+            typer.echo(change.diff() if change.changed else f"# {tool}: {change.path} already points at the cache\n", nl=False)
+        elif not change.changed:
+            _say(f"{tool}: {change.path} already points at {index_url}")
+        else:
+            done = applied[tool]
+            line = f"{tool}: {'created' if change.old is None else 'updated'} {change.path}"
+            if done.first:
+                line += f"; `devpictl pip-config --undo --tool {tool}` puts it back"
+            _say(line)
+        for note in change.notes:
+            _say(note, note=True)
+
+
+def _undo_paths(scope, python, project) -> list[Path] | None:
+    """The files --undo is limited to, when --scope, --python or --project name them."""
+    paths = []
+    if scope is not None:
+        paths.append(_tool_file("pip", scope, python, None))
+    if project is not None:
+        from devpictl import clientconfig as cc
+
+        paths.append(cc.poetry_project_file(project))
+    return paths or None
+
+
+def _undo(tools, paths, dry_run, force, json_output) -> None:
+    from devpictl import clientconfig as cc
+    from devpictl.cli import ui
+
+    manifest = cc.Manifest()
+    restores = cc.plan_undo(manifest, tools or None, paths, force=force or dry_run)
+    if not dry_run:
+        for restore in restores:
+            cc.apply_restore(restore, manifest)
+    if json_output:
+        ui.print_json({
+            "dry_run": dry_run,
+            "undone": [
+                {"tool": r.tool, "file": str(r.path), "deleted": r.original is None, **({"diff": r.diff()} if dry_run else {})}
+                for r in restores
+            ],
+        })
+        return
+    for restore in restores:
+        if dry_run:
+            typer.echo(restore.diff() or f"# {restore.tool}: {restore.path} is already as it was\n", nl=False)
+        elif restore.original is None:
+            _say(f"{restore.tool}: deleted {restore.path} (devpictl had created it)")
+        else:
+            _say(f"{restore.tool}: restored {restore.path}")

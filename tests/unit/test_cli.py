@@ -302,9 +302,10 @@ class TestPipConfig:
         assert result.exit_code == 0, result.output
         data = json.loads(result.stdout)
         assert data["index_url"] == "http://127.0.0.1:3150/root/pypi/+simple/"
-        assert data["file"] == str(path)
         assert data["written"] is True
-        assert data["backup"] == str(path) + ".devpictl-backup"
+        pip = data["tools"]["pip"]
+        assert pip["file"] == str(path)
+        assert open(pip["backup"]).read() == "[global]\ntimeout = 60\n"  # the original, kept in devpictl's data dir
         assert path.read_text() == (
             "[global]\ntimeout = 60\nindex-url = http://127.0.0.1:3150/root/pypi/+simple/\ntrusted-host = 127.0.0.1\n"
         )

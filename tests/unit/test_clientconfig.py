@@ -1,16 +1,23 @@
-"""pip settings for a cache, and editing pip's config file without losing what is in it."""
+"""What each installer needs for a cache, where it reads it, and editing those files
+without losing what is in them (the installers themselves read the results in
+test_tools_read_config.py)."""
 
 from __future__ import annotations
 
 import configparser
 import os
 import stat
-import subprocess
 import sys
 
 import pytest
 
 from devpictl import clientconfig as cc
+from devpictl.errors import BadInput, Conflict, DevpictlError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 HTTP_URL = "http://127.0.0.1:3141/root/pypi/+simple/"
 HTTPS_URL = "https://cache.example/root/pypi/+simple/"
@@ -137,40 +144,10 @@ class TestSetIniKeys:
         new = cc.set_ini_keys(old, "global", {"index-url": HTTP_URL})
         assert read_ini(new)["global"]["index-url"] == HTTP_URL
 
-
-class TestWritePipConfig:
-    def test_creates_the_file_without_a_backup(self, tmp_path):
-        path = tmp_path / "pip" / "pip.conf"
-        assert cc.write_pip_config(path, HTTP_URL) is None
-        assert path.read_text() == f"[global]\nindex-url = {HTTP_URL}\ntrusted-host = 127.0.0.1\n"
-        assert not (tmp_path / "pip" / "pip.conf.devpictl-backup").exists()
-        assert sorted(p.name for p in path.parent.iterdir()) == ["pip.conf"]
-
-    def test_backs_up_the_exact_old_bytes_only_the_first_time(self, tmp_path):
-        folder = tmp_path / "conf"
-        folder.mkdir()
-        path = folder / "pip.conf"
-        original = b"# mine\r\n[global]\r\ntimeout = 60\r\n"
-        path.write_bytes(original)
-        backup = cc.write_pip_config(path, HTTP_URL)
-        assert backup == folder / "pip.conf.devpictl-backup"
-        assert backup.read_bytes() == original
-        assert "index-url = " + HTTP_URL in path.read_text()
-        assert "timeout = 60" in path.read_text()
-
-        assert cc.write_pip_config(path, HTTPS_URL) is None
-        assert backup.read_bytes() == original
-        text = path.read_text()
-        assert f"index-url = {HTTPS_URL}" in text
-        assert HTTP_URL not in text
-        assert sorted(p.name for p in folder.iterdir()) == ["pip.conf", "pip.conf.devpictl-backup"]
-
-    def test_keeps_the_files_mode(self, tmp_path):
-        path = tmp_path / "pip.conf"
-        path.write_text("[global]\nextra-index-url = https://user:token@private.example/simple\n")
-        path.chmod(0o600)
-        cc.write_pip_config(path, HTTP_URL)
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    def test_none_removes_a_key_and_its_continuation_lines(self):
+        old = "[global]\ntrusted-host = a\n    b\ntimeout = 60\n"
+        assert cc.set_ini_keys(old, "global", {"trusted-host": None}) == "[global]\ntimeout = 60\n"
+        assert cc.set_ini_keys("[global]\n", "global", {"trusted-host": None}) == "[global]\n"
 
 
 class TestPipUserConfigFile:
@@ -185,27 +162,374 @@ class TestPipUserConfigFile:
         assert cc.pip_user_config_file() == isolation / ".config" / "pip" / "pip.conf"
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pip's per-user path checked for Linux")
-def test_pip_reads_what_was_written(isolation, tmp_path):
-    path = cc.pip_user_config_file()
-    path.parent.mkdir(parents=True)
-    path.write_text("[global]\ntimeout = 61\nindex_url = https://old.example/simple\n")
-    cc.write_pip_config(path, HTTP_URL)
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env.update(HOME=str(isolation), XDG_CONFIG_HOME=str(isolation / ".config"))
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "config", "list"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    # The machine's /etc/pip.conf may add keys of its own; ours must be there, once.
-    assert f"global.index-url='{HTTP_URL}'" in lines
-    assert "global.trusted-host='127.0.0.1'" in lines
-    assert "global.timeout='61'" in lines
-    assert [line for line in lines if "index-url" in line or "index_url" in line] == [f"global.index-url='{HTTP_URL}'"]
+
+class TestEditPipConf:
+    def test_adds_the_cache_host_to_the_users_trusted_hosts(self):
+        old = "[global]\ntrusted-host = a.example b.example\n"
+        new, added = cc.edit_pip_conf(old, HTTP_URL)
+        assert read_ini(new)["global"]["trusted-host"].split() == ["a.example", "b.example", "127.0.0.1"]
+        assert added == {"trusted-host": ["127.0.0.1"]}
+
+    def test_multiline_trusted_host_stays_multiline(self):
+        old = "[global]\ntrusted-host =\n    a.example\n    b.example\n"
+        new, _ = cc.edit_pip_conf(old, HTTP_URL)
+        assert new == f"[global]\ntrusted-host =\n    a.example\n    b.example\n    127.0.0.1\nindex-url = {HTTP_URL}\n"
+        assert read_ini(new)["global"]["trusted-host"].split() == ["a.example", "b.example", "127.0.0.1"]
+
+    def test_a_host_the_user_trusted_already_is_not_recorded_as_ours(self):
+        new, added = cc.edit_pip_conf("[global]\ntrusted-host = 127.0.0.1\n", HTTP_URL)
+        assert added == {}
+        # ... so moving to an https cache leaves it alone.
+        newer, _ = cc.edit_pip_conf(new, HTTPS_URL, added)
+        assert read_ini(newer)["global"]["trusted-host"] == "127.0.0.1"
+
+    def test_https_takes_back_only_the_host_devpictl_added(self):
+        first, added = cc.edit_pip_conf("[global]\ntrusted-host = a.example\n", HTTP_URL)
+        second, added = cc.edit_pip_conf(first, HTTPS_URL, added)
+        assert second == f"[global]\ntrusted-host = a.example\nindex-url = {HTTPS_URL}\n"
+        assert added == {}
+
+    def test_https_drops_the_key_devpictl_created(self):
+        first, added = cc.edit_pip_conf("", HTTP_URL)
+        second, _ = cc.edit_pip_conf(first, HTTPS_URL, added)
+        assert second == f"[global]\nindex-url = {HTTPS_URL}\n"
+
+    def test_unchanged_when_already_set(self):
+        text = f"# mine\n[global]\nindex-url = {HTTP_URL}\ntrusted-host = 127.0.0.1\n"
+        assert cc.edit_pip_conf(text, HTTP_URL)[0] == text
+
+    def test_unparsable_file_names_itself(self):
+        with pytest.raises(BadInput, match=r"^/x/pip.conf is not a valid pip config file \(.*\): fix it"):
+            cc.edit_pip_conf("index-url = no section\n", HTTP_URL, where="/x/pip.conf")
+
+
+UV_USER = """\
+# my uv settings
+link-mode = "copy"   # no hardlinks on this disk
+
+[[index]]
+name = "pytorch"  # gpu wheels
+url = "https://download.example/whl/cu121"
+explicit = true
+
+[pip]
+annotation-style = "line"
+"""
+
+UV_BLOCK = f'''[[index]]
+name = "devpictl"
+url = "{HTTP_URL}"
+default = true
+'''
+
+
+class TestEditUvToml:
+    def test_appends_our_index_and_keeps_everything_else(self):
+        new = cc.edit_uv_toml(UV_USER, HTTP_URL)
+        assert new == UV_USER + "\n" + UV_BLOCK
+        data = tomllib.loads(new)
+        assert data["index"][-1] == {"name": "devpictl", "url": HTTP_URL, "default": True}
+        assert data["link-mode"] == "copy" and data["pip"] == {"annotation-style": "line"}
+
+    def test_replaces_only_its_own_entry_in_place(self):
+        once = cc.edit_uv_toml(UV_USER, HTTP_URL)
+        moved = once + '\n[[index]]\nname = "later"\nurl = "https://later.example/simple"\n'
+        again = cc.edit_uv_toml(moved, HTTPS_URL)
+        assert again == moved.replace(HTTP_URL, HTTPS_URL)
+        assert cc.edit_uv_toml(again, HTTPS_URL) == again
+
+    def test_plain_http_needs_no_insecure_host(self):
+        assert "insecure" not in cc.edit_uv_toml("", HTTP_URL)
+        assert cc.edit_uv_toml("", HTTP_URL) == UV_BLOCK
+
+    def test_refuses_to_take_over_another_default(self):
+        other = '[[index]]\nname = "corp"\nurl = "https://corp.example/simple"\ndefault = true\n'
+        with pytest.raises(Conflict, match=r"index 'corp' in /u/uv.toml is already uv's default index .*--force"):
+            cc.edit_uv_toml(other, HTTP_URL, where="/u/uv.toml")
+
+    def test_refuses_a_legacy_index_url(self):
+        with pytest.raises(Conflict, match=r"already sets uv's default index \(index-url = 'https://old.example/simple'\).*--force"):
+            cc.edit_uv_toml('index-url = "https://old.example/simple"\n', HTTP_URL)
+        with pytest.raises(Conflict, match=r"pip.index-url"):
+            cc.edit_uv_toml('[pip]\nindex-url = "https://old.example/simple"\n', HTTP_URL)
+
+    def test_force_puts_ours_before_the_other_default(self):
+        # uv uses the first index marked default.
+        other = '# corp\n[[index]]\nname = "corp"\nurl = "https://corp.example/simple"\ndefault = true\n'
+        new = cc.edit_uv_toml(other, HTTP_URL, force=True)
+        assert new == "# corp\n" + UV_BLOCK + "\n" + other[len("# corp\n"):]
+        assert [i["name"] for i in tomllib.loads(new)["index"]] == ["devpictl", "corp"]
+
+    def test_after_taking_over_a_later_write_needs_no_force(self):
+        legacy = 'index-url = "https://old.example/simple"\n'
+        taken = cc.edit_uv_toml(legacy, HTTP_URL, force=True)
+        assert cc.edit_uv_toml(taken, HTTPS_URL) == taken.replace(HTTP_URL, HTTPS_URL)
+        other = '[[index]]\nname = "corp"\nurl = "https://corp.example/simple"\ndefault = true\n'
+        taken = cc.edit_uv_toml(other, HTTP_URL, force=True)
+        assert cc.edit_uv_toml(taken, HTTPS_URL) == taken.replace(HTTP_URL, HTTPS_URL)
+        # ... but a default added ahead of ours since is in the way again.
+        with pytest.raises(Conflict, match="index 'first'"):
+            cc.edit_uv_toml('[[index]]\nname = "first"\nurl = "https://f.example/simple"\ndefault = true\n\n' + taken, HTTPS_URL)
+
+    def test_inline_array_is_refused_not_rewritten(self):
+        text = 'index = [{name = "a", url = "https://a.example/simple"}]\n'
+        with pytest.raises(BadInput, match=r"cannot change uv.toml without rewriting it .*inline array.*by hand"):
+            cc.edit_uv_toml(text, HTTP_URL)
+
+    def test_invalid_toml_names_the_file(self):
+        with pytest.raises(BadInput, match=r"^/u/uv.toml is not valid TOML \(.*\): fix it, then run devpictl again$"):
+            cc.edit_uv_toml("[[index]\n", HTTP_URL, where="/u/uv.toml")
+
+    def test_multiline_strings_and_arrays_are_kept(self):
+        text = (
+            'note = """\n[[index]]\nname = "devpictl"\n"""\n'
+            "exclude-newer-package = { a = \"2024-01-01T00:00:00Z\" }\n"
+            "no-binary-package = [\n  \"a\",  # ] not the end\n  'b',\n]\n"
+        )
+        new = cc.edit_uv_toml(text, HTTP_URL)
+        assert new.startswith(text)
+        assert tomllib.loads(new)["note"] == '[[index]]\nname = "devpictl"\n'
+
+
+PDM_USER = """\
+# pdm
+check_update = false
+
+[venv]
+backend = "venv"  # keep
+"""
+
+
+class TestEditPdmToml:
+    def test_adds_a_pypi_table(self):
+        new, added = cc.edit_pdm_toml(PDM_USER, HTTP_URL)
+        assert new == PDM_USER + f'\n[pypi]\nurl = "{HTTP_URL}"\nverify_ssl = false\n'
+        assert added == {"pypi.verify_ssl": {"was": None}}
+
+    def test_sets_keys_in_the_existing_table_keeping_comments(self):
+        old = '[pypi]\nurl = "https://old.example/simple"  # old\nverify_ssl = true\n\n[venv]\nbackend = "venv"\n'
+        new, added = cc.edit_pdm_toml(old, HTTP_URL)
+        assert new == f'[pypi]\nurl = "{HTTP_URL}"  # old\nverify_ssl = false\n\n[venv]\nbackend = "venv"\n'
+        # An https cache puts back what verify_ssl was before devpictl.
+        newer, added = cc.edit_pdm_toml(new, HTTPS_URL, added)
+        assert newer == old.replace("https://old.example/simple", HTTPS_URL)
+        assert added == {}
+
+    def test_https_removes_the_verify_ssl_devpictl_added(self):
+        first, added = cc.edit_pdm_toml(PDM_USER, HTTP_URL)
+        second, added = cc.edit_pdm_toml(first, HTTPS_URL, added)
+        assert second == PDM_USER + f'\n[pypi]\nurl = "{HTTPS_URL}"\n'
+
+    def test_the_users_own_verify_ssl_false_stays(self):
+        first, added = cc.edit_pdm_toml("[pypi]\nverify_ssl = false\n", HTTP_URL)
+        assert added == {}
+        second, _ = cc.edit_pdm_toml(first, HTTPS_URL, added)
+        assert tomllib.loads(second)["pypi"]["verify_ssl"] is False
+
+    def test_dotted_keys_stay_dotted(self):
+        old = 'pypi.url = "https://old.example/simple"\ncheck_update = false\n\n[venv]\nbackend = "venv"\n'
+        new, _ = cc.edit_pdm_toml(old, HTTP_URL)
+        assert new == f'pypi.url = "{HTTP_URL}"\npypi.verify_ssl = false\ncheck_update = false\n\n[venv]\nbackend = "venv"\n'
+
+    def test_inline_table_is_refused(self):
+        with pytest.raises(BadInput, match=r"cannot change config.toml without rewriting it .*pdm config pypi.url"):
+            cc.edit_pdm_toml('pypi = { url = "https://old.example/simple" }\n', HTTP_URL)
+
+
+PYPROJECT = """\
+[project]
+name = "demo"  # the name
+version = "0.1.0"
+dependencies = [
+    "requests",  # http
+]
+
+[[tool.poetry.source]]
+name = "corp"
+url = "https://corp.example/simple/"
+priority = "supplemental"
+
+[build-system]
+requires = ["poetry-core>=2.0"]
+build-backend = "poetry.core.masonry.api"
+"""
+
+
+class TestEditPoetryPyproject:
+    def test_appends_a_primary_source(self):
+        new = cc.edit_poetry_pyproject(PYPROJECT, HTTP_URL)
+        assert new == PYPROJECT + f'\n[[tool.poetry.source]]\nname = "devpictl"\nurl = "{HTTP_URL}"\npriority = "primary"\n'
+        sources = tomllib.loads(new)["tool"]["poetry"]["source"]
+        assert [s["name"] for s in sources] == ["corp", "devpictl"]
+
+    def test_replaces_its_own_source(self):
+        once = cc.edit_poetry_pyproject(PYPROJECT, HTTP_URL)
+        assert cc.edit_poetry_pyproject(once, HTTPS_URL) == once.replace(HTTP_URL, HTTPS_URL)
+
+
+class TestEnvironment:
+    def test_http(self):
+        assert cc.env_vars("pip", HTTP_URL) == {"PIP_INDEX_URL": HTTP_URL, "PIP_TRUSTED_HOST": "127.0.0.1"}
+        assert cc.env_vars("uv", HTTP_URL) == {"UV_DEFAULT_INDEX": HTTP_URL}
+        assert cc.env_vars("pdm", HTTP_URL) == {"PDM_PYPI_URL": HTTP_URL, "PDM_PYPI_VERIFY_SSL": "false"}
+        assert cc.env_vars("poetry", HTTP_URL) == {}
+
+    def test_https_gets_no_exceptions(self):
+        for tool in cc.TOOLS:
+            assert not any("TRUSTED" in k or "VERIFY" in k or "INSECURE" in k for k in cc.env_vars(tool, HTTPS_URL))
+
+    def test_quoting_for_each_shell(self):
+        value = "http://h/it's $x"
+        assert cc.render_shell({"A": value}) == "export A='http://h/it'\"'\"'s $x'\n"
+        assert cc.render_shell({"A": value}, "fish") == "set -gx A 'http://h/it\\'s $x'\n"
+        assert cc.render_shell({"A": value}, "powershell") == "$env:A = 'http://h/it''s $x'\n"
+
+    def test_parse_tools(self):
+        assert cc.parse_tools(None) == ("pip",)
+        assert cc.parse_tools(["uv,pip", "PDM", "uv"]) == ("uv", "pip", "pdm")
+        with pytest.raises(BadInput, match="unknown tool 'conda': use pip, uv, pdm, poetry"):
+            cc.parse_tools(["pip,conda"])
+
+
+class TestPipConfigFiles:
+    def test_follows_pips_order(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(cc, "PIP_ETC_DIR", tmp_path / "etc")
+        env = {"HOME": str(tmp_path), "XDG_CONFIG_DIRS": f"{tmp_path}/a:{tmp_path}/b"}
+        files = cc.pip_config_files(env, prefix=tmp_path / "venv")
+        assert files == {
+            "global": [tmp_path / "a/pip/pip.conf", tmp_path / "b/pip/pip.conf", tmp_path / "etc/pip.conf"],
+            "user": [tmp_path / ".pip/pip.conf", tmp_path / ".config/pip/pip.conf"],
+            "site": [tmp_path / "venv/pip.conf"],
+        }
+        # Like `pip config --SCOPE set`, devpictl writes the scope's last file, which wins.
+        assert cc.pip_config_file("global", env) == tmp_path / "etc/pip.conf"
+        assert cc.pip_config_file("site", env, prefix=tmp_path / "venv") == tmp_path / "venv/pip.conf"
+
+    def test_default_global_dir(self, tmp_path):
+        assert cc.pip_config_files({"HOME": str(tmp_path)})["global"] == [cc.Path("/etc/xdg/pip/pip.conf"), cc.Path("/etc/pip.conf")]
+
+    def test_python_prefix(self, tmp_path):
+        assert cc.python_prefix(sys.executable) == cc.Path(sys.prefix)
+        with pytest.raises(BadInput, match="cannot run .*nope.*give --python the path of a Python interpreter"):
+            cc.python_prefix(tmp_path / "nope")
+
+
+class TestManifestAndUndo:
+    @pytest.fixture
+    def manifest(self, tmp_path):
+        return cc.Manifest(tmp_path / "data" / "clientconfig")
+
+    def write(self, manifest, path, url, tool="pip"):
+        change = cc.plan_change(tool, path, url, manifest=manifest)
+        return change, cc.apply_change(change, manifest)
+
+    def test_keeps_the_first_original_and_restores_it_exactly(self, tmp_path, manifest):
+        (tmp_path / "conf").mkdir()
+        path = tmp_path / "conf" / "pip.conf"
+        original = b"# mine\r\n[global]\r\ntimeout = 60\r\n"
+        path.write_bytes(original)
+        path.chmod(0o640)
+        _, applied = self.write(manifest, path, HTTP_URL)
+        assert applied.first and applied.backup.read_bytes() == original
+        assert stat.S_IMODE(applied.backup.stat().st_mode) == 0o600
+        assert path.read_bytes() == (
+            b"# mine\r\n[global]\r\ntimeout = 60\r\nindex-url = " + HTTP_URL.encode() + b"\r\ntrusted-host = 127.0.0.1\r\n"
+        )
+        _, again = self.write(manifest, path, HTTPS_URL)
+        assert not again.first and again.backup.read_bytes() == original
+        assert [p.name for p in path.parent.iterdir()] == ["pip.conf"]  # nothing left beside the file
+
+        path.chmod(0o600)
+        (restore,) = cc.plan_undo(manifest, ("pip",))
+        cc.apply_restore(restore, manifest)
+        assert path.read_bytes() == original
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
+        assert manifest.entries() == {} and list(manifest.backups.iterdir()) == []
+
+    def test_a_file_that_did_not_exist_is_deleted_by_undo(self, tmp_path, manifest):
+        path = tmp_path / "uv" / "uv.toml"
+        self.write(manifest, path, HTTP_URL, "uv")
+        assert manifest.get(path)["backup"] is None
+        self.write(manifest, path, HTTPS_URL, "uv")  # still remembered as absent
+        (restore,) = cc.plan_undo(manifest)
+        assert restore.original is None
+        cc.apply_restore(restore, manifest)
+        assert not path.exists()
+
+    def test_writes_keep_the_mode(self, tmp_path, manifest):
+        path = tmp_path / "config.toml"
+        path.write_text('[repository.private]\npassword = "s3cret"\n')
+        path.chmod(0o600)
+        self.write(manifest, path, HTTP_URL, "pdm")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert tomllib.loads(path.read_text())["repository"]["private"]["password"] == "s3cret"
+
+    def test_undo_refuses_a_file_changed_since(self, tmp_path, manifest):
+        path = tmp_path / "pip.conf"
+        self.write(manifest, path, HTTP_URL)
+        path.write_text(path.read_text() + "timeout = 5\n")
+        with pytest.raises(Conflict, match=r"pip.conf changed since devpictl wrote it.*--force"):
+            cc.plan_undo(manifest)
+        (restore,) = cc.plan_undo(manifest, force=True)
+        cc.apply_restore(restore, manifest)
+        assert not path.exists()
+
+    def test_nothing_to_undo(self, manifest):
+        with pytest.raises(DevpictlError, match="nothing to undo"):
+            cc.plan_undo(manifest, ("uv",))
+
+    def test_adopts_an_older_devpictls_backup(self, tmp_path, manifest):
+        path = tmp_path / "pip.conf"
+        (tmp_path / "pip.conf.devpictl-backup").write_bytes(b"[global]\ntimeout = 1\n")
+        path.write_text(f"[global]\ntimeout = 1\nindex-url = {HTTP_URL}\n")
+        self.write(manifest, path, HTTPS_URL)
+        cc.apply_restore(cc.plan_undo(manifest)[0], manifest)
+        assert path.read_bytes() == b"[global]\ntimeout = 1\n"
+
+    def test_writes_through_a_symlink(self, tmp_path, manifest):
+        target = tmp_path / "dotfiles" / "pip.conf"
+        target.parent.mkdir()
+        target.write_text("[global]\ntimeout = 60\n")
+        link = tmp_path / "pip.conf"
+        link.symlink_to(target)
+        self.write(manifest, link, HTTP_URL)
+        assert link.is_symlink()
+        assert HTTP_URL in target.read_text()
+        cc.apply_restore(cc.plan_undo(manifest, paths=[link])[0], manifest)
+        assert link.is_symlink() and target.read_text() == "[global]\ntimeout = 60\n"
+
+    def test_a_failed_write_forgets_the_record(self, tmp_path, manifest, monkeypatch):
+        path = tmp_path / "pip.conf"
+        change = cc.plan_change("pip", path, HTTP_URL, manifest=manifest)
+
+        real_replace = os.replace
+
+        def replace(src, dst):
+            if dst == path:
+                raise PermissionError(13, "Permission denied")
+            real_replace(src, dst)
+
+        monkeypatch.setattr(cc.os, "replace", replace)
+        with pytest.raises(DevpictlError, match=r"cannot write .*pip.conf \(Permission denied\)"):
+            cc.apply_change(change, manifest)
+        monkeypatch.undo()
+        assert manifest.entries() == {} and not path.exists()
+
+    def test_new_files_get_the_umask_mode(self, tmp_path):
+        old = os.umask(0o027)
+        try:
+            cc.write_atomic(tmp_path / "a" / "f", b"x")
+        finally:
+            os.umask(old)
+        assert stat.S_IMODE((tmp_path / "a" / "f").stat().st_mode) == 0o640
+        assert [p.name for p in (tmp_path / "a").iterdir()] == ["f"]
+
+    def test_diff(self, tmp_path, manifest):
+        path = tmp_path / "pip.conf"
+        path.write_text("[global]\ntimeout = 60\n")
+        change = cc.plan_change("pip", path, HTTP_URL, manifest=manifest)
+        assert change.diff() == (
+            f"--- {path}\n+++ {path}\n@@ -1,2 +1,4 @@\n [global]\n timeout = 60\n"
+            f"+index-url = {HTTP_URL}\n+trusted-host = 127.0.0.1\n"
+        )
