@@ -131,22 +131,26 @@ def forget_root_password(instance: Instance) -> None:
 REMEMBERED_KEYS = ("host", "port", "image", "network", "ca_bundle", "probe_project", "front")
 
 
-def load_remembered(instance: Instance) -> dict[str, object]:
+def read_toml(path: Path) -> dict:
+    """A TOML file as a dict ({} when missing); one clear error when unreadable or invalid."""
     try:
-        text = instance.settings_file.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise BadInput(f"cannot read {instance.settings_file} ({exc.strerror}): fix its permissions or delete it") from None
+        raise BadInput(f"cannot read {path} ({exc.strerror}): fix its permissions or delete it") from None
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise BadInput(f"{instance.settings_file} is not valid TOML ({exc}): fix it or delete it") from None
-    return {k: v for k, v in data.items() if k in REMEMBERED_KEYS}
+        return tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise BadInput(f"{path} is not valid TOML ({exc}): fix it or delete it") from None
+
+
+def load_remembered(instance: Instance) -> dict[str, object]:
+    return {k: v for k, v in read_toml(instance.settings_file).items() if k in REMEMBERED_KEYS}
 
 
 def save_remembered(instance: Instance, values: dict[str, object]) -> None:
@@ -167,21 +171,7 @@ def forget_cache(instance: Instance) -> None:
 # devpictl's own config.toml (user mirror entries live under [mirrors.NAME]).
 def load_config() -> dict:
     """devpictl's config.toml as a dict; {} when there is none."""
-    path = config_file()
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise BadInput(f"cannot read {path} ({exc.strerror}): fix its permissions or delete it") from None
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise BadInput(f"{path} is not valid TOML ({exc}): fix it or delete it") from None
+    return read_toml(config_file())
 
 
 def save_config(data: dict) -> None:
