@@ -48,6 +48,7 @@ class Reporter(Protocol):
     def step(self, message: str) -> None: ...
     def log(self, line: str) -> None: ...
     def waiting(self, message: str) -> contextlib.AbstractContextManager[None]: ...
+    def transfer(self, message: str) -> contextlib.AbstractContextManager[Callable[[int], None]]: ...
 
 
 class QuietReporter:
@@ -63,6 +64,10 @@ class QuietReporter:
     def waiting(self, message: str) -> Iterator[None]:
         yield
 
+    @contextlib.contextmanager
+    def transfer(self, message: str) -> Iterator[Callable[[int], None]]:
+        yield lambda nbytes: None
+
 
 @dataclass(frozen=True)
 class UpOptions:
@@ -77,6 +82,7 @@ class UpOptions:
     ca_bundle: Path | None = None
     probe_project: str | None = None
     front: bool | None = None  # nginx before devpi
+    offline: bool | None = None  # devpi's --offline-mode: serve only cached files, never ask the upstream
     check: bool = True  # check that a new upstream answers before switching to it
     timeout: float = 180.0
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -89,6 +95,8 @@ class UpResult:
     upstream: Upstream
     actions: list[str]
     password_file: Path
+    host: str = DEFAULT_HOST  # the address the cache is published on
+    offline: bool = False
 
     @property
     def changed(self) -> bool:
@@ -146,14 +154,16 @@ def with_remembered(opts: UpOptions) -> tuple[UpOptions, UpOptions]:
         ca_bundle=opts.ca_bundle or (Path(stored["ca_bundle"]) if stored.get("ca_bundle") else None),
         probe_project=opts.probe_project or stored.get("probe_project"),
         front=opts.front if opts.front is not None else stored.get("front"),
+        offline=opts.offline if opts.offline is not None else stored.get("offline"),
     )
     full = dataclasses.replace(
         given,
         host=given.host or DEFAULT_HOST,
         port=given.port or DEFAULT_PORT,
-        image=given.image or img.DEFAULT_IMAGE,
+        image=given.image or img.default_image(given.build.devpi_server_version),
         probe_project=given.probe_project or DEFAULT_PROBE_PROJECT,
         front=given.front if given.front is not None else True,
+        offline=bool(given.offline),
     )
     return given, full
 
@@ -166,37 +176,37 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
     created: list[Callable[[], None]] = []
     try:
         wanted = opts.upstream
+        if container is not None:
+            check_unchanged(container, given)
+            if given.image is not None and not ctr.runs_image(engine, container, given.image):
+                upgrade(engine, container, opts, reporter, actions)
+                container = None
         if container is None:
             container, fresh = create(engine, opts, reporter, actions, created)
             if fresh:
                 wanted = wanted or OFFICIAL  # a new cache starts on the official index
-        else:
-            host, port = ctr.published_address(container)
-            if (given.port is not None and port != given.port) or (given.host is not None and host != given.host):
-                raise Conflict(
-                    f"cache {instance.name!r} is published on {host}:{port}: run `devpictl down --name {instance.name}` first to move it, or drop --host/--port"
-                )
-            if given.front is not None and given.front != front_enabled(container):
-                raise Conflict(
-                    f"cache {instance.name!r} runs {'with' if front_enabled(container) else 'without'} its front server: run `devpictl down --name {instance.name}` first to change that"
-                )
-            if container.status != "running":
-                reporter.step(f"Starting stopped cache {instance.name!r}")
-                ctr.start(container)
-                actions.append("started the container")
+        elif container.status != "running":
+            reporter.step(f"Starting stopped cache {instance.name!r}")
+            ctr.start(container)
+            actions.append("started the container")
         container.reload()
         base_url = ctr.local_base_url(container)
         with DevpiClient(base_url) as client:
             wait_for_api(client, container, opts.timeout, reporter)
             login_root(client, instance)
             official = official_url(container)
-            if opts.check and wanted is not None:
+            if wanted is not None and (opts.check or opts.offline):
                 current = find_by_url(client.get_index().get("mirror_url"), official)
                 if effective_url(wanted, official) != effective_url(current, official):
+                    if opts.offline:
+                        raise Conflict(offline_switch_message(instance))
                     with reporter.waiting(f"Checking that {effective_url(wanted, official)} answers"):
                         check_upstream(container, effective_url(wanted, official), opts.probe_project)
             upstream = configure_upstream(client, wanted, official, reporter, actions, lambda: flush_front_cache(container))
-            wait_until_ready(client, opts.probe_project, opts.timeout, reporter)
+            # Offline, devpi lists only the files it stored, so the probe project's page
+            # may rightly be empty, and the upstream is never asked: an answering API is it.
+            if not opts.offline:
+                wait_until_ready(client, opts.probe_project, opts.timeout, reporter)
     except BaseException as exc:
         if created:
             log = save_failure_log(instance, container) if container is not None else None
@@ -209,9 +219,53 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
     save_remembered(instance, {
         "host": opts.host, "port": ctr.published_address(container)[1], "image": opts.image,
         "network": opts.network, "ca_bundle": str(opts.ca_bundle) if opts.ca_bundle else None,
-        "probe_project": opts.probe_project, "front": opts.front,
+        "probe_project": opts.probe_project, "front": opts.front, "offline": opts.offline,
     })
-    return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file)
+    host = ctr.published_address(container)[0]
+    return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file, host, bool(opts.offline))
+
+
+def check_unchanged(container, given: UpOptions) -> None:
+    """Refuse flags that would need a new container: those take `down` first."""
+    name = given.instance.name
+    host, port = ctr.published_address(container)
+    if (given.port is not None and port != given.port) or (given.host is not None and host != given.host):
+        raise Conflict(
+            f"cache {name!r} is published on {host}:{port}: run `devpictl down --name {name}` first to move it, or drop --host/--port"
+        )
+    if given.front is not None and given.front != front_enabled(container):
+            raise Conflict(
+            f"cache {name!r} runs {'with' if front_enabled(container) else 'without'} its front server: run `devpictl down --name {name}` first to change that"
+        )
+    if given.offline is not None and given.offline != offline_enabled(container):
+        raise Conflict(
+            f"cache {name!r} runs {'in' if offline_enabled(container) else 'without'} offline mode: run `devpictl down --name {name}` first to change that"
+        )
+
+
+def upgrade(engine, container, opts: UpOptions, reporter: Reporter, actions: list[str]) -> None:
+    """Replace the container with one of ``opts.image``, keeping the volume, when devpi can read its data.
+
+    devpi-server refuses a server dir of another database version; then devpictl
+    stops here, before touching anything, and says how to move the data.
+    """
+    if not ctr.image_exists(engine, opts.image):
+        reporter.step(f"Building image {opts.image}")
+        img.build_image(engine.api, opts.build, opts.image, dict(opts.environ), reporter.log)
+        actions.append(f"built image {opts.image}")
+    name = opts.instance.name
+    needed = ctr.run_once(engine, opts.image, ["python", "-c", "from devpi_server.main import DATABASE_VERSION as v; print(v)"])
+    have = ctr.run_once(engine, opts.image, ["cat", "/data/server/.serverversion"], volume=opts.instance.volume)
+    if needed.split(".")[0] != have.split(".")[0]:
+        raise Conflict(
+            f"devpi-server in {opts.image} needs database version {needed}, cache {name!r} has {have}: "
+            f"nothing was changed; move the data with `devpictl backup --name {name} --include-files` and "
+            f"`devpictl restore --name NEW --image {opts.image} ARCHIVE`"
+        )
+    old_image = (container.image.tags or [container.image.short_id])[0]
+    reporter.step(f"Upgrading cache {name!r} from {old_image} to {opts.image}; the volume stays")
+    ctr.remove(container)
+    actions.append(f"replaced the container of {old_image} with {opts.image}")
 
 
 def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], created: list[Callable[[], None]]):
@@ -236,10 +290,12 @@ def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], crea
     password, new_password = ensure_root_password(instance)
     if new_password:
         created.append(lambda: forget_root_password(instance))
-    spec = ctr.ContainerSpec(instance, opts.image, opts.host, port, opts.network, front=bool(opts.front))
+    spec = ctr.ContainerSpec(instance, opts.image, opts.host, port, opts.network, front=bool(opts.front), offline=bool(opts.offline))
     container = ctr.create_container(engine, spec)
     created.append(lambda: ctr.remove(container))
-    files = {"root-password": password.encode()}
+    # devpi-init needs the password only for a new volume; the entrypoint deletes it
+    # after init, and an initialised volume must not leave it in the container's files.
+    files = {"root-password": password.encode()} if fresh_volume else {}
     if opts.ca_bundle is not None:
         files["ca-bundle.pem"] = img.read_ca_bundle(opts.ca_bundle)
     proxies = proxy_env_file(opts.environ)
@@ -355,6 +411,37 @@ def front_enabled(container) -> bool:
     return "DEVPICTL_FRONT=0" not in env
 
 
+def offline_enabled(container) -> bool:
+    """Whether the container runs devpi with --offline-mode (made by `up --offline`)."""
+    env = container.attrs.get("Config", {}).get("Env") or []
+    return "DEVPICTL_OFFLINE=1" in env
+
+
+def offline_switch_message(instance: Instance) -> str:
+    return (
+        f"cache {instance.name!r} runs in offline mode and asks no upstream, so it cannot switch to another: "
+        f"run `devpictl down --name {instance.name}` and `devpictl up --name {instance.name} --online` first"
+    )
+
+
+# Addresses that publish the cache on every interface of the machine.
+ALL_INTERFACES = ("0.0.0.0", "::", "")
+
+
+def publishes_to_network(host: str) -> bool:
+    return host in ALL_INTERFACES
+
+
+def network_warning(host: str, port: int | None = None) -> str:
+    """The risk of publishing on every interface; shown whatever chose the host (flag, environment, remembered)."""
+    where = f"{host or '0.0.0.0'}:{port}" if port else (host or "0.0.0.0")
+    return (
+        f"cache published on {where}, every network interface: anyone who can reach this machine can read the cache "
+        "and, with the root password, write to it (upload packages, create users, change the upstream); "
+        "to keep it local, run `devpictl down` and `devpictl up --host 127.0.0.1`"
+    )
+
+
 def flush_front_cache(container) -> None:
     """Make the front server's cached pages misses, so a switched upstream shows at once."""
     if not front_enabled(container):
@@ -406,7 +493,7 @@ def wait_until_ready(client: DevpiClient, project: str, timeout: float, reporter
 # Runs inside the cache container, so the check sees the network, proxy and CA
 # bundle that devpi itself will use. The URL arrives in the environment.
 UPSTREAM_CHECK = r"""
-import os, shlex, ssl, sys, urllib.request
+import os, shlex, signal, ssl, sys, urllib.request
 run = "/run/devpictl"
 if os.path.exists(run + "/proxy.env"):
     for item in shlex.split(open(run + "/proxy.env").read()):
@@ -415,8 +502,14 @@ if os.path.exists(run + "/proxy.env"):
 ca = run + "/ca-bundle.pem"
 ctx = ssl.create_default_context(cafile=ca if os.path.exists(ca) else None)
 req = urllib.request.Request(os.environ["DEVPICTL_CHECK_URL"], headers={"Accept": "text/html", "User-Agent": "pip/24.0 devpictl"})
+timeout = float(os.environ.get("DEVPICTL_CHECK_TIMEOUT", "20"))
+def give_up(signum, frame):
+    raise TimeoutError(f"no answer within {timeout:g} s")
+# urlopen's timeout bounds each socket call, not name resolution or a slow trickle.
+signal.signal(signal.SIGALRM, give_up)
+signal.setitimer(signal.ITIMER_REAL, timeout + 0.5)
 try:
-    with urllib.request.urlopen(req, timeout=float(os.environ.get("DEVPICTL_CHECK_TIMEOUT", "20")), context=ctx) as resp:
+    with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
         body = resp.read().decode("utf-8", "replace")
 except Exception as exc:
     print(type(exc).__name__ + ": " + str(getattr(exc, "reason", exc)))
@@ -425,8 +518,16 @@ print(body.count("<a "))
 """
 
 
-def check_upstream(container, url: str, project: str, timeout: float = 20.0) -> None:
-    """Refuse an upstream whose simple page for ``project`` lists no files, as seen from the cache."""
+@dataclass(frozen=True)
+class UpstreamProbe:
+    """What the upstream answered, asked from inside the cache, for one project's simple page."""
+
+    answered: bool
+    links: int  # links on the page; 0 when it did not answer
+    problem: str | None  # why it did not answer, else None
+
+
+def probe_upstream(container, url: str, project: str, timeout: float = 20.0) -> UpstreamProbe:
     code, output = ctr.exec_output(
         container,
         [f"{img.VENV}/bin/python", "-c", UPSTREAM_CHECK],
@@ -434,10 +535,18 @@ def check_upstream(container, url: str, project: str, timeout: float = 20.0) -> 
     )
     answer = last_line(output)
     if code != 0:
+        return UpstreamProbe(False, 0, answer)
+    return UpstreamProbe(True, int(answer) if answer.isdigit() else 0, None)
+
+
+def check_upstream(container, url: str, project: str, timeout: float = 20.0) -> None:
+    """Refuse an upstream whose simple page for ``project`` lists no files, as seen from the cache."""
+    probe = probe_upstream(container, url, project, timeout)
+    if not probe.answered:
         raise UpstreamUnreachable(
-            f"upstream {url} did not answer a simple page for {project!r} ({answer}): check the URL, or pass --no-check to switch anyway"
+            f"upstream {url} did not answer a simple page for {project!r} ({probe.problem}): check the URL, or pass --no-check to switch anyway"
         )
-    if not answer.isdigit() or int(answer) == 0:
+    if probe.links == 0:
         raise UpstreamUnreachable(
             f"upstream {url} lists no files for {project!r}: is it a simple index? pass --probe-project or --no-check"
         )
@@ -453,6 +562,8 @@ class SwitchResult:
 
 def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool, probe_project: str | None, reporter: Reporter) -> SwitchResult:
     container = running_container(engine, instance)
+    if offline_enabled(container):
+        raise Conflict(offline_switch_message(instance))
     probe_project = probe_project or str(load_remembered(instance).get("probe_project") or DEFAULT_PROBE_PROJECT)
     official = official_url(container)
     if check:
@@ -481,9 +592,38 @@ class Status:
     volume: str
     password_file: str
     front_server: bool
+    offline: bool = False
+    # Whether the upstream answers the probe project's page from inside the cache;
+    # None when nobody asked (offline mode, or the cache is not running).
+    upstream_reachable: bool | None = None
+    upstream_problem: str | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+# status asks the upstream with this deadline, so it stays quick when the upstream is gone.
+STATUS_UPSTREAM_TIMEOUT = 4.0
+
+
+def upstream_reachability(container, url: str | None, project: str, *, offline: bool) -> tuple[bool | None, str | None]:
+    """(does the upstream answer?, why not) as `status` reports it; (None, None) when it is not asked."""
+    import docker.errors
+
+    if offline or url is None:
+        return None, None
+    try:
+        probe = probe_upstream(container, url, project, STATUS_UPSTREAM_TIMEOUT)
+    except docker.errors.APIError as exc:  # e.g. the container stopped meanwhile
+        return None, f"could not ask from inside the cache: {exc.explanation or exc}"
+    return probe.answered, probe.problem
+
+
+def remembered_probe_project(instance: Instance) -> str:
+    try:
+        return str(load_remembered(instance).get("probe_project") or DEFAULT_PROBE_PROJECT)
+    except DevpictlError:  # a broken cache.toml must not break status
+        return DEFAULT_PROBE_PROJECT
 
 
 def status(engine, instance: Instance) -> Status:
@@ -491,19 +631,24 @@ def status(engine, instance: Instance) -> Status:
     if container is None:
         raise CacheNotFound(f"no cache named {instance.name!r}: create it with `devpictl up --name {instance.name}`")
     running = container.status == "running"
-    url = upstream_url = upstream_name = version = None
+    offline = offline_enabled(container)
+    url = upstream_url = upstream_name = version = check_url = None
     size = None
+    reachable = problem = None
     if running:
         base = ctr.local_base_url(container)
         url = index_url(base)
         try:
             with DevpiClient(base, timeout=10) as client:
                 ixconfig = client.get_index()
-                found = find_by_url(ixconfig.get("mirror_url"), official_url(container))
+                official = official_url(container)
+                found = find_by_url(ixconfig.get("mirror_url"), official)
                 upstream_name, upstream_url = found.name, found.display_url
+                check_url = effective_url(found, official)
                 version = devpi_server_version(client.server_status())
         except DevpictlError:
             pass
+        reachable, problem = upstream_reachability(container, check_url, remembered_probe_project(instance), offline=offline)
         code, out = ctr.exec_output(container, ["du", "-sb", "/data"])
         if code == 0 and out.split():
             size = int(out.split()[0])
@@ -520,6 +665,9 @@ def status(engine, instance: Instance) -> Status:
         volume=instance.volume,
         password_file=str(instance.password_file),
         front_server=front_enabled(container),
+        offline=offline,
+        upstream_reachable=reachable,
+        upstream_problem=problem,
     )
 
 

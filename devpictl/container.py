@@ -69,6 +69,31 @@ def ensure_volume(engine, instance: Instance) -> bool:
         return True
 
 
+def runs_image(engine, container, tag: str) -> bool:
+    """True when ``container`` runs the image ``tag`` names now (False also when ``tag`` is missing)."""
+    import docker.errors
+
+    try:
+        return engine.images.get(tag).id == container.image.id
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def run_once(engine, image: str, command: list[str], volume: str | None = None) -> str:
+    """Run ``command`` in a throwaway container of ``image`` (the volume at /data) and return its output."""
+    import docker.errors
+
+    volumes = {volume: {"bind": "/data", "mode": "ro"}} if volume else {}
+    try:
+        output = engine.containers.run(
+            image, entrypoint=command, remove=True, network_mode="none", volumes=volumes, labels={LABEL_MANAGED: "1"}
+        )
+    except docker.errors.ContainerError as exc:
+        stderr = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+        raise EngineError(f"{' '.join(command[:2])} failed in {image}: {stderr[-1] if stderr else exc}") from None
+    return output.decode(errors="replace").strip()
+
+
 def volume_exists(engine, instance: Instance) -> bool:
     import docker.errors
 
@@ -113,6 +138,7 @@ class ContainerSpec:
     port: int
     network: str | None = None
     front: bool = True
+    offline: bool = False  # devpi's --offline-mode: serve only what is cached
 
 
 def create_container(engine, spec: ContainerSpec):
@@ -128,7 +154,8 @@ def create_container(engine, spec: ContainerSpec):
             volumes={spec.instance.volume: {"bind": "/data", "mode": "rw"}},
             restart_policy={"Name": "unless-stopped"},
             network=spec.network,
-            environment={"DEVPICTL_FRONT": "1" if spec.front else "0"},
+            # Switches, not secrets: the entrypoint reads them, `status` shows them.
+            environment={"DEVPICTL_FRONT": "1" if spec.front else "0", "DEVPICTL_OFFLINE": "1" if spec.offline else "0"},
             # tini as PID 1: signals reach devpi and zombies are reaped.
             init=True,
         )
@@ -144,6 +171,8 @@ def hand_in_files(container, files: Mapping[str, bytes]) -> None:
     They travel in a tar through the engine's archive API, so they show in no
     `docker inspect`, environment or process list.
     """
+    if not files:
+        return
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data in files.items():
@@ -228,6 +257,6 @@ def remove_volume(engine, instance: Instance) -> None:
             time.sleep(0.5)
 
 
-def exec_output(container, cmd: list[str], environment: Mapping[str, str] | None = None) -> tuple[int, str]:
-    result = container.exec_run(cmd, environment=dict(environment or {}), demux=False)
+def exec_output(container, cmd: list[str], environment: Mapping[str, str] | None = None, user: str = "") -> tuple[int, str]:
+    result = container.exec_run(cmd, environment=dict(environment or {}), demux=False, user=user)
     return result.exit_code, (result.output or b"").decode(errors="replace")

@@ -80,6 +80,27 @@ class DevpiClient:
         auth = base64.b64encode(f"{user}:{token}".encode()).decode()
         self.http.headers["X-Devpi-Auth"] = auth
 
+    def users(self) -> dict[str, dict]:
+        """Every user with its indexes (GET /)."""
+        response = self._request("GET", "/")
+        if response.status_code != 200:
+            raise self._error(response, "list users")
+        return response.json()["result"]
+
+    def set_password(self, user: str, password: str) -> None:
+        """Change ``user``'s password (PATCH /USER); the session stays logged in with the new one."""
+        response = self._request("PATCH", f"/{user}", json={"password": password})
+        if response.status_code in (401, 403):
+            raise LoginRefused(
+                f"devpi refused to change the password of {user} (HTTP {response.status_code}): log in as {user} first"
+            )
+        if response.status_code != 200:
+            raise self._error(response, f"change the password of {user}")
+        # devpi answers with a token for the new password; the old token may die with it.
+        token = (response.json().get("result") or {}).get("password")
+        if token:
+            self.http.headers["X-Devpi-Auth"] = base64.b64encode(f"{user}:{token}".encode()).decode()
+
     def get_index(self, index: str = MIRROR_INDEX) -> dict:
         response = self._request("GET", f"/{index}", params={"no_projects": ""})
         if response.status_code != 200:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import tarfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,23 @@ DEVPI_SERVER_VERSION = "6.20.3"
 DEVPI_WEB_VERSION = "5.1.1"
 DEFAULT_BASE_IMAGE = "python:3.12-slim"
 DEFAULT_IMAGE = f"devpictl/devpi-server:{DEVPI_SERVER_VERSION}"
+VERSION_PATTERN = re.compile(r"\d+(\.\d+){1,3}")
+
+
+def default_image(devpi_server_version: str) -> str:
+    return f"devpictl/devpi-server:{devpi_server_version}"
+
+
+# mirror_ignore_serial_header, which switching to most mirrors needs, came with 6.17.0.
+MIN_DEVPI_SERVER = (6, 17, 0)
+
+
+def check_version(version: str) -> str:
+    if not VERSION_PATTERN.fullmatch(version):
+        raise BadInput(f"devpi-server version {version!r} is not a release number: give e.g. {DEVPI_SERVER_VERSION}")
+    if tuple(int(part) for part in version.split(".")) < MIN_DEVPI_SERVER:
+        raise BadInput(f"devpictl needs devpi-server {'.'.join(map(str, MIN_DEVPI_SERVER))} or newer, not {version}: give e.g. {DEVPI_SERVER_VERSION}")
+    return version
 CONTAINER_PORT = 3141
 DEVPI_INTERNAL_PORT = 3142  # devpi behind the front server, on the container's loopback
 MIRROR_CACHE_EXPIRY = 1800  # devpi's default; the front server caches pages as long

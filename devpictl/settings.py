@@ -108,18 +108,46 @@ def read_root_password(instance: Instance) -> str | None:
         return None
 
 
+def new_root_password() -> str:
+    """A fresh root password: 32 URL-safe characters, never empty."""
+    return secrets.token_urlsafe(24)
+
+
 def ensure_root_password(instance: Instance) -> tuple[str, bool]:
     """Return the cache's root password, generating and storing one (mode 0600) if none exists."""
     existing = read_root_password(instance)
     if existing:
         return existing, False
-    instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    password = secrets.token_urlsafe(24)
-    fd = os.open(instance.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file that already exists
-    with os.fdopen(fd, "w") as fh:
-        fh.write(password + "\n")
+    password = new_root_password()
+    store_root_password(instance, password)
     return password, True
+
+
+def stage_root_password(instance: Instance, password: str) -> Path:
+    """Write ``password`` to a new 0600 file beside the stored one; commit_root_password puts it in place."""
+    import tempfile
+
+    instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=".root-password.", dir=instance.state_dir)  # mkstemp makes it 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def commit_root_password(instance: Instance, staged: Path) -> None:
+    """Replace the stored root password with a staged one, in one rename."""
+    os.replace(staged, instance.password_file)
+
+
+def store_root_password(instance: Instance, password: str) -> None:
+    """Store ``password`` (mode 0600) atomically: a reader sees the old file or the new one, never half."""
+    commit_root_password(instance, stage_root_password(instance, password))
 
 
 def forget_root_password(instance: Instance) -> None:
@@ -128,7 +156,7 @@ def forget_root_password(instance: Instance) -> None:
 
 # What `up` remembers of a cache, so that `up` after `down` (or a reboot) brings
 # back the same cache: flag > environment > remembered > built-in default.
-REMEMBERED_KEYS = ("host", "port", "image", "network", "ca_bundle", "probe_project", "front")
+REMEMBERED_KEYS = ("host", "port", "image", "network", "ca_bundle", "probe_project", "front", "offline")
 
 
 def read_toml(path: Path) -> dict:

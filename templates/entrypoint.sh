@@ -1,6 +1,7 @@
 #!/bin/bash
 # Entrypoint of the devpictl image: init the server dir once, then run
-# devpi-server, behind nginx unless DEVPICTL_FRONT=0.
+# devpi-server, behind nginx unless DEVPICTL_FRONT=0, and in devpi's offline
+# mode (only cached files, no upstream) when DEVPICTL_OFFLINE=1.
 # Everything lives under /data (a volume), so restarts and re-created
 # containers keep the cache, its users and its login secret.
 set -euo pipefail
@@ -42,6 +43,10 @@ if [ ! -e "$SERVERDIR/.nodeinfo" ]; then
 fi
 if [ ! -s "$SECRETFILE" ]; then
     devpi-gen-secret --secretfile "$SECRETFILE"
+fi
+
+if [ "${DEVPICTL_OFFLINE:-0}" = "1" ]; then
+    set -- "$@" --offline-mode
 fi
 
 if [ "${DEVPICTL_FRONT:-1}" != "1" ]; then

@@ -8,7 +8,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from devpictl.cli import build, cache, pipconfig, upstream
+from devpictl.cli import backup, build, cache, password, pipconfig, upstream
 from devpictl.errors import DevpictlError
 
 
@@ -51,6 +51,8 @@ build.register(app)
 cache.register(app)
 upstream.register(app)
 pipconfig.register(app)
+backup.register(app)
+password.register(app)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
 
 def build(
     image: str = options.IMAGE,
+    devpi_server_version: str = options.DEVPI_VERSION,
     base_image: str = options.BASE_IMAGE,
     pip_mirror: str = options.PIP_MIRROR,
     wheelhouse: Path = options.WHEELHOUSE,
@@ -31,7 +32,8 @@ def build(
     """
     from devpictl import image as img
 
-    opts = options.build_options(base_image, pip_mirror, wheelhouse, ca_bundle, web, front=front)
+    opts = options.build_options(base_image, pip_mirror, wheelhouse, ca_bundle, web, front=front, devpi_server_version=devpi_server_version)
+    image = image or img.default_image(opts.devpi_server_version)
     img.check_inputs(opts)
     if print_only:
         typer.echo(img.render_dockerfile(opts), nl=False)

@@ -24,12 +24,14 @@ def up(
     host: str = typer.Option(None, "--host", envvar="DEVPICTL_HOST", help="Host address to publish on; 0.0.0.0 opens the cache to your network [default: remembered, else 127.0.0.1]."),
     name: str = options.NAME,
     image: str = options.UP_IMAGE,
+    devpi_server_version: str = options.DEVPI_VERSION,
     base_image: str = options.BASE_IMAGE,
     pip_mirror: str = options.PIP_MIRROR,
     wheelhouse: Path = options.WHEELHOUSE,
     ca_bundle: Path = options.CA_BUNDLE,
     web: bool = options.WEB,
     front: bool = typer.Option(None, "--front/--no-front", help="Put nginx before devpi (files from disk, cached pages) [default: remembered, else on]."),
+    offline: bool = typer.Option(None, "--offline/--online", help="Run devpi in offline mode: serve only files already cached, never ask the upstream; readiness then waits for the API only [default: remembered, else online]."),
     network: str = typer.Option(None, "--network", envvar="DEVPICTL_NETWORK", help="Also attach the cache to this Docker network."),
     probe_project: str = options.PROBE,
     check: bool = options.CHECK,
@@ -51,7 +53,11 @@ def up(
     upstream = resolve(mirror) if mirror and not is_fastest(mirror) else None
     if port is not None:
         check_port(port)
-    build_opts = options.build_options(base_image, pip_mirror, wheelhouse, ca_bundle, web, front=front is not False)
+    build_opts = options.build_options(
+        base_image, pip_mirror, wheelhouse, ca_bundle, web, front=front is not False, devpi_server_version=devpi_server_version
+    )
+    if devpi_server_version and not image:
+        image = img.default_image(build_opts.devpi_server_version)  # asking for a version means its image
     img.check_inputs(build_opts)
     opts = cache.UpOptions(
         instance=instance,
@@ -65,6 +71,7 @@ def up(
         probe_project=probe_project,
         check=check,
         front=front,
+        offline=offline,
         timeout=timeout,
         environ=dict(os.environ),
     )
@@ -75,10 +82,12 @@ def up(
         from devpictl.cli.upstream import fastest_upstream
 
         opts = replace(opts, upstream=fastest_upstream(opts.probe_project, quiet=json_output))
-    if host in ("0.0.0.0", "::") and not json_output:  # a remembered 0.0.0.0 was warned about when chosen
-        ui.err.print(f"[yellow]warning:[/] publishing on {host} lets anyone who reaches this machine use the cache")
     with ui.reporter(json_output) as rep:
         result = cache.up(engine, opts, rep)
+    # Whatever chose the address (flag, DEVPICTL_HOST, remembered), warn on stderr:
+    # stdout stays clean for --json.
+    if cache.publishes_to_network(result.host):
+        ui.err.print(f"[yellow]warning:[/] {cache.network_warning(result.host)}")
     if json_output:
         ui.print_json(
             {
@@ -88,6 +97,7 @@ def up(
                 "changed": result.changed,
                 "actions": result.actions,
                 "password_file": str(result.password_file),
+                "offline": result.offline,
             }
         )
         return
@@ -97,6 +107,8 @@ def up(
     else:
         ui.out.print(f"Cache {result.name!r} is already up with upstream {result.upstream.name}; nothing changed.")
     ui.out.print(f"Cache {result.name!r} is ready. Index URL: [bold]{result.index_url}[/]")
+    if result.offline:
+        ui.out.print("Offline mode: it serves only files it has cached and asks no upstream (`devpictl down` and `up --online` to end it).")
     ui.out.print(f"Point pip at it: devpictl pip-config --write{'' if name == 'default' else ' --name ' + name}")
 
 
@@ -120,7 +132,8 @@ def status(name: str = options.NAME, json_output: bool = options.JSON) -> None:
         ("cache", st.name),
         ("state", f"{st.state} (health: {st.health})"),
         ("index url", st.url or "-"),
-        ("upstream", f"{st.upstream_name} {st.upstream}" if st.upstream else "-"),
+        ("upstream", f"{st.upstream_name} {st.upstream} ({describe_reachability(st)})" if st.upstream else "-"),
+        ("offline mode", "on (serves only cached files; the upstream is not asked)" if st.offline else "off"),
         ("devpi-server", st.devpi_version or "-"),
         ("front server", "nginx" if st.front_server else "off (devpi alone)"),
         ("cache size", size),
@@ -130,6 +143,17 @@ def status(name: str = options.NAME, json_output: bool = options.JSON) -> None:
     ]
     for key, value in rows:
         ui.out.print(f"{key:>14}: {value}")
+
+
+def describe_reachability(st) -> str:
+    """The upstream's state as status shows it beside the upstream's URL."""
+    if st.offline:
+        return "not asked: offline mode"
+    if st.upstream_reachable is None:
+        return f"not asked: {st.upstream_problem}" if st.upstream_problem else "not asked"
+    if st.upstream_reachable:
+        return "answering"
+    return f"not answering: {st.upstream_problem}"
 
 
 def logs(

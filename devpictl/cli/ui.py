@@ -62,6 +62,19 @@ class RichReporter:
         with self.console.status(message):
             yield
 
+    @contextlib.contextmanager
+    def transfer(self, message: str) -> Iterator[object]:
+        """A byte counter for a transfer of unknown size."""
+        from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn, TransferSpeedColumn
+
+        self._stop_live()
+        columns = (SpinnerColumn(), TextColumn(message), DownloadColumn(), TransferSpeedColumn())
+        with Progress(*columns, console=self.console, transient=True, disable=not self.console.is_terminal) as progress:
+            task = progress.add_task(message, total=None)
+            yield lambda nbytes: progress.advance(task, nbytes)
+        if not self.console.is_terminal:
+            self.console.print(f"• {message}: done")
+
     def close(self) -> None:
         self._stop_live()
 

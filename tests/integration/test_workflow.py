@@ -157,9 +157,10 @@ def test_set_upstream_refreshes_a_cached_project(cache, test_upstream, tmp_path)
     # At once, not after mirror_cache_expiry: the page lists the new upstream's files only,
     # and the front server's cached copy of the old page is gone.
     assert simple_files(cache["index_url"], "six") == ["six-1.16.0-py2.py3-none-any.whl"]
-    assert simple_files(cache["index_url"], "six") == ["six-1.16.0-py2.py3-none-any.whl"]
-    installed = pip_install(cache["index_url"], "six==1.16.0", tmp_path)
+    # An unpinned install now resolves the new upstream's version, not the cached newer one.
+    installed = pip_install(cache["index_url"], "six", tmp_path)
     assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert "Successfully installed six-1.16.0" in installed.stdout, installed.stdout
 
 
 def test_set_upstream_refuses_a_dead_upstream(cache):

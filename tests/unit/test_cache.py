@@ -298,7 +298,7 @@ class FakeContainer:
         self.result = SimpleNamespace(exit_code=exit_code, output=output)
         self.commands: list[tuple[list[str], dict]] = []
 
-    def exec_run(self, cmd, environment=None, demux=False):
+    def exec_run(self, cmd, environment=None, demux=False, user=""):
         self.commands.append((cmd, environment))
         return self.result
 

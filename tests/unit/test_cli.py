@@ -63,7 +63,7 @@ class TestHelp:
         assert COMMAND.help
 
     def test_expected_commands_exist(self):
-        assert set(COMMAND.commands) == {"build", "up", "status", "logs", "down", "set-upstream", "mirrors", "pip-config"}
+        assert set(COMMAND.commands) == {"build", "up", "status", "logs", "down", "set-upstream", "mirrors", "pip-config", "backup", "restore", "password"}
 
     @pytest.mark.parametrize("name", sorted(COMMAND.commands))
     def test_every_command_has_help(self, name):

@@ -1,0 +1,82 @@
+"""devpictl backup / restore: move a cache's data with devpi-export and devpi-import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from devpictl.cli import options
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backup")(backup)
+    app.command("restore")(restore)
+
+
+def backup(
+    path: Path = typer.Argument(None, help="Archive to write [default: ./devpictl-NAME-DATE.tar.gz].", dir_okay=False),
+    name: str = options.NAME,
+    include_files: bool = typer.Option(False, "--include-files", help="Also store the files downloaded from the upstream (large)."),
+    json_output: bool = options.JSON,
+) -> None:
+    """Write a consistent archive of the cache.
+
+    It holds users, indexes and uploads; with --include-files also the mirrored files.
+
+    Example: devpictl backup --include-files cache.tar.gz
+    """
+    from devpictl import backup as bkp
+    from devpictl.cli import ui
+    from devpictl.container import connect
+    from devpictl.settings import Instance, check_name
+
+    instance = Instance(check_name(name))
+    engine = connect()
+    with ui.reporter(json_output) as rep:
+        result = bkp.backup(engine, instance, path, include_files=include_files, reporter=rep)
+    if json_output:
+        ui.print_json({"name": instance.name, "path": str(result.path), "bytes": result.size, "include_files": result.include_files})
+    else:
+        ui.out.print(f"Wrote {result.path} ({result.size / 1e6:.1f} MB)")
+
+
+def restore(
+    path: Path = typer.Argument(..., help="An archive `devpictl backup` wrote.", dir_okay=False),
+    name: str = options.NAME,
+    image: str = options.UP_IMAGE,
+    force: bool = typer.Option(False, "--force", help="Replace the data of a cache that is not empty."),
+    json_output: bool = options.JSON,
+) -> None:
+    """Bring a backup into a new or empty cache.
+
+    A cache that holds data is replaced only with --force.
+
+    Example: devpictl restore --name copy devpictl-default-20260101-120000.tar.gz
+    """
+    from devpictl import backup as bkp
+    from devpictl import cache
+    from devpictl.cli import ui
+    from devpictl.container import connect
+    from devpictl.image import DEFAULT_IMAGE, BuildOptions
+    from devpictl.settings import Instance, check_name, load_remembered
+
+    instance = Instance(check_name(name))
+    bkp.read_manifest(path)  # a bad archive fails here, before the engine is touched
+    image = image or str(load_remembered(instance).get("image") or DEFAULT_IMAGE)
+    engine = connect()
+    with ui.reporter(json_output) as rep:
+        result = bkp.restore(engine, instance, path, image, force=force, reporter=rep)
+        index_url = None
+        if result.restart:
+            opts = cache.UpOptions(instance=instance, upstream=None, host=None, port=None, image=image, build=BuildOptions())
+            index_url = cache.up(engine, opts, rep).index_url
+    if json_output:
+        ui.print_json({"name": instance.name, "actions": result.actions, "index_url": index_url})
+        return
+    for action in result.actions:
+        ui.out.print(action)
+    if index_url:
+        ui.out.print(f"Cache {instance.name!r} is ready. Index URL: [bold]{index_url}[/]")
+    else:
+        ui.out.print(f"Start it with: devpictl up --name {instance.name}")

@@ -1,0 +1,54 @@
+"""devpictl password: show or rotate the cache's root password."""
+
+from __future__ import annotations
+
+import typer
+
+from devpictl.cli import options
+
+
+def register(app: typer.Typer) -> None:
+    app.command("password")(password)
+
+
+def password(
+    show: bool = typer.Option(False, "--show", help="Print the stored root password. This is the one command that prints a secret: mind your terminal's scrollback and logs."),
+    rotate: bool = typer.Option(False, "--rotate", help="Give root a new generated password in devpi and in devpictl's store, together; prints where it is kept, not the password."),
+    name: str = options.NAME,
+    json_output: bool = options.JSON,
+) -> None:
+    """Show or rotate the cache's root password (exactly one of --show, --rotate).
+
+    The password lives in a 0600 file in devpictl's data directory. --show
+    prints it, the only place devpictl ever prints a secret. --rotate logs in
+    with the stored password, has devpi change it, and only then replaces the
+    stored file; if devpi refuses, nothing changes.
+
+    Example: devpictl password --rotate
+    """
+    from devpictl.cli import ui
+    from devpictl.errors import BadInput
+    from devpictl.settings import Instance, check_name
+
+    instance = Instance(check_name(name))
+    if show == rotate:
+        raise BadInput("say what to do with the root password: --show to print it, or --rotate to change it")
+    if show:
+        from devpictl.password import stored_password
+
+        secret = stored_password(instance)
+        if json_output:
+            ui.print_json({"name": instance.name, "password": secret, "password_file": str(instance.password_file)})
+        else:
+            # Plain write: no markup or wrapping may change a secret's characters.
+            typer.echo(secret)
+        return
+    from devpictl import password as pw
+    from devpictl.container import connect
+
+    rotation = pw.rotate(connect(), instance)
+    if json_output:
+        ui.print_json({"name": rotation.name, "rotated": True, "password_file": str(rotation.password_file)})
+    else:
+        ui.out.print(f"Rotated the root password of cache {rotation.name!r}; the new one is kept in {rotation.password_file}")
+        ui.out.print(f"Show it with: devpictl password --show{'' if name == 'default' else ' --name ' + name}")

@@ -1,0 +1,150 @@
+"""Backups, restores and a devpi upgrade on a real engine keep every user, index, upload and file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tarfile
+
+import httpx
+import pytest
+
+from devpictl.devpi import INSTALLER_AGENT
+from tests.integration.conftest import RUN_ID, free_port, pip_install, run_cli
+
+OLD_DEVPI = "6.17.0"  # the oldest devpi-server devpictl supports
+ORIGINAL = f"orig{RUN_ID}"
+COPY = f"copy{RUN_ID}"
+
+
+@pytest.fixture(scope="module")
+def old_image(engine, base_image, ca_bundle):
+    """The image of an older pinned devpi-server, built from the same template."""
+    tag = f"devpictl-test/devpi-old:{RUN_ID}"
+    result = run_cli("build", "--image", tag, "--devpi-server-version", OLD_DEVPI, "--base-image", base_image, "--ca-bundle", ca_bundle)
+    assert result.exit_code == 0, result.output
+    yield tag
+    engine.images.remove(tag, force=True)
+
+
+@pytest.fixture(scope="module")
+def state(engine, old_image, devpi_image, test_upstream, ca_bundle, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("devpictl-data")
+    info = {
+        "env": {"DEVPICTL_DATA_DIR": str(data_dir)},
+        "common": ["--ca-bundle", ca_bundle, "--network", test_upstream["network"], "--probe-project", "six"],
+        "dir": tmp_path_factory.mktemp("backups"),
+        "data_dir": data_dir,
+    }
+    yield info
+    for name in (ORIGINAL, COPY):
+        for container in engine.containers.list(all=True, filters={"label": f"devpictl.instance={name}"}):
+            container.remove(force=True)
+        for volume in engine.volumes.list(filters={"label": f"devpictl.instance={name}"}):
+            volume.remove(force=True)
+
+
+def password(state, name: str) -> str:
+    return (state["data_dir"] / "caches" / name / "root-password").read_text().strip()
+
+
+def served_file(index_url: str, project: str, filename: str) -> bytes:
+    page = httpx.get(f"{index_url}{project}/", headers={"User-Agent": INSTALLER_AGENT}, trust_env=False)
+    page.raise_for_status()
+    for href in re.findall(r'href="([^"#]+)', page.text):
+        if href.endswith(filename):
+            response = httpx.get(str(page.url.join(href)), trust_env=False)
+            response.raise_for_status()
+            return response.content
+    raise AssertionError(f"{filename} not on {page.url}")
+
+
+def test_old_devpi_cache_with_a_mirrored_file_and_an_upload(state, old_image, test_upstream, upstream_root, tmp_path):
+    result = run_cli(
+        "up", "--name", ORIGINAL, "--image", old_image, "--port", str(free_port()),
+        "--mirror", test_upstream["url"], *state["common"], "--json", env=state["env"],
+    )
+    assert result.exit_code == 0, result.output
+    state["url"] = json.loads(result.stdout)["index_url"]
+    installed = pip_install(state["url"], "six", tmp_path)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    wheel = next((upstream_root / "files").glob("six-*.whl"))
+    state["wheel"] = wheel
+    state["sha256"] = hashlib.sha256(served_file(state["url"], "six", wheel.name)).hexdigest()
+    assert state["sha256"] == hashlib.sha256(wheel.read_bytes()).hexdigest()
+
+    base = state["url"].split("/root/pypi/")[0]
+    auth = ("root", password(state, ORIGINAL))
+    headers = {"Accept": "application/json"}
+    assert httpx.put(f"{base}/root/dev", json={"type": "stage", "bases": []}, auth=auth, headers=headers, trust_env=False).status_code in (200, 201)
+    upload = httpx.post(
+        f"{base}/root/dev/", data={":action": "file_upload", "name": "six", "version": "1.16.0"},
+        files={"content": (wheel.name, wheel.read_bytes())}, auth=auth, trust_env=False,
+    )
+    assert upload.status_code == 200, upload.text
+    status = json.loads(run_cli("status", "--name", ORIGINAL, "--json", env=state["env"]).stdout)
+    assert status["devpi_version"] == OLD_DEVPI
+
+
+def test_backup_writes_consistent_archives(state):
+    for include_files, name in ((False, "meta.tar.gz"), (True, "full.tar.gz")):
+        args = ["backup", str(state["dir"] / name), "--name", ORIGINAL, "--json"] + (["--include-files"] if include_files else [])
+        result = run_cli(*args, env=state["env"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["include_files"] is include_files
+    with tarfile.open(state["dir"] / "full.tar.gz") as tar:
+        names = tar.getnames()
+        manifest = json.loads(tar.extractfile("devpictl-backup.json").read())
+    assert manifest["devpi_server"] == OLD_DEVPI and manifest["include_files"] is True
+    assert "devpi-export/dataindex.json" in names
+    # the upload is in every backup; the mirrored file only with --include-files
+    assert any(n.endswith(state["wheel"].name) and "/root/dev/" in n for n in names), names
+    assert any(n.endswith(state["wheel"].name) and "/root/pypi/" in n for n in names), names
+    with tarfile.open(state["dir"] / "meta.tar.gz") as tar:
+        assert not any("/root/pypi/" in n and n.endswith(".whl") for n in tar.getnames())
+    # a backup never overwrites a file
+    again = run_cli("backup", str(state["dir"] / "full.tar.gz"), "--name", ORIGINAL, env=state["env"])
+    assert again.exit_code == 4, again.output
+
+
+def test_restore_refuses_a_corrupt_archive_and_a_cache_with_data(state, engine):
+    broken = state["dir"] / "broken.tar.gz"
+    broken.write_bytes((state["dir"] / "full.tar.gz").read_bytes()[:2000])
+    result = run_cli("restore", str(broken), "--name", COPY, env=state["env"])
+    assert result.exit_code == 2, result.output
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")], result.output
+    assert not engine.volumes.list(filters={"label": f"devpictl.instance={COPY}"})
+
+    before = engine.containers.get(f"devpictl-{ORIGINAL}").id
+    result = run_cli("restore", str(state["dir"] / "full.tar.gz"), "--name", ORIGINAL, env=state["env"])
+    assert result.exit_code == 4, result.output
+    assert "--force" in result.stderr
+    assert engine.containers.get(f"devpictl-{ORIGINAL}").id == before  # untouched
+
+
+def test_restore_into_a_new_cache_brings_users_indexes_uploads_and_files(state, devpi_image, test_upstream, tmp_path):
+    result = run_cli("restore", str(state["dir"] / "full.tar.gz"), "--name", COPY, "--image", devpi_image, env=state["env"])
+    assert result.exit_code == 0, result.output
+    result = run_cli("up", "--name", COPY, "--image", devpi_image, "--port", str(free_port()), *state["common"], "--json", env=state["env"])
+    assert result.exit_code == 0, result.output  # logging in with the copy's own stored password worked
+    url = json.loads(result.stdout)["index_url"]
+    assert json.loads(result.stdout)["upstream"]["url"] == test_upstream["url"]  # the index config came along
+    base = url.split("/root/pypi/")[0]
+    assert hashlib.sha256(served_file(f"{base}/root/dev/+simple/", "six", state["wheel"].name)).hexdigest() == state["sha256"]
+    installed = pip_install(f"{base}/root/dev/+simple/", "six==1.16.0", tmp_path)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+
+
+def test_upgrading_devpi_keeps_everything(state, engine, devpi_image, tmp_path):
+    result = run_cli("up", "--name", ORIGINAL, "--image", devpi_image, "--json", env=state["env"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert any("replaced the container" in a for a in out["actions"]), out
+    status = json.loads(run_cli("status", "--name", ORIGINAL, "--json", env=state["env"]).stdout)
+    assert status["devpi_version"] == "6.20.3"
+    assert hashlib.sha256(served_file(state["url"], "six", state["wheel"].name)).hexdigest() == state["sha256"]
+    base = state["url"].split("/root/pypi/")[0]
+    assert hashlib.sha256(served_file(f"{base}/root/dev/+simple/", "six", state["wheel"].name)).hexdigest() == state["sha256"]
+    login = httpx.post(f"{base}/+login", json={"user": "root", "password": password(state, ORIGINAL)}, headers={"Accept": "application/json"}, trust_env=False)
+    assert login.status_code == 200

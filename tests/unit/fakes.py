@@ -1,0 +1,176 @@
+"""A fake Docker engine that records what is asked of it, and a fake devpi for users and logins.
+
+Unit tests put these in through devpictl's seams: ``container.connect`` returns the
+engine, and ``DevpiClient`` takes an httpx ``MockTransport``.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import docker.errors
+import httpx
+
+# Engine calls that create, change or remove something.
+MUTATING = {"create", "run", "start", "stop", "kill", "restart", "remove", "put_archive", "build", "prune_images", "exec_run"}
+
+
+class FakeContainer:
+    """A cache container as devpictl reads it (labels, port, env) that records every call."""
+
+    def __init__(self, engine: FakeEngine, name: str = "default", *, port: int = 3141, host: str = "127.0.0.1",
+                 status: str = "running", env: tuple[str, ...] = ("DEVPICTL_FRONT=1", "DEVPICTL_OFFLINE=0"),
+                 exec_answers=None):
+        self.engine = engine
+        self.name = f"devpictl-{name}"
+        self.status = status
+        self.labels = {"devpictl.managed": "1", "devpictl.instance": name}
+        self.attrs = {
+            "HostConfig": {"PortBindings": {"3141/tcp": [{"HostIp": host, "HostPort": str(port)}]}},
+            "Config": {"Env": list(env)},
+            "State": {"Health": {"Status": "healthy"}},
+        }
+        self.image = SimpleNamespace(tags=["devpictl/devpi-server:6.20.3"], short_id="sha256:1234", id="sha256:1234")
+        # exec_answers(cmd, environment) -> (exit code, output bytes); None: every exec fails.
+        self.exec_answers = exec_answers
+        self.execs: list[tuple[list[str], dict]] = []
+
+    def _record(self, what: str) -> None:
+        self.engine.calls.append(f"container.{what}")
+
+    def reload(self) -> None:
+        pass
+
+    def start(self) -> None:
+        self._record("start")
+
+    def stop(self, **kwargs) -> None:
+        self._record("stop")
+
+    def kill(self, **kwargs) -> None:
+        self._record("kill")
+
+    def remove(self, **kwargs) -> None:
+        self._record("remove")
+
+    def put_archive(self, path, data) -> bool:
+        self._record("put_archive")
+        return True
+
+    def logs(self, **kwargs) -> bytes:
+        return b""
+
+    def exec_run(self, cmd, environment=None, demux=False, user=""):
+        self.execs.append((list(cmd), dict(environment or {})))
+        if self.exec_answers is None:
+            self._record("exec_run")
+            return SimpleNamespace(exit_code=1, output=b"exec not expected in this test\n")
+        code, output = self.exec_answers(list(cmd), dict(environment or {}))
+        return SimpleNamespace(exit_code=code, output=output)
+
+
+class FakeEngine:
+    """The parts of docker-py's client devpictl uses; ``calls`` lists every create, start and remove."""
+
+    def __init__(self, *, images: tuple[str, ...] = (), volumes: tuple[str, ...] = (), networks: tuple[str, ...] = ()):
+        self.calls: list[str] = []
+        self.by_name: dict[str, FakeContainer] = {}
+        self.image_tags = set(images)
+        self.volume_names = set(volumes)
+        self.network_names = set(networks)
+        self.containers = SimpleNamespace(get=self._get_container, create=self._mutation("containers.create"),
+                                          run=self._mutation("containers.run"), list=lambda **kw: list(self.by_name.values()))
+        self.volumes = SimpleNamespace(get=self._get_volume, create=self._mutation("volumes.create"), list=lambda **kw: [])
+        self.images = SimpleNamespace(get=self._get_image, remove=self._mutation("images.remove"))
+        self.networks = SimpleNamespace(get=self._get_network)
+        self.api = SimpleNamespace(build=self._mutation("api.build"), prune_images=self._mutation("api.prune_images"))
+
+    def add(self, name: str = "default", **kwargs) -> FakeContainer:
+        container = FakeContainer(self, name, **kwargs)
+        self.by_name[container.name] = container
+        self.volume_names.add(f"devpictl-{name}-data")
+        return container
+
+    def mutations(self) -> list[str]:
+        return [call for call in self.calls if call.rsplit(".", 1)[-1] in MUTATING]
+
+    def _mutation(self, what: str):
+        def record(*args, **kwargs):
+            self.calls.append(what)
+            raise AssertionError(f"this test must not reach {what}")
+
+        return record
+
+    def _get_container(self, name):
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise docker.errors.NotFound(f"No such container: {name}") from None
+
+    def _get_volume(self, name):
+        if name not in self.volume_names:
+            raise docker.errors.NotFound(f"No such volume: {name}")
+        return SimpleNamespace(name=name, remove=self._mutation("volume.remove"))
+
+    def _get_image(self, tag):
+        if tag not in self.image_tags:
+            raise docker.errors.ImageNotFound(f"No such image: {tag}")
+        return SimpleNamespace(id="sha256:1234", tags=[tag])
+
+    def _get_network(self, name):
+        if name not in self.network_names:
+            raise docker.errors.NotFound(f"No such network: {name}")
+        return SimpleNamespace(name=name)
+
+
+class FakeDevpiUsers:
+    """devpi's login and password change: POST /+login, PATCH /USER (root only, logged in)."""
+
+    def __init__(self, password: str):
+        self.password = password
+        self.tokens: set[str] = set()
+        self.requests: list[httpx.Request] = []
+        self.refuse_patch: httpx.Response | None = None  # answer PATCH /root with this instead
+        self.drop_patch = False  # PATCH: apply, then drop the connection
+        self.down_after_patch = False  # with drop_patch: nothing answers afterwards
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def calls(self) -> list[tuple[str, str]]:
+        return [(r.method, r.url.path) for r in self.requests]
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.down_after_patch and any(r.method == "PATCH" for r in self.requests[:-1]):
+            raise httpx.ConnectError("connection refused", request=request)
+        if (request.method, request.url.path) == ("POST", "/+login"):
+            body = json.loads(request.content)
+            if body != {"user": "root", "password": self.password}:
+                return httpx.Response(401, json={"type": "error", "message": "could not authenticate"})
+            token = f"token-{len(self.requests)}"
+            self.tokens.add(token)
+            return httpx.Response(200, json={"type": "proxyauth", "result": {"password": token, "expiration": 36000}})
+        if (request.method, request.url.path) == ("PATCH", "/root"):
+            if not self._logged_in(request):
+                return httpx.Response(403, json={"type": "error", "message": "no permission to change password for user root"})
+            if self.refuse_patch is not None:
+                return self.refuse_patch
+            self.password = json.loads(request.content)["password"]
+            if self.drop_patch:
+                raise httpx.ReadError("connection reset", request=request)
+            token = f"token-{len(self.requests)}"
+            self.tokens.add(token)
+            return httpx.Response(200, json={"type": "userpassword", "message": "user updated, new proxy auth",
+                                             "result": {"password": token, "expiration": 36000}})
+        return httpx.Response(404, json={"type": "error", "message": f"no {request.url.path}"})
+
+    def _logged_in(self, request: httpx.Request) -> bool:
+        import base64
+
+        header = request.headers.get("x-devpi-auth")
+        if not header:
+            return False
+        user, _, token = base64.b64decode(header).decode().partition(":")
+        return user == "root" and token in self.tokens

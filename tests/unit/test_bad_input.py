@@ -1,0 +1,238 @@
+"""Bad input, one table: each case gets one `error:` line, a non-zero exit, no traceback, and changes nothing.
+
+"Nothing" is checked byte for byte: devpictl's config dir, its data dir (root password,
+remembered settings) and the home directory (pip's files) are snapshotted before and
+after, and the fake engine records any create, start, exec or remove.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from devpictl import container as ctr
+from devpictl.cli import app
+from devpictl.errors import EngineUnavailable
+from devpictl.image import DEFAULT_IMAGE
+from devpictl.settings import Instance, config_file, ensure_root_password, save_config, save_remembered
+from tests.unit.fakes import FakeEngine
+
+runner = CliRunner()
+PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+HAVE_BACKUP = "backup" in {c.name for c in app.registered_commands}
+
+
+@dataclass
+class World:
+    """What a case may set up before it runs: paths, a busy port, the engine."""
+
+    tmp: Path
+    engine: FakeEngine
+    env: dict[str, str] = field(default_factory=dict)
+    busy: socket.socket | None = None
+
+    def busy_port(self) -> str:
+        self.busy = socket.socket()
+        self.busy.bind(("127.0.0.1", 0))
+        self.busy.listen()
+        return str(self.busy.getsockname()[1])
+
+
+def snapshot(*roots: Path) -> dict[str, tuple]:
+    """Every file and directory under ``roots``: kind, mode and bytes."""
+    seen: dict[str, tuple] = {}
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                path = Path(dirpath) / name
+                st = path.lstat()
+                try:
+                    content = path.read_bytes() if path.is_file() else None
+                except PermissionError:
+                    content = "unreadable"
+                seen[str(path)] = (oct(st.st_mode), content)
+    return seen
+
+
+def corrupt_archive(world: World) -> str:
+    path = world.tmp / "corrupt.tar.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00 not really gzip, cut short")
+    return str(path)
+
+
+def valid_archive(world: World) -> str:
+    """A well-formed backup archive (manifest + export data), for the restore-into-non-empty case."""
+    from devpictl import backup as bkp
+
+    path = world.tmp / "backup.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in (
+            (bkp.MANIFEST, json.dumps({"format": bkp.FORMAT, "cache": "other", "created": "2026-01-01T00:00:00"}).encode()),
+            (f"{bkp.EXPORT_DIR}/dataindex.json", b"{}"),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+def cache_with_data(world: World, monkeypatch) -> None:
+    """The running cache 'default' holds a user index besides root/pypi."""
+    import httpx
+
+    from devpictl import backup as bkp
+    from devpictl.devpi import DevpiClient
+
+    def handle(request):
+        if request.url.path == "/":
+            return httpx.Response(200, json={"result": {"root": {"indexes": {"pypi": {}, "dev": {}}}}})
+        return httpx.Response(200, json={"result": {"projects": ["six"]}})
+
+    monkeypatch.setattr(bkp, "DevpiClient", lambda url, **kw: DevpiClient(url, transport=httpx.MockTransport(handle)))
+
+
+def engine_down(world: World, monkeypatch) -> None:
+    def connect():
+        raise EngineUnavailable("cannot reach the Docker engine (test): start Docker, or set DOCKER_HOST to a running engine")
+
+    monkeypatch.setattr(ctr, "connect", connect)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    args: Callable[[World], list[str]] | list[str]
+    exit_code: int
+    fragment: str
+    setup: Callable[..., None] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    marks: tuple = ()
+
+
+def config_is_a_directory(world: World, monkeypatch) -> None:
+    config_file().unlink()
+    config_file().mkdir()
+
+
+def config_is_not_toml(world: World, monkeypatch) -> None:
+    config_file().write_text("[mirrors.corp\nurl = 'https://pypi.corp.example/simple'\n")
+
+
+def config_unreadable(world: World, monkeypatch) -> None:
+    config_file().chmod(0o000)
+
+
+def remembered_is_not_toml(world: World, monkeypatch) -> None:
+    Instance("default").settings_file.write_text("port = [3141\n")
+
+
+def write_file(name: str, text: str) -> Callable[[World], str]:
+    def make(world: World) -> str:
+        path = world.tmp / name
+        path.write_text(text)
+        return str(path)
+
+    return make
+
+
+NOT_PEM = write_file("ca.txt", "this is not a certificate\n")
+
+CASES = [
+    Case("unknown-mirror", ["up", "--mirror", "nosuch"], 2, "unknown mirror 'nosuch'"),
+    Case("retired-mirror", ["up", "--mirror", "ustc"], 2, "'ustc' is not offered"),
+    Case("url-without-host", ["up", "--mirror", "http://"], 2, "is not an index URL"),
+    Case("url-other-scheme", ["set-upstream", "ftp://mirror.example/simple"], 2, "is not an index URL"),
+    Case("url-bad-port", ["up", "--mirror", "http://mirror.example:99999/simple"], 2, "invalid port"),
+    Case("url-with-space", ["mirrors", "add", "corp2", "https://mirror.example/py pi/simple"], 2, "is not an index URL"),
+    Case("port-0", ["up", "--port", "0"], 2, "port 0 is out of range"),
+    Case("port-70000", ["up", "--port", "70000"], 2, "port 70000 is out of range"),
+    Case("port-in-use", lambda w: ["up", "--name", "fresh", "--port", w.busy_port()], 4, "already in use"),
+    Case("name-bad-characters", ["status", "--name", "Bad Name!"], 2, "cache name 'Bad Name!' is not allowed"),
+    Case("name-too-long", ["up", "--name", "a" * 41], 2, "is not allowed"),
+    Case("name-trailing-newline", ["down", "--name", "default\n"], 2, "cache name 'default\\n' is not allowed"),
+    Case("engine-missing", ["status"], 3, "cannot reach the Docker engine", setup=engine_down),
+    Case("config-is-a-directory", ["up", "--mirror", "corp"], 2, "cannot read", setup=config_is_a_directory),
+    Case("config-not-toml", ["mirrors"], 2, "is not valid TOML", setup=config_is_not_toml),
+    Case("config-unreadable", ["mirrors"], 2, "cannot read", setup=config_unreadable,
+         marks=(pytest.mark.skipif(os.geteuid() == 0, reason="root reads a mode-000 file anyway"),)),
+    Case("remembered-not-toml", ["up"], 2, "is not valid TOML", setup=remembered_is_not_toml),
+    Case("bad-labels", ["up"], 2, "DEVPICTL_LABELS item 'oops' is not KEY=VALUE", env={"DEVPICTL_LABELS": "oops"}),
+    Case("ca-bundle-missing", lambda w: ["up", "--ca-bundle", str(w.tmp / "missing.pem")], 2, "cannot read CA bundle"),
+    Case("ca-bundle-not-pem", lambda w: ["up", "--ca-bundle", NOT_PEM(w)], 2, "holds no PEM certificate"),
+    Case("wheelhouse-missing", lambda w: ["build", "--wheelhouse", str(w.tmp / "nowheels")], 2, "is not a directory"),
+    Case("down-volumes-unconfirmed", ["down", "--volumes"], 2, "add --yes to confirm"),
+    Case("password-no-action", ["password"], 2, "--show to print it, or --rotate"),
+    Case("password-two-actions", ["password", "--show", "--rotate"], 2, "--show to print it, or --rotate"),
+    Case("pip-config-bad-url", ["pip-config", "--url", "cache.lan:3141/simple", "--write"], 2, "is not an index URL"),
+    Case("pip-config-unknown-tool", ["pip-config", "--tool", "pipx", "--write"], 2, "unknown tool 'pipx'"),
+    Case("remove-builtin-mirror", ["mirrors", "remove", "tuna"], 2, "'tuna' is a built-in mirror"),
+    Case("no-such-cache", ["set-upstream", "tuna", "--name", "ghost"], 8, "no cache named 'ghost'"),
+    Case("unknown-network", lambda w: ["up", "--name", "fresh", "--port", free_port(), "--network", "nosuchnet"], 2, "no Docker network 'nosuchnet'"),
+]
+if HAVE_BACKUP:
+    CASES += [
+        Case("restore-corrupt-archive", lambda w: ["restore", corrupt_archive(w)], 2, "is not a usable devpictl backup"),
+        Case("restore-missing-archive", lambda w: ["restore", str(w.tmp / "none.tar.gz")], 2, "does not exist"),
+        Case("restore-into-non-empty", lambda w: ["restore", valid_archive(w)], 4, "is not empty", setup=cache_with_data),
+    ]
+
+
+def free_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    """A cache 'default' that exists (password, remembered settings, running container) and a user mirror."""
+    ensure_root_password(Instance("default"))
+    save_remembered(Instance("default"), {"port": 3141, "probe_project": "pip", "front": True})
+    save_config({"mirrors": {"corp": {"url": "https://pypi.corp.example/simple", "note": "office"}}})
+    engine = FakeEngine(images=(DEFAULT_IMAGE,))
+    engine.add("default")
+    monkeypatch.setattr(ctr, "connect", lambda: engine)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    w = World(inputs, engine)
+    yield w
+    if w.busy is not None:
+        w.busy.close()
+    if config_file().exists():
+        config_file().chmod(0o600)
+
+
+def test_at_least_fifteen_cases():
+    assert len(CASES) >= 15
+    assert len({case.id for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in CASES])
+def test_bad_input_is_one_line_and_changes_nothing(case, world, monkeypatch, tmp_path, isolation):
+    if case.setup is not None:
+        case.setup(world, monkeypatch)
+    args = case.args(world) if callable(case.args) else case.args
+    roots = (tmp_path / "devpictl-config", tmp_path / "devpictl-data", isolation)
+    before = snapshot(*roots)
+
+    result = runner.invoke(app, args, env=case.env)
+
+    assert result.exit_code == case.exit_code, result.output
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    assert case.fragment in lines[0], lines[0]
+    assert snapshot(*roots) == before
+    assert world.engine.mutations() == []

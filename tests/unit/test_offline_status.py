@@ -1,0 +1,406 @@
+"""up --offline (devpi's --offline-mode), status's upstream reachability, and the bind-all warning."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from devpictl import cache
+from devpictl import container as ctr
+from devpictl import image as img
+from devpictl.cli import app
+from devpictl.devpi import DevpiClient
+from devpictl.errors import Conflict
+from devpictl.mirrors import CATALOG, OFFICIAL
+from devpictl.settings import Instance, ensure_root_password, load_remembered, save_remembered
+from tests.unit.fakes import FakeContainer, FakeEngine
+from tests.unit.test_cache import OFFICIAL_URL, ROOT_PASSWORD, FakeDevpi, configured
+
+runner = CliRunner()
+ENTRYPOINT = img.template_dir() / "entrypoint.sh"
+TUNA = CATALOG["tuna"]
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):
+    return runner.invoke(app, list(args), env=env)
+
+
+# --- the entrypoint -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def entrypoint(tmp_path):
+    """The real entrypoint.sh, its /data and /run paths moved under tmp_path, devpi and nginx stubbed.
+
+    Each stub writes its argv to tmp_path/NAME.args, so a test sees how devpi-server is started.
+    """
+    root = tmp_path / "root"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for d in ("data/server", "run/devpictl", "tmp"):
+        (root / d).mkdir(parents=True)
+    (root / "data/server/.nodeinfo").write_text("{}")  # an initialised volume
+    (root / "data/secret").write_text("x" * 32)
+    for stub in ("devpi-server", "nginx", "devpi-init", "devpi-gen-secret"):
+        path = bin_dir / stub
+        path.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{tmp_path}/{stub}.args"\n')
+        path.chmod(0o755)
+    text = ENTRYPOINT.read_text()
+    for real in ("/data", "/run/devpictl", "/tmp/nginx"):
+        text = text.replace(real, f"{root}{real}")
+    script = tmp_path / "entrypoint.sh"
+    script.write_text(text)
+
+    def run(**env: str) -> list[str]:
+        environ = {"PATH": f"{bin_dir}:/usr/bin:/bin", **env}
+        done = subprocess.run(["bash", str(script)], env=environ, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return (tmp_path / "devpi-server.args").read_text().split()
+
+    return run
+
+
+class TestEntrypoint:
+    @pytest.mark.parametrize("front", ["0", "1"])
+    def test_offline_appends_offline_mode(self, entrypoint, front):
+        args = entrypoint(DEVPICTL_FRONT=front, DEVPICTL_OFFLINE="1")
+        assert args[-1] == "--offline-mode"
+        assert args[:2] == ["-c", "/etc/devpi/devpi-server.yml"]
+
+    @pytest.mark.parametrize("env", [{"DEVPICTL_OFFLINE": "0"}, {}])
+    def test_online_by_default(self, entrypoint, env):
+        assert "--offline-mode" not in entrypoint(DEVPICTL_FRONT="0", **env)
+
+    def test_the_image_carries_this_entrypoint(self):
+        import tarfile
+
+        with tarfile.open(fileobj=img.build_context(img.BuildOptions())) as tar:
+            shipped = tar.extractfile("entrypoint.sh").read()
+        assert shipped == ENTRYPOINT.read_bytes()
+        assert b"--offline-mode" in shipped
+
+
+# --- the container and what up remembers ------------------------------------------------------
+
+
+class RecordingEngine:
+    def __init__(self):
+        self.created: dict = {}
+        self.containers = self
+
+    def create(self, image, **kwargs):
+        self.created = kwargs
+        return object()
+
+
+@pytest.mark.parametrize("offline, value", [(True, "1"), (False, "0")])
+def test_container_environment_says_offline(offline, value):
+    engine = RecordingEngine()
+    ctr.create_container(engine, ctr.ContainerSpec(Instance("x"), "img", "127.0.0.1", 3141, offline=offline))
+    assert engine.created["environment"]["DEVPICTL_OFFLINE"] == value
+
+
+def up_options(**kwargs) -> cache.UpOptions:
+    values = dict(instance=Instance("default"), upstream=None, host=None, port=None, image=None, build=img.BuildOptions())
+    values.update(kwargs)
+    return cache.UpOptions(**values)
+
+
+class TestRemembered:
+    def test_offline_defaults_to_off(self):
+        given, full = cache.with_remembered(up_options())
+        assert given.offline is None and full.offline is False
+
+    def test_remembered_offline_comes_back(self):
+        save_remembered(Instance("default"), {"offline": True, "port": 3200})
+        given, full = cache.with_remembered(up_options())
+        assert given.offline is True and full.offline is True
+
+    def test_flag_wins(self):
+        save_remembered(Instance("default"), {"offline": True})
+        assert cache.with_remembered(up_options(offline=False))[1].offline is False
+
+    def test_remembered_host_is_what_up_binds(self):
+        save_remembered(Instance("default"), {"host": "0.0.0.0"})
+        assert cache.with_remembered(up_options())[1].host == "0.0.0.0"
+
+
+class TestChangingOfflineNeedsDown:
+    @pytest.mark.parametrize("running_offline, asked", [(True, False), (False, True)])
+    def test_conflict(self, running_offline, asked):
+        container = FakeContainer(FakeEngine(), env=(f"DEVPICTL_OFFLINE={int(running_offline)}",))
+        with pytest.raises(Conflict, match=r"offline mode: run `devpictl down --name default` first"):
+            cache.check_unchanged(container, up_options(offline=asked))
+
+    @pytest.mark.parametrize("running_offline", [True, False])
+    def test_same_or_unsaid_is_fine(self, running_offline):
+        container = FakeContainer(FakeEngine(), env=(f"DEVPICTL_OFFLINE={int(running_offline)}",))
+        cache.check_unchanged(container, up_options(offline=running_offline))
+        cache.check_unchanged(container, up_options(offline=None))
+
+    def test_offline_enabled_reads_the_environment(self):
+        assert cache.offline_enabled(FakeContainer(FakeEngine(), env=("DEVPICTL_OFFLINE=1",)))
+        assert not cache.offline_enabled(FakeContainer(FakeEngine(), env=("DEVPICTL_OFFLINE=0",)))
+        assert not cache.offline_enabled(FakeContainer(FakeEngine(), env=()))  # made before offline mode existed
+
+
+# --- up on an existing cache, offline and online -----------------------------------------------
+
+
+@pytest.fixture
+def running_cache(monkeypatch):
+    """cache.up against a running container and a fake devpi; records readiness waits and upstream checks."""
+    ensure_root_password(Instance("default"))
+    engine = FakeEngine()
+    seen: dict[str, list] = {"ready": [], "checked": [], "server": []}
+
+    def make(offline: bool, ixconfig: dict):
+        container = engine.add("default", env=("DEVPICTL_FRONT=1", f"DEVPICTL_OFFLINE={int(offline)}"))
+        server = FakeDevpi(ixconfig)
+        seen["server"].append(server)
+        monkeypatch.setattr(cache, "DevpiClient", lambda base_url, **kw: server.client())
+        return container
+
+    monkeypatch.setattr(cache, "official_url", lambda container: OFFICIAL_URL)
+    monkeypatch.setattr(cache, "wait_for_api", lambda *a, **kw: None)
+    monkeypatch.setattr(cache, "wait_until_ready", lambda client, project, *a: seen["ready"].append(project))
+    monkeypatch.setattr(cache, "check_upstream", lambda container, url, project, *a: seen["checked"].append(url))
+    monkeypatch.setattr(cache, "flush_front_cache", lambda container: None)
+    monkeypatch.setattr(cache, "login_root", lambda client, instance: client.login("root", ROOT_PASSWORD))
+    return engine, make, seen
+
+
+class TestUpOffline:
+    def test_offline_waits_for_the_api_only(self, running_cache):
+        engine, make, seen = running_cache
+        make(True, configured(TUNA))
+        result = cache.up(engine, up_options(offline=True), cache.QuietReporter())
+        assert result.offline is True
+        assert seen["ready"] == [] and seen["checked"] == []
+        assert load_remembered(Instance("default"))["offline"] is True
+        assert engine.mutations() == []
+
+    def test_online_waits_until_the_probe_lists_files(self, running_cache):
+        engine, make, seen = running_cache
+        make(False, configured(TUNA))
+        result = cache.up(engine, up_options(), cache.QuietReporter())
+        assert result.offline is False
+        assert seen["ready"] == ["pip"]
+        assert load_remembered(Instance("default"))["offline"] is False
+
+    def test_offline_refuses_to_switch_the_upstream_and_asks_nobody(self, running_cache):
+        engine, make, seen = running_cache
+        make(True, configured(OFFICIAL))
+        with pytest.raises(Conflict, match="offline mode and asks no upstream"):
+            cache.up(engine, up_options(offline=True, upstream=TUNA), cache.QuietReporter())
+        assert seen["checked"] == []
+        assert seen["server"][0].patches() == []
+
+    def test_offline_keeps_its_upstream(self, running_cache):
+        engine, make, seen = running_cache
+        make(True, configured(TUNA))
+        result = cache.up(engine, up_options(offline=True, upstream=TUNA), cache.QuietReporter())
+        assert result.upstream is TUNA and result.actions == []
+
+    def test_set_upstream_on_an_offline_cache_is_a_conflict(self, running_cache):
+        engine, make, _ = running_cache
+        make(True, configured(OFFICIAL))
+        with pytest.raises(Conflict, match="--online"):
+            cache.set_upstream(engine, Instance("default"), TUNA, check=True, probe_project=None, reporter=cache.QuietReporter())
+
+
+# --- status: does the upstream answer? ------------------------------------------------------
+
+
+def scripted_container(engine: FakeEngine, *, check: tuple[int, bytes], offline: bool = False, status: str = "running"):
+    """A container whose execs answer like the real one: devpi's default URL, the upstream check, du."""
+
+    def answer(cmd, env):
+        if "DEVPICTL_CHECK_URL" in env:
+            return check
+        if cmd[0] == "du":
+            return 0, b"123456\t/data\n"
+        return 0, (OFFICIAL_URL + "/\n").encode()  # official_url()
+
+    return engine.add("default", status=status, env=("DEVPICTL_FRONT=1", f"DEVPICTL_OFFLINE={int(offline)}"), exec_answers=answer)
+
+
+@pytest.fixture
+def status_devpi(monkeypatch):
+    server = FakeDevpi(configured(TUNA))
+
+    def handle(request):
+        if request.url.path == "/+status":
+            return httpx.Response(200, json={"result": {"versioninfo": {"devpi-server": "6.20.3"}}})
+        return server.handle(request)
+
+    monkeypatch.setattr(cache, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=httpx.MockTransport(handle)))
+    return server
+
+
+class TestReachability:
+    @pytest.mark.parametrize(
+        "check, offline, expected",
+        [
+            ((0, b"12\n"), False, (True, None)),
+            ((0, b"0\n"), False, (True, None)),  # answers, lists nothing: still answering
+            ((1, b"URLError: [Errno -2] Name or service not known\n"), False, (False, "URLError: [Errno -2] Name or service not known")),
+            ((1, b"URLError: no answer within 4 s\n"), False, (False, "URLError: no answer within 4 s")),
+            ((0, b"12\n"), True, (None, None)),
+        ],
+    )
+    def test_mapping(self, check, offline, expected):
+        container = scripted_container(FakeEngine(), check=check)
+        assert cache.upstream_reachability(container, TUNA.url, "pip", offline=offline) == expected
+
+    def test_unknown_upstream_is_not_asked(self):
+        container = scripted_container(FakeEngine(), check=(0, b"1\n"))
+        assert cache.upstream_reachability(container, None, "pip", offline=False) == (None, None)
+        assert container.execs == []
+
+    def test_short_deadline_and_remembered_probe_project(self, status_devpi):
+        save_remembered(Instance("default"), {"probe_project": "six"})
+        container = scripted_container(FakeEngine(), check=(0, b"3\n"))
+        cache.status(container.engine, Instance("default"))
+        (cmd, env), = [(c, e) for c, e in container.execs if "DEVPICTL_CHECK_URL" in e]
+        assert env == {"DEVPICTL_CHECK_URL": f"{TUNA.url}/six/", "DEVPICTL_CHECK_TIMEOUT": str(cache.STATUS_UPSTREAM_TIMEOUT)}
+        assert cache.STATUS_UPSTREAM_TIMEOUT <= 5
+
+    def test_broken_cache_toml_does_not_break_status(self, status_devpi):
+        Instance("default").state_dir.mkdir(parents=True)
+        Instance("default").settings_file.write_text("not = [toml")
+        container = scripted_container(FakeEngine(), check=(0, b"3\n"))
+        assert cache.status(container.engine, Instance("default")).upstream_reachable is True
+
+
+class TestStatusCommand:
+    @pytest.fixture
+    def engine(self, monkeypatch):
+        engine = FakeEngine()
+        monkeypatch.setattr(ctr, "connect", lambda: engine)
+        return engine
+
+    def test_not_answering(self, engine, status_devpi):
+        scripted_container(engine, check=(1, b"URLError: timed out\n"))
+        result = invoke("status")
+        assert result.exit_code == 0, result.output
+        assert f"upstream: tuna {TUNA.url} (not answering: URLError: timed out)" in result.stdout
+        assert "offline mode: off" in result.stdout
+        data = json.loads(invoke("status", "--json").stdout)
+        assert data["upstream_reachable"] is False
+        assert data["upstream_problem"] == "URLError: timed out"
+        assert data["offline"] is False
+
+    def test_answering(self, engine, status_devpi):
+        scripted_container(engine, check=(0, b"7\n"))
+        result = invoke("status")
+        assert f"upstream: tuna {TUNA.url} (answering)" in result.stdout
+        assert json.loads(invoke("status", "--json").stdout)["upstream_reachable"] is True
+
+    def test_offline_is_not_asked(self, engine, status_devpi):
+        container = scripted_container(engine, check=(0, b"7\n"), offline=True)
+        result = invoke("status")
+        assert f"upstream: tuna {TUNA.url} (not asked: offline mode)" in result.stdout
+        assert "offline mode: on" in result.stdout
+        data = json.loads(invoke("status", "--json").stdout)
+        assert data["upstream_reachable"] is None and data["offline"] is True
+        assert not any("DEVPICTL_CHECK_URL" in env for _, env in container.execs)
+
+    def test_stopped_cache_is_not_asked(self, engine, status_devpi):
+        scripted_container(engine, check=(0, b"7\n"), status="exited")
+        data = json.loads(invoke("status", "--json").stdout)
+        assert data["state"] == "exited" and data["upstream_reachable"] is None
+
+
+class TestUpstreamCheckDeadline:
+    """The check script stops at its deadline even when the upstream keeps trickling bytes."""
+
+    def test_trickling_upstream(self):
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        stop = threading.Event()
+
+        def trickle():
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                while not stop.wait(0.2):
+                    try:
+                        conn.sendall(b"<")
+                    except OSError:
+                        return
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        env = {**os.environ, "DEVPICTL_CHECK_URL": f"http://127.0.0.1:{port}/pip/", "DEVPICTL_CHECK_TIMEOUT": "1"}
+        started = time.monotonic()
+        try:
+            done = subprocess.run([sys.executable, "-c", cache.UPSTREAM_CHECK], env=env, capture_output=True, text=True, timeout=30)
+        finally:
+            stop.set()
+            server.close()
+        assert time.monotonic() - started < 5
+        assert done.returncode == 1
+        assert "no answer within 1 s" in done.stdout
+
+
+# --- the bind-all warning --------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_up(monkeypatch):
+    """up's CLI with cache.up faked: returns a cache published on the host the test names."""
+    engine = FakeEngine()
+    monkeypatch.setattr(ctr, "connect", lambda: engine)
+    seen: dict = {}
+
+    def up(engine, opts, reporter):
+        seen["opts"] = opts
+        host = opts.host or load_remembered(opts.instance).get("host") or "127.0.0.1"
+        return cache.UpResult("default", "http://127.0.0.1:3141/root/pypi/+simple/", OFFICIAL, [], Path("/x/root-password"), host)
+
+    monkeypatch.setattr(cache, "up", up)
+    return seen
+
+
+class TestBindAllWarning:
+    @pytest.mark.parametrize(
+        "args, env, remembered",
+        [
+            (["--host", "0.0.0.0"], {}, None),
+            ([], {"DEVPICTL_HOST": "0.0.0.0"}, None),
+            ([], {}, "0.0.0.0"),
+            (["--host", "::"], {}, None),
+        ],
+        ids=["flag", "environment", "remembered", "ipv6"],
+    )
+    @pytest.mark.parametrize("json_output", [False, True])
+    def test_warned_on_stderr_whatever_chose_the_host(self, fake_up, args, env, remembered, json_output):
+        if remembered:
+            save_remembered(Instance("default"), {"host": remembered})
+        result = invoke("up", *args, *(["--json"] if json_output else []), env=env)
+        assert result.exit_code == 0, result.output
+        warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+        assert len(warning) == 1, result.stderr
+        assert "anyone who can reach this machine can read the cache" in warning[0]
+        assert "with the root password, write to it" in warning[0]
+        assert "warning" not in result.stdout
+        if json_output:
+            json.loads(result.stdout)  # stdout stays pure JSON
+
+    def test_loopback_is_not_warned_about(self, fake_up):
+        result = invoke("up")
+        assert result.exit_code == 0, result.output
+        assert "warning" not in result.output

@@ -1,0 +1,204 @@
+"""devpictl password: --show prints the stored secret; --rotate changes devpi and the store together."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+from typer.testing import CliRunner
+
+from devpictl import container as ctr
+from devpictl import password as pw
+from devpictl.cli import app
+from devpictl.devpi import DevpiClient
+from devpictl.settings import Instance, ensure_root_password, read_root_password
+from tests.unit.fakes import FakeDevpiUsers, FakeEngine
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def one_error_line(result, exit_code: int) -> str:
+    assert result.exit_code == exit_code, result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.fixture
+def stored():
+    """The cache 'default' with a stored root password; returns it."""
+    password, _ = ensure_root_password(Instance("default"))
+    return password
+
+
+@pytest.fixture
+def engine(monkeypatch):
+    engine = FakeEngine()
+    engine.add("default")
+    monkeypatch.setattr(ctr, "connect", lambda: engine)
+    return engine
+
+
+@pytest.fixture
+def devpi(monkeypatch, stored):
+    """A fake devpi that knows the stored password; devpictl.password's client talks to it."""
+    server = FakeDevpiUsers(stored)
+    monkeypatch.setattr(pw, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=server.transport()))
+    return server
+
+
+def state_files() -> dict[str, bytes]:
+    state = Instance("default").state_dir
+    return {p.name: p.read_bytes() for p in sorted(state.iterdir())}
+
+
+class TestShow:
+    def test_prints_the_stored_password(self, stored):
+        result = invoke("password", "--show")
+        assert result.exit_code == 0, result.output
+        assert result.stdout == stored + "\n"
+
+    def test_json(self, stored):
+        result = invoke("password", "--show", "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == {
+            "name": "default", "password": stored, "password_file": str(Instance("default").password_file),
+        }
+
+    def test_needs_no_engine(self, stored, monkeypatch):
+        monkeypatch.setattr(ctr, "connect", lambda: pytest.fail("--show must not ask the engine"))
+        assert invoke("password", "--show").exit_code == 0
+
+    def test_no_stored_password(self):
+        line = one_error_line(invoke("password", "--show", "--name", "nosuch"), 8)
+        assert "no root password for cache 'nosuch'" in line and "devpictl up --name nosuch" in line
+
+    def test_help_says_it_prints_a_secret(self):
+        result = invoke("password", "--help")
+        assert result.exit_code == 0
+        assert "only" in result.output and "secret" in result.output
+
+
+class TestExactlyOneAction:
+    @pytest.mark.parametrize("args", [[], ["--show", "--rotate"], ["--json"], ["--rotate", "--show", "--json"]])
+    def test_refused_in_one_line(self, args, engine, stored):
+        line = one_error_line(invoke("password", *args), 2)
+        assert "--show" in line and "--rotate" in line
+        assert engine.calls == []
+
+
+class TestRotate:
+    def test_devpi_and_the_store_get_the_new_password(self, engine, devpi, stored):
+        result = invoke("password", "--rotate")
+        assert result.exit_code == 0, result.output
+        new = read_root_password(Instance("default"))
+        assert new and new != stored and len(new) >= 24
+        assert devpi.password == new  # devpi took it
+        assert devpi.calls() == [("POST", "/+login"), ("PATCH", "/root")]
+        assert json.loads(devpi.requests[0].content) == {"user": "root", "password": stored}
+        assert json.loads(devpi.requests[1].content) == {"password": new}
+        # Says where it is kept, never what it is.
+        assert str(Instance("default").password_file) in result.stdout
+        assert stored not in result.output and new not in result.output
+        path = Instance("default").password_file
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert sorted(state_files()) == ["root-password"]  # no temporary file left
+        assert engine.mutations() == []
+
+    def test_json_has_no_password(self, engine, devpi, stored):
+        result = invoke("password", "--rotate", "--json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert data == {"name": "default", "rotated": True, "password_file": str(Instance("default").password_file)}
+        assert read_root_password(Instance("default")) not in result.output
+
+    def test_each_rotation_makes_a_different_password(self, engine, devpi):
+        seen = set()
+        for _ in range(3):
+            assert invoke("password", "--rotate").exit_code == 0
+            seen.add(read_root_password(Instance("default")))
+        assert len(seen) == 3
+
+    @pytest.mark.parametrize(
+        "status, body",
+        [(403, {"type": "error", "message": "no permission to change password for user root"}),
+         (400, {"type": "error", "message": "invalid password"}),
+         (500, {"type": "error", "message": "internal error"})],
+    )
+    def test_refusal_leaves_the_stored_file_unchanged(self, engine, devpi, stored, status, body):
+        import httpx
+
+        before = state_files()
+        devpi.refuse_patch = httpx.Response(status, json=body)
+        line = one_error_line(invoke("password", "--rotate"), 6)
+        assert f"HTTP {status}" in line
+        assert "the root password was not changed" in line
+        assert state_files() == before  # same bytes, no temporary file
+        assert devpi.password == stored
+        assert stored not in line
+
+    def test_wrong_stored_password_is_a_clear_login_error(self, engine, devpi, stored):
+        devpi.password = "not-what-devpictl-stored"
+        before = state_files()
+        line = one_error_line(invoke("password", "--rotate"), 6)
+        assert "devpi refused the login as root" in line
+        assert state_files() == before
+        assert ("PATCH", "/root") not in devpi.calls()
+
+    def test_lost_answer_after_devpi_took_it_still_stores_it(self, engine, devpi):
+        devpi.drop_patch = True
+        result = invoke("password", "--rotate")
+        assert result.exit_code == 0, result.output
+        assert read_root_password(Instance("default")) == devpi.password
+        assert devpi.calls()[-1] == ("POST", "/+login")  # asked devpi which password works
+
+    def test_devpi_gone_mid_change_keeps_both_passwords(self, engine, devpi, stored):
+        devpi.drop_patch = True
+        devpi.down_after_patch = True
+        line = one_error_line(invoke("password", "--rotate"), 6)
+        assert "root-password.pending" in line
+        assert read_root_password(Instance("default")) == stored
+        pending = Instance("default").state_dir / "root-password.pending"
+        assert pending.read_text().strip() == devpi.password
+        assert stat.S_IMODE(pending.stat().st_mode) == 0o600
+
+    def test_cache_not_running(self, monkeypatch, stored):
+        engine = FakeEngine()
+        engine.add("default", status="exited")
+        monkeypatch.setattr(ctr, "connect", lambda: engine)
+        before = state_files()
+        line = one_error_line(invoke("password", "--rotate"), 8)
+        assert "devpictl up" in line
+        assert state_files() == before
+
+    def test_no_stored_password_asks_nothing(self, engine):
+        line = one_error_line(invoke("password", "--rotate"), 8)
+        assert "no root password" in line
+        assert engine.calls == []
+
+
+class TestSetPassword:
+    def test_keeps_the_session_logged_in(self):
+        server = FakeDevpiUsers("old")
+        with DevpiClient("http://127.0.0.1:3141", transport=server.transport()) as client:
+            client.login("root", "old")
+            first = client.http.headers["X-Devpi-Auth"]
+            client.set_password("root", "new")
+            assert client.http.headers["X-Devpi-Auth"] != first
+        assert server.password == "new"
+
+    def test_without_login_it_is_refused(self):
+        from devpictl.errors import LoginRefused
+
+        server = FakeDevpiUsers("old")
+        with DevpiClient("http://127.0.0.1:3141", transport=server.transport()) as client:
+            with pytest.raises(LoginRefused, match="HTTP 403"):
+                client.set_password("root", "new")
+        assert server.password == "old"
