@@ -194,6 +194,8 @@ def forget_cache(instance: Instance) -> None:
     """Forget the root password and remembered settings of a deleted cache."""
     instance.password_file.unlink(missing_ok=True)
     instance.settings_file.unlink(missing_ok=True)
+    # Left by a password rotation that devpi stopped answering in the middle of.
+    (instance.state_dir / "root-password.pending").unlink(missing_ok=True)
 
 
 # devpictl's own config.toml (user mirror entries live under [mirrors.NAME]).

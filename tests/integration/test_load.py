@@ -39,7 +39,8 @@ def cache(engine, devpi_image, test_upstream, upstream_root, tmp_path_factory):
         assert digest == sha256((upstream_root / "files" / SIX).read_bytes())
         warm = httpx.get(url, trust_env=False, timeout=60)
         assert warm.status_code == 200 and sha256(warm.content) == digest
-        yield {"env": env, "index_url": index_url, "file_url": url, "sha256": digest}
+        yield {"env": env, "index_url": index_url, "file_url": url, "sha256": digest,
+               "base": index_url.split("/root/pypi/")[0], "password_file": data_dir / "caches" / NAME / "root-password"}
     finally:
         remove_cache(engine, NAME, env)
 
@@ -83,7 +84,22 @@ def wait_until_healthy(container, restarts_before: int, timeout: float = 120) ->
         time.sleep(1)
 
 
+def auth_status(cache, token: str) -> list:
+    """devpi's verdict on a login token: ["ok", "root", ...] while it is valid."""
+    import base64
+
+    header = base64.b64encode(f"root:{token}".encode()).decode()
+    response = httpx.get(f"{cache['base']}/+api", headers={"Accept": "application/json", "X-Devpi-Auth": header}, trust_env=False, timeout=30)
+    response.raise_for_status()
+    return response.json()["result"]["authstatus"]
+
+
 def test_a_crashed_container_comes_back_by_itself(cache, engine):
+    password = cache["password_file"].read_text().strip()
+    login = httpx.post(f"{cache['base']}/+login", json={"user": "root", "password": password},
+                       headers={"Accept": "application/json"}, trust_env=False, timeout=30)
+    token = login.json()["result"]["password"]
+    assert auth_status(cache, token)[:2] == ["ok", "root"]
     container = engine.containers.get(f"devpictl-{NAME}")
     restarts = container.attrs["RestartCount"]
     assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
@@ -94,6 +110,8 @@ def test_a_crashed_container_comes_back_by_itself(cache, engine):
     again = httpx.get(cache["file_url"], trust_env=False, timeout=60)
     assert again.status_code == 200
     assert sha256(again.content) == cache["sha256"]
+    # devpi's login secret lives in the volume: a token from before the crash still works.
+    assert auth_status(cache, token)[:2] == ["ok", "root"]
 
 
 def test_docker_kill_counts_as_a_stop_and_up_brings_it_back(cache, engine):

@@ -70,6 +70,13 @@ def test_root_password_is_never_empty_and_private(cache):
     assert login(cache, password).status_code == 200
 
 
+def test_published_on_loopback_only_by_default(cache, engine):
+    container = engine.containers.get(f"devpictl-{NAME}")
+    bindings = container.attrs["HostConfig"]["PortBindings"]
+    assert bindings == {"3141/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(cache["port"])}]}
+    assert "warning" not in cache["outputs"]["up"]
+
+
 def test_root_password_is_in_no_output_inspect_process_or_log(cache, engine):
     assert_password_nowhere(cache, engine)
 
@@ -148,7 +155,7 @@ def test_wrong_stored_password_is_one_clear_line_and_changes_nothing(cache):
     assert login(cache, good).status_code == 200  # devpi kept its password
 
 
-def test_rotation_changes_devpi_and_the_store_together(cache, tmp_path):
+def test_rotation_changes_devpi_and_the_store_together(cache):
     old = password_of(cache)
     result = run(cache, "password", "--rotate")
     assert result.exit_code == 0, result.output
