@@ -53,7 +53,10 @@ def entrypoint(tmp_path):
     (root / "data/secret").write_text("x" * 32)
     for stub in ("devpi-server", "nginx", "devpi-init", "devpi-gen-secret"):
         path = bin_dir / stub
-        path.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{tmp_path}/{stub}.args"\n')
+        # nginx outlives devpi: the entrypoint stops both when the first exits, and
+        # devpi's stub must have written its argv by then.
+        linger = "sleep 2\n" if stub == "nginx" else ""
+        path.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{tmp_path}/{stub}.args"\n{linger}')
         path.chmod(0o755)
     text = ENTRYPOINT.read_text()
     for real in ("/data", "/run/devpictl", "/tmp/nginx"):
