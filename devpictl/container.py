@@ -81,17 +81,20 @@ def runs_image(engine, container, tag: str) -> bool:
 
 def run_once(engine, image: str, command: list[str], volume: str | None = None) -> str:
     """Run ``command`` in a throwaway container of ``image`` (the volume at /data) and return its output."""
-    import docker.errors
-
     volumes = {volume: {"bind": "/data", "mode": "ro"}} if volume else {}
+    container = engine.containers.create(
+        image, entrypoint=command, network_mode="none", volumes=volumes, labels={LABEL_MANAGED: "1"}
+    )
     try:
-        output = engine.containers.run(
-            image, entrypoint=command, remove=True, network_mode="none", volumes=volumes, labels={LABEL_MANAGED: "1"}
-        )
-    except docker.errors.ContainerError as exc:
-        stderr = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
-        raise EngineError(f"{' '.join(command[:2])} failed in {image}: {stderr[-1] if stderr else exc}") from None
-    return output.decode(errors="replace").strip()
+        container.start()
+        code = container.wait(timeout=120)["StatusCode"]
+        output = container.logs(stdout=True, stderr=True).decode(errors="replace").strip()
+    finally:
+        # v=True: without a named volume, the image's VOLUME /data made an anonymous one.
+        container.remove(v=True, force=True)
+    if code != 0:
+        raise EngineError(f"{' '.join(command[:2])} failed in {image}: {output.splitlines()[-1] if output else code}")
+    return output
 
 
 def volume_exists(engine, instance: Instance) -> bool:

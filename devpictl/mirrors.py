@@ -206,7 +206,6 @@ def remove_user_mirror(name: str) -> str | None:
     key = name.strip().lower()
     if key in CATALOG:
         raise BadInput(f"{key!r} is a built-in mirror and cannot be removed: only entries added with `devpictl mirrors add` can")
-    path = settings.config_file()
     config = settings.load_config()
     table = config.get("mirrors")
     if not isinstance(table, dict) or key not in table:
