@@ -684,5 +684,5 @@ def down(engine, instance: Instance, *, volumes: bool) -> list[str]:
     if volumes and ctr.volume_exists(engine, instance):
         ctr.remove_volume(engine, instance)
         forget_cache(instance)
-        actions.append(f"deleted volume {instance.volume} and its root password")
+        actions.append(f"deleted volume {instance.volume} with its root password and remembered settings")
     return actions
