@@ -216,13 +216,21 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
             if log is not None and isinstance(exc, DevpictlError):
                 exc.args = (f"{exc} (devpi's log is kept in {log})",)
         raise
+    host, port = ctr.published_address(container)
     save_remembered(instance, {
-        "host": opts.host, "port": ctr.published_address(container)[1], "image": opts.image,
+        "host": opts.host, "port": port, "image": opts.image,
         "network": opts.network, "ca_bundle": str(opts.ca_bundle) if opts.ca_bundle else None,
         "probe_project": opts.probe_project, "front": opts.front, "offline": opts.offline,
     })
-    host = ctr.published_address(container)[0]
     return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file, host, bool(opts.offline))
+
+
+def ensure_image(engine, opts: UpOptions, reporter: Reporter, actions: list[str]) -> None:
+    """Build ``opts.image`` from the template when the engine does not have it."""
+    if not ctr.image_exists(engine, opts.image):
+        reporter.step(f"Building image {opts.image}")
+        img.build_image(engine.api, opts.build, opts.image, dict(opts.environ), reporter.log)
+        actions.append(f"built image {opts.image}")
 
 
 def check_unchanged(container, given: UpOptions) -> None:
@@ -234,7 +242,7 @@ def check_unchanged(container, given: UpOptions) -> None:
             f"cache {name!r} is published on {host}:{port}: run `devpictl down --name {name}` first to move it, or drop --host/--port"
         )
     if given.front is not None and given.front != front_enabled(container):
-            raise Conflict(
+        raise Conflict(
             f"cache {name!r} runs {'with' if front_enabled(container) else 'without'} its front server: run `devpictl down --name {name}` first to change that"
         )
     if given.offline is not None and given.offline != offline_enabled(container):
@@ -249,10 +257,7 @@ def upgrade(engine, container, opts: UpOptions, reporter: Reporter, actions: lis
     devpi-server refuses a server dir of another database version; then devpictl
     stops here, before touching anything, and says how to move the data.
     """
-    if not ctr.image_exists(engine, opts.image):
-        reporter.step(f"Building image {opts.image}")
-        img.build_image(engine.api, opts.build, opts.image, dict(opts.environ), reporter.log)
-        actions.append(f"built image {opts.image}")
+    ensure_image(engine, opts, reporter, actions)
     name = opts.instance.name
     needed = ctr.run_once(engine, opts.image, ["python", "-c", "from devpi_server.main import DATABASE_VERSION as v; print(v)"])
     have = ctr.run_once(engine, opts.image, ["cat", "/data/server/.serverversion"], volume=opts.instance.volume)
@@ -262,7 +267,7 @@ def upgrade(engine, container, opts: UpOptions, reporter: Reporter, actions: lis
             f"nothing was changed; move the data with `devpictl backup --name {name} --include-files` and "
             f"`devpictl restore --name NEW --image {opts.image} ARCHIVE`"
         )
-    old_image = (container.image.tags or [container.image.short_id])[0]
+    old_image = ctr.image_label(container)
     reporter.step(f"Upgrading cache {name!r} from {old_image} to {opts.image}; the volume stays")
     ctr.remove(container)
     actions.append(f"replaced the container of {old_image} with {opts.image}")
@@ -272,10 +277,7 @@ def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], crea
     """Create (and start) the container, and the volume if missing; returns (container, fresh volume?)."""
     instance = opts.instance
     port = opts.port
-    if not ctr.image_exists(engine, opts.image):
-        reporter.step(f"Building image {opts.image}")
-        img.build_image(engine.api, opts.build, opts.image, dict(opts.environ), reporter.log)
-        actions.append(f"built image {opts.image}")
+    ensure_image(engine, opts, reporter, actions)
     ctr.check_port_free(opts.host, port)
     if opts.network:
         ctr.check_network(engine, opts.network)
@@ -364,7 +366,7 @@ def official_url(container) -> str:
         container,
         [f"{img.VENV}/bin/python", "-c", "from devpi_server.main import _pypi_ixconfig_default as d; print(d['mirror_url'])"],
     )
-    url = output.strip().splitlines()[-1] if output.strip() else ""
+    url = last_line(output)
     if code != 0 or not url.startswith(("http://", "https://")):
         raise DevpiError(
             f"cannot read devpi's default upstream from {container.name} ({last_line(output)}): give the official index's URL instead of 'pypi'"
@@ -406,15 +408,17 @@ def configure_upstream(
     return target
 
 
+def container_env(container) -> list[str]:
+    return container.attrs.get("Config", {}).get("Env") or []
+
+
 def front_enabled(container) -> bool:
-    env = container.attrs.get("Config", {}).get("Env") or []
-    return "DEVPICTL_FRONT=0" not in env
+    return "DEVPICTL_FRONT=0" not in container_env(container)
 
 
 def offline_enabled(container) -> bool:
     """Whether the container runs devpi with --offline-mode (made by `up --offline`)."""
-    env = container.attrs.get("Config", {}).get("Env") or []
-    return "DEVPICTL_OFFLINE=1" in env
+    return "DEVPICTL_OFFLINE=1" in container_env(container)
 
 
 def offline_switch_message(instance: Instance) -> str:
@@ -661,7 +665,7 @@ def status(engine, instance: Instance) -> Status:
         upstream_name=upstream_name,
         devpi_version=version,
         cache_bytes=size,
-        image=(container.image.tags or [container.image.short_id])[0],
+        image=ctr.image_label(container),
         volume=instance.volume,
         password_file=str(instance.password_file),
         front_server=front_enabled(container),

@@ -69,6 +69,11 @@ def ensure_volume(engine, instance: Instance) -> bool:
         return True
 
 
+def image_label(container) -> str:
+    """The container's image as people know it: its first tag, else its short id."""
+    return (container.image.tags or [container.image.short_id])[0]
+
+
 def runs_image(engine, container, tag: str) -> bool:
     """True when ``container`` runs the image ``tag`` names now (False also when ``tag`` is missing)."""
     import docker.errors
