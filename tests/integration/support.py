@@ -20,12 +20,25 @@ def cache_env(name: str, data_dir: Path, image: str) -> dict[str, str]:
     return {"DEVPICTL_DATA_DIR": str(data_dir), "DEVPICTL_IMAGE": image, "DEVPICTL_NAME": name}
 
 
+def labelled(engine, name: str) -> tuple[list, list]:
+    """(containers, volumes) labelled as the cache ``name``'s."""
+    label = {"label": f"devpictl.instance={name}"}
+    return engine.containers.list(all=True, filters=label), engine.volumes.list(filters=label)
+
+
+def leftovers(engine, name: str) -> list[str]:
+    """Names of every container and volume the cache ``name`` still has."""
+    containers, volumes = labelled(engine, name)
+    return [c.name for c in containers] + [v.name for v in volumes]
+
+
 def remove_cache(engine, name: str, env: dict[str, str]) -> None:
     """`down --volumes`, then whatever is still labelled with the cache's name."""
-    run_cli("down", "--volumes", "--yes", env=env)
-    for container in engine.containers.list(all=True, filters={"label": f"devpictl.instance={name}"}):
+    run_cli("down", "--volumes", "--yes", "--name", name, env=env)
+    containers, volumes = labelled(engine, name)
+    for container in containers:
         container.remove(force=True)
-    for volume in engine.volumes.list(filters={"label": f"devpictl.instance={name}"}):
+    for volume in volumes:
         volume.remove(force=True)
 
 

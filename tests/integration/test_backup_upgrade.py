@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import tarfile
 
 import httpx
 import pytest
 
-from devpictl.devpi import INSTALLER_AGENT
 from tests.integration.conftest import RUN_ID, free_port, pip_install, run_cli
+from tests.integration.support import file_url, remove_cache
 
 OLD_DEVPI = "6.17.0"  # the oldest devpi-server devpictl supports
 ORIGINAL = f"orig{RUN_ID}"
@@ -39,10 +38,7 @@ def state(engine, old_image, devpi_image, test_upstream, ca_bundle, tmp_path_fac
     }
     yield info
     for name in (ORIGINAL, COPY):
-        for container in engine.containers.list(all=True, filters={"label": f"devpictl.instance={name}"}):
-            container.remove(force=True)
-        for volume in engine.volumes.list(filters={"label": f"devpictl.instance={name}"}):
-            volume.remove(force=True)
+        remove_cache(engine, name, info["env"])
 
 
 def password(state, name: str) -> str:
@@ -50,14 +46,9 @@ def password(state, name: str) -> str:
 
 
 def served_file(index_url: str, project: str, filename: str) -> bytes:
-    page = httpx.get(f"{index_url}{project}/", headers={"User-Agent": INSTALLER_AGENT}, trust_env=False)
-    page.raise_for_status()
-    for href in re.findall(r'href="([^"#]+)', page.text):
-        if href.endswith(filename):
-            response = httpx.get(str(page.url.join(href)), trust_env=False)
-            response.raise_for_status()
-            return response.content
-    raise AssertionError(f"{filename} not on {page.url}")
+    response = httpx.get(file_url(index_url, project, filename)[0], trust_env=False)
+    response.raise_for_status()
+    return response.content
 
 
 def test_old_devpi_cache_with_a_mirrored_file_and_an_upload(state, old_image, test_upstream, upstream_root, tmp_path):

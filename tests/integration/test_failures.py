@@ -7,30 +7,15 @@ import socket
 import pytest
 
 from tests.integration.conftest import RUN_ID, free_port, run_cli
+from tests.integration.support import cache_env, leftovers, one_error_line, remove_cache
 
 
 @pytest.fixture
 def isolated(engine, devpi_image, tmp_path):
     name = f"fail{RUN_ID}"
-    env = {"DEVPICTL_DATA_DIR": str(tmp_path / "data"), "DEVPICTL_IMAGE": devpi_image, "DEVPICTL_NAME": name}
+    env = cache_env(name, tmp_path / "data", devpi_image)
     yield {"name": name, "env": env, "data_dir": tmp_path / "data"}
-    for container in engine.containers.list(all=True, filters={"label": f"devpictl.instance={name}"}):
-        container.remove(force=True)
-    for volume in engine.volumes.list(filters={"label": f"devpictl.instance={name}"}):
-        volume.remove(force=True)
-
-
-def leftovers(engine, name: str) -> list[str]:
-    found = [c.name for c in engine.containers.list(all=True, filters={"label": f"devpictl.instance={name}"})]
-    found += [v.name for v in engine.volumes.list(filters={"label": f"devpictl.instance={name}"})]
-    return found
-
-
-def one_error_line(result) -> str:
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.output
-    assert "Traceback" not in result.output
-    return errors[0]
+    remove_cache(engine, name, env)
 
 
 def test_port_in_use_creates_nothing(engine, isolated):

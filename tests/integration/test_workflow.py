@@ -5,7 +5,6 @@ The tests in this module run in order and share one cache.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 
 from devpictl.devpi import INSTALLER_AGENT
 from tests.integration.conftest import RUN_ID, free_port, pip_install, run_cli, uv_install
+from tests.integration.support import cache_env, file_url, leftovers, one_error_line, remove_cache, sha256, upstream_stopped
 
 NAME = f"wf{RUN_ID}"
 
@@ -23,14 +23,10 @@ NAME = f"wf{RUN_ID}"
 def cache(engine, devpi_image, test_upstream, ca_bundle, tmp_path_factory):
     """One cache on the official index, also attached to the test upstream's network."""
     data_dir = tmp_path_factory.mktemp("devpictl-data")
-    env = {"DEVPICTL_DATA_DIR": str(data_dir), "DEVPICTL_IMAGE": devpi_image, "DEVPICTL_NAME": NAME}
+    env = cache_env(NAME, data_dir, devpi_image)
     info = {"env": env, "port": free_port(), "data_dir": data_dir}
     yield info
-    run_cli("down", "--volumes", "--yes", env=env)
-    for container in engine.containers.list(all=True, filters={"label": f"devpictl.instance={NAME}"}):
-        container.remove(force=True)
-    for volume in engine.volumes.list(filters={"label": f"devpictl.instance={NAME}"}):
-        volume.remove(force=True)
+    remove_cache(engine, NAME, env)
 
 
 def simple_files(index_url: str, project: str) -> list[str]:
@@ -67,18 +63,15 @@ def test_second_up_changes_nothing(cache):
 
 
 def test_front_server_serves_stored_files_from_disk(cache, engine):
-    page = httpx.get(f"{cache['index_url']}six/", headers={"User-Agent": INSTALLER_AGENT}, trust_env=False)
-    href = re.search(r'href="([^"]*six-1\.17\.0-py2\.py3-none-any\.whl)#sha256=([0-9a-f]+)"', page.text)
-    assert href, page.text
-    url = str(httpx.URL(f"{cache['index_url']}six/").join(href.group(1)))
+    url, digest = file_url(cache["index_url"], "six", "six-1.17.0-py2.py3-none-any.whl")
     response = httpx.get(url, trust_env=False)
     assert response.status_code == 200
     assert response.headers.get("X-Devpictl-Served-From") == "disk"
-    assert hashlib.sha256(response.content).hexdigest() == href.group(2)
+    assert sha256(response.content) == digest
     on_disk = engine.containers.get(f"devpictl-{NAME}").exec_run(
         ["sha256sum", "/data/server/+files" + httpx.URL(url).path]
     )
-    assert on_disk.exit_code == 0 and on_disk.output.decode().split()[0] == href.group(2)
+    assert on_disk.exit_code == 0 and on_disk.output.decode().split()[0] == digest
 
 
 def test_front_server_caches_installer_pages(cache):
@@ -166,9 +159,7 @@ def test_set_upstream_refreshes_a_cached_project(cache, test_upstream, tmp_path)
 def test_set_upstream_refuses_a_dead_upstream(cache):
     result = run_cli("set-upstream", "http://127.0.0.1:9/simple", env=cache["env"])
     assert result.exit_code == 5, result.output
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(error_lines) == 1 and "Traceback" not in result.output, result.output
-    assert "--no-check" in error_lines[0]
+    assert "--no-check" in one_error_line(result)
     st = json.loads(run_cli("status", "--json", env=cache["env"]).stdout)
     assert st["upstream"] == "http://upstream:8080/simple"  # unchanged
 
@@ -178,24 +169,17 @@ def test_down_then_up_serves_cached_files_with_the_upstream_gone(cache, engine, 
     assert result.exit_code == 0, result.output
     assert engine.volumes.get(f"devpictl-{NAME}-data")  # the cache survives `down`
 
-    upstream = engine.containers.list(filters={"label": "com.docker.compose.service=upstream"})
-    upstream = [c for c in upstream if c.labels.get("com.docker.compose.project", "").endswith(RUN_ID)]
-    assert upstream, "test upstream container not found"
-    upstream[0].stop(timeout=2)
-    try:
+    with upstream_stopped(engine):
         # Port, network and CA bundle come back from what the first `up` remembered.
         result = run_cli("up", "--probe-project", "six", "--timeout", "120", "--json", env=cache["env"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["index_url"] == cache["index_url"]
         installed = pip_install(cache["index_url"], "six==1.16.0", tmp_path)
         assert installed.returncode == 0, installed.stdout + installed.stderr
-    finally:
-        upstream[0].start()
 
 
 def test_down_volumes_deletes_the_cache(cache, engine):
     result = run_cli("down", "--volumes", "--yes", env=cache["env"])
     assert result.exit_code == 0, result.output
-    assert not engine.containers.list(all=True, filters={"label": f"devpictl.instance={NAME}"})
-    assert not engine.volumes.list(filters={"label": f"devpictl.instance={NAME}"})
+    assert leftovers(engine, NAME) == []
     assert not (cache["data_dir"] / "caches" / NAME / "root-password").exists()
