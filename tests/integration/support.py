@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -13,11 +14,21 @@ from pathlib import Path
 import httpx
 
 from devpictl.devpi import INSTALLER_AGENT
-from tests.integration.conftest import RUN_ID, installer_env, run_cli
+from tests.integration.conftest import RUN_ID, free_port, installer_env, run_cli
 
 
 def cache_env(name: str, data_dir: Path, image: str) -> dict[str, str]:
     return {"DEVPICTL_DATA_DIR": str(data_dir), "DEVPICTL_IMAGE": image, "DEVPICTL_NAME": name}
+
+
+def up_on_test_upstream(env: dict[str, str], test_upstream: dict[str, str]) -> str:
+    """`up` a cache on the test upstream (joined to its network, probing six); its index URL."""
+    result = run_cli(
+        "up", "--port", str(free_port()), "--network", test_upstream["network"],
+        "--mirror", test_upstream["url"], "--probe-project", "six", "--json", env=env,
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["index_url"]
 
 
 def labelled(engine, name: str) -> tuple[list, list]:

@@ -14,8 +14,8 @@ import time
 import httpx
 import pytest
 
-from tests.integration.conftest import RUN_ID, free_port, installer_env, run_cli
-from tests.integration.support import cache_env, file_url, pip_command, remove_cache, sha256
+from tests.integration.conftest import RUN_ID, installer_env, run_cli
+from tests.integration.support import cache_env, file_url, pip_command, remove_cache, sha256, up_on_test_upstream
 
 NAME = f"load{RUN_ID}"
 CLIENTS = 50
@@ -29,12 +29,7 @@ def cache(engine, devpi_image, test_upstream, upstream_root, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("devpictl-data-load")
     env = cache_env(NAME, data_dir, devpi_image)
     try:
-        result = run_cli(
-            "up", "--port", str(free_port()), "--network", test_upstream["network"],
-            "--mirror", test_upstream["url"], "--probe-project", "six", "--json", env=env,
-        )
-        assert result.exit_code == 0, result.output
-        index_url = json.loads(result.stdout)["index_url"]
+        index_url = up_on_test_upstream(env, test_upstream)
         url, digest = file_url(index_url, "six", SIX)
         assert digest == sha256((upstream_root / "files" / SIX).read_bytes())
         warm = httpx.get(url, trust_env=False, timeout=60)

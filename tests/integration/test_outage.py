@@ -10,13 +10,14 @@ import time
 
 import pytest
 
-from tests.integration.conftest import RUN_ID, free_port, pip_install, run_cli, uv_install
+from tests.integration.conftest import RUN_ID, pip_install, run_cli, uv_install
 from tests.integration.support import (
     cache_env,
     container_processes,
     one_error_line,
     pip_run,
     remove_cache,
+    up_on_test_upstream,
     upstream_stopped,
 )
 
@@ -31,12 +32,7 @@ def cache(engine, devpi_image, test_upstream, tmp_path_factory):
     env = cache_env(NAME, data_dir, devpi_image)
     warm = tmp_path_factory.mktemp("warm")
     try:
-        result = run_cli(
-            "up", "--port", str(free_port()), "--network", test_upstream["network"],
-            "--mirror", test_upstream["url"], "--probe-project", "six", "--json", env=env,
-        )
-        assert result.exit_code == 0, result.output
-        index_url = json.loads(result.stdout)["index_url"]
+        index_url = up_on_test_upstream(env, test_upstream)
         for install in (pip_install, uv_install):
             done = install(index_url, "six", warm)
             assert done.returncode == 0, done.stdout + done.stderr
