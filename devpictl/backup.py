@@ -72,12 +72,18 @@ class StreamReader(io.RawIOBase):
         return size
 
 
-def backup(engine, instance: Instance, path: Path | None, *, include_files: bool, reporter) -> BackupResult:
+def backup_path(instance: Instance, path: Path | None) -> Path:
+    """Where the archive goes; refused before anything runs when it cannot be written there."""
     path = path or default_path(instance)
     if path.exists():
         raise Conflict(f"{path} already exists: give another PATH, or move it away")
     if not path.parent.is_dir():
         raise BadInput(f"directory {path.parent} does not exist: create it or give another PATH")
+    return path
+
+
+def backup(engine, instance: Instance, path: Path, *, include_files: bool, reporter) -> BackupResult:
+    """Write the archive to ``path`` (checked with backup_path)."""
     container = cch.running_container(engine, instance)
     workdir = f"/data/.devpictl-export-{int(time.time())}"
     command = ["devpi-export", "--serverdir", "/data/server"]

@@ -32,9 +32,10 @@ def backup(
     from devpictl.settings import Instance, check_name
 
     instance = Instance(check_name(name))
+    target = bkp.backup_path(instance, path)
     engine = connect()
     with ui.reporter(json_output) as rep:
-        result = bkp.backup(engine, instance, path, include_files=include_files, reporter=rep)
+        result = bkp.backup(engine, instance, target, include_files=include_files, reporter=rep)
     if json_output:
         ui.print_json({"name": instance.name, "path": str(result.path), "bytes": result.size, "include_files": result.include_files})
     else:

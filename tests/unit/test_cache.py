@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from devpictl import cache, settings
+from devpictl import image as img
 from devpictl.devpi import DevpiClient
-from devpictl.errors import BadInput, DevpiError, ReadinessTimeout, UpstreamUnreachable
+from devpictl.errors import BadInput, Conflict, DevpiError, ReadinessTimeout, UpstreamUnreachable
 from devpictl.mirrors import CATALOG, OFFICIAL, Upstream
 
 OFFICIAL_URL = "https://official.index.example/simple"
@@ -453,3 +454,52 @@ class TestExtraLabels:
     def test_instance_labels_without_extras(self, monkeypatch):
         monkeypatch.delenv("DEVPICTL_LABELS", raising=False)
         assert settings.Instance("x").labels() == {"devpictl.managed": "1", "devpictl.instance": "x"}
+
+
+class TestUpgrade:
+    """`up --image` on an existing cache: devpi's database version decides."""
+
+    @pytest.fixture
+    def engine(self, monkeypatch):
+        removed: list = []
+        answers = {"needed": "4", "have": "3"}
+
+        def run_once(engine, image, command, volume=None):
+            return answers["have"] if volume else answers["needed"]
+
+        monkeypatch.setattr(cache.ctr, "image_exists", lambda engine, tag: True)
+        monkeypatch.setattr(cache.ctr, "run_once", run_once)
+        monkeypatch.setattr(cache.ctr, "remove", removed.append)
+        return {"removed": removed, "answers": answers}
+
+    def options(self) -> cache.UpOptions:
+        return cache.UpOptions(instance=settings.Instance("c"), upstream=None, host=None, port=None, image="new:1", build=img.BuildOptions())
+
+    def old_container(self):
+        class Image:
+            tags = ["old:1"]
+            short_id = "sha256:old"
+
+        class Container:
+            image = Image()
+
+        return Container()
+
+    def test_another_database_version_stops_before_touching_anything(self, engine):
+        container = self.old_container()
+        actions: list[str] = []
+        with pytest.raises(Conflict) as info:
+            cache.upgrade(None, container, self.options(), cache.QuietReporter(), actions)
+        message = str(info.value)
+        assert "needs database version 4, cache 'c' has 3" in message
+        assert "nothing was changed" in message and "devpictl backup --name c" in message and "devpictl restore" in message
+        assert "\n" not in message
+        assert engine["removed"] == [] and actions == []
+
+    def test_same_database_version_replaces_the_container_only(self, engine):
+        engine["answers"]["have"] = "4"
+        container = self.old_container()
+        actions: list[str] = []
+        cache.upgrade(None, container, self.options(), cache.QuietReporter(), actions)
+        assert engine["removed"] == [container]
+        assert actions == ["replaced the container of old:1 with new:1"]

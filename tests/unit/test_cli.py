@@ -167,10 +167,20 @@ class TestBadInput:
             (["logs", "--name", "Bad Name!"], ["is not allowed"]),
             (["pip-config", "--name", "Bad Name!"], ["is not allowed"]),
             (["build", "--wheelhouse", "/nonexistent"], ["wheelhouse /nonexistent is not a directory"]),
+            (["build", "--print", "--devpi-server-version", "6.10.0"], ["needs devpi-server 6.17.0 or newer, not 6.10.0"]),
+            (["up", "--devpi-server-version", "6.x"], ["'6.x' is not a release number"]),
+            (["backup", "/nonexistent/dir/cache.tar.gz"], ["directory /nonexistent/dir does not exist"]),
         ],
     )
     def test_one_line_usage_error(self, args, fragments, engine_calls):
         assert_one_line_error(invoke(*args), 2, *fragments)
+        assert engine_calls == []
+
+    def test_backup_never_overwrites_a_file(self, tmp_path, engine_calls):
+        existing = tmp_path / "cache.tar.gz"
+        existing.write_bytes(b"keep me")
+        assert_one_line_error(invoke("backup", str(existing)), 4, "already exists")
+        assert existing.read_bytes() == b"keep me"
         assert engine_calls == []
 
     def test_status_checks_the_name_before_the_engine(self, engine_calls):
