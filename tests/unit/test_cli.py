@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-import click
 import docker.errors
 import pytest
 import typer
@@ -16,6 +15,7 @@ from devpictl.cli import app
 from devpictl.container import connect as real_connect
 from devpictl.errors import EngineUnavailable, UnknownMirror
 from devpictl.mirrors import CATALOG, RETIRED
+from tests.unit.clihelp import undocumented_parameters
 
 ENGINE_DOWN = "cannot reach the Docker engine (test): start Docker, or set DOCKER_HOST to a running engine"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
@@ -76,12 +76,7 @@ class TestHelp:
 
     @pytest.mark.parametrize("name", sorted(COMMAND.commands))
     def test_every_option_has_help(self, name):
-        missing = [
-            param.name
-            for param in COMMAND.commands[name].params
-            if isinstance(param, (click.Option, click.Argument)) and not getattr(param, "help", None)
-        ]
-        assert missing == []
+        assert undocumented_parameters(COMMAND.commands[name], name) == []
 
     def test_help_does_not_need_the_engine(self, engine_calls):
         invoke("up", "--help")

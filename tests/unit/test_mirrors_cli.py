@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -16,6 +15,7 @@ from devpictl.cli import app
 from devpictl.errors import EngineUnavailable
 from devpictl.mirrors import CATALOG, OFFICIAL, RETIRED, find_by_url, resolve
 from devpictl.settings import config_file
+from tests.unit.clihelp import undocumented_parameters
 from tests.unit.test_speedtest import Behaviour, LocalIndex, closed_port_url
 
 runner = CliRunner()
@@ -91,8 +91,7 @@ class TestHelp:
 
     @pytest.mark.parametrize("name", ["test", "add", "remove"])
     def test_every_parameter_has_help(self, name):
-        params = MIRRORS.commands[name].params
-        assert [p.name for p in params if isinstance(p, (click.Option, click.Argument)) and not getattr(p, "help", None)] == []
+        assert undocumented_parameters(MIRRORS.commands[name], "mirrors", name) == []
 
     def test_subcommands(self):
         assert set(MIRRORS.commands) == {"test", "add", "remove"}

@@ -1,0 +1,23 @@
+"""Checks that a command documents every parameter, in its metadata and in the help it prints."""
+
+from __future__ import annotations
+
+from typer.core import TyperArgument, TyperOption
+from typer.testing import CliRunner
+
+from devpictl.cli import app
+
+
+def undocumented_parameters(command, *path: str) -> list[str]:
+    """The parameters of `devpictl PATH...` without help text, or whose help `--help` does not show.
+
+    Every parameter of a Typer command is a TyperOption or TyperArgument; a check that
+    finds none checks nothing, so that fails too.
+    """
+    params = [p for p in command.params if isinstance(p, (TyperOption, TyperArgument))]
+    assert params, f"devpictl {' '.join(path)}: no Typer parameters found, so none would be checked"
+    result = CliRunner().invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    # Compared without whitespace: the help wraps, and breaks lines after hyphens.
+    shown = "".join(result.output.split())
+    return [p.name for p in params if not (p.help or "").strip() or "".join(p.help.split()) not in shown]
