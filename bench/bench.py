@@ -36,6 +36,8 @@ from pathlib import Path
 
 import httpx
 
+from devpictl.speedtest import default_index_url
+
 ROOT = Path(__file__).resolve().parent.parent
 WHEELS = Path(__file__).resolve().parent / "wheels.txt"
 AGENT = "pip/24.1.2 devpictl-bench"
@@ -111,13 +113,6 @@ def fetch_set(index_url: str, wheels: list[str], *, verify: bool = True) -> Fetc
 def median_fetch(index_url: str, wheels: list[str], runs: int) -> Fetch:
     results = [fetch_set(index_url, wheels) for _ in range(runs)]
     return Fetch(statistics.median(r.seconds for r in results), sum(r.failures for r in results), results[0].nbytes)
-
-
-def official_simple_url() -> str:
-    """pip's default index, from pip itself: the bench names no index host."""
-    from pip._internal.models.index import PyPI
-
-    return PyPI.simple_url
 
 
 def mirror_static_tree(index_url: str, wheels: list[str], tree: Path) -> None:
@@ -240,9 +235,12 @@ def main() -> None:
         print("• cold: through a fresh cache, and the official index directly before and after", file=sys.stderr)
         out = must(devpictl("up", "--name", "bench", "--port", str(free_port()), "--json", *ca, env=env))
         cache_url = json.loads(out)["index_url"]
-        direct_before = fetch_set(official_simple_url(), wheels)
+        official = default_index_url()
+        if official is None:
+            sys.exit("bench: pip's default index is unknown (is pip installed?)")
+        direct_before = fetch_set(official, wheels)
         cold = fetch_set(cache_url, wheels)
-        direct_after = fetch_set(official_simple_url(), wheels)
+        direct_after = fetch_set(official, wheels)
         # The faster direct run is the reference: a proxy on the way may cache too.
         direct = min(direct_before, direct_after, key=lambda f: f.seconds)
 

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import re
+import shutil
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +24,8 @@ from typing import TypeVar
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import httpx
+from packaging.utils import InvalidName, InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import Version
 
 from devpictl import __version__
 
@@ -46,7 +52,6 @@ NOT_MEASURED = "not measured"
 PAGE_HEADERS = {"Accept": "text/html"}
 USER_AGENT = f"devpictl/{__version__} (mirror speed test)"
 DIST_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".egg")
-PROJECT_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 T = TypeVar("T")
 
@@ -111,23 +116,39 @@ def check_timeout(seconds: float) -> float:
 def check_project(name: str) -> str:
     from devpictl.errors import BadInput
 
-    if not PROJECT_NAME.fullmatch(name):
-        raise BadInput(f"{name!r} is not a project name: give one like pip or requests")
+    try:
+        canonicalize_name(name, validate=True)
+    except InvalidName:
+        raise BadInput(f"{name!r} is not a project name: give one like pip or requests") from None
     return name
 
 
 def default_index_url() -> str | None:
-    """The index pip uses by default, as pip itself names it, or None without pip.
+    """The index pip uses by default, as pip's own help states it, or None without pip.
 
     devpictl names no index host of its own, so the official index is measured
-    at the URL pip would fetch from.
+    at the URL pip would fetch from. pip has no public API for it; its help
+    text ("Base URL of the Python Package Index (default URL)") is public.
     """
-    try:
-        from pip._internal.models.index import PyPI
-    except Exception:  # pip missing, or its internals moved
-        return None
-    url = getattr(PyPI, "simple_url", None)
-    return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
+    commands = [[sys.executable, "-m", "pip"]] + [[found] for found in map(shutil.which, ("pip3", "pip")) if found]
+    for command in commands:
+        try:
+            done = subprocess.run(
+                [*command, "download", "--help"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue
+        match = _PIP_DEFAULT_INDEX.search(" ".join(done.stdout.split()))
+        if done.returncode == 0 and match:
+            return match[1]
+    return None
+
+
+_PIP_DEFAULT_INDEX = re.compile(r"--index-url <url> Base URL of the Python Package Index \(default (https?://[^\s)]+)\)")
 
 
 def rank(results: Sequence[MirrorResult]) -> list[MirrorResult]:
@@ -239,7 +260,7 @@ async def _measure_one(client: httpx.AsyncClient, result: MirrorResult, project:
     deadline = start + timeout
     phase = "the simple page did not start"
     try:
-        page_url = f"{result.url}/{normalize(project)}/"
+        page_url = f"{result.url}/{canonicalize_name(project)}/"
         response = await _within(deadline, client.send(client.build_request("GET", page_url, headers=PAGE_HEADERS), stream=True))
         result.ttfb = time.perf_counter() - start
         try:
@@ -359,11 +380,6 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def normalize(project: str) -> str:
-    """The PEP 503 form of a project name, as simple-page URLs use it."""
-    return re.sub(r"[-_.]+", "-", project).lower()
-
-
 class _Links(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -394,34 +410,16 @@ def list_files(html: str, page_url: str) -> list[tuple[str, bool]]:
 
 def newest_wheel(files: Sequence[tuple[str, bool]]) -> str | None:
     """The wheel with the highest version; a yanked one only if nothing else is listed. Ties: the later link."""
-    wheels = [(url, yanked) for url, yanked in files if file_name(url).endswith(".whl")]
+    wheels = [(position, url, yanked, wheel_version(url)) for position, (url, yanked) in enumerate(files)]
+    wheels = [wheel for wheel in wheels if wheel[3] is not None]
     if not wheels:
         return None
-    best = max(enumerate(wheels), key=lambda item: (not item[1][1], version_key(file_name(item[1][0]).split("-")[1:2]), item[0]))
-    return best[1][0]
+    return max(wheels, key=lambda wheel: (not wheel[2], wheel[3], wheel[0]))[1]
 
 
-_VERSION = re.compile(
-    r"(?:(?P<epoch>\d+)!)?(?P<release>\d+(?:\.\d+)*)"
-    r"(?:[-_.]?(?P<pre>a|b|c|rc|alpha|beta|pre|preview)[-_.]?(?P<pre_n>\d*))?"
-    r"(?:[-_.]?(?:post|rev|r)[-_.]?(?P<post>\d*))?"
-    r"(?:[-_.]?dev[-_.]?(?P<dev>\d*))?",
-    re.IGNORECASE,
-)
-_PRE_ORDER = {"a": 0, "alpha": 0, "b": 1, "beta": 1, "c": 2, "rc": 2, "pre": 2, "preview": 2}
-
-
-def version_key(parts: Sequence[str]) -> tuple:
-    """A sort key for the version in a wheel's file name, close enough to PEP 440 to find the newest."""
-    match = _VERSION.match(parts[0]) if parts else None
-    if not match:
-        return (-1,)
-    release = tuple(int(x) for x in match["release"].split("."))
-    release += (0,) * (10 - len(release))  # 1.0 == 1.0.0
-    post = int(match["post"] or 0) if match.group("post") is not None else -1
-    dev = int(match["dev"] or 0) if match.group("dev") is not None else 1 << 30
-    if match["pre"]:
-        pre = (_PRE_ORDER[match["pre"].lower()], int(match["pre_n"] or 0))
-    else:
-        pre = (-1, 0) if post < 0 and dev < 1 << 30 else (9, 0)  # 1.0.dev1 < 1.0a1 < 1.0
-    return (int(match["epoch"] or 0), release, pre, post, dev)
+def wheel_version(url: str) -> Version | None:
+    """The version in a wheel's file name (PEP 427), or None for anything that is not a valid wheel name."""
+    try:
+        return parse_wheel_filename(file_name(url))[1]
+    except InvalidWheelFilename:
+        return None

@@ -1,8 +1,24 @@
-"""Isolation for every test: its own data dir, home and pip config, no colour."""
+"""Isolation for every test: its own data dir, home and pip config, no colour.
+
+Under DEVPICTL_NO_SKIPS=1 (as .ci/run sets) a skipped test counts as failed, so a
+green CI cannot hide a test that did not run.
+"""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and os.environ.get("DEVPICTL_NO_SKIPS") == "1":
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and DEVPICTL_NO_SKIPS=1 makes a skip a failure: {reason}"
 
 
 @pytest.fixture(autouse=True)

@@ -37,10 +37,19 @@ app = typer.Typer(
 )
 
 
+def show_version(value: bool) -> None:
+    if value:
+        from devpictl import __version__
+
+        typer.echo(f"devpictl {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", envvar="DEVPICTL_DEBUG", help="Show tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True, help="Show devpictl's version and exit."),
 ) -> None:
     """Stand up a devpi-server PyPI cache in Docker and point pip at it."""
     ctx.obj = {"debug": debug}

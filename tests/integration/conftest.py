@@ -104,14 +104,19 @@ def upstream_root(tmp_path_factory):
     """A PEP 503 tree of real wheels for the test upstream to serve."""
     root = tmp_path_factory.mktemp("upstream")
     files = root / "files"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k in ("PIP_CERT",)}
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(files), *UPSTREAM_WHEELS],
         check=True,
-        env={**env, "PIP_CONFIG_FILE": os.devnull},
+        env=host_pip_env(),
     )
     write_simple_index(root)
     return root
+
+
+def host_pip_env() -> dict[str, str]:
+    """For pip on the host fetching test inputs: pip's defaults, but the host's trust bundle (PIP_CERT)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
+    return {**env, "PIP_CONFIG_FILE": os.devnull}
 
 
 def write_simple_index(root: Path) -> None:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 from devpictl.image import DEVPI_SERVER_VERSION
-from tests.integration.conftest import RUN_ID, run_cli
+from tests.integration.conftest import RUN_ID, host_pip_env, run_cli
 
 
 def test_wheelhouse_build_needs_no_network(engine, base_image, tmp_path):
     wheelhouse = tmp_path / "wheelhouse"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(wheelhouse), f"devpi-server=={DEVPI_SERVER_VERSION}"],
         check=True,
-        env={**env, "PIP_CONFIG_FILE": os.devnull},
+        env=host_pip_env(),
     )
     tag = f"devpictl-test/devpi-offline:{RUN_ID}"
     try:

@@ -62,6 +62,16 @@ class TestHelp:
         assert "Stand up a devpi-server PyPI cache in Docker" in result.output
         assert COMMAND.help
 
+    def test_version(self):
+        from importlib.metadata import version
+
+        result = invoke("--version")
+        assert result.exit_code == 0, result.output
+        assert result.output == f"devpictl {version('devpictl')}\n"
+
+    def test_top_level_options_have_help(self):
+        assert undocumented_parameters(COMMAND) == []
+
     def test_expected_commands_exist(self):
         assert set(COMMAND.commands) == {"build", "up", "status", "logs", "down", "set-upstream", "mirrors", "pip-config", "backup", "restore", "password"}
 

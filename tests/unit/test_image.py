@@ -6,6 +6,7 @@ import tarfile
 
 import docker.errors
 import pytest
+import yaml
 
 from devpictl import image as img
 from devpictl.errors import BadInput, EngineError
@@ -172,7 +173,6 @@ class TestRenderServerConfig:
         assert "indexer-backend" not in img.render_server_config(img.BuildOptions())
 
     def test_is_yaml_under_devpi_server_key(self):
-        yaml = pytest.importorskip("yaml")
         data = yaml.safe_load(img.render_server_config(img.BuildOptions(web=True)))
         assert list(data) == ["devpi-server"]
         assert data["devpi-server"]["restrict-modify"] == "root"

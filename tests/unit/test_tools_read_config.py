@@ -230,7 +230,8 @@ def test_uv_resolves_from_the_index_in_its_config_file(tool_env, isolation, tmp_
 
 
 def tool_or_skip(name: str) -> str:
-    found = shutil.which(name)
+    # The test extra installs the tool next to this Python; PATH may not name that venv.
+    found = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     if not found:
         pytest.skip(f"{name} is not installed (it comes with devpictl's test extra: pip install -e '.[test]')")
     return found
