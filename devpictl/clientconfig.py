@@ -20,16 +20,12 @@ import stat
 import subprocess
 import sys
 import tempfile
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from devpictl.errors import BadInput, Conflict, DevpictlError
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 TOOLS = ("pip", "uv", "pdm", "poetry")
 PIP_SCOPES = ("global", "user", "site")  # pip's own order: a later scope overrides an earlier one

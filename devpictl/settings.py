@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,10 +168,6 @@ def read_toml(path: Path) -> dict:
         return {}
     except OSError as exc:
         raise BadInput(f"cannot read {path} ({exc.strerror}): fix its permissions or delete it") from None
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
