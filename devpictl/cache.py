@@ -42,6 +42,7 @@ from devpictl.settings import (
 )
 
 DEFAULT_PROBE_PROJECT = "pip"
+DOWN = "down"  # the state of a cache without a container
 
 
 class Reporter(Protocol):
@@ -601,6 +602,7 @@ class Status:
     # None when nobody asked (offline mode, or the cache is not running).
     upstream_reachable: bool | None = None
     upstream_problem: str | None = None
+    next_step: str = ""
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -633,25 +635,21 @@ def remembered_probe_project(instance: Instance) -> str:
 def status(engine, instance: Instance) -> Status:
     container = ctr.find_container(engine, instance)
     if container is None:
-        raise CacheNotFound(f"no cache named {instance.name!r}: create it with `devpictl up --name {instance.name}`")
+        option = "" if instance.name == "default" else f" --name {instance.name}"
+        if ctr.volume_exists(engine, instance):
+            raise CacheNotFound(f"cache {instance.name!r} is down (its data is kept): bring it back with `devpictl up{option}`")
+        raise CacheNotFound(f"no cache named {instance.name!r}: create it with `devpictl up{option}`, or list the caches with `devpictl ls`")
     running = container.status == "running"
     offline = offline_enabled(container)
     url = upstream_url = upstream_name = version = check_url = None
     size = None
     reachable = problem = None
     if running:
-        base = ctr.local_base_url(container)
-        url = index_url(base)
-        try:
-            with DevpiClient(base, timeout=10) as client:
-                ixconfig = client.get_index()
-                official = official_url(container)
-                found = find_by_url(ixconfig.get("mirror_url"), official)
-                upstream_name, upstream_url = found.name, found.display_url
-                check_url = effective_url(found, official)
-                version = devpi_server_version(client.server_status())
-        except DevpictlError:
-            pass
+        url = index_url(ctr.local_base_url(container))
+        served = serving(container)
+        if served is not None:
+            upstream_name, upstream_url = served.upstream.name, served.upstream.display_url
+            check_url, version = served.check_url, served.devpi_version
         reachable, problem = upstream_reachability(container, check_url, remembered_probe_project(instance), offline=offline)
         code, out = ctr.exec_output(container, ["du", "-sb", "/data"])
         if code == 0 and out.split():
@@ -672,7 +670,44 @@ def status(engine, instance: Instance) -> Status:
         offline=offline,
         upstream_reachable=reachable,
         upstream_problem=problem,
+        next_step=next_step(instance.name, container.status, ctr.health(container), has_volume=True),
     )
+
+
+@dataclass
+class Serving:
+    """What a running cache's devpi says of itself."""
+
+    upstream: Upstream
+    check_url: str  # the upstream's URL, the official index's included
+    devpi_version: str | None
+
+
+def serving(container, timeout: float = 10) -> Serving | None:
+    """The upstream and devpi version of a running cache; None when its devpi does not answer."""
+    base = ctr.local_base_url(container)
+    try:
+        with DevpiClient(base, timeout=timeout) as client:
+            ixconfig = client.get_index()
+            official = official_url(container)
+            found = find_by_url(ixconfig.get("mirror_url"), official)
+            return Serving(found, effective_url(found, official), devpi_server_version(client.server_status()))
+    except DevpictlError:
+        return None
+
+
+def next_step(name: str, state: str, health: str | None, has_volume: bool) -> str:
+    """What to do with a cache in ``state`` (a container state, or DOWN when it has no container)."""
+    option = "" if name == "default" else f" --name {name}"
+    if state == "running" and health in ("healthy", "none", None):
+        return f"devpictl pip-config{option} --write points pip at it"
+    if state in ("running", "restarting"):
+        return f"not healthy: devpictl logs{option} shows why"
+    if state != DOWN:
+        return f"stopped: devpictl up{option} starts it"
+    if has_volume:
+        return f"down, data kept: devpictl up{option} brings it back"
+    return f"down, data deleted: devpictl up{option} makes it anew"
 
 
 def devpi_server_version(server_status: Mapping) -> str | None:

@@ -14,6 +14,8 @@ from devpictl.cli import options
 def register(app: typer.Typer) -> None:
     app.command("up")(up)
     app.command("status")(status)
+    app.command("ls")(ls)
+    app.command("ps", hidden=True)(ls)
     app.command("logs")(logs)
     app.command("down")(down)
 
@@ -112,22 +114,38 @@ def up(
     ui.out.print(f"Point pip at it: devpictl pip-config --write{'' if name == 'default' else ' --name ' + name}")
 
 
-def status(name: str = options.NAME, json_output: bool = options.JSON) -> None:
+def status(
+    name: str = typer.Option(None, "--name", "-n", envvar="DEVPICTL_NAME", help="Which cache [default: the only one; with several, all of them are listed]."),
+    json_output: bool = options.JSON,
+) -> None:
     """Show the cache's state, health, URL, upstream, devpi version and size.
 
     Example: devpictl status --json
     """
-    from devpictl import cache
+    from devpictl import cache, inventory
     from devpictl.cli import ui
     from devpictl.container import connect
+    from devpictl.errors import CacheNotFound
     from devpictl.settings import Instance, check_name
 
+    if name is not None:
+        check_name(name)
+    engine = connect()
+    if name is None:
+        names = inventory.known_names(engine)
+        if not names:
+            raise CacheNotFound("no caches here yet: create one with `devpictl up`")
+        if len(names) > 1:
+            show_caches(inventory.known_caches(engine), json_output)
+            if not json_output:
+                ui.err.print("Several caches: `devpictl status --name NAME` shows one.")
+            return
+        name = names[0]
     instance = Instance(check_name(name))
-    st = cache.status(connect(), instance)
+    st = cache.status(engine, instance)
     if json_output:
         ui.print_json(st.as_dict())
         return
-    size = f"{st.cache_bytes / 1e6:.1f} MB" if st.cache_bytes is not None else "unknown"
     rows = [
         ("cache", st.name),
         ("state", f"{st.state} (health: {st.health})"),
@@ -136,13 +154,51 @@ def status(name: str = options.NAME, json_output: bool = options.JSON) -> None:
         ("offline mode", "on (serves only cached files; the upstream is not asked)" if st.offline else "off"),
         ("devpi-server", st.devpi_version or "-"),
         ("front server", "nginx" if st.front_server else "off (devpi alone)"),
-        ("cache size", size),
+        ("cache size", megabytes(st.cache_bytes)),
         ("image", st.image or "-"),
         ("volume", st.volume),
         ("root password", f"in {st.password_file}"),
+        ("next", st.next_step),
     ]
     for key, value in rows:
         ui.out.print(f"{key:>14}: {value}")
+
+
+def megabytes(size: int | None) -> str:
+    return f"{size / 1e6:.1f} MB" if size is not None else "unknown"
+
+
+def ls(json_output: bool = options.JSON) -> None:
+    """List the caches devpictl knows here, running or not (alias: ps).
+
+    Running, stopped, or down with its data kept; each with what to do next.
+
+    Example: devpictl ls
+    """
+    from devpictl import inventory
+    from devpictl.container import connect
+
+    show_caches(inventory.known_caches(connect()), json_output)
+
+
+def show_caches(caches, json_output: bool) -> None:
+    from rich.table import Table
+
+    from devpictl.cli import ui
+
+    if json_output:
+        ui.print_json([c.as_dict() for c in caches])
+        return
+    if not caches:
+        ui.out.print("No caches here yet: `devpictl up` makes one.")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("NAME", "STATE", "INDEX URL", "UPSTREAM", "SIZE", "NEXT"):
+        table.add_column(column, overflow="fold")
+    for c in caches:
+        state = c.state if c.health in (None, "none") else f"{c.state} ({c.health})"
+        table.add_row(c.name, state, c.index_url or "-", c.upstream_name or "-", megabytes(c.cache_bytes), c.next_step)
+    ui.out.print(table)
 
 
 def describe_reachability(st) -> str:

@@ -118,6 +118,22 @@ def test_status_reports_the_cache(cache):
     assert st["front_server"] is True
 
 
+def listed(cache) -> dict:
+    """This cache's entry in `devpictl ls --json` (other caches on the engine may be listed too)."""
+    result = run_cli("ls", "--json", env=cache["env"])
+    assert result.exit_code == 0, result.output
+    (entry,) = [c for c in json.loads(result.stdout) if c["name"] == NAME]
+    return entry
+
+
+def test_ls_lists_the_running_cache(cache):
+    entry = listed(cache)
+    assert entry["state"] == "running"
+    assert entry["index_url"] == cache["index_url"]
+    assert entry["upstream_name"] == "pypi"
+    assert entry["volume"] == f"devpictl-{NAME}-data"
+
+
 def test_root_password_is_nowhere_to_be_seen(cache, engine):
     password = (cache["data_dir"] / "caches" / NAME / "root-password").read_text().strip()
     assert len(password) >= 24
@@ -168,6 +184,9 @@ def test_down_then_up_serves_cached_files_with_the_upstream_gone(cache, engine, 
     result = run_cli("down", env=cache["env"])
     assert result.exit_code == 0, result.output
     assert engine.volumes.get(f"devpictl-{NAME}-data")  # the cache survives `down`
+    entry = listed(cache)
+    assert (entry["state"], entry["volume"]) == ("down", f"devpictl-{NAME}-data")
+    assert entry["next_step"] == f"down, data kept: devpictl up --name {NAME} brings it back"
 
     with upstream_stopped(engine):
         # Port, network and CA bundle come back from what the first `up` remembered.

@@ -79,9 +79,10 @@ class FakeEngine:
         self.image_tags = set(images)
         self.volume_names = set(volumes)
         self.network_names = set(networks)
+        self.volume_sizes: dict[str, int] = {}  # what df() reports for a volume; others: not counted
         self.containers = SimpleNamespace(get=self._get_container, create=self._mutation("containers.create"),
                                           run=self._mutation("containers.run"), list=lambda **kw: list(self.by_name.values()))
-        self.volumes = SimpleNamespace(get=self._get_volume, create=self._mutation("volumes.create"), list=lambda **kw: [])
+        self.volumes = SimpleNamespace(get=self._get_volume, create=self._mutation("volumes.create"), list=self._list_volumes)
         self.images = SimpleNamespace(get=self._get_image, remove=self._mutation("images.remove"))
         self.networks = SimpleNamespace(get=self._get_network)
         self.api = SimpleNamespace(build=self._mutation("api.build"), prune_images=self._mutation("api.prune_images"))
@@ -112,6 +113,26 @@ class FakeEngine:
         if name not in self.volume_names:
             raise docker.errors.NotFound(f"No such volume: {name}")
         return SimpleNamespace(name=name, remove=self._mutation("volume.remove"))
+
+    def _volume_labels(self, name: str) -> dict[str, str]:
+        """devpictl's labels for its volumes (devpictl-NAME-data); none for any other."""
+        if name.startswith("devpictl-") and name.endswith("-data"):
+            return {"devpictl.managed": "1", "devpictl.instance": name[len("devpictl-"):-len("-data")]}
+        return {}
+
+    def _list_volumes(self, filters=None):
+        wanted = (filters or {}).get("label")
+        return [
+            SimpleNamespace(name=name, attrs={"Name": name, "Labels": self._volume_labels(name)})
+            for name in sorted(self.volume_names)
+            if wanted is None or wanted in self._volume_labels(name)
+        ]
+
+    def df(self) -> dict:
+        return {"Volumes": [
+            {"Name": name, "Labels": self._volume_labels(name), "UsageData": {"Size": self.volume_sizes.get(name, -1)}}
+            for name in sorted(self.volume_names)
+        ]}
 
     def _get_image(self, tag):
         if tag not in self.image_tags:

@@ -1,0 +1,78 @@
+"""Every cache devpictl knows here: running, stopped, or down with its data kept.
+
+A cache is known by any of its traces: its container, its data volume (both
+labelled with its name), or its state directory (root password, remembered
+settings). Each entry says what to do next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from devpictl import cache
+from devpictl import container as ctr
+from devpictl.cache import DOWN, next_step
+from devpictl.settings import LABEL_INSTANCE, Instance, data_dir
+
+
+@dataclass
+class KnownCache:
+    name: str
+    # the container's state (running, exited, restarting, ...), or "down" without a container
+    state: str
+    health: str | None
+    index_url: str | None
+    upstream_name: str | None
+    upstream: str | None
+    cache_bytes: int | None  # the data volume's size, as the engine last counted it
+    volume: str | None  # None once the volume is deleted
+    next_step: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def known_names(engine) -> list[str]:
+    """Names of every cache with a container, a volume or a state directory here."""
+    names = {c.labels[LABEL_INSTANCE] for c in engine.containers.list(all=True, filters={"label": LABEL_INSTANCE})}
+    names |= {v.attrs["Labels"][LABEL_INSTANCE] for v in engine.volumes.list(filters={"label": LABEL_INSTANCE})}
+    caches = data_dir() / "caches"
+    if caches.is_dir():
+        names |= {d.name for d in caches.iterdir() if d.is_dir() and any(d.iterdir())}
+    return sorted(names)
+
+
+def volume_sizes(engine) -> dict[str, int]:
+    """The engine's count of each labelled volume's bytes (-1 where it has not counted)."""
+    usage = engine.df().get("Volumes") or []
+    return {v["Name"]: v.get("UsageData", {}).get("Size", -1) for v in usage if LABEL_INSTANCE in (v.get("Labels") or {})}
+
+
+def describe(engine, name: str, sizes: dict[str, int]) -> KnownCache:
+    instance = Instance(name)
+    container = ctr.find_container(engine, instance)
+    has_volume = ctr.volume_exists(engine, instance)
+    size = sizes.get(instance.volume)
+    state, health = (container.status, ctr.health(container)) if container is not None else (DOWN, None)
+    index_url = upstream_name = upstream = None
+    if state == "running":
+        index_url = cache.index_url(ctr.local_base_url(container))
+        served = cache.serving(container, timeout=3)
+        if served is not None:
+            upstream_name, upstream = served.upstream.name, served.upstream.display_url
+    return KnownCache(
+        name=name,
+        state=state,
+        health=health,
+        index_url=index_url,
+        upstream_name=upstream_name,
+        upstream=upstream,
+        cache_bytes=size if size is not None and size >= 0 else None,
+        volume=instance.volume if has_volume else None,
+        next_step=next_step(name, state, health, has_volume),
+    )
+
+
+def known_caches(engine) -> list[KnownCache]:
+    sizes = volume_sizes(engine)
+    return [describe(engine, name, sizes) for name in known_names(engine)]

@@ -1,0 +1,134 @@
+"""`devpictl ls` / `ps`, and `status` without --name: every cache devpictl knows, with what to do next."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from devpictl import cache
+from devpictl import container as ctr
+from devpictl.cli import app
+from devpictl.mirrors import CATALOG
+from devpictl.settings import Instance
+from tests.unit.fakes import FakeEngine
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def engine(monkeypatch) -> FakeEngine:
+    engine = FakeEngine()
+    monkeypatch.setattr(ctr, "connect", lambda: engine)
+    # What a running cache's devpi says; these tests reach no devpi.
+    monkeypatch.setattr(cache, "serving", lambda container, timeout=10: cache.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3"))
+    return engine
+
+
+def remembered_only(name: str) -> None:
+    """A cache whose container and volume are gone; its state directory remains."""
+    Instance(name).state_dir.mkdir(parents=True)
+    Instance(name).settings_file.write_text("port = 3142\n")
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+class TestLs:
+    def test_every_kind_of_cache_with_its_next_step(self, engine):
+        engine.add("default", port=3141)
+        engine.add("old", status="exited")
+        engine.volume_names.add("devpictl-kept-data")
+        engine.volume_sizes["devpictl-kept-data"] = 12_500_000
+        remembered_only("gone")
+
+        result = invoke("ls", "--json")
+        assert result.exit_code == 0, result.output
+        caches = {c["name"]: c for c in json.loads(result.stdout)}
+        assert list(caches) == ["default", "gone", "kept", "old"]
+        assert caches["default"]["state"] == "running"
+        assert caches["default"]["index_url"] == "http://127.0.0.1:3141/root/pypi/+simple/"
+        assert caches["default"]["upstream_name"] == "nju"
+        assert caches["default"]["next_step"] == "devpictl pip-config --write points pip at it"
+        assert caches["old"]["state"] == "exited"
+        assert caches["old"]["next_step"] == "stopped: devpictl up --name old starts it"
+        assert caches["kept"] == {
+            "name": "kept", "state": "down", "health": None, "index_url": None, "upstream_name": None, "upstream": None,
+            "cache_bytes": 12_500_000, "volume": "devpictl-kept-data",
+            "next_step": "down, data kept: devpictl up --name kept brings it back",
+        }
+        assert caches["gone"]["volume"] is None
+        assert caches["gone"]["next_step"] == "down, data deleted: devpictl up --name gone makes it anew"
+
+    def test_table(self, engine):
+        engine.add("default")
+        engine.volume_names.add("devpictl-kept-data")
+        engine.volume_sizes["devpictl-kept-data"] = 12_500_000
+        result = invoke("ls")
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        assert lines[0].split() == ["NAME", "STATE", "INDEX", "URL", "UPSTREAM", "SIZE", "NEXT"]
+        assert lines[1].split()[:4] == ["default", "running", "(healthy)", "http://127.0.0.1:3141/root/pypi/+simple/"]
+        assert "12.5 MB" in lines[2] and "devpictl up --name kept" in lines[2]
+
+    def test_unhealthy_says_to_read_the_logs(self, engine):
+        engine.add("sick").attrs["State"]["Health"]["Status"] = "unhealthy"
+        (cache_entry,) = json.loads(invoke("ls", "--json").stdout)
+        assert cache_entry["next_step"] == "not healthy: devpictl logs --name sick shows why"
+
+    def test_ps_is_ls(self, engine):
+        engine.add("default")
+        assert invoke("ps", "--json").stdout == invoke("ls", "--json").stdout
+
+    def test_nothing_yet(self, engine):
+        result = invoke("ls")
+        assert result.exit_code == 0
+        assert result.stdout == "No caches here yet: `devpictl up` makes one.\n"
+        assert json.loads(invoke("ls", "--json").stdout) == []
+
+    def test_changes_nothing(self, engine):
+        engine.add("default")
+        invoke("ls")
+        assert engine.mutations() == []
+
+
+class TestStatusWithoutName:
+    @pytest.fixture(autouse=True)
+    def quiet_status(self, monkeypatch):
+        # status asks devpi and the upstream from inside the container; not here.
+        monkeypatch.setattr(cache, "upstream_reachability", lambda *a, **k: (None, None))
+        monkeypatch.setattr(ctr, "exec_output", lambda container, cmd, **kw: (1, ""))
+
+    def test_the_only_cache_is_shown(self, engine):
+        engine.add("solo", status="exited")
+        result = invoke("status")
+        assert result.exit_code == 0, result.output
+        assert "         cache: solo\n" in result.stdout
+        assert "          next: stopped: devpictl up --name solo starts it\n" in result.stdout
+
+    def test_several_are_listed(self, engine):
+        engine.add("a")
+        engine.add("b", port=3142)
+        result = invoke("status")
+        assert result.exit_code == 0, result.output
+        assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == ["a", "b"]
+        assert "devpictl status --name NAME" in result.stderr
+        assert [c["name"] for c in json.loads(invoke("status", "--json").stdout)] == ["a", "b"]
+
+    def test_none_is_one_error_line(self, engine):
+        result = invoke("status")
+        assert result.exit_code == 8
+        assert result.stderr == "error: no caches here yet: create one with `devpictl up`\n"
+
+    def test_a_cache_that_is_down_says_so(self, engine):
+        engine.volume_names.add("devpictl-kept-data")
+        result = invoke("status", "--name", "kept")
+        assert result.exit_code == 8
+        assert result.stderr == "error: cache 'kept' is down (its data is kept): bring it back with `devpictl up --name kept`\n"
+
+    def test_an_unknown_name_points_at_ls(self, engine):
+        engine.add("a")
+        result = invoke("status", "--name", "zz")
+        assert "`devpictl ls`" in result.stderr and result.exit_code == 8
