@@ -26,11 +26,27 @@ def connect():
         engine = docker.from_env(timeout=120)
         engine.ping()
     except docker.errors.DockerException as exc:
-        reason = str(exc).split("(")[0].strip() or type(exc).__name__
-        raise EngineUnavailable(
-            f"cannot reach the Docker engine ({reason}): start Docker, or set DOCKER_HOST to a running engine"
-        ) from None
+        raise EngineUnavailable(engine_unreachable_message(exc)) from None
     return engine
+
+
+# docker-py buries the reason in the text of a wrapped requests error.
+ENGINE_PROBLEMS = {
+    "permission denied": ("permission denied on the engine's socket", "add your user to the docker group and log in again, or run as root"),
+    "no such file or directory": ("no engine socket", "start Docker, or set DOCKER_HOST to a running engine"),
+    "connection refused": ("connection refused", "start Docker, or set DOCKER_HOST to a running engine"),
+}
+
+
+def engine_unreachable_message(exc: Exception) -> str:
+    """One line: why the engine did not answer, as far as docker-py tells, and what to do."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    for needle, (reason, fix) in ENGINE_PROBLEMS.items():
+        if needle in text.lower():
+            return f"cannot reach the Docker engine ({reason}): {fix}"
+    if len(text) > 160:
+        text = text[:157] + "..."
+    return f"cannot reach the Docker engine ({text}): start Docker, or set DOCKER_HOST to a running engine"
 
 
 def find_container(engine, instance: Instance):

@@ -243,7 +243,7 @@ def logs(
 
 def down(
     name: str = options.NAME,
-    volumes: bool = typer.Option(False, "--volumes", help="Also delete the cache's data volume (everything it downloaded)."),
+    volumes: bool = typer.Option(False, "--volumes", "-v", help="Also delete the cache's data volume (everything it downloaded)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Don't ask before deleting data."),
     json_output: bool = options.JSON,
 ) -> None:

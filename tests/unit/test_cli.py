@@ -244,14 +244,38 @@ class TestEngineUnavailable:
         assert_one_line_error(invoke(*args), 3, "cannot reach the Docker engine", "start Docker")
         assert engine_calls == ["connect"]
 
-    def test_real_connect_failure_is_translated(self, monkeypatch):
-        """connect() itself turns docker-py's exception into EngineUnavailable."""
+    @pytest.mark.parametrize(
+        ("docker_says", "message"),
+        [
+            (
+                "Error while fetching server API version: ('Connection aborted.', FileNotFoundError(2, 'No such file or directory'))",
+                "cannot reach the Docker engine (no engine socket): start Docker, or set DOCKER_HOST to a running engine",
+            ),
+            (
+                "Error while fetching server API version: ('Connection aborted.', PermissionError(13, 'Permission denied'))",
+                "cannot reach the Docker engine (permission denied on the engine's socket): add your user to the docker group and log in again, or run as root",
+            ),
+            (
+                "Error while fetching server API version: HTTPConnectionPool(host='127.0.0.1', port=2375): Max retries exceeded"
+                " (Caused by NewConnectionError('Failed to establish a new connection: [Errno 111] Connection refused'))",
+                "cannot reach the Docker engine (connection refused): start Docker, or set DOCKER_HOST to a running engine",
+            ),
+            (
+                "Error while fetching server API version: Not supported URL scheme http+docker",
+                "cannot reach the Docker engine (Error while fetching server API version: Not supported URL scheme http+docker):"
+                " start Docker, or set DOCKER_HOST to a running engine",
+            ),
+        ],
+    )
+    def test_real_connect_failure_is_translated(self, monkeypatch, docker_says, message):
+        """connect() itself turns docker-py's exception into EngineUnavailable, keeping the reason."""
         def from_env(**kwargs):
-            raise docker.errors.DockerException("Error while fetching server API version: (Connection refused)")
+            raise docker.errors.DockerException(docker_says)
 
         monkeypatch.setattr(docker, "from_env", from_env)
-        with pytest.raises(EngineUnavailable, match=r"cannot reach the Docker engine \(Error while fetching server API version:\)"):
+        with pytest.raises(EngineUnavailable) as raised:
             real_connect()
+        assert str(raised.value) == message
 
 
 class TestDebug:
