@@ -87,6 +87,9 @@ class UpOptions:
     check: bool = True  # check that a new upstream answers before switching to it
     timeout: float = 180.0
     environ: Mapping[str, str] = field(default_factory=dict)
+    # The build options the user gave (BuildOptions has defaults for the rest):
+    # an existing image must match these, see choose_image.
+    build_given: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -173,6 +176,13 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
     given, opts = with_remembered(requested)
     instance = opts.instance
     actions: list[str] = []
+    # The image runs with or without its front server; one built for `up` has
+    # nginx exactly when the cache runs it.
+    opts = dataclasses.replace(opts, build=dataclasses.replace(opts.build, front=bool(opts.front)))
+    image = choose_image(engine, requested, opts, reporter, actions)
+    if given.image is not None or image != opts.image:  # else: no image asked for, keep the container's
+        given = dataclasses.replace(given, image=image)
+    opts = dataclasses.replace(opts, image=image)
     container = ctr.find_container(engine, instance)
     created: list[Callable[[], None]] = []
     try:
@@ -224,6 +234,37 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
         "probe_project": opts.probe_project, "front": opts.front, "offline": opts.offline,
     })
     return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file, host, bool(opts.offline))
+
+
+def choose_image(engine, requested: UpOptions, opts: UpOptions, reporter: Reporter, actions: list[str]) -> str:
+    """The image `up` runs: one whose contents and recipe match what the user asked for.
+
+    An image named with --image is used as it is, or refused when it lacks what was
+    asked. Otherwise build options pick devpictl's tag for that variant (-web,
+    -nofront), rebuilt when the engine's image was built another way. Never a
+    silent mismatch. A missing image is built later, by ensure_image.
+    """
+    build = opts.build
+    if requested.image:
+        tag = requested.image
+    elif opts.build_given or not build.front:
+        tag = img.variant_image(build)
+    else:
+        tag = opts.image
+    labels = ctr.image_labels(engine, tag)
+    if labels is None:
+        return tag
+    differences = img.recipe_differences(labels, build, opts.build_given)
+    if not differences:
+        return tag
+    if requested.image:
+        raise Conflict(
+            f"image {tag} has {'; '.join(differences)}: rebuild it with `devpictl build --image {tag}` and those options, or drop --image"
+        )
+    reporter.step(f"Rebuilding image {tag}: it has {'; '.join(differences)}")
+    img.build_image(engine.api, build, tag, dict(opts.environ), reporter.log)
+    actions.append(f"rebuilt image {tag} ({'; '.join(differences)})")
+    return tag
 
 
 def ensure_image(engine, opts: UpOptions, reporter: Reporter, actions: list[str]) -> None:

@@ -63,6 +63,17 @@ def find_container(engine, instance: Instance):
     return container
 
 
+def image_labels(engine, tag: str) -> dict[str, str] | None:
+    """The labels of the image ``tag`` names, or None when the engine has no such image."""
+    import docker.errors
+
+    try:
+        image = engine.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return None
+    return dict(image.labels or {})
+
+
 def image_exists(engine, tag: str) -> bool:
     import docker.errors
 

@@ -6,7 +6,7 @@ import contextlib
 import io
 import re
 import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,6 +24,64 @@ VERSION_PATTERN = re.compile(r"\d+(\.\d+){1,3}")
 
 def default_image(devpi_server_version: str) -> str:
     return f"devpictl/devpi-server:{devpi_server_version}"
+
+
+def variant_image(options: BuildOptions) -> str:
+    """The default tag for what ``options`` put inside: devpi-server's version, -web, -nofront."""
+    return default_image(options.devpi_server_version) + ("-web" if options.web else "") + ("" if options.front else "-nofront")
+
+
+# Labels on every image devpictl builds: what went in, so `up` can tell whether an
+# existing image is the one it was asked for.
+LABEL_DEVPI_SERVER = "devpictl.devpi-server"
+LABEL_DEVPI_WEB = "devpictl.devpi-web"  # devpi-web's version, "" without it
+LABEL_FRONT = "devpictl.front"  # "nginx", "" without a front server
+LABEL_BASE_IMAGE = "devpictl.base-image"
+LABEL_PIP_INDEX = "devpictl.pip-index"  # the build's index, "default" or "wheelhouse"
+
+
+def recipe_labels(options: BuildOptions) -> dict[str, str]:
+    if options.wheelhouse is not None:
+        index = "wheelhouse"
+    elif options.pip_index is not None and options.pip_index.url:
+        parts = urlsplit(options.pip_index.url)
+        index = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl()  # no credentials
+    else:
+        index = "default"
+    return {
+        LABEL_DEVPI_SERVER: options.devpi_server_version,
+        LABEL_DEVPI_WEB: DEVPI_WEB_VERSION if options.web else "",
+        LABEL_FRONT: "nginx" if options.front else "",
+        LABEL_BASE_IMAGE: options.base_image,
+        LABEL_PIP_INDEX: index,
+    }
+
+
+def recipe_differences(labels: dict[str, str], options: BuildOptions, asked: Collection[str]) -> list[str]:
+    """How an image with ``labels`` differs from what ``options`` ask for, in words.
+
+    What is inside counts whenever it is needed (devpi-web for ``web``, nginx for
+    ``front``); how it was built (base image, index, devpi-server version) only
+    for the options in ``asked``, the ones the user gave. An image without labels
+    (built before devpictl labelled them) is taken to be a default build.
+    """
+    wanted = recipe_labels(options)
+    found = {key: labels.get(key) for key in wanted}
+    differences = []
+    if options.web and not found[LABEL_DEVPI_WEB]:
+        differences.append("no devpi-web (--web)")
+    if options.front and found[LABEL_FRONT] == "":
+        differences.append("no nginx front server (--front)")
+    checks = (
+        ("devpi_server_version", LABEL_DEVPI_SERVER, "devpi-server"),
+        ("base_image", LABEL_BASE_IMAGE, "base image"),
+        ("pip_mirror", LABEL_PIP_INDEX, "build index"),
+        ("wheelhouse", LABEL_PIP_INDEX, "build index"),
+    )
+    for option, label, what in checks:
+        if option in asked and found[label] != wanted[label]:
+            differences.append(f"{what} {found[label] or 'unknown'}, not {wanted[label]}")
+    return differences
 
 
 # mirror_ignore_serial_header, which switching to most mirrors needs, came with 6.17.0.
@@ -232,7 +290,7 @@ def build_image(
             pull=False,
             decode=True,
             buildargs=proxy_build_args(environ),
-            labels=options.labels,
+            labels={**recipe_labels(options), **options.labels},
             # An offline build proves the wheelhouse is complete: pip gets no network at all.
             network_mode="none" if options.wheelhouse is not None else None,
         )

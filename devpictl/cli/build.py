@@ -33,7 +33,7 @@ def build(
     from devpictl import image as img
 
     opts = options.build_options(base_image, pip_mirror, wheelhouse, ca_bundle, web, front=front, devpi_server_version=devpi_server_version)
-    image = image or img.default_image(opts.devpi_server_version)
+    image = image or img.variant_image(opts)
     img.check_inputs(opts)
     if print_only:
         typer.echo(img.render_dockerfile(opts), nl=False)

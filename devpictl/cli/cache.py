@@ -58,8 +58,6 @@ def up(
     build_opts = options.build_options(
         base_image, pip_mirror, wheelhouse, ca_bundle, web, front=front is not False, devpi_server_version=devpi_server_version
     )
-    if devpi_server_version and not image:
-        image = img.default_image(build_opts.devpi_server_version)  # asking for a version means its image
     img.check_inputs(build_opts)
     opts = cache.UpOptions(
         instance=instance,
@@ -76,6 +74,7 @@ def up(
         offline=offline,
         timeout=timeout,
         environ=dict(os.environ),
+        build_given=options.given_build_options(base_image, pip_mirror, wheelhouse, web, devpi_server_version),
     )
     engine = connect()
     if is_fastest(mirror):

@@ -10,10 +10,10 @@ from devpictl.image import DEFAULT_BASE_IMAGE, DEFAULT_IMAGE, DEVPI_SERVER_VERSI
 
 NAME = typer.Option("default", "--name", "-n", envvar="DEVPICTL_NAME", help="Which cache (several can run side by side).")
 JSON = typer.Option(False, "--json", help="Print a JSON result for scripts instead of progress.")
-IMAGE = typer.Option(None, "--image", envvar="DEVPICTL_IMAGE", help=f"Image tag to build [default: devpictl/devpi-server:VERSION, e.g. {DEFAULT_IMAGE}].")
+IMAGE = typer.Option(None, "--image", envvar="DEVPICTL_IMAGE", help=f"Image tag to build [default: devpictl/devpi-server:VERSION, -web and -nofront added for those builds, e.g. {DEFAULT_IMAGE}].")
 DEVPI_VERSION = typer.Option(None, "--devpi-server-version", envvar="DEVPICTL_DEVPI_SERVER_VERSION", help=f"devpi-server release the image pins [default: {DEVPI_SERVER_VERSION}].")
-UP_IMAGE = typer.Option(None, "--image", envvar="DEVPICTL_IMAGE", help=f"Image tag to run (built if missing) [default: remembered, else {DEFAULT_IMAGE}].")
-BASE_IMAGE = typer.Option(DEFAULT_BASE_IMAGE, "--base-image", envvar="DEVPICTL_BASE_IMAGE", help="Image with python3 (and venv) to build on.")
+UP_IMAGE = typer.Option(None, "--image", envvar="DEVPICTL_IMAGE", help=f"Image tag to run (built if missing), used as it is [default: remembered, else {DEFAULT_IMAGE}; build options pick the image built with them].")
+BASE_IMAGE = typer.Option(None, "--base-image", envvar="DEVPICTL_BASE_IMAGE", help=f"Image with python3 (and venv) to build on [default: {DEFAULT_BASE_IMAGE}].")
 PIP_MIRROR = typer.Option(None, "--pip-mirror", envvar="DEVPICTL_PIP_MIRROR", help="Index the build's pip installs devpi from: a catalog name or URL (default: pip's default).")
 WHEELHOUSE = typer.Option(None, "--wheelhouse", envvar="DEVPICTL_WHEELHOUSE", help="Build offline: pip installs only from this directory of wheels.", file_okay=False)
 CA_BUNDLE = typer.Option(None, "--ca-bundle", envvar="DEVPICTL_CA_BUNDLE", help="PEM bundle to trust for HTTPS (a TLS-inspecting proxy's CA), in the build and in the cache.", dir_okay=False)
@@ -24,7 +24,7 @@ TIMEOUT = typer.Option(180.0, "--timeout", envvar="DEVPICTL_TIMEOUT", help="Seco
 
 
 def build_options(
-    base_image: str,
+    base_image: str | None,
     pip_mirror: str | None,
     wheelhouse: Path | None,
     ca_bundle: Path | None,
@@ -38,7 +38,7 @@ def build_options(
     from devpictl.settings import extra_labels
 
     return BuildOptions(
-        base_image=base_image,
+        base_image=base_image or DEFAULT_BASE_IMAGE,
         devpi_server_version=check_version(devpi_server_version or DEVPI_SERVER_VERSION),
         pip_index=resolve(pip_mirror) if pip_mirror else None,
         web=web,
@@ -47,3 +47,17 @@ def build_options(
         front=front,
         labels=extra_labels(),
     )
+
+
+def given_build_options(
+    base_image: str | None, pip_mirror: str | None, wheelhouse: Path | None, web: bool, devpi_server_version: str | None
+) -> frozenset[str]:
+    """The build options given on the command line or in the environment (the rest are defaults)."""
+    values = {
+        "base_image": base_image,
+        "pip_mirror": pip_mirror,
+        "wheelhouse": wheelhouse,
+        "web": web or None,
+        "devpi_server_version": devpi_server_version,
+    }
+    return frozenset(name for name, value in values.items() if value is not None)

@@ -77,6 +77,7 @@ class FakeEngine:
         self.calls: list[str] = []
         self.by_name: dict[str, FakeContainer] = {}
         self.image_tags = set(images)
+        self.image_labels: dict[str, dict[str, str]] = {}  # labels of an image in image_tags; default none
         self.volume_names = set(volumes)
         self.network_names = set(networks)
         self.volume_sizes: dict[str, int] = {}  # what df() reports for a volume; others: not counted
@@ -137,7 +138,7 @@ class FakeEngine:
     def _get_image(self, tag):
         if tag not in self.image_tags:
             raise docker.errors.ImageNotFound(f"No such image: {tag}")
-        return SimpleNamespace(id="sha256:1234", tags=[tag])
+        return SimpleNamespace(id="sha256:1234", tags=[tag], labels=self.image_labels.get(tag, {}))
 
     def _get_network(self, name):
         if name not in self.network_names:

@@ -318,7 +318,14 @@ class TestBuildImage:
         assert call["tag"] == "devpictl/test:1"
         assert call["custom_context"] is True
         assert call["decode"] is True
-        assert call["labels"] == {"team": "ci"}
+        assert call["labels"] == {
+            "devpictl.devpi-server": img.DEVPI_SERVER_VERSION,
+            "devpictl.devpi-web": "",
+            "devpictl.front": "nginx",
+            "devpictl.base-image": img.DEFAULT_BASE_IMAGE,
+            "devpictl.pip-index": "default",
+            "team": "ci",
+        }
         assert call["buildargs"] == {"HTTPS_PROXY": "http://proxy:3128"}
         with tarfile.open(fileobj=call["fileobj"]) as tar:
             assert "Dockerfile" in tar.getnames()
