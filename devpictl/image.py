@@ -199,6 +199,23 @@ def render_nginx_conf() -> str:
     )
 
 
+def render_front_page(options: BuildOptions) -> str:
+    """The page the front server shows a browser at /; it reads the live values from devpi."""
+    import json
+
+    from devpictl.mirrors import CATALOG
+
+    catalog = {name: upstream.url for name, upstream in CATALOG.items() if upstream.url}
+    return render_template(
+        "index.html.j2",
+        devpictl_version=__version__,
+        devpi_server_version=options.devpi_server_version,
+        web=options.web,
+        # In a <script>: "</" would end it.
+        catalog_json=json.dumps(catalog, sort_keys=True).replace("</", "<\\/"),
+    )
+
+
 def render_dockerfile(options: BuildOptions) -> str:
     return render_template(
         "Dockerfile.j2",
@@ -246,6 +263,7 @@ def build_context(options: BuildOptions) -> io.BytesIO:
         add_bytes(tar, "entrypoint.sh", (template_dir() / "entrypoint.sh").read_bytes(), mode=0o755)
         if options.front:
             add_bytes(tar, "nginx.conf", render_nginx_conf().encode())
+            add_bytes(tar, "index.html", render_front_page(options).encode())
             add_bytes(tar, "flush-cache.sh", (template_dir() / "flush-cache.sh").read_bytes(), mode=0o755)
         if options.ca_bundle is not None:
             add_bytes(tar, "ca-bundle.pem", read_ca_bundle(options.ca_bundle))

@@ -60,16 +60,29 @@ fi
 mkdir -p /tmp/nginx/cache
 echo "map \"\" \$devpictl_generation { default \"$(date +%s%N)\"; }" > "$RUNDIR/nginx-generation.conf"
 
+# The cache's size for the page at /, counted at start and every 2 minutes
+# (du over a large cache takes a while; nobody needs it to the second).
+count_size() {
+    mkdir -p /tmp/nginx/www
+    while :; do
+        printf '{"cache_bytes": %s, "counted_at": %s}\n' "$(du -sb /data 2>/dev/null | cut -f1)" "$(date +%s)" \
+            > /tmp/nginx/www/stats.json.new && mv /tmp/nginx/www/stats.json.new /tmp/nginx/www/stats.json
+        sleep 120
+    done
+}
+
 devpi-server -c /etc/devpi/devpi-server.yml --host 127.0.0.1 --port "$DEVPI_PORT" "$@" &
 devpi_pid=$!
 nginx -e stderr -c /etc/devpictl/nginx.conf -g 'daemon off;' &
 nginx_pid=$!
-trap 'kill -TERM "$devpi_pid" "$nginx_pid" 2>/dev/null || true' TERM INT
-# The two run as one unit: when either ends, stop the other, and let the
+count_size &
+count_pid=$!
+trap 'kill -TERM "$devpi_pid" "$nginx_pid" "$count_pid" 2>/dev/null || true' TERM INT
+# devpi and nginx run as one unit: when either ends, stop the other, and let the
 # restart policy bring both back.
 set +e
 wait -n "$devpi_pid" "$nginx_pid"
 status=$?
-kill -TERM "$devpi_pid" "$nginx_pid" 2>/dev/null
+kill -TERM "$devpi_pid" "$nginx_pid" "$count_pid" 2>/dev/null
 wait
 exit "$status"

@@ -19,6 +19,8 @@ say() { printf '\n== %s\n' "$*" >&2; }
 # distribution split venv (and ensurepip) out of python3.
 packages=()
 command -v debootstrap >/dev/null || packages+=(debootstrap)
+# Debian's Chromium: the test that looks at the page a browser gets at the cache's URL.
+command -v chromium >/dev/null || packages+=(chromium)
 probe="$(mktemp -d)"
 python3 -m venv "$probe/venv" >/dev/null 2>&1 || packages+=(python3-venv)
 rm -rf "$probe"

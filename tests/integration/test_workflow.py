@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 
 import httpx
@@ -132,6 +133,38 @@ def test_ls_lists_the_running_cache(cache):
     assert entry["index_url"] == cache["index_url"]
     assert entry["upstream_name"] == "pypi"
     assert entry["volume"] == f"devpictl-{NAME}-data"
+
+
+def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium (Debian's; tests/run.sh installs it), long enough for the page's own requests."""
+    browser = shutil.which("chromium")
+    assert browser, "chromium is missing: tests/run.sh installs it with apt"
+    return subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=10000", *args],
+        capture_output=True, text=True, timeout=180,
+    )
+
+
+def test_a_person_at_the_cache_url_sees_how_to_use_it(cache, tmp_path):
+    root = cache["index_url"].removesuffix("root/pypi/+simple/")
+    dom = chromium(tmp_path, "--dump-dom", root)
+    assert dom.returncode == 0, dom.stderr
+    page = " ".join(re.sub(r"<[^>]+>", " ", dom.stdout).split())
+    assert "PyPI cache" in page
+    assert f"Index URL {cache['index_url']}" in page
+    assert f"pip config set global.index-url {cache['index_url']}" in page
+    assert f"export UV_DEFAULT_INDEX={cache['index_url']}" in page
+    assert "poetry source add --priority=primary devpictl" in page
+    # Filled in by the page from devpi and the front server, after it loaded.
+    assert re.search(r"Upstream https://\S+ Cache size", page), page
+    assert re.search(r"Cache size \d+(\.\d+)? [kMG]B \(counted ", page), page
+    shot = tmp_path / "cache-page.png"
+    taken = chromium(tmp_path, "--window-size=1000,1300", f"--screenshot={shot}", root)
+    assert taken.returncode == 0 and shot.stat().st_size > 20_000, taken.stderr
+    # Scripts and devpi's own clients still get devpi's answer at /.
+    answer = httpx.get(root, headers={"Accept": "application/json"}, trust_env=False)
+    assert answer.headers["content-type"].startswith("application/json"), answer.text[:200]
 
 
 def test_root_password_is_nowhere_to_be_seen(cache, engine):

@@ -181,6 +181,17 @@ class TestRenderServerConfig:
         assert "indexer-backend" in data["devpi-server"]
 
 
+class TestFrontPage:
+    def test_names_the_catalog_and_devpi(self):
+        page = img.render_front_page(img.BuildOptions())
+        assert f"devpi-server {img.DEVPI_SERVER_VERSION}" in page
+        assert CATALOG["nju"].url in page
+        assert "devpi-web" not in page
+
+    def test_links_devpi_web_when_it_is_there(self):
+        assert '<a href="/root/pypi">' in img.render_front_page(img.BuildOptions(web=True))
+
+
 class TestBuildContext:
     def members(self, options: img.BuildOptions) -> dict[str, tarfile.TarInfo]:
         with tarfile.open(fileobj=img.build_context(options)) as tar:
@@ -192,7 +203,7 @@ class TestBuildContext:
 
     def test_default_context(self):
         members = self.members(img.BuildOptions())
-        assert set(members) == {"Dockerfile", "devpi-server.yml", "entrypoint.sh", "nginx.conf", "flush-cache.sh"}
+        assert set(members) == {"Dockerfile", "devpi-server.yml", "entrypoint.sh", "nginx.conf", "flush-cache.sh", "index.html"}
         assert members["entrypoint.sh"].mode == 0o755
         assert members["flush-cache.sh"].mode == 0o755
 
@@ -220,6 +231,7 @@ class TestBuildContext:
             "entrypoint.sh",
             "nginx.conf",
             "flush-cache.sh",
+            "index.html",
             "ca-bundle.pem",
             "wheelhouse/devpi_server-6.20.3-py3-none-any.whl",
             "wheelhouse/pluggy-1.5.0-py3-none-any.whl",
