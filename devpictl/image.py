@@ -38,6 +38,7 @@ LABEL_DEVPI_WEB = "devpictl.devpi-web"  # devpi-web's version, "" without it
 LABEL_FRONT = "devpictl.front"  # "nginx", "" without a front server
 LABEL_BASE_IMAGE = "devpictl.base-image"
 LABEL_PIP_INDEX = "devpictl.pip-index"  # the build's index, "default" or "wheelhouse"
+LABEL_APT_MIRROR = "devpictl.apt-mirror"  # "" for the base image's own apt sources
 
 
 def recipe_labels(options: BuildOptions) -> dict[str, str]:
@@ -54,6 +55,7 @@ def recipe_labels(options: BuildOptions) -> dict[str, str]:
         LABEL_FRONT: "nginx" if options.front else "",
         LABEL_BASE_IMAGE: options.base_image,
         LABEL_PIP_INDEX: index,
+        LABEL_APT_MIRROR: options.apt_mirror or "",
     }
 
 
@@ -77,6 +79,7 @@ def recipe_differences(labels: dict[str, str], options: BuildOptions, asked: Col
         ("base_image", LABEL_BASE_IMAGE, "base image"),
         ("pip_mirror", LABEL_PIP_INDEX, "build index"),
         ("wheelhouse", LABEL_PIP_INDEX, "build index"),
+        ("apt_mirror", LABEL_APT_MIRROR, "apt mirror"),
     )
     for option, label, what in checks:
         if option in asked and found[label] != wanted[label]:
@@ -116,6 +119,7 @@ class BuildOptions:
     wheelhouse: Path | None = None
     ca_bundle: Path | None = None
     front: bool = True  # install nginx, the front server
+    apt_mirror: str | None = None  # the Debian archive for the build's apt steps; None: the base image's
     labels: dict[str, str] = field(default_factory=dict)  # put on the image by the engine
 
 
@@ -223,6 +227,7 @@ def render_dockerfile(options: BuildOptions) -> str:
         base_image=options.base_image,
         ca_bundle=options.ca_bundle is not None,
         front=options.front,
+        apt_mirror=options.apt_mirror,
         wheelhouse=options.wheelhouse is not None,
         venv=VENV,
         uid=DEVPI_UID,
@@ -264,6 +269,8 @@ def build_context(options: BuildOptions) -> io.BytesIO:
         if options.front:
             add_bytes(tar, "nginx.conf", render_nginx_conf().encode())
             add_bytes(tar, "index.html", render_front_page(options).encode())
+            if options.apt_mirror:
+                add_bytes(tar, "apt-mirror.sh", (template_dir() / "apt-mirror.sh").read_bytes(), mode=0o755)
             add_bytes(tar, "flush-cache.sh", (template_dir() / "flush-cache.sh").read_bytes(), mode=0o755)
         if options.ca_bundle is not None:
             add_bytes(tar, "ca-bundle.pem", read_ca_bundle(options.ca_bundle))
@@ -335,12 +342,21 @@ def build_image(
     return image_id or tag
 
 
+# What the engine says when FROM needs a registry it cannot reach or that lacks the image.
+REGISTRY_FAILURES = ("pull access denied", "manifest unknown", "no such host", "dial tcp", "i/o timeout", "TLS handshake timeout", "toomanyrequests")
+
+
 def build_failure_message(detail: str, tail: list[str], options: BuildOptions) -> str:
     text = "\n".join(tail + [detail])
     if "CERTIFICATE_VERIFY_FAILED" in text:
         hint = "the build's pip does not trust this network's TLS: pass --ca-bundle with your host's CA bundle (e.g. $SSL_CERT_FILE)"
-    elif "pull access denied" in text or "manifest unknown" in text or "not found" in detail and "image" in detail:
-        hint = f"base image {options.base_image!r} is not available: load one locally and pass --base-image"
+    elif any(sign in detail for sign in REGISTRY_FAILURES) or ("not found" in detail and "image" in detail):
+        hint = (
+            f"base image {options.base_image!r} is neither on the engine nor reachable in a registry: load an image with "
+            "python3 and its venv module and pass --base-image, or give the engine a registry mirror (registry-mirrors in /etc/docker/daemon.json)"
+        )
+    elif "apt-mirror:" in text or "Unable to locate package nginx" in text or ("apt-get update" in text and ("Could not resolve" in text or "Failed to fetch" in text)):
+        hint = "apt could not fetch nginx: pass --apt-mirror with a Debian mirror you can reach, or --no-front"
     elif "No matching distribution" in text or "Could not find a version" in text:
         hint = "pip could not get devpi-server: check --pip-mirror, --ca-bundle or use --wheelhouse for an offline build"
     else:

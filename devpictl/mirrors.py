@@ -86,6 +86,34 @@ def parse_index_url(url: str) -> str:
     return text.rstrip("/")
 
 
+# Debian archives of the same universities and clouds, for the apt steps of an
+# image build (`--apt-mirror`). Each serves /debian and /debian-security.
+APT_CATALOG: dict[str, str] = {
+    "tuna": "https://mirrors.tuna.tsinghua.edu.cn/debian",
+    "ustc": "https://mirrors.ustc.edu.cn/debian",
+    "bfsu": "https://mirrors.bfsu.edu.cn/debian",
+    "nju": "https://mirror.nju.edu.cn/debian",
+    "sjtu": "https://mirror.sjtu.edu.cn/debian",
+    "pku": "https://mirrors.pku.edu.cn/debian",
+    "aliyun": "https://mirrors.aliyun.com/debian",
+    "tencent": "https://mirrors.cloud.tencent.com/debian",
+    "huawei": "https://mirrors.huaweicloud.com/debian",
+}
+
+
+def resolve_apt_mirror(spec: str) -> str:
+    """A catalog name or the URL of a Debian archive (ending in /debian), as a URL."""
+    key = spec.strip().lower()
+    if key in APT_CATALOG:
+        return APT_CATALOG[key]
+    if "://" not in spec:
+        raise UnknownMirror(f"unknown apt mirror {spec!r}: use one of {', '.join(APT_CATALOG)} or the http(s) URL of a Debian archive")
+    url = parse_index_url(spec)
+    if not url.endswith("/debian") or "&" in url:
+        raise MalformedURL(f"{spec!r} is not a Debian archive: give its URL ending in /debian, e.g. https://mirror.example/debian")
+    return url
+
+
 def is_fastest(spec: str | None) -> bool:
     return bool(spec) and spec.strip().lower() == FASTEST
 

@@ -19,6 +19,7 @@ def build(
     devpi_server_version: str = options.DEVPI_VERSION,
     base_image: str = options.BASE_IMAGE,
     pip_mirror: str = options.PIP_MIRROR,
+    apt_mirror: str = options.APT_MIRROR,
     wheelhouse: Path = options.WHEELHOUSE,
     ca_bundle: Path = options.CA_BUNDLE,
     web: bool = options.WEB,
@@ -32,7 +33,9 @@ def build(
     """
     from devpictl import image as img
 
-    opts = options.build_options(base_image, pip_mirror, wheelhouse, ca_bundle, web, front=front, devpi_server_version=devpi_server_version)
+    opts = options.build_options(
+        base_image, pip_mirror, wheelhouse, ca_bundle, web, front=front, devpi_server_version=devpi_server_version, apt_mirror=apt_mirror
+    )
     image = image or img.variant_image(opts)
     img.check_inputs(opts)
     if print_only:

@@ -29,6 +29,7 @@ def up(
     devpi_server_version: str = options.DEVPI_VERSION,
     base_image: str = options.BASE_IMAGE,
     pip_mirror: str = options.PIP_MIRROR,
+    apt_mirror: str = options.APT_MIRROR,
     wheelhouse: Path = options.WHEELHOUSE,
     ca_bundle: Path = options.CA_BUNDLE,
     web: bool = options.WEB,
@@ -56,7 +57,8 @@ def up(
     if port is not None:
         check_port(port)
     build_opts = options.build_options(
-        base_image, pip_mirror, wheelhouse, ca_bundle, web, front=front is not False, devpi_server_version=devpi_server_version
+        base_image, pip_mirror, wheelhouse, ca_bundle, web, front=front is not False,
+        devpi_server_version=devpi_server_version, apt_mirror=apt_mirror,
     )
     img.check_inputs(build_opts)
     opts = cache.UpOptions(
@@ -74,7 +76,7 @@ def up(
         offline=offline,
         timeout=timeout,
         environ=dict(os.environ),
-        build_given=options.given_build_options(base_image, pip_mirror, wheelhouse, web, devpi_server_version),
+        build_given=options.given_build_options(base_image, pip_mirror, wheelhouse, web, devpi_server_version, apt_mirror),
     )
     engine = connect()
     if is_fastest(mirror):

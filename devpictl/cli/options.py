@@ -14,6 +14,7 @@ IMAGE = typer.Option(None, "--image", envvar="DEVPICTL_IMAGE", help=f"Image tag 
 DEVPI_VERSION = typer.Option(None, "--devpi-server-version", envvar="DEVPICTL_DEVPI_SERVER_VERSION", help=f"devpi-server release the image pins [default: {DEVPI_SERVER_VERSION}].")
 UP_IMAGE = typer.Option(None, "--image", envvar="DEVPICTL_IMAGE", help=f"Image tag to run (built if missing), used as it is [default: remembered, else {DEFAULT_IMAGE}; build options pick the image built with them].")
 BASE_IMAGE = typer.Option(None, "--base-image", envvar="DEVPICTL_BASE_IMAGE", help=f"Image with python3 (and venv) to build on [default: {DEFAULT_BASE_IMAGE}].")
+APT_MIRROR = typer.Option(None, "--apt-mirror", envvar="DEVPICTL_APT_MIRROR", help="Debian archive for the build's apt steps (nginx): a name (see `devpictl mirrors`) or a URL ending in /debian (default: the base image's).")
 PIP_MIRROR = typer.Option(None, "--pip-mirror", envvar="DEVPICTL_PIP_MIRROR", help="Index the build's pip installs devpi from: a catalog name or URL (default: pip's default).")
 WHEELHOUSE = typer.Option(None, "--wheelhouse", envvar="DEVPICTL_WHEELHOUSE", help="Build offline: pip installs only from this directory of wheels.", file_okay=False)
 CA_BUNDLE = typer.Option(None, "--ca-bundle", envvar="DEVPICTL_CA_BUNDLE", help="PEM bundle to trust for HTTPS (a TLS-inspecting proxy's CA), in the build and in the cache.", dir_okay=False)
@@ -31,10 +32,11 @@ def build_options(
     web: bool,
     front: bool = True,
     devpi_server_version: str | None = None,
+    apt_mirror: str | None = None,
 ):
     """The BuildOptions these CLI values ask for."""
     from devpictl.image import BuildOptions, check_version
-    from devpictl.mirrors import resolve
+    from devpictl.mirrors import resolve, resolve_apt_mirror
     from devpictl.settings import extra_labels
 
     return BuildOptions(
@@ -45,12 +47,18 @@ def build_options(
         wheelhouse=wheelhouse,
         ca_bundle=ca_bundle,
         front=front,
+        apt_mirror=resolve_apt_mirror(apt_mirror) if apt_mirror else None,
         labels=extra_labels(),
     )
 
 
 def given_build_options(
-    base_image: str | None, pip_mirror: str | None, wheelhouse: Path | None, web: bool, devpi_server_version: str | None
+    base_image: str | None,
+    pip_mirror: str | None,
+    wheelhouse: Path | None,
+    web: bool,
+    devpi_server_version: str | None,
+    apt_mirror: str | None,
 ) -> frozenset[str]:
     """The build options given on the command line or in the environment (the rest are defaults)."""
     values = {
@@ -59,5 +67,6 @@ def given_build_options(
         "wheelhouse": wheelhouse,
         "web": web or None,
         "devpi_server_version": devpi_server_version,
+        "apt_mirror": apt_mirror,
     }
     return frozenset(name for name, value in values.items() if value is not None)

@@ -78,7 +78,7 @@ def mirrors(ctx: typer.Context, json_output: bool = options.JSON) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from devpictl.cli import ui
-    from devpictl.mirrors import RETIRED, every_upstream
+    from devpictl.mirrors import APT_CATALOG, RETIRED, every_upstream
     from devpictl.settings import config_file
 
     entries = every_upstream()
@@ -99,6 +99,7 @@ def mirrors(ctx: typer.Context, json_output: bool = options.JSON) -> None:
         ui.out.print(f"[dim]user entries are kept in {config_file()}[/]")
     for retired, (why, instead) in RETIRED.items():
         ui.out.print(f"[dim]not offered: {retired} ({why}; use {instead})[/]")
+    ui.out.print(f"[dim]Debian mirrors for a build's apt steps (--apt-mirror): {', '.join(APT_CATALOG)}, or a URL ending in /debian[/]")
 
 
 @mirrors_app.command("test")

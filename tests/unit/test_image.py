@@ -336,6 +336,7 @@ class TestBuildImage:
             "devpictl.front": "nginx",
             "devpictl.base-image": img.DEFAULT_BASE_IMAGE,
             "devpictl.pip-index": "default",
+            "devpictl.apt-mirror": "",
             "team": "ci",
         }
         assert call["buildargs"] == {"HTTPS_PROXY": "http://proxy:3128"}
@@ -368,10 +369,31 @@ class TestBuildImage:
         with pytest.raises(EngineError, match="--wheelhouse"):
             self.build(api)
 
-    def test_missing_base_image_hint(self):
-        api = FakeAPI([{"error": "pull access denied for nosuch, repository does not exist"}])
-        with pytest.raises(EngineError, match="base image 'nosuch:1' is not available"):
+    @pytest.mark.parametrize(
+        "engine_says",
+        [
+            "pull access denied for nosuch, repository does not exist",
+            'Get "https://registry.invalid/v2/": dial tcp: lookup registry.invalid on 10.0.0.53:53: no such host',
+        ],
+    )
+    def test_missing_base_image_hint(self, engine_says):
+        api = FakeAPI([{"error": engine_says}])
+        with pytest.raises(EngineError) as failed:
             self.build(api, img.BuildOptions(base_image="nosuch:1"))
+        message = str(failed.value)
+        assert "base image 'nosuch:1' is neither on the engine nor reachable in a registry" in message
+        assert "pass --base-image" in message and "registry mirror" in message
+
+    def test_apt_failure_hints_at_apt_mirror(self):
+        api = FakeAPI(
+            [
+                {"stream": "Step 6/26 : RUN command -v nginx >/dev/null || (apt-get update ...\n"},
+                {"stream": "W: Failed to fetch http://deb.invalid/debian/dists/bookworm/InRelease  Could not resolve 'deb.invalid'\n"},
+                {"error": "The command '/bin/sh -c command -v nginx' returned a non-zero code: 100"},
+            ]
+        )
+        with pytest.raises(EngineError, match="pass --apt-mirror with a Debian mirror you can reach, or --no-front"):
+            self.build(api)
 
     def test_api_error_becomes_engine_error(self):
         api = FakeAPI(error=docker.errors.APIError("500 Server Error", explanation="no space left on device"))
