@@ -346,6 +346,10 @@ def build_image(
 REGISTRY_FAILURES = ("pull access denied", "manifest unknown", "no such host", "dial tcp", "i/o timeout", "TLS handshake timeout", "toomanyrequests")
 
 
+# What the build's output says when apt could not fetch nginx.
+APT_FAILURES = ("apt-mirror:", "Unable to locate package nginx", "Could not resolve", "Failed to fetch")
+
+
 def build_failure_message(detail: str, tail: list[str], options: BuildOptions) -> str:
     text = "\n".join(tail + [detail])
     if "CERTIFICATE_VERIFY_FAILED" in text:
@@ -355,7 +359,7 @@ def build_failure_message(detail: str, tail: list[str], options: BuildOptions) -
             f"base image {options.base_image!r} is neither on the engine nor reachable in a registry: load an image with "
             "python3 and its venv module and pass --base-image, or give the engine a registry mirror (registry-mirrors in /etc/docker/daemon.json)"
         )
-    elif "apt-mirror:" in text or "Unable to locate package nginx" in text or ("apt-get update" in text and ("Could not resolve" in text or "Failed to fetch" in text)):
+    elif any(sign in text for sign in APT_FAILURES):
         hint = "apt could not fetch nginx: pass --apt-mirror with a Debian mirror you can reach, or --no-front"
     elif "No matching distribution" in text or "Could not find a version" in text:
         hint = "pip could not get devpi-server: check --pip-mirror, --ca-bundle or use --wheelhouse for an offline build"
