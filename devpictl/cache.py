@@ -364,7 +364,7 @@ def save_failure_log(instance: Instance, container) -> Path | None:
 
 def wait_for_api(client: DevpiClient, container, timeout: float, reporter: Reporter) -> None:
     deadline = time.monotonic() + timeout
-    with reporter.waiting("Waiting for devpi-server to answer"):
+    with reporter.waiting(f"Waiting for devpi-server to answer (up to {timeout:.0f} s)"):
         while True:
             try:
                 client.api()
@@ -516,11 +516,11 @@ def wait_until_ready(client: DevpiClient, project: str, timeout: float, reporter
     """Wait until the simple page of ``project`` lists files through the cache.
 
     An answering /+api is not enough: a fresh devpi can fail installs while it
-    is still setting up its mirror (FACTS.md).
+    is still setting up its mirror (docs/devpi-facts.md).
     """
     deadline = time.monotonic() + timeout
     last_problem = "it listed no files"
-    with reporter.waiting(f"Waiting until the cache lists files for {project!r}"):
+    with reporter.waiting(f"Waiting until the cache lists files for {project!r} (up to {timeout:.0f} s)"):
         while True:
             try:
                 files = client.simple_files(project)

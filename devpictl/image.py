@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import re
 import tarfile
@@ -173,7 +172,7 @@ def render_server_config(options: BuildOptions) -> str:
         "keyfs-cache-size": 2000,
     }
     if options.web:
-        # devpi-web's indexer pins a CPU for many minutes on a mirror (FACTS.md).
+        # devpi-web's indexer pins a CPU for many minutes on a mirror (docs/devpi-facts.md).
         settings["indexer-backend"] = "null"
     lines = ["# Rendered by devpictl; read by devpi-server -c.", "devpi-server:"]
     lines += [f"  {key}: {value}" for key, value in settings.items()]
@@ -305,6 +304,7 @@ def build_image(
 
     check_inputs(options)
     context = build_context(options)
+    lines: list[str] = []
     try:
         stream: Iterable[dict] = api.build(
             fileobj=context,
@@ -320,26 +320,34 @@ def build_image(
             network_mode="none" if options.wheelhouse is not None else None,
         )
         image_id = None
-        tail: list[str] = []
         for chunk in stream:
             if "stream" in chunk:
                 line = chunk["stream"].rstrip("\n")
                 if line:
-                    tail = (tail + [line])[-15:]
+                    lines.append(line)
                     on_log(line)
             elif "error" in chunk:
                 detail = chunk["error"].strip()
-                raise EngineError(build_failure_message(detail, tail, options))
+                log = save_build_log(lines + [detail])
+                raise EngineError(f"{build_failure_message(detail, lines[-15:], options)} (full build log: {log})")
             elif "aux" in chunk and "ID" in chunk["aux"]:
                 image_id = chunk["aux"]["ID"]
     except docker.errors.APIError as exc:
         raise EngineError(f"image build failed: {exc.explanation or exc}") from None
-    finally:
-        # The classic builder leaves the install stage behind as an untagged image
-        # (holding the build-only CA bundle and wheelhouse); it serves nothing.
-        with contextlib.suppress(docker.errors.APIError):
-            api.prune_images(filters={"dangling": True, "label": "devpictl.stage=install"})
+    # The install stage stays behind as an untagged image labelled
+    # devpictl.stage=install: the next build of the same recipe reuses its layers
+    # instead of installing devpi again.
     return image_id or tag
+
+
+def save_build_log(lines: list[str]) -> Path:
+    """Keep a failed build's whole output where the error message can point."""
+    from devpictl.settings import data_dir
+
+    path = data_dir() / "last-failed-build.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 # What the engine says when FROM needs a registry it cannot reach or that lacks the image.

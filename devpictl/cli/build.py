@@ -26,6 +26,7 @@ def build(
     front: bool = typer.Option(True, "--front/--no-front", help="Install nginx as the front server (needs apt in the build unless the base image has nginx)."),
     print_only: bool = typer.Option(False, "--print", help="Show the rendered Dockerfile and build nothing."),
     json_output: bool = options.JSON,
+    verbose: bool = options.VERBOSE,
 ) -> None:
     """Render the Dockerfile template and build the devpi-server image.
 
@@ -45,7 +46,7 @@ def build(
     from devpictl.container import connect
 
     engine = connect()
-    with ui.reporter(json_output) as rep:
+    with ui.reporter(json_output, verbose) as rep:
         rep.step(f"Building {image} from {opts.base_image}")
         image_id = img.build_image(engine.api, opts, image, dict(os.environ), rep.log)
     if json_output:

@@ -40,6 +40,7 @@ def up(
     check: bool = options.CHECK,
     timeout: float = options.TIMEOUT,
     json_output: bool = options.JSON,
+    verbose: bool = options.VERBOSE,
 ) -> None:
     """Build if needed, run, set the upstream and wait until the cache serves files.
 
@@ -85,7 +86,7 @@ def up(
         from devpictl.cli.upstream import fastest_upstream
 
         opts = replace(opts, upstream=fastest_upstream(opts.probe_project, quiet=json_output))
-    with ui.reporter(json_output) as rep:
+    with ui.reporter(json_output, verbose) as rep:
         result = cache.up(engine, opts, rep)
     # Whatever chose the address (flag, DEVPICTL_HOST, remembered), warn on stderr:
     # stdout stays clean for --json.

@@ -10,6 +10,7 @@ from devpictl.image import DEFAULT_BASE_IMAGE, DEFAULT_IMAGE, DEVPI_SERVER_VERSI
 
 NAME = typer.Option("default", "--name", "-n", envvar="DEVPICTL_NAME", help="Which cache (several can run side by side).")
 JSON = typer.Option(False, "--json", help="Print a JSON result for scripts instead of progress.")
+VERBOSE = typer.Option(False, "--verbose", help="Print every line of an image build, not just its progress.")
 IMAGE = typer.Option(None, "--image", envvar="DEVPICTL_IMAGE", help=f"Image tag to build [default: devpictl/devpi-server:VERSION, -web and -nofront added for those builds, e.g. {DEFAULT_IMAGE}].")
 DEVPI_VERSION = typer.Option(None, "--devpi-server-version", envvar="DEVPICTL_DEVPI_SERVER_VERSION", help=f"devpi-server release the image pins [default: {DEVPI_SERVER_VERSION}].")
 UP_IMAGE = typer.Option(None, "--image", envvar="DEVPICTL_IMAGE", help=f"Image tag to run (built if missing), used as it is [default: remembered, else {DEFAULT_IMAGE}; build options pick the image built with them].")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
-from collections import deque
+import time
 from collections.abc import Iterator
 
 from rich.console import Console
@@ -24,12 +25,47 @@ def print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-class RichReporter:
-    """Steps as lines, waits as spinners, build output as a rolling window."""
+# The classic builder announces each Dockerfile instruction this way.
+BUILD_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 
-    def __init__(self, console: Console = err, window: int = 8):
+
+def clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class BuildProgress:
+    """What a build is doing: step N of M, time so far, the step and its latest line (drawn live)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.step = ""
+        self.last = ""
+
+    def feed(self, line: str) -> None:
+        match = BUILD_STEP.match(line)
+        if match:
+            number, total, instruction = match.groups()
+            self.step = f"step {number} of {total}: {instruction}"
+            self.last = ""
+        else:
+            self.last = line
+
+    def __rich__(self) -> Text:
+        head = f"  {clock(time.monotonic() - self.started)}  {self.step or 'starting'}"
+        return Text(head[:110] + (f"\n    {self.last[:106]}" if self.last else ""), style="dim")
+
+
+class RichReporter:
+    """Steps as lines, waits as spinners with the time so far, builds as a live progress line.
+
+    ``verbose`` (and any output that is not a terminal) prints every build line instead.
+    """
+
+    def __init__(self, console: Console = err, verbose: bool = False):
         self.console = console
-        self.window: deque[str] = deque(maxlen=window)
+        self.verbose = verbose
+        self.build: BuildProgress | None = None
         self.live: Live | None = None
 
     def step(self, message: str) -> None:
@@ -37,20 +73,20 @@ class RichReporter:
         self.console.print(Text(f"• {message}", style="bold"))
 
     def log(self, line: str) -> None:
-        self.window.append(line)
-        if not self.console.is_terminal:
+        if self.verbose or not self.console.is_terminal:
             self.console.print(Text(f"  {line}", style="dim"))
             return
         if self.live is None:
-            self.live = Live(console=self.console, transient=True, refresh_per_second=8)
+            self.build = BuildProgress()
+            self.live = Live(self.build, console=self.console, transient=True, refresh_per_second=4)
             self.live.start()
-        self.live.update(Text("\n".join(f"  {x}" for x in self.window), style="dim"))
+        self.build.feed(line)
 
     def _stop_live(self) -> None:
         if self.live is not None:
             self.live.stop()
             self.live = None
-            self.window.clear()
+            self.build = None
 
     @contextlib.contextmanager
     def waiting(self, message: str) -> Iterator[None]:
@@ -59,7 +95,10 @@ class RichReporter:
             self.console.print(f"• {message} ...")
             yield
             return
-        with self.console.status(message):
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(SpinnerColumn(), TextColumn(message), TimeElapsedColumn(), console=self.console, transient=True) as progress:
+            progress.add_task(message, total=None)
             yield
 
     @contextlib.contextmanager
@@ -80,14 +119,14 @@ class RichReporter:
 
 
 @contextlib.contextmanager
-def reporter(quiet: bool) -> Iterator[object]:
-    """A RichReporter, or a silent one for --json."""
+def reporter(quiet: bool, verbose: bool = False) -> Iterator[object]:
+    """A RichReporter (every build line with ``verbose``), or a silent one for --json."""
     if quiet:
         from devpictl.cache import QuietReporter
 
         yield QuietReporter()
         return
-    rep = RichReporter()
+    rep = RichReporter(verbose=verbose)
     try:
         yield rep
     finally:

@@ -6,6 +6,7 @@ Docker tests skip where no engine answers, but FAIL when DEVPICTL_REQUIRE_DOCKER
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -47,6 +48,20 @@ def engine():
         pytest.skip(message)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_install_stages(engine):
+    """Builds keep their install stage (devpictl.stage=install) for the next build; the tests remove theirs."""
+    import docker.errors
+
+    stages = {"label": "devpictl.stage=install"}
+    before = {image.id for image in engine.images.list(all=True, filters=stages)}
+    yield
+    for image in engine.images.list(all=True, filters=stages):
+        if image.id not in before:
+            with contextlib.suppress(docker.errors.APIError):
+                engine.images.remove(image.id, force=True)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import docker.errors
 import httpx
 
 # Engine calls that create, change or remove something.
-MUTATING = {"create", "run", "start", "stop", "kill", "restart", "remove", "put_archive", "build", "prune_images", "exec_run"}
+MUTATING = {"create", "run", "start", "stop", "kill", "restart", "remove", "put_archive", "build", "exec_run"}
 
 
 class FakeContainer:
@@ -86,7 +86,7 @@ class FakeEngine:
         self.volumes = SimpleNamespace(get=self._get_volume, create=self._mutation("volumes.create"), list=self._list_volumes)
         self.images = SimpleNamespace(get=self._get_image, remove=self._mutation("images.remove"))
         self.networks = SimpleNamespace(get=self._get_network)
-        self.api = SimpleNamespace(build=self._mutation("api.build"), prune_images=self._mutation("api.prune_images"))
+        self.api = SimpleNamespace(build=self._mutation("api.build"))
 
     def add(self, name: str = "default", **kwargs) -> FakeContainer:
         container = FakeContainer(self, name, **kwargs)

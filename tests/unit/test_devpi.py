@@ -1,4 +1,4 @@
-"""DevpiClient against a fake devpi-server (httpx.MockTransport) answering as FACTS.md records."""
+"""DevpiClient against a fake devpi-server (httpx.MockTransport) answering as docs/devpi-facts.md records."""
 
 from __future__ import annotations
 

@@ -286,16 +286,12 @@ class FakeAPI:
         self.chunks = list(chunks)
         self.error = error
         self.calls: list[dict] = []
-        self.pruned: list[dict] = []
 
     def build(self, **kwargs):
         self.calls.append(kwargs)
         if self.error is not None:
             raise self.error
         yield from self.chunks
-
-    def prune_images(self, filters):
-        self.pruned.append(filters)
 
 
 class TestBuildImage:
@@ -428,10 +424,19 @@ def test_proxy_build_args_empty_environment():
     assert img.proxy_build_args({}) == {}
 
 
-def test_build_prunes_the_leftover_install_stage():
+def test_a_failed_build_keeps_its_whole_log(isolation, tmp_path):
+    chunks = [{"stream": f"line {n}\n"} for n in range(40)] + [{"error": "The command returned a non-zero code: 1"}]
+    with pytest.raises(EngineError) as failed:
+        img.build_image(FakeAPI(chunks), img.BuildOptions(), "devpictl/test:1", {}, lambda line: None)
+    log = tmp_path / "devpictl-data" / "last-failed-build.log"
+    assert str(failed.value).endswith(f"(full build log: {log})")
+    assert log.read_text().splitlines() == [f"line {n}" for n in range(40)] + ["The command returned a non-zero code: 1"]
+
+
+def test_the_install_stage_is_labelled_and_kept_for_the_next_build():
+    # FakeAPI has no prune_images: pruning the stage would fail this build.
     api = FakeAPI([{"stream": "ok\n"}, {"aux": {"ID": "sha256:abc"}}])
-    img.build_image(api, img.BuildOptions(), "devpictl/test:1", {}, lambda line: None)
-    assert api.pruned == [{"dangling": True, "label": "devpictl.stage=install"}]
+    assert img.build_image(api, img.BuildOptions(), "devpictl/test:1", {}, lambda line: None) == "sha256:abc"
     install_stage = img.render_dockerfile(img.BuildOptions()).split("\nFROM ")[1]
     assert "LABEL devpictl.stage=install" in install_stage
 

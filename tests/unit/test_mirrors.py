@@ -20,7 +20,7 @@ from devpictl.mirrors import (
     user_mirrors,
 )
 
-# The simple-index URLs FACTS.md lists.
+# The simple-index URLs docs/devpi-facts.md lists.
 FACTS_URLS = {
     "nju": "https://mirror.nju.edu.cn/pypi/web/simple",
     "tuna": "https://pypi.tuna.tsinghua.edu.cn/simple",
@@ -57,7 +57,7 @@ def test_pypi_is_the_official_index_with_no_url():
 
 
 def test_no_chinese_mirror_claims_the_serial_header():
-    # FACTS.md: Chinese mirrors don't send X-PyPI-Last-Serial.
+    # docs/devpi-facts.md: Chinese mirrors don't send X-PyPI-Last-Serial.
     assert [u.name for u in CATALOG.values() if u.sends_serial_header] == ["pypi"]
 
 
