@@ -7,11 +7,11 @@ import io
 import socket
 import tarfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from devpictl.errors import BadInput, EngineError, EngineUnavailable, PortInUse
-from devpictl.image import CONTAINER_PORT, add_bytes
+from devpictl.image import CONTAINER_PORT, HEALTH_CHECK_AGENT, add_bytes
 from devpictl.settings import LABEL_INSTANCE, LABEL_MANAGED, Instance
 
 RUN_DIR = "/run/devpictl"
@@ -193,6 +193,8 @@ def create_container(engine, spec: ContainerSpec):
             environment={"DEVPICTL_FRONT": "1" if spec.front else "0", "DEVPICTL_OFFLINE": "1" if spec.offline else "0"},
             # tini as PID 1: signals reach devpi and zombies are reaped.
             init=True,
+            # The front server logs every request: keep the engine's copy bounded.
+            log_config={"Type": "json-file", "Config": {"max-size": "20m", "max-file": "5"}},
         )
     except docker.errors.NotFound as exc:
         raise EngineError(f"cannot create the cache container: {exc.explanation}; check --network and --image") from None
@@ -247,6 +249,25 @@ def local_base_url(container) -> str:
 
 def health(container) -> str:
     return container.attrs.get("State", {}).get("Health", {}).get("Status", "none")
+
+
+def is_health_check(line: str) -> bool:
+    """A log line of the health check's request: nginx names its agent, devpi logs a bare GET /+api."""
+    return f'"{HEALTH_CHECK_AGENT}"' in line or line.rstrip().endswith("] GET /+api")
+
+
+def log_lines(container, *, tail: int, follow: bool, health_checks: bool) -> Iterator[str]:
+    """The container's log (devpi's and the front server's), line by line; ``follow`` waits for more."""
+    chunks = container.logs(stream=True, follow=True, tail=tail) if follow else [container.logs(tail=tail)]
+    pending = ""
+    for chunk in chunks:
+        pending += chunk.decode(errors="replace")
+        *complete, pending = pending.split("\n")
+        for line in complete:
+            if health_checks or not is_health_check(line):
+                yield line + "\n"
+    if pending and (health_checks or not is_health_check(pending)):
+        yield pending
 
 
 def logs_tail(container, lines: int = 40) -> str:

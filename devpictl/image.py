@@ -100,6 +100,8 @@ CONTAINER_PORT = 3141
 DEVPI_INTERNAL_PORT = 3142  # devpi behind the front server, on the container's loopback
 MIRROR_CACHE_EXPIRY = 1800  # devpi's default; the front server caches pages as long
 VENV = "/opt/devpi"
+# The health check's user agent: `devpictl logs` hides its requests unless --all.
+HEALTH_CHECK_AGENT = "devpictl-healthcheck"
 DEVPI_UID = 3141
 
 # Environment variables handed to the build as build args. Docker treats these
@@ -234,6 +236,7 @@ def render_dockerfile(options: BuildOptions) -> str:
         pip_options=" ".join(pip_options(options)),
         requirements=" ".join(f"'{r}'" for r in requirements(options)),
         devpi_server_version=options.devpi_server_version,
+        health_check_agent=HEALTH_CHECK_AGENT,
     )
 
 

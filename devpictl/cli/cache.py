@@ -218,8 +218,13 @@ def logs(
     name: str = options.NAME,
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
     tail: int = typer.Option(200, "--tail", help="How many lines to show from the end.", min=0),
+    all_lines: bool = typer.Option(False, "--all", help="Also show the health check's requests (every 10 s)."),
 ) -> None:
-    """Show devpi-server's log.
+    """Show the cache's log: devpi-server's and the front server's.
+
+    The front server writes a line a request: cache=HIT or MISS for pages,
+    disk=disk for files served from the volume. Health checks are left out
+    unless --all.
 
     Example: devpictl logs -f
     """
@@ -232,15 +237,12 @@ def logs(
     found = ctr.find_container(connect(), instance)
     if found is None:
         raise CacheNotFound(f"no cache named {instance.name!r}: create it with `devpictl up --name {instance.name}`")
-    if follow:
-        try:
-            for chunk in found.logs(stream=True, follow=True, tail=tail):
-                sys.stdout.write(chunk.decode(errors="replace"))
-                sys.stdout.flush()
-        except KeyboardInterrupt:
-            pass
-        return
-    sys.stdout.write(found.logs(tail=tail).decode(errors="replace"))
+    try:
+        for line in ctr.log_lines(found, tail=tail, follow=follow, health_checks=all_lines):
+            sys.stdout.write(line)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
 
 
 def down(

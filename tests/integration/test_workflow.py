@@ -83,6 +83,15 @@ def test_front_server_caches_installer_pages(cache):
     assert second.text == first.text
 
 
+def test_logs_show_the_front_servers_requests(cache):
+    result = run_cli("logs", "--tail", "1000", env=cache["env"])
+    assert result.exit_code == 0, result.output
+    front = [line for line in result.stdout.splitlines() if " front " in line and "/root/pypi/+simple/six/" in line]
+    assert any("cache=HIT" in line for line in front), result.stdout[-2000:]
+    assert any("cache=MISS" in line for line in front), result.stdout[-2000:]
+    assert "devpictl-healthcheck" not in result.stdout
+
+
 def test_login_and_upload_reach_devpi_through_the_front(cache, upstream_root, tmp_path):
     base = cache["index_url"].split("/root/pypi/")[0]
     password = (cache["data_dir"] / "caches" / NAME / "root-password").read_text().strip()

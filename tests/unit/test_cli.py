@@ -351,3 +351,34 @@ class TestPipConfig:
 
     def test_missing_cache(self, engine):
         assert_one_line_error(invoke("pip-config", "--name", "nosuch"), 8, "no cache named 'nosuch'", "devpictl up --name nosuch")
+
+
+class TestLogs:
+    LOG = (
+        "2026-11-25 10:55:16,670 INFO  [req0] GET /+api\n"
+        '2026-11-25T10:55:16+00:00 front 127.0.0.1 "GET /+api HTTP/1.1" 200 310 cache=- disk=- 0.004 s "devpictl-healthcheck"\n'
+        "2026-11-25 10:55:19,570 INFO  [req9] GET /root/pypi/+simple/six/\n"
+        '2026-11-25T10:55:19+00:00 front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 801 cache=MISS disk=- 0.213 s "pip/24.1"\n'
+        '2026-11-25T10:55:20+00:00 front 172.17.0.1 "GET /+api HTTP/1.1" 200 310 cache=- disk=- 0.003 s "devpi-client/7.3.0"'
+    )
+
+    @pytest.fixture
+    def cache_log(self, monkeypatch):
+        from tests.unit.fakes import FakeEngine
+
+        engine = FakeEngine()
+        container = engine.add("default")
+        # devpi's and nginx's output arrive in chunks that split lines anywhere.
+        data = self.LOG.encode()
+        container.logs = lambda stream=False, **kw: iter([data[:50], data[50:200], data[200:]]) if stream else data
+        monkeypatch.setattr(ctr, "connect", lambda: engine)
+
+    def test_health_checks_are_left_out(self, cache_log):
+        result = invoke("logs")
+        assert result.exit_code == 0, result.output
+        lines = self.LOG.splitlines()
+        assert result.stdout.splitlines() == [lines[2], lines[3], lines[4]]
+
+    def test_all_shows_everything_and_follow_joins_chunks(self, cache_log):
+        assert invoke("logs", "--all").stdout == self.LOG
+        assert invoke("logs", "--all", "--follow").stdout == self.LOG
