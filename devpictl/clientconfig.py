@@ -1051,7 +1051,7 @@ class Restore:
 
 
 def plan_undo(manifest: Manifest, tools: tuple[str, ...] | None = None, paths: list[Path] | None = None, force: bool = False) -> list[Restore]:
-    """What ``--undo`` would restore; refuses (changing nothing) if there is nothing, or if a
+    """What ``--undo`` would restore (nothing: an empty list); refuses (changing nothing) if a
     file changed since devpictl wrote it and ``force`` is off."""
     wanted = {str(real_path(p)) for p in paths} if paths else None
     restores = []
@@ -1063,9 +1063,6 @@ def plan_undo(manifest: Manifest, tools: tuple[str, ...] | None = None, paths: l
         path = Path(key)
         current = _read(path)
         restores.append(Restore(entry.get("tool", "?"), path, current, manifest.original(entry), entry.get("mode"), entry))
-    if not restores:
-        which = ", ".join(tools) if tools else "any tool"
-        raise DevpictlError(f"nothing to undo: devpictl has not changed {'that file' if paths else 'a config file'} for {which}")
     if not force:
         for restore in restores:
             if _sha256(restore.current) != restore.entry.get("written_sha256"):

@@ -138,20 +138,28 @@ def resolve(spec: str) -> Upstream:
     )
 
 
+def index_key(url: str) -> tuple[str, str, int | None, str]:
+    """What makes two index URLs the same index: scheme, host (any case), port, path (any trailing slash)."""
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+
+
 def find_by_url(url: str | None, official_url: str) -> Upstream:
     """The catalog entry (or the user's entry) whose URL is ``url``, or a custom Upstream for it."""
     stripped = (url or official_url).rstrip("/")
-    if stripped == official_url.rstrip("/"):
+    key = index_key(stripped)
+    if key == index_key(official_url):
         return OFFICIAL
-    for upstream in CATALOG.values():
-        if upstream.url == stripped:
-            return upstream
     try:
         users = user_mirrors()
     except BadInput:  # a broken config.toml must not break status; only the name is lost
         users = {}
-    for upstream in users.values():
-        if upstream.url == stripped:
+    for upstream in [*CATALOG.values(), *users.values()]:
+        if upstream.url and index_key(upstream.url) == key:
             return upstream
     return Upstream(name="custom", url=stripped)
 
@@ -220,8 +228,8 @@ def add_user_mirror(name: str, url: str, note: str = "") -> Upstream:
     if key in users:
         raise BadInput(f"you already have a mirror named {key!r} ({users[key].url}): `devpictl mirrors remove {key}` first to replace it")
     for existing in [*CATALOG.values(), *users.values()]:
-        if existing.url == url:
-            raise BadInput(f"{url} is already the mirror {existing.name!r}: use that name")
+        if existing.url and index_key(existing.url) == index_key(url):
+            raise BadInput(f"{url} is already the mirror {existing.name!r} ({existing.url}): use that name")
     config.setdefault("mirrors", {})[key] = {"url": url, "note": note}
     settings.save_config(config)
     return Upstream(key, url, note, user=True)

@@ -31,7 +31,9 @@ def password(
     from devpictl.settings import Instance, check_name
 
     instance = Instance(check_name(name))
-    if show == rotate:
+    if show and rotate:
+        raise BadInput("--show and --rotate do not go together: rotate first, then show the new password with --show")
+    if not show and not rotate:
         raise BadInput("say what to do with the root password: --show to print it, or --rotate to change it")
     if show:
         from devpictl.password import stored_password

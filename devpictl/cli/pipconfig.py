@@ -269,6 +269,9 @@ def _undo(tools, paths, dry_run, force, json_output) -> None:
             ],
         })
         return
+    if not restores:
+        which = ", ".join(tools) if tools else "any tool"
+        _say(f"Nothing to undo: devpictl has not changed {'that file' if paths else 'a config file'} for {which}.")
     for restore in restores:
         if dry_run:
             typer.echo(restore.diff() or f"# {restore.tool}: {restore.path} is already as it was\n", nl=False)

@@ -156,7 +156,8 @@ def add(
     from devpictl.settings import config_file
 
     upstream = add_user_mirror(name, url, note)
-    ui.out.print(f"Added mirror {upstream.name!r} ({upstream.url}) to {config_file()}. Use it: devpictl up --mirror {upstream.name}")
+    lowered = " (mirror names are lower case)" if upstream.name != name.strip() else ""
+    ui.out.print(f"Added mirror {upstream.name!r}{lowered} ({upstream.url}) to {config_file()}. Use it: devpictl up --mirror {upstream.name}")
 
 
 @mirrors_app.command("remove")

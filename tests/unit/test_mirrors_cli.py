@@ -188,10 +188,23 @@ class TestAdd:
         assert_one_line_error(result, 2, "already have a mirror named 'corp'", "devpictl mirrors remove corp")
         assert config_file().read_bytes() == before
 
-    def test_a_catalog_url_is_named_not_duplicated(self):
-        result = invoke("mirrors", "add", "tsinghua", CATALOG["tuna"].url + "/")
+    @pytest.mark.parametrize(
+        "same",
+        [
+            CATALOG["tuna"].url + "/",
+            CATALOG["tuna"].url.replace("pypi.tuna", "PYPI.Tuna"),
+            CATALOG["tuna"].url.replace(".cn/", ".cn:443/"),
+        ],
+    )
+    def test_a_catalog_url_is_named_not_duplicated(self, same):
+        result = invoke("mirrors", "add", "tsinghua", same)
         assert_one_line_error(result, 2, "is already the mirror 'tuna'")
         assert not config_file().exists()
+
+    def test_a_name_is_lower_case_and_says_so(self):
+        result = invoke("mirrors", "add", "NB", CORP)
+        assert result.exit_code == 0, result.output
+        assert "Added mirror 'nb' (mirror names are lower case)" in result.stdout
 
     def test_other_content_is_kept(self):
         import tomllib

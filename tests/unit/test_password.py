@@ -91,6 +91,8 @@ class TestExactlyOneAction:
     def test_refused_in_one_line(self, args, engine, stored):
         line = one_error_line(invoke("password", *args), 2)
         assert "--show" in line and "--rotate" in line
+        both = "--show" in args and "--rotate" in args
+        assert ("do not go together" in line) is both and ("say what to do" in line) is not both
         assert engine.calls == []
 
 
