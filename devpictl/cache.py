@@ -320,6 +320,7 @@ def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], crea
     instance = opts.instance
     port = opts.port
     ensure_image(engine, opts, reporter, actions)
+    ctr.check_no_cache_on_port(engine, port)
     ctr.check_port_free(opts.host, port)
     if opts.network:
         ctr.check_network(engine, opts.network)

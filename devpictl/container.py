@@ -139,6 +139,15 @@ def volume_exists(engine, instance: Instance) -> bool:
     return True
 
 
+def check_no_cache_on_port(engine, port: int) -> None:
+    """Fail, naming it, when another devpictl cache publishes ``port`` (running or not)."""
+    for container in engine.containers.list(all=True, filters={"label": LABEL_INSTANCE}):
+        if published_address(container)[1] == port:
+            name = container.labels[LABEL_INSTANCE]
+            option = "" if name == "default" else f" --name {name}"
+            raise PortInUse(f"port {port} belongs to devpictl cache {name!r}: pick another with --port, or `devpictl down{option}` first")
+
+
 def check_port_free(host: str, port: int) -> None:
     """Fail early, with the fix, when something on this machine already listens on host:port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

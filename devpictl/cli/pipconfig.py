@@ -151,7 +151,8 @@ def _show(tools, index_url, scope, python, project, json_output) -> None:
     parts = []
     for tool in tools:
         header = ""
-        if len(tools) > 1:
+        # poetry has no file outside a project: its header says what to do, alone or not.
+        if len(tools) > 1 or files[tool] is None:
             where = files[tool] or "your project's pyproject.toml, or run: " + cc.poetry_command(index_url)
             header = f"# {tool}: {where}\n"
         parts.append(header + cc.render_snippet(tool, index_url))

@@ -132,3 +132,14 @@ class TestStatusWithoutName:
         engine.add("a")
         result = invoke("status", "--name", "zz")
         assert "`devpictl ls`" in result.stderr and result.exit_code == 8
+
+
+def test_a_port_another_cache_holds_is_named(engine):
+    from devpictl import image as img
+
+    engine.add("other", port=3141, status="exited")
+    engine.image_tags.add(img.DEFAULT_IMAGE)
+    result = invoke("up", "--name", "new", "--port", "3141")
+    assert result.exit_code == 4, result.output
+    assert result.stderr == "error: port 3141 belongs to devpictl cache 'other': pick another with --port, or `devpictl down --name other` first\n"
+    assert engine.mutations() == []

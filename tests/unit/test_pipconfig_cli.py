@@ -313,3 +313,9 @@ class TestErrors:
         assert_one_line_error(invoke("--url", URL, "-t", tool, "--write"), 2, f"{path} {fragment}", "fix it")
         assert path.read_text() == text
         assert not (home.parent / "devpictl-data").exists()
+
+
+def test_poetry_alone_says_what_to_run():
+    result = invoke("--url", URL, "--tool", "poetry")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == f"# poetry: your project's pyproject.toml, or run: poetry source add --priority=primary devpictl {URL}"
