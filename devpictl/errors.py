@@ -65,6 +65,12 @@ class UpstreamUnreachable(DevpictlError):
     exit_code = EXIT_UPSTREAM
 
 
+class WarmIncomplete(DevpictlError):
+    """`warm` could not store everything: the upstream lacked some of it."""
+
+    exit_code = EXIT_UPSTREAM
+
+
 class DevpiError(DevpictlError):
     """devpi-server answered, but not as expected."""
 

@@ -7,7 +7,7 @@ import sys
 import typer
 from typer.core import TyperGroup
 
-from devpictl.cli import backup, build, cache, password, pipconfig, upstream
+from devpictl.cli import backup, build, cache, password, pipconfig, upstream, warm
 from devpictl.errors import DevpictlError
 
 
@@ -61,6 +61,7 @@ upstream.register(app)
 pipconfig.register(app)
 backup.register(app)
 password.register(app)
+warm.register(app)
 
 
 def main() -> None:

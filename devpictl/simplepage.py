@@ -1,0 +1,59 @@
+"""PEP 503 simple pages: the distribution files a page links, with what the links say of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+
+DIST_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".egg")
+
+
+@dataclass(frozen=True)
+class Link:
+    url: str  # absolute, without its fragment
+    filename: str
+    sha256: str | None  # from the #sha256= fragment
+    yanked: bool
+    core_metadata: bool  # data-core-metadata (PEP 714) or data-dist-info-metadata (PEP 658) says <url>.metadata exists
+
+
+class _Anchors(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.anchors: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            found = dict(attrs)
+            if found.get("href"):
+                self.anchors.append(found)
+
+
+def file_name(url: str) -> str:
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+
+
+def parse(html: str, page_url: str) -> list[Link]:
+    """The distribution files ``html`` (the simple page at ``page_url``) links, in page order."""
+    parser = _Anchors()
+    parser.feed(html)
+    links = []
+    for attrs in parser.anchors:
+        url, fragment = urldefrag(urljoin(page_url, attrs["href"] or ""))
+        name = file_name(url)
+        if urlsplit(url).scheme not in ("http", "https") or not name.lower().endswith(DIST_SUFFIXES):
+            continue
+        algorithm, _, digest = fragment.partition("=")
+        announced = "data-core-metadata" in attrs or "data-dist-info-metadata" in attrs
+        metadata = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
+        links.append(
+            Link(
+                url=url,
+                filename=name,
+                sha256=digest.lower() if algorithm == "sha256" and digest else None,
+                yanked="data-yanked" in attrs,
+                core_metadata=announced and metadata != "false",
+            )
+        )
+    return links

@@ -1,0 +1,307 @@
+"""Fill a cache with what a project needs, before a CI wave or before going offline.
+
+Lock files name their files; a requirements file is resolved by pip itself,
+through the cache. Each file is then fetched through the cache (which stores it),
+many at a time, its sha256 checked against the page and the lock; a file the
+cache already holds on disk is skipped, so a second run resumes the first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from packaging import tags
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from devpictl import simplepage
+from devpictl.devpi import INSTALLER_AGENT
+from devpictl.errors import BadInput
+from devpictl.lockfiles import Pin, lock_reader, read_lock
+
+STORED, PRESENT, FAILED = "stored", "present", "failed"
+DEFAULT_JOBS = 8
+# nginx's header on a file it served from the cache's disk (see templates/nginx.conf.j2).
+SERVED_FROM = "X-Devpictl-Served-From"
+
+
+# --- what fits the targets -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Targets:
+    """The wheel tags the cache is filled for, and how to tell pip the same."""
+
+    tags: frozenset[tags.Tag]
+    pythons: tuple[str, ...] = ()  # X.Y; empty: this interpreter
+    platforms: tuple[str, ...] = ()  # empty: this machine's
+
+    @property
+    def here(self) -> bool:
+        return not self.pythons and not self.platforms
+
+
+def python_version(text: str) -> tuple[int, int]:
+    try:
+        major, minor = (int(part) for part in text.strip().split("."))
+    except ValueError:
+        raise BadInput(f"--python {text!r} is not a Python version: give MAJOR.MINOR, e.g. 3.12") from None
+    return major, minor
+
+
+def with_older_manylinux(platform: str) -> list[str]:
+    """A manylinux_2_Y platform and every older glibc it runs wheels of (their legacy names too)."""
+    prefix, _, rest = platform.partition("_2_")
+    if prefix != "manylinux" or "_" not in rest or not rest.split("_", 1)[0].isdigit():
+        return [platform]
+    minor, arch = rest.split("_", 1)
+    legacy = {5: "manylinux1", 12: "manylinux2010", 17: "manylinux2014"}
+    found = []
+    for glibc in range(int(minor), 4, -1):
+        found.append(f"manylinux_2_{glibc}_{arch}")
+        if glibc in legacy:
+            found.append(f"{legacy[glibc]}_{arch}")
+    return found
+
+
+def make_targets(pythons: Sequence[str], platforms: Sequence[str]) -> Targets:
+    if not pythons and not platforms:
+        return Targets(frozenset(tags.sys_tags()))
+    versions = [python_version(p) for p in pythons] or [sys.version_info[:2]]
+    expanded = [name for platform in platforms for name in with_older_manylinux(platform.strip())] or list(tags.platform_tags())
+    found: set[tags.Tag] = set()
+    for version in versions:
+        found.update(tags.cpython_tags(version, platforms=expanded))
+        found.update(tags.compatible_tags(version, f"cp{version[0]}{version[1]}", expanded))
+    return Targets(frozenset(found), tuple(f"{v[0]}.{v[1]}" for v in versions), tuple(platforms))
+
+
+def link_version(link: simplepage.Link) -> Version | None:
+    try:
+        if link.filename.endswith(".whl"):
+            return parse_wheel_filename(link.filename)[1]
+        return parse_sdist_filename(link.filename)[1]
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+
+
+def select(pin: Pin, links: Sequence[simplepage.Link], targets: Targets) -> list[simplepage.Link]:
+    """The files of ``pin`` to store: its wheels that fit the targets, else its sdist."""
+    try:
+        version = Version(pin.version)
+    except InvalidVersion:
+        version = None
+    candidates = [
+        link for link in links
+        if (link.filename in pin.filenames if pin.filenames else link_version(link) == version)
+        and (not pin.sha256 or link.sha256 in pin.sha256)
+    ]
+    wheels = [
+        link for link in candidates
+        if link.filename.endswith(".whl") and targets.tags & parse_wheel_filename(link.filename)[3]
+    ]
+    return wheels or [link for link in candidates if not link.filename.endswith(".whl")][:1]
+
+
+# --- requirements files: pip resolves them --------------------------------------------------
+
+def pip_command() -> list[str]:
+    """pip as this Python has it, else the first on PATH."""
+    probe = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True)
+    if probe.returncode == 0:
+        return [sys.executable, "-m", "pip"]
+    found = shutil.which("pip3") or shutil.which("pip")
+    if found is None:
+        raise BadInput("resolving a requirements file needs pip, which is not installed: install pip, or give a lock file")
+    return [found]
+
+
+def resolve_requirements(path: Path, index_url: str, targets: Targets) -> list[Pin]:
+    """The packages (and exact files) pip picks for ``path`` through the cache, for each target."""
+    command = [*pip_command(), "--isolated", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-",
+               "--index-url", index_url, "-r", str(path)]
+    if urlsplit(index_url).scheme == "http":
+        command += ["--trusted-host", urlsplit(index_url).hostname or ""]
+    runs = [[]] if targets.here else [
+        ["--only-binary=:all:", "--python-version", python, *(f"--platform={p}" for p in targets.platforms)]
+        for python in (targets.pythons or (f"{sys.version_info[0]}.{sys.version_info[1]}",))
+    ]
+    pins: set[Pin] = set()
+    for extra in runs:
+        done = subprocess.run([*command, *extra], capture_output=True, text=True, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
+            raise BadInput(f"pip could not resolve {path} through the cache ({reason}): fix the requirements, or check the upstream with `devpictl status`")
+        for item in json.loads(done.stdout).get("install", []):
+            info = item.get("download_info") or {}
+            digest = ((info.get("archive_info") or {}).get("hashes") or {}).get("sha256")
+            url = info.get("url", "")
+            if not url.startswith(("http://", "https://")):  # a local path or VCS requirement: nothing to cache
+                continue
+            pins.add(Pin(
+                name=canonicalize_name(item["metadata"]["name"]),
+                version=item["metadata"]["version"],
+                filenames=frozenset({simplepage.file_name(url)}),
+                sha256=frozenset({digest.lower()}) if digest else frozenset(),
+            ))
+    return sorted(pins, key=lambda pin: (pin.name, pin.version, sorted(pin.filenames)))
+
+
+def read_pins(paths: Sequence[Path], index_url: str, targets: Targets) -> list[Pin]:
+    pins: list[Pin] = []
+    for path in paths:
+        if not path.is_file():
+            raise BadInput(f"{path} is not a file: give a lock file (uv.lock, pylock.toml, poetry.lock, pdm.lock) or a requirements file")
+        pins += read_lock(path) if lock_reader(path) else resolve_requirements(path, index_url, targets)
+    return pins
+
+
+# --- fetching through the cache --------------------------------------------------------------
+
+@dataclass
+class FileResult:
+    filename: str
+    status: str  # STORED, PRESENT or FAILED
+    nbytes: int = 0
+    problem: str = ""
+
+
+@dataclass
+class WarmReport:
+    files: list[FileResult] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # "name==version: why", for what the upstream lacked
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(f.nbytes for f in self.files if f.status == STORED)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not self.count(FAILED)
+
+    def as_dict(self) -> dict:
+        return {
+            "stored": self.count(STORED),
+            "stored_bytes": self.stored_bytes,
+            "present": self.count(PRESENT),
+            "failed": [{"file": f.filename, "problem": f.problem} for f in self.files if f.status == FAILED],
+            "missing": self.missing,
+            "complete": self.complete,
+        }
+
+
+class Progress:
+    """What the CLI draws: called from the worker threads."""
+
+    def planned(self, files: int) -> None: ...
+    def advance(self, nbytes: int) -> None: ...
+    def finished(self, result: FileResult) -> None: ...
+
+
+def fetch(client: httpx.Client, link: simplepage.Link, expected: frozenset[str], progress: Progress) -> FileResult:
+    """Have the cache store ``link``'s file (and its core metadata), checking its sha256."""
+    try:
+        head = client.head(link.url)
+        if head.status_code == 200 and head.headers.get(SERVED_FROM) == "disk":
+            return FileResult(link.filename, PRESENT)
+        digest = hashlib.sha256()
+        nbytes = 0
+        with client.stream("GET", link.url) as response:
+            if response.status_code != 200:
+                return FileResult(link.filename, FAILED, problem=f"HTTP {response.status_code} from the cache")
+            for chunk in response.iter_bytes():
+                digest.update(chunk)
+                nbytes += len(chunk)
+                progress.advance(len(chunk))
+        wanted = expected | ({link.sha256} if link.sha256 else set())
+        if wanted and digest.hexdigest() not in wanted:
+            return FileResult(link.filename, FAILED, nbytes, "sha256 does not match the page or the lock: the upstream served other bytes")
+        if link.core_metadata:
+            client.get(link.url + ".metadata")  # installers resolve from it; the front server keeps it
+        return FileResult(link.filename, STORED, nbytes)
+    except httpx.HTTPError as exc:
+        return FileResult(link.filename, FAILED, problem=f"{type(exc).__name__}: {exc}")
+
+
+def warm(
+    index_url: str,
+    pins: Sequence[Pin],
+    targets: Targets,
+    progress: Progress,
+    jobs: int = DEFAULT_JOBS,
+    transport: httpx.BaseTransport | None = None,  # the tests' seam
+) -> WarmReport:
+    """Fetch every file ``pins`` need through the cache at ``index_url``; report what was stored and missed."""
+    report = WarmReport()
+    lock = threading.Lock()
+    timeout = httpx.Timeout(60.0, read=300.0)
+    with httpx.Client(timeout=timeout, trust_env=False, headers={"User-Agent": INSTALLER_AGENT}, transport=transport) as client:
+        pages: dict[str, list[simplepage.Link] | str] = {}
+
+        def page(name: str) -> None:
+            url = f"{index_url.rstrip('/')}/{name}/"
+            try:
+                response = client.get(url, headers={"Accept": "text/html"})
+            except httpx.HTTPError as exc:
+                pages[name] = f"the cache did not answer ({type(exc).__name__})"
+                return
+            if response.status_code == 404:
+                pages[name] = "the upstream has no such project"
+            elif response.status_code != 200:
+                pages[name] = f"HTTP {response.status_code} for its page"
+            else:
+                pages[name] = simplepage.parse(response.text, str(response.url))
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(page, sorted({pin.name for pin in pins})))
+
+        wanted: dict[str, tuple[simplepage.Link, frozenset[str]]] = {}
+        for pin in pins:
+            links = pages[pin.name]
+            if isinstance(links, str):
+                report.missing.append(f"{pin.name}=={pin.version}: {links}")
+                continue
+            chosen = select(pin, links, targets)
+            if not chosen:
+                report.missing.append(f"{pin.name}=={pin.version}: no file of it fits {describe(targets)} on the upstream's page")
+            for link in chosen:
+                wanted.setdefault(link.url, (link, pin.sha256))
+        progress.planned(len(wanted))
+
+        def one(item: tuple[simplepage.Link, frozenset[str]]) -> None:
+            result = fetch(client, item[0], item[1], progress)
+            with lock:
+                report.files.append(result)
+            progress.finished(result)
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(one, wanted.values()))
+    report.files.sort(key=lambda f: f.filename)
+    return report
+
+
+def describe(targets: Targets) -> str:
+    if targets.here:
+        return "this machine"
+    return f"Python {', '.join(targets.pythons)}" + (f" on {', '.join(targets.platforms)}" if targets.platforms else "")
+

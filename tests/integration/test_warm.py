@@ -1,0 +1,72 @@
+"""devpictl warm on a real cache: lock files and requirements fill it, a second run resumes, gaps are named."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from tests.integration.conftest import RUN_ID, run_cli
+from tests.integration.support import cache_env, file_url, one_error_line, remove_cache, sha256, up_on_test_upstream
+
+NAME = f"warm{RUN_ID}"
+SIX = "six-1.16.0-py2.py3-none-any.whl"
+
+
+@pytest.fixture(scope="module")
+def cache(engine, devpi_image, test_upstream, tmp_path_factory):
+    env = cache_env(NAME, tmp_path_factory.mktemp("devpictl-data"), devpi_image)
+    index_url = up_on_test_upstream(env, test_upstream)
+    yield {"env": env, "index_url": index_url}
+    remove_cache(engine, NAME, env)
+
+
+def served_from_disk(index_url: str, filename: str) -> bool:
+    url, _ = file_url(index_url, "six", filename)
+    return httpx.head(url, trust_env=False).headers.get("X-Devpictl-Served-From") == "disk"
+
+
+def warm(cache, *args: str):
+    return run_cli("warm", *args, "--json", env=cache["env"])
+
+
+def test_a_lock_file_fills_the_cache_and_a_second_run_resumes(cache, upstream_root, tmp_path):
+    digest = sha256((upstream_root / "files" / SIX).read_bytes())
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(
+        'lock-version = "1.0"\ncreated-by = "devpictl tests"\n'
+        f'[[packages]]\nname = "six"\nversion = "1.16.0"\n'
+        f'wheels = [{{ name = "{SIX}", url = "http://upstream.example/{SIX}", hashes = {{ sha256 = "{digest}" }} }}]\n'
+    )
+    assert not served_from_disk(cache["index_url"], SIX)
+    first = warm(cache, str(lock))
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert (report["stored"], report["present"], report["complete"]) == (1, 0, True)
+    assert report["stored_bytes"] == (upstream_root / "files" / SIX).stat().st_size
+    assert served_from_disk(cache["index_url"], SIX)
+
+    again = json.loads(warm(cache, str(lock)).stdout)
+    assert (again["stored"], again["present"]) == (0, 1)
+
+
+def test_a_requirements_file_is_resolved_by_pip_through_the_cache(cache, tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("six==1.16.0\n")
+    result = warm(cache, str(requirements))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["packages"] == 1 and report["stored"] + report["present"] == 1
+
+
+def test_what_the_upstream_lacks_is_named_with_exit_5(cache, tmp_path):
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(
+        'lock-version = "1.0"\ncreated-by = "devpictl tests"\n'
+        '[[packages]]\nname = "six"\nversion = "9.9.9"\nwheels = [{ name = "six-9.9.9-py3-none-any.whl", url = "http://x.example/a.whl" }]\n'
+    )
+    result = run_cli("warm", str(lock), env=cache["env"])
+    assert result.exit_code == 5
+    assert "missing: six==9.9.9: no file of it fits this machine" in result.stderr
+    assert "could not be stored" in one_error_line(result)

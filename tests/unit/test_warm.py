@@ -1,0 +1,227 @@
+"""devpictl warm: lock files read, files chosen for the targets, fetched through the cache, reported."""
+
+from __future__ import annotations
+
+import hashlib
+
+import httpx
+import pytest
+from packaging import tags
+
+from devpictl import lockfiles, simplepage
+from devpictl import warm as core
+from devpictl.errors import BadInput
+
+WHEEL = b"wheel bytes" * 100
+SDIST = b"sdist bytes"
+SHA_WHEEL = hashlib.sha256(WHEEL).hexdigest()
+SHA_SDIST = hashlib.sha256(SDIST).hexdigest()
+INDEX = "http://cache.example:3141/root/pypi/+simple/"
+LINUX = "manylinux_2_17_x86_64"
+
+
+def write(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+class TestLockFiles:
+    def test_uv_lock(self, tmp_path):
+        path = write(tmp_path, "uv.lock", f"""
+version = 1
+[[package]]
+name = "demo"
+version = "0.1"
+source = {{ editable = "." }}
+
+[[package]]
+name = "Six"
+version = "1.16.0"
+source = {{ registry = "https://index.example/simple" }}
+sdist = {{ url = "https://files.example/six-1.16.0.tar.gz", hash = "sha256:{SHA_SDIST}", size = 11 }}
+wheels = [{{ url = "https://files.example/six-1.16.0-py2.py3-none-any.whl", hash = "sha256:{SHA_WHEEL}", size = 1100 }}]
+""")
+        assert lockfiles.read_lock(path) == [lockfiles.Pin(
+            "six", "1.16.0", frozenset({"six-1.16.0.tar.gz", "six-1.16.0-py2.py3-none-any.whl"}), frozenset({SHA_SDIST, SHA_WHEEL}),
+        )]
+
+    def test_pylock(self, tmp_path):
+        path = write(tmp_path, "pylock.toml", f"""
+lock-version = "1.0"
+created-by = "test"
+[[packages]]
+name = "six"
+version = "1.16.0"
+wheels = [{{ name = "six-1.16.0-py2.py3-none-any.whl", url = "https://files.example/six.whl", hashes = {{ sha256 = "{SHA_WHEEL}" }} }}]
+[[packages]]
+name = "local"
+directory = {{ path = "." }}
+""")
+        assert lockfiles.read_lock(path) == [lockfiles.Pin("six", "1.16.0", frozenset({"six-1.16.0-py2.py3-none-any.whl"}), frozenset({SHA_WHEEL}))]
+
+    @pytest.mark.parametrize("name", ["poetry.lock", "pdm.lock"])
+    def test_poetry_and_pdm(self, tmp_path, name):
+        path = write(tmp_path, name, f"""
+[[package]]
+name = "six"
+version = "1.16.0"
+files = [{{ file = "six-1.16.0-py2.py3-none-any.whl", hash = "sha256:{SHA_WHEEL}" }}]
+
+[[package]]
+name = "mine"
+version = "0.1"
+[package.source]
+type = "git"
+url = "https://git.example/mine.git"
+""")
+        assert lockfiles.read_lock(path) == [lockfiles.Pin("six", "1.16.0", frozenset({"six-1.16.0-py2.py3-none-any.whl"}), frozenset({SHA_WHEEL}))]
+
+    def test_bad_lock_is_one_clear_error(self, tmp_path):
+        with pytest.raises(BadInput, match="uv.lock is not valid TOML"):
+            lockfiles.read_lock(write(tmp_path, "uv.lock", "[[package]\n"))
+        with pytest.raises(BadInput, match="does not look like a poetry.lock lock"):
+            lockfiles.read_lock(write(tmp_path, "poetry.lock", "[[package]]\nversion = '1'\n"))
+
+    def test_a_requirements_file_is_not_a_lock(self, tmp_path):
+        assert lockfiles.lock_reader(tmp_path / "requirements.txt") is None
+        assert lockfiles.lock_reader(tmp_path / "pylock.dev.toml") is lockfiles.read_pylock
+
+
+class TestTargets:
+    def test_this_machine_by_default(self):
+        targets = core.make_targets([], [])
+        assert targets.here and next(iter(tags.sys_tags())) in targets.tags
+
+    def test_python_and_platform(self):
+        targets = core.make_targets(["3.12"], ["manylinux_2_28_x86_64"])
+        assert tags.Tag("cp312", "cp312", "manylinux_2_28_x86_64") in targets.tags
+        assert tags.Tag("cp312", "abi3", "manylinux2014_x86_64") in targets.tags  # older glibc runs too
+        assert tags.Tag("py3", "none", "any") in targets.tags
+        assert tags.Tag("cp311", "cp311", "manylinux_2_28_x86_64") not in targets.tags
+        assert core.describe(targets) == "Python 3.12 on manylinux_2_28_x86_64"
+
+    def test_bad_python(self):
+        with pytest.raises(BadInput, match="--python '3' is not a Python version"):
+            core.make_targets(["3"], [])
+
+
+def link(filename: str, sha256: str | None = None, metadata: bool = False) -> simplepage.Link:
+    return simplepage.Link(f"http://cache.example:3141/root/pypi/+f/abc/{filename}", filename, sha256, False, metadata)
+
+
+class TestSelect:
+    LINKS = [
+        link("numpy-2.0.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"),
+        link("numpy-2.0.0-cp312-cp312-win_amd64.whl"),
+        link("numpy-2.0.0.tar.gz"),
+        link("numpy-1.26.0-cp312-cp312-manylinux_2_17_x86_64.whl"),
+    ]
+
+    def test_wheels_that_fit(self):
+        chosen = core.select(lockfiles.Pin("numpy", "2.0.0"), self.LINKS, core.make_targets(["3.12"], [LINUX]))
+        assert [c.filename for c in chosen] == [self.LINKS[0].filename]
+
+    def test_the_sdist_when_no_wheel_fits(self):
+        chosen = core.select(lockfiles.Pin("numpy", "2.0.0"), self.LINKS, core.make_targets(["3.11"], [LINUX]))
+        assert [c.filename for c in chosen] == ["numpy-2.0.0.tar.gz"]
+
+    def test_only_the_files_and_hashes_the_lock_names(self):
+        pin = lockfiles.Pin("numpy", "2.0.0", filenames=frozenset({self.LINKS[0].filename}), sha256=frozenset({"0" * 64}))
+        hashed = [link(self.LINKS[0].filename, "0" * 64), link(self.LINKS[0].filename.replace("2.0.0", "2.0.0.post1"), "1" * 64)]
+        assert core.select(pin, hashed, core.make_targets(["3.12"], [LINUX])) == hashed[:1]
+        assert core.select(pin, [link(self.LINKS[0].filename, "2" * 64)], core.make_targets(["3.12"], [LINUX])) == []
+
+
+class FakeCache:
+    """The cache's front server: pages, files (stored or not), core metadata; counts what was asked."""
+
+    def __init__(self):
+        self.stored: set[str] = set()
+        self.requests: list[tuple[str, str]] = []
+        self.wheel_bytes = WHEEL
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.requests.append((request.method, path))
+        if path == "/root/pypi/+simple/six/":
+            return httpx.Response(200, text=(
+                f'<a href="../../+f/aa/six-1.16.0-py2.py3-none-any.whl#sha256={SHA_WHEEL}" data-core-metadata="true">w</a>\n'
+                f'<a href="../../+f/bb/six-1.16.0.tar.gz#sha256={SHA_SDIST}">s</a>\n'
+            ))
+        if path.startswith("/root/pypi/+simple/"):
+            return httpx.Response(404)
+        name = path.rsplit("/", 1)[-1]
+        if name.endswith(".metadata"):
+            return httpx.Response(200, text="Metadata-Version: 2.1\nName: six\n")
+        headers = {core.SERVED_FROM: "disk"} if name in self.stored else {}
+        if request.method == "HEAD":
+            return httpx.Response(200, headers=headers)
+        self.stored.add(name)
+        return httpx.Response(200, content=self.wheel_bytes if name.endswith(".whl") else SDIST, headers=headers)
+
+
+class Recorder(core.Progress):
+    def __init__(self):
+        self.total = None
+        self.bytes = 0
+        self.done: list[str] = []
+
+    def planned(self, files):
+        self.total = files
+
+    def advance(self, nbytes):
+        self.bytes += nbytes
+
+    def finished(self, result):
+        self.done.append(result.status)
+
+
+def run(cache: FakeCache, pins, progress=None):
+    return core.warm(INDEX, pins, core.make_targets(["3.12"], [LINUX]), progress or Recorder(), jobs=4, transport=cache.transport())
+
+
+class TestWarm:
+    def test_stores_the_wheel_and_its_metadata_then_resumes(self):
+        cache = FakeCache()
+        progress = Recorder()
+        report = run(cache, [lockfiles.Pin("six", "1.16.0")], progress)
+        assert report.as_dict() == {"stored": 1, "stored_bytes": len(WHEEL), "present": 0, "failed": [], "missing": [], "complete": True}
+        assert progress.total == 1 and progress.bytes == len(WHEEL) and progress.done == ["stored"]
+        assert ("GET", "/root/pypi/+f/aa/six-1.16.0-py2.py3-none-any.whl.metadata") in cache.requests
+        again = run(cache, [lockfiles.Pin("six", "1.16.0")])
+        assert (again.count(core.PRESENT), again.count(core.STORED)) == (1, 0)
+
+    def test_what_the_upstream_lacks_is_reported(self):
+        report = run(FakeCache(), [lockfiles.Pin("six", "9.9"), lockfiles.Pin("nosuch", "1.0")])
+        assert report.missing == [
+            "six==9.9: no file of it fits Python 3.12 on manylinux_2_17_x86_64 on the upstream's page",
+            "nosuch==1.0: the upstream has no such project",
+        ]
+        assert not report.complete
+
+    def test_other_bytes_than_the_page_promised_fail(self):
+        cache = FakeCache()
+        cache.wheel_bytes = b"tampered"
+        report = run(cache, [lockfiles.Pin("six", "1.16.0")])
+        assert report.as_dict()["failed"] == [{
+            "file": "six-1.16.0-py2.py3-none-any.whl",
+            "problem": "sha256 does not match the page or the lock: the upstream served other bytes",
+        }]
+
+
+def test_cli_needs_a_running_cache(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from devpictl import container as ctr
+    from devpictl.cli import app
+    from tests.unit.fakes import FakeEngine
+
+    monkeypatch.setattr(ctr, "connect", lambda: FakeEngine())
+    lock = write(tmp_path, "uv.lock", "version = 1\n")
+    result = CliRunner().invoke(app, ["warm", str(lock), "--json"])
+    assert result.exit_code == 8, result.output
+    assert "no cache named 'default'" in result.stderr
