@@ -11,28 +11,10 @@ import pytest
 from devpictl import image as img
 from devpictl.errors import MalformedURL, UnknownMirror
 from devpictl.mirrors import APT_CATALOG, resolve_apt_mirror
+from tests.unit.apt_sources import DEB822, ONE_LINE
 
 SCRIPT = img.template_dir() / "apt-mirror.sh"
 MIRROR = "https://apt.example/debian"
-
-DEB822 = """\
-Types: deb
-URIs: http://deb.example/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: http://deb.example/debian-security
-Suites: bookworm-security
-Components: main
-"""
-CLASSIC = """\
-# the stock list
-deb http://deb.example/debian bookworm main
-deb [arch=amd64] http://security.example/debian-security bookworm-security main
-deb https://other.example/ubuntu noble main
-"""
 
 
 class TestResolve:
@@ -80,15 +62,16 @@ class TestScript:
         result, apt = point(tmp_path, {"sources.list.d/debian.sources": DEB822})
         assert result.returncode == 0, result.stderr
         text = (apt / "sources.list.d/debian.sources").read_text()
-        assert text == DEB822.replace("http://deb.example/debian", MIRROR)
+        # Every Debian URI is the mirror's; a commented one too, which apt ignores anyway.
+        assert text == DEB822.replace("http://deb822.example/debian", MIRROR).replace("http://snapshot.example/archive/debian", MIRROR)
 
     def test_one_line_lists(self, tmp_path):
-        result, apt = point(tmp_path, {"sources.list": CLASSIC})
+        result, apt = point(tmp_path, {"sources.list": ONE_LINE})
         assert result.returncode == 0, result.stderr
         assert (apt / "sources.list").read_text() == (
-            "# the stock list\n"
-            f"deb {MIRROR} bookworm main\n"
-            f"deb [arch=amd64] {MIRROR}-security bookworm-security main\n"
+            f"deb {MIRROR}-security bookworm-security main\n"
+            f"# deb {MIRROR} bookworm main\n"
+            f"deb [arch=amd64 signed-by=/usr/share/keyrings/debian.gpg] {MIRROR} bookworm main\n"
             "deb https://other.example/ubuntu noble main\n"
         )
 

@@ -8,26 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.apt_sources import DEB822, ONE_LINE
+
 SCRIPT = Path(__file__).resolve().parents[1] / "images" / "make-base-image.sh"
-
-DEB822 = """\
-Types: deb
-# http://snapshot.example/archive/debian/20250520T000000Z
-URIs: http://deb822.example/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: http://deb822.example/debian-security
-Suites: bookworm-security
-Components: main
-"""
-SECURITY_FIRST = """\
-deb http://classic.example/debian-security bookworm-security main
-# deb http://commented.example/debian bookworm main
-deb [arch=amd64 signed-by=/usr/share/keyrings/debian.gpg] http://classic.example/debian bookworm main
-"""
 
 
 def print_mirror(apt_dir: Path) -> subprocess.CompletedProcess:
@@ -52,14 +35,14 @@ def apt_dir(tmp_path: Path, files: dict[str, str]) -> Path:
     ("files", "mirror"),
     [
         pytest.param({"sources.list.d/debian.sources": DEB822}, "http://deb822.example/debian", id="deb822-only"),
-        pytest.param({"sources.list": SECURITY_FIRST}, "http://classic.example/debian", id="classic-only"),
+        pytest.param({"sources.list": ONE_LINE}, "http://classic.example/debian", id="classic-only"),
         pytest.param(
             {"sources.list.d/extra.list": "deb https://list.example/ubuntu noble main\n"},
             "https://list.example/ubuntu",
             id="classic-in-sources.list.d",
         ),
         pytest.param(
-            {"sources.list": SECURITY_FIRST, "sources.list.d/debian.sources": DEB822},
+            {"sources.list": ONE_LINE, "sources.list.d/debian.sources": DEB822},
             "http://classic.example/debian",
             id="both",
         ),
