@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
 import re
-import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -130,22 +127,17 @@ def default_index_url() -> str | None:
     at the URL pip would fetch from. pip has no public API for it; its help
     text ("Base URL of the Python Package Index (default URL)") is public.
     """
-    commands = [[sys.executable, "-m", "pip"]] + [[found] for found in map(shutil.which, ("pip3", "pip")) if found]
-    for command in commands:
-        try:
-            done = subprocess.run(
-                [*command, "download", "--help"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-            )
-        except (OSError, subprocess.SubprocessError):
-            continue
-        match = _PIP_DEFAULT_INDEX.search(" ".join(done.stdout.split()))
-        if done.returncode == 0 and match:
-            return match[1]
-    return None
+    from devpictl.pip import pip_command, run_pip
+
+    command = pip_command()
+    if command is None:
+        return None
+    try:
+        done = run_pip(command, "download", "--help", timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = _PIP_DEFAULT_INDEX.search(" ".join(done.stdout.split()))
+    return match[1] if done.returncode == 0 and match else None
 
 
 _PIP_DEFAULT_INDEX = re.compile(r"--index-url <url> Base URL of the Python Package Index \(default (https?://[^\s)]+)\)")

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +33,7 @@ from devpictl import simplepage
 from devpictl.devpi import INSTALLER_AGENT
 from devpictl.errors import BadInput
 from devpictl.lockfiles import Pin, lock_reader, read_lock
+from devpictl.pip import pip_command, run_pip
 
 STORED, PRESENT, FAILED = "stored", "present", "failed"
 DEFAULT_JOBS = 8
@@ -122,20 +120,12 @@ def select(pin: Pin, links: Sequence[simplepage.Link], targets: Targets) -> list
 
 # --- requirements files: pip resolves them --------------------------------------------------
 
-def pip_command() -> list[str]:
-    """pip as this Python has it, else the first on PATH."""
-    probe = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True)
-    if probe.returncode == 0:
-        return [sys.executable, "-m", "pip"]
-    found = shutil.which("pip3") or shutil.which("pip")
-    if found is None:
-        raise BadInput("resolving a requirements file needs pip, which is not installed: install pip, or give a lock file")
-    return [found]
-
-
 def resolve_requirements(path: Path, index_url: str, targets: Targets) -> list[Pin]:
     """The packages (and exact files) pip picks for ``path`` through the cache, for each target."""
-    command = [*pip_command(), "--isolated", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-",
+    pip = pip_command()
+    if pip is None:
+        raise BadInput("resolving a requirements file needs pip, which is not installed: install pip, or give a lock file")
+    command = ["--isolated", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-",
                "--index-url", index_url, "-r", str(path)]
     if urlsplit(index_url).scheme == "http":
         command += ["--trusted-host", urlsplit(index_url).hostname or ""]
@@ -145,7 +135,7 @@ def resolve_requirements(path: Path, index_url: str, targets: Targets) -> list[P
     ]
     pins: set[Pin] = set()
     for extra in runs:
-        done = subprocess.run([*command, *extra], capture_output=True, text=True, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+        done = run_pip(pip, *command, *extra)
         if done.returncode != 0:
             reason = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
             raise BadInput(f"pip could not resolve {path} through the cache ({reason}): fix the requirements, or check the upstream with `devpictl status`")

@@ -450,6 +450,8 @@ class TestDefaultIndex:
         assert url and url.startswith("https://") and url.endswith("/simple")
 
     def test_none_without_pip(self, monkeypatch, tmp_path):
-        monkeypatch.setattr(speedtest.sys, "executable", str(tmp_path / "no-python"))
+        from devpictl import pip
+
+        monkeypatch.setattr(pip.sys, "executable", str(tmp_path / "no-python"))
         monkeypatch.setenv("PATH", str(tmp_path))
         assert speedtest.default_index_url() is None
