@@ -8,16 +8,12 @@ import configparser
 import os
 import stat
 import sys
+import tomllib
 
 import pytest
 
 from devpictl import clientconfig as cc
 from devpictl.errors import BadInput, Conflict, DevpictlError
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 HTTP_URL = "http://127.0.0.1:3141/root/pypi/+simple/"
 HTTPS_URL = "https://cache.example/root/pypi/+simple/"
