@@ -7,7 +7,7 @@ import sys
 import typer
 from typer.core import TyperGroup
 
-from devpictl.cli import backup, build, cache, password, pipconfig, upstream, warm
+from devpictl.cli import backup, build, cache, password, pipconfig, prune, upstream, warm
 from devpictl.errors import DevpictlError
 
 
@@ -62,6 +62,7 @@ pipconfig.register(app)
 backup.register(app)
 password.register(app)
 warm.register(app)
+prune.register(app)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""devpictl warm on a real cache: lock files and requirements fill it, a second run resumes, gaps are named."""
+"""devpictl warm and prune on a real cache: lock files fill it, a second run resumes, gaps are named; prune empties it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from tests.integration.conftest import RUN_ID, run_cli
+from tests.integration.conftest import RUN_ID, pip_install, run_cli
 from tests.integration.support import cache_env, file_url, one_error_line, remove_cache, sha256, up_on_test_upstream
 
 NAME = f"warm{RUN_ID}"
@@ -70,3 +70,26 @@ def test_what_the_upstream_lacks_is_named_with_exit_5(cache, tmp_path):
     assert result.exit_code == 5
     assert "missing: six==9.9.9: no file of it fits this machine" in result.stderr
     assert "could not be stored" in one_error_line(result)
+
+
+def test_prune_removes_mirrored_files_only_and_they_come_back(cache, engine, tmp_path):
+    container = engine.containers.get(f"devpictl-{NAME}")
+    # A file of a private index: prune never looks there.
+    private = "/data/server/+files/root/dev/+f/aaa/bbbbbbbbbbbbbb/mine-1.0-py3-none-any.whl"
+    made = container.exec_run(["sh", "-c", f"mkdir -p {private.rsplit('/', 1)[0]} && echo private > {private}"])
+    assert made.exit_code == 0, made.output
+    assert served_from_disk(cache["index_url"], SIX)
+
+    listed = json.loads(run_cli("prune", "--max-size", "0", "--dry-run", "--json", env=cache["env"]).stdout)
+    assert [item["file"].rsplit("/", 1)[-1] for item in listed["removed"]] == [SIX]
+    assert served_from_disk(cache["index_url"], SIX)  # a dry run removes nothing
+
+    result = run_cli("prune", "--max-size", "0", "--json", env=cache["env"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["kept_bytes"] == 0
+    assert not served_from_disk(cache["index_url"], SIX)
+    assert container.exec_run(["test", "-f", private]).exit_code == 0
+
+    installed = pip_install(cache["index_url"], "six==1.16.0", tmp_path)  # devpi fetches it again
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert served_from_disk(cache["index_url"], SIX)

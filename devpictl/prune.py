@@ -1,0 +1,68 @@
+"""Keep a cache's disk in bounds: remove the least recently used mirrored files.
+
+The work happens inside the container (templates/prune.py, run with the image's
+Python): it sees the volume as devpi does, and never touches private uploads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from devpictl import cache
+from devpictl import container as ctr
+from devpictl import image as img
+from devpictl.errors import BadInput, DevpiError
+from devpictl.settings import Instance
+
+SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", re.IGNORECASE)
+DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([hdw])", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Bytes from '20G', '500M', '1.5T' (powers of 1024, as du and Docker count) or a plain number."""
+    match = SIZE.fullmatch(text.strip())
+    if not match:
+        raise BadInput(f"--max-size {text!r} is not a size: give a number with K, M, G or T (e.g. 20G)")
+    return int(float(match[1]) * 1024 ** " kmgt".index(match[2].lower() or " "))
+
+
+def parse_days(text: str) -> float:
+    """Days from '90d', '12h', '2w'."""
+    match = DURATION.fullmatch(text.strip())
+    if not match:
+        raise BadInput(f"--unused-for {text!r} is not a duration: give a number with h, d or w (e.g. 90d)")
+    return float(match[1]) * {"h": 1 / 24, "d": 1.0, "w": 7.0}[match[2].lower()]
+
+
+@dataclass
+class PruneResult:
+    name: str
+    files: int  # mirrored files before
+    bytes: int
+    freed_bytes: int
+    kept_bytes: int
+    dry_run: bool
+    removed: list[dict] = field(default_factory=list)  # {"file", "bytes", "unused_days"}
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def prune(engine, instance: Instance, *, max_bytes: int | None, unused_days: float | None, dry_run: bool) -> PruneResult:
+    """Remove (or with ``dry_run`` list) mirrored files beyond ``max_bytes`` or unused for ``unused_days``."""
+    container = cache.running_container(engine, instance)
+    args = [*(["--max-bytes", str(max_bytes)] if max_bytes is not None else []),
+            *(["--unused-days", str(unused_days)] if unused_days is not None else []),
+            *(["--dry-run"] if dry_run else [])]
+    script = (img.template_dir() / "prune.py").read_text()
+    code, output = ctr.exec_output(container, [f"{img.VENV}/bin/python", "-c", script, *args])
+    try:
+        answer = json.loads(cache.last_line(output)) if code == 0 else None
+    except ValueError:
+        answer = None
+    if answer is None:
+        raise DevpiError(f"pruning in {container.name} failed ({cache.last_line(output) or code}): see `devpictl logs`")
+    return PruneResult(instance.name, answer["files"], answer["bytes"], answer["freed_bytes"], answer["kept_bytes"],
+                       answer["dry_run"], answer["removed"])
