@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import re
 import socket
 import ssl
@@ -16,12 +17,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import httpx
 
-from devpictl import __version__
+from devpictl import __version__, coremetadata
 
 DEFAULT_PROJECT = "pip"
 DEFAULT_TIMEOUT = 10.0
@@ -64,6 +65,10 @@ class MirrorResult:
     bytes: int = 0
     seconds: float | None = None  # request sent -> last byte of the wheel (or the cap)
     rank: int | None = None
+    # Whether the newest wheel's core metadata file (PEP 658) answers and matches the
+    # hash the page announces; None when it was not checked.
+    core_metadata: bool | None = None
+    core_metadata_detail: str = ""
 
     @property
     def ok(self) -> bool:
@@ -97,6 +102,8 @@ class MirrorResult:
             "bytes_per_second": self.throughput,
             "rank": self.rank,
             "fastest": self.fastest,
+            "core_metadata": self.core_metadata,
+            "core_metadata_detail": self.core_metadata_detail,
         }
 
 
@@ -250,7 +257,7 @@ async def _measure_one(client: httpx.AsyncClient, result: MirrorResult, project:
         finally:
             await response.aclose()
         files = list_files(body, str(response.url))
-        wheels = [url for url, _ in files if file_name(url).endswith(".whl")]
+        wheels = [link.url for link in files if file_name(link.url).endswith(".whl")]
         if not files or (download and not wheels):
             what = "files" if not files else "wheels"
             result.status = NO_FILES
@@ -261,6 +268,7 @@ async def _measure_one(client: httpx.AsyncClient, result: MirrorResult, project:
             result.reason = f"page lists {len(files)} files"
             return
         result.file_url = newest_wheel(files)
+        await _check_core_metadata(client, result, result.file_url, announced_metadata(files, result.file_url), deadline)
         notify()
         phase = "the wheel did not start"
         sent = time.perf_counter()
@@ -290,6 +298,30 @@ async def _measure_one(client: httpx.AsyncClient, result: MirrorResult, project:
         _fail(result, *_connect_failure(exc))
     except httpx.HTTPError as exc:
         _fail(result, ERROR, _short(exc))
+
+
+async def _check_core_metadata(client: httpx.AsyncClient, result: MirrorResult, wheel_url: str, announced: str | None, deadline: float) -> None:
+    """Record whether ``<wheel_url>.metadata`` answers and matches its announced hash.
+
+    It gets at most half the time left, so the wheel still gets its share; its
+    trouble marks the metadata as not served, never the mirror as failed.
+    """
+    name = file_name(wheel_url)
+    own_deadline = min(deadline, time.perf_counter() + (deadline - time.perf_counter()) / 2)
+    try:
+        response = await _within(own_deadline, client.send(client.build_request("GET", wheel_url + ".metadata"), stream=True))
+        try:
+            body = await _within(own_deadline, response.aread()) if response.status_code == 200 else b""
+        finally:
+            await response.aclose()
+    except (asyncio.TimeoutError, httpx.TimeoutException):
+        check = coremetadata.MetadataCheck(False, f"{name}.metadata did not answer in time")
+    except httpx.HTTPError as exc:
+        check = coremetadata.MetadataCheck(False, f"{name}.metadata: {_short(exc)}")
+    else:
+        check = coremetadata.judge(name, announced, response.status_code, hashlib.sha256(body).hexdigest())
+    result.core_metadata = check.served
+    result.core_metadata_detail = check.detail
 
 
 async def _within(deadline: float, awaitable: Awaitable[T]) -> T:
@@ -380,21 +412,34 @@ def file_name(url: str) -> str:
     return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
 
 
-def list_files(html: str, page_url: str) -> list[tuple[str, bool]]:
-    """The distribution files a simple page links, as (absolute URL without fragment, yanked)."""
+class Link(NamedTuple):
+    """A distribution file a simple page links."""
+
+    url: str  # absolute, without fragment
+    yanked: bool
+    metadata: str | None = None  # its core metadata announcement ('true' or 'sha256=HEX'), if any
+
+
+def list_files(html: str, page_url: str) -> list[Link]:
+    """The distribution files a simple page links."""
     parser = _Links()
     parser.feed(html)
     files = []
     for href, attrs in parser.links:
         url = urldefrag(urljoin(page_url, href)).url
         if urlsplit(url).scheme in ("http", "https") and file_name(url).lower().endswith(DIST_SUFFIXES):
-            files.append((url, "data-yanked" in attrs))
+            files.append(Link(url, "data-yanked" in attrs, coremetadata.announcement(attrs)))
     return files
 
 
-def newest_wheel(files: Sequence[tuple[str, bool]]) -> str | None:
+def announced_metadata(files: Sequence[Link], url: str) -> str | None:
+    """The core metadata announcement of the link to ``url``."""
+    return next((link.metadata for link in files if link.url == url), None)
+
+
+def newest_wheel(files: Sequence[Link] | Sequence[tuple[str, bool]]) -> str | None:
     """The wheel with the highest version; a yanked one only if nothing else is listed. Ties: the later link."""
-    wheels = [(url, yanked) for url, yanked in files if file_name(url).endswith(".whl")]
+    wheels = [(link[0], link[1]) for link in files if file_name(link[0]).endswith(".whl")]
     if not wheels:
         return None
     best = max(enumerate(wheels), key=lambda item: (not item[1][1], version_key(file_name(item[1][0]).split("-")[1:2]), item[0]))

@@ -98,6 +98,7 @@ def up(
                 "actions": result.actions,
                 "password_file": str(result.password_file),
                 "offline": result.offline,
+                "core_metadata": result.core_metadata,
             }
         )
         return
@@ -136,6 +137,7 @@ def status(name: str = options.NAME, json_output: bool = options.JSON) -> None:
         ("offline mode", "on (serves only cached files; the upstream is not asked)" if st.offline else "off"),
         ("devpi-server", st.devpi_version or "-"),
         ("front server", "nginx" if st.front_server else "off (devpi alone)"),
+        ("core metadata", describe_core_metadata(st)),
         ("cache size", size),
         ("image", st.image or "-"),
         ("volume", st.volume),
@@ -143,6 +145,15 @@ def status(name: str = options.NAME, json_output: bool = options.JSON) -> None:
     ]
     for key, value in rows:
         ui.out.print(f"{key:>14}: {value}")
+
+
+def describe_core_metadata(st) -> str:
+    """Whether installers get <wheel>.metadata (PEP 658) from the cache, as status shows it."""
+    if st.core_metadata is None:
+        return "-"
+    if st.core_metadata:
+        return "served (installers resolve without downloading wheels)"
+    return f"not served: {st.core_metadata_note}"
 
 
 def describe_reachability(st) -> str:

@@ -216,7 +216,7 @@ class TestRanking:
             assert result.bytes == len(WHEEL)
             assert result.file_url == f"http://127.0.0.1:{servers[name].server.server_address[1]}/packages/{NEWEST}"
             assert result.file_name == NEWEST
-            assert servers[name].behaviour.paths == ["/simple/pip/", f"/packages/{NEWEST}"]
+            assert servers[name].behaviour.paths == ["/simple/pip/", f"/packages/{NEWEST}.metadata", f"/packages/{NEWEST}"]
 
     def test_a_wheel_cut_short_by_the_time_limit_still_counts(self, everything):
         results, _, _ = everything
@@ -394,7 +394,9 @@ class TestThroughTheSeam:
 
         (result,) = speedtest.measure([("m", "https://mirror.example/simple")], transport=mock(handler))
         data = result.as_dict()
-        assert set(data) == {"name", "url", "status", "reason", "ttfb_seconds", "file_url", "bytes", "seconds", "bytes_per_second", "rank", "fastest"}
+        assert set(data) == {"name", "url", "status", "reason", "ttfb_seconds", "file_url", "bytes", "seconds", "bytes_per_second", "rank",
+                             "fastest", "core_metadata", "core_metadata_detail"}
+        assert data["core_metadata"] is True  # the mock answers 200 for the .metadata too, and the page announces no hash
         assert data["fastest"] is True and data["rank"] == 1 and data["bytes"] == 100
 
 
