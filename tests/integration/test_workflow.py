@@ -116,6 +116,8 @@ def test_status_reports_the_cache(cache):
     assert st["url"] == cache["index_url"]
     assert st["cache_bytes"] > 10_000  # six's wheel is stored
     assert st["front_server"] is True
+    # `up` measured the official index's .metadata files, so the cache announces them.
+    assert st["core_metadata"] is True, st
 
 
 def test_root_password_is_nowhere_to_be_seen(cache, engine):
