@@ -393,10 +393,11 @@ def configure_upstream(
 
     ``flush`` empties the front server's page cache after any change.
     ``core_metadata`` measures whether an upstream URL serves core metadata;
-    mirror_provides_core_metadata follows it. None: nothing is measured, and the
-    option stays as it is unless the upstream changes, which turns it off.
-    The option goes off before a switch (no page may announce a metadata file the
-    new upstream lacks) and on only after the cached pages list the new upstream's files.
+    mirror_provides_core_metadata follows it. Without a verdict (None: nothing
+    measured; or the upstream did not answer) the option stays as it is, unless the
+    upstream changes, which turns it off. The option goes off before a switch (no
+    page may announce a metadata file the new upstream lacks) and on only after the
+    cached pages list the new upstream's files.
     """
     ixconfig = client.get_index()
     current = find_by_url(ixconfig.get("mirror_url"), official)
@@ -404,11 +405,8 @@ def configure_upstream(
     changes = upstream_changes(target, ixconfig, official)
     switching = effective_url(target, official) != effective_url(current, official)
     have = bool(ixconfig.get(coremetadata.INDEX_OPTION))
-    if core_metadata is not None:
-        check = core_metadata(effective_url(target, official))
-    else:
-        check = coremetadata.MetadataCheck(False, "not measured (--no-check)") if switching else None
-    want = have if check is None else check.served
+    check = core_metadata(effective_url(target, official)) if core_metadata is not None else coremetadata.NOT_MEASURED
+    want = (have and not switching) if check.served is None else check.served
     if not changes and want == have:
         return target
     if have and not want:
@@ -639,14 +637,14 @@ def measure_core_metadata(container, url: str, project: str, timeout: float = 20
     """
     probe = probe_upstream(container, url, project, timeout)
     if not probe.answered:
-        return coremetadata.MetadataCheck(False, f"its page for {project!r} did not answer ({probe.problem})")
+        return coremetadata.MetadataCheck(None, f"not measured: its page for {project!r} did not answer ({probe.problem})")
     wheel = speedtest.newest_wheel(probe.files)
     if wheel is None:
         return coremetadata.MetadataCheck(False, f"its page for {project!r} lists no wheel")
     answer, problem = fetch_in_container(container, wheel + ".metadata", timeout, digest=True)
     name = speedtest.file_name(wheel)
     if answer is None:
-        return coremetadata.MetadataCheck(False, f"{name}.metadata did not answer ({problem})")
+        return coremetadata.MetadataCheck(None, f"not measured: {name}.metadata did not answer ({problem})")
     return coremetadata.judge(name, speedtest.announced_metadata(probe.files, wheel), answer["status"], answer["sha256"])
 
 

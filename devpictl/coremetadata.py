@@ -26,8 +26,11 @@ ATTRIBUTES = ("data-core-metadata", "data-dist-info-metadata")
 class MetadataCheck:
     """Whether an index serves core metadata, and what was seen."""
 
-    served: bool
+    served: bool | None  # None: not known (not measured, or the index did not answer)
     detail: str
+
+
+NOT_MEASURED = MetadataCheck(None, "not measured (--no-check)")
 
 
 def announcement(attrs: Mapping[str, str | None]) -> str | None:

@@ -155,6 +155,9 @@ class TestUpstreamChanges:
         assert cache.upstream_changes(TUNA, ixconfig, OFFICIAL_URL) == ["mirror_no_project_list=true"]
 
 
+UNANSWERED = "unanswered"  # run_measured: the measurement got no answer from the upstream
+
+
 class Flushes(list):
     def append_one(self) -> None:
         self.append("flush")
@@ -245,8 +248,8 @@ class TestConfigureUpstream:
         assert actions == ["updated the mirror options of root/pypi"]
         assert not any(path.endswith("/refresh") for _, path in server.calls())
 
-    def run_measured(self, server: FakeDevpi, wanted: Upstream | None, served: bool | None) -> tuple[list[str], list, list[str]]:
-        """configure_upstream with a core metadata measurement that says ``served`` (None: nothing measured).
+    def run_measured(self, server: FakeDevpi, wanted: Upstream | None, served: bool | str | None) -> tuple[list[str], list, list[str]]:
+        """configure_upstream with a core metadata measurement that says ``served`` (None: nothing measured; UNANSWERED).
 
         Returns (actions, what happened in order, measured URLs).
         """
@@ -255,6 +258,8 @@ class TestConfigureUpstream:
 
         def measure(url: str) -> MetadataCheck:
             measured.append(url)
+            if served is UNANSWERED:
+                return MetadataCheck(None, "not measured: its page for 'pip' did not answer (URLError: timed out)")
             return MetadataCheck(bool(served), "x.whl.metadata answers" if served else "x.whl.metadata answers HTTP 404")
 
         server_handle = server.handle
@@ -313,6 +318,17 @@ class TestConfigureUpstream:
         server = FakeDevpi({**configured(TUNA), "mirror_provides_core_metadata": True})
         actions, events, _ = self.run_measured(server, TUNA, served=None)
         assert actions == [] and events == [("POST", "/+login", None)]
+
+    def test_an_upstream_that_does_not_answer_keeps_the_option(self):
+        # A passing outage during `up` must not switch metadata off for good.
+        server = FakeDevpi({**configured(TUNA), "mirror_provides_core_metadata": True})
+        actions, events, measured = self.run_measured(server, TUNA, served=UNANSWERED)
+        assert measured == [TUNA.url] and actions == [] and events == [("POST", "/+login", None)]
+
+    def test_a_new_upstream_that_does_not_answer_gets_nothing_announced(self):
+        server = FakeDevpi({**configured(OFFICIAL), "mirror_provides_core_metadata": True})
+        actions, _, _ = self.run_measured(server, TUNA, served=UNANSWERED)
+        assert actions[0] == "stopped announcing core metadata: not measured: its page for 'pip' did not answer (URLError: timed out)"
 
     def test_a_measurement_that_agrees_changes_nothing(self):
         server = FakeDevpi({**configured(TUNA), "mirror_provides_core_metadata": True})

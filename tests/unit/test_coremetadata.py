@@ -89,7 +89,7 @@ class TestMeasuredFromTheContainer:
             (None, (200, METADATA), True),
             (f"sha256={DIGEST}", (200, b"something else"), False),
             ("true", (404, b""), False),
-            ("true", None, False),
+            ("true", None, None),  # no answer is no verdict
         ],
         ids=["hash-matches", "announced", "not-announced", "hash-differs", "missing", "silent"],
     )
@@ -98,6 +98,11 @@ class TestMeasuredFromTheContainer:
         check = cache.measure_core_metadata(container, TUNA.url, "pip")
         assert check.served is served, check
         assert WHEEL in check.detail
+
+    def test_a_page_that_does_not_answer_is_no_verdict(self):
+        container = FakeEngine().add("default", exec_answers=lambda cmd, env: (1, b"URLError: timed out\n"))
+        check = cache.measure_core_metadata(container, TUNA.url, "pip")
+        assert check.served is None and "did not answer (URLError: timed out)" in check.detail
 
     def test_a_page_without_wheels(self):
         container = checking_container('<a href="pip-24.0.tar.gz">pip-24.0.tar.gz</a>', None)
