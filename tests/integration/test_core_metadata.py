@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from devpictl.devpi import INSTALLER_AGENT
-from tests.integration.conftest import RUN_ID, free_port, installer_env, run_cli, uv_run
-from tests.integration.support import cache_env, file_url, pip_command, remove_cache, sha256, upstream_requests
+from tests.integration.conftest import RUN_ID, free_port, run_cli, uv_run
+from tests.integration.support import cache_env, file_url, pip_run, remove_cache, sha256, upstream_container, upstream_requests
 from tests.integration.wheels import BIG
 
 NAME = f"meta{RUN_ID}"
@@ -108,14 +108,12 @@ def test_uv_resolves_without_storing_a_wheel(cache, tmp_path):
 def test_pip_resolves_through_the_cache(cache, tmp_path):
     # pip reads the announced metadata too, but then fetches the wheels it chose, even
     # for --dry-run (docs/core-metadata.md): no claim about the volume here.
-    done = subprocess_pip(cache["index_url"], tmp_path, "install", "--dry-run", "--ignore-installed", "dpctl-app")
+    done = pip_run_ok(cache["index_url"], tmp_path, "install", "--dry-run", "--ignore-installed", "dpctl-app")
     assert "Would install dpctl-app-1.0 dpctl-lib-1.1 dpctl-util-1.0" in done.stdout, done.stdout
 
 
-def subprocess_pip(index_url: str, tmp_path, *args: str):
-    import subprocess
-
-    done = subprocess.run(pip_command(index_url, *args), capture_output=True, text=True, env=installer_env(tmp_path), timeout=300)
+def pip_run_ok(index_url: str, tmp_path, *args: str):
+    done = pip_run(index_url, tmp_path, *args)
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
@@ -133,8 +131,6 @@ def test_warm_resolution_never_goes_upstream(cache, engine, tmp_path):
 
 
 def upstream_container_log_length(engine) -> int:
-    from tests.integration.support import upstream_container
-
     return len(upstream_container(engine, "upstream-meta").logs(stdout=False, stderr=True).splitlines())
 
 
@@ -142,7 +138,7 @@ def test_uv_and_pip_install_through_the_cache(cache, tmp_path):
     done = uv_run(tmp_path, "pip", "install", "--target", str(tmp_path / "uv"), "--index-url", cache["index_url"], "dpctl-app")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "+ dpctl-lib==1.1" in done.stderr, done.stderr
-    done = subprocess_pip(cache["index_url"], tmp_path, "install", "--target", str(tmp_path / "pip"), "dpctl-app")
+    done = pip_run_ok(cache["index_url"], tmp_path, "install", "--target", str(tmp_path / "pip"), "dpctl-app")
     assert "Successfully installed dpctl-app-1.0 dpctl-lib-1.1 dpctl-util-1.0" in done.stdout, done.stdout
 
 
@@ -226,7 +222,7 @@ def test_uv_and_pip_resolve_and_install_through_the_upstream_without_metadata(ca
     assert "dpctl-lib==1.1" in lock, lock
     done = uv_run(tmp_path, "pip", "install", "--target", str(tmp_path / "uv"), "--index-url", cache["index_url"], "dpctl-app")
     assert done.returncode == 0, done.stdout + done.stderr
-    done = subprocess_pip(cache["index_url"], tmp_path, "install", "--target", str(tmp_path / "pip"), "dpctl-app", "dpctl-lib==1.0")
+    done = pip_run_ok(cache["index_url"], tmp_path, "install", "--target", str(tmp_path / "pip"), "dpctl-app", "dpctl-lib==1.0")
     assert "Successfully installed" in done.stdout and "dpctl-lib-1.0" in done.stdout, done.stdout
 
 
