@@ -3,9 +3,9 @@
 Installers read a wheel's METADATA from ``<file URL>.metadata`` instead of downloading the
 wheel when the simple page announces it. devpi announces it for its mirror only when told
 that the upstream has these files (``mirror_provides_core_metadata``); an announced file
-that answers 404 breaks installs. So devpictl measures, never assumes: the newest wheel
-of the probe project must have a ``.metadata`` that answers, and that matches the hash
-the page gives for it, where the page gives one.
+that answers 404 breaks installs. So devpictl measures, never assumes: the page must
+announce the probe project's newest wheel's ``.metadata``, which must answer, and match
+the hash the page gives for it, where the page gives one.
 """
 
 from __future__ import annotations
@@ -49,13 +49,20 @@ def announced_sha256(value: str | None) -> str | None:
 
 
 def judge(wheel: str, announced: str | None, status: int, sha256: str | None) -> MetadataCheck:
-    """The verdict on ``wheel``'s ``.metadata``, from its HTTP status and the sha256 of its body."""
+    """The verdict on ``wheel``'s ``.metadata``, from its announcement, its HTTP status and the sha256 of its body.
+
+    A file the page does not announce is no verdict on the others: an index that has
+    ``.metadata`` for some files only, and announces none, was found in the wild, and
+    devpi would then announce files that answer 404. So an unannounced file counts as not served.
+    """
     if status != 200:
         return MetadataCheck(False, f"{wheel}.metadata answers HTTP {status}")
+    if announced is None:
+        return MetadataCheck(False, f"{wheel}.metadata answers, but its page does not announce it")
     expected = announced_sha256(announced)
     if expected is not None and expected != sha256:
         return MetadataCheck(False, f"{wheel}.metadata does not match the sha256 its page announces")
-    how = "matches the announced sha256" if expected else "answers" if announced else "answers (not announced)"
+    how = "matches the announced sha256" if expected else "answers, as its page announces"
     return MetadataCheck(True, f"{wheel}.metadata {how}")
 
 

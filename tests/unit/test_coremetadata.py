@@ -52,8 +52,11 @@ class TestVerdict:
     def test_served_when_it_answers_and_matches(self):
         assert coremetadata.judge(WHEEL, f"sha256={DIGEST.upper()}", 200, DIGEST) == MetadataCheck(True, f"{WHEEL}.metadata matches the announced sha256")
         assert coremetadata.judge(WHEEL, "true", 200, DIGEST).served
-        # Not announced, but there: devpi announces it itself once told the upstream has these files.
-        assert coremetadata.judge(WHEEL, None, 200, DIGEST).served
+
+    def test_an_unannounced_file_is_not_trusted_for_the_others(self):
+        # Seen in the wild: .metadata for some files only, none announced; devpi would announce all.
+        check = coremetadata.judge(WHEEL, None, 200, DIGEST)
+        assert check == MetadataCheck(False, f"{WHEEL}.metadata answers, but its page does not announce it")
 
     def test_not_served_when_missing_or_different(self):
         assert coremetadata.judge(WHEEL, "true", 404, None) == MetadataCheck(False, f"{WHEEL}.metadata answers HTTP 404")
@@ -86,7 +89,7 @@ class TestMeasuredFromTheContainer:
         [
             (f"sha256={DIGEST}", (200, METADATA), True),
             ("true", (200, METADATA), True),
-            (None, (200, METADATA), True),
+            (None, (200, METADATA), False),
             (f"sha256={DIGEST}", (200, b"something else"), False),
             ("true", (404, b""), False),
             ("true", None, None),  # no answer is no verdict
