@@ -45,6 +45,7 @@ WHEELS = Path(__file__).resolve().parent / "wheels.txt"
 RESOLVE = Path(__file__).resolve().parent / "resolve.txt"
 PROBE = "tqdm"  # the caches' readiness probe: in neither set, so it warms nothing measured
 COLD_CLIENTS = 12
+COLD_FILE = "botocore==1.35.0"  # a 12.5 MB pure-Python wheel in neither set
 AGENT = "pip/24.1.2 devpictl-bench"
 CONCURRENCY = 8
 LABEL = "devpictl.bench=1"
@@ -57,7 +58,6 @@ class Fetch:
     failures: int
     nbytes: int
     names: list[str] = field(default_factory=list)  # the wheel files fetched, as the pages named them
-    sizes: dict[str, int] = field(default_factory=dict)
 
 
 def devpictl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -125,7 +125,7 @@ def fetch_set(index_url: str, wheels: list[str], *, verify: bool = True) -> Fetc
                 except Exception as exc:  # counted, and shown: a benchmark must not hide failures
                     failures += 1
                     print(f"  failed: {exc}", file=sys.stderr)
-    return Fetch(time.perf_counter() - start, failures, nbytes, sorted(sizes), sizes)
+    return Fetch(time.perf_counter() - start, failures, nbytes, sorted(sizes))
 
 
 def median_fetch(index_url: str, wheels: list[str], runs: int) -> Fetch:
@@ -267,19 +267,20 @@ def received_bytes(engine, container_name: str) -> int:
     return sum(net["rx_bytes"] for net in stats.get("networks", {}).values())
 
 
-def concurrent_cold_file(index_url: str, wheel: str, clients: int) -> list[bool]:
-    """``clients`` GETs at once of one file the cache does not hold; whether each got the right bytes."""
-    page = httpx.get(f"{index_url}{project_of(wheel)}/", headers={"User-Agent": AGENT}, trust_env=False, timeout=120)
-    href, digest = next((h, d) for h, d in LINK.findall(page.text) if h.rsplit("/", 1)[-1] == wheel)
+def concurrent_cold_file(index_url: str, pin: str, clients: int) -> tuple[list[bool], int]:
+    """``clients`` GETs at once of ``pin``'s wheel, which the cache does not hold: (whether each got the right bytes, its size)."""
+    page = httpx.get(f"{index_url}{project_of(pin.split('==')[0])}/", headers={"User-Agent": AGENT}, trust_env=False, timeout=120)
+    href, digest = next((h, d) for h, d in LINK.findall(page.text) if wheel_matches(h.rsplit("/", 1)[-1], pin))
     url = str(page.url.join(href))
 
-    def one(_: int) -> bool:
+    def one(_: int) -> tuple[bool, int]:
         with httpx.Client(trust_env=False, timeout=600) as client:
             response = client.get(url, headers={"User-Agent": AGENT})
-            return response.status_code == 200 and hashlib.sha256(response.content).hexdigest() == digest
+            return response.status_code == 200 and hashlib.sha256(response.content).hexdigest() == digest, len(response.content)
 
     with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        return list(pool.map(one, range(clients)))
+        answers = list(pool.map(one, range(clients)))
+    return [ok for ok, _ in answers], max(size for _, size in answers)
 
 
 def machine() -> str:
@@ -357,12 +358,9 @@ def main() -> None:
             warm_s = statistics.median(resolve_seconds(tool, url, work) for _ in range(args.resolve_runs))
             resolution[tool] = (cold_s, direct_s, warm_s, stored)
 
-        # uv stored no wheel (where the upstream has core metadata), so the pinned set's
-        # largest wheel is still uncached in bench-uv.
-        biggest = max(cold.sizes, key=cold.sizes.get)
-        print(f"• {COLD_CLIENTS} concurrent cold requests for {biggest}", file=sys.stderr)
+        print(f"• {COLD_CLIENTS} concurrent cold requests for {COLD_FILE}", file=sys.stderr)
         received_before = received_bytes(engine, "devpictl-bench-uv")
-        oks = concurrent_cold_file(urls["uv"], biggest, COLD_CLIENTS)
+        oks, size = concurrent_cold_file(urls["uv"], COLD_FILE, COLD_CLIENTS)
         received = received_bytes(engine, "devpictl-bench-uv") - received_before
 
         print("• devpi alone (--no-front)", file=sys.stderr)
@@ -401,7 +399,6 @@ def main() -> None:
 
     uv_cold, uv_direct, uv_warm, uv_stored = resolution["uv"]
     pip_cold, pip_direct, pip_warm, pip_stored = resolution["pip"]
-    size = cold.sizes[biggest]
     ratios = [
         "| measure | devpictl | reference, same run | ratio | target |",
         "|---|---|---|---|---|",
@@ -427,11 +424,11 @@ def main() -> None:
         f"| `devpictl --help` | {help_s:.3f} s | ≤ 0.3 s |",
     ]
     print("\n".join(ratios + [""] + targets))
-    write_report(Path(args.out), ratios, targets, description, len(wheels), cold.nbytes / 1e6, args, warm_failures, biggest)
+    write_report(Path(args.out), ratios, targets, description, len(wheels), cold.nbytes / 1e6, args, warm_failures)
 
 
 def write_report(path: Path, ratios: list[str], targets: list[str], description: str, count: int, size_mb: float, args,
-                 warm_failures: int, biggest: str) -> None:
+                 warm_failures: int) -> None:
     requirements = ", ".join(line for line in RESOLVE.read_text().splitlines() if line and not line.startswith("#"))
     text = f"""# Performance
 
@@ -451,8 +448,9 @@ Each ratio divides devpictl's figure by its reference, measured in the same run.
   after it. "Stored" is what the cache's volume gained during the fresh run: whole files
   devpi downloaded. pip fetches the wheels it chose even for `--dry-run`
   ([core-metadata.md](core-metadata.md)).
-- **Concurrent cold requests**: {COLD_CLIENTS} clients ask at once for `{biggest}`, which that
-  cache does not hold; bytes are counted on the container's network interfaces.
+- **Concurrent cold requests**: {COLD_CLIENTS} clients ask the uv cache at once for the wheel of
+  `{COLD_FILE}`, in neither set, so not held; bytes are counted on the container's network
+  interfaces.
 - **Fetching the pinned set**: {count} real wheels from `bench/wheels.txt` ({size_mb:.1f} MB),
   fetched as pip does: the project's simple page with an installer user agent, then the file,
   checked against the page's sha256; {CONCURRENCY} at a time. The cold run goes first, on a
