@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,6 +256,44 @@ def resolve_seconds(tool: str, index_url: str, workdir: Path) -> float:
     return seconds
 
 
+def local_metadata_index(tree: Path, workdir: Path) -> int:
+    """Fill ``tree`` with a PEP 503 index of the wheels bench/resolve.txt resolves to (and the
+    probe project), each with its ``.metadata`` announced with its sha256 (PEP 658/714), taken
+    from the official index; return how many wheels it holds.
+
+    The official index as some networks reach it announces no core metadata; this upstream
+    does, so the benchmark shows what a cache gains from it wherever it runs.
+    """
+    import uv
+
+    env = clean_env(workdir)
+    lock = workdir / "resolved.txt"
+    official = official_simple_url()
+    for command in (
+        [uv.find_uv_bin(), "pip", "compile", "--quiet", "--index-url", official, "-o", str(lock), str(RESOLVE)],
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--index-url", official,
+         "-d", str(tree / "files"), "-r", str(lock), PROBE],
+    ):
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"making the local upstream failed: {(done.stdout + done.stderr).strip().splitlines()[-1:]}")
+    projects: dict[str, list[str]] = {}
+    for wheel in sorted((tree / "files").glob("*.whl")):
+        with zipfile.ZipFile(wheel) as archive:
+            metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1))
+        (tree / "files" / f"{wheel.name}.metadata").write_bytes(metadata)
+        digest, metadata_digest = hashlib.sha256(wheel.read_bytes()).hexdigest(), hashlib.sha256(metadata).hexdigest()
+        projects.setdefault(project_of(wheel.name), []).append(
+            f'<a href="../../files/{wheel.name}#sha256={digest}" data-dist-info-metadata="sha256={metadata_digest}" '
+            f'data-core-metadata="sha256={metadata_digest}">{wheel.name}</a><br>'
+        )
+    for project, links in projects.items():
+        page = tree / "simple" / project / "index.html"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text("<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n")
+    return sum(len(links) for links in projects.values())
+
+
 def stored_bytes(engine, container_name: str) -> int:
     """Bytes of the files devpi has stored in the cache's volume."""
     result = engine.containers.get(container_name).exec_run(["du", "-sb", "/data/server/+files"])
@@ -267,11 +306,15 @@ def received_bytes(engine, container_name: str) -> int:
     return sum(net["rx_bytes"] for net in stats.get("networks", {}).values())
 
 
-def concurrent_cold_file(index_url: str, pin: str, clients: int) -> tuple[list[bool], int]:
-    """``clients`` GETs at once of ``pin``'s wheel, which the cache does not hold: (whether each got the right bytes, its size)."""
+def wheel_link(index_url: str, pin: str) -> tuple[str, str]:
+    """(URL, sha256) of ``pin``'s wheel on the index's page for it."""
     page = httpx.get(f"{index_url}{project_of(pin.split('==')[0])}/", headers={"User-Agent": AGENT}, trust_env=False, timeout=120)
     href, digest = next((h, d) for h, d in LINK.findall(page.text) if wheel_matches(h.rsplit("/", 1)[-1], pin))
-    url = str(page.url.join(href))
+    return str(page.url.join(href)), digest
+
+
+def concurrent_cold_file(url: str, digest: str, clients: int) -> tuple[list[bool], int]:
+    """``clients`` GETs at once of a file the cache does not hold: (whether each got the right bytes, its size)."""
 
     def one(_: int) -> tuple[bool, int]:
         with httpx.Client(trust_env=False, timeout=600) as client:
@@ -318,8 +361,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="devpictl-bench-"))
     env = {**os.environ, "DEVPICTL_DATA_DIR": str(work / "data"), "DEVPICTL_LABELS": LABEL, "DEVPICTL_IMAGE": args.image}
     ca = ["--ca-bundle", args.ca_bundle] if args.ca_bundle else []
-    names = ["bench", "bench-stock", "bench-up", "bench-uv", "bench-pip"]
-    static = None
+    names = ["bench", "bench-stock", "bench-up", "bench-uv", "bench-pip", "bench-local"]
+    static = local = network = None
 
     def up(name: str, *flags: str) -> str:
         # The readiness probe is a project outside both sets, so it warms nothing measured.
@@ -359,9 +402,31 @@ def main() -> None:
             resolution[tool] = (cold_s, direct_s, warm_s, stored)
 
         print(f"• {COLD_CLIENTS} concurrent cold requests for {COLD_FILE}", file=sys.stderr)
+        cold_url, cold_digest = wheel_link(urls["uv"], COLD_FILE)  # the page's bytes are not the file's
         received_before = received_bytes(engine, "devpictl-bench-uv")
-        oks, size = concurrent_cold_file(urls["uv"], COLD_FILE, COLD_CLIENTS)
+        oks, size = concurrent_cold_file(cold_url, cold_digest, COLD_CLIENTS)
         received = received_bytes(engine, "devpictl-bench-uv") - received_before
+
+        print("• resolution against a local upstream that serves core metadata", file=sys.stderr)
+        local_tree = work / "local-index"
+        try:
+            local_wheels = local_metadata_index(local_tree, work)
+        except RuntimeError as exc:  # reported in the table, not hidden
+            print(f"  {exc}", file=sys.stderr)
+            local_wheels, local_problem = 0, str(exc)
+        if local_wheels:
+            network = engine.networks.create(f"devpictl-bench-{os.getpid()}", labels={"devpictl.bench": "1"})
+            local_port = free_port()
+            local = run_static_nginx(engine, args.image, local_tree, local_port)
+            network.connect(local, aliases=["localindex"])
+            local_direct = f"http://127.0.0.1:{local_port}/simple/"
+            wait_http(local_direct)
+            local_url = up("bench-local", "--network", network.name, "--mirror", "http://localindex:8080/simple")
+            stored_before = stored_bytes(engine, "devpictl-bench-local")
+            local_cold = resolve_seconds("uv", local_url, work)
+            local_stored = stored_bytes(engine, "devpictl-bench-local") - stored_before
+            local_direct_s = statistics.median(resolve_seconds("uv", local_direct, work) for _ in range(args.resolve_runs))
+            local_warm = statistics.median(resolve_seconds("uv", local_url, work) for _ in range(args.resolve_runs))
 
         print("• devpi alone (--no-front)", file=sys.stderr)
         stock_url = up("bench-stock", "--no-front")
@@ -390,8 +455,11 @@ def main() -> None:
     finally:
         for name in names:
             devpictl("down", "--name", name, "--volumes", "--yes", env=env)
-        if static is not None:
-            static.remove(force=True)
+        for container in (static, local):
+            if container is not None:
+                container.remove(force=True)
+        if network is not None:
+            network.remove()
         shutil.rmtree(work, ignore_errors=True)
 
     def row(measure: str, value: str, reference: str, ratio: float, target: str) -> str:
@@ -408,6 +476,17 @@ def main() -> None:
         row("resolve, `pip install --dry-run`: fresh cache", f"{pip_cold:.2f} s, stored {pip_stored / 1e6:.1f} MB of files",
             f"official index directly {pip_direct:.2f} s", pip_cold / pip_direct, "(reference)"),
         row("resolve, `pip install --dry-run`: warm cache", f"{pip_warm:.2f} s", f"official index directly {pip_direct:.2f} s", pip_warm / pip_direct, "≤ 0.7"),
+    ]
+    if local_wheels:
+        ratios += [
+            row("resolve, `uv pip compile`, upstream with core metadata: fresh cache", f"{local_cold:.2f} s, stored {local_stored / 1e6:.1f} MB of files",
+                f"that upstream directly {local_direct_s:.2f} s", local_cold / local_direct_s, "≤ 1.3, no wheel stored"),
+            row("resolve, `uv pip compile`, upstream with core metadata: warm cache", f"{local_warm:.2f} s",
+                f"that upstream directly {local_direct_s:.2f} s", local_warm / local_direct_s, "(reference: a static server on this machine)"),
+        ]
+    else:
+        ratios.append(f"| resolve, upstream with core metadata | not measured: {local_problem} | | | |")
+    ratios += [
         row(f"{COLD_CLIENTS} concurrent cold requests for one file: bytes from the upstream",
             f"{received / 1e6:.1f} MB, {oks.count(True)} of {COLD_CLIENTS} right", f"the file, {size / 1e6:.1f} MB", received / size, "≤ 1.1"),
         row("warm, 8 concurrent: cache (nginx front + devpi)", f"{median['cache']:.3f} s", f"static nginx {median['static']:.3f} s", median["cache"] / median["static"], "≤ 1.2"),
@@ -424,11 +503,11 @@ def main() -> None:
         f"| `devpictl --help` | {help_s:.3f} s | ≤ 0.3 s |",
     ]
     print("\n".join(ratios + [""] + targets))
-    write_report(Path(args.out), ratios, targets, description, len(wheels), cold.nbytes / 1e6, args, warm_failures)
+    write_report(Path(args.out), ratios, targets, description, len(wheels), cold.nbytes / 1e6, args, warm_failures, local_wheels)
 
 
 def write_report(path: Path, ratios: list[str], targets: list[str], description: str, count: int, size_mb: float, args,
-                 warm_failures: int) -> None:
+                 warm_failures: int, local_wheels: int) -> None:
     requirements = ", ".join(line for line in RESOLVE.read_text().splitlines() if line and not line.startswith("#"))
     text = f"""# Performance
 
@@ -447,7 +526,14 @@ Each ratio divides devpictl's figure by its reference, measured in the same run.
   `{PROBE}`, outside both sets); "direct" and "warm" are medians of {args.resolve_runs} runs
   after it. "Stored" is what the cache's volume gained during the fresh run: whole files
   devpi downloaded. pip fetches the wheels it chose even for `--dry-run`
-  ([core-metadata.md](core-metadata.md)).
+  ([core-metadata.md](core-metadata.md)). Whether the official index serves core metadata
+  depends on how this machine reaches it: `devpictl mirrors test` shows it, and the cache
+  announces metadata only if it does.
+- **Upstream with core metadata**: the {local_wheels} wheels that set resolves to (for this
+  machine's Python), each with its `.metadata` announced with its sha256, served by nginx from
+  disk in a container on a Docker network the cache joins; "directly" is uv against that
+  server over loopback, so the warm ratio compares the cache with a static server, not with
+  a remote index.
 - **Concurrent cold requests**: {COLD_CLIENTS} clients ask the uv cache at once for the wheel of
   `{COLD_FILE}`, in neither set, so not held; bytes are counted on the container's network
   interfaces.
