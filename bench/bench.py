@@ -338,8 +338,10 @@ def machine() -> str:
     uv_version = subprocess.run([uv.find_uv_bin(), "--version"], capture_output=True, text=True).stdout.strip()
     pip_version = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True).stdout.split(" from ")[0]
     proxy = "an HTTPS proxy from the environment" if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy")) else "no proxy in the environment"
+    load = os.getloadavg()[1]  # other work on the machine skews every figure; say how much there was
     return (
-        f"{os.cpu_count()} CPUs ({cpu}), {mem_kb / 2**20:.0f} GiB RAM, {platform.system()} {platform.release()}, "
+        f"{os.cpu_count()} CPUs ({cpu}), load average {load:.1f} over the 5 minutes before the run, "
+        f"{mem_kb / 2**20:.0f} GiB RAM, {platform.system()} {platform.release()}, "
         f"Docker Engine {engine}, Python {platform.python_version()}, {uv_version}, {pip_version}; "
         f"upstream: the official index, {proxy}"
     )
