@@ -557,8 +557,8 @@ These have no reference to measure; the targets are the project's own.
     pip install -e '.[test]' && python bench/bench.py --base-image IMG [--ca-bundle "$SSL_CERT_FILE"]
 
 It builds the image, starts its own caches with `devpictl up` (`bench`, `bench-stock`,
-`bench-up`, `bench-uv`, `bench-pip`), and removes them, their volumes and the static server
-when done. uv comes from the test extras.
+`bench-up`, `bench-uv`, `bench-pip`, `bench-local`), and removes them, their volumes, the
+static servers and its Docker network when done. uv comes from the test extras.
 """
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
