@@ -11,10 +11,14 @@ user agent, then the file, 8 at a time) and measures:
   index directly; failed requests are counted;
 - warm: the cache against nginx serving byte-identical pages and files from disk
   (the static limit) and against devpi alone (`up --no-front`);
+- resolution: `uv pip compile` and `pip install --dry-run` of bench/resolve.txt through
+  a fresh cache, directly, and through the warm cache; what the fresh cache stored;
+- 12 concurrent requests for one file a cache does not hold: bytes from the upstream;
 - `up` to ready with the image already built, the cache's idle memory, and
-  `devpictl --help`.
+  `devpictl --help` (against fixed targets: nothing to measure them against).
 
-It writes the table to docs/performance.md and removes everything it created.
+Every reference is measured in the same run; the cold runs go first, on caches nothing has
+touched. It writes docs/performance.md and removes everything it created.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -40,6 +45,10 @@ from devpictl.speedtest import default_index_url
 
 ROOT = Path(__file__).resolve().parent.parent
 WHEELS = Path(__file__).resolve().parent / "wheels.txt"
+RESOLVE = Path(__file__).resolve().parent / "resolve.txt"
+PROBE = "tqdm"  # the caches' readiness probe: in neither set, so it warms nothing measured
+COLD_CLIENTS = 12
+COLD_FILE = "botocore==1.35.0"  # a 12.5 MB pure-Python wheel in neither set
 AGENT = "pip/24.1.2 devpictl-bench"
 CONCURRENCY = 8
 LABEL = "devpictl.bench=1"
@@ -51,6 +60,7 @@ class Fetch:
     seconds: float
     failures: int
     nbytes: int
+    names: list[str] = field(default_factory=list)  # the wheel files fetched, as the pages named them
 
 
 def devpictl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -63,39 +73,48 @@ def must(result: subprocess.CompletedProcess) -> str:
     return result.stdout
 
 
-def pinned_wheels(workdir: Path) -> list[Path]:
-    """Download the pinned set once (from pip's default index) to learn exact file names."""
-    target = workdir / "wheels"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(target), "-r", str(WHEELS)],
-        check=True,
-        env={**env, "PIP_CONFIG_FILE": os.devnull},
-    )
-    return sorted(target.glob("*.whl"))
+def pins() -> list[str]:
+    """The pinned set (bench/wheels.txt) as NAME==VERSION lines."""
+    return [line.strip() for line in WHEELS.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
 def project_of(wheel: str) -> str:
     return re.sub(r"[-_.]+", "-", wheel.split("-")[0]).lower()
 
 
+def wheel_matches(filename: str, wanted: str) -> bool:
+    """True when ``filename`` is the file ``wanted`` names: a wheel's file name, or NAME==VERSION's pure-Python wheel."""
+    if "==" not in wanted:
+        return filename == wanted
+    project, version = wanted.split("==")
+    prefix = f"{re.sub(r'[-_.]+', '_', project)}-{version}-".lower()
+    return filename.lower().startswith(prefix) and filename.endswith("none-any.whl")
+
+
 def fetch_set(index_url: str, wheels: list[str], *, verify: bool = True) -> Fetch:
-    """Fetch each wheel as pip does: its simple page, then the file; 8 at a time."""
+    """Fetch each wheel as pip does: its simple page, then the file; 8 at a time.
+
+    ``wheels`` are file names or NAME==VERSION pins; the pages say which file a pin is,
+    so nothing needs fetching beforehand.
+    """
     failures = 0
     nbytes = 0
+    sizes: dict[str, int] = {}
 
-    def one(client: httpx.Client, wheel: str) -> int:
-        page_url = f"{index_url.rstrip('/')}/{project_of(wheel)}/"
+    def one(client: httpx.Client, wanted: str) -> tuple[str, int]:
+        project = wanted.split("==")[0] if "==" in wanted else wanted.split("-")[0]
+        page_url = f"{index_url.rstrip('/')}/{re.sub(r'[-_.]+', '-', project).lower()}/"
         page = client.get(page_url, headers={"User-Agent": AGENT})
         page.raise_for_status()
         for href, digest in LINK.findall(page.text):
-            if href.rsplit("/", 1)[-1] == wheel:
+            name = href.rsplit("/", 1)[-1]
+            if wheel_matches(name, wanted):
                 response = client.get(str(page.url.join(href)), headers={"User-Agent": AGENT})
                 response.raise_for_status()
                 if digest and hashlib.sha256(response.content).hexdigest() != digest:
-                    raise ValueError(f"{wheel}: sha256 mismatch")
-                return len(response.content)
-        raise LookupError(f"{wheel} not listed on {page_url}")
+                    raise ValueError(f"{name}: sha256 mismatch")
+                return name, len(response.content)
+        raise LookupError(f"{wanted} not listed on {page_url}")
 
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     start = time.perf_counter()
@@ -103,16 +122,26 @@ def fetch_set(index_url: str, wheels: list[str], *, verify: bool = True) -> Fetc
         with concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as pool:
             for future in [pool.submit(one, client, w) for w in wheels]:
                 try:
-                    nbytes += future.result()
+                    name, size = future.result()
+                    sizes[name] = size
+                    nbytes += size
                 except Exception as exc:  # counted, and shown: a benchmark must not hide failures
                     failures += 1
                     print(f"  failed: {exc}", file=sys.stderr)
-    return Fetch(time.perf_counter() - start, failures, nbytes)
+    return Fetch(time.perf_counter() - start, failures, nbytes, sorted(sizes))
 
 
 def median_fetch(index_url: str, wheels: list[str], runs: int) -> Fetch:
     results = [fetch_set(index_url, wheels) for _ in range(runs)]
     return Fetch(statistics.median(r.seconds for r in results), sum(r.failures for r in results), results[0].nbytes)
+
+
+def official_simple_url() -> str:
+    """pip's default index, as pip states it: the bench names no index host."""
+    url = default_index_url()
+    if url is None:
+        sys.exit("bench: pip's default index is unknown (is pip installed?)")
+    return url
 
 
 def mirror_static_tree(index_url: str, wheels: list[str], tree: Path) -> None:
@@ -203,12 +232,131 @@ def help_seconds(runs: int = 7) -> float:
     return statistics.median(times)
 
 
+def clean_env(workdir: Path) -> dict[str, str]:
+    """An environment in which pip and uv see no host settings and keep no cache."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+    env.update(HOME=str(workdir), PIP_CONFIG_FILE=os.devnull, PIP_NO_CACHE_DIR="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
+               UV_NO_CACHE="1", UV_NO_CONFIG="1", UV_PYTHON=sys.executable)
+    if os.environ.get("SSL_CERT_FILE"):
+        env["PIP_CERT"] = os.environ["SSL_CERT_FILE"]  # pip trusts only certifi's bundle otherwise
+    return env
+
+
+def resolve_seconds(tool: str, index_url: str, workdir: Path) -> float:
+    """One resolution of bench/resolve.txt through ``index_url``: `uv pip compile` or `pip install --dry-run`."""
+    if tool == "uv":
+        import uv
+
+        command = [uv.find_uv_bin(), "pip", "compile", "--quiet", "--index-url", index_url, "-o", os.devnull, str(RESOLVE)]
+    else:
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
+                   "--index-url", index_url, "-r", str(RESOLVE)]
+    start = time.perf_counter()
+    done = subprocess.run(command, env=clean_env(workdir), capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"bench: {tool} resolution through {index_url} failed:\n{done.stdout}{done.stderr}")
+    return seconds
+
+
+def local_metadata_index(tree: Path, workdir: Path) -> int:
+    """Fill ``tree`` with a PEP 503 index of the wheels bench/resolve.txt resolves to (and the
+    probe project), each with its ``.metadata`` announced with its sha256 (PEP 658/714), taken
+    from the official index; return how many wheels it holds.
+
+    The official index as some networks reach it announces no core metadata; this upstream
+    does, so the benchmark shows what a cache gains from it wherever it runs.
+    """
+    import uv
+
+    env = clean_env(workdir)
+    lock = workdir / "resolved.txt"
+    official = official_simple_url()
+    for command in (
+        [uv.find_uv_bin(), "pip", "compile", "--quiet", "--index-url", official, "-o", str(lock), str(RESOLVE)],
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--index-url", official,
+         "-d", str(tree / "files"), "-r", str(lock), PROBE],
+    ):
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"making the local upstream failed: {(done.stdout + done.stderr).strip().splitlines()[-1:]}")
+    projects: dict[str, list[str]] = {}
+    for wheel in sorted((tree / "files").glob("*.whl")):
+        with zipfile.ZipFile(wheel) as archive:
+            metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1))
+        (tree / "files" / f"{wheel.name}.metadata").write_bytes(metadata)
+        digest, metadata_digest = hashlib.sha256(wheel.read_bytes()).hexdigest(), hashlib.sha256(metadata).hexdigest()
+        projects.setdefault(project_of(wheel.name), []).append(
+            f'<a href="../../files/{wheel.name}#sha256={digest}" data-dist-info-metadata="sha256={metadata_digest}" '
+            f'data-core-metadata="sha256={metadata_digest}">{wheel.name}</a><br>'
+        )
+    for project, links in projects.items():
+        page = tree / "simple" / project / "index.html"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text("<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n")
+    return sum(len(links) for links in projects.values())
+
+
+def stored_bytes(engine, container_name: str) -> int:
+    """Bytes of the files devpi has stored in the cache's volume."""
+    result = engine.containers.get(container_name).exec_run(["du", "-sb", "/data/server/+files"])
+    return int(result.output.split()[0]) if result.exit_code == 0 else 0
+
+
+def received_bytes(engine, container_name: str) -> int:
+    """Bytes the container has received on its network interfaces (its upstream traffic)."""
+    stats = engine.containers.get(container_name).stats(stream=False)
+    return sum(net["rx_bytes"] for net in stats.get("networks", {}).values())
+
+
+def wheel_link(index_url: str, pin: str) -> tuple[str, str]:
+    """(URL, sha256) of ``pin``'s wheel on the index's page for it."""
+    page = httpx.get(f"{index_url}{project_of(pin.split('==')[0])}/", headers={"User-Agent": AGENT}, trust_env=False, timeout=120)
+    href, digest = next((h, d) for h, d in LINK.findall(page.text) if wheel_matches(h.rsplit("/", 1)[-1], pin))
+    return str(page.url.join(href)), digest
+
+
+def concurrent_cold_file(url: str, digest: str, clients: int) -> tuple[list[bool], int]:
+    """``clients`` GETs at once of a file the cache does not hold: (whether each got the right bytes, its size)."""
+
+    def one(_: int) -> tuple[bool, int]:
+        with httpx.Client(trust_env=False, timeout=600) as client:
+            response = client.get(url, headers={"User-Agent": AGENT})
+            return response.status_code == 200 and hashlib.sha256(response.content).hexdigest() == digest, len(response.content)
+
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        answers = list(pool.map(one, range(clients)))
+    return [ok for ok, _ in answers], max(size for _, size in answers)
+
+
+def machine() -> str:
+    """The machine, as it describes itself."""
+    import platform
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:"))
+    engine = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True).stdout.strip()
+    import uv
+
+    uv_version = subprocess.run([uv.find_uv_bin(), "--version"], capture_output=True, text=True).stdout.strip()
+    pip_version = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True).stdout.split(" from ")[0]
+    proxy = "an HTTPS proxy from the environment" if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy")) else "no proxy in the environment"
+    load = os.getloadavg()[1]  # other work on the machine skews every figure; say how much there was
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), load average {load:.1f} over the 5 minutes before the run, "
+        f"{mem_kb / 2**20:.0f} GiB RAM, {platform.system()} {platform.release()}, "
+        f"Docker Engine {engine}, Python {platform.python_version()}, {uv_version}, {pip_version}; "
+        f"upstream: the official index, {proxy}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", default="devpictl-bench/devpi:latest", help="image tag to build and run")
     parser.add_argument("--base-image", default=os.environ.get("DEVPICTL_BASE_IMAGE", "python:3.12-slim"))
     parser.add_argument("--ca-bundle", default=os.environ.get("DEVPICTL_CA_BUNDLE"), help="CA bundle for a TLS-inspecting network")
     parser.add_argument("--runs", type=int, default=5, help="warm runs per target (median)")
+    parser.add_argument("--resolve-runs", type=int, default=3, help="direct and warm resolutions per tool (median)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
     args = parser.parse_args()
 
@@ -218,11 +366,16 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="devpictl-bench-"))
     env = {**os.environ, "DEVPICTL_DATA_DIR": str(work / "data"), "DEVPICTL_LABELS": LABEL, "DEVPICTL_IMAGE": args.image}
     ca = ["--ca-bundle", args.ca_bundle] if args.ca_bundle else []
-    names = ["bench", "bench-stock", "bench-up"]
-    static = None
+    names = ["bench", "bench-stock", "bench-up", "bench-uv", "bench-pip", "bench-local"]
+    static = local = network = None
+
+    def up(name: str, *flags: str) -> str:
+        # The readiness probe is a project outside both sets, so it warms nothing measured.
+        out = must(devpictl("up", "--name", name, "--port", str(free_port()), "--probe-project", PROBE, "--json", *flags, *ca, env=env))
+        return json.loads(out)["index_url"]
+
     try:
-        print("• pinned wheels", file=sys.stderr)
-        wheels = [w.name for w in pinned_wheels(work)]
+        description = machine()
         print(f"• building {args.image}", file=sys.stderr)
         must(devpictl("build", "--image", args.image, "--base-image", args.base_image, *ca, env=env))
 
@@ -232,21 +385,56 @@ def main() -> None:
         up_seconds = time.perf_counter() - start
         must(devpictl("down", "--name", "bench-up", "--volumes", "--yes", env=env))
 
-        print("• cold: through a fresh cache, and the official index directly before and after", file=sys.stderr)
-        out = must(devpictl("up", "--name", "bench", "--port", str(free_port()), "--json", *ca, env=env))
-        cache_url = json.loads(out)["index_url"]
-        official = default_index_url()
-        if official is None:
-            sys.exit("bench: pip's default index is unknown (is pip installed?)")
-        direct_before = fetch_set(official, wheels)
-        cold = fetch_set(cache_url, wheels)
-        direct_after = fetch_set(official, wheels)
-        # The faster direct run is the reference: a proxy on the way may cache too.
-        direct = min(direct_before, direct_after, key=lambda f: f.seconds)
+        # Cold first, on a cache nothing has touched; the direct reference after it (a
+        # caching proxy on the way would then favour the reference, not devpictl).
+        print("• cold: through a fresh cache, then the official index directly", file=sys.stderr)
+        cache_url = up("bench")
+        cold = fetch_set(cache_url, pins())
+        wheels = cold.names
+        direct = fetch_set(official_simple_url(), wheels)
+
+        print("• resolution: uv pip compile, pip install --dry-run (fresh cache, direct, warm cache)", file=sys.stderr)
+        resolution = {}
+        urls = {}
+        for tool in ("uv", "pip"):
+            name = f"bench-{tool}"
+            url = urls[tool] = up(name)
+            stored_before = stored_bytes(engine, f"devpictl-{name}")
+            cold_s = resolve_seconds(tool, url, work)
+            stored = stored_bytes(engine, f"devpictl-{name}") - stored_before
+            direct_s = statistics.median(resolve_seconds(tool, official_simple_url(), work) for _ in range(args.resolve_runs))
+            warm_s = statistics.median(resolve_seconds(tool, url, work) for _ in range(args.resolve_runs))
+            resolution[tool] = (cold_s, direct_s, warm_s, stored)
+
+        print(f"• {COLD_CLIENTS} concurrent cold requests for {COLD_FILE}", file=sys.stderr)
+        cold_url, cold_digest = wheel_link(urls["uv"], COLD_FILE)  # the page's bytes are not the file's
+        received_before = received_bytes(engine, "devpictl-bench-uv")
+        oks, size = concurrent_cold_file(cold_url, cold_digest, COLD_CLIENTS)
+        received = received_bytes(engine, "devpictl-bench-uv") - received_before
+
+        print("• resolution against a local upstream that serves core metadata", file=sys.stderr)
+        local_tree = work / "local-index"
+        try:
+            local_wheels = local_metadata_index(local_tree, work)
+        except RuntimeError as exc:  # reported in the table, not hidden
+            print(f"  {exc}", file=sys.stderr)
+            local_wheels, local_problem = 0, str(exc)
+        if local_wheels:
+            network = engine.networks.create(f"devpictl-bench-{os.getpid()}", labels={"devpictl.bench": "1"})
+            local_port = free_port()
+            local = run_static_nginx(engine, args.image, local_tree, local_port)
+            network.connect(local, aliases=["localindex"])
+            local_direct = f"http://127.0.0.1:{local_port}/simple/"
+            wait_http(local_direct)
+            local_url = up("bench-local", "--network", network.name, "--mirror", "http://localindex:8080/simple")
+            stored_before = stored_bytes(engine, "devpictl-bench-local")
+            local_cold = resolve_seconds("uv", local_url, work)
+            local_stored = stored_bytes(engine, "devpictl-bench-local") - stored_before
+            local_direct_s = statistics.median(resolve_seconds("uv", local_direct, work) for _ in range(args.resolve_runs))
+            local_warm = statistics.median(resolve_seconds("uv", local_url, work) for _ in range(args.resolve_runs))
 
         print("• devpi alone (--no-front)", file=sys.stderr)
-        out = must(devpictl("up", "--name", "bench-stock", "--no-front", "--port", str(free_port()), "--json", *ca, env=env))
-        stock_url = json.loads(out)["index_url"]
+        stock_url = up("bench-stock", "--no-front")
         fetch_set(stock_url, wheels)  # warm it
 
         print("• static limit: nginx serving identical pages and files from disk", file=sys.stderr)
@@ -267,50 +455,113 @@ def main() -> None:
 
         time.sleep(10)
         idle_mb = memory_mb(engine, "devpictl-bench")
+        stock_mb = memory_mb(engine, "devpictl-bench-stock")
         help_s = help_seconds()
     finally:
         for name in names:
             devpictl("down", "--name", name, "--volumes", "--yes", env=env)
-        if static is not None:
-            static.remove(force=True)
+        for container in (static, local):
+            if container is not None:
+                container.remove(force=True)
+        if network is not None:
+            network.remove()
         shutil.rmtree(work, ignore_errors=True)
 
-    size_mb = cold.nbytes / 1e6
-    rows = [
-        ("warm, 8 concurrent: cache (nginx front + devpi)", f"{median['cache']:.3f} s", f"static nginx {median['static']:.3f} s", median["cache"] / median["static"], "≤ 1.2"),
-        ("warm, 8 concurrent: devpi alone (`--no-front`)", f"{median['stock']:.3f} s", f"static nginx {median['static']:.3f} s", median["stock"] / median["static"], "(reference)"),
-        ("cold, 8 concurrent: fresh cache", f"{cold.seconds:.2f} s, {cold.failures} failed", f"official index directly {direct.seconds:.2f} s, {direct.failures} failed", cold.seconds / direct.seconds, "≤ 1.3, 0 failed"),
-        ("`devpictl up` to ready, image built", f"{up_seconds:.1f} s", "target 10 s", up_seconds / 10, "≤ 1.0"),
-        ("idle memory of the cache", f"{idle_mb:.0f} MB", "target 250 MB", idle_mb / 250, "≤ 1.0"),
-        ("`devpictl --help`", f"{help_s:.3f} s", "target 0.3 s", help_s / 0.3, "≤ 1.0"),
+    def row(measure: str, value: str, reference: str, ratio: float, target: str) -> str:
+        return f"| {measure} | {value} | {reference} | {ratio:.2f} | {target} |"
+
+    uv_cold, uv_direct, uv_warm, uv_stored = resolution["uv"]
+    pip_cold, pip_direct, pip_warm, pip_stored = resolution["pip"]
+    ratios = [
+        "| measure | devpictl | reference, same run | ratio | target |",
+        "|---|---|---|---|---|",
+        row("resolve, `uv pip compile`: fresh cache", f"{uv_cold:.2f} s, stored {uv_stored / 1e6:.1f} MB of files",
+            f"official index directly {uv_direct:.2f} s", uv_cold / uv_direct, "≤ 1.3, no wheel stored"),
+        row("resolve, `uv pip compile`: warm cache", f"{uv_warm:.2f} s", f"official index directly {uv_direct:.2f} s", uv_warm / uv_direct, "≤ 0.7"),
+        row("resolve, `pip install --dry-run`: fresh cache", f"{pip_cold:.2f} s, stored {pip_stored / 1e6:.1f} MB of files",
+            f"official index directly {pip_direct:.2f} s", pip_cold / pip_direct, "(reference)"),
+        row("resolve, `pip install --dry-run`: warm cache", f"{pip_warm:.2f} s", f"official index directly {pip_direct:.2f} s", pip_warm / pip_direct, "≤ 0.7"),
     ]
-    table = ["| measure | devpictl | reference | ratio | target |", "|---|---|---|---|---|"]
-    table += [f"| {m} | {v} | {r} | {ratio:.2f} | {t} |" for m, v, r, ratio, t in rows]
-    print("\n".join(table))
-    write_report(Path(args.out), table, len(wheels), size_mb, args, warm_failures)
+    if local_wheels:
+        ratios += [
+            row("resolve, `uv pip compile`, upstream with core metadata: fresh cache", f"{local_cold:.2f} s, stored {local_stored / 1e6:.1f} MB of files",
+                f"that upstream directly {local_direct_s:.2f} s", local_cold / local_direct_s, "≤ 1.3, no wheel stored"),
+            row("resolve, `uv pip compile`, upstream with core metadata: warm cache", f"{local_warm:.2f} s",
+                f"that upstream directly {local_direct_s:.2f} s", local_warm / local_direct_s, "(reference: a static server on this machine)"),
+        ]
+    else:
+        ratios.append(f"| resolve, upstream with core metadata | not measured: {local_problem} | | | |")
+    ratios += [
+        row(f"{COLD_CLIENTS} concurrent cold requests for one file: bytes from the upstream",
+            f"{received / 1e6:.1f} MB, {oks.count(True)} of {COLD_CLIENTS} right", f"the file, {size / 1e6:.1f} MB", received / size, "≤ 1.1"),
+        row("warm, 8 concurrent: cache (nginx front + devpi)", f"{median['cache']:.3f} s", f"static nginx {median['static']:.3f} s", median["cache"] / median["static"], "≤ 1.2"),
+        row("warm, 8 concurrent: devpi alone (`--no-front`)", f"{median['stock']:.3f} s", f"static nginx {median['static']:.3f} s", median["stock"] / median["static"], "(reference)"),
+        row("cold, 8 concurrent: fresh cache", f"{cold.seconds:.2f} s, {cold.failures} failed",
+            f"official index directly {direct.seconds:.2f} s, {direct.failures} failed", cold.seconds / direct.seconds, "≤ 1.3, 0 failed"),
+        row("idle memory: cache (nginx front + devpi)", f"{idle_mb:.0f} MB", f"devpi alone {stock_mb:.0f} MB", idle_mb / stock_mb, "(reference)"),
+    ]
+    targets = [
+        "| measure | devpictl | target |",
+        "|---|---|---|",
+        f"| `devpictl up` to ready, image built | {up_seconds:.1f} s | ≤ 10 s |",
+        f"| idle memory of the cache | {idle_mb:.0f} MB | ≤ 250 MB |",
+        f"| `devpictl --help` | {help_s:.3f} s | ≤ 0.3 s |",
+    ]
+    print("\n".join(ratios + [""] + targets))
+    write_report(Path(args.out), ratios, targets, description, len(wheels), cold.nbytes / 1e6, args, warm_failures, local_wheels)
 
 
-def write_report(path: Path, table: list[str], count: int, size_mb: float, args, warm_failures: int) -> None:
+def write_report(path: Path, ratios: list[str], targets: list[str], description: str, count: int, size_mb: float, args,
+                 warm_failures: int, local_wheels: int) -> None:
+    requirements = ", ".join(line for line in RESOLVE.read_text().splitlines() if line and not line.startswith("#"))
     text = f"""# Performance
 
-Measured by `bench/bench.py` in one run on this project's test machine (2 cores, 24 GiB,
-loopback; the official index reached through a TLS-inspecting proxy). Each ratio divides
-devpictl's figure by its reference from the same run.
+Measured by `bench/bench.py` in one run. The machine, as it describes itself: {description}.
+Caches and clients talk over loopback.
 
-{chr(10).join(table)}
+## Against references measured in the same run
 
-The set: {count} pinned real wheels from `bench/wheels.txt` ({size_mb:.1f} MB). A fetch is what pip
-does: the project's simple page with an installer user agent, then the file, checked against
-the page's sha256; {CONCURRENCY} at a time. Warm figures are medians of {args.runs} interleaved runs
-(failed warm requests: {warm_failures}). The static limit is nginx serving byte-identical copies
-of the cache's pages and files from disk.
+Each ratio divides devpictl's figure by its reference, measured in the same run.
+
+{chr(10).join(ratios)}
+
+- **Resolution**: `uv pip compile` and `pip install --dry-run --ignore-installed` of
+  `bench/resolve.txt` ({requirements}; unpinned, so the resolved set follows the index), with
+  no client cache. "Fresh cache" is a cache nothing has touched (its readiness probe is
+  `{PROBE}`, outside both sets); "direct" and "warm" are medians of {args.resolve_runs} runs
+  after it. "Stored" is what the cache's volume gained during the fresh run: whole files
+  devpi downloaded. pip fetches the wheels it chose even for `--dry-run`
+  ([core-metadata.md](core-metadata.md)). Whether the official index serves core metadata
+  depends on how this machine reaches it: `devpictl mirrors test` shows it, and the cache
+  announces metadata only if it does.
+- **Upstream with core metadata**: the {local_wheels} wheels that set resolves to (for this
+  machine's Python), each with its `.metadata` announced with its sha256, served by nginx from
+  disk in a container on a Docker network the cache joins; "directly" is uv against that
+  server over loopback, so the warm ratio compares the cache with a static server, not with
+  a remote index.
+- **Concurrent cold requests**: {COLD_CLIENTS} clients ask the uv cache at once for the wheel of
+  `{COLD_FILE}`, in neither set, so not held; bytes are counted on the container's network
+  interfaces.
+- **Fetching the pinned set**: {count} real wheels from `bench/wheels.txt` ({size_mb:.1f} MB),
+  fetched as pip does: the project's simple page with an installer user agent, then the file,
+  checked against the page's sha256; {CONCURRENCY} at a time. The cold run goes first, on a
+  fresh cache, and the direct reference after it. Warm figures are medians of {args.runs}
+  interleaved runs (failed warm requests: {warm_failures}). The static limit is nginx serving
+  byte-identical copies of the cache's pages and files from disk.
+
+## Against fixed targets
+
+These have no reference to measure; the targets are the project's own.
+
+{chr(10).join(targets)}
 
 ## Reproduce
 
-    pip install -e . && python bench/bench.py --base-image IMG [--ca-bundle "$SSL_CERT_FILE"]
+    pip install -e '.[test]' && python bench/bench.py --base-image IMG [--ca-bundle "$SSL_CERT_FILE"]
 
 It builds the image, starts its own caches with `devpictl up` (`bench`, `bench-stock`,
-`bench-up`), and removes them, their volumes and the static server when done.
+`bench-up`, `bench-uv`, `bench-pip`, `bench-local`), and removes them, their volumes, the
+static servers and its Docker network when done. uv comes from the test extras.
 """
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

@@ -109,7 +109,7 @@ def main() -> None:
 
     engine = docker.from_env()
     with tempfile.TemporaryDirectory(prefix="devpictl-tune-") as work:
-        wheels = [w.name for w in bench.pinned_wheels(Path(work))]
+        wheels = bench.pins()  # the pages name the files: nothing fetched before the cold run
         secret = Path(work) / "root-password"
         secret.write_text(PASSWORD)
         secret.chmod(0o644)  # read by the container's devpi user

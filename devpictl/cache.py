@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import shlex
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -15,15 +16,16 @@ from pathlib import Path
 from typing import Protocol
 
 from devpictl import container as ctr
+from devpictl import coremetadata, simplepage, speedtest
 from devpictl import image as img
 from devpictl.devpi import MIRROR_INDEX, DevpiClient
 from devpictl.errors import (
     CacheNotFound,
     CacheUnreachable,
     Conflict,
+    DevpictlError,
     DevpiError,
     EngineError,
-    DevpictlError,
     LoginRefused,
     ReadinessTimeout,
     UpstreamUnreachable,
@@ -43,6 +45,7 @@ from devpictl.settings import (
 
 DEFAULT_PROBE_PROJECT = "pip"
 DOWN = "down"  # the state of a cache without a container
+SERVER_CONFIG = "/etc/devpi/devpi-server.yml"  # the YAML file the image's devpi-server reads
 
 
 class Reporter(Protocol):
@@ -101,6 +104,7 @@ class UpResult:
     password_file: Path
     host: str = DEFAULT_HOST  # the address the cache is published on
     offline: bool = False
+    core_metadata: bool = False  # whether the mirror's pages announce core metadata (PEP 658)
 
     @property
     def changed(self) -> bool:
@@ -213,11 +217,13 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
                         raise Conflict(offline_switch_message(instance))
                     with reporter.waiting(f"Checking that {effective_url(wanted, official)} answers"):
                         check_upstream(container, effective_url(wanted, official), opts.probe_project)
-            upstream = configure_upstream(client, wanted, official, reporter, actions, lambda: flush_front_cache(container))
+            measure = core_metadata_measurement(container, reporter, probe_project=opts.probe_project, check=opts.check, offline=bool(opts.offline))
+            upstream = configure_upstream(client, wanted, official, reporter, actions, lambda: flush_front_cache(container), measure)
             # Offline, devpi lists only the files it stored, so the probe project's page
             # may rightly be empty, and the upstream is never asked: an answering API is it.
             if not opts.offline:
                 wait_until_ready(client, opts.probe_project, opts.timeout, reporter)
+            core_metadata = core_metadata_state(client, container)
     except BaseException as exc:
         if created:
             log = save_failure_log(instance, container) if container is not None else None
@@ -233,7 +239,7 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
         "network": opts.network, "ca_bundle": str(opts.ca_bundle) if opts.ca_bundle else None,
         "probe_project": opts.probe_project, "front": opts.front, "offline": opts.offline,
     })
-    return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file, host, bool(opts.offline))
+    return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file, host, bool(opts.offline), core_metadata)
 
 
 def choose_image(engine, requested: UpOptions, opts: UpOptions, reporter: Reporter, actions: list[str]) -> str:
@@ -424,31 +430,74 @@ def configure_upstream(
     reporter: Reporter,
     actions: list[str],
     flush: Callable[[], None],
+    core_metadata: Callable[[str], coremetadata.MetadataCheck] | None = None,
 ) -> Upstream:
     """Point root/pypi at ``wanted`` (None: keep its upstream) and refresh what it cached.
 
     ``flush`` empties the front server's page cache after any change.
+    ``core_metadata`` measures whether an upstream URL serves core metadata;
+    mirror_provides_core_metadata follows it. Without a verdict (None: nothing
+    measured; or the upstream did not answer) the option stays as it is, unless the
+    upstream changes, which turns it off. The option goes off before a switch (no
+    page may announce a metadata file the new upstream lacks) and on only after the
+    cached pages list the new upstream's files.
     """
     ixconfig = client.get_index()
     current = find_by_url(ixconfig.get("mirror_url"), official)
     target = wanted or current
     changes = upstream_changes(target, ixconfig, official)
-    if not changes:
+    switching = effective_url(target, official) != effective_url(current, official)
+    have = bool(ixconfig.get(coremetadata.INDEX_OPTION))
+    check = core_metadata(effective_url(target, official)) if core_metadata is not None else coremetadata.NOT_MEASURED
+    want = (have and not switching) if check.served is None else check.served
+    if not changes and want == have:
         return target
-    reporter.step(f"Setting upstream to {target.name} {target.display_url}")
-    client.patch_index(changes)
-    if effective_url(target, official) != effective_url(current, official):
-        actions.append(f"switched upstream from {current.name} to {target.name}")
-        refreshed, missing = refresh_cached_projects(client, reporter)
-        if refreshed:
-            actions.append(f"refreshed {len(refreshed)} cached project pages from the new upstream")
-        if missing:
-            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-            actions.append(f"{len(missing)} cached projects are not on the new upstream: {shown}")
-    else:
-        actions.append("updated the mirror options of root/pypi")
+    if have and not want:
+        client.patch_index([f"{coremetadata.INDEX_OPTION}=false"])
+        flush()
+        actions.append(f"stopped announcing core metadata: {check.detail}")
+    if changes:
+        reporter.step(f"Setting upstream to {target.name} {target.display_url}")
+        client.patch_index(changes)
+        if switching:
+            actions.append(f"switched upstream from {current.name} to {target.name}")
+            refreshed, missing = refresh_cached_projects(client, reporter)
+            if refreshed:
+                actions.append(f"refreshed {len(refreshed)} cached project pages from the new upstream")
+            if missing:
+                shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+                actions.append(f"{len(missing)} cached projects are not on the new upstream: {shown}")
+        else:
+            actions.append("updated the mirror options of root/pypi")
+    if want and not have:
+        client.patch_index([f"{coremetadata.INDEX_OPTION}=true"])
+        actions.append(f"announcing core metadata: {check.detail}")
     flush()
     return target
+
+
+def core_metadata_measurement(
+    container, reporter: Reporter, *, probe_project: str, check: bool, offline: bool
+) -> Callable[[str], coremetadata.MetadataCheck] | None:
+    """What configure_upstream uses to decide mirror_provides_core_metadata; None: measure nothing."""
+    if not serves_core_metadata(container):
+        return None  # devpi < 6.20, or an image built before devpictl enabled it: nothing to decide
+    if offline:
+        # Offline, devpi lists only the files it stored, and reads their metadata out of them.
+        return lambda url: coremetadata.MetadataCheck(True, "offline mode lists only stored wheels, whose metadata devpi reads from them")
+    if not check:
+        return None
+
+    def measure(url: str) -> coremetadata.MetadataCheck:
+        with reporter.waiting(f"Checking whether {url} serves core metadata"):
+            return measure_core_metadata(container, url, probe_project)
+
+    return measure
+
+
+def core_metadata_state(client: DevpiClient, container) -> bool:
+    """Whether the cache announces core metadata for its mirror now."""
+    return serves_core_metadata(container) and bool(client.get_index().get(coremetadata.INDEX_OPTION))
 
 
 def container_env(container) -> list[str]:
@@ -538,9 +587,11 @@ def wait_until_ready(client: DevpiClient, project: str, timeout: float, reporter
 
 
 # Runs inside the cache container, so the check sees the network, proxy and CA
-# bundle that devpi itself will use. The URL arrives in the environment.
+# bundle that devpi itself will use. The URL arrives in the environment. It prints
+# one JSON line: a page's final URL and text, or (DEVPICTL_CHECK_WHAT=digest) a
+# file's HTTP status and sha256; or, exit code 1, why nothing answered.
 UPSTREAM_CHECK = r"""
-import os, shlex, signal, ssl, sys, urllib.request
+import hashlib, json, os, shlex, signal, ssl, sys, urllib.error, urllib.request
 run = "/run/devpictl"
 if os.path.exists(run + "/proxy.env"):
     for item in shlex.split(open(run + "/proxy.env").read()):
@@ -555,13 +606,22 @@ def give_up(signum, frame):
 # urlopen's timeout bounds each socket call, not name resolution or a slow trickle.
 signal.signal(signal.SIGALRM, give_up)
 signal.setitimer(signal.ITIMER_REAL, timeout + 0.5)
+digest = os.environ.get("DEVPICTL_CHECK_WHAT") == "digest"
 try:
     with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
-        body = resp.read().decode("utf-8", "replace")
+        body, status, final = resp.read(), resp.status, resp.geturl()
+except urllib.error.HTTPError as exc:
+    if not digest:
+        print(type(exc).__name__ + ": " + str(exc.reason))
+        sys.exit(1)
+    body, status, final = b"", exc.code, exc.url
 except Exception as exc:
     print(type(exc).__name__ + ": " + str(getattr(exc, "reason", exc)))
     sys.exit(1)
-print(body.count("<a "))
+if digest:
+    print(json.dumps({"status": status, "sha256": hashlib.sha256(body).hexdigest()}))
+else:
+    print(json.dumps({"url": final, "text": body.decode("utf-8", "replace")}))
 """
 
 
@@ -570,20 +630,33 @@ class UpstreamProbe:
     """What the upstream answered, asked from inside the cache, for one project's simple page."""
 
     answered: bool
-    links: int  # links on the page; 0 when it did not answer
+    files: list[simplepage.Link]  # the files the page links; none when it did not answer
     problem: str | None  # why it did not answer, else None
 
 
-def probe_upstream(container, url: str, project: str, timeout: float = 20.0) -> UpstreamProbe:
-    code, output = ctr.exec_output(
-        container,
-        [f"{img.VENV}/bin/python", "-c", UPSTREAM_CHECK],
-        {"DEVPICTL_CHECK_URL": f"{url}/{project}/", "DEVPICTL_CHECK_TIMEOUT": str(timeout)},
-    )
+def fetch_in_container(container, url: str, timeout: float, *, digest: bool = False) -> tuple[dict | None, str]:
+    """Ask ``url`` from inside the cache: (UPSTREAM_CHECK's answer, or None and why not)."""
+    environment = {"DEVPICTL_CHECK_URL": url, "DEVPICTL_CHECK_TIMEOUT": str(timeout)}
+    if digest:
+        environment["DEVPICTL_CHECK_WHAT"] = "digest"
+    code, output = ctr.exec_output(container, [f"{img.VENV}/bin/python", "-c", UPSTREAM_CHECK], environment)
     answer = last_line(output)
     if code != 0:
-        return UpstreamProbe(False, 0, answer)
-    return UpstreamProbe(True, int(answer) if answer.isdigit() else 0, None)
+        return None, answer
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return None, f"unreadable answer from the check: {answer[:120]}"
+    return data, ""
+
+
+def probe_upstream(container, url: str, project: str, timeout: float = 20.0) -> UpstreamProbe:
+    answer, problem = fetch_in_container(container, f"{url}/{project}/", timeout)
+    if answer is None:
+        return UpstreamProbe(False, [], problem)
+    return UpstreamProbe(True, simplepage.parse(answer["text"], answer["url"]), None)
 
 
 def check_upstream(container, url: str, project: str, timeout: float = 20.0) -> None:
@@ -593,10 +666,35 @@ def check_upstream(container, url: str, project: str, timeout: float = 20.0) -> 
         raise UpstreamUnreachable(
             f"upstream {url} did not answer a simple page for {project!r} ({probe.problem}): check the URL, or pass --no-check to switch anyway"
         )
-    if probe.links == 0:
+    if not probe.files:
         raise UpstreamUnreachable(
             f"upstream {url} lists no files for {project!r}: is it a simple index? pass --probe-project or --no-check"
         )
+
+
+def measure_core_metadata(container, url: str, project: str, timeout: float = 20.0) -> coremetadata.MetadataCheck:
+    """Whether the upstream at ``url`` serves core metadata, as seen from inside the cache.
+
+    The newest wheel of ``project`` stands for all: its ``.metadata`` must answer, and
+    match the sha256 the page announces for it where the page gives one.
+    """
+    probe = probe_upstream(container, url, project, timeout)
+    if not probe.answered:
+        return coremetadata.MetadataCheck(None, f"not measured: its page for {project!r} did not answer ({probe.problem})")
+    wheel = speedtest.newest_wheel(probe.files)
+    if wheel is None:
+        return coremetadata.MetadataCheck(False, f"its page for {project!r} lists no wheel")
+    answer, problem = fetch_in_container(container, wheel + ".metadata", timeout, digest=True)
+    name = speedtest.file_name(wheel)
+    if answer is None:
+        return coremetadata.MetadataCheck(None, f"not measured: {name}.metadata did not answer ({problem})")
+    return coremetadata.judge(name, speedtest.announced_metadata(probe.files, wheel), answer["status"], answer["sha256"])
+
+
+def serves_core_metadata(container) -> bool:
+    """Whether the container's devpi-server runs with enable-core-metadata (images devpictl built for devpi >= 6.20)."""
+    code, output = ctr.exec_output(container, ["cat", SERVER_CONFIG])
+    return code == 0 and f"  {coremetadata.SERVER_OPTION}: true" in output.splitlines()
 
 
 @dataclass
@@ -605,6 +703,7 @@ class SwitchResult:
     previous: Upstream
     upstream: Upstream
     actions: list[str]
+    core_metadata: bool = False  # whether the mirror's pages announce core metadata now
 
 
 def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool, probe_project: str | None, reporter: Reporter) -> SwitchResult:
@@ -618,11 +717,13 @@ def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool,
         with reporter.waiting(f"Checking that {url} answers"):
             check_upstream(container, url, probe_project)
     actions: list[str] = []
+    measure = core_metadata_measurement(container, reporter, probe_project=probe_project, check=check, offline=False)
     with DevpiClient(ctr.local_base_url(container)) as client:
         login_root(client, instance)
         previous = find_by_url(client.get_index().get("mirror_url"), official)
-        configure_upstream(client, upstream, official, reporter, actions, lambda: flush_front_cache(container))
-    return SwitchResult(instance.name, previous, upstream, actions)
+        configure_upstream(client, upstream, official, reporter, actions, lambda: flush_front_cache(container), measure)
+        core_metadata = core_metadata_state(client, container)
+    return SwitchResult(instance.name, previous, upstream, actions, core_metadata)
 
 
 @dataclass
@@ -645,6 +746,9 @@ class Status:
     upstream_reachable: bool | None = None
     upstream_problem: str | None = None
     next_step: str = ""
+    # Whether the mirror's pages announce core metadata (PEP 658); None when not running.
+    core_metadata: bool | None = None
+    core_metadata_note: str | None = None  # why it is off
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -686,12 +790,17 @@ def status(engine, instance: Instance) -> Status:
     url = upstream_url = upstream_name = version = check_url = None
     size = None
     reachable = problem = None
+    core_metadata = core_metadata_note = None
     if running:
         url = index_url(ctr.local_base_url(container))
         served = serving(container)
         if served is not None:
             upstream_name, upstream_url = served.upstream.name, served.upstream.display_url
             check_url, version = served.check_url, served.devpi_version
+            try:
+                core_metadata, core_metadata_note = describe_core_metadata(container, served.ixconfig, version)
+            except DevpictlError:
+                pass
         reachable, problem = upstream_reachability(container, check_url, remembered_probe_project(instance), offline=offline)
         code, out = ctr.exec_output(container, ["du", "-sb", "/data"])
         if code == 0 and out.split():
@@ -713,6 +822,8 @@ def status(engine, instance: Instance) -> Status:
         upstream_reachable=reachable,
         upstream_problem=problem,
         next_step=next_step(instance.name, container.status, ctr.health(container), has_volume=True),
+        core_metadata=core_metadata,
+        core_metadata_note=core_metadata_note,
     )
 
 
@@ -723,6 +834,7 @@ class Serving:
     upstream: Upstream
     check_url: str  # the upstream's URL, the official index's included
     devpi_version: str | None
+    ixconfig: Mapping[str, object]  # root/pypi's settings
 
 
 def serving(container, timeout: float = 10) -> Serving | None:
@@ -733,7 +845,7 @@ def serving(container, timeout: float = 10) -> Serving | None:
             ixconfig = client.get_index()
             official = official_url(container)
             found = find_by_url(ixconfig.get("mirror_url"), official)
-            return Serving(found, effective_url(found, official), devpi_server_version(client.server_status()))
+            return Serving(found, effective_url(found, official), devpi_server_version(client.server_status()), ixconfig)
     except DevpictlError:
         return None
 
@@ -750,6 +862,17 @@ def next_step(name: str, state: str, health: str | None, has_volume: bool) -> st
     if has_volume:
         return f"down, data kept: devpictl up{option} brings it back"
     return f"down, data deleted: devpictl up{option} makes it anew"
+
+
+def describe_core_metadata(container, ixconfig: Mapping[str, object], version: str | None) -> tuple[bool, str | None]:
+    """(does the mirror announce core metadata?, why not) as `status` shows it."""
+    if not serves_core_metadata(container):
+        if version and not coremetadata.supported_by(version):
+            return False, f"devpi-server {version} has no core metadata support (6.20 or newer has)"
+        return False, "this image's devpi-server runs without enable-core-metadata: rebuild it with this devpictl"
+    if not ixconfig.get(coremetadata.INDEX_OPTION):
+        return False, "the upstream was not found to serve .metadata files (by the last `devpictl up` or `set-upstream`)"
+    return True, None
 
 
 def devpi_server_version(server_status: Mapping) -> str | None:

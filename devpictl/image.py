@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from devpictl import __version__
+from devpictl import __version__, coremetadata
 from devpictl.errors import BadInput, EngineError
 from devpictl.mirrors import Upstream
 
@@ -102,6 +102,15 @@ MIRROR_CACHE_EXPIRY = 1800  # devpi's default; the front server caches pages as 
 VENV = "/opt/devpi"
 # The health check's user agent: `devpictl logs` hides its requests unless --all.
 HEALTH_CHECK_AGENT = "devpictl-healthcheck"
+# The front server's caches (docs/core-metadata.md says what they cost and why).
+METADATA_CACHE = "/data/front-cache/metadata"  # on the volume: metadata never changes for a file
+METADATA_CACHE_SIZE = "1g"  # a wheel's METADATA is a few kB: room for ~100,000 files
+FILE_CACHE_SIZE = "10g"  # copies of files in their first fetch, dropped when unused
+FILE_CACHE_INACTIVE = "10m"  # after devpi stores a file, nginx serves it from disk instead
+# How long a client waits for another client's fetch of the same page, metadata or file
+# before it is passed on by itself: under pip's 15 s read timeout, so no installer gives up.
+LOCK_TIMEOUT = "10s"
+LOCK_AGE = "1h"  # no second fetch of one file while the first is still running
 DEVPI_UID = 3141
 
 # Environment variables handed to the build as build args. Docker treats these
@@ -173,6 +182,10 @@ def render_server_config(options: BuildOptions) -> str:
         # keyfs entries kept in RAM (~1 kB each); devpi's 10000 only pays off for heavy uploads.
         "keyfs-cache-size": 2000,
     }
+    if coremetadata.supported_by(options.devpi_server_version):
+        # Pages announce <wheel>.metadata (PEP 658/714) where an index's links carry it;
+        # for the mirror, devpictl sets mirror_provides_core_metadata from a measurement.
+        settings[coremetadata.SERVER_OPTION] = "true"
     if options.web:
         # devpi-web's indexer pins a CPU for many minutes on a mirror (docs/devpi-facts.md).
         settings["indexer-backend"] = "null"
@@ -201,6 +214,12 @@ def render_nginx_conf() -> str:
         port=CONTAINER_PORT,
         devpi_port=DEVPI_INTERNAL_PORT,
         cache_expiry=MIRROR_CACHE_EXPIRY,
+        metadata_cache=METADATA_CACHE,
+        metadata_cache_size=METADATA_CACHE_SIZE,
+        file_cache_size=FILE_CACHE_SIZE,
+        file_cache_inactive=FILE_CACHE_INACTIVE,
+        lock_timeout=LOCK_TIMEOUT,
+        lock_age=LOCK_AGE,
     )
 
 

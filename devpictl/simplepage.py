@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
+from devpictl import coremetadata
+
 DIST_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".egg")
 
 
@@ -15,7 +17,12 @@ class Link:
     filename: str
     sha256: str | None  # from the #sha256= fragment
     yanked: bool
-    core_metadata: bool  # data-core-metadata (PEP 714) or data-dist-info-metadata (PEP 658) says <url>.metadata exists
+    # The announcement of <url>.metadata (PEP 658/714): 'true' or 'sha256=HEX'; None without one.
+    metadata: str | None = None
+
+    @property
+    def core_metadata(self) -> bool:
+        return self.metadata is not None
 
 
 class _Anchors(HTMLParser):
@@ -45,15 +52,13 @@ def parse(html: str, page_url: str) -> list[Link]:
         if urlsplit(url).scheme not in ("http", "https") or not name.lower().endswith(DIST_SUFFIXES):
             continue
         algorithm, _, digest = fragment.partition("=")
-        announced = "data-core-metadata" in attrs or "data-dist-info-metadata" in attrs
-        metadata = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
         links.append(
             Link(
                 url=url,
                 filename=name,
                 sha256=digest.lower() if algorithm == "sha256" and digest else None,
                 yanked="data-yanked" in attrs,
-                core_metadata=announced and metadata != "false",
+                metadata=coremetadata.announcement(attrs),
             )
         )
     return links

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import re
 import socket
 import ssl
@@ -16,15 +17,21 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from typing import TypeVar
-from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
-from packaging.utils import InvalidName, InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.utils import (
+    InvalidName,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_wheel_filename,
+)
 from packaging.version import Version
 
-from devpictl import __version__
+from devpictl import __version__, coremetadata
+from devpictl.simplepage import Link, file_name
+from devpictl.simplepage import parse as parse_page
 
 DEFAULT_PROJECT = "pip"
 DEFAULT_TIMEOUT = 10.0
@@ -48,7 +55,6 @@ NOT_MEASURED = "not measured"
 
 PAGE_HEADERS = {"Accept": "text/html"}
 USER_AGENT = f"devpictl/{__version__} (mirror speed test)"
-DIST_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".egg")
 
 T = TypeVar("T")
 
@@ -66,6 +72,10 @@ class MirrorResult:
     bytes: int = 0
     seconds: float | None = None  # request sent -> last byte of the wheel (or the cap)
     rank: int | None = None
+    # Whether the newest wheel's core metadata file (PEP 658) answers and matches the
+    # hash the page announces; None when it was not checked.
+    core_metadata: bool | None = None
+    core_metadata_detail: str = ""
 
     @property
     def ok(self) -> bool:
@@ -99,6 +109,8 @@ class MirrorResult:
             "bytes_per_second": self.throughput,
             "rank": self.rank,
             "fastest": self.fastest,
+            "core_metadata": self.core_metadata,
+            "core_metadata_detail": self.core_metadata_detail,
         }
 
 
@@ -262,8 +274,8 @@ async def _measure_one(client: httpx.AsyncClient, result: MirrorResult, project:
             body = await _within(deadline, _read_page(response))
         finally:
             await response.aclose()
-        files = list_files(body, str(response.url))
-        wheels = [url for url, _ in files if file_name(url).endswith(".whl")]
+        files = parse_page(body, str(response.url))
+        wheels = [link.url for link in files if file_name(link.url).endswith(".whl")]
         if not files or (download and not wheels):
             what = "files" if not files else "wheels"
             result.status = NO_FILES
@@ -274,6 +286,7 @@ async def _measure_one(client: httpx.AsyncClient, result: MirrorResult, project:
             result.reason = f"page lists {len(files)} files"
             return
         result.file_url = newest_wheel(files)
+        await _check_core_metadata(client, result, result.file_url, announced_metadata(files, result.file_url), deadline)
         notify()
         phase = "the wheel did not start"
         sent = time.perf_counter()
@@ -303,6 +316,30 @@ async def _measure_one(client: httpx.AsyncClient, result: MirrorResult, project:
         _fail(result, *_connect_failure(exc))
     except httpx.HTTPError as exc:
         _fail(result, ERROR, _short(exc))
+
+
+async def _check_core_metadata(client: httpx.AsyncClient, result: MirrorResult, wheel_url: str, announced: str | None, deadline: float) -> None:
+    """Record whether ``<wheel_url>.metadata`` answers and matches its announced hash.
+
+    It gets at most half the time left, so the wheel still gets its share; its
+    trouble marks the metadata as not served, never the mirror as failed.
+    """
+    name = file_name(wheel_url)
+    own_deadline = min(deadline, time.perf_counter() + (deadline - time.perf_counter()) / 2)
+    try:
+        response = await _within(own_deadline, client.send(client.build_request("GET", wheel_url + ".metadata"), stream=True))
+        try:
+            body = await _within(own_deadline, response.aread()) if response.status_code == 200 else b""
+        finally:
+            await response.aclose()
+    except (asyncio.TimeoutError, httpx.TimeoutException):
+        check = coremetadata.MetadataCheck(False, f"{name}.metadata did not answer in time")
+    except httpx.HTTPError as exc:
+        check = coremetadata.MetadataCheck(False, f"{name}.metadata: {_short(exc)}")
+    else:
+        check = coremetadata.judge(name, announced, response.status_code, hashlib.sha256(body).hexdigest())
+    result.core_metadata = check.served
+    result.core_metadata_detail = check.detail
 
 
 async def _within(deadline: float, awaitable: Awaitable[T]) -> T:
@@ -372,37 +409,14 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.links: list[tuple[str, dict[str, str | None]]] = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "a":
-            found = dict(attrs)
-            if found.get("href"):
-                self.links.append((found["href"], found))
+def announced_metadata(files: Sequence[Link], url: str) -> str | None:
+    """The core metadata announcement of the link to ``url``."""
+    return next((link.metadata for link in files if link.url == url), None)
 
 
-def file_name(url: str) -> str:
-    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-
-
-def list_files(html: str, page_url: str) -> list[tuple[str, bool]]:
-    """The distribution files a simple page links, as (absolute URL without fragment, yanked)."""
-    parser = _Links()
-    parser.feed(html)
-    files = []
-    for href, attrs in parser.links:
-        url = urldefrag(urljoin(page_url, href)).url
-        if urlsplit(url).scheme in ("http", "https") and file_name(url).lower().endswith(DIST_SUFFIXES):
-            files.append((url, "data-yanked" in attrs))
-    return files
-
-
-def newest_wheel(files: Sequence[tuple[str, bool]]) -> str | None:
+def newest_wheel(files: Sequence[Link]) -> str | None:
     """The wheel with the highest version; a yanked one only if nothing else is listed. Ties: the later link."""
-    wheels = [(position, url, yanked, wheel_version(url)) for position, (url, yanked) in enumerate(files)]
+    wheels = [(position, link.url, link.yanked, wheel_version(link.url)) for position, link in enumerate(files)]
     wheels = [wheel for wheel in wheels if wheel[3] is not None]
     if not wheels:
         return None

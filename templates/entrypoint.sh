@@ -57,7 +57,9 @@ if ! command -v nginx >/dev/null; then
     echo "devpictl-entrypoint: this image has no nginx: rebuild it with the front server, or run \`devpictl up --no-front\`" >&2
     exit 64
 fi
-mkdir -p /tmp/nginx/cache
+# Pages and files in their first fetch are kept in the container; core metadata,
+# which never changes, in the volume (see nginx.conf).
+mkdir -p /tmp/nginx/cache /tmp/nginx/files /data/front-cache/metadata
 echo "map \"\" \$devpictl_generation { default \"$(date +%s%N)\"; }" > "$RUNDIR/nginx-generation.conf"
 
 # The cache's size for the page at /, counted at start and every 2 minutes

@@ -102,6 +102,7 @@ def up(
                 "actions": result.actions,
                 "password_file": str(result.password_file),
                 "offline": result.offline,
+                "core_metadata": result.core_metadata,
             }
         )
         return
@@ -156,6 +157,7 @@ def status(
         ("offline mode", "on (serves only cached files; the upstream is not asked)" if st.offline else "off"),
         ("devpi-server", st.devpi_version or "-"),
         ("front server", "nginx" if st.front_server else "off (devpi alone)"),
+        ("core metadata", describe_core_metadata(st)),
         ("cache size", megabytes(st.cache_bytes)),
         ("image", st.image or "-"),
         ("volume", st.volume),
@@ -201,6 +203,15 @@ def show_caches(caches, json_output: bool) -> None:
         state = c.state if c.health in (None, "none") else f"{c.state} ({c.health})"
         table.add_row(c.name, state, c.index_url or "-", c.upstream_name or "-", megabytes(c.cache_bytes), c.next_step)
     ui.out.print(table)
+
+
+def describe_core_metadata(st) -> str:
+    """Whether installers get <wheel>.metadata (PEP 658) from the cache, as status shows it."""
+    if st.core_metadata is None:
+        return "-"
+    if st.core_metadata:
+        return "served (installers resolve without downloading wheels)"
+    return f"not served: {st.core_metadata_note}"
 
 
 def describe_reachability(st) -> str:

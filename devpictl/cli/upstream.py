@@ -60,6 +60,7 @@ def set_upstream(
                 "upstream": {"name": result.upstream.name, "url": result.upstream.url},
                 "changed": bool(result.actions),
                 "actions": result.actions,
+                "core_metadata": result.core_metadata,
             }
         )
     elif result.actions:
@@ -250,6 +251,8 @@ def results_table(results: Sequence[MirrorResult]) -> Table:
     table.add_column("status")
     table.add_column("first byte", justify="right")
     table.add_column("speed", justify="right")
+    # Does the newest wheel's <file>.metadata (PEP 658) answer, matching its announced hash?
+    table.add_column("metadata")
     table.add_column("detail")
     ordered = sorted(results, key=lambda r: (r.rank is None, r.rank or 0))
     for r in ordered:
@@ -264,7 +267,8 @@ def results_table(results: Sequence[MirrorResult]) -> Table:
         else:
             status, style = r.status, "red"
             detail = r.reason
-        table.add_row(str(r.rank or ""), r.name, status, ttfb, speed, detail, style=style)
+        metadata = "-" if r.core_metadata is None else "yes" if r.core_metadata else "no"
+        table.add_row(str(r.rank or ""), r.name, status, ttfb, speed, metadata, detail, style=style)
     return table
 
 

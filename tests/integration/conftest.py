@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devpictl.cli import app
+from tests.integration.wheels import make_project_set, wheel_metadata
 
 HERE = Path(__file__).parent
 TEST_LABEL = "devpictl.test=1"
@@ -115,8 +116,14 @@ def devpi_image(engine, base_image, ca_bundle):
 
 
 @pytest.fixture(scope="session")
-def upstream_root(tmp_path_factory):
-    """A PEP 503 tree of real wheels for the test upstream to serve."""
+def made_wheels(tmp_path_factory) -> list[Path]:
+    """Small wheels made here (tests/integration/wheels.py): a dependency tree, and one of a few MB."""
+    return make_project_set(tmp_path_factory.mktemp("made-wheels"))
+
+
+@pytest.fixture(scope="session")
+def upstream_root(tmp_path_factory, made_wheels):
+    """A PEP 503 tree of real wheels for the test upstream to serve; no core metadata files."""
     root = tmp_path_factory.mktemp("upstream")
     files = root / "files"
     subprocess.run(
@@ -124,6 +131,8 @@ def upstream_root(tmp_path_factory):
         check=True,
         env=host_pip_env(),
     )
+    for wheel in made_wheels:
+        shutil.copy(wheel, files / wheel.name)
     write_simple_index(root)
     return root
 
@@ -134,20 +143,38 @@ def host_pip_env() -> dict[str, str]:
     return {**env, "PIP_CONFIG_FILE": os.devnull}
 
 
-def write_simple_index(root: Path) -> None:
+@pytest.fixture(scope="session")
+def metadata_upstream_root(tmp_path_factory, made_wheels):
+    """The same made wheels, each with its <wheel>.metadata (PEP 658), announced with its sha256."""
+    root = tmp_path_factory.mktemp("metadata-upstream")
+    files = root / "files"
+    files.mkdir()
+    for wheel in made_wheels:
+        shutil.copy(wheel, files / wheel.name)
+        (files / f"{wheel.name}.metadata").write_bytes(wheel_metadata(wheel))
+    write_simple_index(root, core_metadata=True)
+    return root
+
+
+def write_simple_index(root: Path, core_metadata: bool = False) -> None:
     simple = root / "simple"
     shutil.rmtree(simple, ignore_errors=True)
     projects: dict[str, list[Path]] = {}
     for wheel in sorted((root / "files").glob("*.whl")):
         name = wheel.name.split("-")[0].lower().replace("_", "-")
         projects.setdefault(name, []).append(wheel)
+
+    def link(wheel: Path) -> str:
+        attrs = ""
+        if core_metadata:
+            digest = hashlib.sha256((wheel.parent / f"{wheel.name}.metadata").read_bytes()).hexdigest()
+            attrs = f' data-dist-info-metadata="sha256={digest}" data-core-metadata="sha256={digest}"'
+        return f'<a href="../../files/{wheel.name}#sha256={hashlib.sha256(wheel.read_bytes()).hexdigest()}"{attrs}>{wheel.name}</a><br>'
+
     for name, wheels in projects.items():
         page = simple / name
         page.mkdir(parents=True)
-        links = "\n".join(
-            f'<a href="../../files/{w.name}#sha256={hashlib.sha256(w.read_bytes()).hexdigest()}">{w.name}</a><br>'
-            for w in wheels
-        )
+        links = "\n".join(link(w) for w in wheels)
         (page / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{links}\n</body></html>\n")
     (simple / "index.html").write_text(
         "<!DOCTYPE html><html><body>\n" + "\n".join(f'<a href="{n}/">{n}</a>' for n in projects) + "\n</body></html>\n"
@@ -172,9 +199,10 @@ def docker_compose_project_name():
 
 
 @pytest.fixture(scope="session")
-def docker_setup(base_image, upstream_root):
+def docker_setup(base_image, upstream_root, metadata_upstream_root):
     # docker-compose.yml reads these.
     os.environ["DEVPICTL_TEST_UPSTREAM_ROOT"] = str(upstream_root)
+    os.environ["DEVPICTL_TEST_METADATA_UPSTREAM_ROOT"] = str(metadata_upstream_root)
     os.environ["DEVPICTL_TEST_BASE_IMAGE"] = base_image
     # docker-compose v1 has no `up --wait`; readiness is checked below.
     return ["up -d"]
@@ -185,27 +213,38 @@ def docker_cleanup():
     return ["down -v --remove-orphans"]
 
 
-@pytest.fixture(scope="session")
-def test_upstream(docker_services, docker_compose_project_name):
-    """The test upstream: its URL on the compose network, its host URL, and its network."""
+def compose_upstream(docker_services, project_name: str, service: str, probe: str) -> dict[str, str]:
+    """A compose service of the test: its URL on the compose network, its host URL, and its network."""
     import httpx
 
-    port = docker_services.port_for("upstream", 8080)
+    port = docker_services.port_for(service, 8080)
     host_url = f"http://127.0.0.1:{port}/simple"
 
     def answers() -> bool:
         try:
-            return httpx.get(f"{host_url}/six/", timeout=2, trust_env=False).status_code == 200
+            return httpx.get(f"{host_url}/{probe}/", timeout=2, trust_env=False).status_code == 200
         except httpx.HTTPError:
             return False
 
     docker_services.wait_until_responsive(check=answers, timeout=60, pause=0.5)
     return {
-        "url": "http://upstream:8080/simple",
+        "url": f"http://{service}:8080/simple",
         "host_url": host_url,
-        "network": f"{docker_compose_project_name}_default",
-        "service": "upstream",
+        "network": f"{project_name}_default",
+        "service": service,
     }
+
+
+@pytest.fixture(scope="session")
+def test_upstream(docker_services, docker_compose_project_name):
+    """The test upstream (six, and the made wheels without core metadata files)."""
+    return compose_upstream(docker_services, docker_compose_project_name, "upstream", "six")
+
+
+@pytest.fixture(scope="session")
+def metadata_upstream(docker_services, docker_compose_project_name):
+    """The second test upstream: the made wheels with their core metadata files, announced."""
+    return compose_upstream(docker_services, docker_compose_project_name, "upstream-meta", "dpctl-app")
 
 
 def installer_env(tmp_path: Path) -> dict[str, str]:
@@ -218,20 +257,19 @@ def installer_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def uv_install(index_url: str, requirement: str, tmp_path: Path) -> subprocess.CompletedProcess:
+def uv_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """uv with no cache, no configuration and no host settings: only what ``args`` say."""
     import uv
 
     env = installer_env(tmp_path)
     env = {k: v for k, v in env.items() if not k.startswith("UV_")}
     env.update(UV_NO_CACHE="1", UV_NO_CONFIG="1", UV_PYTHON=sys.executable)
+    return subprocess.run([uv.find_uv_bin(), *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def uv_install(index_url: str, requirement: str, tmp_path: Path) -> subprocess.CompletedProcess:
     target = tmp_path / f"uv-target-{hashlib.md5(requirement.encode()).hexdigest()[:8]}"
-    return subprocess.run(
-        [uv.find_uv_bin(), "pip", "install", "--no-deps", "--target", str(target), "--index-url", index_url, requirement],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    return uv_run(tmp_path, "pip", "install", "--no-deps", "--target", str(target), "--index-url", index_url, requirement)
 
 
 def pip_install(index_url: str, requirement: str, tmp_path: Path) -> subprocess.CompletedProcess:

@@ -61,15 +61,21 @@ def one_error_line(result) -> str:
     return errors[0]
 
 
-def upstream_container(engine):
-    """The pytest-docker test upstream of this run."""
+def upstream_container(engine, service: str = "upstream"):
+    """A pytest-docker test upstream of this run (the compose service ``service``)."""
     found = [
         c
-        for c in engine.containers.list(all=True, filters={"label": "com.docker.compose.service=upstream"})
+        for c in engine.containers.list(all=True, filters={"label": f"com.docker.compose.service={service}"})
         if c.labels.get("com.docker.compose.project", "").endswith(RUN_ID)
     ]
-    assert found, "test upstream container not found"
+    assert found, f"test upstream container {service!r} not found"
     return found[0]
+
+
+def upstream_requests(engine, service: str, path: str) -> int:
+    """How many GETs of ``path`` the test upstream ``service`` has answered (its http.server log)."""
+    log = upstream_container(engine, service).logs(stdout=False, stderr=True).decode(errors="replace")
+    return sum(f'"GET {path} HTTP/' in line for line in log.splitlines())
 
 
 @contextlib.contextmanager

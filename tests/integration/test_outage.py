@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import pytest
 
+from devpictl.devpi import INSTALLER_AGENT
 from tests.integration.conftest import RUN_ID, pip_install, run_cli, uv_install
 from tests.integration.support import (
     cache_env,
     container_processes,
+    file_url,
     one_error_line,
     pip_run,
     remove_cache,
@@ -98,6 +101,15 @@ def test_offline_mode_on_purpose(cache, engine, tmp_path):
         assert missing.returncode != 0
         assert f"No matching distribution found for {NEVER_CACHED}" in missing.stderr
 
+        # Offline, the page lists only the stored wheel, and its core metadata is read out of it:
+        # announced and served, though this upstream has no .metadata files.
+        assert out["core_metadata"] is True
+        page = httpx.get(f"{cache['index_url']}six/", headers={"User-Agent": INSTALLER_AGENT}, trust_env=False, timeout=30)
+        assert 'data-core-metadata="true"' in page.text, page.text
+        url, _ = file_url(cache["index_url"], "six", "six-1.16.0-py2.py3-none-any.whl")
+        metadata = httpx.get(url + ".metadata", trust_env=False, timeout=30)
+        assert metadata.status_code == 200 and b"Name: six" in metadata.content
+
         # Offline is how this container was made: changing it takes `down` first.
         result = run_cli("up", "--online", env=cache["env"])
         assert result.exit_code == 4, result.output
@@ -114,5 +126,7 @@ def test_back_online(cache, engine, tmp_path):
     result = run_cli("up", "--online", "--json", env=cache["env"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["offline"] is False
+    # Online again, the test upstream is measured: it has no .metadata files.
+    assert json.loads(result.stdout)["core_metadata"] is False
     st = status(cache)
     assert st["offline"] is False and st["upstream_reachable"] is True, st

@@ -126,6 +126,9 @@ def test_status_reports_the_cache(cache):
     assert st["url"] == cache["index_url"]
     assert st["cache_bytes"] > 10_000  # six's wheel is stored
     assert st["front_server"] is True
+    # `up` measured the official index's core metadata; the pages say what status says.
+    page = httpx.get(f"{cache['index_url']}six/", headers={"User-Agent": INSTALLER_AGENT}, trust_env=False, timeout=30)
+    assert ('data-core-metadata="true"' in page.text) is st["core_metadata"], (st, page.text)
 
 
 def listed(cache) -> dict:

@@ -11,6 +11,7 @@ import pytest
 
 from devpictl import cache, settings
 from devpictl import image as img
+from devpictl.coremetadata import MetadataCheck
 from devpictl.devpi import DevpiClient
 from devpictl.errors import BadInput, Conflict, DevpiError, ReadinessTimeout, UpstreamUnreachable
 from devpictl.mirrors import CATALOG, OFFICIAL, Upstream
@@ -154,6 +155,9 @@ class TestUpstreamChanges:
         assert cache.upstream_changes(TUNA, ixconfig, OFFICIAL_URL) == ["mirror_no_project_list=true"]
 
 
+UNANSWERED = "unanswered"  # run_measured: the measurement got no answer from the upstream
+
+
 class Flushes(list):
     def append_one(self) -> None:
         self.append("flush")
@@ -244,6 +248,93 @@ class TestConfigureUpstream:
         assert actions == ["updated the mirror options of root/pypi"]
         assert not any(path.endswith("/refresh") for _, path in server.calls())
 
+    def run_measured(self, server: FakeDevpi, wanted: Upstream | None, served: bool | str | None) -> tuple[list[str], list, list[str]]:
+        """configure_upstream with a core metadata measurement that says ``served`` (None: nothing measured; UNANSWERED).
+
+        Returns (actions, what happened in order, measured URLs).
+        """
+        events: list = []
+        measured: list[str] = []
+
+        def measure(url: str) -> MetadataCheck:
+            measured.append(url)
+            if served is UNANSWERED:
+                return MetadataCheck(None, "not measured: its page for 'pip' did not answer (URLError: timed out)")
+            return MetadataCheck(bool(served), "x.whl.metadata answers" if served else "x.whl.metadata answers HTTP 404")
+
+        server_handle = server.handle
+
+        def handle(request):
+            response = server_handle(request)
+            events.append((request.method, request.url.path, json.loads(request.content) if request.method == "PATCH" else None))
+            return response
+
+        server.handle = handle
+        actions: list[str] = []
+        with server.client() as client:
+            client.login("root", ROOT_PASSWORD)
+            cache.configure_upstream(
+                client, wanted, OFFICIAL_URL, cache.QuietReporter(), actions, lambda: events.append("flush"),
+                None if served is None else measure,
+            )
+        return actions, [e for e in events if e == "flush" or e[0] != "GET"], measured
+
+    def test_a_switch_to_an_upstream_without_metadata_stops_announcing_it_first(self):
+        server = FakeDevpi({**configured(OFFICIAL), "mirror_provides_core_metadata": True}, projects=("pip",))
+        actions, events, measured = self.run_measured(server, TUNA, served=False)
+        assert measured == [TUNA.url]  # the new upstream is measured, before anything changes
+        assert events == [
+            ("POST", "/+login", None),
+            # Off, and the front server's pages gone, before the switch can show in any page.
+            ("PATCH", "/root/pypi", ["mirror_provides_core_metadata=false"]),
+            "flush",
+            ("PATCH", "/root/pypi", ["mirror_url=https://pypi.tuna.tsinghua.edu.cn/simple", "mirror_ignore_serial_header=true"]),
+            ("POST", "/root/pypi/+simple/pip/refresh", None),
+            "flush",
+        ]
+        assert actions[0] == "stopped announcing core metadata: x.whl.metadata answers HTTP 404"
+        assert server.ixconfig["mirror_provides_core_metadata"] is False
+
+    def test_a_switch_to_an_upstream_with_metadata_announces_it_after_the_refresh(self):
+        server = FakeDevpi(configured(TUNA), projects=("pip",))
+        actions, events, measured = self.run_measured(server, OFFICIAL, served=True)
+        assert measured == [OFFICIAL_URL]
+        assert events[1:] == [
+            ("PATCH", "/root/pypi", ["mirror_url=https://official.index.example/simple", "mirror_ignore_serial_header=false"]),
+            # Pages cached from the old upstream list its files until refreshed: announce only then.
+            ("POST", "/root/pypi/+simple/pip/refresh", None),
+            ("PATCH", "/root/pypi", ["mirror_provides_core_metadata=true"]),
+            "flush",
+        ]
+        assert actions[-1] == "announcing core metadata: x.whl.metadata answers"
+
+    def test_an_unmeasured_switch_stops_announcing(self):
+        server = FakeDevpi({**configured(OFFICIAL), "mirror_provides_core_metadata": True})
+        actions, events, _ = self.run_measured(server, TUNA, served=None)
+        assert [e[2] for e in events if e != "flush" and e[0] == "PATCH"][0] == ["mirror_provides_core_metadata=false"]
+        assert actions[0] == "stopped announcing core metadata: not measured (--no-check)"
+
+    def test_unmeasured_and_unswitched_leaves_it_alone(self):
+        server = FakeDevpi({**configured(TUNA), "mirror_provides_core_metadata": True})
+        actions, events, _ = self.run_measured(server, TUNA, served=None)
+        assert actions == [] and events == [("POST", "/+login", None)]
+
+    def test_an_upstream_that_does_not_answer_keeps_the_option(self):
+        # A passing outage during `up` must not switch metadata off for good.
+        server = FakeDevpi({**configured(TUNA), "mirror_provides_core_metadata": True})
+        actions, events, measured = self.run_measured(server, TUNA, served=UNANSWERED)
+        assert measured == [TUNA.url] and actions == [] and events == [("POST", "/+login", None)]
+
+    def test_a_new_upstream_that_does_not_answer_gets_nothing_announced(self):
+        server = FakeDevpi({**configured(OFFICIAL), "mirror_provides_core_metadata": True})
+        actions, _, _ = self.run_measured(server, TUNA, served=UNANSWERED)
+        assert actions[0] == "stopped announcing core metadata: not measured: its page for 'pip' did not answer (URLError: timed out)"
+
+    def test_a_measurement_that_agrees_changes_nothing(self):
+        server = FakeDevpi({**configured(TUNA), "mirror_provides_core_metadata": True})
+        actions, events, _ = self.run_measured(server, None, served=True)
+        assert actions == [] and "flush" not in events
+
     def test_without_login_the_patch_is_refused(self):
         server = FakeDevpi(configured(OFFICIAL))
         with server.client() as client, pytest.raises(DevpiError, match="HTTP 403"):
@@ -304,6 +395,11 @@ class FakeContainer:
         return self.result
 
 
+def page_answer(url: str, text: str) -> bytes:
+    """UPSTREAM_CHECK's output for a page."""
+    return (json.dumps({"url": url, "text": text}) + "\n").encode()
+
+
 class TestInsideTheContainer:
     def test_official_url_is_read_from_devpi(self):
         container = FakeContainer(0, b"some warning\nhttps://official.index.example/simple/\n")
@@ -317,14 +413,18 @@ class TestInsideTheContainer:
             cache.official_url(FakeContainer(code, output))
 
     def test_check_upstream_passes_when_links_are_listed(self):
-        container = FakeContainer(0, b"12\n")
+        container = FakeContainer(0, page_answer(f"{TUNA.url}/pip/", FILES_PAGE))
         cache.check_upstream(container, TUNA.url, "pip")
         _, env = container.commands[0]
         assert env["DEVPICTL_CHECK_URL"] == f"{TUNA.url}/pip/"
 
     def test_check_upstream_refuses_a_page_without_links(self):
         with pytest.raises(UpstreamUnreachable, match="lists no files"):
-            cache.check_upstream(FakeContainer(0, b"0\n"), TUNA.url, "pip")
+            cache.check_upstream(FakeContainer(0, page_answer(f"{TUNA.url}/pip/", EMPTY_PAGE)), TUNA.url, "pip")
+
+    def test_check_upstream_refuses_an_unreadable_answer(self):
+        with pytest.raises(UpstreamUnreachable, match="unreadable answer"):
+            cache.check_upstream(FakeContainer(0, b"12\n"), TUNA.url, "pip")
 
     def test_check_upstream_refuses_an_unreachable_upstream(self):
         with pytest.raises(UpstreamUnreachable, match="URLError: timed out"):

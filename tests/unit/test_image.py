@@ -162,12 +162,21 @@ class TestRenderServerConfig:
             "connection-limit": "64",
             "request-timeout": "30",
             "keyfs-cache-size": "2000",
+            "enable-core-metadata": "true",
         }
 
     def test_web_turns_the_indexer_off(self):
         text = img.render_server_config(img.BuildOptions(web=True))
         assert "  indexer-backend: null\n" in text
         assert self.parse(text)["indexer-backend"] == "null"
+
+    @pytest.mark.parametrize("version, announced", [("6.17.0", False), ("6.19.1", False), ("6.20.0", True), ("6.20.3", True), ("7.0", True)])
+    def test_core_metadata_only_where_devpi_knows_it(self, version, announced):
+        # An older devpi-server would refuse or ignore an option it does not know.
+        options = self.parse(img.render_server_config(img.BuildOptions(devpi_server_version=version)))
+        assert ("enable-core-metadata" in options) is announced
+        if announced:
+            assert options["enable-core-metadata"] == "true"
 
     def test_no_indexer_option_without_web(self):
         assert "indexer-backend" not in img.render_server_config(img.BuildOptions())
@@ -447,9 +456,41 @@ class TestNginxConf:
         assert f"listen {img.CONTAINER_PORT} " in conf
         assert f"server 127.0.0.1:{img.DEVPI_INTERNAL_PORT};" in conf
         assert "root /data/server/+files;" in conf and "try_files $uri @devpi;" in conf
+        pages = location(conf, "location ~ ^/root/pypi/\\+simple/ {")
         # devpi marks pages no-store / Vary: User-Agent; without this nginx never caches them.
-        assert "proxy_ignore_headers Cache-Control Expires Vary Set-Cookie;" in conf
-        assert f"proxy_cache_valid 200 {img.MIRROR_CACHE_EXPIRY}s;" in conf
-        assert "$devpictl_generation" in conf.split("proxy_cache_key", 1)[1].splitlines()[0]
-        # only the mirror's pages are cached: private indexes change on upload.
-        assert "location ~ ^/root/pypi/\\+simple/" in conf
+        assert "proxy_ignore_headers Cache-Control Expires Vary Set-Cookie;" in pages
+        assert f"proxy_cache_valid 200 {img.MIRROR_CACHE_EXPIRY}s;" in pages
+        assert "$devpictl_generation" in pages.split("proxy_cache_key", 1)[1].splitlines()[0]
+        # only the mirror's pages are cached (the location above): private indexes change on upload.
+
+    def test_core_metadata_is_kept_on_the_volume_for_good(self):
+        conf = img.render_nginx_conf()
+        metadata = location(conf, "location ~ ^/root/pypi/\\+f/.+\\.metadata$ {")
+        assert "proxy_cache metadata;" in metadata
+        # Immutable per file: no generation in the key, so an upstream switch keeps it; 200s only.
+        assert "proxy_cache_key $uri;" in metadata
+        assert "proxy_cache_valid 200 365d;" in metadata and "proxy_cache_valid any" not in metadata
+        assert f"proxy_cache_path {img.METADATA_CACHE} " in conf
+        assert img.METADATA_CACHE.startswith("/data/")
+        # It comes before the file locations: nginx takes the first regex location that matches.
+        assert conf.index("\\.metadata$ {") < conf.index("location ~ ^/root/pypi/\\+f/ {") < conf.index("location ~ ^/[^/]+/[^/]+/\\+f/ {")
+
+    def test_one_fetch_for_concurrent_misses_of_a_mirror_file(self):
+        conf = img.render_nginx_conf()
+        assert "try_files $uri @fetch;" in location(conf, "location ~ ^/root/pypi/\\+f/ {")
+        fetch = location(conf, "location @fetch {")
+        assert "proxy_cache files;" in fetch and "proxy_cache_lock on;" in fetch
+        # devpi streams a file it is fetching with X-Accel-Buffering: no, which would forbid caching.
+        assert "X-Accel-Buffering" in fetch.split("proxy_ignore_headers", 1)[1].splitlines()[0]
+        assert f"proxy_cache_lock_timeout {img.LOCK_TIMEOUT};" in fetch
+        assert f"proxy_cache_lock_age {img.LOCK_AGE};" in fetch
+        # A waiting client is passed on before an installer's read timeout (pip: 15 s) ends it.
+        assert int(img.LOCK_TIMEOUT.removesuffix("s")) < 15
+        # Private indexes keep going straight to devpi.
+        assert "try_files $uri @devpi;" in location(conf, "location ~ ^/[^/]+/[^/]+/\\+f/ {")
+
+
+def location(conf: str, opening: str) -> str:
+    """The body of the nginx location block that starts with ``opening``."""
+    assert opening in conf, opening
+    return conf.split(opening, 1)[1].split("\n        }", 1)[0]

@@ -22,7 +22,7 @@ def engine(monkeypatch) -> FakeEngine:
     engine = FakeEngine()
     monkeypatch.setattr(ctr, "connect", lambda: engine)
     # What a running cache's devpi says; these tests reach no devpi.
-    monkeypatch.setattr(cache, "serving", lambda container, timeout=10: cache.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3"))
+    monkeypatch.setattr(cache, "serving", lambda container, timeout=10: cache.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {}))
     return engine
 
 

@@ -19,16 +19,20 @@ from devpictl import cache
 from devpictl import container as ctr
 from devpictl import image as img
 from devpictl.cli import app
+from devpictl.coremetadata import MetadataCheck
 from devpictl.devpi import DevpiClient
 from devpictl.errors import Conflict
 from devpictl.mirrors import CATALOG, OFFICIAL
 from devpictl.settings import Instance, ensure_root_password, load_remembered, save_remembered
 from tests.unit.fakes import FakeContainer, FakeEngine
-from tests.unit.test_cache import OFFICIAL_URL, ROOT_PASSWORD, FakeDevpi, configured
+from tests.unit.test_cache import EMPTY_PAGE, FILES_PAGE, OFFICIAL_URL, ROOT_PASSWORD, FakeDevpi, configured, page_answer
 
 runner = CliRunner()
 ENTRYPOINT = img.template_dir() / "entrypoint.sh"
 TUNA = CATALOG["tuna"]
+# What the upstream check in the container prints for a page that lists files, and for one that lists none.
+LISTED = (0, page_answer(f"{TUNA.url}/pip/", FILES_PAGE))
+EMPTY = (0, page_answer(f"{TUNA.url}/pip/", EMPTY_PAGE))
 
 
 def invoke(*args: str, env: dict[str, str] | None = None):
@@ -167,8 +171,13 @@ def running_cache(monkeypatch):
     engine = FakeEngine()
     seen: dict[str, list] = {"ready": [], "checked": [], "server": []}
 
-    def make(offline: bool, ixconfig: dict):
-        container = engine.add("default", env=("DEVPICTL_FRONT=1", f"DEVPICTL_OFFLINE={int(offline)}"))
+    def make(offline: bool, ixconfig: dict, core_metadata: bool = False):
+        # The container's devpi-server.yml: with enable-core-metadata, or as an older image wrote it.
+        config = img.render_server_config(img.BuildOptions(devpi_server_version="6.20.3" if core_metadata else "6.19.1"))
+        container = engine.add(
+            "default", env=("DEVPICTL_FRONT=1", f"DEVPICTL_OFFLINE={int(offline)}"),
+            exec_answers=lambda cmd, env: (0, config.encode()) if cmd == ["cat", cache.SERVER_CONFIG] else (1, b"unexpected exec"),
+        )
         server = FakeDevpi(ixconfig)
         seen["server"].append(server)
         monkeypatch.setattr(cache, "DevpiClient", lambda base_url, **kw: server.client())
@@ -180,6 +189,14 @@ def running_cache(monkeypatch):
     monkeypatch.setattr(cache, "check_upstream", lambda container, url, project, *a: seen["checked"].append(url))
     monkeypatch.setattr(cache, "flush_front_cache", lambda container: None)
     monkeypatch.setattr(cache, "login_root", lambda client, instance: client.login("root", ROOT_PASSWORD))
+
+    def measure(container, url, project, timeout=20.0):
+        seen["measured"].append((url, project))
+        return seen["metadata"]
+
+    seen["measured"] = []
+    seen["metadata"] = MetadataCheck(True, "pip-24.0-py3-none-any.whl.metadata answers")
+    monkeypatch.setattr(cache, "measure_core_metadata", measure)
     return engine, make, seen
 
 
@@ -214,6 +231,40 @@ class TestUpOffline:
         make(True, configured(TUNA))
         result = cache.up(engine, up_options(offline=True, upstream=TUNA), cache.QuietReporter())
         assert result.upstream is TUNA and result.actions == []
+
+    def test_offline_announces_the_metadata_of_stored_wheels_without_asking(self, running_cache):
+        # Offline, devpi lists only stored wheels and reads their METADATA out of them.
+        engine, make, seen = running_cache
+        make(True, configured(TUNA), core_metadata=True)
+        result = cache.up(engine, up_options(offline=True), cache.QuietReporter())
+        assert seen["server"][0].patches() == [["mirror_provides_core_metadata=true"]]
+        assert result.core_metadata is True
+        assert seen["measured"] == []
+
+    def test_online_up_follows_the_measurement(self, running_cache):
+        engine, make, seen = running_cache
+        make(False, {**configured(TUNA), "mirror_provides_core_metadata": True}, core_metadata=True)
+        seen["metadata"] = MetadataCheck(False, "pip-24.0-py3-none-any.whl.metadata answers HTTP 404")
+        result = cache.up(engine, up_options(), cache.QuietReporter())
+        assert seen["measured"] == [(TUNA.url, "pip")]
+        assert seen["server"][0].patches() == [["mirror_provides_core_metadata=false"]]
+        assert result.core_metadata is False
+        assert result.actions == ["stopped announcing core metadata: pip-24.0-py3-none-any.whl.metadata answers HTTP 404"]
+
+    def test_a_second_up_with_the_same_measurement_changes_nothing(self, running_cache):
+        engine, make, seen = running_cache
+        make(False, {**configured(TUNA), "mirror_provides_core_metadata": True}, core_metadata=True)
+        result = cache.up(engine, up_options(), cache.QuietReporter())
+        assert result.actions == [] and result.core_metadata is True
+        assert seen["server"][0].patches() == []
+
+    def test_an_image_without_core_metadata_is_neither_measured_nor_changed(self, running_cache):
+        # devpi-server < 6.20 refuses the index option: it must never be sent.
+        engine, make, seen = running_cache
+        make(False, configured(TUNA), core_metadata=False)
+        result = cache.up(engine, up_options(), cache.QuietReporter())
+        assert seen["measured"] == [] and seen["server"][0].patches() == []
+        assert result.core_metadata is False
 
     def test_set_upstream_on_an_offline_cache_is_a_conflict(self, running_cache):
         engine, make, _ = running_cache
@@ -255,11 +306,11 @@ class TestReachability:
     @pytest.mark.parametrize(
         "check, offline, expected",
         [
-            ((0, b"12\n"), False, (True, None)),
-            ((0, b"0\n"), False, (True, None)),  # answers, lists nothing: still answering
+            (LISTED, False, (True, None)),
+            (EMPTY, False, (True, None)),  # answers, lists nothing: still answering
             ((1, b"URLError: [Errno -2] Name or service not known\n"), False, (False, "URLError: [Errno -2] Name or service not known")),
             ((1, b"URLError: no answer within 4 s\n"), False, (False, "URLError: no answer within 4 s")),
-            ((0, b"12\n"), True, (None, None)),
+            (LISTED, True, (None, None)),
         ],
     )
     def test_mapping(self, check, offline, expected):
@@ -267,13 +318,13 @@ class TestReachability:
         assert cache.upstream_reachability(container, TUNA.url, "pip", offline=offline) == expected
 
     def test_unknown_upstream_is_not_asked(self):
-        container = scripted_container(FakeEngine(), check=(0, b"1\n"))
+        container = scripted_container(FakeEngine(), check=LISTED)
         assert cache.upstream_reachability(container, None, "pip", offline=False) == (None, None)
         assert container.execs == []
 
     def test_short_deadline_and_remembered_probe_project(self, status_devpi):
         save_remembered(Instance("default"), {"probe_project": "six"})
-        container = scripted_container(FakeEngine(), check=(0, b"3\n"))
+        container = scripted_container(FakeEngine(), check=LISTED)
         cache.status(container.engine, Instance("default"))
         (cmd, env), = [(c, e) for c, e in container.execs if "DEVPICTL_CHECK_URL" in e]
         assert env == {"DEVPICTL_CHECK_URL": f"{TUNA.url}/six/", "DEVPICTL_CHECK_TIMEOUT": str(cache.STATUS_UPSTREAM_TIMEOUT)}
@@ -282,7 +333,7 @@ class TestReachability:
     def test_broken_cache_toml_does_not_break_status(self, status_devpi):
         Instance("default").state_dir.mkdir(parents=True)
         Instance("default").settings_file.write_text("not = [toml")
-        container = scripted_container(FakeEngine(), check=(0, b"3\n"))
+        container = scripted_container(FakeEngine(), check=LISTED)
         assert cache.status(container.engine, Instance("default")).upstream_reachable is True
 
 
@@ -305,13 +356,13 @@ class TestStatusCommand:
         assert data["offline"] is False
 
     def test_answering(self, engine, status_devpi):
-        scripted_container(engine, check=(0, b"7\n"))
+        scripted_container(engine, check=LISTED)
         result = invoke("status")
         assert f"upstream: tuna {TUNA.url} (answering)" in result.stdout
         assert json.loads(invoke("status", "--json").stdout)["upstream_reachable"] is True
 
     def test_offline_is_not_asked(self, engine, status_devpi):
-        container = scripted_container(engine, check=(0, b"7\n"), offline=True)
+        container = scripted_container(engine, check=LISTED, offline=True)
         result = invoke("status")
         assert f"upstream: tuna {TUNA.url} (not asked: offline mode)" in result.stdout
         assert "offline mode: on" in result.stdout
@@ -320,7 +371,7 @@ class TestStatusCommand:
         assert not any("DEVPICTL_CHECK_URL" in env for _, env in container.execs)
 
     def test_stopped_cache_is_not_asked(self, engine, status_devpi):
-        scripted_container(engine, check=(0, b"7\n"), status="exited")
+        scripted_container(engine, check=LISTED, status="exited")
         data = json.loads(invoke("status", "--json").stdout)
         assert data["state"] == "exited" and data["upstream_reachable"] is None
 

@@ -18,6 +18,7 @@ from rich.console import Console
 from devpictl import speedtest
 from devpictl.cli.upstream import results_table
 from devpictl.errors import BadInput
+from devpictl.simplepage import Link, file_name
 
 WHEEL = os.urandom(300_000)
 NEWEST = "pip-24.0-py3-none-any.whl"
@@ -216,7 +217,7 @@ class TestRanking:
             assert result.bytes == len(WHEEL)
             assert result.file_url == f"http://127.0.0.1:{servers[name].server.server_address[1]}/packages/{NEWEST}"
             assert result.file_name == NEWEST
-            assert servers[name].behaviour.paths == ["/simple/pip/", f"/packages/{NEWEST}"]
+            assert servers[name].behaviour.paths == ["/simple/pip/", f"/packages/{NEWEST}.metadata", f"/packages/{NEWEST}"]
 
     def test_a_wheel_cut_short_by_the_time_limit_still_counts(self, everything):
         results, _, _ = everything
@@ -394,7 +395,9 @@ class TestThroughTheSeam:
 
         (result,) = speedtest.measure([("m", "https://mirror.example/simple")], transport=mock(handler))
         data = result.as_dict()
-        assert set(data) == {"name", "url", "status", "reason", "ttfb_seconds", "file_url", "bytes", "seconds", "bytes_per_second", "rank", "fastest"}
+        assert set(data) == {"name", "url", "status", "reason", "ttfb_seconds", "file_url", "bytes", "seconds", "bytes_per_second", "rank",
+                             "fastest", "core_metadata", "core_metadata_detail"}
+        assert data["core_metadata"] is False  # the mock answers 200 for the .metadata too, but the page announces none
         assert data["fastest"] is True and data["rank"] == 1 and data["bytes"] == 100
 
 
@@ -423,23 +426,27 @@ class TestConnectFailures:
         assert speedtest._connect_failure(self.chained(ConnectionRefusedError(111, "Connection refused"))) == ("dead", "connection refused")
 
 
+def links(*files: tuple[str, bool]) -> list[Link]:
+    return [Link(url, file_name(url), None, yanked) for url, yanked in files]
+
+
 class TestNewestWheel:
     def test_versions_compare_numerically_and_yanked_is_last_resort(self):
-        files = [
+        files = links(
             ("https://m/p/pip-9.0.3-py2.py3-none-any.whl", False),
             ("https://m/p/pip-10.0.1-py2.py3-none-any.whl", False),
             ("https://m/p/pip-10.0.1.tar.gz", False),
             ("https://m/p/pip-11.0b1-py3-none-any.whl", False),
             ("https://m/p/pip-12.0-py3-none-any.whl", True),
-        ]
+        )
         assert speedtest.newest_wheel(files) == "https://m/p/pip-11.0b1-py3-none-any.whl"
         assert speedtest.newest_wheel(files[:3]) == "https://m/p/pip-10.0.1-py2.py3-none-any.whl"
-        assert speedtest.newest_wheel([files[-1]]) == files[-1][0]
+        assert speedtest.newest_wheel([files[-1]]) == files[-1].url
         assert speedtest.newest_wheel([files[2]]) is None
 
     def test_version_order(self):
         order = ["1.0.dev1", "1.0a1", "1.0b2", "1.0rc1", "1.0", "1.0.post1", "1.0.1", "2", "10.0"]
-        files = [(f"https://m/p/demo-{v}-py3-none-any.whl", False) for v in reversed(order)]
+        files = links(*[(f"https://m/p/demo-{v}-py3-none-any.whl", False) for v in reversed(order)])
         for newest in range(len(order)):
             assert speedtest.newest_wheel(files[newest:]) == f"https://m/p/demo-{order[-1 - newest]}-py3-none-any.whl"
 

@@ -225,3 +225,18 @@ def test_cli_needs_a_running_cache(monkeypatch, tmp_path):
     result = CliRunner().invoke(app, ["warm", str(lock), "--json"])
     assert result.exit_code == 8, result.output
     assert "no cache named 'default'" in result.stderr
+
+
+def test_simple_page_links_carry_hash_yank_and_metadata():
+    page = (
+        '<a href="../../+f/aa/six-1.16.0-py2.py3-none-any.whl#sha256=ABC" data-dist-info-metadata="sha256=def">w</a>'
+        '<a href="six-1.16.0.tar.gz" data-yanked="">s</a>'
+        '<a href="six-1.16.0-py3-none-any.whl" data-core-metadata="false">f</a>'
+        '<a href="/login">Sign in</a>'
+    )
+    links = simplepage.parse(page, "http://c.example/root/pypi/+simple/six/")
+    assert [(l.url, l.sha256, l.yanked, l.metadata) for l in links] == [
+        ("http://c.example/root/pypi/+f/aa/six-1.16.0-py2.py3-none-any.whl", "abc", False, "sha256=def"),
+        ("http://c.example/root/pypi/+simple/six/six-1.16.0.tar.gz", None, True, None),
+        ("http://c.example/root/pypi/+simple/six/six-1.16.0-py3-none-any.whl", None, False, None),
+    ]
