@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from devpictl import clientconfig as cc
+from devpictl.clientconfig import pip as pipcfg
 from devpictl.cli import app
 
 runner = CliRunner()
@@ -92,7 +92,7 @@ class TestPip:
         monkeypatch.setenv("XDG_CONFIG_DIRS", dirs)
         tool_env["XDG_CONFIG_DIRS"] = dirs
         listed = pip_debug_files(run([sys.executable, "-m", "pip", "config", "debug"], tool_env, tmp_path / "work"))
-        ours = cc.pip_config_files()
+        ours = pipcfg.config_files()
         for scope in ("global", "user", "site"):
             assert listed[scope] == ours[scope], scope
 
@@ -116,7 +116,7 @@ class TestPip:
 
     def test_global_scope(self, tool_env, tmp_path, monkeypatch):
         etc = tmp_path / "etc"
-        monkeypatch.setattr(cc, "PIP_ETC_DIR", etc)
+        monkeypatch.setattr(pipcfg, "ETC_DIR", etc)
         monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "xdg"))
         tool_env["XDG_CONFIG_DIRS"] = str(tmp_path / "xdg")
         original = write(etc / "pip.conf", "[global]\ntimeout = 62\n")
