@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from devpictl.clientconfig import manifest as mf
-from devpictl.clientconfig import pdm, pip, poetry, registry, shell, uv
+from devpictl.clientconfig import pdm, pip, pipenv, poetry, registry, shell, uv
 from devpictl.files import write_atomic
 from devpictl.errors import BadInput, Conflict, DevpictlError
 
@@ -383,12 +383,59 @@ class TestEditPoetryPyproject:
         assert poetry.edit_pyproject(once, HTTPS_URL) == once.replace(HTTP_URL, HTTPS_URL)
 
 
+PIPFILE = """\
+# my project
+[[source]]
+url = "https://pypi.example/simple"
+verify_ssl = true
+name = "pypi"  # the default
+
+[packages]
+requests = "*"
+"""
+
+
+class TestEditPipfile:
+    def test_puts_its_source_first_keeping_everything_else(self):
+        new = pipenv.edit_pipfile(PIPFILE, HTTP_URL)
+        block = f'[[source]]\nname = "devpictl"\nurl = "{HTTP_URL}"\nverify_ssl = false\n\n'
+        assert new == PIPFILE.replace("[[source]]\n", block + "[[source]]\n", 1)
+        assert [s["name"] for s in tomllib.loads(new)["source"]] == ["devpictl", "pypi"]
+
+    def test_replaces_its_own_source_in_place(self):
+        once = pipenv.edit_pipfile(PIPFILE, HTTP_URL)
+        again = pipenv.edit_pipfile(once, HTTPS_URL)
+        assert again == once.replace(HTTP_URL, HTTPS_URL).replace("verify_ssl = false", "verify_ssl = true", 1)
+        assert pipenv.edit_pipfile(again, HTTPS_URL) == again
+
+    def test_moves_its_source_ahead_of_one_added_before_it(self):
+        once = pipenv.edit_pipfile(PIPFILE, HTTPS_URL)
+        other = '[[source]]\nname = "corp"\nurl = "https://corp.example/simple"\nverify_ssl = true\n\n'
+        new = pipenv.edit_pipfile(other + once.split("\n", 1)[1], HTTPS_URL)
+        assert [s["name"] for s in tomllib.loads(new)["source"]] == ["devpictl", "corp", "pypi"]
+
+    def test_a_pipfile_without_sources(self):
+        new = pipenv.edit_pipfile('[packages]\nrequests = "*"\n', HTTPS_URL)
+        assert tomllib.loads(new) == {
+            "packages": {"requests": "*"}, "source": [{"name": "devpictl", "url": HTTPS_URL, "verify_ssl": True}],
+        }
+
+    def test_inline_array_is_refused_not_rewritten(self):
+        with pytest.raises(BadInput, match=r"cannot change Pipfile without rewriting it .*inline array.*by hand"):
+            pipenv.edit_pipfile('source = [{name = "a", url = "https://a.example/simple", verify_ssl = true}]\n', HTTP_URL)
+
+    def test_invalid_toml_names_the_file(self):
+        with pytest.raises(BadInput, match=r"^/p/Pipfile is not valid TOML"):
+            pipenv.edit_pipfile("[[source]\n", HTTP_URL, where="/p/Pipfile")
+
+
 class TestEnvironment:
     def test_http(self):
         assert registry.get("pip").env_vars(HTTP_URL) == {"PIP_INDEX_URL": HTTP_URL, "PIP_TRUSTED_HOST": "127.0.0.1"}
         assert registry.get("uv").env_vars(HTTP_URL) == {"UV_DEFAULT_INDEX": HTTP_URL}
         assert registry.get("pdm").env_vars(HTTP_URL) == {"PDM_PYPI_URL": HTTP_URL, "PDM_PYPI_VERIFY_SSL": "false"}
         assert registry.get("poetry").env_vars(HTTP_URL) == {}
+        assert registry.get("pipenv").env_vars(HTTP_URL) == {"PIPENV_PYPI_MIRROR": HTTP_URL}
 
     def test_https_gets_no_exceptions(self):
         for tool in registry.TOOLS:
