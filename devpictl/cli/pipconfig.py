@@ -40,7 +40,7 @@ def pip_config(
     force: bool = typer.Option(False, "--force", help="With --write: make the cache uv's default even if another index is. With --undo: restore a file changed since devpictl wrote it."),
     json_output: bool = options.JSON,
 ) -> None:
-    """Show or write the settings that point pip, uv, pdm, poetry and pipenv at the cache.
+    """Show or write what points pip, uv, pdm, poetry and pipenv at the cache.
 
     Example: devpictl pip-config --tool pip,uv --write
     """

@@ -8,19 +8,15 @@ import configparser
 import os
 import stat
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from devpictl.clientconfig import manifest as mf
 from devpictl.clientconfig import pdm, pip, pipenv, poetry, registry, shell, uv
-from devpictl.files import write_atomic
 from devpictl.errors import BadInput, Conflict, DevpictlError
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+from devpictl.files import write_atomic
 
 HTTP_URL = "http://127.0.0.1:3141/root/pypi/+simple/"
 HTTPS_URL = "https://cache.example/root/pypi/+simple/"

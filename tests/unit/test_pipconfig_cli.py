@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+import tomllib
 
 import pytest
 from typer.testing import CliRunner
@@ -12,11 +13,6 @@ from typer.testing import CliRunner
 from devpictl import container as ctr
 from devpictl.cli import app
 from devpictl.errors import EngineUnavailable
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 URL = "http://127.0.0.1:3141/root/pypi/+simple/"
 LAN_URL = "http://cache.lan:3141/root/pypi/+simple/"
