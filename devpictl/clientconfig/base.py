@@ -20,6 +20,8 @@ class Installer:
     overriding_env: tuple[str, ...] = ()
     # Which of pip-config's file options it takes: "scope" (and --python) or "project".
     options: frozenset[str] = frozenset()
+    # Where an older devpictl kept the file's original, beside it (None: never).
+    legacy_backup_suffix: str | None = None
 
     def settings(self, index_url: str) -> dict:
         """What its config file needs, as a dict (for --json)."""
@@ -48,10 +50,6 @@ class Installer:
     def command(self, index_url: str) -> str | None:
         """The installer's own command that does what --write does, if it has one."""
         return None
-
-
-    # Where an older devpictl kept the file's original, beside it (None: never).
-    legacy_backup_suffix: str | None = None
 
 
 class ProjectInstaller(Installer):
