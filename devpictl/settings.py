@@ -179,12 +179,14 @@ def load_remembered(instance: Instance) -> dict[str, object]:
 
 
 def save_remembered(instance: Instance, values: dict[str, object]) -> None:
-    import tomli_w
+    import tomlkit
+
+    from devpictl.files import write_atomic
 
     data = {k: v for k, v in values.items() if k in REMEMBERED_KEYS and v is not None}
     instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     header = "# Written by `devpictl up`: how this cache was created. Flags and DEVPICTL_* variables win.\n"
-    instance.settings_file.write_text(header + tomli_w.dumps(data))
+    write_atomic(instance.settings_file, (header + tomlkit.dumps(data)).encode("utf-8"))
 
 
 def forget_cache(instance: Instance) -> None:
@@ -197,30 +199,27 @@ def forget_cache(instance: Instance) -> None:
 
 # devpictl's own config.toml (user mirror entries live under [mirrors.NAME]).
 def load_config() -> dict:
-    """devpictl's config.toml as a dict; {} when there is none."""
-    return read_toml(config_file())
+    """devpictl's config.toml as a tomlkit document (a dict that keeps the file's comments and
+    layout for save_config); empty when there is none."""
+    import tomlkit
+
+    path = config_file()
+    read_toml(path)  # tomllib judges it, with one clear error
+    try:
+        return tomlkit.parse(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return tomlkit.document()
 
 
 def save_config(data: dict) -> None:
-    """Replace config.toml with ``data``; comments in the old file do not survive tomli-w."""
-    import tempfile
+    """Replace config.toml with ``data`` in one step; a document from load_config keeps its comments."""
+    import tomlkit
 
-    import tomli_w
+    from devpictl.files import write_atomic
 
     path = config_file()
-    text = tomli_w.dumps(data)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o600  # a mirror URL may carry credentials
-    # Write beside it and rename, so an interrupted write never leaves half a file.
-    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".toml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, tomlkit.dumps(data).encode("utf-8"), mode)

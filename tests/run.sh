@@ -40,15 +40,15 @@ python3 -m venv --clear "$NEWEST"
 
 say "deptry: every import declared, every declared dependency used"
 "$NEWEST/bin/deptry" .
-# tests/ against the test extra too (unused runtime dependencies are fine there).
-"$NEWEST/bin/deptry" . --exclude '^(devpictl|bench|\.venv)/' --ignore DEP002 \
+# tests/ and bench/ against the test extra too (unused runtime dependencies are fine there).
+"$NEWEST/bin/deptry" . --exclude '^(devpictl|\.venv)/' --ignore DEP002 \
     --optional-dependencies-dev-groups none
 
 say "unit tests on the lowest versions pyproject allows: $LOWEST"
 python3 -m venv --clear "$LOWEST"
 "$NEWEST/bin/uv" pip install -q --python "$LOWEST/bin/python" --resolution lowest-direct -e '.[test]'
 "$NEWEST/bin/uv" pip list --python "$LOWEST/bin/python" 2>/dev/null \
-    | grep -iE '^(typer|docker|httpx|rich|jinja2|tomli-w|platformdirs|packaging) ' | tr -s ' ' | paste -sd ',' >&2
+    | grep -iE '^(typer|docker|httpx|rich|jinja2|tomlkit|configupdater|platformdirs|packaging) ' | tr -s ' ' | paste -sd ',' >&2
 PATH="$PWD/$LOWEST/bin:$PATH" "$LOWEST/bin/python" -m pytest -q -p no:cacheprovider tests/unit
 
 export DEVPICTL_TEST_BASE_IMAGE="${DEVPICTL_TEST_BASE_IMAGE:-devpictl-test-base:bookworm}"

@@ -1,4 +1,4 @@
-"""devpictl pip-config: point pip, uv, pdm and poetry at the cache, and take it back."""
+"""devpictl pip-config: point pip, uv, pdm, poetry and pipenv at the cache, and take it back."""
 
 from __future__ import annotations
 
@@ -28,34 +28,35 @@ def register(app: typer.Typer) -> None:
 
 def pip_config(
     name: str = options.NAME,
-    tool: list[str] = typer.Option(None, "--tool", "-t", metavar="TOOL[,TOOL]", help="Installer to configure: pip, uv, pdm, poetry; repeat it or separate with commas [default: pip; with --undo: all]."),
+    tool: list[str] = typer.Option(None, "--tool", "-t", metavar="TOOL[,TOOL]", help="Installer to configure: pip, uv, pdm, poetry, pipenv; repeat it or separate with commas [default: pip; with --undo: all]."),
     write: bool = typer.Option(False, "--write", help="Write the settings into each tool's config file, keeping every other setting; the first write saves the original for --undo."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff that --write (or --undo) would make, and change nothing."),
     undo: bool = typer.Option(False, "--undo", help="Put back, byte for byte, the files devpictl changed (deleting those it created)."),
     shell: str = typer.Option(None, "--shell", metavar="[sh|fish|powershell]", help="Print environment variables for your shell instead (bash/zsh unless you name fish or powershell): eval \"$(devpictl pip-config --shell)\"."),
     scope: str = typer.Option(None, "--scope", metavar="[user|global|site]", help="pip's file: user, global (every user; needs root) or site (one Python environment) [default: user]."),
     python: Path = typer.Option(None, "--python", metavar="PATH", help="For --scope site: the interpreter of the environment to configure, e.g. .venv/bin/python [default: the one running devpictl]."),
-    project: Path = typer.Option(None, "--project", metavar="DIR", help="For poetry: the project directory whose pyproject.toml gets the cache as its primary source."),
+    project: Path = typer.Option(None, "--project", metavar="DIR", help="For poetry and pipenv: the project directory whose pyproject.toml (poetry) or Pipfile (pipenv) gets the cache as its default source."),
     url: str = typer.Option(None, "--url", metavar="URL", help="Use this index URL instead of asking Docker for the running cache's, e.g. a cache on another machine."),
     force: bool = typer.Option(False, "--force", help="With --write: make the cache uv's default even if another index is. With --undo: restore a file changed since devpictl wrote it."),
     json_output: bool = options.JSON,
 ) -> None:
-    """Show or write the settings that point pip, uv, pdm and poetry at the cache.
+    """Show or write what points pip, uv, pdm, poetry and pipenv at the cache.
 
     Example: devpictl pip-config --tool pip,uv --write
     """
-    from devpictl import clientconfig as cc
+    from devpictl.clientconfig.registry import parse_tools
+    from devpictl.clientconfig.shell import parse_shell
     from devpictl.settings import check_name
 
     check_name(name)
-    tools = cc.parse_tools(tool, default=() if undo else ("pip",))
-    shell_syntax = cc.parse_shell(shell) if shell is not None else None
+    tools = parse_tools(tool, default=() if undo else ("pip",))
+    shell_syntax = parse_shell(shell) if shell is not None else None
     _check_combination(tools, bool(tool), write, dry_run, undo, shell_syntax, scope, python, project, url, force)
     if python is not None and scope is None:
         scope = "site"
 
     if undo:
-        _undo(tools, _undo_paths(scope, python, project), dry_run, force, json_output)
+        _undo(tools, _undo_paths(tools, scope, python, project), dry_run, force, json_output)
         return
     index_url = _index_url(name, url)
     if shell_syntax is not None:
@@ -68,7 +69,11 @@ def pip_config(
 
 def _check_combination(tools, tools_given, write, dry_run, undo, shell, scope, python, project, url, force) -> None:
     """Refuse, before anything else happens, options that cannot go together."""
+    from devpictl.clientconfig.registry import INSTALLERS
     from devpictl.errors import BadInput
+
+    def taken_by(option: str) -> list[str]:
+        return [name for name, installer in INSTALLERS.items() if option in installer.options]
 
     if shell is not None and (write or undo or dry_run):
         raise BadInput("--shell prints variables for your shell and writes no file: leave out --write, --undo and --dry-run")
@@ -82,12 +87,10 @@ def _check_combination(tools, tools_given, write, dry_run, undo, shell, scope, p
         raise BadInput(f"unknown pip scope {scope!r}: use user, global or site")
     if python is not None and scope not in (None, "site"):
         raise BadInput("--python picks the environment for --scope site: leave out --scope or use --scope site")
-    if (scope is not None or python is not None) and tools_given and "pip" not in tools:
+    if (scope is not None or python is not None) and tools_given and not set(taken_by("scope")) & set(tools):
         raise BadInput("--scope and --python are pip's: add --tool pip")
-    if project is not None and tools_given and "poetry" not in tools:
-        raise BadInput("--project is poetry's: add --tool poetry")
-    if project is not None and not tools_given and not undo:
-        raise BadInput("--project is poetry's: add --tool poetry")
+    if project is not None and (tools_given or not undo) and not set(taken_by("project")) & set(tools):
+        raise BadInput("--project is poetry's and pipenv's: add --tool poetry or --tool pipenv")
 
 
 def _index_url(name: str, url: str | None) -> str:
@@ -105,32 +108,15 @@ def _index_url(name: str, url: str | None) -> str:
 
 
 def _tool_file(tool: str, scope: str | None, python: Path | None, project: Path | None) -> Path | None:
-    """The file devpictl edits for ``tool`` (None: poetry without --project)."""
-    from devpictl import clientconfig as cc
+    """The file devpictl edits for ``tool`` (None: a project tool without --project)."""
+    from devpictl.clientconfig.registry import get
 
-    if tool == "pip":
-        return cc.pip_config_file(scope or "user", prefix=cc.python_prefix(python) if python else None)
-    if tool == "uv":
-        return cc.uv_user_config_file()
-    if tool == "pdm":
-        return cc.pdm_config_file()
-    return cc.poetry_project_file(project) if project is not None else None
-
-
-def _settings(tool: str, index_url: str) -> dict:
-    from devpictl import clientconfig as cc
-
-    return {
-        "pip": cc.pip_settings,
-        "uv": cc.uv_index,
-        "pdm": cc.pdm_settings,
-        "poetry": cc.poetry_source,
-    }[tool](index_url)
+    return get(tool).config_file(scope=scope, python=python, project=project)
 
 
 def _show(tools, index_url, scope, python, project, json_output) -> None:
-    from devpictl import clientconfig as cc
     from devpictl.cli import ui
+    from devpictl.clientconfig.registry import get
 
     files = {tool: _tool_file(tool, scope, python, project) for tool in tools}
     if json_output:
@@ -140,9 +126,9 @@ def _show(tools, index_url, scope, python, project, json_output) -> None:
             "tools": {
                 tool: {
                     "file": str(files[tool]) if files[tool] else None,
-                    "settings": _settings(tool, index_url),
-                    "env": cc.env_vars(tool, index_url),
-                    **({"command": cc.poetry_command(index_url)} if tool == "poetry" else {}),
+                    "settings": get(tool).settings(index_url),
+                    "env": get(tool).env_vars(index_url),
+                    **({"command": get(tool).command(index_url)} if get(tool).command(index_url) else {}),
                 }
                 for tool in tools
             },
@@ -151,28 +137,28 @@ def _show(tools, index_url, scope, python, project, json_output) -> None:
     parts = []
     for tool in tools:
         header = ""
-        # poetry has no file outside a project: its header says what to do, alone or not.
+        # A project tool has no file without --project: its header says what to do, alone or not.
         if len(tools) > 1 or files[tool] is None:
-            where = files[tool] or "your project's pyproject.toml, or run: " + cc.poetry_command(index_url)
-            header = f"# {tool}: {where}\n"
-        parts.append(header + cc.render_snippet(tool, index_url))
+            header = f"# {tool}: {files[tool] or get(tool).outside_project(index_url)}\n"
+        parts.append(header + get(tool).snippet(index_url))
     typer.echo("\n".join(parts), nl=False)
 
 
 def _show_shell(tools, index_url, shell, json_output) -> None:
-    from devpictl import clientconfig as cc
     from devpictl.cli import ui
+    from devpictl.clientconfig.registry import get
+    from devpictl.clientconfig.shell import render
 
     if json_output:
-        ui.print_json({"index_url": index_url, "env": {tool: cc.env_vars(tool, index_url) for tool in tools}})
+        ui.print_json({"index_url": index_url, "env": {tool: get(tool).env_vars(index_url) for tool in tools}})
         return
     out = []
     for tool in tools:
-        variables = cc.env_vars(tool, index_url)
+        variables = get(tool).env_vars(index_url)
         if variables:
-            out.append(cc.render_shell(variables, shell))
+            out.append(render(variables, shell))
         else:
-            out.append(f"# poetry reads its package source from the project only; run there: {cc.poetry_command(index_url)}\n")
+            out.append(f"# {tool} reads its package source from the project only; run there: {get(tool).command(index_url)}\n")
     typer.echo("".join(out), nl=False)
 
 
@@ -186,28 +172,30 @@ def _say(line: str, note: bool = False) -> None:
 
 
 def _write(tools, index_url, scope, python, project, dry_run, force, json_output) -> None:
-    from devpictl import clientconfig as cc
     from devpictl.cli import ui
+    from devpictl.clientconfig import manifest as mf
+    from devpictl.clientconfig.registry import get
 
-    manifest = cc.Manifest()
+    manifest = mf.Manifest()
     # Plan every file first: a refusal for one tool leaves all of them unchanged.
-    changes: dict[str, cc.Change | None] = {}
+    changes: dict[str, mf.Change | None] = {}
     for tool in tools:
         path = _tool_file(tool, scope, python, project)
-        changes[tool] = None if path is None else cc.plan_change(
-            tool, path, index_url, scope=(scope or "user") if tool == "pip" else None, force=force, manifest=manifest
+        changes[tool] = None if path is None else mf.plan_change(
+            get(tool), path, index_url, scope=(scope or "user") if "scope" in get(tool).options else None, force=force, manifest=manifest
         )
     applied = {}
     if not dry_run:
         for tool, change in changes.items():
             if change is not None and change.changed:
-                applied[tool] = cc.apply_change(change, manifest)
+                applied[tool] = mf.apply_change(change, manifest)
 
     if json_output:
         report = {}
         for tool, change in changes.items():
             if change is None:
-                report[tool] = {"file": None, "changed": False, "command": cc.poetry_command(index_url)}
+                command = get(tool).command(index_url)
+                report[tool] = {"file": None, "changed": False, **({"command": command} if command else {})}
                 continue
             done = applied.get(tool)
             report[tool] = {
@@ -223,8 +211,12 @@ def _write(tools, index_url, scope, python, project, dry_run, force, json_output
 
     for tool, change in changes.items():
         if change is None:
-            _say("poetry has no setting outside a project; run this in your project (or add --project DIR):")
-            typer.echo(f"  {cc.poetry_command(index_url)}")
+            command = get(tool).command(index_url)
+            if command:
+                _say(f"{tool} has no setting outside a project; run this in your project (or add --project DIR):")
+                typer.echo(f"  {command}")
+            else:
+                _say(f"{tool} has no setting outside a project: add --project DIR, the directory of its {get(tool).project_file_name}")
             continue
         if dry_run:
             typer.echo(change.diff() if change.changed else f"# {tool}: {change.path} already points at the cache\n", nl=False)
@@ -240,27 +232,30 @@ def _write(tools, index_url, scope, python, project, dry_run, force, json_output
             _say(note, note=True)
 
 
-def _undo_paths(scope, python, project) -> list[Path] | None:
+def _undo_paths(tools, scope, python, project) -> list[Path] | None:
     """The files --undo is limited to, when --scope, --python or --project name them."""
+    from devpictl.clientconfig.registry import INSTALLERS
+
     paths = []
     if scope is not None:
         paths.append(_tool_file("pip", scope, python, None))
     if project is not None:
-        from devpictl import clientconfig as cc
-
-        paths.append(cc.poetry_project_file(project))
+        # The project files there of the project tools asked for (any, without --tool).
+        candidates = [i for name, i in INSTALLERS.items() if "project" in i.options and (not tools or name in tools)]
+        found = [i for i in candidates if (Path(project) / i.project_file_name).is_file()] or candidates[:1]
+        paths += [i.config_file(project=project) for i in found]  # none there: the first names its missing file
     return paths or None
 
 
 def _undo(tools, paths, dry_run, force, json_output) -> None:
-    from devpictl import clientconfig as cc
     from devpictl.cli import ui
+    from devpictl.clientconfig import manifest as mf
 
-    manifest = cc.Manifest()
-    restores = cc.plan_undo(manifest, tools or None, paths, force=force or dry_run)
+    manifest = mf.Manifest()
+    restores = mf.plan_undo(manifest, tools or None, paths, force=force or dry_run)
     if not dry_run:
         for restore in restores:
-            cc.apply_restore(restore, manifest)
+            mf.apply_restore(restore, manifest)
     if json_output:
         ui.print_json({
             "dry_run": dry_run,

@@ -149,6 +149,18 @@ class TestAdd:
         add("corp", CORP, "--note", "office")
         assert tomllib.loads(config_file().read_text()) == {"mirrors": {"corp": {"url": CORP, "note": "office"}}}
 
+    def test_add_and_remove_keep_the_users_comments(self):
+        path = config_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mine = '# my devpictl settings\n[mirrors.old]  # the old office\nurl = "https://old.example/simple"\nnote = ""\n'
+        path.write_text(mine)
+        add("corp", CORP, "--note", "office")
+        text = path.read_text()
+        assert text.startswith(mine)
+        assert "# my devpictl settings" in text and "# the old office" in text
+        assert invoke("mirrors", "remove", "corp").exit_code == 0
+        assert path.read_text().rstrip("\n") + "\n" == mine  # at most a blank line left at the end
+
     def test_builtins_still_win_and_unknown_names_list_user_entries(self):
         add("corp", CORP)
         assert resolve("tuna") is CATALOG["tuna"]

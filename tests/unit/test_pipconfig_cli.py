@@ -311,6 +311,45 @@ class TestErrors:
         assert not (home.parent / "devpictl-data").exists()
 
 
+class TestPipenv:
+    PIPFILE = '# mine\n[[source]]\nurl = "https://pypi.example/simple"\nverify_ssl = true\nname = "pypi"\n'
+
+    @pytest.fixture
+    def project(self, home, tmp_path):
+        (tmp_path / "project").mkdir()
+        (tmp_path / "project/Pipfile").write_text(self.PIPFILE)
+        return tmp_path / "project"
+
+    def test_show(self):
+        out = ok("--url", URL, "-t", "pipenv").stdout
+        assert out == f'# pipenv: your project\'s Pipfile\n[[source]]\nname = "devpictl"\nurl = "{URL}"\nverify_ssl = false\n'
+        assert ok("--url", URL, "-t", "pipenv", "--shell").stdout == f"export PIPENV_PYPI_MIRROR={URL}\n"
+
+    def test_dry_run_write_and_undo(self, project):
+        before = snapshot(project)
+        out = ok("--url", URL, "-t", "pipenv", "--project", str(project), "--dry-run").stdout
+        assert f"+++ {project}/Pipfile\n" in out and '+name = "devpictl"\n' in out
+        assert snapshot(project) == before
+        assert "pipenv: updated " in ok("--url", URL, "-t", "pipenv", "--project", str(project), "--write").stdout
+        assert [s["name"] for s in tomllib.loads((project / "Pipfile").read_text())["source"]] == ["devpictl", "pypi"]
+        assert "pipenv: restored " in ok("--undo", "--project", str(project)).stdout
+        assert snapshot(project) == before
+
+    def test_lock_file_gets_a_note(self, project):
+        (project / "Pipfile.lock").write_text("{}")
+        result = ok("--url", URL, "-t", "pipenv", "--project", str(project), "--write")
+        assert f"note: run `pipenv lock` in {project}" in result.output
+
+    def test_write_without_a_project_says_what_to_add(self, home):
+        out = ok("--url", URL, "-t", "pipenv", "--write").stdout
+        assert out == "pipenv has no setting outside a project: add --project DIR, the directory of its Pipfile\n"
+        assert snapshot(home) == {}
+
+    def test_project_without_a_pipfile(self, home, tmp_path):
+        assert_one_line_error(invoke("--url", URL, "-t", "pipenv", "--project", str(tmp_path), "--write"), 2, f"{tmp_path} has no Pipfile")
+        assert_one_line_error(invoke("--url", URL, "-t", "uv", "--project", str(tmp_path)), 2, "--project is poetry's and pipenv's")
+
+
 def test_poetry_alone_says_what_to_run():
     result = invoke("--url", URL, "--tool", "poetry")
     assert result.exit_code == 0, result.output

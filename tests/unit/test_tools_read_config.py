@@ -1,5 +1,5 @@
 """The installers themselves read what `devpictl pip-config --write` writes: pip (each scope),
-uv (resolving from a local index through its config file alone), pdm and poetry. Each file
+uv and pipenv (resolving from a local index through their config files alone), pdm and poetry. Each file
 already holds unrelated settings, which must survive, and --undo must give back its exact
 bytes. No Docker, no network beyond 127.0.0.1."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
+import json
 import os
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from devpictl import clientconfig as cc
+from devpictl.clientconfig import pip as pipcfg
 from devpictl.cli import app
 
 runner = CliRunner()
@@ -36,7 +37,7 @@ def tool_env(isolation, tmp_path) -> dict[str, str]:
     """The environment for a tool run: the test's home, and none of the host's installer settings."""
     env = {
         k: v for k, v in os.environ.items()
-        if not k.startswith(("PIP_", "UV_", "PDM_", "POETRY_")) and k not in ("VIRTUAL_ENV", "PYTHONPATH")
+        if not k.startswith(("PIP_", "UV_", "PDM_", "POETRY_", "PIPENV_")) and k not in ("VIRTUAL_ENV", "PYTHONPATH")
     }
     env.update(
         XDG_CACHE_HOME=str(tmp_path / "cache"),
@@ -92,7 +93,7 @@ class TestPip:
         monkeypatch.setenv("XDG_CONFIG_DIRS", dirs)
         tool_env["XDG_CONFIG_DIRS"] = dirs
         listed = pip_debug_files(run([sys.executable, "-m", "pip", "config", "debug"], tool_env, tmp_path / "work"))
-        ours = cc.pip_config_files()
+        ours = pipcfg.config_files()
         for scope in ("global", "user", "site"):
             assert listed[scope] == ours[scope], scope
 
@@ -116,7 +117,7 @@ class TestPip:
 
     def test_global_scope(self, tool_env, tmp_path, monkeypatch):
         etc = tmp_path / "etc"
-        monkeypatch.setattr(cc, "PIP_ETC_DIR", etc)
+        monkeypatch.setattr(pipcfg, "ETC_DIR", etc)
         monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "xdg"))
         tool_env["XDG_CONFIG_DIRS"] = str(tmp_path / "xdg")
         original = write(etc / "pip.conf", "[global]\ntimeout = 62\n")
@@ -285,3 +286,36 @@ def test_poetry_reads_the_project_source(tool_env, tmp_path):
 
     devpictl("--undo", "--tool", "poetry")
     assert (project / "pyproject.toml").read_bytes() == original
+
+
+def test_pipenv_locks_from_the_first_source_in_its_pipfile(tool_env, tmp_path, local_index):
+    pipenv = tool_or_skip("pipenv")
+    url, served = local_index
+    project = tmp_path / "project"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    original = write(project / "Pipfile", (
+        "# my project\n"
+        "[[source]]\n"
+        'url = "https://pypi.example/simple"\n'
+        "verify_ssl = true\n"
+        'name = "pypi"  # never reached here\n'
+        "\n"
+        "[packages]\n"
+        'devpictl-demo = "*"\n'
+        "\n"
+        "[requires]\n"
+        f'python_version = "{version}"\n'
+    ))
+    devpictl("--url", url, "--tool", "pipenv", "--project", str(project), "--write")
+
+    # The project's own environment, made from this Python; nothing else of the host's.
+    tool_env.update(PIPENV_VENV_IN_PROJECT="1", PIPENV_IGNORE_VIRTUALENVS="1", PIPENV_NOSPIN="1", PIPENV_YES="1")
+    run([pipenv, "lock", "--python", sys.executable], tool_env, project)
+    lock = json.loads((project / "Pipfile.lock").read_text())
+    assert [s["name"] for s in lock["_meta"]["sources"]] == ["devpictl", "pypi"]
+    assert lock["default"]["devpictl-demo"]["index"] == "devpictl"
+    assert lock["default"]["devpictl-demo"]["version"] == "==1.0"
+    assert "/simple/devpictl-demo/" in served
+
+    devpictl("--undo", "--tool", "pipenv")
+    assert (project / "Pipfile").read_bytes() == original
