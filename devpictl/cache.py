@@ -33,11 +33,14 @@ from devpictl.settings import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     Instance,
+    commit_root_password,
+    drop_pending_root_password,
     ensure_root_password,
     forget_cache,
     forget_root_password,
     load_remembered,
     read_root_password,
+    read_secret_file,
     save_remembered,
 )
 
@@ -193,7 +196,9 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
         base_url = ctr.local_base_url(container)
         with DevpiClient(base_url) as client:
             wait_for_api(client, container, opts.timeout, reporter)
-            login_root(client, instance)
+            settled = login_root(client, instance)
+            if settled:
+                actions.append(settled)
             official = official_url(container)
             if wanted is not None and (opts.check or opts.offline):
                 current = find_by_url(client.get_index().get("mirror_url"), official)
@@ -343,13 +348,31 @@ def last_line(text: str) -> str:
     return lines[-1].strip() if lines else "no output"
 
 
-def login_root(client: DevpiClient, instance: Instance) -> None:
+def login_root(client: DevpiClient, instance: Instance) -> str | None:
+    """Log in as root, first settling a password rotation that was interrupted; returns what was settled.
+
+    ``password --rotate`` writes the pending file before it asks devpi to change
+    the password, so after any interruption (even SIGKILL) one of the two files
+    holds devpi's password: devpi itself says which.
+    """
+    settled = None
+    pending = read_secret_file(instance.pending_password_file)
+    if pending is not None:
+        try:
+            client.login("root", pending)
+        except LoginRefused:
+            drop_pending_root_password(instance)
+            settled = f"dropped {instance.pending_password_file}: devpi never took the password of an interrupted rotation"
+        else:
+            commit_root_password(instance)
+            return f"devpi took the password of an interrupted rotation: moved {instance.pending_password_file} to {instance.password_file}"
     password = read_root_password(instance)
     if password is None:
         raise LoginRefused(
             f"devpictl has no root password for cache {instance.name!r}: put it in {instance.password_file}"
         )
     client.login("root", password)
+    return settled
 
 
 def effective_url(upstream: Upstream, official: str) -> str:
@@ -576,7 +599,9 @@ def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool,
             check_upstream(container, url, probe_project)
     actions: list[str] = []
     with DevpiClient(ctr.local_base_url(container)) as client:
-        login_root(client, instance)
+        settled = login_root(client, instance)
+        if settled:
+            actions.append(settled)
         previous = find_by_url(client.get_index().get("mirror_url"), official)
         configure_upstream(client, upstream, official, reporter, actions, lambda: flush_front_cache(container))
     return SwitchResult(instance.name, previous, upstream, actions)

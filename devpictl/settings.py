@@ -94,18 +94,36 @@ class Instance:
         return self.state_dir / "root-password"
 
     @property
+    def pending_password_file(self) -> Path:
+        """A new root password devpi may hold already: written before devpi is asked to take it."""
+        return self.state_dir / "root-password.pending"
+
+    @property
     def settings_file(self) -> Path:
         return self.state_dir / "cache.toml"
+
+    @property
+    def failure_log(self) -> Path:
+        return self.state_dir / "last-failed-up.log"
 
     def labels(self) -> dict[str, str]:
         return {LABEL_MANAGED: "1", LABEL_INSTANCE: self.name, **extra_labels()}
 
 
-def read_root_password(instance: Instance) -> str | None:
+def read_secret_file(path: Path) -> str | None:
+    """The stripped text of a secret file; None when missing or empty; one clear error when unreadable."""
     try:
-        return instance.password_file.read_text().strip() or None
+        return path.read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path} is not UTF-8 text: put the cache's root password in it, or delete it") from None
+    except OSError as exc:
+        raise BadInput(f"cannot read {path} ({exc.strerror}): make it a readable file holding the root password, or delete it") from None
+
+
+def read_root_password(instance: Instance) -> str | None:
+    return read_secret_file(instance.password_file)
 
 
 def new_root_password() -> str:
@@ -123,31 +141,56 @@ def ensure_root_password(instance: Instance) -> tuple[str, bool]:
     return password, True
 
 
-def stage_root_password(instance: Instance, password: str) -> Path:
-    """Write ``password`` to a new 0600 file beside the stored one; commit_root_password puts it in place."""
+def write_durably(path: Path, text: str) -> None:
+    """Replace ``path`` (mode 0600) with ``text`` so that it survives a crash once this returns.
+
+    The bytes go to a temporary file beside it, are synced, renamed over ``path``,
+    and the directory is synced too: a reader sees the old file or the new one.
+    """
     import tempfile
 
-    instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=".root-password.", dir=instance.state_dir)  # mkstemp makes it 0600
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp makes it 0600
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(password + "\n")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return Path(tmp)
+    sync_directory(path.parent)
 
 
-def commit_root_password(instance: Instance, staged: Path) -> None:
-    """Replace the stored root password with a staged one, in one rename."""
-    os.replace(staged, instance.password_file)
+def sync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def store_root_password(instance: Instance, password: str) -> None:
-    """Store ``password`` (mode 0600) atomically: a reader sees the old file or the new one, never half."""
-    commit_root_password(instance, stage_root_password(instance, password))
+    """Store ``password`` (mode 0600) atomically and durably."""
+    write_durably(instance.password_file, password + "\n")
+
+
+def stage_root_password(instance: Instance, password: str) -> Path:
+    """Keep ``password`` durably in the pending file before devpi is asked to take it."""
+    write_durably(instance.pending_password_file, password + "\n")
+    return instance.pending_password_file
+
+
+def commit_root_password(instance: Instance) -> None:
+    """devpi holds the pending password: make it the stored one, in one rename."""
+    os.replace(instance.pending_password_file, instance.password_file)
+    sync_directory(instance.state_dir)
+
+
+def drop_pending_root_password(instance: Instance) -> None:
+    """devpi does not hold the pending password: forget it."""
+    instance.pending_password_file.unlink(missing_ok=True)
 
 
 def forget_root_password(instance: Instance) -> None:
@@ -194,8 +237,9 @@ def forget_cache(instance: Instance) -> None:
     """Forget the root password and remembered settings of a deleted cache."""
     instance.password_file.unlink(missing_ok=True)
     instance.settings_file.unlink(missing_ok=True)
-    # Left by a password rotation that devpi stopped answering in the middle of.
-    (instance.state_dir / "root-password.pending").unlink(missing_ok=True)
+    instance.failure_log.unlink(missing_ok=True)
+    # Left by a password rotation that was interrupted in the middle.
+    drop_pending_root_password(instance)
 
 
 # devpictl's own config.toml (user mirror entries live under [mirrors.NAME]).

@@ -50,5 +50,7 @@ def password(
     if json_output:
         ui.print_json({"name": rotation.name, "rotated": True, "password_file": str(rotation.password_file)})
     else:
+        if rotation.settled:
+            ui.out.print(rotation.settled)
         ui.out.print(f"Rotated the root password of cache {rotation.name!r}; the new one is kept in {rotation.password_file}")
         ui.out.print(f"Show it with: devpictl password --show{'' if name == 'default' else ' --name ' + name}")

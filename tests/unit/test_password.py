@@ -202,3 +202,135 @@ class TestSetPassword:
             with pytest.raises(LoginRefused, match="HTTP 403"):
                 client.set_password("root", "new")
         assert server.password == "old"
+
+
+class Interrupt(FakeDevpiUsers):
+    """devpi's side of a rotation that SIGINT/SIGTERM/SIGKILL cuts: what was on disk when the PATCH arrived."""
+
+    def __init__(self, password: str, *, taken: bool, signal=KeyboardInterrupt):
+        super().__init__(password)
+        self.taken = taken  # whether devpi applied the PATCH before the signal
+        self.signal = signal
+        self.on_disk_at_patch: dict[str, str | None] = {}
+
+    def handle(self, request):
+        if (request.method, request.url.path) == ("PATCH", "/root") and self.signal is not None:
+            instance = Instance("default")
+            self.on_disk_at_patch = {
+                "stored": read_root_password(instance),
+                "pending": instance.pending_password_file.read_text().strip() if instance.pending_password_file.exists() else None,
+            }
+            if self.taken:
+                self.password = json.loads(request.content)["password"]
+            raise self.signal()
+        return super().handle(request)
+
+
+@pytest.fixture
+def interrupting(monkeypatch, stored):
+    def make(**kwargs) -> Interrupt:
+        server = Interrupt(stored, **kwargs)
+        monkeypatch.setattr(pw, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=server.transport()))
+        return server
+
+    return make
+
+
+class TestRotateInterrupted:
+    """SIGINT, SIGTERM or SIGKILL at the PATCH: the store never loses a password devpi accepted."""
+
+    def test_the_new_password_is_on_disk_before_devpi_hears_of_it(self, engine, interrupting, stored):
+        # What a SIGKILL at the PATCH leaves: the files as they were when devpi got the request.
+        devpi = interrupting(taken=True)
+        invoke("password", "--rotate")
+        assert devpi.on_disk_at_patch == {"stored": stored, "pending": devpi.password}
+        assert stat.S_IMODE(Instance("default").pending_password_file.stat().st_mode) == 0o600
+
+    @pytest.mark.parametrize("taken", [True, False], ids=["devpi-took-it", "devpi-never-got-it"])
+    def test_interrupt_keeps_both_and_names_the_files(self, engine, interrupting, stored, taken):
+        devpi = interrupting(taken=taken)
+        line = one_error_line(invoke("password", "--rotate"), 130)
+        instance = Instance("default")
+        assert str(instance.pending_password_file) in line and str(instance.password_file) in line
+        assert read_root_password(instance) == stored
+        assert devpi.password in (stored, instance.pending_password_file.read_text().strip())
+        assert stored not in line and devpi.password not in line
+
+    @pytest.mark.parametrize("taken", [True, False], ids=["devpi-took-it", "devpi-never-got-it"])
+    def test_the_next_rotation_asks_devpi_and_keeps_the_one_it_holds(self, engine, interrupting, stored, taken):
+        devpi = interrupting(taken=taken)
+        assert invoke("password", "--rotate").exit_code == 130
+        devpi.signal = None  # the next run is not interrupted
+        result = invoke("password", "--rotate")
+        assert result.exit_code == 0, result.output
+        instance = Instance("default")
+        assert read_root_password(instance) == devpi.password
+        assert sorted(state_files()) == ["root-password"]
+        settled = "moved" if taken else "dropped"
+        assert settled in result.stdout and str(instance.pending_password_file) in result.stdout
+
+    def test_sigterm_takes_the_same_path(self, engine, interrupting, stored):
+        from devpictl.errors import Terminated
+
+        devpi = interrupting(taken=True, signal=Terminated)
+        one_error_line(invoke("password", "--rotate"), 130)
+        assert Instance("default").pending_password_file.read_text().strip() == devpi.password
+
+
+class TestSettlePending:
+    """Any command that logs in as root (up, set-upstream, rotate) first settles a pending password."""
+
+    def test_taken_pending_password_becomes_the_stored_one(self, stored):
+        from devpictl.cache import login_root
+        from devpictl.settings import stage_root_password
+
+        instance = Instance("default")
+        stage_root_password(instance, "the-new-one")
+        server = FakeDevpiUsers("the-new-one")
+        with DevpiClient("http://127.0.0.1:3141", transport=server.transport()) as client:
+            note = login_root(client, instance)
+        assert read_root_password(instance) == "the-new-one"
+        assert not instance.pending_password_file.exists()
+        assert str(instance.password_file) in note
+
+    def test_refused_pending_password_is_dropped(self, stored):
+        from devpictl.cache import login_root
+        from devpictl.settings import stage_root_password
+
+        instance = Instance("default")
+        stage_root_password(instance, "never-taken")
+        server = FakeDevpiUsers(stored)
+        with DevpiClient("http://127.0.0.1:3141", transport=server.transport()) as client:
+            note = login_root(client, instance)
+        assert read_root_password(instance) == stored
+        assert not instance.pending_password_file.exists()
+        assert "dropped" in note
+        assert server.calls() == [("POST", "/+login"), ("POST", "/+login")]
+
+
+SIGTERM_SELF = """
+import os, signal, sys, time
+from devpictl import cli
+from devpictl.errors import Terminated
+
+@cli.app.command("term-self")
+def term_self():
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)
+    except Terminated:
+        print("cleaned up")
+        raise
+
+sys.argv = ["devpictl", "term-self"]
+cli.main()
+"""
+
+
+def test_main_turns_sigterm_into_the_interrupt_clean_up_path():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", SIGTERM_SELF], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 143, done.stderr  # without the handler: -15, nothing cleaned up
+    assert done.stdout == "cleaned up\n"
