@@ -38,6 +38,7 @@ from devpictl.settings import (
     ensure_root_password,
     forget_cache,
     forget_root_password,
+    is_loopback,
     load_remembered,
     read_root_password,
     read_secret_file,
@@ -100,6 +101,7 @@ class UpResult:
     password_file: Path
     host: str = DEFAULT_HOST  # the address the cache is published on
     offline: bool = False
+    port: int | None = None  # the port it is published on
 
     @property
     def changed(self) -> bool:
@@ -227,7 +229,7 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
         "network": opts.network, "ca_bundle": str(opts.ca_bundle) if opts.ca_bundle else None,
         "probe_project": opts.probe_project, "front": opts.front, "offline": opts.offline,
     })
-    return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file, host, bool(opts.offline))
+    return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file, host, bool(opts.offline), port)
 
 
 def ensure_image(engine, opts: UpOptions, reporter: Reporter, actions: list[str]) -> None:
@@ -456,14 +458,16 @@ ALL_INTERFACES = ("0.0.0.0", "::", "")
 
 
 def publishes_to_network(host: str) -> bool:
-    return host in ALL_INTERFACES
+    """True for any address beyond loopback: every interface, or one that others can reach."""
+    return not is_loopback(host)
 
 
 def network_warning(host: str, port: int | None = None) -> str:
-    """The risk of publishing on every interface; shown whatever chose the host (flag, environment, remembered)."""
+    """The risk of publishing beyond loopback; shown whatever chose the host (flag, environment, remembered)."""
     where = f"{host or '0.0.0.0'}:{port}" if port else (host or "0.0.0.0")
+    reach = "every network interface" if host in ALL_INTERFACES else "an address other machines may reach"
     return (
-        f"cache published on {where}, every network interface: anyone who can reach this machine can read the cache "
+        f"cache published on {where}, {reach}: anyone who can reach it can read the cache "
         "and, with the root password, write to it (upload packages, create users, change the upstream); "
         "to keep it local, run `devpictl down` and `devpictl up --host 127.0.0.1`"
     )

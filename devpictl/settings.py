@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -54,6 +55,69 @@ def check_port(port: int) -> int:
     if not 1 <= port <= 65535:
         raise BadInput(f"port {port} is out of range: use a number from 1 to 65535")
     return port
+
+
+def check_timeout(seconds: float) -> float:
+    """A usable time limit: positive and finite (nan and inf would wait for ever)."""
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise BadInput(f"--timeout {seconds:g} is not a time limit: give a number of seconds, e.g. --timeout 10")
+    return seconds
+
+
+# A DNS name: labels of letters, digits and inner hyphens, dot-separated.
+HOST_NAME = re.compile(r"(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+
+
+def check_host(value: str, source: str = "--host") -> str:
+    """The literal IP address to publish on, from an address or a host name; resolved before anything is published.
+
+    The engine takes a host name as "every interface", so only literals reach it:
+    ``localhost`` becomes 127.0.0.1, ``[::1]`` becomes ::1.
+    """
+    import ipaddress
+    import socket
+
+    text = value.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    head, sep, tail = text.rpartition(":")
+    if sep and tail.isdigit() and (HOST_NAME.fullmatch(head.strip("[]")) or is_ip(head.strip("[]"))):
+        raise BadInput(f"{source} {value!r} carries a port: give the address alone and the port with --port {tail}")
+    if not HOST_NAME.fullmatch(text):
+        raise BadInput(f"{source} {value!r} is not an IP address or host name: give an address such as 127.0.0.1")
+    if text.rstrip(".").lower() == "localhost":
+        return DEFAULT_HOST  # whatever the resolver says, localhost is loopback (pick IPv4, as devpictl reaches it)
+    try:
+        infos = socket.getaddrinfo(text, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise BadInput(f"{source} {value!r} does not resolve to an address: give an IP address such as 127.0.0.1") from None
+    addresses = [info[4][0] for info in infos]
+    ipv4 = [a for a in addresses if ":" not in a]
+    return (ipv4 or addresses)[0]
+
+
+def is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_loopback(host: str) -> bool:
+    """True for a literal loopback address (127.0.0.0/8, ::1); a checked host is always a literal."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def extra_labels(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -221,7 +285,25 @@ def read_toml(path: Path) -> dict:
 
 
 def load_remembered(instance: Instance) -> dict[str, object]:
-    return {k: v for k, v in read_toml(instance.settings_file).items() if k in REMEMBERED_KEYS}
+    """What `up` remembered, each value checked: a wrong type or value is one error naming the file and key."""
+    path = instance.settings_file
+    values = {k: v for k, v in read_toml(path).items() if k in REMEMBERED_KEYS}
+
+    def wrong(key: str, expected: str) -> BadInput:
+        return BadInput(f"{path}: {key} = {values[key]!r} is not {expected}: fix it, or delete the line to use the default")
+
+    for key, value in values.items():
+        if key in ("front", "offline"):
+            if not isinstance(value, bool):
+                raise wrong(key, "true or false")
+        elif key == "port":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+                raise wrong(key, "a port number from 1 to 65535")
+        elif not isinstance(value, str) or not value.strip():
+            raise wrong(key, "a non-empty string")
+        elif key == "host":
+            values[key] = check_host(value, f"{path}: host")
+    return values
 
 
 def save_remembered(instance: Instance, values: dict[str, object]) -> None:

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 import httpx
 
 from devpictl import __version__
+from devpictl.settings import check_timeout
 
 DEFAULT_PROJECT = "pip"
 DEFAULT_TIMEOUT = 10.0
@@ -98,14 +99,6 @@ class MirrorResult:
             "rank": self.rank,
             "fastest": self.fastest,
         }
-
-
-def check_timeout(seconds: float) -> float:
-    from devpictl.errors import BadInput
-
-    if not seconds > 0:
-        raise BadInput(f"--timeout {seconds:g} is not a time limit: give the seconds each mirror gets, e.g. --timeout 10")
-    return seconds
 
 
 def check_project(name: str) -> str:

@@ -47,12 +47,15 @@ def up(
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.mirrors import is_fastest, resolve
-    from devpictl.settings import Instance, check_name, check_port
+    from devpictl.settings import Instance, check_host, check_name, check_port, check_timeout
 
     instance = Instance(check_name(name))
     upstream = resolve(mirror) if mirror and not is_fastest(mirror) else None
     if port is not None:
         check_port(port)
+    if host is not None:
+        host = check_host(host)
+    check_timeout(timeout)
     build_opts = options.build_options(
         base_image, pip_mirror, wheelhouse, ca_bundle, web, front=front is not False, devpi_server_version=devpi_server_version
     )
@@ -87,7 +90,7 @@ def up(
     # Whatever chose the address (flag, DEVPICTL_HOST, remembered), warn on stderr:
     # stdout stays clean for --json.
     if cache.publishes_to_network(result.host):
-        ui.err.print(f"[yellow]warning:[/] {cache.network_warning(result.host)}")
+        ui.err.print(f"[yellow]warning:[/] {cache.network_warning(result.host, result.port)}")
     if json_output:
         ui.print_json(
             {

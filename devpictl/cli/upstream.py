@@ -120,9 +120,10 @@ def measure_mirrors(
     from devpictl.cli import ui
     from devpictl.errors import UpstreamUnreachable
     from devpictl.mirrors import every_upstream, resolve
+    from devpictl.settings import check_timeout
 
     speedtest.check_project(project)
-    speedtest.check_timeout(timeout)
+    check_timeout(timeout)
     upstreams = [resolve(spec) for spec in names] if names else every_upstream()
     pairs = speed_test(upstreams, project=project, timeout=timeout, download=download, console=None if json_output else ui.out)
     if json_output:

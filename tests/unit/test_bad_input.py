@@ -136,6 +136,30 @@ def remembered_is_not_toml(world: World, monkeypatch) -> None:
     Instance("default").settings_file.write_text("port = [3141\n")
 
 
+def remembered(text: str) -> Callable[..., None]:
+    def setup(world: World, monkeypatch) -> None:
+        Instance("default").settings_file.write_text(text)
+
+    return setup
+
+
+def password_file_is_a_directory(world: World, monkeypatch) -> None:
+    Instance("default").password_file.unlink()
+    Instance("default").password_file.mkdir()
+
+
+def password_file_not_utf8(world: World, monkeypatch) -> None:
+    Instance("default").password_file.write_bytes(b"\xff\xfe\x00pw\n")
+
+
+def nothing_resolves(world: World, monkeypatch) -> None:
+    """Host names fail to resolve without asking any DNS server."""
+    def getaddrinfo(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
 def write_file(name: str, text: str) -> Callable[[World], str]:
     def make(world: World) -> str:
         path = world.tmp / name
@@ -176,6 +200,23 @@ CASES = [
     Case("pip-config-unknown-tool", ["pip-config", "--tool", "pipx", "--write"], 2, "unknown tool 'pipx'"),
     Case("remove-builtin-mirror", ["mirrors", "remove", "tuna"], 2, "'tuna' is a built-in mirror"),
     Case("no-such-cache", ["set-upstream", "tuna", "--name", "ghost"], 8, "no cache named 'ghost'"),
+    Case("host-not-an-address", ["up", "--host", "not an ip"], 2, "'not an ip' is not an IP address or host name"),
+    Case("host-with-port", ["up", "--host", "127.0.0.1:80"], 2, "carries a port: give the address alone and the port with --port 80"),
+    Case("host-bracketed-with-port", ["up", "--host", "[::1]:80"], 2, "carries a port"),
+    Case("host-unresolvable", ["up", "--host", "cache.example.invalid"], 2, "does not resolve", setup=nothing_resolves),
+    Case("timeout-nan", ["up", "--timeout", "nan"], 2, "--timeout nan is not a time limit"),
+    Case("timeout-inf", ["up", "--timeout", "inf"], 2, "--timeout inf is not a time limit"),
+    Case("timeout-zero", ["up", "--timeout", "0"], 2, "--timeout 0 is not a time limit"),
+    Case("mirrors-test-timeout-inf", ["mirrors", "test", "tuna", "--timeout", "inf"], 2, "--timeout inf is not a time limit"),
+    Case("remembered-port-string", ["up"], 2, "cache.toml: port = 'abc' is not a port number", setup=remembered('port = "abc"\n')),
+    Case("remembered-port-negative", ["up"], 2, "cache.toml: port = -5 is not a port number", setup=remembered("port = -5\n")),
+    Case("remembered-port-too-big", ["up"], 2, "cache.toml: port = 99999 is not a port number", setup=remembered("port = 99999\n")),
+    Case("remembered-host-number", ["up"], 2, "cache.toml: host = 123 is not a non-empty string", setup=remembered("host = 123\n")),
+    Case("remembered-host-not-an-address", ["up"], 2, "cache.toml: host 'not an ip' is not an IP address", setup=remembered('host = "not an ip"\n')),
+    Case("remembered-image-empty", ["up"], 2, "cache.toml: image = '' is not a non-empty string", setup=remembered('image = ""\n')),
+    Case("remembered-offline-string", ["up"], 2, "cache.toml: offline = 'no' is not true or false", setup=remembered('offline = "no"\n')),
+    Case("password-file-is-a-directory", ["password", "--show"], 2, "root-password (Is a directory)", setup=password_file_is_a_directory),
+    Case("password-file-not-utf8", ["password", "--rotate"], 2, "root-password is not UTF-8 text", setup=password_file_not_utf8),
     Case("unknown-network", lambda w: ["up", "--name", "fresh", "--port", free_port(), "--network", "nosuchnet"], 2, "no Docker network 'nosuchnet'"),
 ]
 if HAVE_BACKUP:

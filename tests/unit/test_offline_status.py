@@ -363,47 +363,52 @@ class TestUpstreamCheckDeadline:
 
 
 @pytest.fixture
-def fake_up(monkeypatch):
-    """up's CLI with cache.up faked: returns a cache published on the host the test names."""
-    engine = FakeEngine()
+def published(running_cache, monkeypatch):
+    """The real up (CLI and core) on a running cache whose container is published on the address a test names."""
+    engine, make, _ = running_cache
     monkeypatch.setattr(ctr, "connect", lambda: engine)
-    seen: dict = {}
 
-    def up(engine, opts, reporter):
-        seen["opts"] = opts
-        host = opts.host or load_remembered(opts.instance).get("host") or "127.0.0.1"
-        return cache.UpResult("default", "http://127.0.0.1:3141/root/pypi/+simple/", OFFICIAL, [], Path("/x/root-password"), host)
+    def publish(host: str) -> None:
+        container = make(False, configured(OFFICIAL))
+        container.attrs["HostConfig"]["PortBindings"]["3141/tcp"][0]["HostIp"] = host
 
-    monkeypatch.setattr(cache, "up", up)
-    return seen
+    return publish
 
 
 class TestBindAllWarning:
+    """The warning follows the address the container is published on, whatever chose it."""
+
     @pytest.mark.parametrize(
-        "args, env, remembered",
+        "args, env, remembered, host",
         [
-            (["--host", "0.0.0.0"], {}, None),
-            ([], {"DEVPICTL_HOST": "0.0.0.0"}, None),
-            ([], {}, "0.0.0.0"),
-            (["--host", "::"], {}, None),
+            (["--host", "0.0.0.0"], {}, None, "0.0.0.0"),
+            ([], {"DEVPICTL_HOST": "0.0.0.0"}, None, "0.0.0.0"),
+            ([], {}, "0.0.0.0", "0.0.0.0"),
+            (["--host", "::"], {}, None, "::"),
+            ([], {}, None, "0.0.0.0"),  # nothing asked for it: the container's published address decides
+            (["--host", "192.0.2.10"], {}, None, "192.0.2.10"),  # one address, but not loopback
         ],
-        ids=["flag", "environment", "remembered", "ipv6"],
+        ids=["flag", "environment", "remembered", "ipv6", "published-only", "lan-address"],
     )
     @pytest.mark.parametrize("json_output", [False, True])
-    def test_warned_on_stderr_whatever_chose_the_host(self, fake_up, args, env, remembered, json_output):
+    def test_warned_on_stderr_whatever_chose_the_host(self, published, args, env, remembered, host, json_output):
+        published(host)
         if remembered:
             save_remembered(Instance("default"), {"host": remembered})
         result = invoke("up", *args, *(["--json"] if json_output else []), env=env)
         assert result.exit_code == 0, result.output
         warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
         assert len(warning) == 1, result.stderr
-        assert "anyone who can reach this machine can read the cache" in warning[0]
+        assert f"published on {host}:3141" in warning[0]
+        assert "anyone who can reach it can read the cache" in warning[0]
         assert "with the root password, write to it" in warning[0]
         assert "warning" not in result.stdout
         if json_output:
             json.loads(result.stdout)  # stdout stays pure JSON
 
-    def test_loopback_is_not_warned_about(self, fake_up):
+    @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "127.0.0.2"])
+    def test_loopback_is_not_warned_about(self, published, host):
+        published(host)
         result = invoke("up")
         assert result.exit_code == 0, result.output
         assert "warning" not in result.output
