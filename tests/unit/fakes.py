@@ -174,3 +174,38 @@ class FakeDevpiUsers:
             return False
         user, _, token = base64.b64decode(header).decode().partition(":")
         return user == "root" and token in self.tokens
+
+
+def backup_archive(path, *, dataindex: object = None, extra: tuple = (), cut: int | None = None):
+    """A gzipped backup archive like `devpictl backup` writes, plus ``extra`` members (TarInfo, bytes | None).
+
+    ``dataindex`` replaces devpi-export's dataindex.json; ``cut`` keeps only that many bytes (a truncated archive).
+    """
+    import io
+    import tarfile
+
+    from devpictl import backup as bkp
+
+    if dataindex is None:
+        dataindex = {"dumpversion": "2", "pythonversion": [3, 11], "devpi_server": "6.20.3", "users": {"root": {}}, "indexes": {}}
+    members = [
+        (bkp.MANIFEST, json.dumps({"format": bkp.FORMAT, "cache": "other", "created": "2026-01-01T00:00:00"}).encode()),
+        (f"{bkp.EXPORT_DIR}/dataindex.json", json.dumps(dataindex).encode()),
+        (f"{bkp.EXPORT_DIR}/root/dev/six-1.16.0-py2.py3-none-any.whl", b"wheel bytes " * 100),
+    ]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        directory = tarfile.TarInfo(bkp.EXPORT_DIR)
+        directory.type = tarfile.DIRTYPE
+        directory.mode = 0o755
+        tar.addfile(directory)
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o4755 if name.endswith(".whl") else 0o644  # a setuid bit the restore must drop
+            tar.addfile(info, io.BytesIO(data))
+        for info, data in extra:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    raw = buf.getvalue()
+    path.write_bytes(raw[:cut] if cut is not None else raw)
+    return path

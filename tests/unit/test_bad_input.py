@@ -24,7 +24,7 @@ from devpictl.cli import app
 from devpictl.errors import EngineUnavailable
 from devpictl.image import DEFAULT_IMAGE
 from devpictl.settings import Instance, config_file, ensure_root_password, save_config, save_remembered
-from tests.unit.fakes import FakeEngine
+from tests.unit.fakes import FakeEngine, backup_archive
 
 runner = CliRunner()
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
@@ -71,18 +71,33 @@ def corrupt_archive(world: World) -> str:
 
 def valid_archive(world: World) -> str:
     """A well-formed backup archive (manifest + export data), for the restore-into-non-empty case."""
-    from devpictl import backup as bkp
+    return str(backup_archive(world.tmp / "backup.tar.gz"))
 
-    path = world.tmp / "backup.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in (
-            (bkp.MANIFEST, json.dumps({"format": bkp.FORMAT, "cache": "other", "created": "2026-01-01T00:00:00"}).encode()),
-            (f"{bkp.EXPORT_DIR}/dataindex.json", b"{}"),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return str(path)
+
+def link_member(kind: bytes, name: str, target: str) -> tuple:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info, None
+
+
+def hostile_archive(**kwargs) -> Callable[[World], str]:
+    """An archive that must be refused whole, before the engine is asked anything."""
+    def make(world: World) -> str:
+        return str(backup_archive(world.tmp / "hostile.tar.gz", **kwargs))
+
+    return make
+
+
+def regular_member(name: str) -> tuple:
+    info = tarfile.TarInfo(name)
+    info.size = 4
+    return info, b"data"
+
+
+def truncated_archive(world: World) -> str:
+    whole = backup_archive(world.tmp / "whole.tar.gz").read_bytes()
+    return str(backup_archive(world.tmp / "truncated.tar.gz", cut=len(whole) // 2))
 
 
 def cache_with_data(world: World, monkeypatch) -> None:
@@ -224,6 +239,15 @@ if HAVE_BACKUP:
         Case("restore-corrupt-archive", lambda w: ["restore", corrupt_archive(w)], 2, "is not a usable devpictl backup"),
         Case("restore-missing-archive", lambda w: ["restore", str(w.tmp / "none.tar.gz")], 2, "does not exist"),
         Case("restore-into-non-empty", lambda w: ["restore", valid_archive(w)], 4, "is not empty", setup=cache_with_data),
+        Case("restore-truncated-archive", lambda w: ["restore", "--force", truncated_archive(w)], 2, "is not a usable devpictl backup"),
+        Case("restore-symlink-member", lambda w: ["restore", "--force", hostile_archive(extra=(link_member(tarfile.SYMTYPE, "devpi-export/x", "/data"),))(w)], 2, "member 'devpi-export/x' is a symlink"),
+        Case("restore-hardlink-member", lambda w: ["restore", "--force", hostile_archive(extra=(link_member(tarfile.LNKTYPE, "devpi-export/pw", "/run/devpictl/root-password"),))(w)], 2, "is a hardlink"),
+        Case("restore-device-member", lambda w: ["restore", "--force", hostile_archive(extra=(link_member(tarfile.CHRTYPE, "devpi-export/null", ""),))(w)], 2, "is a device or special file"),
+        Case("restore-absolute-member", lambda w: ["restore", "--force", hostile_archive(extra=(regular_member("/data/secret"),))(w)], 2, "unsafe member name '/data/secret'"),
+        Case("restore-dotdot-member", lambda w: ["restore", "--force", hostile_archive(extra=(regular_member("devpi-export/../secret"),))(w)], 2, "unsafe member name"),
+        Case("restore-member-outside-export", lambda w: ["restore", "--force", hostile_archive(extra=(regular_member("elsewhere/x"),))(w)], 2, "nor under devpi-export/"),
+        Case("restore-foreign-export", lambda w: ["restore", "--force", hostile_archive(dataindex={"hello": "world"})(w)], 2, "is not a devpi export of dump version"),
+        Case("restore-unknown-dumpversion", lambda w: ["restore", "--force", hostile_archive(dataindex={"dumpversion": "9", "users": {}, "indexes": {}})(w)], 2, "not a devpi export"),
     ]
 
 
