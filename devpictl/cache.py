@@ -181,6 +181,13 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
     created: list[Callable[[], None]] = []
     try:
         wanted = opts.upstream
+        if container is not None and container.status != "running" and not ctr.volume_initialised(engine, container.image.id, instance):
+            # An earlier `up` was stopped between creating the volume and starting devpi:
+            # this container can never start, and holds nothing.
+            reporter.step(f"Removing the container of cache {instance.name!r}, which an interrupted `up` left unfinished")
+            ctr.remove(container)
+            actions.append(f"removed the unfinished container {instance.container}")
+            container = None
         if container is not None:
             check_unchanged(container, given)
             if given.image is not None and not ctr.runs_image(engine, container, given.image):
@@ -281,7 +288,7 @@ def upgrade(engine, container, opts: UpOptions, reporter: Reporter, actions: lis
 
 
 def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], created: list[Callable[[], None]]):
-    """Create (and start) the container, and the volume if missing; returns (container, fresh volume?)."""
+    """Create (and start) the container, and the volume if missing; returns (container, a new cache?)."""
     instance = opts.instance
     port = opts.port
     ensure_image(engine, opts, reporter, actions)
@@ -292,19 +299,24 @@ def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], crea
     if fresh_volume:
         created.append(lambda: ctr.remove_volume(engine, instance))
         actions.append(f"created volume {instance.volume}")
-    elif read_root_password(instance) is None:
-        raise LoginRefused(
-            f"volume {instance.volume} holds a cache whose root password devpictl does not have: put it in {instance.password_file}, or remove the volume"
-        )
+        needs_init = True
+    else:
+        needs_init = not ctr.volume_initialised(engine, opts.image, instance)
+        if needs_init:
+            actions.append(f"set up volume {instance.volume}, which an interrupted `up` left empty")
+        elif read_root_password(instance) is None:
+            raise LoginRefused(
+                f"volume {instance.volume} holds a cache whose root password devpictl does not have: put it in {instance.password_file}, or remove the volume"
+            )
     password, new_password = ensure_root_password(instance)
     if new_password:
         created.append(lambda: forget_root_password(instance))
     spec = ctr.ContainerSpec(instance, opts.image, opts.host, port, opts.network, front=bool(opts.front), offline=bool(opts.offline))
     container = ctr.create_container(engine, spec)
     created.append(lambda: ctr.remove(container))
-    # devpi-init needs the password only for a new volume; the entrypoint deletes it
-    # after init, and an initialised volume must not leave it in the container's files.
-    files = {"root-password": password.encode()} if fresh_volume else {}
+    # devpi-init needs the password only for a volume it has not set up; the entrypoint deletes
+    # it after init, and an initialised volume must not leave it in the container's files.
+    files = {"root-password": password.encode()} if needs_init else {}
     if opts.ca_bundle is not None:
         files["ca-bundle.pem"] = img.read_ca_bundle(opts.ca_bundle)
     proxies = proxy_env_file(opts.environ)
@@ -314,7 +326,7 @@ def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], crea
     reporter.step(f"Starting cache {instance.name!r} on {opts.host}:{port}")
     ctr.start(container)
     actions.append(f"created container {instance.container}")
-    return container, fresh_volume
+    return container, needs_init
 
 
 def save_failure_log(instance: Instance, container) -> Path | None:
@@ -329,6 +341,7 @@ def save_failure_log(instance: Instance, container) -> Path | None:
 
 def wait_for_api(client: DevpiClient, container, timeout: float, reporter: Reporter) -> None:
     deadline = time.monotonic() + timeout
+    restarts = ctr.restart_count(container)
     with reporter.waiting("Waiting for devpi-server to answer"):
         while True:
             try:
@@ -336,7 +349,7 @@ def wait_for_api(client: DevpiClient, container, timeout: float, reporter: Repor
                 return
             except CacheUnreachable:
                 pass
-            if ctr.exited(container):
+            if ctr.failed_since(container, restarts):
                 raise ReadinessTimeout(
                     f"devpi-server exited during start-up: {last_line(ctr.logs_tail(container))}; see `devpictl logs`"
                 )

@@ -231,9 +231,20 @@ def logs_tail(container, lines: int = 40) -> str:
         return ""
 
 
-def exited(container) -> bool:
+def restart_count(container) -> int:
+    return int(container.attrs.get("RestartCount") or 0)
+
+
+def failed_since(container, restarts: int) -> bool:
+    """True when the container stopped, or its restart policy restarted it, since it had ``restarts`` restarts."""
     container.reload()
-    return container.status in ("exited", "dead")
+    return container.status in ("exited", "dead", "restarting") or restart_count(container) > restarts
+
+
+def volume_initialised(engine, image: str, instance: Instance) -> bool:
+    """Whether the cache's volume holds a server dir devpi-init finished (an interrupted `up` may leave it empty)."""
+    answer = run_once(engine, image, ["sh", "-c", "test -e /data/server/.nodeinfo && echo yes || echo no"], volume=instance.volume)
+    return answer.splitlines()[-1:] == ["yes"]
 
 
 def remove(container, timeout: int = 20) -> None:

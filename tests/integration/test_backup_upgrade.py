@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from tests.integration.conftest import RUN_ID, free_port, pip_install, run_cli
-from tests.integration.support import file_url, remove_cache
+from tests.integration.support import file_url, one_error_line, remove_cache
+from tests.unit.fakes import backup_archive
 
 OLD_DEVPI = "6.17.0"  # the oldest devpi-server devpictl supports
 ORIGINAL = f"orig{RUN_ID}"
@@ -114,6 +115,23 @@ def test_restore_refuses_a_corrupt_archive_and_a_cache_with_data(state, engine):
     assert engine.containers.get(f"devpictl-{ORIGINAL}").id == before  # untouched
 
 
+def test_restore_refuses_links_and_foreign_exports_before_touching_the_cache(state, engine, tmp_path):
+    symlink = tarfile.TarInfo("devpi-export/x")
+    symlink.type, symlink.linkname = tarfile.SYMTYPE, "/data"
+    secret = tarfile.TarInfo("devpi-export/x/secret")
+    secret.size = 40
+    hostile = backup_archive(tmp_path / "hostile.tar.gz", extra=((symlink, None), (secret, b"s" * 40)))
+    foreign = backup_archive(tmp_path / "foreign.tar.gz", dataindex={"hello": "world"})
+    before = engine.containers.get(f"devpictl-{ORIGINAL}")
+    for archive, fragment in ((hostile, "is a symlink"), (foreign, "is not a devpi export")):
+        result = run_cli("restore", "--force", str(archive), "--name", ORIGINAL, env=state["env"])
+        assert result.exit_code == 2, result.output
+        assert fragment in one_error_line(result)
+        after = engine.containers.get(f"devpictl-{ORIGINAL}")
+        assert (after.id, after.status) == (before.id, "running")
+    assert hashlib.sha256(served_file(state["url"], "six", state["wheel"].name)).hexdigest() == state["sha256"]
+
+
 def test_restore_into_a_new_cache_brings_users_indexes_uploads_and_files(state, devpi_image, test_upstream, tmp_path):
     result = run_cli("restore", str(state["dir"] / "full.tar.gz"), "--name", COPY, "--image", devpi_image, env=state["env"])
     assert result.exit_code == 0, result.output
@@ -125,6 +143,23 @@ def test_restore_into_a_new_cache_brings_users_indexes_uploads_and_files(state, 
     assert hashlib.sha256(served_file(f"{base}/root/dev/+simple/", "six", state["wheel"].name)).hexdigest() == state["sha256"]
     installed = pip_install(f"{base}/root/dev/+simple/", "six==1.16.0", tmp_path)
     assert installed.returncode == 0, installed.stdout + installed.stderr
+
+
+def test_restore_force_replaces_the_data_of_a_running_cache(state, engine, test_upstream):
+    """--force on a running cache: the import lands beside the old data, then takes its place, and up brings it back."""
+    base = json.loads(run_cli("status", "--name", COPY, "--json", env=state["env"]).stdout)["url"].split("/root/pypi/")[0]
+    auth = ("root", password(state, COPY))
+    made = httpx.put(f"{base}/root/scratch", json={"type": "stage", "bases": []}, auth=auth, headers={"Accept": "application/json"}, trust_env=False)
+    assert made.status_code in (200, 201), made.text
+    result = run_cli("restore", "--force", str(state["dir"] / "meta.tar.gz"), "--name", COPY, env=state["env"])
+    assert result.exit_code == 0, result.output
+    indexes = httpx.get(f"{base}/root", headers={"Accept": "application/json"}, trust_env=False).json()["result"]["indexes"]
+    assert "dev" in indexes and "scratch" not in indexes  # the archive's data, not the old
+    assert hashlib.sha256(served_file(f"{base}/root/dev/+simple/", "six", state["wheel"].name)).hexdigest() == state["sha256"]
+    login = httpx.post(f"{base}/+login", json={"user": "root", "password": password(state, COPY)}, headers={"Accept": "application/json"}, trust_env=False)
+    assert login.status_code == 200
+    leftovers = engine.containers.get(f"devpictl-{COPY}").exec_run(["ls", "-A", "/data"]).output.decode().split()
+    assert ".devpictl-restore" not in leftovers, leftovers
 
 
 def test_upgrading_devpi_keeps_everything(state, engine, devpi_image, tmp_path):

@@ -290,6 +290,51 @@ class TestWaitUntilReady:
                 cache.wait_until_ready(client, "pip", 3, cache.QuietReporter())
 
 
+class TestWaitForApi:
+    """A container that stops or restarts during start-up fails `up` at once, not after the whole timeout."""
+
+    @pytest.mark.parametrize("states", [["running", "restarting"], ["running", "exited"], ["running", "running+1"]],
+                             ids=["restarting", "exited", "restarted-between-polls"])
+    def test_a_failing_container_is_a_failure(self, clock, states):
+        from tests.unit.fakes import FakeEngine
+
+        container = FakeEngine().add("default")
+        container.attrs["RestartCount"] = 2  # restarts from before this `up` do not count
+        polls = iter(states)
+
+        def reload():
+            state = next(polls, states[-1])
+            container.status = state.removesuffix("+1")
+            if state.endswith("+1"):
+                container.attrs["RestartCount"] = 3
+
+        container.reload = reload
+
+        def refuse(request):
+            raise httpx.ConnectError("refused", request=request)
+
+        with DevpiClient("http://127.0.0.1:1", transport=httpx.MockTransport(refuse)) as client:
+            with pytest.raises(ReadinessTimeout, match="exited during start-up"):
+                cache.wait_for_api(client, container, 3600, cache.QuietReporter())
+        assert len(clock.sleeps) == 1
+
+    def test_restarts_from_before_do_not_count(self, clock):
+        from tests.unit.fakes import FakeEngine
+
+        container = FakeEngine().add("default")
+        container.attrs["RestartCount"] = 5
+        answers = iter([httpx.ConnectError, None])
+
+        def handle(request):
+            error = next(answers)
+            if error is not None:
+                raise error("refused", request=request)
+            return httpx.Response(200, json={"result": {}})
+
+        with DevpiClient("http://127.0.0.1:1", transport=httpx.MockTransport(handle)) as client:
+            cache.wait_for_api(client, container, 60, cache.QuietReporter())
+
+
 class FakeContainer:
     """A container whose exec_run answers with a fixed exit code and output."""
 
