@@ -24,6 +24,7 @@ from devpictl.errors import (
     DevpiError,
     EngineError,
     DevpictlError,
+    Interrupted,
     LoginRefused,
     ReadinessTimeout,
     UpstreamUnreachable,
@@ -43,6 +44,7 @@ from devpictl.settings import (
     read_root_password,
     read_secret_file,
     save_remembered,
+    write_durably,
 )
 
 DEFAULT_PROBE_PROJECT = "pip"
@@ -216,7 +218,9 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
                         raise Conflict(offline_switch_message(instance))
                     with reporter.waiting(f"Checking that {effective_url(wanted, official)} answers"):
                         check_upstream(container, effective_url(wanted, official), opts.probe_project)
-            upstream = configure_upstream(client, wanted, official, reporter, actions, lambda: flush_front_cache(container))
+            upstream = configure_upstream(
+                client, wanted, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file
+            )
             # Offline, devpi lists only the files it stored, so the probe project's page
             # may rightly be empty, and the upstream is never asked: an answering API is it.
             if not opts.offline:
@@ -419,30 +423,53 @@ def configure_upstream(
     reporter: Reporter,
     actions: list[str],
     flush: Callable[[], None],
+    unfinished: Path,
 ) -> Upstream:
     """Point root/pypi at ``wanted`` (None: keep its upstream) and refresh what it cached.
 
-    ``flush`` empties the front server's page cache after any change.
+    ``flush`` empties the front server's page cache after any change. The file
+    ``unfinished`` exists from just before a switch's PATCH until its pages are
+    refreshed, so a run that was stopped in between is finished by the next one,
+    even when that one has nothing to PATCH.
     """
     ixconfig = client.get_index()
     current = find_by_url(ixconfig.get("mirror_url"), official)
     target = wanted or current
     changes = upstream_changes(target, ixconfig, official)
-    if not changes:
-        return target
-    reporter.step(f"Setting upstream to {target.name} {target.display_url}")
-    client.patch_index(changes)
-    if effective_url(target, official) != effective_url(current, official):
-        actions.append(f"switched upstream from {current.name} to {target.name}")
-        refreshed, missing = refresh_cached_projects(client, reporter)
-        if refreshed:
-            actions.append(f"refreshed {len(refreshed)} cached project pages from the new upstream")
-        if missing:
-            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-            actions.append(f"{len(missing)} cached projects are not on the new upstream: {shown}")
+    switching = effective_url(target, official) != effective_url(current, official)
+    if changes:
+        reporter.step(f"Setting upstream to {target.name} {target.display_url}")
+        if switching:
+            write_durably(unfinished, effective_url(target, official) + "\n")
+        client.patch_index(changes)
+        if switching:
+            actions.append(f"switched upstream from {current.name} to {target.name}")
+        else:
+            actions.append("updated the mirror options of root/pypi")
+    elif unfinished.exists():
+        switching = True
+        actions.append(f"finishing the switch to {target.name} that an earlier run left unfinished")
     else:
-        actions.append("updated the mirror options of root/pypi")
-    flush()
+        return target
+    if not switching:
+        flush()
+        return target
+    try:
+        refreshed, missing = refresh_cached_projects(client, reporter)
+        flush()
+    except DevpictlError as exc:
+        exc.args = (f"the upstream was switched to {target.name}, but its cached pages were not all refreshed ({exc}); run the same command again to finish",)
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted after the upstream was switched to {target.name}, before its cached pages were refreshed: run the same command again to finish"
+        ) from None
+    unfinished.unlink(missing_ok=True)
+    if refreshed:
+        actions.append(f"refreshed {len(refreshed)} cached project pages from the new upstream")
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        actions.append(f"{len(missing)} cached projects are not on the new upstream: {shown}")
     return target
 
 
@@ -620,7 +647,7 @@ def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool,
         if settled:
             actions.append(settled)
         previous = find_by_url(client.get_index().get("mirror_url"), official)
-        configure_upstream(client, upstream, official, reporter, actions, lambda: flush_front_cache(container))
+        configure_upstream(client, upstream, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file)
     return SwitchResult(instance.name, previous, upstream, actions)
 
 

@@ -170,6 +170,11 @@ class Instance:
     def failure_log(self) -> Path:
         return self.state_dir / "last-failed-up.log"
 
+    @property
+    def unfinished_switch_file(self) -> Path:
+        """Present from just before an upstream switch's PATCH until every cached page was refreshed."""
+        return self.state_dir / "upstream-switch.unfinished"
+
     def labels(self) -> dict[str, str]:
         return {LABEL_MANAGED: "1", LABEL_INSTANCE: self.name, **extra_labels()}
 
@@ -320,6 +325,7 @@ def forget_cache(instance: Instance) -> None:
     instance.password_file.unlink(missing_ok=True)
     instance.settings_file.unlink(missing_ok=True)
     instance.failure_log.unlink(missing_ok=True)
+    instance.unfinished_switch_file.unlink(missing_ok=True)
     # Left by a password rotation that was interrupted in the middle.
     drop_pending_root_password(instance)
 

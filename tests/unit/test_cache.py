@@ -12,7 +12,7 @@ import pytest
 from devpictl import cache, settings
 from devpictl import image as img
 from devpictl.devpi import DevpiClient
-from devpictl.errors import BadInput, Conflict, DevpiError, ReadinessTimeout, UpstreamUnreachable
+from devpictl.errors import BadInput, Conflict, DevpiError, Interrupted, ReadinessTimeout, UpstreamUnreachable
 from devpictl.mirrors import CATALOG, OFFICIAL, Upstream
 
 OFFICIAL_URL = "https://official.index.example/simple"
@@ -154,6 +154,10 @@ class TestUpstreamChanges:
         assert cache.upstream_changes(TUNA, ixconfig, OFFICIAL_URL) == ["mirror_no_project_list=true"]
 
 
+def unfinished_file():
+    return settings.Instance("default").unfinished_switch_file
+
+
 class Flushes(list):
     def append_one(self) -> None:
         self.append("flush")
@@ -176,7 +180,9 @@ class TestConfigureUpstream:
         actions: list[str] = []
         with server.client() as client:
             client.login("root", ROOT_PASSWORD)
-            result = cache.configure_upstream(client, wanted, OFFICIAL_URL, cache.QuietReporter(), actions, self.flushes.append_one)
+            result = cache.configure_upstream(
+                client, wanted, OFFICIAL_URL, cache.QuietReporter(), actions, self.flushes.append_one, unfinished_file()
+            )
         return result, actions
 
     def test_switching_patches_then_refreshes_every_cached_project(self):
@@ -247,7 +253,66 @@ class TestConfigureUpstream:
     def test_without_login_the_patch_is_refused(self):
         server = FakeDevpi(configured(OFFICIAL))
         with server.client() as client, pytest.raises(DevpiError, match="HTTP 403"):
-            cache.configure_upstream(client, TUNA, OFFICIAL_URL, cache.QuietReporter(), [], lambda: None)
+            cache.configure_upstream(client, TUNA, OFFICIAL_URL, cache.QuietReporter(), [], lambda: None, unfinished_file())
+
+
+class TestUnfinishedSwitch:
+    """A switch stopped between its PATCH and the last refreshed page is finished by running it again."""
+
+    def switch(self, server: FakeDevpi, wanted: Upstream | None, fail_on: str | None = None, error=None) -> list[str]:
+        def handle(request):
+            if fail_on and request.url.path == f"/root/pypi/+simple/{fail_on}/refresh":
+                if error is KeyboardInterrupt:
+                    raise KeyboardInterrupt
+                raise httpx.ReadTimeout("slow upstream", request=request)
+            if request.method == "PATCH":
+                self.marker_at_patch = unfinished_file().exists()
+            return server.handle(request)
+
+        actions: list[str] = []
+        with DevpiClient("http://127.0.0.1:3141", transport=httpx.MockTransport(handle)) as client:
+            client.login("root", ROOT_PASSWORD)
+            cache.configure_upstream(client, wanted, OFFICIAL_URL, cache.QuietReporter(), actions, lambda: self.flushes.append("flush"), unfinished_file())
+        return actions
+
+    @pytest.fixture(autouse=True)
+    def _flushes(self):
+        self.flushes: list[str] = []
+        self.marker_at_patch = None
+
+    @pytest.mark.parametrize("error, raised, fragment", [
+        (KeyboardInterrupt, Interrupted, "interrupted after the upstream was switched to tuna"),
+        (httpx.ReadTimeout, DevpiError, "the upstream was switched to tuna, but its cached pages were not all refreshed"),
+    ], ids=["interrupted", "refresh-times-out"])
+    def test_running_the_same_switch_again_finishes_it(self, error, raised, fragment):
+        server = FakeDevpi(configured(OFFICIAL), projects=("pip", "requests"))
+        with pytest.raises(raised) as info:
+            self.switch(server, TUNA, fail_on="requests", error=error)
+        assert fragment in str(info.value) and "run the same command again to finish" in str(info.value)
+        assert self.marker_at_patch is True  # on disk before devpi switched: even SIGKILL leaves it
+        assert server.ixconfig["mirror_url"] == TUNA.url and self.flushes == []
+        server.requests.clear()
+        actions = self.switch(server, TUNA)
+        assert server.patches() == []  # devpi is on tuna already
+        assert ("POST", "/root/pypi/+simple/pip/refresh") in server.calls()
+        assert ("POST", "/root/pypi/+simple/requests/refresh") in server.calls()
+        assert self.flushes == ["flush"]
+        assert actions[0] == "finishing the switch to tuna that an earlier run left unfinished"
+        assert not unfinished_file().exists()
+        assert self.switch(server, TUNA) == []  # and now it is done
+
+    def test_a_finished_switch_leaves_no_marker(self):
+        server = FakeDevpi(configured(OFFICIAL), projects=("pip",))
+        self.switch(server, TUNA)
+        assert self.marker_at_patch is True
+        assert not unfinished_file().exists()
+
+    def test_up_without_a_mirror_finishes_it_too(self):
+        server = FakeDevpi(configured(OFFICIAL), projects=("pip",))
+        with pytest.raises(Interrupted):
+            self.switch(server, TUNA, fail_on="pip", error=KeyboardInterrupt)
+        actions = self.switch(server, None)
+        assert actions[0].startswith("finishing the switch to tuna")
 
 
 class TestWaitUntilReady:
