@@ -5,8 +5,10 @@ The CLI parses and reports; everything here takes typed values and a Reporter.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
+import json
 import shlex
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -18,6 +20,7 @@ from devpictl import container as ctr
 from devpictl import image as img
 from devpictl.devpi import MIRROR_INDEX, DevpiClient
 from devpictl.errors import (
+    BadInput,
     CacheNotFound,
     CacheUnreachable,
     Conflict,
@@ -30,6 +33,7 @@ from devpictl.errors import (
     UpstreamUnreachable,
 )
 from devpictl.mirrors import OFFICIAL, Upstream, find_by_url
+from devpictl.speedtest import DIST_SUFFIXES
 from devpictl.settings import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -117,7 +121,7 @@ def index_url(base_url: str) -> str:
 def upstream_changes(upstream: Upstream, ixconfig: Mapping[str, object], official_url: str) -> list[str]:
     """The PATCH items that make root/pypi fetch from ``upstream``; empty when it already does."""
     wanted: dict[str, object] = {
-        "mirror_url": upstream.url or official_url,
+        "mirror_url": upstream.public_url or official_url,
         # Without PyPI's serial header devpi would reject the pages of an upstream
         # that is "older" than what it cached before (and most mirrors send none).
         "mirror_ignore_serial_header": not upstream.sends_serial_header,
@@ -211,6 +215,8 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
             if settled:
                 actions.append(settled)
             official = official_url(container)
+            if wanted is not None and not opts.offline:
+                keep_credentials(container, instance, wanted, official)
             if wanted is not None and (opts.check or opts.offline):
                 current = find_by_url(client.get_index().get("mirror_url"), official)
                 if effective_url(wanted, official) != effective_url(current, official):
@@ -323,6 +329,8 @@ def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], crea
     files = {"root-password": password.encode()} if needs_init else {}
     if opts.ca_bundle is not None:
         files["ca-bundle.pem"] = img.read_ca_bundle(opts.ca_bundle)
+    if stored_credentials(instance):
+        files[UPSTREAM_AUTH] = instance.upstream_auth_file.read_bytes()
     proxies = proxy_env_file(opts.environ)
     if proxies:
         files["proxy.env"] = proxies
@@ -395,7 +403,35 @@ def login_root(client: DevpiClient, instance: Instance) -> str | None:
 
 
 def effective_url(upstream: Upstream, official: str) -> str:
-    return (upstream.url or official).rstrip("/")
+    """The URL devpi fetches from, without credentials."""
+    return (upstream.public_url or official).rstrip("/")
+
+
+# In RUN_DIR: {"URL": "Basic ..."}, read by devpictl's devpi plugin and by the upstream check.
+UPSTREAM_AUTH = "upstream-auth.json"
+
+
+def stored_credentials(instance: Instance) -> dict[str, str]:
+    text = read_secret_file(instance.upstream_auth_file)
+    try:
+        entries = json.loads(text) if text else {}
+    except ValueError:
+        entries = None
+    if not isinstance(entries, dict):
+        raise BadInput(f"{instance.upstream_auth_file} is not devpictl's JSON: delete it and give the upstream URL with its credentials again")
+    return entries
+
+
+def keep_credentials(container, instance: Instance, upstream: Upstream, official: str) -> None:
+    """Keep the upstream's user and password out of devpi's readable config: in devpictl's 0600 store and the container's run dir."""
+    if upstream.credentials is None:
+        return
+    user, password = upstream.credentials
+    entries = stored_credentials(instance)
+    entries[effective_url(upstream, official)] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    data = json.dumps(entries)
+    write_durably(instance.upstream_auth_file, data)
+    ctr.hand_in_files(container, {UPSTREAM_AUTH: data.encode()})
 
 
 def official_url(container) -> str:
@@ -564,7 +600,7 @@ def wait_until_ready(client: DevpiClient, project: str, timeout: float, reporter
 # Runs inside the cache container, so the check sees the network, proxy and CA
 # bundle that devpi itself will use. The URL arrives in the environment.
 UPSTREAM_CHECK = r"""
-import os, shlex, signal, ssl, sys, urllib.request
+import html.parser, json, os, shlex, signal, ssl, sys, urllib.parse, urllib.request
 run = "/run/devpictl"
 if os.path.exists(run + "/proxy.env"):
     for item in shlex.split(open(run + "/proxy.env").read()):
@@ -572,7 +608,17 @@ if os.path.exists(run + "/proxy.env"):
         os.environ[k] = v
 ca = run + "/ca-bundle.pem"
 ctx = ssl.create_default_context(cafile=ca if os.path.exists(ca) else None)
-req = urllib.request.Request(os.environ["DEVPICTL_CHECK_URL"], headers={"Accept": "text/html", "User-Agent": "pip/24.0 devpictl"})
+url = os.environ["DEVPICTL_CHECK_URL"]
+headers = {"Accept": "text/html", "User-Agent": "pip/24.0 devpictl"}
+# The upstream's credentials, kept out of the URL (and so out of devpi's config and every message).
+try:
+    entries = json.load(open(run + "/upstream-auth.json"))
+except (OSError, ValueError):
+    entries = {}
+for prefix, authorization in entries.items():
+    if url.startswith(prefix.rstrip("/") + "/"):
+        headers["Authorization"] = authorization
+req = urllib.request.Request(url, headers=headers)
 timeout = float(os.environ.get("DEVPICTL_CHECK_TIMEOUT", "20"))
 def give_up(signum, frame):
     raise TimeoutError(f"no answer within {timeout:g} s")
@@ -585,7 +631,18 @@ try:
 except Exception as exc:
     print(type(exc).__name__ + ": " + str(getattr(exc, "reason", exc)))
     sys.exit(1)
-print(body.count("<a "))
+# Count links to distribution files: a login page or a captive portal has links too.
+suffixes = tuple(os.environ["DEVPICTL_CHECK_SUFFIXES"].split())
+class Files(html.parser.HTMLParser):
+    count = 0
+    def handle_starttag(self, tag, attrs):
+        href = dict(attrs).get("href") or ""
+        path = urllib.parse.urlsplit(urllib.parse.urljoin(url, href)).path
+        if tag == "a" and path.rsplit("/", 1)[-1].lower().endswith(suffixes):
+            self.count += 1
+files = Files()
+files.feed(body)
+print(files.count)
 """
 
 
@@ -602,7 +659,7 @@ def probe_upstream(container, url: str, project: str, timeout: float = 20.0) -> 
     code, output = ctr.exec_output(
         container,
         [f"{img.VENV}/bin/python", "-c", UPSTREAM_CHECK],
-        {"DEVPICTL_CHECK_URL": f"{url}/{project}/", "DEVPICTL_CHECK_TIMEOUT": str(timeout)},
+        {"DEVPICTL_CHECK_URL": f"{url}/{project}/", "DEVPICTL_CHECK_TIMEOUT": str(timeout), "DEVPICTL_CHECK_SUFFIXES": " ".join(DIST_SUFFIXES)},
     )
     answer = last_line(output)
     if code != 0:
@@ -637,6 +694,7 @@ def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool,
         raise Conflict(offline_switch_message(instance))
     probe_project = probe_project or str(load_remembered(instance).get("probe_project") or DEFAULT_PROBE_PROJECT)
     official = official_url(container)
+    keep_credentials(container, instance, upstream, official)
     if check:
         url = effective_url(upstream, official)
         with reporter.waiting(f"Checking that {url} answers"):

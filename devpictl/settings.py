@@ -171,6 +171,11 @@ class Instance:
         return self.state_dir / "last-failed-up.log"
 
     @property
+    def upstream_auth_file(self) -> Path:
+        """The upstream credentials this cache was given (0600): handed to each new container, never to devpi's config."""
+        return self.state_dir / "upstream-auth.json"
+
+    @property
     def unfinished_switch_file(self) -> Path:
         """Present from just before an upstream switch's PATCH until every cached page was refreshed."""
         return self.state_dir / "upstream-switch.unfinished"
@@ -326,6 +331,7 @@ def forget_cache(instance: Instance) -> None:
     instance.settings_file.unlink(missing_ok=True)
     instance.failure_log.unlink(missing_ok=True)
     instance.unfinished_switch_file.unlink(missing_ok=True)
+    instance.upstream_auth_file.unlink(missing_ok=True)
     # Left by a password rotation that was interrupted in the middle.
     drop_pending_root_password(instance)
 

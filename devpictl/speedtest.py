@@ -22,6 +22,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 import httpx
 
 from devpictl import __version__
+from devpictl.mirrors import redact
 from devpictl.settings import check_timeout
 
 DEFAULT_PROJECT = "pip"
@@ -88,11 +89,11 @@ class MirrorResult:
     def as_dict(self) -> dict[str, object]:
         return {
             "name": self.name,
-            "url": self.url,
+            "url": self.url and redact(self.url),
             "status": self.status,
             "reason": self.reason,
             "ttfb_seconds": self.ttfb,
-            "file_url": self.file_url,
+            "file_url": self.file_url and redact(self.file_url),
             "bytes": self.bytes,
             "seconds": self.seconds,
             "bytes_per_second": self.throughput,

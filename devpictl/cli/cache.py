@@ -96,7 +96,7 @@ def up(
             {
                 "name": result.name,
                 "index_url": result.index_url,
-                "upstream": {"name": result.upstream.name, "url": result.upstream.url},
+                "upstream": {"name": result.upstream.name, "url": result.upstream.public_url},
                 "changed": result.changed,
                 "actions": result.actions,
                 "password_file": str(result.password_file),

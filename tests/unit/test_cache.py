@@ -329,6 +329,13 @@ class TestWaitUntilReady:
         assert len(clock.sleeps) == 2
         assert server.calls() == [("GET", "/root/pypi/+simple/pip/")] * 3
 
+    def test_a_captive_portal_is_not_ready(self, clock):
+        server = FakeDevpi()
+        portal = '<html><body><a href="/login">Sign in</a><a href="https://portal.example/">Wi-Fi terms</a></body></html>'
+        server.simple_pages = [httpx.Response(200, text=portal)] * 20
+        with server.client() as client, pytest.raises(ReadinessTimeout, match="listed no files"):
+            cache.wait_until_ready(client, "pip", 5, cache.QuietReporter())
+
     def test_times_out_when_no_files_appear(self, clock):
         server = FakeDevpi()
         with server.client() as client, pytest.raises(ReadinessTimeout) as info:
