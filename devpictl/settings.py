@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,6 +271,58 @@ def drop_pending_root_password(instance: Instance) -> None:
 
 def forget_root_password(instance: Instance) -> None:
     instance.password_file.unlink(missing_ok=True)
+
+
+def lock_file(instance: Instance) -> Path:
+    """The cache's lock: in a private runtime dir, so that taking it leaves nothing in devpictl's own dirs."""
+    import hashlib
+    import stat
+    import tempfile
+
+    directory = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"devpictl-{os.getuid()}-locks"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    info = directory.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise BadInput(f"{directory} is not a private directory of yours: remove it, then run this again")
+    key = hashlib.sha256(str(instance.state_dir.resolve()).encode()).hexdigest()[:16]
+    return directory / f"{instance.name}-{key}.lock"
+
+
+@contextlib.contextmanager
+def cache_lock(instance: Instance) -> Iterator[None]:
+    """Hold the cache's lock while a command changes it; a second command at once fails clearly.
+
+    Two `up`s of one new cache would otherwise each create, and the loser's clean-up
+    would delete what the winner made. The lock goes with the process, even on SIGKILL.
+    """
+    import fcntl
+
+    from devpictl.errors import Conflict
+
+    path = lock_file(instance)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise Conflict(
+                f"another devpictl command (pid {holder}) is changing cache {instance.name!r}: wait for it to finish, then run this again"
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed this file as we opened it: lock the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
 
 
 # What `up` remembers of a cache, so that `up` after `down` (or a reboot) brings

@@ -47,7 +47,7 @@ def up(
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.mirrors import is_fastest, resolve
-    from devpictl.settings import Instance, check_host, check_name, check_port, check_timeout
+    from devpictl.settings import Instance, cache_lock, check_host, check_name, check_port, check_timeout
 
     instance = Instance(check_name(name))
     upstream = resolve(mirror) if mirror and not is_fastest(mirror) else None
@@ -85,7 +85,7 @@ def up(
         from devpictl.cli.upstream import fastest_upstream
 
         opts = replace(opts, upstream=fastest_upstream(opts.probe_project, quiet=json_output))
-    with ui.reporter(json_output) as rep:
+    with cache_lock(instance), ui.reporter(json_output) as rep:
         result = cache.up(engine, opts, rep)
     # Whatever chose the address (flag, DEVPICTL_HOST, remembered), warn on stderr:
     # stdout stays clean for --json.
@@ -202,7 +202,7 @@ def down(
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.errors import BadInput
-    from devpictl.settings import Instance, check_name
+    from devpictl.settings import Instance, cache_lock, check_name
 
     instance = Instance(check_name(name))
     engine = connect()
@@ -210,7 +210,8 @@ def down(
         if not sys.stdin.isatty():
             raise BadInput(f"--volumes deletes everything cache {instance.name!r} downloaded: add --yes to confirm")
         typer.confirm(f"Delete volume {instance.volume} and everything cache {instance.name!r} downloaded?", abort=True)
-    actions = cache.down(engine, instance, volumes=volumes)
+    with cache_lock(instance):
+        actions = cache.down(engine, instance, volumes=volumes)
     if json_output:
         ui.print_json({"name": instance.name, "actions": actions})
     elif actions:

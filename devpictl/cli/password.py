@@ -28,7 +28,7 @@ def password(
     """
     from devpictl.cli import ui
     from devpictl.errors import BadInput
-    from devpictl.settings import Instance, check_name
+    from devpictl.settings import Instance, cache_lock, check_name
 
     instance = Instance(check_name(name))
     if show == rotate:
@@ -46,7 +46,8 @@ def password(
     from devpictl import password as pw
     from devpictl.container import connect
 
-    rotation = pw.rotate(connect(), instance)
+    with cache_lock(instance):
+        rotation = pw.rotate(connect(), instance)
     if json_output:
         ui.print_json({"name": rotation.name, "rotated": True, "password_file": str(rotation.password_file)})
     else:

@@ -43,14 +43,14 @@ def set_upstream(
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.mirrors import is_fastest, resolve
-    from devpictl.settings import Instance, check_name
+    from devpictl.settings import Instance, cache_lock, check_name
 
     instance = Instance(check_name(name))
     upstream = None if is_fastest(mirror) else resolve(mirror)
     engine = connect()
     if upstream is None:
         upstream = fastest_upstream(probe_project, quiet=json_output)
-    with ui.reporter(json_output) as rep:
+    with cache_lock(instance), ui.reporter(json_output) as rep:
         result = cache.set_upstream(engine, instance, upstream, check=check, probe_project=probe_project, reporter=rep)
     if json_output:
         ui.print_json(

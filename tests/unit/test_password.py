@@ -334,3 +334,45 @@ def test_main_turns_sigterm_into_the_interrupt_clean_up_path():
     done = subprocess.run([sys.executable, "-c", SIGTERM_SELF], capture_output=True, text=True, timeout=120)
     assert done.returncode == 143, done.stderr  # without the handler: -15, nothing cleaned up
     assert done.stdout == "cleaned up\n"
+
+
+class TestOneCommandAtATime:
+    """A second state-changing command on the same cache fails clearly instead of racing the first."""
+
+    @pytest.mark.parametrize("args", [["up"], ["down"], ["password", "--rotate"], ["set-upstream", "tuna"]])
+    def test_a_held_lock_refuses_the_second_command(self, engine, stored, args):
+        from devpictl.settings import cache_lock
+
+        before = state_files()
+        with cache_lock(Instance("default")):
+            line = one_error_line(invoke(*args), 4)
+        assert "another devpictl command" in line and "cache 'default'" in line
+        assert engine.calls == [] and state_files() == before
+
+    def test_other_caches_are_not_held_up(self, stored):
+        from devpictl.settings import cache_lock
+
+        with cache_lock(Instance("default")), cache_lock(Instance("other")):
+            pass
+
+    def test_released_at_the_end_even_after_an_error(self, stored):
+        from devpictl.settings import cache_lock, lock_file
+
+        with pytest.raises(RuntimeError), cache_lock(Instance("default")):
+            raise RuntimeError("boom")
+        assert not lock_file(Instance("default")).exists()
+        with cache_lock(Instance("default")):
+            pass
+
+    def test_a_killed_holder_does_not_block_the_next_command(self, stored):
+        import subprocess
+        import sys
+
+        # The child takes the lock and dies by SIGKILL, leaving its file behind.
+        code = "import os, signal; from devpictl.settings import Instance, cache_lock\nwith cache_lock(Instance('default')):\n    os.kill(os.getpid(), signal.SIGKILL)"
+        done = subprocess.run([sys.executable, "-c", code], timeout=60)
+        assert done.returncode == -9
+        from devpictl.settings import cache_lock
+
+        with cache_lock(Instance("default")):
+            pass
