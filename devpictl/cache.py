@@ -187,9 +187,10 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
     created: list[Callable[[], None]] = []
     try:
         wanted = opts.upstream
-        if container is not None and container.status != "running" and not ctr.volume_initialised(engine, container.image.id, instance):
-            # An earlier `up` was stopped between creating the volume and starting devpi:
-            # this container can never start, and holds nothing.
+        # An earlier `up` stopped between creating the volume and handing in the password
+        # leaves a container that can never start (it restarts for ever) and holds nothing.
+        suspect = container is not None and (container.status != "running" or ctr.restart_count(container) > 0)
+        if suspect and not ctr.volume_initialised(engine, container.image.id, instance):
             reporter.step(f"Removing the container of cache {instance.name!r}, which an interrupted `up` left unfinished")
             ctr.remove(container)
             actions.append(f"removed the unfinished container {instance.container}")
