@@ -809,12 +809,19 @@ def devpi_server_version(server_status: Mapping) -> str | None:
 
 def down(engine, instance: Instance, *, volumes: bool) -> list[str]:
     actions = []
+    volume = volumes and ctr.volume_exists(engine, instance)
+    if volume:
+        ctr.check_volume_is_ours(engine, instance)  # before anything goes
     container = ctr.find_container(engine, instance)
     if container is not None:
         ctr.remove(container)
         actions.append(f"removed container {instance.container}")
-    if volumes and ctr.volume_exists(engine, instance):
+    if not volumes:
+        return actions
+    if volume:
         ctr.remove_volume(engine, instance)
-        forget_cache(instance)
-        actions.append(f"deleted volume {instance.volume} with its root password and remembered settings")
+        actions.append(f"deleted volume {instance.volume}")
+    removed = forget_cache(instance)
+    if removed:
+        actions.append(f"deleted {', '.join(removed)} from {instance.state_dir}")
     return actions

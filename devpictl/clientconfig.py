@@ -1017,11 +1017,17 @@ class Applied:
     backup: Path | None  # where the original is kept (None: the file did not exist)
 
 
+CREDENTIALS_IN_URL = re.compile(rb"https?://[^/\s@\"']+@")
+
+
 def apply_change(change: Change, manifest: Manifest) -> Applied:
     """Write ``change`` atomically, keeping the file's mode, after recording its original."""
     before = manifest.get(change.path)
     entry, first = manifest.record(change)
     mode = _mode(change.path)
+    if CREDENTIALS_IN_URL.search(change.new):
+        # An index URL with a user and password: no one else may read the file.
+        mode = (_default_mode() if mode is None else mode) & ~0o077
     try:
         write_atomic(change.path, change.new, mode)
     except OSError as exc:

@@ -112,6 +112,15 @@ def volume_exists(engine, instance: Instance) -> bool:
     return True
 
 
+def check_volume_is_ours(engine, instance: Instance) -> None:
+    """Refuse to delete a volume that has the cache's name but was not made by devpictl."""
+    labels = engine.volumes.get(instance.volume).attrs.get("Labels") or {}
+    if labels.get(LABEL_MANAGED) != "1" or labels.get(LABEL_INSTANCE) != instance.name:
+        raise EngineError(
+            f"volume {instance.volume!r} was not made by devpictl, so `down --volumes` leaves it: remove it with `docker volume rm` if you mean to"
+        )
+
+
 def check_port_free(host: str, port: int) -> None:
     """Fail early, with the fix, when something on this machine already listens on host:port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -379,15 +379,22 @@ def save_remembered(instance: Instance, values: dict[str, object]) -> None:
     instance.settings_file.write_text(header + tomli_w.dumps(data))
 
 
-def forget_cache(instance: Instance) -> None:
-    """Forget the root password and remembered settings of a deleted cache."""
-    instance.password_file.unlink(missing_ok=True)
-    instance.settings_file.unlink(missing_ok=True)
-    instance.failure_log.unlink(missing_ok=True)
-    instance.unfinished_switch_file.unlink(missing_ok=True)
-    instance.upstream_auth_file.unlink(missing_ok=True)
-    # Left by a password rotation that was interrupted in the middle.
-    drop_pending_root_password(instance)
+def forget_cache(instance: Instance) -> list[str]:
+    """Forget everything devpictl keeps of a deleted cache; returns the names of the files it removed."""
+    files = [
+        instance.password_file,
+        instance.pending_password_file,  # left by a password rotation that was interrupted
+        instance.settings_file,
+        instance.failure_log,
+        instance.unfinished_switch_file,
+        instance.upstream_auth_file,
+    ]
+    removed = [path.name for path in files if path.exists()]
+    for path in files:
+        path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # gone already, or holds something devpictl did not put there
+        instance.state_dir.rmdir()
+    return removed
 
 
 # devpictl's own config.toml (user mirror entries live under [mirrors.NAME]).

@@ -78,6 +78,7 @@ class FakeEngine:
         self.by_name: dict[str, FakeContainer] = {}
         self.image_tags = set(images)
         self.volume_names = set(volumes)
+        self.foreign_volumes: set[str] = set()  # named like a cache's, but without devpictl's labels
         self.network_names = set(networks)
         self.containers = SimpleNamespace(get=self._get_container, create=self._mutation("containers.create"),
                                           run=self._mutation("containers.run"), list=lambda **kw: list(self.by_name.values()))
@@ -111,7 +112,9 @@ class FakeEngine:
     def _get_volume(self, name):
         if name not in self.volume_names:
             raise docker.errors.NotFound(f"No such volume: {name}")
-        return SimpleNamespace(name=name, remove=self._mutation("volume.remove"))
+        instance = name.removeprefix("devpictl-").removesuffix("-data")
+        labels = {} if name in self.foreign_volumes else {"devpictl.managed": "1", "devpictl.instance": instance}
+        return SimpleNamespace(name=name, attrs={"Labels": labels}, remove=self._mutation("volume.remove"))
 
     def _get_image(self, tag):
         if tag not in self.image_tags:

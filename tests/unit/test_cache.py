@@ -662,3 +662,40 @@ class TestUpgrade:
         cache.upgrade(None, container, self.options(), cache.QuietReporter(), actions)
         assert engine["removed"] == [container]
         assert actions == ["replaced the container of old:1 with new:1"]
+
+
+class TestDownVolumes:
+    def state(self, name: str = "default") -> settings.Instance:
+        instance = settings.Instance(name)
+        settings.ensure_root_password(instance)
+        settings.save_remembered(instance, {"port": 3141})
+        instance.failure_log.write_text("devpi said no\n")
+        return instance
+
+    def test_forgets_everything_even_when_the_volume_is_gone(self):
+        from tests.unit.fakes import FakeEngine
+
+        instance = self.state()
+        actions = cache.down(FakeEngine(), instance, volumes=True)
+        assert not instance.state_dir.exists()
+        assert actions == [f"deleted root-password, cache.toml, last-failed-up.log from {instance.state_dir}"]
+
+    def test_a_volume_devpictl_did_not_make_is_left_alone(self):
+        from devpictl.errors import EngineError
+        from tests.unit.fakes import FakeEngine
+
+        instance = self.state()
+        engine = FakeEngine()
+        engine.add("default")  # a running container: it must stay too
+        engine.foreign_volumes.add(instance.volume)
+        with pytest.raises(EngineError, match="was not made by devpictl"):
+            cache.down(engine, instance, volumes=True)
+        assert engine.mutations() == []
+        assert instance.password_file.exists()
+
+    def test_without_volumes_nothing_is_forgotten(self):
+        from tests.unit.fakes import FakeEngine
+
+        instance = self.state()
+        assert cache.down(FakeEngine(), instance, volumes=False) == []
+        assert instance.password_file.exists()
