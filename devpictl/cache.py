@@ -36,6 +36,8 @@ from devpictl.mirrors import OFFICIAL, Upstream, find_by_url
 from devpictl.speedtest import DIST_SUFFIXES
 from devpictl.settings import (
     DEFAULT_HOST,
+    DEFAULT_MEMORY,
+    DEFAULT_PIDS_LIMIT,
     DEFAULT_PORT,
     Instance,
     commit_root_password,
@@ -45,6 +47,7 @@ from devpictl.settings import (
     forget_root_password,
     is_loopback,
     load_remembered,
+    memory_bytes,
     read_root_password,
     read_secret_file,
     save_remembered,
@@ -93,6 +96,8 @@ class UpOptions:
     probe_project: str | None = None
     front: bool | None = None  # nginx before devpi
     offline: bool | None = None  # devpi's --offline-mode: serve only cached files, never ask the upstream
+    memory: str | None = None  # the container's memory limit, Docker's notation (2g)
+    pids_limit: int | None = None
     check: bool = True  # check that a new upstream answers before switching to it
     timeout: float = 180.0
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -166,6 +171,8 @@ def with_remembered(opts: UpOptions) -> tuple[UpOptions, UpOptions]:
         probe_project=opts.probe_project or stored.get("probe_project"),
         front=opts.front if opts.front is not None else stored.get("front"),
         offline=opts.offline if opts.offline is not None else stored.get("offline"),
+        memory=opts.memory or stored.get("memory"),
+        pids_limit=opts.pids_limit or stored.get("pids_limit"),
     )
     full = dataclasses.replace(
         given,
@@ -175,6 +182,8 @@ def with_remembered(opts: UpOptions) -> tuple[UpOptions, UpOptions]:
         probe_project=given.probe_project or DEFAULT_PROBE_PROJECT,
         front=given.front if given.front is not None else True,
         offline=bool(given.offline),
+        memory=given.memory or DEFAULT_MEMORY,
+        pids_limit=given.pids_limit or DEFAULT_PIDS_LIMIT,
     )
     return given, full
 
@@ -242,10 +251,12 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
                 exc.args = (f"{exc} (devpi's log is kept in {log})",)
         raise
     host, port = ctr.published_address(container)
+    memory, pids = ctr.limits(container)  # what the container has, so a cache made without limits keeps none
     save_remembered(instance, {
         "host": opts.host, "port": port, "image": opts.image,
         "network": opts.network, "ca_bundle": str(opts.ca_bundle) if opts.ca_bundle else None,
         "probe_project": opts.probe_project, "front": opts.front, "offline": opts.offline,
+        "memory": f"{memory // 1024**2}m" if memory else None, "pids_limit": pids or None,
     })
     return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file, host, bool(opts.offline), port)
 
@@ -269,6 +280,11 @@ def check_unchanged(container, given: UpOptions) -> None:
     if given.front is not None and given.front != front_enabled(container):
         raise Conflict(
             f"cache {name!r} runs {'with' if front_enabled(container) else 'without'} its front server: run `devpictl down --name {name}` first to change that"
+        )
+    memory, pids = ctr.limits(container)
+    if (given.memory is not None and memory_bytes(given.memory) != memory) or (given.pids_limit is not None and given.pids_limit != pids):
+        raise Conflict(
+            f"cache {name!r} runs with other resource limits: run `devpictl down --name {name}` first to change them"
         )
     if given.offline is not None and given.offline != offline_enabled(container):
         raise Conflict(
@@ -322,7 +338,10 @@ def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], crea
     password, new_password = ensure_root_password(instance)
     if new_password:
         created.append(lambda: forget_root_password(instance))
-    spec = ctr.ContainerSpec(instance, opts.image, opts.host, port, opts.network, front=bool(opts.front), offline=bool(opts.offline))
+    spec = ctr.ContainerSpec(
+        instance, opts.image, opts.host, port, opts.network, front=bool(opts.front), offline=bool(opts.offline),
+        memory=memory_bytes(opts.memory), pids_limit=opts.pids_limit,
+    )
     container = ctr.create_container(engine, spec)
     created.append(lambda: ctr.remove(container))
     # devpi-init needs the password only for a volume it has not set up; the entrypoint deletes

@@ -156,6 +156,8 @@ class ContainerSpec:
     network: str | None = None
     front: bool = True
     offline: bool = False  # devpi's --offline-mode: serve only what is cached
+    memory: int = 0  # bytes; the engine kills the biggest process beyond it, the restart policy brings it back
+    pids_limit: int = 0
 
 
 def create_container(engine, spec: ContainerSpec):
@@ -175,6 +177,9 @@ def create_container(engine, spec: ContainerSpec):
             environment={"DEVPICTL_FRONT": "1" if spec.front else "0", "DEVPICTL_OFFLINE": "1" if spec.offline else "0"},
             # tini as PID 1: signals reach devpi and zombies are reaped.
             init=True,
+            mem_limit=spec.memory,
+            memswap_limit=spec.memory,  # no swap on top: the limit is the limit
+            pids_limit=spec.pids_limit,
         )
     except docker.errors.NotFound as exc:
         raise EngineError(f"cannot create the cache container: {exc.explanation}; check --network and --image") from None
@@ -225,6 +230,12 @@ def local_base_url(container) -> str:
     elif ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}"
+
+
+def limits(container) -> tuple[int, int]:
+    """(memory in bytes, pids) the container runs with; 0 for no limit."""
+    host = container.attrs.get("HostConfig", {})
+    return int(host.get("Memory") or 0), int(host.get("PidsLimit") or 0)
 
 
 def health(container) -> str:

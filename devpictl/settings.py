@@ -327,7 +327,30 @@ def cache_lock(instance: Instance) -> Iterator[None]:
 
 # What `up` remembers of a cache, so that `up` after `down` (or a reboot) brings
 # back the same cache: flag > environment > remembered > built-in default.
-REMEMBERED_KEYS = ("host", "port", "image", "network", "ca_bundle", "probe_project", "front", "offline")
+REMEMBERED_KEYS = ("host", "port", "image", "network", "ca_bundle", "probe_project", "front", "offline", "memory", "pids_limit")
+
+# Resource limits of the cache container. devpi's RSS follows the largest project page it
+# handles (a 34 MB page took the container to 1.1 GiB); a runaway must not take the host.
+DEFAULT_MEMORY = "2g"
+DEFAULT_PIDS_LIMIT = 512
+MEMORY = re.compile(r"([1-9][0-9]*)([kmg]?)b?", re.IGNORECASE)
+
+
+def memory_bytes(value: str, source: str = "--memory") -> int:
+    """Docker's memory notation (512m, 2g) in bytes; at least 256 MiB, which devpi and nginx need."""
+    match = MEMORY.fullmatch(value.strip())
+    if not match:
+        raise BadInput(f"{source} {value!r} is not an amount of memory: give e.g. 2g or 1536m")
+    amount = int(match[1]) * 1024 ** " kmg".index((match[2] or " ").lower())
+    if amount < 256 * 1024**2:
+        raise BadInput(f"{source} {value!r} is too little for devpi and nginx: give at least 256m")
+    return amount
+
+
+def check_pids_limit(value: int, source: str = "--pids-limit") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 64:
+        raise BadInput(f"{source} {value!r} is too low for devpi's threads and nginx: give at least 64")
+    return value
 
 
 def read_toml(path: Path) -> dict:
@@ -360,6 +383,8 @@ def load_remembered(instance: Instance) -> dict[str, object]:
         if key in ("front", "offline"):
             if not isinstance(value, bool):
                 raise wrong(key, "true or false")
+        elif key == "pids_limit":
+            check_pids_limit(value, f"{path}: pids_limit =")
         elif key == "port":
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
                 raise wrong(key, "a port number from 1 to 65535")
@@ -367,6 +392,8 @@ def load_remembered(instance: Instance) -> dict[str, object]:
             raise wrong(key, "a non-empty string")
         elif key == "host":
             values[key] = check_host(value, f"{path}: host")
+        elif key == "memory":
+            memory_bytes(value, f"{path}: memory =")
     return values
 
 

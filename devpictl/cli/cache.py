@@ -34,6 +34,8 @@ def up(
     offline: bool = typer.Option(None, "--offline/--online", help="Run devpi in offline mode: serve only files already cached, never ask the upstream; readiness then waits for the API only [default: remembered, else online]."),
     network: str = typer.Option(None, "--network", envvar="DEVPICTL_NETWORK", help="Also attach the cache to this Docker network."),
     probe_project: str = options.PROBE,
+    memory: str = typer.Option(None, "--memory", envvar="DEVPICTL_MEMORY", help="Memory limit of the cache container, e.g. 2g or 1536m; beyond it the engine kills and restarts devpi [default: remembered, else 2g]."),
+    pids_limit: int = typer.Option(None, "--pids-limit", envvar="DEVPICTL_PIDS_LIMIT", help="Most processes and threads the cache container may run [default: remembered, else 512]."),
     check: bool = options.CHECK,
     timeout: float = options.TIMEOUT,
     json_output: bool = options.JSON,
@@ -47,7 +49,7 @@ def up(
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.mirrors import is_fastest, resolve
-    from devpictl.settings import Instance, cache_lock, check_host, check_name, check_port, check_timeout
+    from devpictl.settings import Instance, cache_lock, check_host, check_name, check_pids_limit, check_port, check_timeout, memory_bytes
 
     instance = Instance(check_name(name))
     upstream = resolve(mirror) if mirror and not is_fastest(mirror) else None
@@ -56,6 +58,10 @@ def up(
     if host is not None:
         host = check_host(host)
     check_timeout(timeout)
+    if memory is not None:
+        memory_bytes(memory)
+    if pids_limit is not None:
+        check_pids_limit(pids_limit)
     build_opts = options.build_options(
         base_image, pip_mirror, wheelhouse, ca_bundle, web, front=front is not False, devpi_server_version=devpi_server_version
     )
@@ -75,6 +81,8 @@ def up(
         check=check,
         front=front,
         offline=offline,
+        memory=memory,
+        pids_limit=pids_limit,
         timeout=timeout,
         environ=dict(os.environ),
     )

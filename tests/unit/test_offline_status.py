@@ -113,6 +113,38 @@ def test_container_environment_says_offline(offline, value):
     assert engine.created["environment"]["DEVPICTL_OFFLINE"] == value
 
 
+def test_container_gets_memory_and_pids_limits():
+    engine = RecordingEngine()
+    ctr.create_container(engine, ctr.ContainerSpec(Instance("x"), "img", "127.0.0.1", 3141, memory=2 * 1024**3, pids_limit=512))
+    assert engine.created["mem_limit"] == engine.created["memswap_limit"] == 2 * 1024**3
+    assert engine.created["pids_limit"] == 512
+
+
+class TestResourceLimits:
+    def test_defaults(self):
+        full = cache.with_remembered(up_options())[1]
+        assert (full.memory, full.pids_limit) == ("2g", 512)
+
+    def test_remembered_then_flag(self):
+        save_remembered(Instance("default"), {"memory": "3g", "pids_limit": 300})
+        assert cache.with_remembered(up_options())[1].memory == "3g"
+        assert cache.with_remembered(up_options(memory="1g", pids_limit=100))[1].pids_limit == 100
+
+    @pytest.mark.parametrize("asked", [{"memory": "1g"}, {"pids_limit": 100}])
+    def test_other_limits_on_a_running_cache_need_down(self, asked):
+        container = FakeContainer(FakeEngine())
+        container.attrs["HostConfig"].update(Memory=2 * 1024**3, PidsLimit=512)
+        with pytest.raises(Conflict, match="other resource limits: run `devpictl down --name default` first"):
+            cache.check_unchanged(container, up_options(**asked))
+        cache.check_unchanged(container, up_options(memory="2048m", pids_limit=512))
+
+    @pytest.mark.parametrize("value, size", [("2g", 2 * 1024**3), ("1536m", 1536 * 1024**2), ("300M", 300 * 1024**2), ("1G", 1024**3)])
+    def test_memory_notation(self, value, size):
+        from devpictl.settings import memory_bytes
+
+        assert memory_bytes(value) == size
+
+
 def up_options(**kwargs) -> cache.UpOptions:
     values = dict(instance=Instance("default"), upstream=None, host=None, port=None, image=None, build=img.BuildOptions())
     values.update(kwargs)
