@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import shlex
+from urllib.parse import urlsplit
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -226,6 +227,7 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
                 actions.append(settled)
             official = official_url(container)
             if wanted is not None and not opts.offline:
+                check_not_itself(container, wanted, official)
                 keep_credentials(container, instance, wanted, official)
             if wanted is not None and (opts.check or opts.offline):
                 current = find_by_url(client.get_index().get("mirror_url"), official)
@@ -440,6 +442,23 @@ def stored_credentials(instance: Instance) -> dict[str, str]:
     if not isinstance(entries, dict):
         raise BadInput(f"{instance.upstream_auth_file} is not devpictl's JSON: delete it and give the upstream URL with its credentials again")
     return entries
+
+
+def check_not_itself(container, upstream: Upstream, official: str) -> None:
+    """Refuse the cache as its own upstream: every project it lacks would loop until devpi gives up (502)."""
+    parts = urlsplit(effective_url(upstream, official))
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = (parts.hostname or "").lower()
+    local = host in ("localhost", container.name.lower()) or is_loopback(host)
+    published_host, published_port = ctr.published_address(container)
+    # From inside the container, loopback reaches the front server and devpi; the
+    # published port reaches the cache from anywhere that can see its address.
+    inside = local and port in (img.CONTAINER_PORT, img.DEVPI_PORT)
+    outside = port == published_port and (local or host == published_host)
+    if inside or outside:
+        raise BadInput(
+            f"{upstream.display_url} is this cache itself: give the index it should fetch from, e.g. `--mirror pypi`"
+        )
 
 
 def keep_credentials(container, instance: Instance, upstream: Upstream, official: str) -> None:
@@ -714,6 +733,7 @@ def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool,
         raise Conflict(offline_switch_message(instance))
     probe_project = probe_project or str(load_remembered(instance).get("probe_project") or DEFAULT_PROBE_PROJECT)
     official = official_url(container)
+    check_not_itself(container, upstream, official)
     keep_credentials(container, instance, upstream, official)
     if check:
         url = effective_url(upstream, official)

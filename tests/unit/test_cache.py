@@ -699,3 +699,26 @@ class TestDownVolumes:
         instance = self.state()
         assert cache.down(FakeEngine(), instance, volumes=False) == []
         assert instance.password_file.exists()
+
+
+class TestNotItsOwnUpstream:
+    @pytest.mark.parametrize("url", [
+        "http://127.0.0.1:3141/root/pypi/+simple",  # the front server, seen from inside
+        "http://localhost:3142/root/pypi/+simple",  # devpi behind it
+        "http://127.0.0.1:3199/root/pypi/+simple",  # its published port
+        "http://192.0.2.7:3199/root/pypi/+simple",  # its published address
+        "http://devpictl-default:3141/root/pypi/+simple",  # its own name on a Docker network
+    ])
+    def test_refused(self, url):
+        from tests.unit.fakes import FakeEngine
+
+        container = FakeEngine().add("default", host="192.0.2.7", port=3199)
+        with pytest.raises(BadInput, match="is this cache itself"):
+            cache.check_not_itself(container, Upstream("custom", url), OFFICIAL_URL)
+
+    @pytest.mark.parametrize("url", ["http://upstream:8080/simple", "http://127.0.0.1:8080/simple", "https://mirror.example/simple"])
+    def test_other_indexes_pass(self, url):
+        from tests.unit.fakes import FakeEngine
+
+        container = FakeEngine().add("default", host="192.0.2.7", port=3199)
+        cache.check_not_itself(container, Upstream("custom", url), OFFICIAL_URL)
