@@ -212,3 +212,52 @@ def backup_archive(path, *, dataindex: object = None, extra: tuple = (), cut: in
     raw = buf.getvalue()
     path.write_bytes(raw[:cut] if cut is not None else raw)
     return path
+
+
+class CreatingEngine(FakeEngine):
+    """An engine on which `up` can create a cache: volumes and containers come into being and are recorded.
+
+    ``handed`` keeps the files handed into each container, ``created`` the keyword arguments it was made with.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.handed: dict[str, dict[str, bytes]] = {}
+        self.created: dict[str, dict] = {}
+        self.containers.create = self._create_container
+        self.volumes.create = self._create_volume
+
+    def _create_volume(self, name, **kwargs):
+        self.calls.append("volumes.create")
+        self.volume_names.add(name)
+
+    def _create_container(self, image, name=None, **kwargs):
+        self.calls.append("containers.create")
+        host, port = kwargs["ports"]["3141/tcp"]
+        container = FakeContainer(self, name.removeprefix("devpictl-"), host=host, port=port,
+                                  env=tuple(f"{k}={v}" for k, v in kwargs["environment"].items()))
+        container.attrs["HostConfig"].update(Memory=kwargs.get("mem_limit"), PidsLimit=kwargs.get("pids_limit"))
+        engine = self
+
+        def put_archive(path, data):
+            import io
+            import tarfile
+
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                engine.handed.setdefault(container.name, {}).update({m.name: tar.extractfile(m).read() for m in tar})
+            return True
+
+        def remove(**kw):
+            engine.calls.append("container.remove")
+            engine.by_name.pop(container.name, None)
+
+        container.put_archive = put_archive
+        container.remove = remove
+        self.by_name[container.name] = container
+        self.created[container.name] = kwargs
+        return container
+
+    def _get_volume(self, name):
+        volume = super()._get_volume(name)
+        volume.remove = lambda: (self.calls.append("volume.remove"), self.volume_names.discard(name))
+        return volume
