@@ -132,11 +132,14 @@ def test_restore_refuses_links_and_foreign_exports_before_touching_the_cache(sta
     assert hashlib.sha256(served_file(state["url"], "six", state["wheel"].name)).hexdigest() == state["sha256"]
 
 
-def test_restore_into_a_new_cache_brings_users_indexes_uploads_and_files(state, devpi_image, test_upstream, tmp_path):
+def test_restore_into_a_new_cache_brings_users_indexes_uploads_and_files(state, engine, devpi_image, test_upstream, tmp_path):
     result = run_cli("restore", str(state["dir"] / "full.tar.gz"), "--name", COPY, "--image", devpi_image, env=state["env"])
     assert result.exit_code == 0, result.output
     result = run_cli("up", "--name", COPY, "--image", devpi_image, "--port", str(free_port()), *state["common"], "--json", env=state["env"])
     assert result.exit_code == 0, result.output  # logging in with the copy's own stored password worked
+    # The mirrored file came with the archive: it is on disk before anyone asked the copy for it.
+    stored = engine.containers.get(f"devpictl-{COPY}").exec_run(["find", "/data/server/+files/root/pypi", "-name", state["wheel"].name])
+    assert stored.output.decode().strip().endswith(state["wheel"].name), stored.output
     url = json.loads(result.stdout)["index_url"]
     assert json.loads(result.stdout)["upstream"]["url"] == test_upstream["url"]  # the index config came along
     base = url.split("/root/pypi/")[0]
