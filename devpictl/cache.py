@@ -10,12 +10,12 @@ import contextlib
 import dataclasses
 import json
 import shlex
-from urllib.parse import urlsplit
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from devpictl import container as ctr
 from devpictl import image as img
@@ -34,7 +34,6 @@ from devpictl.errors import (
     UpstreamUnreachable,
 )
 from devpictl.mirrors import OFFICIAL, Upstream, find_by_url
-from devpictl.speedtest import DIST_SUFFIXES
 from devpictl.settings import (
     DEFAULT_HOST,
     DEFAULT_MEMORY,
@@ -54,6 +53,7 @@ from devpictl.settings import (
     save_remembered,
     write_durably,
 )
+from devpictl.speedtest import DIST_SUFFIXES
 
 DEFAULT_PROBE_PROJECT = "pip"
 
