@@ -136,6 +136,7 @@ class FakeDevpiUsers:
         self.requests: list[httpx.Request] = []
         self.refuse_patch: httpx.Response | None = None  # answer PATCH /root with this instead
         self.drop_patch = False  # PATCH: apply, then drop the connection
+        self.lose_patch = False  # PATCH: drop the connection before devpi applies it
         self.down_after_patch = False  # with drop_patch: nothing answers afterwards
 
     def transport(self) -> httpx.MockTransport:
@@ -160,6 +161,8 @@ class FakeDevpiUsers:
                 return httpx.Response(403, json={"type": "error", "message": "no permission to change password for user root"})
             if self.refuse_patch is not None:
                 return self.refuse_patch
+            if self.lose_patch:
+                raise httpx.ReadError("connection reset", request=request)
             self.password = json.loads(request.content)["password"]
             if self.drop_patch:
                 raise httpx.ReadError("connection reset", request=request)

@@ -133,9 +133,37 @@ class TestWhatTheEngineExtracts:
             assert all(m.name.startswith(bkp.EXPORT_DIR) for m in members)
             assert all(m.isreg() or m.isdir() for m in members)
             assert all(m.uid == DEVPI_UID and m.gid == DEVPI_UID for m in members)
-            assert all(m.mode & 0o7000 == 0 and m.mode & 0o077 == 0 for m in members)
+            assert {(m.name, m.type, m.mode) for m in members if m.isdir()} == {(bkp.EXPORT_DIR, tarfile.DIRTYPE, 0o700)}
+            assert all(m.mode == 0o600 for m in members if not m.isdir())
             wheel = tar.extractfile(f"{bkp.EXPORT_DIR}/root/dev/six-1.16.0-py2.py3-none-any.whl").read()
         assert wheel == b"wheel bytes " * 100
+
+
+class TestReadManifest:
+    def test_an_archive_without_export_data(self, tmp_path):
+        path = tmp_path / "only-manifest.tar.gz"
+        with tarfile.open(path, "w:gz") as tar:
+            data = b'{"format": 1}'
+            info = tarfile.TarInfo(bkp.MANIFEST)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        with pytest.raises(Exception, match="no devpi-export data in it") as info:
+            bkp.read_manifest(path)
+        assert str(path) in str(info.value)
+
+    @pytest.mark.parametrize("dataindex, fragment", [
+        ({"dumpversion": "2", "users": [], "indexes": {}}, "lists no users and indexes"),
+        ({"dumpversion": "1", "users": {}, "indexes": {}}, None),
+        ({"dumpversion": 2, "users": {}, "indexes": {}}, "dump version 1 or 2"),
+    ])
+    def test_dataindex_is_checked(self, tmp_path, dataindex, fragment):
+        path = backup_archive(tmp_path / "a.tar.gz", dataindex=dataindex)
+        if fragment is None:
+            assert bkp.read_manifest(path)["format"] == bkp.FORMAT
+            return
+        with pytest.raises(Exception, match=fragment) as info:
+            bkp.read_manifest(path)
+        assert str(path) in str(info.value)
 
 
 class TestBackupExportDir:

@@ -564,6 +564,7 @@ class TestCheckHost:
         "value, fragment",
         [("not an ip", "is not an IP address or host name"), ("127.0.0.1:80", "carries a port"), ("[::1]:3141", "carries a port"),
          ("localhost:3141", "carries a port"), ("", "is not an IP address"), ("http://127.0.0.1", "is not an IP address"),
+         ("[::1", "is not an IP address"), ("::1]", "is not an IP address"),
          ("256.1.1.1", "does not resolve")],
     )
     def test_refused(self, value, fragment, monkeypatch):

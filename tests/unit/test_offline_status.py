@@ -138,11 +138,24 @@ class TestResourceLimits:
             cache.check_unchanged(container, up_options(**asked))
         cache.check_unchanged(container, up_options(memory="2048m", pids_limit=512))
 
-    @pytest.mark.parametrize("value, size", [("2g", 2 * 1024**3), ("1536m", 1536 * 1024**2), ("300M", 300 * 1024**2), ("1G", 1024**3)])
+    @pytest.mark.parametrize("value, size", [("2g", 2 * 1024**3), ("1536m", 1536 * 1024**2), ("300M", 300 * 1024**2), ("1G", 1024**3),
+                                             ("256m", 256 * 1024**2), ("262144k", 256 * 1024**2)])
     def test_memory_notation(self, value, size):
         from devpictl.settings import memory_bytes
 
         assert memory_bytes(value) == size
+
+    def test_just_under_the_floor_is_refused(self):
+        from devpictl.errors import BadInput
+        from devpictl.settings import memory_bytes
+
+        with pytest.raises(BadInput, match="too little"):
+            memory_bytes(f"{256 * 1024 - 1}k")
+
+    @pytest.mark.parametrize("port", [1, 65535])
+    def test_remembered_port_bounds(self, port):
+        save_remembered(Instance("default"), {"port": port})
+        assert load_remembered(Instance("default"))["port"] == port
 
 
 def up_options(**kwargs) -> cache.UpOptions:

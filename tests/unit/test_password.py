@@ -159,6 +159,14 @@ class TestRotate:
         assert read_root_password(Instance("default")) == devpi.password
         assert devpi.calls()[-1] == ("POST", "/+login")  # asked devpi which password works
 
+    def test_lost_request_devpi_never_applied_keeps_the_old_password(self, engine, devpi, stored):
+        devpi.lose_patch = True
+        line = one_error_line(invoke("password", "--rotate"), 6)
+        assert "the root password was not changed" in line
+        assert devpi.password == stored and read_root_password(Instance("default")) == stored
+        assert sorted(state_files()) == ["root-password"]  # the pending password went: devpi refused it
+        assert devpi.calls()[-1] == ("POST", "/+login")  # devpi was asked, and refused the new one
+
     def test_devpi_gone_mid_change_keeps_both_passwords(self, engine, devpi, stored):
         devpi.drop_patch = True
         devpi.down_after_patch = True
