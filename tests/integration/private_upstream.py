@@ -19,4 +19,5 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         super().do_GET()
 
 
-http.server.ThreadingHTTPServer(("0.0.0.0", 8080), functools.partial(Handler, directory="/srv")).serve_forever()
+if __name__ == "__main__":  # in the compose service; the tests import USER and PASSWORD only
+    http.server.ThreadingHTTPServer(("0.0.0.0", 8080), functools.partial(Handler, directory="/srv")).serve_forever()
