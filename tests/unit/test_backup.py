@@ -29,6 +29,7 @@ class RestoreEngine(FakeEngine):
 
     def create_helper(self, image, **kwargs):
         self.calls.append("containers.create")
+        self.helper_kwargs = kwargs
         engine = self
 
         class Helper(FakeContainer):
@@ -91,6 +92,19 @@ class TestRestoreForce:
         assert [c for c in calls if "devpi-passwd" in c][0] and calls.index("container.stop") < calls.index("exec sh " + bkp.SWAP)
         assert "volume.remove" not in calls  # the data is swapped inside the volume, never deleted first
         assert result.restart is False  # nothing remembered: the user starts it
+        # The import container has no network and the cache's volume at /data.
+        assert engine.helper_kwargs["network_mode"] == "none"
+        assert engine.helper_kwargs["volumes"] == {"devpictl-default-data": {"bind": "/data", "mode": "rw"}}
+
+    @pytest.mark.parametrize("status, restart", [("running", True), ("exited", False)])
+    def test_a_running_cache_with_remembered_settings_is_started_again(self, archive, status, restart):
+        from devpictl.settings import save_remembered
+
+        engine = RestoreEngine(ok)
+        running_cache(engine).status = status
+        save_remembered(Instance("default"), {"port": 3141})
+        result = bkp.restore(engine, Instance("default"), archive, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
+        assert result.restart is restart
 
     @pytest.mark.parametrize("program", ["devpi-import", "devpi-passwd"])
     def test_a_failed_import_keeps_the_old_data_and_container(self, archive, program):
