@@ -165,6 +165,20 @@ class TestReadManifest:
             bkp.read_manifest(path)
         assert str(path) in str(info.value)
 
+    @pytest.mark.parametrize("manifest", [None, b'{"format": 2}', b"[1]"], ids=["missing", "other-format", "not-an-object"])
+    def test_the_manifest_is_checked(self, tmp_path, manifest):
+        path = tmp_path / "m.tar.gz"
+        with tarfile.open(path, "w:gz") as tar:
+            members = [(f"{bkp.EXPORT_DIR}/dataindex.json", b'{"dumpversion": "2", "users": {}, "indexes": {}}')]
+            if manifest is not None:
+                members.append((bkp.MANIFEST, manifest))
+            for name, data in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        with pytest.raises(Exception, match=f"no {bkp.MANIFEST} of format 1"):
+            bkp.read_manifest(path)
+
     @pytest.mark.parametrize("dataindex, fragment", [
         ({"dumpversion": "2", "users": [], "indexes": {}}, "lists no users and indexes"),
         ({"dumpversion": "1", "users": {}, "indexes": {}}, None),

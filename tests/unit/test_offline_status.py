@@ -157,6 +157,21 @@ class TestResourceLimits:
         save_remembered(Instance("default"), {"port": port})
         assert load_remembered(Instance("default"))["port"] == port
 
+    def test_remembered_port_just_beyond(self):
+        from devpictl.errors import BadInput
+
+        save_remembered(Instance("default"), {"port": 65536})
+        with pytest.raises(BadInput, match="port = 65536"):
+            load_remembered(Instance("default"))
+
+    def test_pids_limit_floor(self):
+        from devpictl.errors import BadInput
+        from devpictl.settings import check_pids_limit
+
+        assert check_pids_limit(64) == 64
+        with pytest.raises(BadInput):
+            check_pids_limit(63)
+
 
 def up_options(**kwargs) -> cache.UpOptions:
     values = dict(instance=Instance("default"), upstream=None, host=None, port=None, image=None, build=img.BuildOptions())

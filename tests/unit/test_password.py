@@ -357,6 +357,27 @@ class TestOneCommandAtATime:
         assert "another devpictl command" in line and "cache 'default'" in line
         assert engine.calls == [] and state_files() == before
 
+    def test_the_lock_dir_is_private_and_a_shared_one_is_refused(self, stored, tmp_path, monkeypatch):
+        import stat
+
+        from devpictl.errors import BadInput
+        from devpictl.settings import cache_lock, lock_file
+
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+        (tmp_path / "run").mkdir()
+        directory = lock_file(Instance("default")).parent
+        assert directory.parent == tmp_path / "run" and stat.S_IMODE(directory.stat().st_mode) == 0o700
+        directory.chmod(0o777)  # another user could plant or hold locks here
+        with pytest.raises(BadInput, match="is not a private directory of yours"), cache_lock(Instance("default")):
+            pass
+
+    def test_the_same_name_in_another_data_dir_is_another_cache(self, stored, tmp_path, monkeypatch):
+        from devpictl.settings import lock_file
+
+        first = lock_file(Instance("default"))
+        monkeypatch.setenv("DEVPICTL_DATA_DIR", str(tmp_path / "elsewhere"))
+        assert lock_file(Instance("default")) != first
+
     def test_other_caches_are_not_held_up(self, stored):
         from devpictl.settings import cache_lock
 
