@@ -16,6 +16,7 @@ from tests.unit.fakes import backup_archive
 OLD_DEVPI = "6.17.0"  # the oldest devpi-server devpictl supports
 ORIGINAL = f"orig{RUN_ID}"
 COPY = f"copy{RUN_ID}"
+BUSY = f"busy{RUN_ID}"
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def state(engine, old_image, devpi_image, test_upstream, ca_bundle, tmp_path_fac
         "data_dir": data_dir,
     }
     yield info
-    for name in (ORIGINAL, COPY):
+    for name in (ORIGINAL, COPY, BUSY):
         remove_cache(engine, name, info["env"])
 
 
@@ -163,6 +164,43 @@ def test_restore_force_replaces_the_data_of_a_running_cache(state, engine, test_
     assert login.status_code == 200
     leftovers = engine.containers.get(f"devpictl-{COPY}").exec_run(["ls", "-A", "/data"]).output.decode().split()
     assert ".devpictl-restore" not in leftovers, leftovers
+
+
+def test_a_backup_taken_while_uploads_land_restores_whole(state, devpi_image, tmp_path):
+    """devpi-export reads in one transaction: an upload that lands during the backup is in the
+    archive with its file, or not at all. devpi-import checks every file the export lists."""
+    import threading
+
+    base = json.loads(run_cli("status", "--name", COPY, "--json", env=state["env"]).stdout)["url"].split("/root/pypi/")[0]
+    auth = ("root", password(state, COPY))
+    stop = threading.Event()
+    uploaded: list[int] = []
+
+    def keep_uploading() -> None:
+        with httpx.Client(auth=auth, trust_env=False, timeout=30) as http:
+            while not stop.is_set():
+                n = len(uploaded) + 1
+                answer = http.post(
+                    f"{base}/root/dev/", data={":action": "file_upload", "name": f"busy{n}", "version": "1.0"},
+                    files={"content": (f"busy{n}-1.0-py3-none-any.whl", b"uploaded while the backup ran " * 40)},
+                )
+                assert answer.status_code == 200, answer.text
+                uploaded.append(n)
+
+    writer = threading.Thread(target=keep_uploading)
+    writer.start()
+    try:
+        while not uploaded:  # the writes are under way before the backup starts
+            stop.wait(0.1)
+        result = run_cli("backup", str(tmp_path / "busy.tar.gz"), "--name", COPY, "--include-files", env=state["env"])
+        during = len(uploaded)
+    finally:
+        stop.set()
+        writer.join()
+    assert result.exit_code == 0, result.output
+    assert during > 1, "no upload landed while the backup ran"
+    restored = run_cli("restore", str(tmp_path / "busy.tar.gz"), "--name", BUSY, "--image", devpi_image, env=state["env"])
+    assert restored.exit_code == 0, restored.output  # devpi-import found every file its export lists
 
 
 def test_upgrading_devpi_keeps_everything(state, engine, devpi_image, tmp_path):
