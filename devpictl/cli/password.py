@@ -37,6 +37,11 @@ def password(
         from devpictl.password import stored_password
 
         secret = stored_password(instance)
+        if instance.pending_password_file.exists():
+            ui.err.print(
+                f"note: a rotation was interrupted, so devpi may hold the password in {instance.pending_password_file} instead; "
+                f"`devpictl password --rotate --name {instance.name}` asks devpi and keeps the right one"
+            )
         if json_output:
             ui.print_json({"name": instance.name, "password": secret, "password_file": str(instance.password_file)})
         else:

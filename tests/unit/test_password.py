@@ -72,6 +72,15 @@ class TestShow:
             "name": "default", "password": stored, "password_file": str(Instance("default").password_file),
         }
 
+    def test_an_interrupted_rotation_is_pointed_out(self, stored):
+        from devpictl.settings import stage_root_password
+
+        stage_root_password(Instance("default"), "maybe-devpis")
+        result = invoke("password", "--show")
+        assert result.exit_code == 0, result.output
+        assert result.stdout == stored + "\n"  # stdout stays the secret alone, for scripts
+        assert "root-password.pending" in result.stderr and "maybe-devpis" not in result.stderr
+
     def test_needs_no_engine(self, stored, monkeypatch):
         monkeypatch.setattr(ctr, "connect", lambda: pytest.fail("--show must not ask the engine"))
         assert invoke("password", "--show").exit_code == 0
