@@ -368,9 +368,8 @@ def save_failure_log(instance: Instance, container) -> Path | None:
     if not text:
         return None
     instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = instance.state_dir / "last-failed-up.log"
-    path.write_text(text)
-    return path
+    instance.failure_log.write_text(text)
+    return instance.failure_log
 
 
 def wait_for_api(client: DevpiClient, container, timeout: float, reporter: Reporter) -> None:

@@ -252,10 +252,9 @@ def store_root_password(instance: Instance, password: str) -> None:
     write_durably(instance.password_file, password + "\n")
 
 
-def stage_root_password(instance: Instance, password: str) -> Path:
+def stage_root_password(instance: Instance, password: str) -> None:
     """Keep ``password`` durably in the pending file before devpi is asked to take it."""
     write_durably(instance.pending_password_file, password + "\n")
-    return instance.pending_password_file
 
 
 def commit_root_password(instance: Instance) -> None:
