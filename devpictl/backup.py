@@ -7,27 +7,44 @@ one read transaction, so the archive is consistent while the cache keeps serving
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import secrets
 import tarfile
-import time
+import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from devpictl import __version__
 from devpictl import cache as cch
 from devpictl import container as ctr
 from devpictl.devpi import DevpiClient
-from devpictl.errors import BadInput, Conflict, DevpiError, EngineError
-from devpictl.image import add_bytes
-from devpictl.settings import Instance, ensure_root_password, load_remembered
+from devpictl.errors import (
+    BadInput,
+    Conflict,
+    DevpictlError,
+    DevpiError,
+    EngineError,
+    Interrupted,
+)
+from devpictl.image import DEVPI_UID, add_bytes
+from devpictl.settings import (
+    Instance,
+    ensure_root_password,
+    forget_root_password,
+    load_remembered,
+)
 
 MANIFEST = "devpictl-backup.json"
 EXPORT_DIR = "devpi-export"
 FORMAT = 1
-IMPORT_DIR = "/data/.devpictl-import"
+# devpi-import fills a server dir here, beside the cache's own, which it replaces only once the import worked.
+STAGE_DIR = "/data/.devpictl-restore"
 
 
 @dataclass
@@ -85,7 +102,8 @@ def backup_path(instance: Instance, path: Path | None) -> Path:
 def backup(engine, instance: Instance, path: Path, *, include_files: bool, reporter) -> BackupResult:
     """Write the archive to ``path`` (checked with backup_path)."""
     container = cch.running_container(engine, instance)
-    workdir = f"/data/.devpictl-export-{int(time.time())}"
+    # Unique per run: two backups at once must not share (and delete) each other's export.
+    workdir = f"/data/.devpictl-export-{secrets.token_hex(8)}"
     command = ["devpi-export", "--serverdir", "/data/server"]
     if include_files:
         command.append("--include-mirrored-files")
@@ -103,18 +121,22 @@ def backup(engine, instance: Instance, path: Path, *, include_files: bool, repor
             "devpi_server": version,
             "include_files": include_files,
         }
-        partial = path.with_name(path.name + ".partial")
+        fd, partial_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        partial = Path(partial_name)
         try:
-            with reporter.transfer(f"Writing {path.name}") as advance:
+            with reporter.transfer(f"Writing {path.name}") as advance, os.fdopen(fd, "wb") as raw:
                 chunks, _stat = container.get_archive(workdir)
-                with tarfile.open(partial, "w:gz") as out:
+                with tarfile.open(fileobj=raw, mode="w:gz") as out:
                     add_bytes(out, MANIFEST, json.dumps(manifest, indent=2).encode())
                     with tarfile.open(fileobj=StreamReader(iter(chunks), advance), mode="r|") as export:
                         top = workdir.rsplit("/", 1)[-1]
                         for member in export:
                             member.name = EXPORT_DIR + member.name[len(top):]
                             out.addfile(member, export.extractfile(member) if member.isfile() else None)
-            partial.replace(path)
+            try:
+                os.link(partial, path)  # unlike a rename, never replaces a file that appeared meanwhile
+            except FileExistsError:
+                raise Conflict(f"{path} appeared while the backup ran: give another PATH") from None
         finally:
             partial.unlink(missing_ok=True)
     finally:
@@ -127,30 +149,75 @@ def image_devpi_version(container) -> str | None:
     return cch.last_line(output) if code == 0 else None
 
 
-def read_manifest(path: Path) -> dict:
-    """Check that ``path`` is a devpictl backup before anything is touched; return its manifest."""
-    def corrupt(why: str) -> BadInput:
-        return BadInput(f"{path} is not a usable devpictl backup ({why}): give an archive `devpictl backup` wrote")
+# devpi-import refuses other dump versions; devpi-export writes "2" (devpi-server 6).
+DUMP_VERSIONS = ("1", "2")
 
+
+def read_manifest(path: Path) -> dict:
+    """Check the whole archive before anything is touched; return its manifest.
+
+    Every member must be a regular file or a directory under ``devpi-export/``
+    (or the manifest), and ``dataindex.json`` must be a devpi export.
+    """
     if not path.is_file():
         raise BadInput(f"backup {path} does not exist: give the path of an archive `devpictl backup` wrote")
+    manifest = dataindex = None
     try:
         with tarfile.open(path, "r:gz") as tar:
-            names = set()
-            manifest = None
-            for member in tar:  # reads the whole archive: a truncated one fails here
-                names.add(member.name)
+            for member in checked_members(tar, path):  # reads the whole archive: a truncated one fails here
                 if member.name == MANIFEST:
                     manifest = json.loads(tar.extractfile(member).read())
-                if member.name.startswith("/") or ".." in Path(member.name).parts:
-                    raise corrupt(f"unsafe member {member.name!r}")
-    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
-        raise corrupt(type(exc).__name__ + (f": {exc}" if str(exc) else "")) from None
-    if manifest is None or not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise corrupt(f"no {MANIFEST} of format {FORMAT}")
-    if f"{EXPORT_DIR}/dataindex.json" not in names:
-        raise corrupt("no devpi-export data in it")
+                elif member.name == f"{EXPORT_DIR}/dataindex.json":
+                    dataindex = json.loads(tar.extractfile(member).read())
+    except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error) as exc:
+        raise unusable(path, type(exc).__name__ + (f": {exc}" if str(exc) else "")) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise unusable(path, f"no {MANIFEST} of format {FORMAT}")
+    if dataindex is None:
+        raise unusable(path, "no devpi-export data in it")
+    if not isinstance(dataindex, dict) or dataindex.get("dumpversion") not in DUMP_VERSIONS:
+        raise unusable(path, f"{EXPORT_DIR}/dataindex.json is not a devpi export of dump version {' or '.join(DUMP_VERSIONS)}")
+    if not isinstance(dataindex.get("users"), dict) or not isinstance(dataindex.get("indexes"), dict):
+        raise unusable(path, f"{EXPORT_DIR}/dataindex.json lists no users and indexes")
     return manifest
+
+
+def unusable(path: Path, why: str) -> BadInput:
+    return BadInput(f"{path} is not a usable devpictl backup ({why}): give an archive `devpictl backup` wrote")
+
+
+def checked_members(tar: tarfile.TarFile, path: Path) -> Iterator[tarfile.TarInfo]:
+    """The archive's members, refusing any that could reach outside the import directory."""
+    for member in tar:
+        name = member.name
+        parts = PurePosixPath(name).parts
+        if name.startswith("/") or ".." in parts or not parts:
+            raise unusable(path, f"unsafe member name {name!r}")
+        if name != MANIFEST and parts[0] != EXPORT_DIR:
+            raise unusable(path, f"member {name!r} is neither {MANIFEST} nor under {EXPORT_DIR}/")
+        if not (member.isreg() or member.isdir()):
+            kind = "a symlink" if member.issym() else "a hardlink" if member.islnk() else "a device or special file"
+            raise unusable(path, f"member {name!r} is {kind}; a backup holds only files and directories")
+        yield member
+
+
+def export_tar(path: Path, out) -> None:
+    """Write the export of the archive at ``path`` to ``out`` as a plain tar that holds only files and directories.
+
+    The engine extracts as root and would follow what it is given, so devpictl hands
+    it a new tar made from checked members: owned by devpi, no special mode bits.
+    """
+    with tarfile.open(path, "r:gz") as tar, tarfile.open(fileobj=out, mode="w") as clean:
+        for member in checked_members(tar, path):
+            if member.name == MANIFEST:
+                continue
+            info = tarfile.TarInfo(member.name)
+            info.type = tarfile.DIRTYPE if member.isdir() else tarfile.REGTYPE
+            info.mode = 0o700 if member.isdir() else 0o600
+            info.uid = info.gid = DEVPI_UID
+            info.mtime = member.mtime
+            info.size = 0 if member.isdir() else member.size
+            clean.addfile(info, tar.extractfile(member) if member.isreg() else None)
 
 
 def cache_is_empty(engine, instance: Instance) -> bool:
@@ -171,7 +238,12 @@ def cache_is_empty(engine, instance: Instance) -> bool:
 
 
 def restore(engine, instance: Instance, path: Path, image: str, *, force: bool, reporter) -> RestoreResult:
-    """Bring the archive at ``path`` into the cache ``instance`` (new, empty, or with --force any)."""
+    """Bring the archive at ``path`` into the cache ``instance`` (new, empty, or with --force any).
+
+    devpi-import fills a new server dir beside the old one; only once it and the
+    password succeeded does the old container go and the new dir take the old
+    one's place. Until then a failure or an interrupt leaves the old data as it was.
+    """
     manifest = read_manifest(path)
     if not force and not cache_is_empty(engine, instance):
         raise Conflict(
@@ -182,14 +254,9 @@ def restore(engine, instance: Instance, path: Path, image: str, *, force: bool, 
     actions = []
     container = ctr.find_container(engine, instance)
     was_running = container is not None and container.status == "running"
-    if container is not None:
-        ctr.remove(container)
-        actions.append(f"removed container {instance.container}")
-    if ctr.volume_exists(engine, instance):
-        ctr.remove_volume(engine, instance)
-        actions.append(f"deleted the old data in {instance.volume}")
-    ctr.ensure_volume(engine, instance)
-    password, _ = ensure_root_password(instance)
+    fresh_volume = ctr.ensure_volume(engine, instance)
+    password, new_password = ensure_root_password(instance)
+    swapped = False
     # A one-off container of the image, without network, does the import.
     helper = engine.containers.create(
         image,
@@ -201,25 +268,67 @@ def restore(engine, instance: Instance, path: Path, image: str, *, force: bool, 
     )
     try:
         helper.start()
-        run(helper, ["mkdir", "-p", IMPORT_DIR], "mkdir", user="root")
-        with reporter.transfer(f"Copying {path.name} into {instance.volume}") as advance:
-            data = path.read_bytes()
-            if not helper.put_archive(IMPORT_DIR, data):
+        # Left by an earlier restore that was killed: start over.
+        run(helper, ["rm", "-rf", STAGE_DIR], "cleanup", user="root")
+        run(helper, ["mkdir", "-p", STAGE_DIR], "mkdir")
+        with reporter.transfer(f"Copying {path.name} into {instance.volume}") as advance, tempfile.TemporaryFile() as clean:
+            export_tar(path, clean)
+            advance(clean.tell())
+            clean.seek(0)
+            if not helper.put_archive(STAGE_DIR, clean):
                 raise EngineError(f"could not copy {path} into the volume: check the engine's logs")
-            advance(len(data))
         ctr.hand_in_files(helper, {"root-password": (password + "\n").encode()})
         with reporter.waiting("Importing with devpi-import"):
-            run(helper, ["devpi-import", "--serverdir", "/data/server", "--no-events", f"{IMPORT_DIR}/{EXPORT_DIR}"], "devpi-import")
+            run(helper, ["devpi-import", "--serverdir", f"{STAGE_DIR}/server", "--no-events", f"{STAGE_DIR}/{EXPORT_DIR}"], "devpi-import")
         # The archive brings its root's password hash; the password devpictl stores stays the one that works.
-        run(helper, ["sh", "-c", f"cat {ctr.RUN_DIR}/root-password {ctr.RUN_DIR}/root-password | devpi-passwd --serverdir /data/server root"], "devpi-passwd")
-        run(helper, ["rm", "-rf", IMPORT_DIR, f"{ctr.RUN_DIR}/root-password"], "cleanup", user="root")
-    except BaseException:
+        run(helper, ["sh", "-c", f"cat {ctr.RUN_DIR}/root-password {ctr.RUN_DIR}/root-password | devpi-passwd --serverdir {STAGE_DIR}/server root"], "devpi-passwd")
+        # The import worked: only now does the old cache go.
+        if container is not None:
+            ctr.remove(container)
+            actions.append(f"removed container {instance.container}")
+        swapped = True
+        run(helper, ["sh", "-c", SWAP], "swapping in the imported data")
+        if not fresh_volume:
+            actions.append(f"replaced the old data in {instance.volume}")
+    except BaseException as exc:
+        if not swapped:
+            with contextlib.suppress(Exception):
+                run(helper, ["rm", "-rf", STAGE_DIR], "cleanup", user="root")
         helper.remove(force=True)
-        ctr.remove_volume(engine, instance)
+        if fresh_volume:
+            ctr.remove_volume(engine, instance)
+        if new_password:
+            forget_root_password(instance)
+        if isinstance(exc, KeyboardInterrupt):
+            raise Interrupted(interrupted_message(instance, fresh_volume, swapped, container is not None)) from None
+        if isinstance(exc, DevpictlError):
+            exc.args = (f"{exc} ({'nothing was changed' if not swapped else 'the swap of the data failed'})",)
         raise
     helper.remove(force=True)
+    run_after = was_running and bool(load_remembered(instance))
     actions.append(f"restored {path.name} (cache {manifest.get('cache')!r}, {manifest.get('created')}) into {instance.volume}")
-    return RestoreResult(actions, restart=was_running and bool(load_remembered(instance)))
+    return RestoreResult(actions, restart=run_after)
+
+
+# Runs in the restore container once devpi-import succeeded. Each mv is one rename
+# inside the volume; the old server dir is deleted only after the new one is in place.
+SWAP = (
+    f"set -e; rm -rf {STAGE_DIR}/old; "
+    f"if [ -e /data/server ]; then mv /data/server {STAGE_DIR}/old; fi; "
+    f"mv {STAGE_DIR}/server /data/server; rm -rf {STAGE_DIR}"
+)
+
+
+def interrupted_message(instance: Instance, fresh_volume: bool, swapped: bool, had_container: bool) -> str:
+    if fresh_volume:
+        return f"restore interrupted: nothing was kept; cache {instance.name!r} does not exist"
+    if swapped:
+        return (
+            f"restore interrupted while the imported data replaced the old: check it with `devpictl up --name {instance.name}`, "
+            "or run the same restore again"
+        )
+    start = f"; start it again with `devpictl up --name {instance.name}`" if had_container else ""
+    return f"restore interrupted before the import finished: the data of cache {instance.name!r} is unchanged{start}"
 
 
 def run(container, command: list[str], what: str, user: str = "") -> None:

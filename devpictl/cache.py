@@ -5,6 +5,7 @@ The CLI parses and reports; everything here takes typed values and a Reporter.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import json
@@ -14,18 +15,21 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from devpictl import container as ctr
 from devpictl import coremetadata, simplepage, speedtest
 from devpictl import image as img
 from devpictl.devpi import MIRROR_INDEX, DevpiClient
 from devpictl.errors import (
+    BadInput,
     CacheNotFound,
     CacheUnreachable,
     Conflict,
     DevpictlError,
     DevpiError,
     EngineError,
+    Interrupted,
     LoginRefused,
     ReadinessTimeout,
     UpstreamUnreachable,
@@ -33,14 +37,22 @@ from devpictl.errors import (
 from devpictl.mirrors import OFFICIAL, Upstream, find_by_url
 from devpictl.settings import (
     DEFAULT_HOST,
+    DEFAULT_MEMORY,
+    DEFAULT_PIDS_LIMIT,
     DEFAULT_PORT,
     Instance,
+    commit_root_password,
+    drop_pending_root_password,
     ensure_root_password,
     forget_cache,
     forget_root_password,
+    is_loopback,
     load_remembered,
+    memory_bytes,
     read_root_password,
+    read_secret_file,
     save_remembered,
+    write_durably,
 )
 
 DEFAULT_PROBE_PROJECT = "pip"
@@ -87,6 +99,8 @@ class UpOptions:
     probe_project: str | None = None
     front: bool | None = None  # nginx before devpi
     offline: bool | None = None  # devpi's --offline-mode: serve only cached files, never ask the upstream
+    memory: str | None = None  # the container's memory limit, Docker's notation (2g)
+    pids_limit: int | None = None
     check: bool = True  # check that a new upstream answers before switching to it
     timeout: float = 180.0
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -105,6 +119,7 @@ class UpResult:
     host: str = DEFAULT_HOST  # the address the cache is published on
     offline: bool = False
     core_metadata: bool = False  # whether the mirror's pages announce core metadata (PEP 658)
+    port: int | None = None  # the port it is published on
 
     @property
     def changed(self) -> bool:
@@ -118,7 +133,7 @@ def index_url(base_url: str) -> str:
 def upstream_changes(upstream: Upstream, ixconfig: Mapping[str, object], official_url: str) -> list[str]:
     """The PATCH items that make root/pypi fetch from ``upstream``; empty when it already does."""
     wanted: dict[str, object] = {
-        "mirror_url": upstream.url or official_url,
+        "mirror_url": upstream.public_url or official_url,
         # Without PyPI's serial header devpi would reject the pages of an upstream
         # that is "older" than what it cached before (and most mirrors send none).
         "mirror_ignore_serial_header": not upstream.sends_serial_header,
@@ -163,6 +178,8 @@ def with_remembered(opts: UpOptions) -> tuple[UpOptions, UpOptions]:
         probe_project=opts.probe_project or stored.get("probe_project"),
         front=opts.front if opts.front is not None else stored.get("front"),
         offline=opts.offline if opts.offline is not None else stored.get("offline"),
+        memory=opts.memory or stored.get("memory"),
+        pids_limit=opts.pids_limit or stored.get("pids_limit"),
     )
     full = dataclasses.replace(
         given,
@@ -172,6 +189,8 @@ def with_remembered(opts: UpOptions) -> tuple[UpOptions, UpOptions]:
         probe_project=given.probe_project or DEFAULT_PROBE_PROJECT,
         front=given.front if given.front is not None else True,
         offline=bool(given.offline),
+        memory=given.memory or DEFAULT_MEMORY,
+        pids_limit=given.pids_limit or DEFAULT_PIDS_LIMIT,
     )
     return given, full
 
@@ -191,6 +210,14 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
     created: list[Callable[[], None]] = []
     try:
         wanted = opts.upstream
+        # An earlier `up` stopped between creating the volume and handing in the password
+        # leaves a container that can never start (it restarts for ever) and holds nothing.
+        suspect = container is not None and (container.status != "running" or ctr.restart_count(container) > 0)
+        if suspect and not ctr.volume_initialised(engine, container.image.id, instance):
+            reporter.step(f"Removing the container of cache {instance.name!r}, which an interrupted `up` left unfinished")
+            ctr.remove(container)
+            actions.append(f"removed the unfinished container {instance.container}")
+            container = None
         if container is not None:
             check_unchanged(container, given)
             if given.image is not None and not ctr.runs_image(engine, container, given.image):
@@ -208,8 +235,13 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
         base_url = ctr.local_base_url(container)
         with DevpiClient(base_url) as client:
             wait_for_api(client, container, opts.timeout, reporter)
-            login_root(client, instance)
+            settled = login_root(client, instance)
+            if settled:
+                actions.append(settled)
             official = official_url(container)
+            if wanted is not None and not opts.offline:
+                check_not_itself(container, wanted, official)
+                keep_credentials(container, instance, wanted, official)
             if wanted is not None and (opts.check or opts.offline):
                 current = find_by_url(client.get_index().get("mirror_url"), official)
                 if effective_url(wanted, official) != effective_url(current, official):
@@ -218,7 +250,9 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
                     with reporter.waiting(f"Checking that {effective_url(wanted, official)} answers"):
                         check_upstream(container, effective_url(wanted, official), opts.probe_project)
             measure = core_metadata_measurement(container, reporter, probe_project=opts.probe_project, check=opts.check, offline=bool(opts.offline))
-            upstream = configure_upstream(client, wanted, official, reporter, actions, lambda: flush_front_cache(container), measure)
+            upstream = configure_upstream(
+                client, wanted, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure
+            )
             # Offline, devpi lists only the files it stored, so the probe project's page
             # may rightly be empty, and the upstream is never asked: an answering API is it.
             if not opts.offline:
@@ -234,12 +268,14 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
                 exc.args = (f"{exc} (devpi's log is kept in {log})",)
         raise
     host, port = ctr.published_address(container)
+    memory, pids = ctr.limits(container)  # what the container has, so a cache made without limits keeps none
     save_remembered(instance, {
         "host": opts.host, "port": port, "image": opts.image,
         "network": opts.network, "ca_bundle": str(opts.ca_bundle) if opts.ca_bundle else None,
         "probe_project": opts.probe_project, "front": opts.front, "offline": opts.offline,
+        "memory": f"{memory // 1024**2}m" if memory else None, "pids_limit": pids or None,
     })
-    return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file, host, bool(opts.offline), core_metadata)
+    return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file, host, bool(opts.offline), core_metadata, port)
 
 
 def choose_image(engine, requested: UpOptions, opts: UpOptions, reporter: Reporter, actions: list[str]) -> str:
@@ -293,6 +329,11 @@ def check_unchanged(container, given: UpOptions) -> None:
         raise Conflict(
             f"cache {name!r} runs {'with' if front_enabled(container) else 'without'} its front server: run `devpictl down --name {name}` first to change that"
         )
+    memory, pids = ctr.limits(container)
+    if (given.memory is not None and memory_bytes(given.memory) != memory) or (given.pids_limit is not None and given.pids_limit != pids):
+        raise Conflict(
+            f"cache {name!r} runs with other resource limits: run `devpictl down --name {name}` first to change them"
+        )
     if given.offline is not None and given.offline != offline_enabled(container):
         raise Conflict(
             f"cache {name!r} runs {'in' if offline_enabled(container) else 'without'} offline mode: run `devpictl down --name {name}` first to change that"
@@ -322,7 +363,7 @@ def upgrade(engine, container, opts: UpOptions, reporter: Reporter, actions: lis
 
 
 def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], created: list[Callable[[], None]]):
-    """Create (and start) the container, and the volume if missing; returns (container, fresh volume?)."""
+    """Create (and start) the container, and the volume if missing; returns (container, a new cache?)."""
     instance = opts.instance
     port = opts.port
     ensure_image(engine, opts, reporter, actions)
@@ -334,21 +375,31 @@ def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], crea
     if fresh_volume:
         created.append(lambda: ctr.remove_volume(engine, instance))
         actions.append(f"created volume {instance.volume}")
-    elif read_root_password(instance) is None:
-        raise LoginRefused(
-            f"volume {instance.volume} holds a cache whose root password devpictl does not have: put it in {instance.password_file}, or remove the volume"
-        )
+        needs_init = True
+    else:
+        needs_init = not ctr.volume_initialised(engine, opts.image, instance)
+        if needs_init:
+            actions.append(f"set up volume {instance.volume}, which an interrupted `up` left empty")
+        elif read_root_password(instance) is None:
+            raise LoginRefused(
+                f"volume {instance.volume} holds a cache whose root password devpictl does not have: put it in {instance.password_file}, or remove the volume"
+            )
     password, new_password = ensure_root_password(instance)
     if new_password:
         created.append(lambda: forget_root_password(instance))
-    spec = ctr.ContainerSpec(instance, opts.image, opts.host, port, opts.network, front=bool(opts.front), offline=bool(opts.offline))
+    spec = ctr.ContainerSpec(
+        instance, opts.image, opts.host, port, opts.network, front=bool(opts.front), offline=bool(opts.offline),
+        memory=memory_bytes(opts.memory), pids_limit=opts.pids_limit,
+    )
     container = ctr.create_container(engine, spec)
     created.append(lambda: ctr.remove(container))
-    # devpi-init needs the password only for a new volume; the entrypoint deletes it
-    # after init, and an initialised volume must not leave it in the container's files.
-    files = {"root-password": password.encode()} if fresh_volume else {}
+    # devpi-init needs the password only for a volume it has not set up; the entrypoint deletes
+    # it after init, and an initialised volume must not leave it in the container's files.
+    files = {"root-password": password.encode()} if needs_init else {}
     if opts.ca_bundle is not None:
         files["ca-bundle.pem"] = img.read_ca_bundle(opts.ca_bundle)
+    if stored_credentials(instance):
+        files[UPSTREAM_AUTH] = instance.upstream_auth_file.read_bytes()
     proxies = proxy_env_file(opts.environ)
     if proxies:
         files["proxy.env"] = proxies
@@ -356,7 +407,7 @@ def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], crea
     reporter.step(f"Starting cache {instance.name!r} on {opts.host}:{port}")
     ctr.start(container)
     actions.append(f"created container {instance.container}")
-    return container, fresh_volume
+    return container, needs_init
 
 
 def save_failure_log(instance: Instance, container) -> Path | None:
@@ -364,13 +415,13 @@ def save_failure_log(instance: Instance, container) -> Path | None:
     if not text:
         return None
     instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = instance.state_dir / "last-failed-up.log"
-    path.write_text(text)
-    return path
+    instance.failure_log.write_text(text)
+    return instance.failure_log
 
 
 def wait_for_api(client: DevpiClient, container, timeout: float, reporter: Reporter) -> None:
     deadline = time.monotonic() + timeout
+    restarts = ctr.restart_count(container)
     with reporter.waiting(f"Waiting for devpi-server to answer (up to {timeout:.0f} s)"):
         while True:
             try:
@@ -378,7 +429,7 @@ def wait_for_api(client: DevpiClient, container, timeout: float, reporter: Repor
                 return
             except CacheUnreachable:
                 pass
-            if ctr.exited(container):
+            if ctr.failed_since(container, restarts):
                 raise ReadinessTimeout(
                     f"devpi-server exited during start-up: {last_line(ctr.logs_tail(container))}; see `devpictl logs`"
                 )
@@ -392,17 +443,80 @@ def last_line(text: str) -> str:
     return lines[-1].strip() if lines else "no output"
 
 
-def login_root(client: DevpiClient, instance: Instance) -> None:
+def login_root(client: DevpiClient, instance: Instance) -> str | None:
+    """Log in as root, first settling a password rotation that was interrupted; returns what was settled.
+
+    ``password --rotate`` writes the pending file before it asks devpi to change
+    the password, so after any interruption (even SIGKILL) one of the two files
+    holds devpi's password: devpi itself says which.
+    """
+    settled = None
+    pending = read_secret_file(instance.pending_password_file)
+    if pending is not None:
+        try:
+            client.login("root", pending)
+        except LoginRefused:
+            drop_pending_root_password(instance)
+            settled = f"dropped {instance.pending_password_file}: devpi never took the password of an interrupted rotation"
+        else:
+            commit_root_password(instance)
+            return f"devpi took the password of an interrupted rotation: moved {instance.pending_password_file} to {instance.password_file}"
     password = read_root_password(instance)
     if password is None:
         raise LoginRefused(
             f"devpictl has no root password for cache {instance.name!r}: put it in {instance.password_file}"
         )
     client.login("root", password)
+    return settled
 
 
 def effective_url(upstream: Upstream, official: str) -> str:
-    return (upstream.url or official).rstrip("/")
+    """The URL devpi fetches from, without credentials."""
+    return (upstream.public_url or official).rstrip("/")
+
+
+# In RUN_DIR: {"URL": "Basic ..."}, read by devpictl's devpi plugin and by the upstream check.
+UPSTREAM_AUTH = "upstream-auth.json"
+
+
+def stored_credentials(instance: Instance) -> dict[str, str]:
+    text = read_secret_file(instance.upstream_auth_file)
+    try:
+        entries = json.loads(text) if text else {}
+    except ValueError:
+        entries = None
+    if not isinstance(entries, dict):
+        raise BadInput(f"{instance.upstream_auth_file} is not devpictl's JSON: delete it and give the upstream URL with its credentials again")
+    return entries
+
+
+def check_not_itself(container, upstream: Upstream, official: str) -> None:
+    """Refuse the cache as its own upstream: every project it lacks would loop until devpi gives up (502)."""
+    parts = urlsplit(effective_url(upstream, official))
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = (parts.hostname or "").lower()
+    local = host in ("localhost", container.name.lower()) or is_loopback(host)
+    published_host, published_port = ctr.published_address(container)
+    # From inside the container, loopback reaches the front server and devpi; the
+    # published port reaches the cache from anywhere that can see its address.
+    inside = local and port in (img.CONTAINER_PORT, img.DEVPI_PORT)
+    outside = port == published_port and (local or host == published_host)
+    if inside or outside:
+        raise BadInput(
+            f"{upstream.display_url} is this cache itself: give the index it should fetch from, e.g. `--mirror pypi`"
+        )
+
+
+def keep_credentials(container, instance: Instance, upstream: Upstream, official: str) -> None:
+    """Keep the upstream's user and password out of devpi's readable config: in devpictl's 0600 store and the container's run dir."""
+    if upstream.credentials is None:
+        return
+    user, password = upstream.credentials
+    entries = stored_credentials(instance)
+    entries[effective_url(upstream, official)] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    data = json.dumps(entries)
+    write_durably(instance.upstream_auth_file, data)
+    ctr.hand_in_files(container, {UPSTREAM_AUTH: data.encode()})
 
 
 def official_url(container) -> str:
@@ -430,11 +544,16 @@ def configure_upstream(
     reporter: Reporter,
     actions: list[str],
     flush: Callable[[], None],
+    unfinished: Path,
     core_metadata: Callable[[str], coremetadata.MetadataCheck] | None = None,
 ) -> Upstream:
     """Point root/pypi at ``wanted`` (None: keep its upstream) and refresh what it cached.
 
-    ``flush`` empties the front server's page cache after any change.
+    ``flush`` empties the front server's page cache after any change. The file
+    ``unfinished`` exists from just before a switch's PATCH until its pages are
+    refreshed, so a run that was stopped in between is finished by the next one,
+    even when that one has nothing to PATCH.
+
     ``core_metadata`` measures whether an upstream URL serves core metadata;
     mirror_provides_core_metadata follows it. Without a verdict (None: nothing
     measured; or the upstream did not answer) the option stays as it is, unless the
@@ -450,7 +569,8 @@ def configure_upstream(
     have = bool(ixconfig.get(coremetadata.INDEX_OPTION))
     check = core_metadata(effective_url(target, official)) if core_metadata is not None else coremetadata.NOT_MEASURED
     want = (have and not switching) if check.served is None else check.served
-    if not changes and want == have:
+    finishing = not changes and unfinished.exists()
+    if not changes and want == have and not finishing:
         return target
     if have and not want:
         client.patch_index([f"{coremetadata.INDEX_OPTION}=false"])
@@ -458,21 +578,44 @@ def configure_upstream(
         actions.append(f"stopped announcing core metadata: {check.detail}")
     if changes:
         reporter.step(f"Setting upstream to {target.name} {target.display_url}")
+        if switching:
+            write_durably(unfinished, effective_url(target, official) + "\n")
         client.patch_index(changes)
         if switching:
             actions.append(f"switched upstream from {current.name} to {target.name}")
-            refreshed, missing = refresh_cached_projects(client, reporter)
-            if refreshed:
-                actions.append(f"refreshed {len(refreshed)} cached project pages from the new upstream")
-            if missing:
-                shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-                actions.append(f"{len(missing)} cached projects are not on the new upstream: {shown}")
         else:
             actions.append("updated the mirror options of root/pypi")
-    if want and not have:
-        client.patch_index([f"{coremetadata.INDEX_OPTION}=true"])
+    elif finishing:
+        switching = True
+        actions.append(f"finishing the switch to {target.name} that an earlier run left unfinished")
+    announce = want and not have
+    if not switching:
+        if announce:
+            client.patch_index([f"{coremetadata.INDEX_OPTION}=true"])
+            actions.append(f"announcing core metadata: {check.detail}")
+        flush()
+        return target
+    try:
+        refreshed, missing = refresh_cached_projects(client, reporter)
+        # Metadata is announced only once the pages list the new upstream's files.
+        if announce:
+            client.patch_index([f"{coremetadata.INDEX_OPTION}=true"])
+        flush()
+    except DevpictlError as exc:
+        exc.args = (f"the upstream was switched to {target.name}, but its cached pages were not all refreshed ({exc}); run the same command again to finish",)
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted after the upstream was switched to {target.name}, before its cached pages were refreshed: run the same command again to finish"
+        ) from None
+    unfinished.unlink(missing_ok=True)
+    if refreshed:
+        actions.append(f"refreshed {len(refreshed)} cached project pages from the new upstream")
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        actions.append(f"{len(missing)} cached projects are not on the new upstream: {shown}")
+    if announce:
         actions.append(f"announcing core metadata: {check.detail}")
-    flush()
     return target
 
 
@@ -525,14 +668,16 @@ ALL_INTERFACES = ("0.0.0.0", "::", "")
 
 
 def publishes_to_network(host: str) -> bool:
-    return host in ALL_INTERFACES
+    """True for any address beyond loopback: every interface, or one that others can reach."""
+    return not is_loopback(host)
 
 
 def network_warning(host: str, port: int | None = None) -> str:
-    """The risk of publishing on every interface; shown whatever chose the host (flag, environment, remembered)."""
+    """The risk of publishing beyond loopback; shown whatever chose the host (flag, environment, remembered)."""
     where = f"{host or '0.0.0.0'}:{port}" if port else (host or "0.0.0.0")
+    reach = "every network interface" if host in ALL_INTERFACES else "an address other machines may reach"
     return (
-        f"cache published on {where}, every network interface: anyone who can reach this machine can read the cache "
+        f"cache published on {where}, {reach}: anyone who can reach it can read the cache "
         "and, with the root password, write to it (upload packages, create users, change the upstream); "
         "to keep it local, run `devpictl down` and `devpictl up --host 127.0.0.1`"
     )
@@ -599,7 +744,17 @@ if os.path.exists(run + "/proxy.env"):
         os.environ[k] = v
 ca = run + "/ca-bundle.pem"
 ctx = ssl.create_default_context(cafile=ca if os.path.exists(ca) else None)
-req = urllib.request.Request(os.environ["DEVPICTL_CHECK_URL"], headers={"Accept": "text/html", "User-Agent": "pip/24.0 devpictl"})
+url = os.environ["DEVPICTL_CHECK_URL"]
+headers = {"Accept": "text/html", "User-Agent": "pip/24.0 devpictl"}
+# The upstream's credentials, kept out of the URL (and so out of devpi's config and every message).
+try:
+    entries = json.load(open(run + "/upstream-auth.json"))
+except (OSError, ValueError):
+    entries = {}
+for prefix, authorization in entries.items():
+    if url.startswith(prefix.rstrip("/") + "/"):
+        headers["Authorization"] = authorization
+req = urllib.request.Request(url, headers=headers)
 timeout = float(os.environ.get("DEVPICTL_CHECK_TIMEOUT", "20"))
 def give_up(signum, frame):
     raise TimeoutError(f"no answer within {timeout:g} s")
@@ -712,6 +867,8 @@ def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool,
         raise Conflict(offline_switch_message(instance))
     probe_project = probe_project or str(load_remembered(instance).get("probe_project") or DEFAULT_PROBE_PROJECT)
     official = official_url(container)
+    check_not_itself(container, upstream, official)
+    keep_credentials(container, instance, upstream, official)
     if check:
         url = effective_url(upstream, official)
         with reporter.waiting(f"Checking that {url} answers"):
@@ -719,9 +876,13 @@ def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool,
     actions: list[str] = []
     measure = core_metadata_measurement(container, reporter, probe_project=probe_project, check=check, offline=False)
     with DevpiClient(ctr.local_base_url(container)) as client:
-        login_root(client, instance)
+        settled = login_root(client, instance)
+        if settled:
+            actions.append(settled)
         previous = find_by_url(client.get_index().get("mirror_url"), official)
-        configure_upstream(client, upstream, official, reporter, actions, lambda: flush_front_cache(container), measure)
+        configure_upstream(
+            client, upstream, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure
+        )
         core_metadata = core_metadata_state(client, container)
     return SwitchResult(instance.name, previous, upstream, actions, core_metadata)
 
@@ -881,12 +1042,19 @@ def devpi_server_version(server_status: Mapping) -> str | None:
 
 def down(engine, instance: Instance, *, volumes: bool) -> list[str]:
     actions = []
+    volume = volumes and ctr.volume_exists(engine, instance)
+    if volume:
+        ctr.check_volume_is_ours(engine, instance)  # before anything goes
     container = ctr.find_container(engine, instance)
     if container is not None:
         ctr.remove(container)
         actions.append(f"removed container {instance.container}")
-    if volumes and ctr.volume_exists(engine, instance):
+    if not volumes:
+        return actions
+    if volume:
         ctr.remove_volume(engine, instance)
-        forget_cache(instance)
-        actions.append(f"deleted volume {instance.volume} with its root password and remembered settings")
+        actions.append(f"deleted volume {instance.volume}")
+    removed = forget_cache(instance)
+    if removed:
+        actions.append(f"deleted {', '.join(removed)} from {instance.state_dir}")
     return actions

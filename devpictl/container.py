@@ -148,6 +148,15 @@ def check_no_cache_on_port(engine, port: int) -> None:
             raise PortInUse(f"port {port} belongs to devpictl cache {name!r}: pick another with --port, or `devpictl down{option}` first")
 
 
+def check_volume_is_ours(engine, instance: Instance) -> None:
+    """Refuse to delete a volume that has the cache's name but was not made by devpictl."""
+    labels = engine.volumes.get(instance.volume).attrs.get("Labels") or {}
+    if labels.get(LABEL_MANAGED) != "1" or labels.get(LABEL_INSTANCE) != instance.name:
+        raise EngineError(
+            f"volume {instance.volume!r} was not made by devpictl, so `down --volumes` leaves it: remove it with `docker volume rm` if you mean to"
+        )
+
+
 def check_port_free(host: str, port: int) -> None:
     """Fail early, with the fix, when something on this machine already listens on host:port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -183,6 +192,8 @@ class ContainerSpec:
     network: str | None = None
     front: bool = True
     offline: bool = False  # devpi's --offline-mode: serve only what is cached
+    memory: int = 0  # bytes; the engine kills the biggest process beyond it, the restart policy brings it back
+    pids_limit: int = 0
 
 
 def create_container(engine, spec: ContainerSpec):
@@ -204,6 +215,9 @@ def create_container(engine, spec: ContainerSpec):
             init=True,
             # The front server logs every request: keep the engine's copy bounded.
             log_config={"Type": "json-file", "Config": {"max-size": "20m", "max-file": "5"}},
+            mem_limit=spec.memory,
+            memswap_limit=spec.memory,  # no swap on top: the limit is the limit
+            pids_limit=spec.pids_limit,
         )
     except docker.errors.NotFound as exc:
         raise EngineError(f"cannot create the cache container: {exc.explanation}; check --network and --image") from None
@@ -256,6 +270,12 @@ def local_base_url(container) -> str:
     return f"http://{host}:{port}"
 
 
+def limits(container) -> tuple[int, int]:
+    """(memory in bytes, pids) the container runs with; 0 for no limit."""
+    host = container.attrs.get("HostConfig", {})
+    return int(host.get("Memory") or 0), int(host.get("PidsLimit") or 0)
+
+
 def health(container) -> str:
     return container.attrs.get("State", {}).get("Health", {}).get("Status", "none")
 
@@ -288,9 +308,20 @@ def logs_tail(container, lines: int = 40) -> str:
         return ""
 
 
-def exited(container) -> bool:
+def restart_count(container) -> int:
+    return int(container.attrs.get("RestartCount") or 0)
+
+
+def failed_since(container, restarts: int) -> bool:
+    """True when the container stopped, or its restart policy restarted it, since it had ``restarts`` restarts."""
     container.reload()
-    return container.status in ("exited", "dead")
+    return container.status in ("exited", "dead", "restarting") or restart_count(container) > restarts
+
+
+def volume_initialised(engine, image: str, instance: Instance) -> bool:
+    """Whether the cache's volume holds a server dir devpi-init finished (an interrupted `up` may leave it empty)."""
+    answer = run_once(engine, image, ["sh", "-c", "test -e /data/server/.nodeinfo && echo yes || echo no"], volume=instance.volume)
+    return answer.splitlines()[-1:] == ["yes"]
 
 
 def remove(container, timeout: int = 20) -> None:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 
 import httpx
 
-from devpictl.errors import CacheUnreachable, DevpiError, LoginRefused, UpstreamUnreachable
+from devpictl.errors import (
+    CacheUnreachable,
+    DevpiError,
+    LoginRefused,
+    UpstreamUnreachable,
+)
 
 JSON = {"Accept": "application/json"}
 # devpi answers installers with plain simple pages; other user agents get devpi-web's richer, slower HTML.
 INSTALLER_AGENT = "pip/24.0 devpictl"
 MIRROR_INDEX = "root/pypi"
-FILE_LINK = re.compile(r'<a [^>]*href="([^"]+)"[^>]*>([^<]+)</a>')
 
 
 class DevpiClient:
@@ -144,5 +147,8 @@ class DevpiClient:
             raise UpstreamUnreachable(f"devpi could not get {project!r} from its upstream (HTTP {response.status_code}): check the upstream with `devpictl status`")
         if response.status_code != 200:
             raise self._error(response, f"serve the simple page of {project}")
-        return [name.strip() for _href, name in FILE_LINK.findall(response.text)]
+        from devpictl.simplepage import parse
+
+        # Only links to distribution files count: a page of other links lists none.
+        return [link.filename for link in parse(response.text, str(response.url))]
 

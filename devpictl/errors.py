@@ -15,6 +15,8 @@ EXIT_UPSTREAM = 5
 EXIT_DEVPI = 6
 EXIT_TIMEOUT = 7
 EXIT_NOT_FOUND = 8
+EXIT_INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
+EXIT_TERMINATED = 143  # ... and by SIGTERM
 
 
 class DevpictlError(Exception):
@@ -85,5 +87,19 @@ class CacheUnreachable(DevpiError):
     pass
 
 
+class PasswordUnconfirmed(CacheUnreachable):
+    """devpi stopped answering during a password change: which password it holds is unknown."""
+
+
 class ReadinessTimeout(DevpictlError):
     exit_code = EXIT_TIMEOUT
+
+
+class Interrupted(DevpictlError):
+    """SIGINT or SIGTERM arrived in the middle of a change; the message says what state it left."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where SIGINT raises KeyboardInterrupt, so both take the same clean-up paths."""

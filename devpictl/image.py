@@ -97,6 +97,7 @@ def check_version(version: str) -> str:
         raise BadInput(f"devpictl needs devpi-server {'.'.join(map(str, MIN_DEVPI_SERVER))} or newer, not {version}: give e.g. {DEVPI_SERVER_VERSION}")
     return version
 CONTAINER_PORT = 3141
+DEVPI_PORT = 3142  # devpi behind the front server, inside the container (entrypoint.sh's DEVPI_PORT)
 DEVPI_INTERNAL_PORT = 3142  # devpi behind the front server, on the container's loopback
 MIRROR_CACHE_EXPIRY = 1800  # devpi's default; the front server caches pages as long
 VENV = "/opt/devpi"
@@ -287,6 +288,7 @@ def build_context(options: BuildOptions) -> io.BytesIO:
         add_bytes(tar, "Dockerfile", render_dockerfile(options).encode())
         add_bytes(tar, "devpi-server.yml", render_server_config(options).encode())
         add_bytes(tar, "entrypoint.sh", (template_dir() / "entrypoint.sh").read_bytes(), mode=0o755)
+        add_bytes(tar, "devpictl_mirror_auth.py", (template_dir() / "devpictl_mirror_auth.py").read_bytes())
         if options.front:
             add_bytes(tar, "nginx.conf", render_nginx_conf().encode())
             add_bytes(tar, "index.html", render_front_page(options).encode())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from devpictl.errors import BadInput, MalformedURL, UnknownMirror
 
@@ -27,8 +27,35 @@ class Upstream:
         return self.url is None
 
     @property
+    def public_url(self) -> str | None:
+        """The URL without credentials: what devpi's anonymously readable config holds."""
+        return without_credentials(self.url) if self.url else None
+
+    @property
+    def credentials(self) -> tuple[str, str] | None:
+        """(user, password) from the URL, or None; they go to devpi through devpictl's plugin, never into its config."""
+        parts = urlsplit(self.url or "")
+        if parts.username is None and parts.password is None:
+            return None
+        return unquote(parts.username or ""), unquote(parts.password or "")
+
+    @property
     def display_url(self) -> str:
-        return self.url or "(the official index, devpi's default)"
+        """The URL as devpictl prints it: credentials show as ***."""
+        return redact(self.url) if self.url else "(the official index, devpi's default)"
+
+
+def without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def redact(url: str) -> str:
+    """``url`` with any user and password replaced by ***, fit to print."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 OFFICIAL = Upstream(
@@ -76,14 +103,15 @@ def parse_index_url(url: str) -> str:
         or parts.fragment
     ):
         raise MalformedURL(
-            f"{url!r} is not an index URL: give http(s)://HOST[:PORT]/PATH, "
+            f"{redact(text)!r} is not an index URL: give http(s)://HOST[:PORT]/PATH, "
             "e.g. https://mirror.example/pypi/simple"
         )
     try:
         parts.port  # noqa: B018 - raises on a port out of range
     except ValueError:
-        raise MalformedURL(f"{url!r} has an invalid port: use a number from 1 to 65535") from None
-    return text.rstrip("/")
+        raise MalformedURL(f"{redact(text)!r} has an invalid port: use a number from 1 to 65535") from None
+    # devpi takes only a lowercase scheme (it answers 400 to HTTP://).
+    return (parts.scheme + text[len(parts.scheme):]).rstrip("/")
 
 
 # Debian archives of the same universities and clouds, for the apt steps of an
@@ -194,7 +222,7 @@ def _user_entries(config: dict, path: Path) -> dict[str, Upstream]:
         try:
             url = parse_index_url(entry["url"])
         except MalformedURL:
-            raise BadInput(f"{where} has url {entry['url']!r}, not an http(s) index URL: fix it, or `devpictl mirrors remove {name}`") from None
+            raise BadInput(f"{where} has url {redact(entry['url'])!r}, not an http(s) index URL: fix it, or `devpictl mirrors remove {name}`") from None
         entries[name] = Upstream(name, url, note, user=True)
     return entries
 
@@ -226,10 +254,10 @@ def add_user_mirror(name: str, url: str, note: str = "") -> Upstream:
     config = settings.load_config()
     users = _user_entries(config, path)
     if key in users:
-        raise BadInput(f"you already have a mirror named {key!r} ({users[key].url}): `devpictl mirrors remove {key}` first to replace it")
+        raise BadInput(f"you already have a mirror named {key!r} ({users[key].display_url}): `devpictl mirrors remove {key}` first to replace it")
     for existing in [*CATALOG.values(), *users.values()]:
         if existing.url and index_key(existing.url) == index_key(url):
-            raise BadInput(f"{url} is already the mirror {existing.name!r} ({existing.url}): use that name")
+            raise BadInput(f"{redact(url)} is already the mirror {existing.name!r} ({redact(existing.url)}): use that name")
     config.setdefault("mirrors", {})[key] = {"url": url, "note": note}
     settings.save_config(config)
     return Upstream(key, url, note, user=True)

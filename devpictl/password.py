@@ -6,12 +6,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devpictl import container as ctr
-from devpictl.cache import running_container
+from devpictl.cache import login_root, running_container
 from devpictl.devpi import DevpiClient
-from devpictl.errors import CacheNotFound, CacheUnreachable, DevpictlError, LoginRefused
+from devpictl.errors import (
+    CacheNotFound,
+    CacheUnreachable,
+    DevpictlError,
+    Interrupted,
+    LoginRefused,
+    PasswordUnconfirmed,
+)
 from devpictl.settings import (
     Instance,
     commit_root_password,
+    drop_pending_root_password,
     new_root_password,
     read_root_password,
     stage_root_password,
@@ -33,44 +41,61 @@ def stored_password(instance: Instance) -> str:
 class Rotation:
     name: str
     password_file: Path
+    settled: str | None = None  # what an earlier, interrupted rotation left and this one settled
 
 
 def rotate(engine, instance: Instance, *, client: DevpiClient | None = None) -> Rotation:
     """Give root a new password in devpi, then in the store; a refusal changes neither.
 
-    The new password is written beside the stored one first and renamed over it
-    only once devpi accepted it, so the store never holds a password devpi does
-    not know, and a failed write cannot lose the working one.
+    The new password is written durably to the pending file before devpi hears of
+    it, and moved over the stored one once devpi took it. Whatever stops this
+    (a refusal, a lost answer, SIGINT, SIGTERM, SIGKILL), one of the two files
+    holds the password devpi has; the next command that logs in asks devpi which.
     ``client`` is the seam tests use to fake devpi.
     """
-    old = stored_password(instance)
+    stored_password(instance)
     container = running_container(engine, instance)
     own_client = client is None
     client = client or DevpiClient(ctr.local_base_url(container))
-    new = new_root_password()
-    staged = stage_root_password(instance, new)
     try:
-        client.login("root", old)
+        settled = login_root(client, instance)
+        new = new_root_password()
+        stage_root_password(instance, new)
         try:
-            client.set_password("root", new)
-        except CacheUnreachable:
-            # devpi may have taken it and then failed to answer: ask which one works.
-            verdict = accepts(client, new)
-            if verdict is None:
-                raise unconfirmed(instance, staged) from None
-            if not verdict:
-                raise
-        commit_root_password(instance, staged)
-    except BaseException as exc:
-        if staged.exists():
-            staged.unlink()
-            if isinstance(exc, DevpictlError):
-                exc.args = (f"{exc} (the root password was not changed: {instance.password_file} still holds it)",)
-        raise
+            change(client, instance, new)
+        except PasswordUnconfirmed:
+            raise  # both files stay
+        except DevpictlError as exc:  # devpi refused: it holds the old one
+            drop_pending_root_password(instance)
+            exc.args = (f"{exc} (the root password was not changed: {instance.password_file} still holds it)",)
+            raise
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted while devpi changed the root password: {instance.password_file} keeps the old one, "
+                f"{instance.pending_password_file} the new one; the next `devpictl password --rotate` or "
+                f"`devpictl up --name {instance.name}` asks devpi which one it holds and keeps that"
+            ) from None
+        commit_root_password(instance)
     finally:
         if own_client:
             client.close()
-    return Rotation(instance.name, instance.password_file)
+    return Rotation(instance.name, instance.password_file, settled)
+
+
+def change(client: DevpiClient, instance: Instance, new: str) -> None:
+    """PATCH root's password; when the answer is lost, ask devpi whether it took it."""
+    try:
+        client.set_password("root", new)
+    except CacheUnreachable:
+        verdict = accepts(client, new)
+        if verdict is None:
+            raise PasswordUnconfirmed(
+                f"devpi stopped answering while it changed the root password, so which one it holds is unknown: "
+                f"{instance.password_file} keeps the old one, {instance.pending_password_file} the new one; "
+                f"the next `devpictl password --rotate` or `devpictl up --name {instance.name}` asks devpi which one works and keeps it"
+            ) from None
+        if not verdict:
+            raise
 
 
 def accepts(client: DevpiClient, password: str) -> bool | None:
@@ -82,14 +107,3 @@ def accepts(client: DevpiClient, password: str) -> bool | None:
     except CacheUnreachable:
         return None
     return True
-
-
-def unconfirmed(instance: Instance, staged: Path) -> CacheUnreachable:
-    """Keep the new password where the user finds it: devpi may hold it already."""
-    pending = instance.state_dir / "root-password.pending"
-    staged.replace(pending)
-    return CacheUnreachable(
-        f"devpi stopped answering while it changed the root password, so which one it holds is unknown: "
-        f"{instance.password_file} keeps the old one, {pending} holds the new one; "
-        f"if `devpictl up --name {instance.name}` later fails to log in, move {pending} to {instance.password_file}"
-    )

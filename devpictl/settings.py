@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import re
 import secrets
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from devpictl.errors import BadInput
+from devpictl.files import sync_directory, write_atomic
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
 DEFAULT_NAME = "default"
@@ -57,6 +61,69 @@ def check_port(port: int) -> int:
     return port
 
 
+def check_timeout(seconds: float) -> float:
+    """A usable time limit: positive and finite (nan and inf would wait for ever)."""
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise BadInput(f"--timeout {seconds:g} is not a time limit: give a number of seconds, e.g. --timeout 10")
+    return seconds
+
+
+# A DNS name: labels of letters, digits and inner hyphens, dot-separated.
+HOST_NAME = re.compile(r"(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+
+
+def check_host(value: str, source: str = "--host") -> str:
+    """The literal IP address to publish on, from an address or a host name; resolved before anything is published.
+
+    The engine takes a host name as "every interface", so only literals reach it:
+    ``localhost`` becomes 127.0.0.1, ``[::1]`` becomes ::1.
+    """
+    import ipaddress
+    import socket
+
+    text = value.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    head, sep, tail = text.rpartition(":")
+    if sep and tail.isdigit() and (HOST_NAME.fullmatch(head.strip("[]")) or is_ip(head.strip("[]"))):
+        raise BadInput(f"{source} {value!r} carries a port: give the address alone and the port with --port {tail}")
+    if not HOST_NAME.fullmatch(text):
+        raise BadInput(f"{source} {value!r} is not an IP address or host name: give an address such as 127.0.0.1")
+    if text.rstrip(".").lower() == "localhost":
+        return DEFAULT_HOST  # whatever the resolver says, localhost is loopback (pick IPv4, as devpictl reaches it)
+    try:
+        infos = socket.getaddrinfo(text, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise BadInput(f"{source} {value!r} does not resolve to an address: give an IP address such as 127.0.0.1") from None
+    addresses = [info[4][0] for info in infos]
+    ipv4 = [a for a in addresses if ":" not in a]
+    return (ipv4 or addresses)[0]
+
+
+def is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_loopback(host: str) -> bool:
+    """True for a literal loopback address (127.0.0.0/8, ::1); a checked host is always a literal."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def extra_labels(environ: dict[str, str] | None = None) -> dict[str, str]:
     """Labels from $DEVPICTL_LABELS (``k=v,k2=v2``) put on everything devpictl creates.
 
@@ -95,18 +162,46 @@ class Instance:
         return self.state_dir / "root-password"
 
     @property
+    def pending_password_file(self) -> Path:
+        """A new root password devpi may hold already: written before devpi is asked to take it."""
+        return self.state_dir / "root-password.pending"
+
+    @property
     def settings_file(self) -> Path:
         return self.state_dir / "cache.toml"
+
+    @property
+    def failure_log(self) -> Path:
+        return self.state_dir / "last-failed-up.log"
+
+    @property
+    def upstream_auth_file(self) -> Path:
+        """The upstream credentials this cache was given (0600): handed to each new container, never to devpi's config."""
+        return self.state_dir / "upstream-auth.json"
+
+    @property
+    def unfinished_switch_file(self) -> Path:
+        """Present from just before an upstream switch's PATCH until every cached page was refreshed."""
+        return self.state_dir / "upstream-switch.unfinished"
 
     def labels(self) -> dict[str, str]:
         return {LABEL_MANAGED: "1", LABEL_INSTANCE: self.name, **extra_labels()}
 
 
-def read_root_password(instance: Instance) -> str | None:
+def read_secret_file(path: Path) -> str | None:
+    """The stripped text of a secret file; None when missing or empty; one clear error when unreadable."""
     try:
-        return instance.password_file.read_text().strip() or None
+        return path.read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path} is not UTF-8 text: put the cache's root password in it, or delete it") from None
+    except OSError as exc:
+        raise BadInput(f"cannot read {path} ({exc.strerror}): make it a readable file holding the root password, or delete it") from None
+
+
+def read_root_password(instance: Instance) -> str | None:
+    return read_secret_file(instance.password_file)
 
 
 def new_root_password() -> str:
@@ -124,40 +219,114 @@ def ensure_root_password(instance: Instance) -> tuple[str, bool]:
     return password, True
 
 
-def stage_root_password(instance: Instance, password: str) -> Path:
-    """Write ``password`` to a new 0600 file beside the stored one; commit_root_password puts it in place."""
-    import tempfile
-
-    instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=".root-password.", dir=instance.state_dir)  # mkstemp makes it 0600
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(password + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
-
-
-def commit_root_password(instance: Instance, staged: Path) -> None:
-    """Replace the stored root password with a staged one, in one rename."""
-    os.replace(staged, instance.password_file)
+def write_durably(path: Path, text: str) -> None:
+    """Replace ``path`` (mode 0600) with ``text`` so that it survives a crash once this returns."""
+    write_atomic(path, text.encode("utf-8"), 0o600, durable=True)
 
 
 def store_root_password(instance: Instance, password: str) -> None:
-    """Store ``password`` (mode 0600) atomically: a reader sees the old file or the new one, never half."""
-    commit_root_password(instance, stage_root_password(instance, password))
+    """Store ``password`` (mode 0600) atomically and durably."""
+    write_durably(instance.password_file, password + "\n")
+
+
+def stage_root_password(instance: Instance, password: str) -> None:
+    """Keep ``password`` durably in the pending file before devpi is asked to take it."""
+    write_durably(instance.pending_password_file, password + "\n")
+
+
+def commit_root_password(instance: Instance) -> None:
+    """devpi holds the pending password: make it the stored one, in one rename."""
+    os.replace(instance.pending_password_file, instance.password_file)
+    sync_directory(instance.state_dir)
+
+
+def drop_pending_root_password(instance: Instance) -> None:
+    """devpi does not hold the pending password: forget it."""
+    instance.pending_password_file.unlink(missing_ok=True)
 
 
 def forget_root_password(instance: Instance) -> None:
     instance.password_file.unlink(missing_ok=True)
 
 
+def lock_file(instance: Instance) -> Path:
+    """The cache's lock: in a private runtime dir, so that taking it leaves nothing in devpictl's own dirs."""
+    import hashlib
+    import stat
+    import tempfile
+
+    directory = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"devpictl-{os.getuid()}-locks"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    info = directory.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise BadInput(f"{directory} is not a private directory of yours: remove it, then run this again")
+    key = hashlib.sha256(str(instance.state_dir.resolve()).encode()).hexdigest()[:16]
+    return directory / f"{instance.name}-{key}.lock"
+
+
+@contextlib.contextmanager
+def cache_lock(instance: Instance) -> Iterator[None]:
+    """Hold the cache's lock while a command changes it; a second command at once fails clearly.
+
+    Two `up`s of one new cache would otherwise each create, and the loser's clean-up
+    would delete what the winner made. The lock goes with the process, even on SIGKILL.
+    """
+    import fcntl
+
+    from devpictl.errors import Conflict
+
+    path = lock_file(instance)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise Conflict(
+                f"another devpictl command (pid {holder}) is changing cache {instance.name!r}: wait for it to finish, then run this again"
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed this file as we opened it: lock the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
 # What `up` remembers of a cache, so that `up` after `down` (or a reboot) brings
 # back the same cache: flag > environment > remembered > built-in default.
-REMEMBERED_KEYS = ("host", "port", "image", "network", "ca_bundle", "probe_project", "front", "offline")
+REMEMBERED_KEYS = ("host", "port", "image", "network", "ca_bundle", "probe_project", "front", "offline", "memory", "pids_limit")
+
+# Resource limits of the cache container. devpi's RSS follows the largest project page it
+# handles (a 34 MB page took the container to 1.1 GiB); a runaway must not take the host.
+DEFAULT_MEMORY = "2g"
+DEFAULT_PIDS_LIMIT = 512
+MEMORY = re.compile(r"([1-9][0-9]*)([kmg]?)b?", re.IGNORECASE)
+
+
+def memory_bytes(value: str, source: str = "--memory") -> int:
+    """Docker's memory notation (512m, 2g) in bytes; at least 256 MiB, which devpi and nginx need."""
+    match = MEMORY.fullmatch(value.strip())
+    if not match:
+        raise BadInput(f"{source} {value!r} is not an amount of memory: give e.g. 2g or 1536m")
+    amount = int(match[1]) * 1024 ** " kmg".index((match[2] or " ").lower())
+    if amount < 256 * 1024**2:
+        raise BadInput(f"{source} {value!r} is too little for devpi and nginx: give at least 256m")
+    return amount
+
+
+def check_pids_limit(value: int, source: str = "--pids-limit") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 64:
+        raise BadInput(f"{source} {value!r} is too low for devpi's threads and nginx: give at least 64")
+    return value
 
 
 def read_toml(path: Path) -> dict:
@@ -175,13 +344,34 @@ def read_toml(path: Path) -> dict:
 
 
 def load_remembered(instance: Instance) -> dict[str, object]:
-    return {k: v for k, v in read_toml(instance.settings_file).items() if k in REMEMBERED_KEYS}
+    """What `up` remembered, each value checked: a wrong type or value is one error naming the file and key."""
+    path = instance.settings_file
+    values = {k: v for k, v in read_toml(path).items() if k in REMEMBERED_KEYS}
+
+    def wrong(key: str, expected: str) -> BadInput:
+        return BadInput(f"{path}: {key} = {values[key]!r} is not {expected}: fix it, or delete the line to use the default")
+
+    for key, value in values.items():
+        if key in ("front", "offline"):
+            if not isinstance(value, bool):
+                raise wrong(key, "true or false")
+        elif key == "pids_limit":
+            check_pids_limit(value, f"{path}: pids_limit =")
+        elif key == "port":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+                raise wrong(key, "a port number from 1 to 65535")
+        elif not isinstance(value, str) or not value.strip():
+            raise wrong(key, "a non-empty string")
+        elif key == "host":
+            values[key] = check_host(value, f"{path}: host")
+        elif key == "memory":
+            memory_bytes(value, f"{path}: memory =")
+    return values
 
 
 def save_remembered(instance: Instance, values: dict[str, object]) -> None:
     import tomlkit
 
-    from devpictl.files import write_atomic
 
     data = {k: v for k, v in values.items() if k in REMEMBERED_KEYS and v is not None}
     instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -189,12 +379,22 @@ def save_remembered(instance: Instance, values: dict[str, object]) -> None:
     write_atomic(instance.settings_file, (header + tomlkit.dumps(data)).encode("utf-8"))
 
 
-def forget_cache(instance: Instance) -> None:
-    """Forget the root password and remembered settings of a deleted cache."""
-    instance.password_file.unlink(missing_ok=True)
-    instance.settings_file.unlink(missing_ok=True)
-    # Left by a password rotation that devpi stopped answering in the middle of.
-    (instance.state_dir / "root-password.pending").unlink(missing_ok=True)
+def forget_cache(instance: Instance) -> list[str]:
+    """Forget everything devpictl keeps of a deleted cache; returns the names of the files it removed."""
+    files = [
+        instance.password_file,
+        instance.pending_password_file,  # left by a password rotation that was interrupted
+        instance.settings_file,
+        instance.failure_log,
+        instance.unfinished_switch_file,
+        instance.upstream_auth_file,
+    ]
+    removed = [path.name for path in files if path.exists()]
+    for path in files:
+        path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # gone already, or holds something devpictl did not put there
+        instance.state_dir.rmdir()
+    return removed
 
 
 # devpictl's own config.toml (user mirror entries live under [mirrors.NAME]).
@@ -215,7 +415,6 @@ def save_config(data: dict) -> None:
     """Replace config.toml with ``data`` in one step; a document from load_config keeps its comments."""
     import tomlkit
 
-    from devpictl.files import write_atomic
 
     path = config_file()
     try:

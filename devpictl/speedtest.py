@@ -30,6 +30,8 @@ from packaging.utils import (
 from packaging.version import Version
 
 from devpictl import __version__, coremetadata
+from devpictl.mirrors import redact
+from devpictl.settings import check_timeout
 from devpictl.simplepage import Link, file_name
 from devpictl.simplepage import parse as parse_page
 
@@ -99,11 +101,11 @@ class MirrorResult:
     def as_dict(self) -> dict[str, object]:
         return {
             "name": self.name,
-            "url": self.url,
+            "url": self.url and redact(self.url),
             "status": self.status,
             "reason": self.reason,
             "ttfb_seconds": self.ttfb,
-            "file_url": self.file_url,
+            "file_url": self.file_url and redact(self.file_url),
             "bytes": self.bytes,
             "seconds": self.seconds,
             "bytes_per_second": self.throughput,
@@ -112,14 +114,6 @@ class MirrorResult:
             "core_metadata": self.core_metadata,
             "core_metadata_detail": self.core_metadata_detail,
         }
-
-
-def check_timeout(seconds: float) -> float:
-    from devpictl.errors import BadInput
-
-    if not seconds > 0:
-        raise BadInput(f"--timeout {seconds:g} is not a time limit: give the seconds each mirror gets, e.g. --timeout 10")
-    return seconds
 
 
 def check_project(name: str) -> str:

@@ -41,7 +41,7 @@ python3 -m venv --clear "$NEWEST"
 say "deptry: every import declared, every declared dependency used"
 "$NEWEST/bin/deptry" .
 # tests/ and bench/ against the test extra too (unused runtime dependencies are fine there).
-"$NEWEST/bin/deptry" . --exclude '^(devpictl|\.venv)/' --ignore DEP002 \
+"$NEWEST/bin/deptry" . --exclude '^(devpictl|templates|\.venv)/' --ignore DEP002 \
     --optional-dependencies-dev-groups none
 
 say "unit tests on the lowest versions pyproject allows: $LOWEST"

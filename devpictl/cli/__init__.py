@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
 from typer.core import TyperGroup
 
-from devpictl.cli import backup, build, cache, password, pipconfig, prune, upstream, warm
-from devpictl.errors import DevpictlError
+from devpictl.cli import (
+    backup,
+    build,
+    cache,
+    password,
+    pipconfig,
+    prune,
+    upstream,
+    warm,
+)
+from devpictl.errors import EXIT_TERMINATED, DevpictlError, Terminated
 
 
 class DevpictlGroup(TyperGroup):
@@ -24,6 +34,8 @@ class DevpictlGroup(TyperGroup):
 
             print_error(exc)
             raise typer.Exit(exc.exit_code) from None
+        except Terminated:
+            raise typer.Exit(EXIT_TERMINATED) from None
 
 
 app = typer.Typer(
@@ -65,5 +77,11 @@ warm.register(app)
 prune.register(app)
 
 
+def stop_on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    # SIGTERM (a cancelled CI job, `timeout`) takes the clean-up paths SIGINT takes.
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     sys.exit(app())

@@ -60,13 +60,13 @@ def restore(
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.image import DEFAULT_IMAGE, BuildOptions
-    from devpictl.settings import Instance, check_name, load_remembered
+    from devpictl.settings import Instance, cache_lock, check_name, load_remembered
 
     instance = Instance(check_name(name))
     bkp.read_manifest(path)  # a bad archive fails here, before the engine is touched
     image = image or str(load_remembered(instance).get("image") or DEFAULT_IMAGE)
     engine = connect()
-    with ui.reporter(json_output) as rep:
+    with cache_lock(instance), ui.reporter(json_output) as rep:
         result = bkp.restore(engine, instance, path, image, force=force, reporter=rep)
         index_url = None
         if result.restart:

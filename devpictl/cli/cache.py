@@ -37,6 +37,8 @@ def up(
     offline: bool = typer.Option(None, "--offline/--online", help="Run devpi in offline mode: serve only files already cached, never ask the upstream; readiness then waits for the API only [default: remembered, else online]."),
     network: str = typer.Option(None, "--network", envvar="DEVPICTL_NETWORK", help="Also attach the cache to this Docker network."),
     probe_project: str = options.PROBE,
+    memory: str = typer.Option(None, "--memory", envvar="DEVPICTL_MEMORY", help="Memory limit of the cache container, e.g. 2g or 1536m; beyond it the engine kills and restarts devpi [default: remembered, else 2g]."),
+    pids_limit: int = typer.Option(None, "--pids-limit", envvar="DEVPICTL_PIDS_LIMIT", help="Most processes and threads the cache container may run [default: remembered, else 512]."),
     check: bool = options.CHECK,
     timeout: float = options.TIMEOUT,
     json_output: bool = options.JSON,
@@ -51,12 +53,28 @@ def up(
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.mirrors import is_fastest, resolve
-    from devpictl.settings import Instance, check_name, check_port
+    from devpictl.settings import (
+        Instance,
+        cache_lock,
+        check_host,
+        check_name,
+        check_pids_limit,
+        check_port,
+        check_timeout,
+        memory_bytes,
+    )
 
     instance = Instance(check_name(name))
     upstream = resolve(mirror) if mirror and not is_fastest(mirror) else None
     if port is not None:
         check_port(port)
+    if host is not None:
+        host = check_host(host)
+    check_timeout(timeout)
+    if memory is not None:
+        memory_bytes(memory)
+    if pids_limit is not None:
+        check_pids_limit(pids_limit)
     build_opts = options.build_options(
         base_image, pip_mirror, wheelhouse, ca_bundle, web, front=front is not False,
         devpi_server_version=devpi_server_version, apt_mirror=apt_mirror,
@@ -75,6 +93,8 @@ def up(
         check=check,
         front=front,
         offline=offline,
+        memory=memory,
+        pids_limit=pids_limit,
         timeout=timeout,
         environ=dict(os.environ),
         build_given=options.given_build_options(base_image, pip_mirror, wheelhouse, web, devpi_server_version, apt_mirror),
@@ -86,18 +106,18 @@ def up(
         from devpictl.cli.upstream import fastest_upstream
 
         opts = replace(opts, upstream=fastest_upstream(opts.probe_project, quiet=json_output))
-    with ui.reporter(json_output, verbose) as rep:
+    with cache_lock(instance), ui.reporter(json_output, verbose) as rep:
         result = cache.up(engine, opts, rep)
     # Whatever chose the address (flag, DEVPICTL_HOST, remembered), warn on stderr:
     # stdout stays clean for --json.
     if cache.publishes_to_network(result.host):
-        ui.err.print(f"[yellow]warning:[/] {cache.network_warning(result.host)}")
+        ui.err.print(f"[yellow]warning:[/] {cache.network_warning(result.host, result.port)}")
     if json_output:
         ui.print_json(
             {
                 "name": result.name,
                 "index_url": result.index_url,
-                "upstream": {"name": result.upstream.name, "url": result.upstream.url},
+                "upstream": {"name": result.upstream.name, "url": result.upstream.public_url},
                 "changed": result.changed,
                 "actions": result.actions,
                 "password_file": str(result.password_file),
@@ -270,7 +290,7 @@ def down(
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.errors import BadInput
-    from devpictl.settings import Instance, check_name
+    from devpictl.settings import Instance, cache_lock, check_name
 
     instance = Instance(check_name(name))
     engine = connect()
@@ -278,7 +298,8 @@ def down(
         if not sys.stdin.isatty():
             raise BadInput(f"--volumes deletes everything cache {instance.name!r} downloaded: add --yes to confirm")
         typer.confirm(f"Delete volume {instance.volume} and everything cache {instance.name!r} downloaded?", abort=True)
-    actions = cache.down(engine, instance, volumes=volumes)
+    with cache_lock(instance):
+        actions = cache.down(engine, instance, volumes=volumes)
     if json_output:
         ui.print_json({"name": instance.name, "actions": actions})
     elif actions:

@@ -22,7 +22,7 @@ CA_BUNDLE = typer.Option(None, "--ca-bundle", envvar="DEVPICTL_CA_BUNDLE", help=
 WEB = typer.Option(False, "--web", help="Also install devpi-web (its search indexer stays off).")
 PROBE = typer.Option(None, "--probe-project", envvar="DEVPICTL_PROBE_PROJECT", help="Project whose simple page must list files for the cache to count as ready [default: remembered, else pip].")
 CHECK = typer.Option(True, "--check/--no-check", help="Check that a new upstream answers a simple page before switching to it.")
-TIMEOUT = typer.Option(180.0, "--timeout", envvar="DEVPICTL_TIMEOUT", help="Seconds to wait for devpi to become ready.", min=1)
+TIMEOUT = typer.Option(180.0, "--timeout", envvar="DEVPICTL_TIMEOUT", help="Seconds to wait for devpi to become ready.")
 
 
 def build_options(

@@ -28,7 +28,7 @@ def password(
     """
     from devpictl.cli import ui
     from devpictl.errors import BadInput
-    from devpictl.settings import Instance, check_name
+    from devpictl.settings import Instance, cache_lock, check_name
 
     instance = Instance(check_name(name))
     if show and rotate:
@@ -39,6 +39,11 @@ def password(
         from devpictl.password import stored_password
 
         secret = stored_password(instance)
+        if instance.pending_password_file.exists():
+            ui.err.print(
+                f"note: a rotation was interrupted, so devpi may hold the password in {instance.pending_password_file} instead; "
+                f"`devpictl password --rotate --name {instance.name}` asks devpi and keeps the right one"
+            )
         if json_output:
             ui.print_json({"name": instance.name, "password": secret, "password_file": str(instance.password_file)})
         else:
@@ -48,9 +53,12 @@ def password(
     from devpictl import password as pw
     from devpictl.container import connect
 
-    rotation = pw.rotate(connect(), instance)
+    with cache_lock(instance):
+        rotation = pw.rotate(connect(), instance)
     if json_output:
         ui.print_json({"name": rotation.name, "rotated": True, "password_file": str(rotation.password_file)})
     else:
+        if rotation.settled:
+            ui.out.print(rotation.settled)
         ui.out.print(f"Rotated the root password of cache {rotation.name!r}; the new one is kept in {rotation.password_file}")
         ui.out.print(f"Show it with: devpictl password --show{'' if name == 'default' else ' --name ' + name}")

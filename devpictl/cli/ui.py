@@ -104,7 +104,13 @@ class RichReporter:
     @contextlib.contextmanager
     def transfer(self, message: str) -> Iterator[object]:
         """A byte counter for a transfer of unknown size."""
-        from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn, TransferSpeedColumn
+        from rich.progress import (
+            DownloadColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TransferSpeedColumn,
+        )
 
         self._stop_live()
         columns = (SpinnerColumn(), TextColumn(message), DownloadColumn(), TransferSpeedColumn())

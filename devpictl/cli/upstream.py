@@ -43,21 +43,21 @@ def set_upstream(
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.mirrors import is_fastest, resolve
-    from devpictl.settings import Instance, check_name
+    from devpictl.settings import Instance, cache_lock, check_name
 
     instance = Instance(check_name(name))
     upstream = None if is_fastest(mirror) else resolve(mirror)
     engine = connect()
     if upstream is None:
         upstream = fastest_upstream(probe_project, quiet=json_output)
-    with ui.reporter(json_output) as rep:
+    with cache_lock(instance), ui.reporter(json_output) as rep:
         result = cache.set_upstream(engine, instance, upstream, check=check, probe_project=probe_project, reporter=rep)
     if json_output:
         ui.print_json(
             {
                 "name": result.name,
-                "previous": {"name": result.previous.name, "url": result.previous.url},
-                "upstream": {"name": result.upstream.name, "url": result.upstream.url},
+                "previous": {"name": result.previous.name, "url": result.previous.public_url},
+                "upstream": {"name": result.upstream.name, "url": result.upstream.public_url},
                 "changed": bool(result.actions),
                 "actions": result.actions,
                 "core_metadata": result.core_metadata,
@@ -84,7 +84,7 @@ def mirrors(ctx: typer.Context, json_output: bool = options.JSON) -> None:
 
     entries = every_upstream()
     if json_output:
-        ui.print_json([{"name": m.name, "url": m.url, "note": m.note, **({"user": True} if m.user else {})} for m in entries])
+        ui.print_json([{"name": m.name, "url": m.url and m.display_url, "note": m.note, **({"user": True} if m.user else {})} for m in entries])
         return
     from rich.table import Table
 
@@ -94,7 +94,7 @@ def mirrors(ctx: typer.Context, json_output: bool = options.JSON) -> None:
     table.add_column("note")
     for m in entries:
         note = (f"user entry: {m.note}" if m.note else "user entry") if m.user else m.note
-        table.add_row(m.name, m.url or "(default)", note)
+        table.add_row(m.name, m.display_url if m.url else "(default)", note)
     ui.out.print(table)
     if any(m.user for m in entries):
         ui.out.print(f"[dim]user entries are kept in {config_file()}[/]")
@@ -122,9 +122,10 @@ def measure_mirrors(
     from devpictl.cli import ui
     from devpictl.errors import UpstreamUnreachable
     from devpictl.mirrors import every_upstream, resolve
+    from devpictl.settings import check_timeout
 
     speedtest.check_project(project)
-    speedtest.check_timeout(timeout)
+    check_timeout(timeout)
     upstreams = [resolve(spec) for spec in names] if names else every_upstream()
     pairs = speed_test(upstreams, project=project, timeout=timeout, download=download, console=None if json_output else ui.out)
     if json_output:
@@ -136,7 +137,7 @@ def measure_mirrors(
         )
     if not json_output:
         upstream, result = best
-        pick = upstream.name if upstream.name != "custom" else upstream.url
+        pick = upstream.name if upstream.name != "custom" else upstream.display_url
         ui.out.print(f"Fastest: {result.name} ({describe_speed(result)}). Use it: devpictl up --mirror {pick}")
         if len(pairs) > 1 and download:
             ui.out.print("[dim]The mirrors were measured at the same time, so they shared your bandwidth.[/]")
@@ -158,7 +159,7 @@ def add(
 
     upstream = add_user_mirror(name, url, note)
     lowered = " (mirror names are lower case)" if upstream.name != name.strip() else ""
-    ui.out.print(f"Added mirror {upstream.name!r}{lowered} ({upstream.url}) to {config_file()}. Use it: devpictl up --mirror {upstream.name}")
+    ui.out.print(f"Added mirror {upstream.name!r}{lowered} ({upstream.display_url}) to {config_file()}. Use it: devpictl up --mirror {upstream.name}")
 
 
 @mirrors_app.command("remove")
@@ -168,11 +169,11 @@ def remove(name: str = typer.Argument(..., help="The name of a mirror you added.
     Example: devpictl mirrors remove corp
     """
     from devpictl.cli import ui
-    from devpictl.mirrors import remove_user_mirror
+    from devpictl.mirrors import redact, remove_user_mirror
     from devpictl.settings import config_file
 
     url = remove_user_mirror(name)
-    ui.out.print(f"Removed mirror {name.strip().lower()!r}{f' ({url})' if url else ''} from {config_file()}.")
+    ui.out.print(f"Removed mirror {name.strip().lower()!r}{f' ({redact(url)})' if url else ''} from {config_file()}.")
 
 
 def fastest_upstream(project: str | None, *, quiet: bool) -> Upstream:
@@ -235,7 +236,7 @@ def display_name(upstream: Upstream) -> str:
     if upstream.name == "custom" and upstream.url:
         from urllib.parse import urlsplit
 
-        return urlsplit(upstream.url).netloc
+        return urlsplit(upstream.url).netloc.rpartition("@")[2]
     return upstream.name
 
 

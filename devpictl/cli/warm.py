@@ -77,7 +77,13 @@ class DrawnProgress:
     """A progress bar on stderr: files done of all, bytes, rate and time left."""
 
     def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         from devpictl.cli import ui
 

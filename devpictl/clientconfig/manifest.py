@@ -7,13 +7,14 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from devpictl.clientconfig.base import Installer, real_path
 from devpictl.errors import BadInput, Conflict, DevpictlError
-from devpictl.files import write_atomic
+from devpictl.files import default_mode, write_atomic
 
 
 @dataclass
@@ -212,11 +213,17 @@ class Applied:
     backup: Path | None  # where the original is kept (None: the file did not exist)
 
 
+CREDENTIALS_IN_URL = re.compile(rb"https?://[^/\s@\"']+@")
+
+
 def apply_change(change: Change, manifest: Manifest) -> Applied:
     """Write ``change`` atomically, keeping the file's mode, after recording its original."""
     before = manifest.get(change.path)
     entry, first = manifest.record(change)
     mode = _mode(change.path)
+    if CREDENTIALS_IN_URL.search(change.new):
+        # An index URL with a user and password: no one else may read the file.
+        mode = (default_mode() if mode is None else mode) & ~0o077
     try:
         write_atomic(change.path, change.new, mode)
     except OSError as exc:

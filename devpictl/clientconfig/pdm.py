@@ -7,7 +7,13 @@ from pathlib import Path
 import tomlkit
 
 from devpictl.clientconfig import toml
-from devpictl.clientconfig.base import Installer, environ, is_plain_http, is_xdg_platform, xdg_config_home
+from devpictl.clientconfig.base import (
+    Installer,
+    environ,
+    is_plain_http,
+    is_xdg_platform,
+    xdg_config_home,
+)
 from devpictl.errors import BadInput
 
 

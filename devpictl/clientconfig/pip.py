@@ -12,7 +12,15 @@ from urllib.parse import urlsplit
 
 from configupdater import ConfigUpdater, Option, Space
 
-from devpictl.clientconfig.base import Installer, environ, home, is_windows, is_xdg_platform, real_path, xdg_config_home
+from devpictl.clientconfig.base import (
+    Installer,
+    environ,
+    home,
+    is_windows,
+    is_xdg_platform,
+    real_path,
+    xdg_config_home,
+)
 from devpictl.errors import BadInput
 
 SCOPES = ("global", "user", "site")  # pip's own order: a later scope overrides an earlier one

@@ -7,7 +7,14 @@ from pathlib import Path
 import tomlkit
 
 from devpictl.clientconfig import toml
-from devpictl.clientconfig.base import INDEX_NAME, Installer, environ, home, is_windows, xdg_config_home
+from devpictl.clientconfig.base import (
+    INDEX_NAME,
+    Installer,
+    environ,
+    home,
+    is_windows,
+    xdg_config_home,
+)
 from devpictl.errors import BadInput, Conflict
 
 TABLE = ("index",)

@@ -142,7 +142,8 @@ def test_wrong_stored_password_is_one_clear_line_and_changes_nothing(cache):
     before = json.loads(run(cache, "status", "--json").stdout)
     cache["password_file"].write_text("not-the-password\n")
     try:
-        for args in (("set-upstream", "pypi", "--no-check"), ("password", "--rotate")):
+        # Another upstream than the cache's (pypi): a switch that would change something if it got through.
+        for args in (("set-upstream", "https://mirror.example/simple", "--no-check"), ("password", "--rotate")):
             result = run(cache, *args)
             assert result.exit_code == 6, result.output
             line = one_error_line(result)

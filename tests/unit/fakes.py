@@ -79,6 +79,7 @@ class FakeEngine:
         self.image_tags = set(images)
         self.image_labels: dict[str, dict[str, str]] = {}  # labels of an image in image_tags; default none
         self.volume_names = set(volumes)
+        self.foreign_volumes: set[str] = set()  # named like a cache's, but without devpictl's labels
         self.network_names = set(networks)
         self.volume_sizes: dict[str, int] = {}  # what df() reports for a volume; others: not counted
         self.containers = SimpleNamespace(get=self._get_container, create=self._mutation("containers.create"),
@@ -113,7 +114,9 @@ class FakeEngine:
     def _get_volume(self, name):
         if name not in self.volume_names:
             raise docker.errors.NotFound(f"No such volume: {name}")
-        return SimpleNamespace(name=name, remove=self._mutation("volume.remove"))
+        instance = name.removeprefix("devpictl-").removesuffix("-data")
+        labels = {} if name in self.foreign_volumes else {"devpictl.managed": "1", "devpictl.instance": instance}
+        return SimpleNamespace(name=name, attrs={"Labels": labels}, remove=self._mutation("volume.remove"))
 
     def _volume_labels(self, name: str) -> dict[str, str]:
         """devpictl's labels for its volumes (devpictl-NAME-data); none for any other."""
@@ -155,6 +158,7 @@ class FakeDevpiUsers:
         self.requests: list[httpx.Request] = []
         self.refuse_patch: httpx.Response | None = None  # answer PATCH /root with this instead
         self.drop_patch = False  # PATCH: apply, then drop the connection
+        self.lose_patch = False  # PATCH: drop the connection before devpi applies it
         self.down_after_patch = False  # with drop_patch: nothing answers afterwards
 
     def transport(self) -> httpx.MockTransport:
@@ -179,6 +183,8 @@ class FakeDevpiUsers:
                 return httpx.Response(403, json={"type": "error", "message": "no permission to change password for user root"})
             if self.refuse_patch is not None:
                 return self.refuse_patch
+            if self.lose_patch:
+                raise httpx.ReadError("connection reset", request=request)
             self.password = json.loads(request.content)["password"]
             if self.drop_patch:
                 raise httpx.ReadError("connection reset", request=request)
@@ -196,3 +202,87 @@ class FakeDevpiUsers:
             return False
         user, _, token = base64.b64decode(header).decode().partition(":")
         return user == "root" and token in self.tokens
+
+
+def backup_archive(path, *, dataindex: object = None, extra: tuple = (), cut: int | None = None):
+    """A gzipped backup archive like `devpictl backup` writes, plus ``extra`` members (TarInfo, bytes | None).
+
+    ``dataindex`` replaces devpi-export's dataindex.json; ``cut`` keeps only that many bytes (a truncated archive).
+    """
+    import io
+    import tarfile
+
+    from devpictl import backup as bkp
+
+    if dataindex is None:
+        dataindex = {"dumpversion": "2", "pythonversion": [3, 11], "devpi_server": "6.20.3", "users": {"root": {}}, "indexes": {}}
+    members = [
+        (bkp.MANIFEST, json.dumps({"format": bkp.FORMAT, "cache": "other", "created": "2026-01-01T00:00:00"}).encode()),
+        (f"{bkp.EXPORT_DIR}/dataindex.json", json.dumps(dataindex).encode()),
+        (f"{bkp.EXPORT_DIR}/root/dev/six-1.16.0-py2.py3-none-any.whl", b"wheel bytes " * 100),
+    ]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        directory = tarfile.TarInfo(bkp.EXPORT_DIR)
+        directory.type = tarfile.DIRTYPE
+        directory.mode = 0o755
+        tar.addfile(directory)
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o4755 if name.endswith(".whl") else 0o644  # a setuid bit the restore must drop
+            tar.addfile(info, io.BytesIO(data))
+        for info, data in extra:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    raw = buf.getvalue()
+    path.write_bytes(raw[:cut] if cut is not None else raw)
+    return path
+
+
+class CreatingEngine(FakeEngine):
+    """An engine on which `up` can create a cache: volumes and containers come into being and are recorded.
+
+    ``handed`` keeps the files handed into each container, ``created`` the keyword arguments it was made with.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.handed: dict[str, dict[str, bytes]] = {}
+        self.created: dict[str, dict] = {}
+        self.containers.create = self._create_container
+        self.volumes.create = self._create_volume
+
+    def _create_volume(self, name, **kwargs):
+        self.calls.append("volumes.create")
+        self.volume_names.add(name)
+
+    def _create_container(self, image, name=None, **kwargs):
+        self.calls.append("containers.create")
+        host, port = kwargs["ports"]["3141/tcp"]
+        container = FakeContainer(self, name.removeprefix("devpictl-"), host=host, port=port,
+                                  env=tuple(f"{k}={v}" for k, v in kwargs["environment"].items()))
+        container.attrs["HostConfig"].update(Memory=kwargs.get("mem_limit"), PidsLimit=kwargs.get("pids_limit"))
+        engine = self
+
+        def put_archive(path, data):
+            import io
+            import tarfile
+
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                engine.handed.setdefault(container.name, {}).update({m.name: tar.extractfile(m).read() for m in tar})
+            return True
+
+        def remove(**kw):
+            engine.calls.append("container.remove")
+            engine.by_name.pop(container.name, None)
+
+        container.put_archive = put_archive
+        container.remove = remove
+        self.by_name[container.name] = container
+        self.created[container.name] = kwargs
+        return container
+
+    def _get_volume(self, name):
+        volume = super()._get_volume(name)
+        volume.remove = lambda: (self.calls.append("volume.remove"), self.volume_names.discard(name))
+        return volume

@@ -7,8 +7,6 @@ after, and the fake engine records any create, start, exec or remove.
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import socket
 import tarfile
@@ -24,7 +22,7 @@ from devpictl.cli import app
 from devpictl.errors import EngineUnavailable
 from devpictl.image import DEFAULT_IMAGE
 from devpictl.settings import Instance, config_file, ensure_root_password, save_config, save_remembered
-from tests.unit.fakes import FakeEngine
+from tests.unit.fakes import FakeEngine, backup_archive
 
 runner = CliRunner()
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
@@ -71,18 +69,33 @@ def corrupt_archive(world: World) -> str:
 
 def valid_archive(world: World) -> str:
     """A well-formed backup archive (manifest + export data), for the restore-into-non-empty case."""
-    from devpictl import backup as bkp
+    return str(backup_archive(world.tmp / "backup.tar.gz"))
 
-    path = world.tmp / "backup.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in (
-            (bkp.MANIFEST, json.dumps({"format": bkp.FORMAT, "cache": "other", "created": "2026-01-01T00:00:00"}).encode()),
-            (f"{bkp.EXPORT_DIR}/dataindex.json", b"{}"),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return str(path)
+
+def link_member(kind: bytes, name: str, target: str) -> tuple:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info, None
+
+
+def hostile_archive(**kwargs) -> Callable[[World], str]:
+    """An archive that must be refused whole, before the engine is asked anything."""
+    def make(world: World) -> str:
+        return str(backup_archive(world.tmp / "hostile.tar.gz", **kwargs))
+
+    return make
+
+
+def regular_member(name: str) -> tuple:
+    info = tarfile.TarInfo(name)
+    info.size = 4
+    return info, b"data"
+
+
+def truncated_archive(world: World) -> str:
+    whole = backup_archive(world.tmp / "whole.tar.gz").read_bytes()
+    return str(backup_archive(world.tmp / "truncated.tar.gz", cut=len(whole) // 2))
 
 
 def cache_with_data(world: World, monkeypatch) -> None:
@@ -136,6 +149,30 @@ def remembered_is_not_toml(world: World, monkeypatch) -> None:
     Instance("default").settings_file.write_text("port = [3141\n")
 
 
+def remembered(text: str) -> Callable[..., None]:
+    def setup(world: World, monkeypatch) -> None:
+        Instance("default").settings_file.write_text(text)
+
+    return setup
+
+
+def password_file_is_a_directory(world: World, monkeypatch) -> None:
+    Instance("default").password_file.unlink()
+    Instance("default").password_file.mkdir()
+
+
+def password_file_not_utf8(world: World, monkeypatch) -> None:
+    Instance("default").password_file.write_bytes(b"\xff\xfe\x00pw\n")
+
+
+def nothing_resolves(world: World, monkeypatch) -> None:
+    """Host names fail to resolve without asking any DNS server."""
+    def getaddrinfo(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
 def write_file(name: str, text: str) -> Callable[[World], str]:
     def make(world: World) -> str:
         path = world.tmp / name
@@ -176,6 +213,28 @@ CASES = [
     Case("pip-config-unknown-tool", ["pip-config", "--tool", "pipx", "--write"], 2, "unknown tool 'pipx'"),
     Case("remove-builtin-mirror", ["mirrors", "remove", "tuna"], 2, "'tuna' is a built-in mirror"),
     Case("no-such-cache", ["set-upstream", "tuna", "--name", "ghost"], 8, "no cache named 'ghost'"),
+    Case("host-not-an-address", ["up", "--host", "not an ip"], 2, "'not an ip' is not an IP address or host name"),
+    Case("host-with-port", ["up", "--host", "127.0.0.1:80"], 2, "carries a port: give the address alone and the port with --port 80"),
+    Case("host-bracketed-with-port", ["up", "--host", "[::1]:80"], 2, "carries a port"),
+    Case("host-unresolvable", ["up", "--host", "cache.example.invalid"], 2, "does not resolve", setup=nothing_resolves),
+    Case("memory-not-an-amount", ["up", "--memory", "lots"], 2, "--memory 'lots' is not an amount of memory"),
+    Case("memory-too-little", ["up", "--memory", "10m"], 2, "--memory '10m' is too little"),
+    Case("pids-limit-too-low", ["up", "--pids-limit", "5"], 2, "--pids-limit 5 is too low"),
+    Case("remembered-memory-bad", ["up"], 2, "cache.toml: memory = 'x' is not an amount", setup=remembered('memory = "x"\n')),
+    Case("remembered-pids-limit-string", ["up"], 2, "cache.toml: pids_limit = 'many' is too low", setup=remembered('pids_limit = "many"\n')),
+    Case("timeout-nan", ["up", "--timeout", "nan"], 2, "--timeout nan is not a time limit"),
+    Case("timeout-inf", ["up", "--timeout", "inf"], 2, "--timeout inf is not a time limit"),
+    Case("timeout-zero", ["up", "--timeout", "0"], 2, "--timeout 0 is not a time limit"),
+    Case("mirrors-test-timeout-inf", ["mirrors", "test", "tuna", "--timeout", "inf"], 2, "--timeout inf is not a time limit"),
+    Case("remembered-port-string", ["up"], 2, "cache.toml: port = 'abc' is not a port number", setup=remembered('port = "abc"\n')),
+    Case("remembered-port-negative", ["up"], 2, "cache.toml: port = -5 is not a port number", setup=remembered("port = -5\n")),
+    Case("remembered-port-too-big", ["up"], 2, "cache.toml: port = 99999 is not a port number", setup=remembered("port = 99999\n")),
+    Case("remembered-host-number", ["up"], 2, "cache.toml: host = 123 is not a non-empty string", setup=remembered("host = 123\n")),
+    Case("remembered-host-not-an-address", ["up"], 2, "cache.toml: host 'not an ip' is not an IP address", setup=remembered('host = "not an ip"\n')),
+    Case("remembered-image-empty", ["up"], 2, "cache.toml: image = '' is not a non-empty string", setup=remembered('image = ""\n')),
+    Case("remembered-offline-string", ["up"], 2, "cache.toml: offline = 'no' is not true or false", setup=remembered('offline = "no"\n')),
+    Case("password-file-is-a-directory", ["password", "--show"], 2, "root-password (Is a directory)", setup=password_file_is_a_directory),
+    Case("password-file-not-utf8", ["password", "--rotate"], 2, "root-password is not UTF-8 text", setup=password_file_not_utf8),
     Case("unknown-network", lambda w: ["up", "--name", "fresh", "--port", free_port(), "--network", "nosuchnet"], 2, "no Docker network 'nosuchnet'"),
 ]
 if HAVE_BACKUP:
@@ -183,6 +242,15 @@ if HAVE_BACKUP:
         Case("restore-corrupt-archive", lambda w: ["restore", corrupt_archive(w)], 2, "is not a usable devpictl backup"),
         Case("restore-missing-archive", lambda w: ["restore", str(w.tmp / "none.tar.gz")], 2, "does not exist"),
         Case("restore-into-non-empty", lambda w: ["restore", valid_archive(w)], 4, "is not empty", setup=cache_with_data),
+        Case("restore-truncated-archive", lambda w: ["restore", "--force", truncated_archive(w)], 2, "is not a usable devpictl backup"),
+        Case("restore-symlink-member", lambda w: ["restore", "--force", hostile_archive(extra=(link_member(tarfile.SYMTYPE, "devpi-export/x", "/data"),))(w)], 2, "member 'devpi-export/x' is a symlink"),
+        Case("restore-hardlink-member", lambda w: ["restore", "--force", hostile_archive(extra=(link_member(tarfile.LNKTYPE, "devpi-export/pw", "/run/devpictl/root-password"),))(w)], 2, "is a hardlink"),
+        Case("restore-device-member", lambda w: ["restore", "--force", hostile_archive(extra=(link_member(tarfile.CHRTYPE, "devpi-export/null", ""),))(w)], 2, "is a device or special file"),
+        Case("restore-absolute-member", lambda w: ["restore", "--force", hostile_archive(extra=(regular_member("/data/secret"),))(w)], 2, "unsafe member name '/data/secret'"),
+        Case("restore-dotdot-member", lambda w: ["restore", "--force", hostile_archive(extra=(regular_member("devpi-export/../secret"),))(w)], 2, "unsafe member name"),
+        Case("restore-member-outside-export", lambda w: ["restore", "--force", hostile_archive(extra=(regular_member("elsewhere/x"),))(w)], 2, "nor under devpi-export/"),
+        Case("restore-foreign-export", lambda w: ["restore", "--force", hostile_archive(dataindex={"hello": "world"})(w)], 2, "is not a devpi export of dump version"),
+        Case("restore-unknown-dumpversion", lambda w: ["restore", "--force", hostile_archive(dataindex={"dumpversion": "9", "users": {}, "indexes": {}})(w)], 2, "not a devpi export"),
     ]
 
 

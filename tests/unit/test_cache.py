@@ -13,7 +13,7 @@ from devpictl import cache, settings
 from devpictl import image as img
 from devpictl.coremetadata import MetadataCheck
 from devpictl.devpi import DevpiClient
-from devpictl.errors import BadInput, Conflict, DevpiError, ReadinessTimeout, UpstreamUnreachable
+from devpictl.errors import BadInput, Conflict, DevpiError, Interrupted, ReadinessTimeout, UpstreamUnreachable
 from devpictl.mirrors import CATALOG, OFFICIAL, Upstream
 
 OFFICIAL_URL = "https://official.index.example/simple"
@@ -158,6 +158,10 @@ class TestUpstreamChanges:
 UNANSWERED = "unanswered"  # run_measured: the measurement got no answer from the upstream
 
 
+def unfinished_file():
+    return settings.Instance("default").unfinished_switch_file
+
+
 class Flushes(list):
     def append_one(self) -> None:
         self.append("flush")
@@ -180,7 +184,9 @@ class TestConfigureUpstream:
         actions: list[str] = []
         with server.client() as client:
             client.login("root", ROOT_PASSWORD)
-            result = cache.configure_upstream(client, wanted, OFFICIAL_URL, cache.QuietReporter(), actions, self.flushes.append_one)
+            result = cache.configure_upstream(
+                client, wanted, OFFICIAL_URL, cache.QuietReporter(), actions, self.flushes.append_one, unfinished_file()
+            )
         return result, actions
 
     def test_switching_patches_then_refreshes_every_cached_project(self):
@@ -275,7 +281,7 @@ class TestConfigureUpstream:
             client.login("root", ROOT_PASSWORD)
             cache.configure_upstream(
                 client, wanted, OFFICIAL_URL, cache.QuietReporter(), actions, lambda: events.append("flush"),
-                None if served is None else measure,
+                unfinished_file(), None if served is None else measure,
             )
         return actions, [e for e in events if e == "flush" or e[0] != "GET"], measured
 
@@ -338,7 +344,66 @@ class TestConfigureUpstream:
     def test_without_login_the_patch_is_refused(self):
         server = FakeDevpi(configured(OFFICIAL))
         with server.client() as client, pytest.raises(DevpiError, match="HTTP 403"):
-            cache.configure_upstream(client, TUNA, OFFICIAL_URL, cache.QuietReporter(), [], lambda: None)
+            cache.configure_upstream(client, TUNA, OFFICIAL_URL, cache.QuietReporter(), [], lambda: None, unfinished_file())
+
+
+class TestUnfinishedSwitch:
+    """A switch stopped between its PATCH and the last refreshed page is finished by running it again."""
+
+    def switch(self, server: FakeDevpi, wanted: Upstream | None, fail_on: str | None = None, error=None) -> list[str]:
+        def handle(request):
+            if fail_on and request.url.path == f"/root/pypi/+simple/{fail_on}/refresh":
+                if error is KeyboardInterrupt:
+                    raise KeyboardInterrupt
+                raise httpx.ReadTimeout("slow upstream", request=request)
+            if request.method == "PATCH":
+                self.marker_at_patch = unfinished_file().exists()
+            return server.handle(request)
+
+        actions: list[str] = []
+        with DevpiClient("http://127.0.0.1:3141", transport=httpx.MockTransport(handle)) as client:
+            client.login("root", ROOT_PASSWORD)
+            cache.configure_upstream(client, wanted, OFFICIAL_URL, cache.QuietReporter(), actions, lambda: self.flushes.append("flush"), unfinished_file())
+        return actions
+
+    @pytest.fixture(autouse=True)
+    def _flushes(self):
+        self.flushes: list[str] = []
+        self.marker_at_patch = None
+
+    @pytest.mark.parametrize("error, raised, fragment", [
+        (KeyboardInterrupt, Interrupted, "interrupted after the upstream was switched to tuna"),
+        (httpx.ReadTimeout, DevpiError, "the upstream was switched to tuna, but its cached pages were not all refreshed"),
+    ], ids=["interrupted", "refresh-times-out"])
+    def test_running_the_same_switch_again_finishes_it(self, error, raised, fragment):
+        server = FakeDevpi(configured(OFFICIAL), projects=("pip", "requests"))
+        with pytest.raises(raised) as info:
+            self.switch(server, TUNA, fail_on="requests", error=error)
+        assert fragment in str(info.value) and "run the same command again to finish" in str(info.value)
+        assert self.marker_at_patch is True  # on disk before devpi switched: even SIGKILL leaves it
+        assert server.ixconfig["mirror_url"] == TUNA.url and self.flushes == []
+        server.requests.clear()
+        actions = self.switch(server, TUNA)
+        assert server.patches() == []  # devpi is on tuna already
+        assert ("POST", "/root/pypi/+simple/pip/refresh") in server.calls()
+        assert ("POST", "/root/pypi/+simple/requests/refresh") in server.calls()
+        assert self.flushes == ["flush"]
+        assert actions[0] == "finishing the switch to tuna that an earlier run left unfinished"
+        assert not unfinished_file().exists()
+        assert self.switch(server, TUNA) == []  # and now it is done
+
+    def test_a_finished_switch_leaves_no_marker(self):
+        server = FakeDevpi(configured(OFFICIAL), projects=("pip",))
+        self.switch(server, TUNA)
+        assert self.marker_at_patch is True
+        assert not unfinished_file().exists()
+
+    def test_up_without_a_mirror_finishes_it_too(self):
+        server = FakeDevpi(configured(OFFICIAL), projects=("pip",))
+        with pytest.raises(Interrupted):
+            self.switch(server, TUNA, fail_on="pip", error=KeyboardInterrupt)
+        actions = self.switch(server, None)
+        assert actions[0].startswith("finishing the switch to tuna")
 
 
 class TestWaitUntilReady:
@@ -354,6 +419,13 @@ class TestWaitUntilReady:
         assert files == ["pip-24.0-py3-none-any.whl"]
         assert len(clock.sleeps) == 2
         assert server.calls() == [("GET", "/root/pypi/+simple/pip/")] * 3
+
+    def test_a_captive_portal_is_not_ready(self, clock):
+        server = FakeDevpi()
+        portal = '<html><body><a href="/login">Sign in</a><a href="https://portal.example/">Wi-Fi terms</a></body></html>'
+        server.simple_pages = [httpx.Response(200, text=portal)] * 20
+        with server.client() as client, pytest.raises(ReadinessTimeout, match="listed no files"):
+            cache.wait_until_ready(client, "pip", 5, cache.QuietReporter())
 
     def test_times_out_when_no_files_appear(self, clock):
         server = FakeDevpi()
@@ -379,6 +451,51 @@ class TestWaitUntilReady:
         with DevpiClient("http://127.0.0.1:1", transport=httpx.MockTransport(refuse)) as client:
             with pytest.raises(ReadinessTimeout, match="cannot reach devpi"):
                 cache.wait_until_ready(client, "pip", 3, cache.QuietReporter())
+
+
+class TestWaitForApi:
+    """A container that stops or restarts during start-up fails `up` at once, not after the whole timeout."""
+
+    @pytest.mark.parametrize("states", [["running", "restarting"], ["running", "exited"], ["running", "running+1"]],
+                             ids=["restarting", "exited", "restarted-between-polls"])
+    def test_a_failing_container_is_a_failure(self, clock, states):
+        from tests.unit.fakes import FakeEngine
+
+        container = FakeEngine().add("default")
+        container.attrs["RestartCount"] = 2  # restarts from before this `up` do not count
+        polls = iter(states)
+
+        def reload():
+            state = next(polls, states[-1])
+            container.status = state.removesuffix("+1")
+            if state.endswith("+1"):
+                container.attrs["RestartCount"] = 3
+
+        container.reload = reload
+
+        def refuse(request):
+            raise httpx.ConnectError("refused", request=request)
+
+        with DevpiClient("http://127.0.0.1:1", transport=httpx.MockTransport(refuse)) as client:
+            with pytest.raises(ReadinessTimeout, match="exited during start-up"):
+                cache.wait_for_api(client, container, 3600, cache.QuietReporter())
+        assert len(clock.sleeps) == 1
+
+    def test_restarts_from_before_do_not_count(self, clock):
+        from tests.unit.fakes import FakeEngine
+
+        container = FakeEngine().add("default")
+        container.attrs["RestartCount"] = 5
+        answers = iter([httpx.ConnectError, None])
+
+        def handle(request):
+            error = next(answers)
+            if error is not None:
+                raise error("refused", request=request)
+            return httpx.Response(200, json={"result": {}})
+
+        with DevpiClient("http://127.0.0.1:1", transport=httpx.MockTransport(handle)) as client:
+            cache.wait_for_api(client, container, 60, cache.QuietReporter())
 
 
 class FakeContainer:
@@ -523,6 +640,49 @@ class TestNamesAndPorts:
         assert instance.state_dir == tmp_path / "devpictl-data" / "caches" / "ci"
 
 
+class TestCheckHost:
+    """Only literal addresses reach the engine, which takes any other value as every interface."""
+
+    @pytest.mark.parametrize(
+        "value, literal",
+        [("127.0.0.1", "127.0.0.1"), ("localhost", "127.0.0.1"), ("LOCALHOST.", "127.0.0.1"), ("::1", "::1"),
+         ("[::1]", "::1"), ("0.0.0.0", "0.0.0.0"), ("::", "::"), (" 10.0.0.5 ", "10.0.0.5"), ("0:0::1", "::1")],
+    )
+    def test_literals(self, value, literal, monkeypatch):
+        monkeypatch.setattr("socket.getaddrinfo", lambda *a, **kw: pytest.fail("a literal needs no resolver"))
+        assert settings.check_host(value) == literal
+
+    def test_a_name_resolves_to_its_ipv4_address_first(self, monkeypatch):
+        import socket
+
+        answers = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2001:db8::5", 0, 0, 0)),
+                   (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.5", 0))]
+        monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **kw: answers if host == "cache.example" else pytest.fail(host))
+        assert settings.check_host("cache.example") == "192.0.2.5"
+
+    @pytest.mark.parametrize(
+        "value, fragment",
+        [("not an ip", "is not an IP address or host name"), ("127.0.0.1:80", "carries a port"), ("[::1]:3141", "carries a port"),
+         ("localhost:3141", "carries a port"), ("", "is not an IP address"), ("http://127.0.0.1", "is not an IP address"),
+         ("[::1", "is not an IP address"), ("::1]", "is not an IP address"),
+         ("256.1.1.1", "does not resolve")],
+    )
+    def test_refused(self, value, fragment, monkeypatch):
+        import socket
+
+        def getaddrinfo(*args, **kwargs):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        with pytest.raises(BadInput, match=fragment):
+            settings.check_host(value)
+
+    @pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.9.9.9", True), ("::1", True),
+                                                ("0.0.0.0", False), ("::", False), ("192.0.2.1", False), ("", False)])
+    def test_only_loopback_is_local(self, host, loopback):
+        assert cache.publishes_to_network(host) is not loopback
+
+
 class TestExtraLabels:
     @pytest.mark.parametrize(
         "raw, labels",
@@ -603,3 +763,63 @@ class TestUpgrade:
         cache.upgrade(None, container, self.options(), cache.QuietReporter(), actions)
         assert engine["removed"] == [container]
         assert actions == ["replaced the container of old:1 with new:1"]
+
+
+class TestDownVolumes:
+    def state(self, name: str = "default") -> settings.Instance:
+        instance = settings.Instance(name)
+        settings.ensure_root_password(instance)
+        settings.save_remembered(instance, {"port": 3141})
+        instance.failure_log.write_text("devpi said no\n")
+        return instance
+
+    def test_forgets_everything_even_when_the_volume_is_gone(self):
+        from tests.unit.fakes import FakeEngine
+
+        instance = self.state()
+        actions = cache.down(FakeEngine(), instance, volumes=True)
+        assert not instance.state_dir.exists()
+        assert actions == [f"deleted root-password, cache.toml, last-failed-up.log from {instance.state_dir}"]
+
+    def test_a_volume_devpictl_did_not_make_is_left_alone(self):
+        from devpictl.errors import EngineError
+        from tests.unit.fakes import FakeEngine
+
+        instance = self.state()
+        engine = FakeEngine()
+        engine.add("default")  # a running container: it must stay too
+        engine.foreign_volumes.add(instance.volume)
+        with pytest.raises(EngineError, match="was not made by devpictl"):
+            cache.down(engine, instance, volumes=True)
+        assert engine.mutations() == []
+        assert instance.password_file.exists()
+
+    def test_without_volumes_nothing_is_forgotten(self):
+        from tests.unit.fakes import FakeEngine
+
+        instance = self.state()
+        assert cache.down(FakeEngine(), instance, volumes=False) == []
+        assert instance.password_file.exists()
+
+
+class TestNotItsOwnUpstream:
+    @pytest.mark.parametrize("url", [
+        "http://127.0.0.1:3141/root/pypi/+simple",  # the front server, seen from inside
+        "http://localhost:3142/root/pypi/+simple",  # devpi behind it
+        "http://127.0.0.1:3199/root/pypi/+simple",  # its published port
+        "http://192.0.2.7:3199/root/pypi/+simple",  # its published address
+        "http://devpictl-default:3141/root/pypi/+simple",  # its own name on a Docker network
+    ])
+    def test_refused(self, url):
+        from tests.unit.fakes import FakeEngine
+
+        container = FakeEngine().add("default", host="192.0.2.7", port=3199)
+        with pytest.raises(BadInput, match="is this cache itself"):
+            cache.check_not_itself(container, Upstream("custom", url), OFFICIAL_URL)
+
+    @pytest.mark.parametrize("url", ["http://upstream:8080/simple", "http://127.0.0.1:8080/simple", "https://mirror.example/simple"])
+    def test_other_indexes_pass(self, url):
+        from tests.unit.fakes import FakeEngine
+
+        container = FakeEngine().add("default", host="192.0.2.7", port=3199)
+        cache.check_not_itself(container, Upstream("custom", url), OFFICIAL_URL)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -115,6 +114,66 @@ def test_container_environment_says_offline(offline, value):
     engine = RecordingEngine()
     ctr.create_container(engine, ctr.ContainerSpec(Instance("x"), "img", "127.0.0.1", 3141, offline=offline))
     assert engine.created["environment"]["DEVPICTL_OFFLINE"] == value
+
+
+def test_container_gets_memory_and_pids_limits():
+    engine = RecordingEngine()
+    ctr.create_container(engine, ctr.ContainerSpec(Instance("x"), "img", "127.0.0.1", 3141, memory=2 * 1024**3, pids_limit=512))
+    assert engine.created["mem_limit"] == engine.created["memswap_limit"] == 2 * 1024**3
+    assert engine.created["pids_limit"] == 512
+
+
+class TestResourceLimits:
+    def test_defaults(self):
+        full = cache.with_remembered(up_options())[1]
+        assert (full.memory, full.pids_limit) == ("2g", 512)
+
+    def test_remembered_then_flag(self):
+        save_remembered(Instance("default"), {"memory": "3g", "pids_limit": 300})
+        assert cache.with_remembered(up_options())[1].memory == "3g"
+        assert cache.with_remembered(up_options(memory="1g", pids_limit=100))[1].pids_limit == 100
+
+    @pytest.mark.parametrize("asked", [{"memory": "1g"}, {"pids_limit": 100}])
+    def test_other_limits_on_a_running_cache_need_down(self, asked):
+        container = FakeContainer(FakeEngine())
+        container.attrs["HostConfig"].update(Memory=2 * 1024**3, PidsLimit=512)
+        with pytest.raises(Conflict, match="other resource limits: run `devpictl down --name default` first"):
+            cache.check_unchanged(container, up_options(**asked))
+        cache.check_unchanged(container, up_options(memory="2048m", pids_limit=512))
+
+    @pytest.mark.parametrize("value, size", [("2g", 2 * 1024**3), ("1536m", 1536 * 1024**2), ("300M", 300 * 1024**2), ("1G", 1024**3),
+                                             ("256m", 256 * 1024**2), ("262144k", 256 * 1024**2)])
+    def test_memory_notation(self, value, size):
+        from devpictl.settings import memory_bytes
+
+        assert memory_bytes(value) == size
+
+    def test_just_under_the_floor_is_refused(self):
+        from devpictl.errors import BadInput
+        from devpictl.settings import memory_bytes
+
+        with pytest.raises(BadInput, match="too little"):
+            memory_bytes(f"{256 * 1024 - 1}k")
+
+    @pytest.mark.parametrize("port", [1, 65535])
+    def test_remembered_port_bounds(self, port):
+        save_remembered(Instance("default"), {"port": port})
+        assert load_remembered(Instance("default"))["port"] == port
+
+    def test_remembered_port_just_beyond(self):
+        from devpictl.errors import BadInput
+
+        save_remembered(Instance("default"), {"port": 65536})
+        with pytest.raises(BadInput, match="port = 65536"):
+            load_remembered(Instance("default"))
+
+    def test_pids_limit_floor(self):
+        from devpictl.errors import BadInput
+        from devpictl.settings import check_pids_limit
+
+        assert check_pids_limit(64) == 64
+        with pytest.raises(BadInput):
+            check_pids_limit(63)
 
 
 def up_options(**kwargs) -> cache.UpOptions:
@@ -327,7 +386,8 @@ class TestReachability:
         container = scripted_container(FakeEngine(), check=LISTED)
         cache.status(container.engine, Instance("default"))
         (cmd, env), = [(c, e) for c, e in container.execs if "DEVPICTL_CHECK_URL" in e]
-        assert env == {"DEVPICTL_CHECK_URL": f"{TUNA.url}/six/", "DEVPICTL_CHECK_TIMEOUT": str(cache.STATUS_UPSTREAM_TIMEOUT)}
+        assert env["DEVPICTL_CHECK_URL"] == f"{TUNA.url}/six/"
+        assert env["DEVPICTL_CHECK_TIMEOUT"] == str(cache.STATUS_UPSTREAM_TIMEOUT)
         assert cache.STATUS_UPSTREAM_TIMEOUT <= 5
 
     def test_broken_cache_toml_does_not_break_status(self, status_devpi):
@@ -414,47 +474,52 @@ class TestUpstreamCheckDeadline:
 
 
 @pytest.fixture
-def fake_up(monkeypatch):
-    """up's CLI with cache.up faked: returns a cache published on the host the test names."""
-    engine = FakeEngine()
+def published(running_cache, monkeypatch):
+    """The real up (CLI and core) on a running cache whose container is published on the address a test names."""
+    engine, make, _ = running_cache
     monkeypatch.setattr(ctr, "connect", lambda: engine)
-    seen: dict = {}
 
-    def up(engine, opts, reporter):
-        seen["opts"] = opts
-        host = opts.host or load_remembered(opts.instance).get("host") or "127.0.0.1"
-        return cache.UpResult("default", "http://127.0.0.1:3141/root/pypi/+simple/", OFFICIAL, [], Path("/x/root-password"), host)
+    def publish(host: str) -> None:
+        container = make(False, configured(OFFICIAL))
+        container.attrs["HostConfig"]["PortBindings"]["3141/tcp"][0]["HostIp"] = host
 
-    monkeypatch.setattr(cache, "up", up)
-    return seen
+    return publish
 
 
 class TestBindAllWarning:
+    """The warning follows the address the container is published on, whatever chose it."""
+
     @pytest.mark.parametrize(
-        "args, env, remembered",
+        "args, env, remembered, host",
         [
-            (["--host", "0.0.0.0"], {}, None),
-            ([], {"DEVPICTL_HOST": "0.0.0.0"}, None),
-            ([], {}, "0.0.0.0"),
-            (["--host", "::"], {}, None),
+            (["--host", "0.0.0.0"], {}, None, "0.0.0.0"),
+            ([], {"DEVPICTL_HOST": "0.0.0.0"}, None, "0.0.0.0"),
+            ([], {}, "0.0.0.0", "0.0.0.0"),
+            (["--host", "::"], {}, None, "::"),
+            ([], {}, None, "0.0.0.0"),  # nothing asked for it: the container's published address decides
+            (["--host", "192.0.2.10"], {}, None, "192.0.2.10"),  # one address, but not loopback
         ],
-        ids=["flag", "environment", "remembered", "ipv6"],
+        ids=["flag", "environment", "remembered", "ipv6", "published-only", "lan-address"],
     )
     @pytest.mark.parametrize("json_output", [False, True])
-    def test_warned_on_stderr_whatever_chose_the_host(self, fake_up, args, env, remembered, json_output):
+    def test_warned_on_stderr_whatever_chose_the_host(self, published, args, env, remembered, host, json_output):
+        published(host)
         if remembered:
             save_remembered(Instance("default"), {"host": remembered})
         result = invoke("up", *args, *(["--json"] if json_output else []), env=env)
         assert result.exit_code == 0, result.output
         warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
         assert len(warning) == 1, result.stderr
-        assert "anyone who can reach this machine can read the cache" in warning[0]
+        assert f"published on {host}:3141" in warning[0]
+        assert "anyone who can reach it can read the cache" in warning[0]
         assert "with the root password, write to it" in warning[0]
         assert "warning" not in result.stdout
         if json_output:
             json.loads(result.stdout)  # stdout stays pure JSON
 
-    def test_loopback_is_not_warned_about(self, fake_up):
+    @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "127.0.0.2"])
+    def test_loopback_is_not_warned_about(self, published, host):
+        published(host)
         result = invoke("up")
         assert result.exit_code == 0, result.output
         assert "warning" not in result.output

@@ -72,6 +72,15 @@ class TestShow:
             "name": "default", "password": stored, "password_file": str(Instance("default").password_file),
         }
 
+    def test_an_interrupted_rotation_is_pointed_out(self, stored):
+        from devpictl.settings import stage_root_password
+
+        stage_root_password(Instance("default"), "maybe-devpis")
+        result = invoke("password", "--show")
+        assert result.exit_code == 0, result.output
+        assert result.stdout == stored + "\n"  # stdout stays the secret alone, for scripts
+        assert "root-password.pending" in result.stderr and "maybe-devpis" not in result.stderr
+
     def test_needs_no_engine(self, stored, monkeypatch):
         monkeypatch.setattr(ctr, "connect", lambda: pytest.fail("--show must not ask the engine"))
         assert invoke("password", "--show").exit_code == 0
@@ -161,6 +170,14 @@ class TestRotate:
         assert read_root_password(Instance("default")) == devpi.password
         assert devpi.calls()[-1] == ("POST", "/+login")  # asked devpi which password works
 
+    def test_lost_request_devpi_never_applied_keeps_the_old_password(self, engine, devpi, stored):
+        devpi.lose_patch = True
+        line = one_error_line(invoke("password", "--rotate"), 6)
+        assert "the root password was not changed" in line
+        assert devpi.password == stored and read_root_password(Instance("default")) == stored
+        assert sorted(state_files()) == ["root-password"]  # the pending password went: devpi refused it
+        assert devpi.calls()[-1] == ("POST", "/+login")  # devpi was asked, and refused the new one
+
     def test_devpi_gone_mid_change_keeps_both_passwords(self, engine, devpi, stored):
         devpi.drop_patch = True
         devpi.down_after_patch = True
@@ -204,3 +221,198 @@ class TestSetPassword:
             with pytest.raises(LoginRefused, match="HTTP 403"):
                 client.set_password("root", "new")
         assert server.password == "old"
+
+
+class Interrupt(FakeDevpiUsers):
+    """devpi's side of a rotation that SIGINT/SIGTERM/SIGKILL cuts: what was on disk when the PATCH arrived."""
+
+    def __init__(self, password: str, *, taken: bool, signal=KeyboardInterrupt):
+        super().__init__(password)
+        self.taken = taken  # whether devpi applied the PATCH before the signal
+        self.signal = signal
+        self.on_disk_at_patch: dict[str, str | None] = {}
+
+    def handle(self, request):
+        if (request.method, request.url.path) == ("PATCH", "/root") and self.signal is not None:
+            instance = Instance("default")
+            self.on_disk_at_patch = {
+                "stored": read_root_password(instance),
+                "pending": instance.pending_password_file.read_text().strip() if instance.pending_password_file.exists() else None,
+            }
+            if self.taken:
+                self.password = json.loads(request.content)["password"]
+            raise self.signal()
+        return super().handle(request)
+
+
+@pytest.fixture
+def interrupting(monkeypatch, stored):
+    def make(**kwargs) -> Interrupt:
+        server = Interrupt(stored, **kwargs)
+        monkeypatch.setattr(pw, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=server.transport()))
+        return server
+
+    return make
+
+
+class TestRotateInterrupted:
+    """SIGINT, SIGTERM or SIGKILL at the PATCH: the store never loses a password devpi accepted."""
+
+    def test_the_new_password_is_on_disk_before_devpi_hears_of_it(self, engine, interrupting, stored):
+        # What a SIGKILL at the PATCH leaves: the files as they were when devpi got the request.
+        devpi = interrupting(taken=True)
+        invoke("password", "--rotate")
+        assert devpi.on_disk_at_patch == {"stored": stored, "pending": devpi.password}
+        assert stat.S_IMODE(Instance("default").pending_password_file.stat().st_mode) == 0o600
+
+    @pytest.mark.parametrize("taken", [True, False], ids=["devpi-took-it", "devpi-never-got-it"])
+    def test_interrupt_keeps_both_and_names_the_files(self, engine, interrupting, stored, taken):
+        devpi = interrupting(taken=taken)
+        line = one_error_line(invoke("password", "--rotate"), 130)
+        instance = Instance("default")
+        assert str(instance.pending_password_file) in line and str(instance.password_file) in line
+        assert read_root_password(instance) == stored
+        assert devpi.password in (stored, instance.pending_password_file.read_text().strip())
+        assert stored not in line and devpi.password not in line
+
+    @pytest.mark.parametrize("taken", [True, False], ids=["devpi-took-it", "devpi-never-got-it"])
+    def test_the_next_rotation_asks_devpi_and_keeps_the_one_it_holds(self, engine, interrupting, stored, taken):
+        devpi = interrupting(taken=taken)
+        assert invoke("password", "--rotate").exit_code == 130
+        devpi.signal = None  # the next run is not interrupted
+        result = invoke("password", "--rotate")
+        assert result.exit_code == 0, result.output
+        instance = Instance("default")
+        assert read_root_password(instance) == devpi.password
+        assert sorted(state_files()) == ["root-password"]
+        settled = "moved" if taken else "dropped"
+        assert settled in result.stdout and str(instance.pending_password_file) in result.stdout
+
+    def test_sigterm_takes_the_same_path(self, engine, interrupting, stored):
+        from devpictl.errors import Terminated
+
+        devpi = interrupting(taken=True, signal=Terminated)
+        one_error_line(invoke("password", "--rotate"), 130)
+        assert Instance("default").pending_password_file.read_text().strip() == devpi.password
+
+
+class TestSettlePending:
+    """Any command that logs in as root (up, set-upstream, rotate) first settles a pending password."""
+
+    def test_taken_pending_password_becomes_the_stored_one(self, stored):
+        from devpictl.cache import login_root
+        from devpictl.settings import stage_root_password
+
+        instance = Instance("default")
+        stage_root_password(instance, "the-new-one")
+        server = FakeDevpiUsers("the-new-one")
+        with DevpiClient("http://127.0.0.1:3141", transport=server.transport()) as client:
+            note = login_root(client, instance)
+        assert read_root_password(instance) == "the-new-one"
+        assert not instance.pending_password_file.exists()
+        assert str(instance.password_file) in note
+
+    def test_refused_pending_password_is_dropped(self, stored):
+        from devpictl.cache import login_root
+        from devpictl.settings import stage_root_password
+
+        instance = Instance("default")
+        stage_root_password(instance, "never-taken")
+        server = FakeDevpiUsers(stored)
+        with DevpiClient("http://127.0.0.1:3141", transport=server.transport()) as client:
+            note = login_root(client, instance)
+        assert read_root_password(instance) == stored
+        assert not instance.pending_password_file.exists()
+        assert "dropped" in note
+        assert server.calls() == [("POST", "/+login"), ("POST", "/+login")]
+
+
+SIGTERM_SELF = """
+import os, signal, sys, time
+from devpictl import cli
+from devpictl.errors import Terminated
+
+@cli.app.command("term-self")
+def term_self():
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)
+    except Terminated:
+        print("cleaned up")
+        raise
+
+sys.argv = ["devpictl", "term-self"]
+cli.main()
+"""
+
+
+def test_main_turns_sigterm_into_the_interrupt_clean_up_path():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", SIGTERM_SELF], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 143, done.stderr  # without the handler: -15, nothing cleaned up
+    assert done.stdout == "cleaned up\n"
+
+
+class TestOneCommandAtATime:
+    """A second state-changing command on the same cache fails clearly instead of racing the first."""
+
+    @pytest.mark.parametrize("args", [["up"], ["down"], ["password", "--rotate"], ["set-upstream", "tuna"]])
+    def test_a_held_lock_refuses_the_second_command(self, engine, stored, args):
+        from devpictl.settings import cache_lock
+
+        before = state_files()
+        with cache_lock(Instance("default")):
+            line = one_error_line(invoke(*args), 4)
+        assert "another devpictl command" in line and "cache 'default'" in line
+        assert engine.calls == [] and state_files() == before
+
+    def test_the_lock_dir_is_private_and_a_shared_one_is_refused(self, stored, tmp_path, monkeypatch):
+        import stat
+
+        from devpictl.errors import BadInput
+        from devpictl.settings import cache_lock, lock_file
+
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+        (tmp_path / "run").mkdir()
+        directory = lock_file(Instance("default")).parent
+        assert directory.parent == tmp_path / "run" and stat.S_IMODE(directory.stat().st_mode) == 0o700
+        directory.chmod(0o777)  # another user could plant or hold locks here
+        with pytest.raises(BadInput, match="is not a private directory of yours"), cache_lock(Instance("default")):
+            pass
+
+    def test_the_same_name_in_another_data_dir_is_another_cache(self, stored, tmp_path, monkeypatch):
+        from devpictl.settings import lock_file
+
+        first = lock_file(Instance("default"))
+        monkeypatch.setenv("DEVPICTL_DATA_DIR", str(tmp_path / "elsewhere"))
+        assert lock_file(Instance("default")) != first
+
+    def test_other_caches_are_not_held_up(self, stored):
+        from devpictl.settings import cache_lock
+
+        with cache_lock(Instance("default")), cache_lock(Instance("other")):
+            pass
+
+    def test_released_at_the_end_even_after_an_error(self, stored):
+        from devpictl.settings import cache_lock, lock_file
+
+        with pytest.raises(RuntimeError), cache_lock(Instance("default")):
+            raise RuntimeError("boom")
+        assert not lock_file(Instance("default")).exists()
+        with cache_lock(Instance("default")):
+            pass
+
+    def test_a_killed_holder_does_not_block_the_next_command(self, stored):
+        import subprocess
+        import sys
+
+        # The child takes the lock and dies by SIGKILL, leaving its file behind.
+        code = "import os, signal; from devpictl.settings import Instance, cache_lock\nwith cache_lock(Instance('default')):\n    os.kill(os.getpid(), signal.SIGKILL)"
+        done = subprocess.run([sys.executable, "-c", code], timeout=60)
+        assert done.returncode == -9
+        from devpictl.settings import cache_lock
+
+        with cache_lock(Instance("default")):
+            pass

@@ -204,6 +204,20 @@ class TestWriteAndUndo:
         ok("--undo")
         assert not (home / ".config/pip/pip.conf").exists()
 
+    @pytest.mark.parametrize("existing", [None, 0o644], ids=["new-files", "files-others-could-read"])
+    def test_an_index_url_with_credentials_is_written_for_the_owner_only(self, home, existing):
+        import stat
+
+        files = [home / ".config/pip/pip.conf", home / ".config/uv/uv.toml"]
+        for path in files if existing else ():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("")
+            path.chmod(existing)
+        ok("--url", "http://ci:t0ken@cache.example:3141/root/pypi/+simple/", "-t", "pip,uv", "--write")
+        assert [stat.S_IMODE(path.stat().st_mode) for path in files] == [0o600, 0o600]
+        ok("--url", URL, "-t", "pip", "--write")  # without credentials the mode stays
+        assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+
     def test_undo_dry_run(self, home):
         ok("--url", URL, "--write")
         out = ok("--undo", "--dry-run").stdout

@@ -230,16 +230,19 @@ def test_uv_resolves_from_the_index_in_its_config_file(tool_env, isolation, tmp_
     assert path.read_bytes() == original
 
 
-def tool_or_skip(name: str) -> str:
-    # The test extra installs the tool next to this Python; PATH may not name that venv.
+def tool_or_fail(name: str) -> str:
+    """The tool's path; a missing tool fails the test (CI must not pass by skipping it).
+
+    The test extra installs the tool next to this Python; PATH may not name that venv.
+    """
     found = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     if not found:
-        pytest.skip(f"{name} is not installed (it comes with devpictl's test extra: pip install -e '.[test]')")
+        pytest.fail(f"{name} is not installed (it comes with devpictl's test extra: pip install -e '.[test]')")
     return found
 
 
 def test_pdm_reads_its_global_config(tool_env, isolation, tmp_path):
-    pdm = tool_or_skip("pdm")
+    pdm = tool_or_fail("pdm")
     path = isolation / ".config/pdm/config.toml"
     # check_update = false also keeps pdm off the network.
     original = write(path, "# mine\ncheck_update = false\n\n[venv]\nbackend = \"venv\"  # no virtualenv here\n")
@@ -257,7 +260,7 @@ def test_pdm_reads_its_global_config(tool_env, isolation, tmp_path):
 
 
 def test_poetry_reads_the_project_source(tool_env, tmp_path):
-    poetry = tool_or_skip("poetry")
+    poetry = tool_or_fail("poetry")
     project = tmp_path / "project"
     original = write(project / "pyproject.toml", (
         "[project]\n"
@@ -289,7 +292,7 @@ def test_poetry_reads_the_project_source(tool_env, tmp_path):
 
 
 def test_pipenv_locks_from_the_first_source_in_its_pipfile(tool_env, tmp_path, local_index):
-    pipenv = tool_or_skip("pipenv")
+    pipenv = tool_or_fail("pipenv")
     url, served = local_index
     project = tmp_path / "project"
     version = f"{sys.version_info.major}.{sys.version_info.minor}"

@@ -1,0 +1,211 @@
+"""Backup and restore with a fake engine: the archive is checked whole, and --force keeps the old data until the import worked."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from devpictl import backup as bkp
+from devpictl.cache import QuietReporter
+from devpictl.errors import DevpiError, Interrupted
+from devpictl.image import DEFAULT_IMAGE, DEVPI_UID
+from devpictl.settings import Instance, ensure_root_password, read_root_password
+from tests.unit.fakes import FakeContainer, FakeEngine, backup_archive
+
+
+class RestoreEngine(FakeEngine):
+    """An engine where the restore container runs: its execs answer through ``answer`` and land in ``calls``."""
+
+    def __init__(self, answer, **kwargs):
+        super().__init__(images=(DEFAULT_IMAGE,), **kwargs)
+        self.answer = answer
+        self.archives: list[bytes] = []
+        self.containers.create = self.create_helper
+        self.volumes.create = lambda name, **kw: (self.calls.append("volumes.create"), self.volume_names.add(name))
+        self.removed_volumes: list[str] = []
+
+    def create_helper(self, image, **kwargs):
+        self.calls.append("containers.create")
+        self.helper_kwargs = kwargs
+        engine = self
+
+        class Helper(FakeContainer):
+            def put_archive(self, path, data):
+                engine.archives.append(data if isinstance(data, bytes) else data.read())
+                return super().put_archive(path, data)
+
+            def remove(self, **kw):
+                engine.calls.append("helper.remove")
+
+        def answer(cmd, env):
+            self.calls.append(f"exec {cmd[0]} {cmd[-1] if cmd[0] == 'sh' else ''}".strip())
+            return self.answer(cmd)
+
+        return Helper(self, "restore-helper", exec_answers=answer)
+
+    def _get_volume(self, name):
+        volume = super()._get_volume(name)
+        volume.remove = lambda: (self.calls.append("volume.remove"), self.volume_names.discard(name))
+        return volume
+
+
+def ok(cmd):
+    return 0, b""
+
+
+def failing(program: str, answer=(1, b"devpi-import: fatal: something broke\n")):
+    def handle(cmd):
+        if program in cmd[0] or program in " ".join(cmd):
+            if isinstance(answer, type) and issubclass(answer, BaseException):
+                raise answer()
+            return answer
+        return 0, b""
+
+    return handle
+
+
+@pytest.fixture
+def archive(tmp_path):
+    return backup_archive(tmp_path / "backup.tar.gz")
+
+
+def running_cache(engine: RestoreEngine) -> FakeContainer:
+    ensure_root_password(Instance("default"))
+    return engine.add("default")
+
+
+def cache_container_removed(engine) -> bool:
+    return "container.stop" in engine.calls  # ctr.remove stops the cache; the helper is only removed
+
+
+class TestRestoreForce:
+    def test_the_old_container_goes_only_after_the_import_and_the_password_worked(self, archive):
+        engine = RestoreEngine(ok)
+        running_cache(engine)
+        result = bkp.restore(engine, Instance("default"), archive, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
+        calls = engine.calls
+        assert calls.index("exec devpi-import") < calls.index("container.stop")
+        assert calls.index("exec devpi-import") < calls.index("exec sh " + bkp.SWAP)
+        assert [c for c in calls if "devpi-passwd" in c][0] and calls.index("container.stop") < calls.index("exec sh " + bkp.SWAP)
+        assert "volume.remove" not in calls  # the data is swapped inside the volume, never deleted first
+        assert result.restart is False  # nothing remembered: the user starts it
+        # The import container has no network and the cache's volume at /data.
+        assert engine.helper_kwargs["network_mode"] == "none"
+        assert engine.helper_kwargs["volumes"] == {"devpictl-default-data": {"bind": "/data", "mode": "rw"}}
+
+    @pytest.mark.parametrize("status, restart", [("running", True), ("exited", False)])
+    def test_a_running_cache_with_remembered_settings_is_started_again(self, archive, status, restart):
+        from devpictl.settings import save_remembered
+
+        engine = RestoreEngine(ok)
+        running_cache(engine).status = status
+        save_remembered(Instance("default"), {"port": 3141})
+        result = bkp.restore(engine, Instance("default"), archive, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
+        assert result.restart is restart
+
+    @pytest.mark.parametrize("program", ["devpi-import", "devpi-passwd"])
+    def test_a_failed_import_keeps_the_old_data_and_container(self, archive, program):
+        engine = RestoreEngine(failing(program))
+        running_cache(engine)
+        before = read_root_password(Instance("default"))
+        with pytest.raises(DevpiError, match="nothing was changed"):
+            bkp.restore(engine, Instance("default"), archive, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
+        assert not cache_container_removed(engine)
+        assert "volume.remove" not in engine.calls
+        assert not any(bkp.SWAP in c for c in engine.calls)
+        assert engine.calls.count("exec rm") == 2  # the stage dir: emptied before, removed after
+        assert read_root_password(Instance("default")) == before
+
+    def test_an_interrupted_import_keeps_the_old_data_and_says_so(self, archive):
+        engine = RestoreEngine(failing("devpi-import", KeyboardInterrupt))
+        running_cache(engine)
+        with pytest.raises(Interrupted, match="data of cache 'default' is unchanged"):
+            bkp.restore(engine, Instance("default"), archive, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
+        assert not cache_container_removed(engine)
+        assert "volume.remove" not in engine.calls
+
+    def test_a_failed_restore_into_a_new_cache_leaves_no_volume_and_no_password(self, archive):
+        engine = RestoreEngine(failing("devpi-import"))
+        with pytest.raises(DevpiError):
+            bkp.restore(engine, Instance("fresh"), archive, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
+        assert "volumes.create" in engine.calls and "volume.remove" in engine.calls
+        assert not Instance("fresh").password_file.exists()
+
+
+class TestWhatTheEngineExtracts:
+    def test_only_files_and_directories_owned_by_devpi_without_special_bits(self, archive):
+        engine = RestoreEngine(ok)
+        bkp.restore(engine, Instance("fresh"), archive, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
+        [handed] = [a for a in engine.archives if b"dataindex.json" in a]
+        with tarfile.open(fileobj=io.BytesIO(handed)) as tar:
+            members = tar.getmembers()
+            names = [m.name for m in members]
+            assert bkp.MANIFEST not in names
+            assert all(m.name.startswith(bkp.EXPORT_DIR) for m in members)
+            assert all(m.isreg() or m.isdir() for m in members)
+            assert all(m.uid == DEVPI_UID and m.gid == DEVPI_UID for m in members)
+            assert {(m.name, m.type, m.mode) for m in members if m.isdir()} == {(bkp.EXPORT_DIR, tarfile.DIRTYPE, 0o700)}
+            assert all(m.mode == 0o600 for m in members if not m.isdir())
+            wheel = tar.extractfile(f"{bkp.EXPORT_DIR}/root/dev/six-1.16.0-py2.py3-none-any.whl").read()
+        assert wheel == b"wheel bytes " * 100
+
+
+class TestReadManifest:
+    def test_an_archive_without_export_data(self, tmp_path):
+        path = tmp_path / "only-manifest.tar.gz"
+        with tarfile.open(path, "w:gz") as tar:
+            data = b'{"format": 1}'
+            info = tarfile.TarInfo(bkp.MANIFEST)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        with pytest.raises(Exception, match="no devpi-export data in it") as info:
+            bkp.read_manifest(path)
+        assert str(path) in str(info.value)
+
+    @pytest.mark.parametrize("manifest", [None, b'{"format": 2}', b"[1]"], ids=["missing", "other-format", "not-an-object"])
+    def test_the_manifest_is_checked(self, tmp_path, manifest):
+        path = tmp_path / "m.tar.gz"
+        with tarfile.open(path, "w:gz") as tar:
+            members = [(f"{bkp.EXPORT_DIR}/dataindex.json", b'{"dumpversion": "2", "users": {}, "indexes": {}}')]
+            if manifest is not None:
+                members.append((bkp.MANIFEST, manifest))
+            for name, data in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        with pytest.raises(Exception, match=f"no {bkp.MANIFEST} of format 1"):
+            bkp.read_manifest(path)
+
+    @pytest.mark.parametrize("dataindex, fragment", [
+        ({"dumpversion": "2", "users": [], "indexes": {}}, "lists no users and indexes"),
+        ({"dumpversion": "1", "users": {}, "indexes": {}}, None),
+        ({"dumpversion": 2, "users": {}, "indexes": {}}, "dump version 1 or 2"),
+    ])
+    def test_dataindex_is_checked(self, tmp_path, dataindex, fragment):
+        path = backup_archive(tmp_path / "a.tar.gz", dataindex=dataindex)
+        if fragment is None:
+            assert bkp.read_manifest(path)["format"] == bkp.FORMAT
+            return
+        with pytest.raises(Exception, match=fragment) as info:
+            bkp.read_manifest(path)
+        assert str(path) in str(info.value)
+
+
+class TestBackupExportDir:
+    def test_each_backup_exports_to_its_own_directory(self, tmp_path):
+        engine = FakeEngine()
+        seen = []
+
+        def answer(cmd, env):
+            if cmd[0] == "devpi-export":
+                seen.append(cmd[-1])
+                return 1, b"stop here\n"
+            return 0, b""
+
+        engine.add("default", exec_answers=answer)
+        for n in range(2):
+            with pytest.raises(DevpiError):
+                bkp.backup(engine, Instance("default"), tmp_path / f"b{n}.tar.gz", include_files=False, reporter=QuietReporter())
+        assert len(set(seen)) == 2 and all(s.startswith("/data/.devpictl-export-") for s in seen)
