@@ -1,0 +1,70 @@
+"""README.md tells the truth about the CLI: its command table and option lists match `--help`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+from typer.core import TyperArgument, TyperGroup, TyperOption
+
+from devpictl.cli import app
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+START, END = "<!-- options: made from the CLI; tests/unit/test_readme.py -->", "<!-- end of options -->"
+
+
+def commands(group=None, prefix: tuple[str, ...] = ()):
+    """(path, command) of every command people see, subcommands after their group."""
+    group = group or typer.main.get_command(app)
+    for name, command in group.commands.items():
+        if command.hidden:
+            continue
+        yield (*prefix, name), command
+        if isinstance(command, TyperGroup):
+            yield from commands(command, (*prefix, name))
+
+
+def describe(param) -> str:
+    if isinstance(param, TyperArgument):
+        return (param.metavar or param.name.upper()) + ("..." if param.nargs == -1 else "")
+    names = [*param.opts, *param.secondary_opts]
+    return "/".join(f"{n}" for n in names)
+
+
+def options_block() -> str:
+    """The README's option list, as the CLI defines it today."""
+    lines = [START]
+    for path, command in commands():
+        params = [p for p in command.params if isinstance(p, (TyperOption, TyperArgument)) and p.name != "help"]
+        shown = ", ".join(f"`{describe(p)}`" for p in params) or "none"
+        lines.append(f"- `devpictl {' '.join(path)}`: {shown}")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def test_the_option_lists_are_the_clis():
+    text = README.read_text()
+    assert START in text and END in text, "README lost its option list"
+    written = text[text.index(START):text.index(END) + len(END)]
+    assert written == options_block(), "README's option list is out of date; replace it with:\n" + options_block()
+
+
+def test_the_command_table_names_every_command():
+    text = README.read_text()
+    table = text[text.index("| command | what it does |"):]
+    table = table[:table.index("\n\n")]
+    named = set(re.findall(r"^\| `([a-z-]+)", table, flags=re.M))
+    assert named == {path[0] for path, _ in commands()}
+
+
+def test_the_layout_names_every_module_and_template():
+    text = README.read_text()
+    layout = text[text.index("## Layout"):]
+    root = README.parent
+    names = [p.name for p in (root / "devpictl").glob("*.py") if not p.name.startswith("__")]
+    names += [p.stem for p in (root / "devpictl" / "clientconfig").glob("*.py") if not p.name.startswith("__")]
+    names += [p.name for p in (root / "devpictl" / "cli").glob("*.py") if not p.name.startswith("__")]
+    names += [p.name for p in (root / "templates").iterdir()]
+    missing = [name for name in names if name not in layout]
+    assert missing == [], f"README's Layout does not name {missing}"
