@@ -869,10 +869,6 @@ def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool,
     official = official_url(container)
     check_not_itself(container, upstream, official)
     keep_credentials(container, instance, upstream, official)
-    if check:
-        url = effective_url(upstream, official)
-        with reporter.waiting(f"Checking that {url} answers"):
-            check_upstream(container, url, probe_project)
     actions: list[str] = []
     measure = core_metadata_measurement(container, reporter, probe_project=probe_project, check=check, offline=False)
     with DevpiClient(ctr.local_base_url(container)) as client:
@@ -880,6 +876,10 @@ def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool,
         if settled:
             actions.append(settled)
         previous = find_by_url(client.get_index().get("mirror_url"), official)
+        url = effective_url(upstream, official)
+        if check and url != effective_url(previous, official):  # the cache's own upstream needs no check
+            with reporter.waiting(f"Checking that {url} answers"):
+                check_upstream(container, url, probe_project)
         configure_upstream(
             client, upstream, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure
         )

@@ -39,7 +39,7 @@ def backup(
     if json_output:
         ui.print_json({"name": instance.name, "path": str(result.path), "bytes": result.size, "include_files": result.include_files})
     else:
-        ui.out.print(f"Wrote {result.path} ({result.size / 1e6:.1f} MB)")
+        ui.out.print(f"Wrote {result.path} ({ui.human_size(result.size)})")
 
 
 def restore(

@@ -178,7 +178,7 @@ def status(
         ("devpi-server", st.devpi_version or "-"),
         ("front server", "nginx" if st.front_server else "off (devpi alone)"),
         ("core metadata", describe_core_metadata(st)),
-        ("cache size", megabytes(st.cache_bytes)),
+        ("cache size", ui.human_size(st.cache_bytes)),
         ("image", st.image or "-"),
         ("volume", st.volume),
         ("root password", f"in {st.password_file}"),
@@ -186,10 +186,6 @@ def status(
     ]
     for key, value in rows:
         ui.out.print(f"{key:>14}: {value}")
-
-
-def megabytes(size: int | None) -> str:
-    return f"{size / 1e6:.1f} MB" if size is not None else "unknown"
 
 
 def ls(json_output: bool = options.JSON) -> None:
@@ -221,7 +217,7 @@ def show_caches(caches, json_output: bool) -> None:
         table.add_column(column, overflow="fold")
     for c in caches:
         state = c.state if c.health in (None, "none") else f"{c.state} ({c.health})"
-        table.add_row(c.name, state, c.index_url or "-", c.upstream_name or "-", megabytes(c.cache_bytes), c.next_step)
+        table.add_row(c.name, state, c.index_url or "-", c.upstream_name or "-", ui.human_size(c.cache_bytes), c.next_step)
     ui.out.print(table)
 
 

@@ -44,8 +44,8 @@ def prune(
     verb = "Would remove" if dry_run else "Removed"
     if dry_run:
         for item in result.removed:
-            ui.out.print(f"  {item['file']} ({item['bytes'] / 1e6:.1f} MB, unused {item['unused_days']} days)", markup=False)
+            ui.out.print(f"  {item['file']} ({ui.human_size(item['bytes'])}, unused {item['unused_days']} days)", markup=False)
     ui.out.print(
-        f"{verb} {len(result.removed)} of {result.files} mirrored files ({result.freed_bytes / 1e6:.1f} MB); "
-        f"{result.kept_bytes / 1e6:.1f} MB of mirrored files {'would stay' if dry_run else 'stay'} in cache {result.name!r}."
+        f"{verb} {len(result.removed)} of {result.files} mirrored files ({ui.human_size(result.freed_bytes)}); "
+        f"{ui.human_size(result.kept_bytes)} of mirrored files {'would stay' if dry_run else 'stay'} in cache {result.name!r}."
     )

@@ -17,6 +17,17 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def human_size(size: int | None) -> str:
+    """Bytes as people read them: 29 kB, 12.5 MB, 1.20 GB (decimal units); "unknown" for None."""
+    if size is None:
+        return "unknown"
+    if size >= 1e9:
+        return f"{size / 1e9:.2f} GB"
+    if size >= 1e6:
+        return f"{size / 1e6:.1f} MB"
+    return f"{-(-size // 1000)} kB" if size else "0 kB"
+
+
 def print_error(exc: Exception) -> None:
     err.print(Text(f"error: {exc}", style="bold red"))
 

@@ -60,7 +60,7 @@ def warm(
         ui.print_json({"name": instance.name, "index_url": index_url, "packages": len(pins), **report.as_dict()})
     else:
         ui.out.print(
-            f"Cache {instance.name!r}: stored {report.count(core.STORED)} files ({report.stored_bytes / 1e6:.1f} MB), "
+            f"Cache {instance.name!r}: stored {report.count(core.STORED)} files ({ui.human_size(report.stored_bytes)}), "
             f"{report.count(core.PRESENT)} were there already; {len(pins)} packages for {core.describe(targets)}."
         )
         for result in report.files:

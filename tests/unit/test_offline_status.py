@@ -325,6 +325,16 @@ class TestUpOffline:
         assert seen["measured"] == [] and seen["server"][0].patches() == []
         assert result.core_metadata is False
 
+    def test_set_upstream_to_the_upstream_it_has_asks_no_network(self, running_cache, monkeypatch):
+        engine, make, seen = running_cache
+        make(False, configured(TUNA))
+        monkeypatch.setattr(cache, "check_not_itself", lambda *a: None)
+        monkeypatch.setattr(cache, "keep_credentials", lambda *a: None)
+        monkeypatch.setattr(cache, "core_metadata_measurement", lambda *a, **k: None)
+        monkeypatch.setattr(cache, "core_metadata_state", lambda *a: False)
+        result = cache.set_upstream(engine, Instance("default"), TUNA, check=True, probe_project=None, reporter=cache.QuietReporter())
+        assert seen["checked"] == [] and result.actions == []
+
     def test_set_upstream_on_an_offline_cache_is_a_conflict(self, running_cache):
         engine, make, _ = running_cache
         make(True, configured(OFFICIAL))

@@ -91,8 +91,8 @@ class TestCommand:
     def test_dry_run_lists_and_sums(self, cache):
         result = CliRunner().invoke(app, ["prune", "--max-size", "1K", "--dry-run"])
         assert result.exit_code == 0, result.output
-        assert "  ab/cdef/old.whl (0.0 MB, unused 30.0 days)" in result.stdout
-        assert "Would remove 2 of 3 mirrored files (0.0 MB); 0.0 MB of mirrored files would stay" in result.stdout
+        assert "  ab/cdef/old.whl (1 kB, unused 30.0 days)" in result.stdout
+        assert "Would remove 2 of 3 mirrored files (2 kB); 1 kB of mirrored files would stay" in result.stdout
         [(cmd, _)] = cache.execs
         assert cmd[0] == f"{img.VENV}/bin/python" and cmd[-3:] == ["--max-bytes", "1024", "--dry-run"]
 

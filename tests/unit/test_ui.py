@@ -47,3 +47,9 @@ class TestBuildProgress:
         reporter = ui.RichReporter(Console(file=buffer, width=120, color_system=None))
         reporter.log("Step 1/2 : FROM base")
         assert buffer.getvalue() == "  Step 1/2 : FROM base\n"
+
+
+def test_sizes_people_read():
+    assert [ui.human_size(n) for n in (None, 0, 1, 29_000, 12_500_000, 1_200_000_000)] == [
+        "unknown", "0 kB", "1 kB", "29 kB", "12.5 MB", "1.20 GB"
+    ]
