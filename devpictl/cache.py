@@ -892,7 +892,7 @@ class Status:
     name: str
     state: str
     health: str
-    url: str | None
+    index_url: str | None
     upstream: str | None
     upstream_name: str | None
     devpi_version: str | None
@@ -970,7 +970,7 @@ def status(engine, instance: Instance) -> Status:
         name=instance.name,
         state=container.status,
         health=ctr.health(container),
-        url=url,
+        index_url=url,
         upstream=upstream_url,
         upstream_name=upstream_name,
         devpi_version=version,

@@ -172,7 +172,7 @@ def status(
     rows = [
         ("cache", st.name),
         ("state", f"{st.state} (health: {st.health})"),
-        ("index url", st.url or "-"),
+        ("index url", st.index_url or "-"),
         ("upstream", f"{st.upstream_name} {st.upstream} ({describe_reachability(st)})" if st.upstream else "-"),
         ("offline mode", "on (serves only cached files; the upstream is not asked)" if st.offline else "off"),
         ("devpi-server", st.devpi_version or "-"),

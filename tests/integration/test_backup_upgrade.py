@@ -151,7 +151,7 @@ def test_restore_into_a_new_cache_brings_users_indexes_uploads_and_files(state, 
 
 def test_restore_force_replaces_the_data_of_a_running_cache(state, engine, test_upstream):
     """--force on a running cache: the import lands beside the old data, then takes its place, and up brings it back."""
-    base = json.loads(run_cli("status", "--name", COPY, "--json", env=state["env"]).stdout)["url"].split("/root/pypi/")[0]
+    base = json.loads(run_cli("status", "--name", COPY, "--json", env=state["env"]).stdout)["index_url"].split("/root/pypi/")[0]
     auth = ("root", password(state, COPY))
     made = httpx.put(f"{base}/root/scratch", json={"type": "stage", "bases": []}, auth=auth, headers={"Accept": "application/json"}, trust_env=False)
     assert made.status_code in (200, 201), made.text
@@ -171,7 +171,7 @@ def test_a_backup_taken_while_uploads_land_restores_whole(state, devpi_image, tm
     archive with its file, or not at all. devpi-import checks every file the export lists."""
     import threading
 
-    base = json.loads(run_cli("status", "--name", COPY, "--json", env=state["env"]).stdout)["url"].split("/root/pypi/")[0]
+    base = json.loads(run_cli("status", "--name", COPY, "--json", env=state["env"]).stdout)["index_url"].split("/root/pypi/")[0]
     auth = ("root", password(state, COPY))
     stop = threading.Event()
     uploaded: list[int] = []

@@ -123,7 +123,7 @@ def test_status_reports_the_cache(cache):
     assert st["state"] == "running"
     assert st["upstream_name"] == "pypi"
     assert st["devpi_version"] == "6.20.3"
-    assert st["url"] == cache["index_url"]
+    assert st["index_url"] == cache["index_url"]
     assert st["cache_bytes"] > 10_000  # six's wheel is stored
     assert st["front_server"] is True
     # `up` measured the official index's core metadata; the pages say what status says.

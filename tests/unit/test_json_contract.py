@@ -1,0 +1,73 @@
+"""The shape of every `--json` answer a script may read, pinned: a key that goes or changes fails here.
+
+The same thing has the same key everywhere: `name` for the cache, `index_url` for its URL.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from devpictl import cache
+from devpictl import container as ctr
+from devpictl.cli import app
+from devpictl.mirrors import CATALOG
+from devpictl.settings import Instance, store_root_password
+from tests.unit.fakes import FakeEngine
+
+URL = "http://cache.example:3141/root/pypi/+simple/"
+
+
+@pytest.fixture
+def engine(monkeypatch) -> FakeEngine:
+    engine = FakeEngine()
+    monkeypatch.setattr(ctr, "connect", lambda: engine)
+    monkeypatch.setattr(cache, "serving", lambda container, timeout=10: cache.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {}))
+    monkeypatch.setattr(cache, "upstream_reachability", lambda *a, **k: (True, None))
+    monkeypatch.setattr(cache, "describe_core_metadata", lambda *a: (False, "not measured"))
+    return engine
+
+
+def answer(*args: str):
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_status(engine):
+    engine.add("default", exec_answers=lambda cmd, env: (0, b"12345\t/data\n"))
+    assert sorted(answer("status", "--name", "default")) == [
+        "cache_bytes", "core_metadata", "core_metadata_note", "devpi_version", "front_server", "health", "image",
+        "index_url", "name", "next_step", "offline", "password_file", "state", "upstream", "upstream_name",
+        "upstream_problem", "upstream_reachable", "volume",
+    ]
+
+
+def test_ls(engine):
+    engine.add("default")
+    [entry] = answer("ls")
+    assert sorted(entry) == ["cache_bytes", "health", "index_url", "name", "next_step", "state", "upstream", "upstream_name", "volume"]
+
+
+def test_prune(engine):
+    reply = {"files": 0, "bytes": 0, "freed_bytes": 0, "kept_bytes": 0, "dry_run": True, "removed": []}
+    engine.add("default", exec_answers=lambda cmd, env: (0, json.dumps(reply).encode()))
+    assert sorted(answer("prune", "--max-size", "1G", "--dry-run")) == ["bytes", "dry_run", "files", "freed_bytes", "kept_bytes", "name", "removed"]
+
+
+def test_mirrors():
+    rows = answer("mirrors")
+    assert {tuple(sorted(row)) for row in rows} == {("name", "note", "url")}
+
+
+def test_pip_config():
+    data = answer("pip-config", "--url", URL, "--tool", "pip")
+    assert sorted(data) == ["index_url", "tools", "written"]
+    assert sorted(data["tools"]["pip"]) == ["env", "file", "settings"]
+
+
+def test_password_show():
+    store_root_password(Instance("default"), "s3cret")
+    assert sorted(answer("password", "--show")) == ["name", "password", "password_file"]
