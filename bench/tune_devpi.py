@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench  # noqa: E402
-
 from devpictl.devpi import DevpiClient  # noqa: E402
 
 OPTION_SETS = [

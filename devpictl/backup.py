@@ -17,7 +17,7 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from devpictl import __version__
@@ -61,7 +61,7 @@ class BackupResult:
 
 
 def default_path(instance: Instance) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return Path.cwd() / f"devpictl-{instance.name}-{stamp}.tar.gz"
 
 
@@ -116,7 +116,7 @@ def backup(engine, instance: Instance, path: Path, *, include_files: bool, repor
         manifest = {
             "format": FORMAT,
             "cache": instance.name,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "devpictl": __version__,
             "devpi_server": version,
             "include_files": include_files,

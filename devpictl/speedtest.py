@@ -239,7 +239,7 @@ async def measure_async(
 async def _guarded(client, result, project, timeout, download, cap, notify) -> None:
     try:
         await asyncio.wait_for(_measure_one(client, result, project, timeout, download, cap, notify), timeout + ABANDON_AFTER)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         _fail(result, TIMEOUT, f"no result within {timeout:g} s")
     except Exception as exc:  # one mirror's surprise must not sink the others
         _fail(result, ERROR, _short(exc))
@@ -294,7 +294,7 @@ async def _measure_one(client: httpx.AsyncClient, result: MirrorResult, project:
                     chunk = await _within(deadline, chunks.__anext__())
                 except StopAsyncIteration:
                     break
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if result.bytes:
                         break  # the time limit ends the sample, not the measurement
                     raise
@@ -304,7 +304,7 @@ async def _measure_one(client: httpx.AsyncClient, result: MirrorResult, project:
             await response.aclose()
         result.status = OK
         result.reason = ""
-    except (asyncio.TimeoutError, httpx.TimeoutException):
+    except (TimeoutError, httpx.TimeoutException):
         _fail(result, TIMEOUT, f"{phase} within {timeout:g} s")
     except httpx.ConnectError as exc:
         _fail(result, *_connect_failure(exc))
@@ -326,7 +326,7 @@ async def _check_core_metadata(client: httpx.AsyncClient, result: MirrorResult, 
             body = await _within(own_deadline, response.aread()) if response.status_code == 200 else b""
         finally:
             await response.aclose()
-    except (asyncio.TimeoutError, httpx.TimeoutException):
+    except (TimeoutError, httpx.TimeoutException):
         check = coremetadata.MetadataCheck(False, f"{name}.metadata did not answer in time")
     except httpx.HTTPError as exc:
         check = coremetadata.MetadataCheck(False, f"{name}.metadata: {_short(exc)}")
@@ -341,7 +341,7 @@ async def _within(deadline: float, awaitable: Awaitable[T]) -> T:
     if left <= 0:
         if asyncio.iscoroutine(awaitable):
             awaitable.close()
-        raise asyncio.TimeoutError
+        raise TimeoutError
     return await asyncio.wait_for(awaitable, left)
 
 

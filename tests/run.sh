@@ -5,6 +5,7 @@
 #
 #   1. a fresh virtual environment with the newest versions pyproject allows;
 #   2. deptry: devpictl, bench/ and tests/ import only what pyproject declares;
+#      ruff lints them;
 #   3. the unit tests in a second fresh environment holding the LOWEST versions
 #      pyproject allows (uv's --resolution lowest-direct);
 #   4. the whole suite (unit + Docker) on the newest versions. Arguments go to
@@ -43,6 +44,9 @@ say "deptry: every import declared, every declared dependency used"
 # tests/ and bench/ against the test extra too (unused runtime dependencies are fine there).
 "$NEWEST/bin/deptry" . --exclude '^(devpictl|templates|\.venv)/' --ignore DEP002 \
     --optional-dependencies-dev-groups none
+
+say "ruff: lint ([tool.ruff] in pyproject.toml)"
+"$NEWEST/bin/ruff" check devpictl tests bench
 
 say "unit tests on the lowest versions pyproject allows: $LOWEST"
 python3 -m venv --clear "$LOWEST"

@@ -228,7 +228,7 @@ def speed_test(
         results = speedtest.measure(targets, project=project, timeout=timeout, download=download)
         if console is not None:
             console.print(results_table(results))
-    pairs = list(zip(chosen, results))
+    pairs = list(zip(chosen, results, strict=True))
     return sorted(pairs, key=lambda pair: (pair[1].rank is None, pair[1].rank or 0))
 
 

@@ -180,7 +180,7 @@ class Manifest:
                 "scope": change.scope,
                 "backup": None,
                 "mode": _mode(change.path),
-                "first_write": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "first_write": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             }
             if original is not None:
                 name = f"{hashlib.sha256(key.encode()).hexdigest()[:16]}-{change.path.name}"

@@ -50,7 +50,7 @@ def test_fifty_concurrent_installers(cache, tmp_path):
     deadline = time.monotonic() + TOTAL_TIMEOUT
     failures = []
     try:
-        for dest, proc in procs:
+        for _dest, proc in procs:
             output, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
             if proc.returncode != 0:
                 failures.append(output[-600:])

@@ -15,16 +15,14 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from typer.testing import CliRunner
 
-from devpictl import cache
+from devpictl import cache, simplepage
 from devpictl import container as ctr
 from devpictl import image as img
-from devpictl import simplepage
 from devpictl.cli import app
-from devpictl.mirrors import parse_index_url, resolve
+from devpictl.mirrors import OFFICIAL, parse_index_url, resolve
 from devpictl.settings import Instance, ensure_root_password
-from tests.unit.test_cache import OFFICIAL_URL, ROOT_PASSWORD, FakeDevpi, configured
 from tests.unit.fakes import FakeEngine
-from devpictl.mirrors import OFFICIAL
+from tests.unit.test_cache import OFFICIAL_URL, ROOT_PASSWORD, FakeDevpi, configured
 
 SECRET = "s3cret-Pa55"
 URL = f"https://deploy:{SECRET}@mirror.example/private/simple"

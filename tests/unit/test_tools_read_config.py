@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from devpictl.clientconfig import pip as pipcfg
 from devpictl.cli import app
+from devpictl.clientconfig import pip as pipcfg
 
 runner = CliRunner()
 

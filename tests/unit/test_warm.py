@@ -235,7 +235,7 @@ def test_simple_page_links_carry_hash_yank_and_metadata():
         '<a href="/login">Sign in</a>'
     )
     links = simplepage.parse(page, "http://c.example/root/pypi/+simple/six/")
-    assert [(l.url, l.sha256, l.yanked, l.metadata) for l in links] == [
+    assert [(link.url, link.sha256, link.yanked, link.metadata) for link in links] == [
         ("http://c.example/root/pypi/+f/aa/six-1.16.0-py2.py3-none-any.whl", "abc", False, "sha256=def"),
         ("http://c.example/root/pypi/+simple/six/six-1.16.0.tar.gz", None, True, None),
         ("http://c.example/root/pypi/+simple/six/six-1.16.0-py3-none-any.whl", None, False, None),
