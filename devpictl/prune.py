@@ -14,18 +14,14 @@ from devpictl import cache
 from devpictl import container as ctr
 from devpictl import image as img
 from devpictl.errors import BadInput, DevpiError
-from devpictl.settings import Instance
+from devpictl.settings import Instance, size_bytes
 
-SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", re.IGNORECASE)
 DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([hdw])", re.IGNORECASE)
 
 
 def parse_size(text: str) -> int:
     """Bytes from '20G', '500M', '1.5T' (powers of 1024, as du and Docker count) or a plain number."""
-    match = SIZE.fullmatch(text.strip())
-    if not match:
-        raise BadInput(f"--max-size {text!r} is not a size: give a number with K, M, G or T (e.g. 20G)")
-    return int(float(match[1]) * 1024 ** " kmgt".index(match[2].lower() or " "))
+    return size_bytes(text, "--max-size", "20G")
 
 
 def parse_days(text: str) -> float:

@@ -309,15 +309,20 @@ REMEMBERED_KEYS = ("host", "port", "image", "network", "ca_bundle", "probe_proje
 # handles (a 34 MB page took the container to 1.1 GiB); a runaway must not take the host.
 DEFAULT_MEMORY = "2g"
 DEFAULT_PIDS_LIMIT = 512
-MEMORY = re.compile(r"([1-9][0-9]*)([kmg]?)b?", re.IGNORECASE)
+SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", re.IGNORECASE)
+
+
+def size_bytes(value: str, source: str, example: str) -> int:
+    """Bytes from Docker's and du's notation: 512m, 2g, 1.5T (powers of 1024), or a plain number."""
+    match = SIZE.fullmatch(value.strip())
+    if not match:
+        raise BadInput(f"{source} {value!r} is not a size: give a number with K, M, G or T, e.g. {example}")
+    return int(float(match[1]) * 1024 ** " kmgt".index((match[2] or " ").lower()))
 
 
 def memory_bytes(value: str, source: str = "--memory") -> int:
-    """Docker's memory notation (512m, 2g) in bytes; at least 256 MiB, which devpi and nginx need."""
-    match = MEMORY.fullmatch(value.strip())
-    if not match:
-        raise BadInput(f"{source} {value!r} is not an amount of memory: give e.g. 2g or 1536m")
-    amount = int(match[1]) * 1024 ** " kmg".index((match[2] or " ").lower())
+    """A memory limit in bytes; at least 256 MiB, which devpi and nginx need."""
+    amount = size_bytes(value, source, "2g or 1536m")
     if amount < 256 * 1024**2:
         raise BadInput(f"{source} {value!r} is too little for devpi and nginx: give at least 256m")
     return amount
