@@ -101,6 +101,7 @@ class UpOptions:
     offline: bool | None = None  # devpi's --offline-mode: serve only cached files, never ask the upstream
     memory: str | None = None  # the container's memory limit, Docker's notation (2g)
     pids_limit: int | None = None
+    max_bytes: int | None = None  # keep the mirrored files under this size (0: no limit)
     check: bool = True  # check that a new upstream answers before switching to it
     timeout: float = 180.0
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -180,6 +181,7 @@ def with_remembered(opts: UpOptions) -> tuple[UpOptions, UpOptions]:
         offline=opts.offline if opts.offline is not None else stored.get("offline"),
         memory=opts.memory or stored.get("memory"),
         pids_limit=opts.pids_limit or stored.get("pids_limit"),
+        max_bytes=opts.max_bytes if opts.max_bytes is not None else stored.get("max_bytes"),
     )
     full = dataclasses.replace(
         given,
@@ -191,6 +193,7 @@ def with_remembered(opts: UpOptions) -> tuple[UpOptions, UpOptions]:
         offline=bool(given.offline),
         memory=given.memory or DEFAULT_MEMORY,
         pids_limit=given.pids_limit or DEFAULT_PIDS_LIMIT,
+        max_bytes=given.max_bytes or 0,
     )
     return given, full
 
@@ -274,6 +277,7 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
         "network": opts.network, "ca_bundle": str(opts.ca_bundle) if opts.ca_bundle else None,
         "probe_project": opts.probe_project, "front": opts.front, "offline": opts.offline,
         "memory": f"{memory // 1024**2}m" if memory else None, "pids_limit": pids or None,
+        "max_bytes": max_bytes(container),
     })
     return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file, host, bool(opts.offline), core_metadata, port)
 
@@ -334,6 +338,10 @@ def check_unchanged(container, given: UpOptions) -> None:
         raise Conflict(
             f"cache {name!r} runs with other resource limits: run `devpictl down --name {name}` first to change them"
         )
+    if given.max_bytes is not None and given.max_bytes != max_bytes(container):
+        raise Conflict(
+            f"cache {name!r} runs with another size limit: run `devpictl down --name {name}` first to change it, or `devpictl prune` now"
+        )
     if given.offline is not None and given.offline != offline_enabled(container):
         raise Conflict(
             f"cache {name!r} runs {'in' if offline_enabled(container) else 'without'} offline mode: run `devpictl down --name {name}` first to change that"
@@ -389,7 +397,7 @@ def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], crea
         created.append(lambda: forget_root_password(instance))
     spec = ctr.ContainerSpec(
         instance, opts.image, opts.host, port, opts.network, front=bool(opts.front), offline=bool(opts.offline),
-        memory=memory_bytes(opts.memory), pids_limit=opts.pids_limit,
+        memory=memory_bytes(opts.memory), pids_limit=opts.pids_limit, max_bytes=opts.max_bytes or 0,
     )
     container = ctr.create_container(engine, spec)
     created.append(lambda: ctr.remove(container))
@@ -649,6 +657,15 @@ def container_env(container) -> list[str]:
 
 def front_enabled(container) -> bool:
     return "DEVPICTL_FRONT=0" not in container_env(container)
+
+
+def max_bytes(container) -> int:
+    """The size the container keeps its mirrored files under (`up --max-size`); 0 for none."""
+    for item in container_env(container):
+        if item.startswith("DEVPICTL_MAX_BYTES="):
+            value = item.partition("=")[2]
+            return int(value) if value.isdigit() else 0
+    return 0
 
 
 def offline_enabled(container) -> bool:

@@ -194,6 +194,7 @@ class ContainerSpec:
     offline: bool = False  # devpi's --offline-mode: serve only what is cached
     memory: int = 0  # bytes; the engine kills the biggest process beyond it, the restart policy brings it back
     pids_limit: int = 0
+    max_bytes: int = 0  # the entrypoint prunes mirrored files beyond it; 0: never
 
 
 def create_container(engine, spec: ContainerSpec):
@@ -210,7 +211,11 @@ def create_container(engine, spec: ContainerSpec):
             restart_policy={"Name": "unless-stopped"},
             network=spec.network,
             # Switches, not secrets: the entrypoint reads them, `status` shows them.
-            environment={"DEVPICTL_FRONT": "1" if spec.front else "0", "DEVPICTL_OFFLINE": "1" if spec.offline else "0"},
+            environment={
+                "DEVPICTL_FRONT": "1" if spec.front else "0",
+                "DEVPICTL_OFFLINE": "1" if spec.offline else "0",
+                "DEVPICTL_MAX_BYTES": str(spec.max_bytes),
+            },
             # tini as PID 1: signals reach devpi and zombies are reaped.
             init=True,
             # The front server logs every request: keep the engine's copy bounded.

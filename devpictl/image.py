@@ -288,6 +288,7 @@ def build_context(options: BuildOptions) -> io.BytesIO:
         add_bytes(tar, "Dockerfile", render_dockerfile(options).encode())
         add_bytes(tar, "devpi-server.yml", render_server_config(options).encode())
         add_bytes(tar, "entrypoint.sh", (template_dir() / "entrypoint.sh").read_bytes(), mode=0o755)
+        add_bytes(tar, "prune.py", (template_dir() / "prune.py").read_bytes())
         add_bytes(tar, "devpictl_mirror_auth.py", (template_dir() / "devpictl_mirror_auth.py").read_bytes())
         if options.front:
             add_bytes(tar, "nginx.conf", render_nginx_conf().encode())

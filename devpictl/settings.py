@@ -303,7 +303,9 @@ def cache_lock(instance: Instance) -> Iterator[None]:
 
 # What `up` remembers of a cache, so that `up` after `down` (or a reboot) brings
 # back the same cache: flag > environment > remembered > built-in default.
-REMEMBERED_KEYS = ("host", "port", "image", "network", "ca_bundle", "probe_project", "front", "offline", "memory", "pids_limit")
+REMEMBERED_KEYS = (
+    "host", "port", "image", "network", "ca_bundle", "probe_project", "front", "offline", "memory", "pids_limit", "max_bytes",
+)
 
 # Resource limits of the cache container. devpi's RSS follows the largest project page it
 # handles (a 34 MB page took the container to 1.1 GiB); a runaway must not take the host.
@@ -362,6 +364,9 @@ def load_remembered(instance: Instance) -> dict[str, object]:
                 raise wrong(key, "true or false")
         elif key == "pids_limit":
             check_pids_limit(value, f"{path}: pids_limit =")
+        elif key == "max_bytes":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise wrong(key, "a number of bytes (0 for no limit)")
         elif key == "port":
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
                 raise wrong(key, "a port number from 1 to 65535")

@@ -49,6 +49,19 @@ if [ "${DEVPICTL_OFFLINE:-0}" = "1" ]; then
     set -- "$@" --offline-mode
 fi
 
+# `up --max-size`: keep the mirrored files under the limit, least recently used
+# out first (templates/prune.py); a minute after start, then every 10 minutes.
+if [ "${DEVPICTL_MAX_BYTES:-0}" != "0" ] && [ -f /usr/local/lib/devpictl/prune.py ]; then
+    (
+        sleep 60
+        while :; do
+            python3 /usr/local/lib/devpictl/prune.py --max-bytes "$DEVPICTL_MAX_BYTES" >/dev/null \
+                || echo "devpictl-entrypoint: pruning to $DEVPICTL_MAX_BYTES bytes failed" >&2
+            sleep 600
+        done
+    ) &
+fi
+
 if [ "${DEVPICTL_FRONT:-1}" != "1" ]; then
     exec devpi-server -c /etc/devpi/devpi-server.yml --host 0.0.0.0 --port "$PORT" "$@"
 fi

@@ -38,6 +38,7 @@ def up(
     network: str = typer.Option(None, "--network", envvar="DEVPICTL_NETWORK", help="Also attach the cache to this Docker network."),
     probe_project: str = options.PROBE,
     memory: str = typer.Option(None, "--memory", envvar="DEVPICTL_MEMORY", help="Memory limit of the cache container, e.g. 2g or 1536m; beyond it the engine kills and restarts devpi [default: remembered, else 2g]."),
+    max_size: str = typer.Option(None, "--max-size", envvar="DEVPICTL_MAX_SIZE", help="Keep the mirrored files under this size, least recently used out first, e.g. 20G; 0 for no limit [default: remembered, else none]."),
     pids_limit: int = typer.Option(None, "--pids-limit", envvar="DEVPICTL_PIDS_LIMIT", help="Most processes and threads the cache container may run [default: remembered, else 512]."),
     check: bool = options.CHECK,
     timeout: float = options.TIMEOUT,
@@ -62,6 +63,7 @@ def up(
         check_port,
         check_timeout,
         memory_bytes,
+        size_bytes,
     )
 
     instance = Instance(check_name(name))
@@ -95,6 +97,7 @@ def up(
         offline=offline,
         memory=memory,
         pids_limit=pids_limit,
+        max_bytes=size_bytes(max_size, "--max-size", "20G") if max_size is not None else None,
         timeout=timeout,
         environ=dict(os.environ),
         build_given=options.given_build_options(base_image, pip_mirror, wheelhouse, web, devpi_server_version, apt_mirror),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
 
-from tests.integration.conftest import RUN_ID, pip_install, run_cli
+from tests.integration.conftest import RUN_ID, free_port, pip_install, run_cli
 from tests.integration.support import cache_env, file_url, one_error_line, remove_cache, sha256, up_on_test_upstream
 
 NAME = f"warm{RUN_ID}"
@@ -22,16 +23,18 @@ def cache(engine, devpi_image, test_upstream, tmp_path_factory):
     remove_cache(engine, NAME, env)
 
 
-def served_from_disk(index_url: str, filename: str) -> bool:
+def stored(engine, name: str, index_url: str, filename: str) -> bool:
+    """Whether the cache ``name`` holds ``filename`` on its volume (asked without fetching it)."""
     url, _ = file_url(index_url, "six", filename)
-    return httpx.head(url, trust_env=False).headers.get("X-Devpictl-Served-From") == "disk"
+    path = "/data/server/+files" + httpx.URL(url).path
+    return engine.containers.get(f"devpictl-{name}").exec_run(["test", "-f", path]).exit_code == 0
 
 
 def warm(cache, *args: str):
     return run_cli("warm", *args, "--json", env=cache["env"])
 
 
-def test_a_lock_file_fills_the_cache_and_a_second_run_resumes(cache, upstream_root, tmp_path):
+def test_a_lock_file_fills_the_cache_and_a_second_run_resumes(cache, engine, upstream_root, tmp_path):
     digest = sha256((upstream_root / "files" / SIX).read_bytes())
     lock = tmp_path / "pylock.toml"
     lock.write_text(
@@ -39,13 +42,13 @@ def test_a_lock_file_fills_the_cache_and_a_second_run_resumes(cache, upstream_ro
         f'[[packages]]\nname = "six"\nversion = "1.16.0"\n'
         f'wheels = [{{ name = "{SIX}", url = "http://upstream.example/{SIX}", hashes = {{ sha256 = "{digest}" }} }}]\n'
     )
-    assert not served_from_disk(cache["index_url"], SIX)
+    assert not stored(engine, NAME, cache["index_url"], SIX)
     first = warm(cache, str(lock))
     assert first.exit_code == 0, first.output
     report = json.loads(first.stdout)
     assert (report["stored"], report["present"], report["complete"]) == (1, 0, True)
     assert report["stored_bytes"] == (upstream_root / "files" / SIX).stat().st_size
-    assert served_from_disk(cache["index_url"], SIX)
+    assert stored(engine, NAME, cache["index_url"], SIX)
 
     again = json.loads(warm(cache, str(lock)).stdout)
     assert (again["stored"], again["present"]) == (0, 1)
@@ -78,18 +81,40 @@ def test_prune_removes_mirrored_files_only_and_they_come_back(cache, engine, tmp
     private = "/data/server/+files/root/dev/+f/aaa/bbbbbbbbbbbbbb/mine-1.0-py3-none-any.whl"
     made = container.exec_run(["sh", "-c", f"mkdir -p {private.rsplit('/', 1)[0]} && echo private > {private}"])
     assert made.exit_code == 0, made.output
-    assert served_from_disk(cache["index_url"], SIX)
+    assert stored(engine, NAME, cache["index_url"], SIX)
 
     listed = json.loads(run_cli("prune", "--max-size", "0", "--dry-run", "--json", env=cache["env"]).stdout)
     assert [item["file"].rsplit("/", 1)[-1] for item in listed["removed"]] == [SIX]
-    assert served_from_disk(cache["index_url"], SIX)  # a dry run removes nothing
+    assert stored(engine, NAME, cache["index_url"], SIX)  # a dry run removes nothing
 
     result = run_cli("prune", "--max-size", "0", "--json", env=cache["env"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["kept_bytes"] == 0
-    assert not served_from_disk(cache["index_url"], SIX)
+    assert not stored(engine, NAME, cache["index_url"], SIX)
     assert container.exec_run(["test", "-f", private]).exit_code == 0
 
-    installed = pip_install(cache["index_url"], "six==1.16.0", tmp_path)  # devpi fetches it again
+    # Served again: by devpi from the upstream, or from the front server's copy of a recent fetch.
+    installed = pip_install(cache["index_url"], "six==1.16.0", tmp_path)
     assert installed.returncode == 0, installed.stdout + installed.stderr
-    assert served_from_disk(cache["index_url"], SIX)
+
+
+def test_up_max_size_keeps_the_cache_under_its_limit_by_itself(engine, devpi_image, test_upstream, tmp_path):
+    """The entrypoint prunes a minute after start, then every 10 minutes."""
+    name = f"small{RUN_ID}"
+    env = cache_env(name, tmp_path / "data", devpi_image)
+    try:
+        result = run_cli(
+            "up", "--port", str(free_port()), "--network", test_upstream["network"], "--mirror", test_upstream["url"],
+            "--probe-project", "six", "--max-size", "1K", "--json", env=env,
+        )
+        assert result.exit_code == 0, result.output
+        index_url = json.loads(result.stdout)["index_url"]
+        installed = pip_install(index_url, "six==1.16.0", tmp_path)
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+        assert stored(engine, name, index_url, SIX)
+        deadline = time.monotonic() + 150
+        while stored(engine, name, index_url, SIX) and time.monotonic() < deadline:
+            time.sleep(5)
+        assert not stored(engine, name, index_url, SIX), "the entrypoint did not prune within 150 s"
+    finally:
+        remove_cache(engine, name, env)

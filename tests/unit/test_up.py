@@ -80,3 +80,29 @@ class TestSignalDuringUp:
         assert engine.by_name == {} and "devpictl-default-data" not in engine.volume_names
         assert "container.remove" in engine.calls and "volume.remove" in engine.calls
         assert not Instance("default").password_file.exists()
+
+
+class TestSizeLimit:
+    """`up --max-size`: the container's entrypoint keeps the mirrored files under it; remembered like the limits."""
+
+    def test_handed_to_the_container_and_remembered(self, engine):
+        up("--max-size", "20G")
+        created = engine.created["devpictl-default"]
+        assert created["environment"]["DEVPICTL_MAX_BYTES"] == str(20 * 1024**3)
+        assert load_remembered(Instance("default"))["max_bytes"] == 20 * 1024**3
+
+    def test_none_by_default(self, engine):
+        up()
+        assert engine.created["devpictl-default"]["environment"]["DEVPICTL_MAX_BYTES"] == "0"
+
+    def test_another_limit_needs_down_first(self, engine):
+        up("--max-size", "20G")
+        result = runner.invoke(app, ["up", "--max-size", "10G"])
+        assert result.exit_code == 4
+        assert "runs with another size limit: run `devpictl down --name default` first" in result.stderr
+
+    def test_a_bad_size_changes_nothing(self, engine):
+        result = runner.invoke(app, ["up", "--max-size", "lots"])
+        assert result.exit_code == 2
+        assert result.stderr == "error: --max-size 'lots' is not a size: give a number with K, M, G or T, e.g. 20G\n"
+        assert engine.mutations() == []

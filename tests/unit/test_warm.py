@@ -158,9 +158,9 @@ class FakeCache:
         if name.endswith(".metadata"):
             return httpx.Response(200, text="Metadata-Version: 2.1\nName: six\n")
         headers = {core.SERVED_FROM: "disk"} if name in self.stored else {}
-        if request.method == "HEAD":
-            return httpx.Response(200, headers=headers)
         self.stored.add(name)
+        if request.headers.get("Range") == "bytes=0-0":
+            return httpx.Response(206, content=b"x", headers=headers)
         return httpx.Response(200, content=self.wheel_bytes if name.endswith(".whl") else SDIST, headers=headers)
 
 
