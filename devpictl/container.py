@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import errno
 import io
 import socket
@@ -290,9 +291,12 @@ def is_health_check(line: str) -> bool:
     return f'"{HEALTH_CHECK_AGENT}"' in line or line.rstrip().endswith("] GET /+api")
 
 
-def log_lines(container, *, tail: int, follow: bool, health_checks: bool) -> Iterator[str]:
+def log_lines(
+    container, *, tail: int | str = "all", follow: bool = False, health_checks: bool = False, since: datetime.datetime | None = None
+) -> Iterator[str]:
     """The container's log (devpi's and the front server's), line by line; ``follow`` waits for more."""
-    chunks = container.logs(stream=True, follow=True, tail=tail) if follow else [container.logs(tail=tail)]
+    window = {"tail": tail, **({"since": since} if since is not None else {})}
+    chunks = container.logs(stream=True, follow=True, **window) if follow else [container.logs(**window)]
     pending = ""
     for chunk in chunks:
         pending += chunk.decode(errors="replace")

@@ -7,16 +7,13 @@ Python): it sees the volume as devpi does, and never touches private uploads.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 
 from devpictl import cache
 from devpictl import container as ctr
 from devpictl import image as img
-from devpictl.errors import BadInput, DevpiError
-from devpictl.settings import Instance, size_bytes
-
-DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([hdw])", re.IGNORECASE)
+from devpictl.errors import DevpiError
+from devpictl.settings import Instance, duration_days, size_bytes
 
 
 def parse_size(text: str) -> int:
@@ -26,10 +23,7 @@ def parse_size(text: str) -> int:
 
 def parse_days(text: str) -> float:
     """Days from '90d', '12h', '2w'."""
-    match = DURATION.fullmatch(text.strip())
-    if not match:
-        raise BadInput(f"--unused-for {text!r} is not a duration: give a number with h, d or w (e.g. 90d)")
-    return float(match[1]) * {"h": 1 / 24, "d": 1.0, "w": 7.0}[match[2].lower()]
+    return duration_days(text, "--unused-for", "90d")
 
 
 @dataclass

@@ -322,6 +322,17 @@ def size_bytes(value: str, source: str, example: str) -> int:
     return int(float(match[1]) * 1024 ** " kmgt".index((match[2] or " ").lower()))
 
 
+DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([hdw])", re.IGNORECASE)
+
+
+def duration_days(value: str, source: str, example: str) -> float:
+    """Days from '90d', '12h', '2w'."""
+    match = DURATION.fullmatch(value.strip())
+    if not match:
+        raise BadInput(f"{source} {value!r} is not a duration: give a number with h, d or w (e.g. {example})")
+    return float(match[1]) * {"h": 1 / 24, "d": 1.0, "w": 7.0}[match[2].lower()]
+
+
 def memory_bytes(value: str, source: str = "--memory") -> int:
     """A memory limit in bytes; at least 256 MiB, which devpi and nginx need."""
     amount = size_bytes(value, source, "2g or 1536m")

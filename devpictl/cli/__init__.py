@@ -15,6 +15,7 @@ from devpictl.cli import (
     password,
     pipconfig,
     prune,
+    stats,
     upstream,
     warm,
 )
@@ -75,6 +76,7 @@ backup.register(app)
 password.register(app)
 warm.register(app)
 prune.register(app)
+stats.register(app)
 
 
 def stop_on_sigterm(signum, frame) -> None:

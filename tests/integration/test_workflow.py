@@ -92,6 +92,16 @@ def test_logs_show_the_front_servers_requests(cache):
     assert "devpictl-healthcheck" not in result.stdout
 
 
+def test_stats_count_the_front_servers_hits_and_misses(cache):
+    result = run_cli("stats", "--json", env=cache["env"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["pages"]["local"] >= 1 and data["pages"]["fetched"] >= 1  # the HIT and the MISS above
+    assert data["files"]["local"] >= 1  # six's wheel from disk
+    assert {"project": "six", "requests": data["top_projects"][0]["requests"]} == data["top_projects"][0]
+    assert data["index_bytes"]["root/pypi"] > 10_000
+
+
 def test_login_and_upload_reach_devpi_through_the_front(cache, upstream_root, tmp_path):
     base = cache["index_url"].split("/root/pypi/")[0]
     password = (cache["data_dir"] / "caches" / NAME / "root-password").read_text().strip()

@@ -1,0 +1,70 @@
+"""devpictl stats: what the cache has been doing."""
+
+from __future__ import annotations
+
+import typer
+
+from devpictl.cli import options
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("stats")(stats)
+
+
+def sparkline(values: list[int]) -> str:
+    top = max(values, default=0)
+    return "".join(SPARKS[min(len(SPARKS) - 1, v * (len(SPARKS) - 1) // top)] if top else SPARKS[0] for v in values)
+
+
+def ratio(counts) -> str:
+    if counts.hit_ratio is None:
+        return "none asked"
+    return f"{counts.hit_ratio:.0%} from the cache ({counts.local} of {counts.local + counts.fetched})"
+
+
+def stats(
+    since: str = typer.Option("7d", "--since", help="How far back to count: h, d or w, e.g. 1d [default: 7d, or as far as the log goes]."),
+    name: str = options.NAME,
+    json_output: bool = options.JSON,
+) -> None:
+    """Show what the cache did: requests, hit ratio, bytes, top projects.
+
+    Counted from the front server's request lines in the container's log, so
+    it covers as far back as that log goes (up to 100 MB of lines).
+
+    Example: devpictl stats --since 1d
+    """
+    import datetime
+
+    from devpictl import cache
+    from devpictl import container as ctr
+    from devpictl import stats as core
+    from devpictl.cli import ui
+    from devpictl.settings import Instance, check_name, duration_days
+
+    instance = Instance(check_name(name))
+    days = duration_days(since, "--since", "7d")
+    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
+    container = cache.running_container(ctr.connect(), instance)
+    result = core.cache_stats(container, start)
+    if json_output:
+        ui.print_json({"name": instance.name, **result.as_dict()})
+        return
+    if not cache.front_enabled(container):
+        ui.err.print("Cache runs without its front server: only the requests it logs are counted.")
+    ui.out.print(f"Cache {instance.name!r}, since {result.since or start.isoformat(timespec='seconds')}:", markup=False)
+    hours = [result.hourly[k] for k in sorted(result.hourly)]
+    rows = [
+        ("requests", f"{result.requests} ({ui.human_size(result.bytes_served)} served)"),
+        ("simple pages", ratio(result.pages)),
+        ("files", ratio(result.files)),
+        ("core metadata", ratio(result.metadata)),
+        ("fetched", f"{ui.human_size(result.bytes_fetched)} of files from the upstream"),
+        ("top projects", ", ".join(f"{p} ({n})" for p, n in result.projects.most_common(5)) or "-"),
+        ("size", ", ".join(f"{index} {ui.human_size(n)}" for index, n in sorted(result.index_bytes.items())) or "-"),
+        ("per hour", f"{sparkline(hours)}  (peak {max(hours)})" if hours else "-"),
+    ]
+    for key, value in rows:
+        ui.out.print(f"{key:>14}: {value}", markup=False)

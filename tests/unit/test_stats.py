@@ -1,0 +1,63 @@
+"""devpictl stats: the front server's request lines counted, and the command that shows them."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+from typer.testing import CliRunner
+
+from devpictl import container as ctr
+from devpictl import stats as core
+from devpictl.cli import app
+from tests.unit.fakes import FakeEngine
+
+T = "2026-11-25T10:{:02d}:00+00:00"
+LOG = "\n".join([
+    "2026-11-25 10:00:00,000 INFO  [req0] GET /root/pypi/+simple/six/",  # devpi's own line: not counted
+    f'{T.format(0)} front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 800 cache=MISS disk=- 0.2 s "pip/24.0"',
+    f'{T.format(1)} front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 800 cache=HIT disk=- 0.0 s "pip/24.0"',
+    f'{T.format(2)} front 172.17.0.1 "GET /root/pypi/+f/ab/cd/six-1.16.0-py2.py3-none-any.whl HTTP/1.1" 200 11000 cache=MISS disk=- 0.5 s "pip/24.0"',
+    f'{T.format(3)} front 172.17.0.1 "GET /root/pypi/+f/ab/cd/six-1.16.0-py2.py3-none-any.whl HTTP/1.1" 200 11000 cache=- disk=disk 0.0 s "uv/0.9"',
+    f'{T.format(4)} front 172.17.0.1 "GET /root/pypi/+f/ab/cd/Django-5.0-py3-none-any.whl.metadata HTTP/1.1" 200 900 cache=HIT disk=- 0.0 s "uv/0.9"',
+    f'{T.format(5)} front 127.0.0.1 "GET /+api HTTP/1.1" 200 300 cache=- disk=- 0.0 s "devpictl-healthcheck"',
+    f'{T.format(6)} front 172.17.0.1 "GET /root/pypi/+simple/nosuch/ HTTP/1.1" 404 50 cache=MISS disk=- 0.1 s "pip/24.0"',
+])
+
+
+def test_counts_what_was_served_locally_and_what_was_fetched():
+    stats = core.count(LOG.splitlines())
+    data = stats.as_dict()
+    assert data["since"] == T.format(0)
+    assert data["requests"] == 6  # the health check and devpi's own lines are left out
+    assert data["pages"] == {"local": 1, "fetched": 1, "hit_ratio": 0.5}
+    assert data["files"] == {"local": 1, "fetched": 1, "hit_ratio": 0.5}
+    assert data["metadata"] == {"local": 1, "fetched": 0, "hit_ratio": 1.0}
+    assert (data["bytes_served"], data["bytes_fetched"]) == (800 + 800 + 11000 + 11000 + 900 + 50, 11000)
+    assert data["top_projects"][0] == {"project": "six", "requests": 4}
+    assert {"project": "django", "requests": 1} in data["top_projects"]
+    assert data["hourly_requests"] == {"2026-11-25T10": 6}
+
+
+def test_only_lines_since_count():
+    since = datetime.datetime.fromisoformat(T.format(3))
+    assert core.count(LOG.splitlines(), since).requests == 3
+
+
+def test_the_command(monkeypatch):
+    engine = FakeEngine()
+    container = engine.add("default", exec_answers=lambda cmd, env: (0, b"123456\t/data/server/+files/root/pypi\n2048\t/data/server/+files/root/dev\n"))
+    container.logs = lambda **kw: LOG.encode()
+    monkeypatch.setattr(ctr, "connect", lambda: engine)
+    text = CliRunner().invoke(app, ["stats", "--since", "100w"])
+    assert text.exit_code == 0, text.output
+    assert "  simple pages: 50% from the cache (1 of 2)" in text.stdout
+    assert "          size: root/dev 3 kB, root/pypi 124 kB" in text.stdout
+    data = json.loads(CliRunner().invoke(app, ["stats", "--since", "100w", "--json"]).stdout)
+    assert data["index_bytes"] == {"root/pypi": 123456, "root/dev": 2048}
+
+
+def test_a_bad_since_is_one_line():
+    result = CliRunner().invoke(app, ["stats", "--since", "forever"])
+    assert result.exit_code == 2
+    assert "--since 'forever' is not a duration" in result.stderr
