@@ -382,3 +382,21 @@ class TestLogs:
     def test_all_shows_everything_and_follow_joins_chunks(self, cache_log):
         assert invoke("logs", "--all").stdout == self.LOG
         assert invoke("logs", "--all", "--follow").stdout == self.LOG
+
+
+class TestCompose:
+    """Habits people bring from other tools."""
+
+    def test_down_v_is_down_volumes(self, monkeypatch):
+        from devpictl import cache as core
+
+        seen = {}
+        monkeypatch.setattr(ctr, "connect", lambda: object())
+        monkeypatch.setattr(core, "down", lambda engine, instance, volumes: seen.setdefault("volumes", volumes) and [])
+        result = invoke("down", "-v", "--yes")
+        assert result.exit_code == 0, result.output
+        assert seen == {"volumes": True}
+
+    def test_shell_completion_is_offered(self):
+        shown = invoke("--help").output
+        assert "--install-completion" in shown and "--show-completion" in shown
