@@ -11,6 +11,7 @@ import datetime
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
 
@@ -95,7 +96,7 @@ def count(lines, since: datetime.datetime | None = None) -> Stats:
         stats.hourly[match["time"][:13]] += 1
         sent = int(match["bytes"])
         stats.bytes_served += sent
-        path = match["path"].split("?", 1)[0]
+        path = unquote(match["path"].split("?", 1)[0])  # pip asks for /%2Bf/
         local = match["disk"] == "disk" or match["cache"] in LOCAL_CACHE
         if match["status"] not in ("200", "206", "304"):
             continue

@@ -216,8 +216,9 @@ def show_caches(caches, json_output: bool) -> None:
         ui.out.print("No caches here yet: `devpictl up` makes one.")
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("NAME", "STATE", "INDEX URL", "UPSTREAM", "SIZE", "NEXT"):
-        table.add_column(column, overflow="fold")
+    for column in ("NAME", "STATE", "INDEX URL", "UPSTREAM", "SIZE"):
+        table.add_column(column, no_wrap=True)  # a URL to copy must stay whole
+    table.add_column("NEXT", overflow="fold")
     for c in caches:
         state = c.state if c.health in (None, "none") else f"{c.state} ({c.health})"
         table.add_row(c.name, state, c.index_url or "-", c.upstream_name or "-", ui.human_size(c.cache_bytes), c.next_step)
