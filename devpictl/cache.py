@@ -247,11 +247,9 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
                 keep_credentials(container, instance, wanted, official)
             if wanted is not None and (opts.check or opts.offline):
                 current = find_by_url(client.get_index().get("mirror_url"), official)
-                if effective_url(wanted, official) != effective_url(current, official):
-                    if opts.offline:
-                        raise Conflict(offline_switch_message(instance))
-                    with reporter.waiting(f"Checking that {effective_url(wanted, official)} answers"):
-                        check_upstream(container, effective_url(wanted, official), opts.probe_project)
+                if opts.offline and effective_url(wanted, official) != effective_url(current, official):
+                    raise Conflict(offline_switch_message(instance))
+                check_switch(container, current, wanted, official, opts.probe_project, reporter)
             measure = core_metadata_measurement(container, reporter, probe_project=opts.probe_project, check=opts.check, offline=bool(opts.offline))
             upstream = configure_upstream(
                 client, wanted, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure
@@ -507,7 +505,7 @@ def check_not_itself(container, upstream: Upstream, official: str) -> None:
     published_host, published_port = ctr.published_address(container)
     # From inside the container, loopback reaches the front server and devpi; the
     # published port reaches the cache from anywhere that can see its address.
-    inside = local and port in (img.CONTAINER_PORT, img.DEVPI_PORT)
+    inside = local and port in (img.CONTAINER_PORT, img.DEVPI_INTERNAL_PORT)
     outside = port == published_port and (local or host == published_host)
     if inside or outside:
         raise BadInput(
@@ -844,6 +842,14 @@ def check_upstream(container, url: str, project: str, timeout: float = 20.0) -> 
         )
 
 
+def check_switch(container, current: Upstream, wanted: Upstream, official: str, project: str, reporter: Reporter) -> None:
+    """Before a switch, refuse a ``wanted`` upstream that does not answer; the cache's own upstream needs no check."""
+    url = effective_url(wanted, official)
+    if url != effective_url(current, official):
+        with reporter.waiting(f"Checking that {url} answers"):
+            check_upstream(container, url, project)
+
+
 def measure_core_metadata(container, url: str, project: str, timeout: float = 20.0) -> coremetadata.MetadataCheck:
     """Whether the upstream at ``url`` serves core metadata, as seen from inside the cache.
 
@@ -893,10 +899,8 @@ def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool,
         if settled:
             actions.append(settled)
         previous = find_by_url(client.get_index().get("mirror_url"), official)
-        url = effective_url(upstream, official)
-        if check and url != effective_url(previous, official):  # the cache's own upstream needs no check
-            with reporter.waiting(f"Checking that {url} answers"):
-                check_upstream(container, url, probe_project)
+        if check:
+            check_switch(container, previous, upstream, official, probe_project, reporter)
         configure_upstream(
             client, upstream, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure
         )

@@ -97,8 +97,7 @@ def check_version(version: str) -> str:
         raise BadInput(f"devpictl needs devpi-server {'.'.join(map(str, MIN_DEVPI_SERVER))} or newer, not {version}: give e.g. {DEVPI_SERVER_VERSION}")
     return version
 CONTAINER_PORT = 3141
-DEVPI_PORT = 3142  # devpi behind the front server, inside the container (entrypoint.sh's DEVPI_PORT)
-DEVPI_INTERNAL_PORT = 3142  # devpi behind the front server, on the container's loopback
+DEVPI_INTERNAL_PORT = 3142  # devpi behind the front server, on the container's loopback (entrypoint.sh's DEVPI_PORT)
 MIRROR_CACHE_EXPIRY = 1800  # devpi's default; the front server caches pages as long
 VENV = "/opt/devpi"
 # The health check's user agent: `devpictl logs` hides its requests unless --all.
