@@ -6,6 +6,15 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
 from devpictl import coremetadata
 
 DIST_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".egg")
@@ -39,6 +48,16 @@ class _Anchors(HTMLParser):
 
 def file_name(url: str) -> str:
     return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+
+
+def name_and_version(filename: str) -> tuple[NormalizedName, Version] | None:
+    """The project (PEP 503 form) and version a wheel's or sdist's file name carries; None for any other name."""
+    try:
+        if filename.endswith(".whl"):
+            return parse_wheel_filename(filename)[:2]
+        return parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
 
 
 def parse(html: str, page_url: str) -> list[Link]:

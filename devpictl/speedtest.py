@@ -23,16 +23,14 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from packaging.utils import (
     InvalidName,
-    InvalidWheelFilename,
     canonicalize_name,
-    parse_wheel_filename,
 )
 from packaging.version import Version
 
 from devpictl import __version__, coremetadata
 from devpictl.mirrors import redact
 from devpictl.settings import check_timeout
-from devpictl.simplepage import Link, file_name
+from devpictl.simplepage import Link, file_name, name_and_version
 from devpictl.simplepage import parse as parse_page
 
 DEFAULT_PROJECT = "pip"
@@ -419,7 +417,6 @@ def newest_wheel(files: Sequence[Link]) -> str | None:
 
 def wheel_version(url: str) -> Version | None:
     """The version in a wheel's file name (PEP 427), or None for anything that is not a valid wheel name."""
-    try:
-        return parse_wheel_filename(file_name(url))[1]
-    except InvalidWheelFilename:
-        return None
+    name = file_name(url)
+    found = name_and_version(name) if name.endswith(".whl") else None
+    return found[1] if found else None

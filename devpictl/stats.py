@@ -13,10 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
-
 from devpictl import container as ctr
 from devpictl.image import HEALTH_CHECK_AGENT
+from devpictl.simplepage import name_and_version
 
 # The front server's log_format devpictl (templates/nginx.conf.j2).
 FRONT_LINE = re.compile(
@@ -73,12 +72,8 @@ def project_of(path: str) -> str | None:
     page = SIMPLE.match(path)
     if page:
         return page[1]
-    name = path.rsplit("/", 1)[-1].removesuffix(".metadata")
-    try:
-        found = parse_wheel_filename(name)[0] if name.endswith(".whl") else parse_sdist_filename(name)[0]
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return None
-    return str(found)
+    found = name_and_version(path.rsplit("/", 1)[-1].removesuffix(".metadata"))
+    return str(found[0]) if found else None
 
 
 def count(lines, since: datetime.datetime | None = None) -> Stats:

@@ -21,10 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 from packaging import tags
 from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
     canonicalize_name,
-    parse_sdist_filename,
     parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
@@ -91,26 +88,20 @@ def make_targets(pythons: Sequence[str], platforms: Sequence[str]) -> Targets:
     return Targets(frozenset(found), tuple(f"{v[0]}.{v[1]}" for v in versions), tuple(platforms))
 
 
-def link_version(link: simplepage.Link) -> Version | None:
-    try:
-        if link.filename.endswith(".whl"):
-            return parse_wheel_filename(link.filename)[1]
-        return parse_sdist_filename(link.filename)[1]
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        return None
-
-
 def select(pin: Pin, links: Sequence[simplepage.Link], targets: Targets) -> list[simplepage.Link]:
     """The files of ``pin`` to store: its wheels that fit the targets, else its sdist."""
     try:
         version = Version(pin.version)
     except InvalidVersion:
         version = None
-    candidates = [
-        link for link in links
-        if (link.filename in pin.filenames if pin.filenames else link_version(link) == version)
-        and (not pin.sha256 or link.sha256 in pin.sha256)
-    ]
+
+    def named_by_pin(link: simplepage.Link) -> bool:
+        if pin.filenames:
+            return link.filename in pin.filenames
+        found = simplepage.name_and_version(link.filename)
+        return (found[1] if found else None) == version
+
+    candidates = [link for link in links if named_by_pin(link) and (not pin.sha256 or link.sha256 in pin.sha256)]
     wheels = [
         link for link in candidates
         if link.filename.endswith(".whl") and targets.tags & parse_wheel_filename(link.filename)[3]
