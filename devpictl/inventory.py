@@ -73,6 +73,7 @@ def describe(engine, name: str, sizes: dict[str, int]) -> KnownCache:
     )
 
 
-def known_caches(engine) -> list[KnownCache]:
+def known_caches(engine, names: list[str] | None = None) -> list[KnownCache]:
+    """Every cache devpictl knows (``names``, when the caller has them already)."""
     sizes = volume_sizes(engine)
-    return [describe(engine, name, sizes) for name in known_names(engine)]
+    return [describe(engine, name, sizes) for name in (known_names(engine) if names is None else names)]

@@ -162,7 +162,7 @@ def status(
         if not names:
             raise CacheNotFound("no caches here yet: create one with `devpictl up`")
         if len(names) > 1:
-            show_caches(inventory.known_caches(engine), json_output)
+            show_caches(inventory.known_caches(engine, names), json_output)
             if not json_output:
                 ui.err.print("Several caches: `devpictl status --name NAME` shows one.")
             return
