@@ -43,9 +43,8 @@ LABEL_APT_MIRROR = "devpictl.apt-mirror"  # "" for the base image's own apt sour
 def recipe_labels(options: BuildOptions) -> dict[str, str]:
     if options.wheelhouse is not None:
         index = "wheelhouse"
-    elif options.pip_index is not None and options.pip_index.url:
-        parts = urlsplit(options.pip_index.url)
-        index = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl()  # no credentials
+    elif options.pip_index is not None and options.pip_index.public_url:
+        index = options.pip_index.public_url  # never a user or password in a label
     else:
         index = "default"
     return {
