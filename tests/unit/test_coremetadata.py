@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -19,6 +15,7 @@ from devpictl.coremetadata import MetadataCheck
 from tests.unit.fakes import FakeEngine
 from tests.unit.test_cache import FakeDevpi, configured, page_answer
 from tests.unit.test_offline_status import TUNA, invoke, scripted_container
+from tests.unit.upstream_check import local_server, run_check
 
 METADATA = b"Metadata-Version: 2.1\nName: pip\nVersion: 24.0\n"
 DIGEST = hashlib.sha256(METADATA).hexdigest()
@@ -112,36 +109,21 @@ class TestMeasuredFromTheContainer:
         assert cache.measure_core_metadata(container, TUNA.url, "pip") == MetadataCheck(False, "its page for 'pip' lists no wheel")
 
 
-class _Upstream(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's name
-        body, status = {"/f/x.whl.metadata": (METADATA, 200)}.get(self.path, (b"not found", 404))
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format, *args):
-        pass
-
-
 @pytest.fixture
 def local_upstream():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    def answer(path, headers):
+        body, status = {"/f/x.whl.metadata": (METADATA, 200)}.get(path, (b"not found", 404))
+        return status, body, {}
+
+    with local_server(answer) as base:
+        yield base
 
 
 class TestCheckScript:
     """The script the container runs, run here against a real HTTP server."""
 
     def run(self, url: str, *, digest: bool) -> subprocess.CompletedProcess:
-        env = {**os.environ, "DEVPICTL_CHECK_URL": url, "DEVPICTL_CHECK_TIMEOUT": "5", "NO_PROXY": "127.0.0.1"}
-        if digest:
-            env["DEVPICTL_CHECK_WHAT"] = "digest"
-        return subprocess.run([sys.executable, "-c", cache.UPSTREAM_CHECK], env=env, capture_output=True, text=True, timeout=30)
+        return run_check(url, digest=digest)
 
     def test_digest_of_a_file(self, local_upstream):
         done = self.run(f"{local_upstream}/f/x.whl.metadata", digest=True)

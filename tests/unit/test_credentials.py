@@ -5,12 +5,8 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
-import os
 import stat
 import subprocess
-import sys
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from typer.testing import CliRunner
@@ -23,6 +19,7 @@ from devpictl.mirrors import OFFICIAL, parse_index_url, resolve
 from devpictl.settings import Instance, ensure_root_password
 from tests.unit.fakes import FakeEngine
 from tests.unit.test_cache import OFFICIAL_URL, ROOT_PASSWORD, FakeDevpi, configured
+from tests.unit.upstream_check import local_server, run_check
 
 SECRET = "s3cret-Pa55"
 URL = f"https://deploy:{SECRET}@mirror.example/private/simple"
@@ -152,38 +149,16 @@ class TestUpstreamCheckUsesThem:
 
     @pytest.fixture
     def private_upstream(self):
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                if self.headers.get("Authorization") != BASIC:
-                    self.send_response(401)
-                    self.send_header("WWW-Authenticate", 'Basic realm="private"')
-                    self.end_headers()
-                    return
-                body = b'<a href="/f/six-1.16.0-py2.py3-none-any.whl">six-1.16.0-py2.py3-none-any.whl</a>'
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+        def answer(path, headers):
+            if headers.get("Authorization") != BASIC:
+                return 401, b"", {"WWW-Authenticate": 'Basic realm="private"'}
+            return 200, b'<a href="/f/six-1.16.0-py2.py3-none-any.whl">six-1.16.0-py2.py3-none-any.whl</a>', {}
 
-            def log_message(self, *args):
-                pass
-
-        server = HTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        yield f"http://127.0.0.1:{server.server_address[1]}/simple"
-        server.shutdown()
-        server.server_close()
+        with local_server(answer) as base:
+            yield f"{base}/simple"
 
     def run_check(self, tmp_path, url: str, entries: dict | None) -> subprocess.CompletedProcess:
-        run_dir = tmp_path / "run"
-        run_dir.mkdir()
-        if entries is not None:
-            (run_dir / "upstream-auth.json").write_text(json.dumps(entries))
-        script = cache.UPSTREAM_CHECK.replace("/run/devpictl", str(run_dir))
-        env = {**os.environ, "DEVPICTL_CHECK_URL": f"{url}/six/", "DEVPICTL_CHECK_TIMEOUT": "10"}
-        env.pop("http_proxy", None), env.pop("HTTP_PROXY", None)
-        return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+        return run_check(f"{url}/six/", auth=entries, run_dir=tmp_path / "run")
 
     def test_with_the_stored_header_the_page_lists_files(self, private_upstream, tmp_path):
         done = self.run_check(tmp_path, private_upstream, {private_upstream: BASIC})
@@ -191,30 +166,10 @@ class TestUpstreamCheckUsesThem:
 
     def test_a_page_of_other_links_lists_no_files(self, tmp_path):
         """A captive portal or login page answers 200 with links, but none to a distribution file."""
-        server = HTTPServer(("127.0.0.1", 0), self.portal_handler())
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            done = self.run_check(tmp_path, f"http://127.0.0.1:{server.server_address[1]}/simple", None)
-        finally:
-            server.shutdown()
-            server.server_close()
+        portal = b'<html><a href="/login">Sign in</a> <a href="https://portal.example/terms">Terms</a></html>'
+        with local_server(lambda path, headers: (200, portal, {})) as base:
+            done = self.run_check(tmp_path, f"{base}/simple", None)
         assert (done.returncode, files_listed(done)) == (0, 0), done.stdout + done.stderr
-
-    @staticmethod
-    def portal_handler():
-        class Portal(BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = b'<html><a href="/login">Sign in</a> <a href="https://portal.example/terms">Terms</a></html>'
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        return Portal
 
     def test_without_it_the_upstream_refuses(self, private_upstream, tmp_path):
         done = self.run_check(tmp_path, private_upstream, None)

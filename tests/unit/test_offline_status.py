@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 
@@ -25,6 +23,7 @@ from devpictl.mirrors import CATALOG, OFFICIAL
 from devpictl.settings import Instance, ensure_root_password, load_remembered, save_remembered
 from tests.unit.fakes import FakeContainer, FakeEngine
 from tests.unit.test_cache import EMPTY_PAGE, FILES_PAGE, OFFICIAL_URL, ROOT_PASSWORD, FakeDevpi, configured, page_answer
+from tests.unit.upstream_check import run_check
 
 runner = CliRunner()
 ENTRYPOINT = img.template_dir() / "entrypoint.sh"
@@ -468,10 +467,9 @@ class TestUpstreamCheckDeadline:
 
         thread = threading.Thread(target=trickle, daemon=True)
         thread.start()
-        env = {**os.environ, "DEVPICTL_CHECK_URL": f"http://127.0.0.1:{port}/pip/", "DEVPICTL_CHECK_TIMEOUT": "1"}
         started = time.monotonic()
         try:
-            done = subprocess.run([sys.executable, "-c", cache.UPSTREAM_CHECK], env=env, capture_output=True, text=True, timeout=30)
+            done = run_check(f"http://127.0.0.1:{port}/pip/", timeout=1)
         finally:
             stop.set()
             server.close()
