@@ -213,8 +213,9 @@ def docker_cleanup():
     return ["down -v --remove-orphans"]
 
 
-def compose_upstream(docker_services, project_name: str, service: str, probe: str) -> dict[str, str]:
-    """A compose service of the test: its URL on the compose network, its host URL, and its network."""
+def compose_upstream(docker_services, project_name: str, service: str, probe: str, status: int = 200) -> dict[str, str]:
+    """A compose service of the test, once it answers ``probe``'s page with ``status``: its URL on the
+    compose network, its host URL, and its network."""
     import httpx
 
     port = docker_services.port_for(service, 8080)
@@ -222,7 +223,7 @@ def compose_upstream(docker_services, project_name: str, service: str, probe: st
 
     def answers() -> bool:
         try:
-            return httpx.get(f"{host_url}/{probe}/", timeout=2, trust_env=False).status_code == 200
+            return httpx.get(f"{host_url}/{probe}/", timeout=2, trust_env=False).status_code == status
         except httpx.HTTPError:
             return False
 

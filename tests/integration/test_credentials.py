@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from tests.integration.conftest import RUN_ID, pip_install, run_cli
+from tests.integration.conftest import RUN_ID, compose_upstream, pip_install, run_cli
 from tests.integration.private_upstream import PASSWORD, USER
 from tests.integration.support import cache_env, remove_cache, up_on_test_upstream
 
@@ -15,18 +15,10 @@ NAME = f"cred{RUN_ID}"
 
 
 @pytest.fixture(scope="module")
-def cache(engine, devpi_image, test_upstream, docker_services, tmp_path_factory):
+def cache(engine, devpi_image, test_upstream, docker_services, docker_compose_project_name, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("devpictl-data-credentials")
     env = cache_env(NAME, data_dir, devpi_image)
-    port = docker_services.port_for("private", 8080)
-
-    def answers() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/simple/six/", timeout=2, trust_env=False).status_code == 401
-        except httpx.HTTPError:
-            return False
-
-    docker_services.wait_until_responsive(check=answers, timeout=60, pause=0.5)
+    compose_upstream(docker_services, docker_compose_project_name, "private", "six", status=401)  # it asks for a login
     try:
         index_url = up_on_test_upstream(env, test_upstream)
         yield {"env": env, "index_url": index_url, "data_dir": data_dir}
