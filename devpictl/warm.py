@@ -145,11 +145,17 @@ def resolve_requirements(path: Path, index_url: str, targets: Targets) -> list[P
     return sorted(pins, key=lambda pin: (pin.name, pin.version, sorted(pin.filenames)))
 
 
-def read_pins(paths: Sequence[Path], index_url: str, targets: Targets) -> list[Pin]:
-    pins: list[Pin] = []
+def check_files(paths: Sequence[Path]) -> None:
+    """Refuse, before anything is asked of the cache, a path that is no file."""
     for path in paths:
         if not path.is_file():
             raise BadInput(f"{path} is not a file: give a lock file (uv.lock, pylock.toml, poetry.lock, pdm.lock) or a requirements file")
+
+
+def read_pins(paths: Sequence[Path], index_url: str, targets: Targets) -> list[Pin]:
+    """What the files need: read from a lock, or resolved by pip through the cache at ``index_url``."""
+    pins: list[Pin] = []
+    for path in paths:
         pins += read_lock(path) if lock_reader(path) else resolve_requirements(path, index_url, targets)
     return pins
 

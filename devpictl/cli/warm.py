@@ -46,6 +46,7 @@ def warm(
 
     instance = Instance(check_name(name))
     targets = core.make_targets(split_values(python), split_values(platform))
+    core.check_files(files)
     container = cache.running_container(ctr.connect(), instance)
     index_url = cache.index_url(ctr.local_base_url(container))
     with ui.reporter(json_output) as rep:

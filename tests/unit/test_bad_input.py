@@ -183,8 +183,24 @@ def write_file(name: str, text: str) -> Callable[[World], str]:
 
 
 NOT_PEM = write_file("ca.txt", "this is not a certificate\n")
+A_LOCK = write_file("uv.lock", "version = 1\n")
+
+
+def image_without_web(world: World, monkeypatch) -> None:
+    world.engine.image_tags.add("team/devpi:1")
+    world.engine.image_labels["team/devpi:1"] = {"devpictl.devpi-web": "", "devpictl.front": "nginx"}
 
 CASES = [
+    Case("apt-mirror-not-debian", ["build", "--apt-mirror", "https://apt.example/ubuntu"], 2, "is not a Debian archive"),
+    Case("apt-mirror-unknown", ["up", "--apt-mirror", "nosuch"], 2, "unknown apt mirror 'nosuch'"),
+    Case("image-lacks-web", ["up", "--web", "--image", "team/devpi:1"], 4, "image team/devpi:1 has no devpi-web (--web)", setup=image_without_web),
+    Case("max-size-bad", ["up", "--max-size", "lots"], 2, "--max-size 'lots' is not a size"),
+    Case("prune-nothing-to-do", ["prune"], 2, "say what to remove"),
+    Case("prune-bad-duration", ["prune", "--unused-for", "soon"], 2, "--unused-for 'soon' is not a duration"),
+    Case("stats-bad-since", ["stats", "--since", "forever"], 2, "--since 'forever' is not a duration"),
+    Case("warm-no-such-file", ["warm", "/nonexistent/uv.lock"], 2, "/nonexistent/uv.lock is not a file"),
+    Case("warm-bad-python", lambda world: ["warm", A_LOCK(world), "--python", "3"], 2, "--python '3' is not a Python version"),
+    Case("status-bad-name", ["status", "--name", "a/b"], 2, "cache name 'a/b' is not allowed"),
     Case("unknown-mirror", ["up", "--mirror", "nosuch"], 2, "unknown mirror 'nosuch'"),
     Case("retired-mirror", ["up", "--mirror", "ustc"], 2, "'ustc' is not offered"),
     Case("url-without-host", ["up", "--mirror", "http://"], 2, "is not an index URL"),
