@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from devpictl import __version__
-from devpictl import cache as cch
 from devpictl import container as ctr
 from devpictl.devpi import DevpiClient
 from devpictl.errors import (
@@ -101,7 +100,7 @@ def backup_path(instance: Instance, path: Path | None) -> Path:
 
 def backup(engine, instance: Instance, path: Path, *, include_files: bool, reporter) -> BackupResult:
     """Write the archive to ``path`` (checked with backup_path)."""
-    container = cch.running_container(engine, instance)
+    container = ctr.running_container(engine, instance)
     # Unique per run: two backups at once must not share (and delete) each other's export.
     workdir = f"/data/.devpictl-export-{secrets.token_hex(8)}"
     command = ["devpi-export", "--serverdir", "/data/server"]
@@ -111,7 +110,7 @@ def backup(engine, instance: Instance, path: Path, *, include_files: bool, repor
         code, output = ctr.exec_output(container, [*command, workdir])
     try:
         if code != 0:
-            raise DevpiError(f"devpi-export failed ({cch.last_line(output)}): see `devpictl logs`")
+            raise DevpiError(f"devpi-export failed ({ctr.last_line(output)}): see `devpictl logs`")
         version = image_devpi_version(container)
         manifest = {
             "format": FORMAT,
@@ -146,7 +145,7 @@ def backup(engine, instance: Instance, path: Path, *, include_files: bool, repor
 
 def image_devpi_version(container) -> str | None:
     code, output = ctr.exec_output(container, ["devpi-server", "--version"])
-    return cch.last_line(output) if code == 0 else None
+    return ctr.last_line(output) if code == 0 else None
 
 
 # devpi-import refuses other dump versions; devpi-export writes "2" (devpi-server 6).
@@ -334,4 +333,4 @@ def interrupted_message(instance: Instance, fresh_volume: bool, swapped: bool, h
 def run(container, command: list[str], what: str, user: str = "") -> None:
     code, output = ctr.exec_output(container, command, user=user)
     if code != 0:
-        raise DevpiError(f"{what} failed in the restore container ({cch.last_line(output)})")
+        raise DevpiError(f"{what} failed in the restore container ({ctr.last_line(output)})")

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from devpictl.errors import BadInput, EngineError, EngineUnavailable, PortInUse
+from devpictl.errors import BadInput, CacheNotFound, EngineError, EngineUnavailable, PortInUse
 from devpictl.image import CONTAINER_PORT, HEALTH_CHECK_AGENT, add_bytes
 from devpictl.settings import LABEL_INSTANCE, LABEL_MANAGED, Instance
 
@@ -365,3 +365,38 @@ def remove_volume(engine, instance: Instance) -> None:
 def exec_output(container, cmd: list[str], environment: Mapping[str, str] | None = None, user: str = "") -> tuple[int, str]:
     result = container.exec_run(cmd, environment=dict(environment or {}), demux=False, user=user)
     return result.exit_code, (result.output or b"").decode(errors="replace")
+
+
+def running_container(engine, instance: Instance):
+    container = find_container(engine, instance)
+    if container is None or container.status != "running":
+        state = "no cache" if container is None else f"cache is {container.status}"
+        raise CacheNotFound(f"{state} named {instance.name!r}: start it with `devpictl up --name {instance.name}`")
+    return container
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "no output"
+
+
+def container_env(container) -> list[str]:
+    return container.attrs.get("Config", {}).get("Env") or []
+
+
+def front_enabled(container) -> bool:
+    return "DEVPICTL_FRONT=0" not in container_env(container)
+
+
+def max_bytes(container) -> int:
+    """The size the container keeps its mirrored files under (`up --max-size`); 0 for none."""
+    for item in container_env(container):
+        if item.startswith("DEVPICTL_MAX_BYTES="):
+            value = item.partition("=")[2]
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
+def offline_enabled(container) -> bool:
+    """Whether the container runs devpi with --offline-mode (made by `up --offline`)."""
+    return "DEVPICTL_OFFLINE=1" in container_env(container)

@@ -20,6 +20,11 @@ INSTALLER_AGENT = "pip/24.0 devpictl"
 MIRROR_INDEX = "root/pypi"
 
 
+def index_url(base_url: str) -> str:
+    """The simple index installers use: the mirror root/pypi of the cache at ``base_url``."""
+    return f"{base_url}/{MIRROR_INDEX}/+simple/"
+
+
 class DevpiClient:
     """devpi's API at ``base_url``; ``transport`` is the seam tests use to fake the server."""
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from devpictl import cache
 from devpictl import container as ctr
-from devpictl.cache import DOWN, next_step
+from devpictl import devpi
+from devpictl import status as cache_status
 from devpictl.settings import LABEL_INSTANCE, Instance, data_dir
 
 
@@ -53,11 +53,11 @@ def describe(engine, name: str, sizes: dict[str, int]) -> KnownCache:
     container = ctr.find_container(engine, instance)
     has_volume = ctr.volume_exists(engine, instance)
     size = sizes.get(instance.volume)
-    state, health = (container.status, ctr.health(container)) if container is not None else (DOWN, None)
+    state, health = (container.status, ctr.health(container)) if container is not None else (cache_status.DOWN, None)
     index_url = upstream_name = upstream = None
     if state == "running":
-        index_url = cache.index_url(ctr.local_base_url(container))
-        served = cache.serving(container, timeout=3)
+        index_url = devpi.index_url(ctr.local_base_url(container))
+        served = cache_status.serving(container, timeout=3)
         if served is not None:
             upstream_name, upstream = served.upstream.name, served.upstream.display_url
     return KnownCache(
@@ -69,7 +69,7 @@ def describe(engine, name: str, sizes: dict[str, int]) -> KnownCache:
         upstream=upstream,
         cache_bytes=size if size is not None and size >= 0 else None,
         volume=instance.volume if has_volume else None,
-        next_step=next_step(name, state, health, has_volume),
+        next_step=cache_status.next_step(name, state, health, has_volume),
     )
 
 

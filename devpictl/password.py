@@ -1,4 +1,4 @@
-"""The cache's root password: show the stored one, or rotate it in devpi and in the store together."""
+"""The cache's root password: log in with it, show the stored one, or rotate it in devpi and in the store together."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devpictl import container as ctr
-from devpictl.cache import login_root, running_container
 from devpictl.devpi import DevpiClient
 from devpictl.errors import (
     CacheNotFound,
@@ -22,6 +21,7 @@ from devpictl.settings import (
     drop_pending_root_password,
     new_root_password,
     read_root_password,
+    read_secret_file,
     stage_root_password,
 )
 
@@ -54,7 +54,7 @@ def rotate(engine, instance: Instance, *, client: DevpiClient | None = None) -> 
     ``client`` is the seam tests use to fake devpi.
     """
     stored_password(instance)
-    container = running_container(engine, instance)
+    container = ctr.running_container(engine, instance)
     own_client = client is None
     client = client or DevpiClient(ctr.local_base_url(container))
     try:
@@ -107,3 +107,30 @@ def accepts(client: DevpiClient, password: str) -> bool | None:
     except CacheUnreachable:
         return None
     return True
+
+
+def login_root(client: DevpiClient, instance: Instance) -> str | None:
+    """Log in as root, first settling a password rotation that was interrupted; returns what was settled.
+
+    ``password --rotate`` writes the pending file before it asks devpi to change
+    the password, so after any interruption (even SIGKILL) one of the two files
+    holds devpi's password: devpi itself says which.
+    """
+    settled = None
+    pending = read_secret_file(instance.pending_password_file)
+    if pending is not None:
+        try:
+            client.login("root", pending)
+        except LoginRefused:
+            drop_pending_root_password(instance)
+            settled = f"dropped {instance.pending_password_file}: devpi never took the password of an interrupted rotation"
+        else:
+            commit_root_password(instance)
+            return f"devpi took the password of an interrupted rotation: moved {instance.pending_password_file} to {instance.password_file}"
+    password = read_root_password(instance)
+    if password is None:
+        raise LoginRefused(
+            f"devpictl has no root password for cache {instance.name!r}: put it in {instance.password_file}"
+        )
+    client.login("root", password)
+    return settled

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from devpictl import cache
 from devpictl import container as ctr
 from devpictl import image as img
 from devpictl.errors import DevpiError
@@ -42,17 +41,17 @@ class PruneResult:
 
 def prune(engine, instance: Instance, *, max_bytes: int | None, unused_days: float | None, dry_run: bool) -> PruneResult:
     """Remove (or with ``dry_run`` list) mirrored files beyond ``max_bytes`` or unused for ``unused_days``."""
-    container = cache.running_container(engine, instance)
+    container = ctr.running_container(engine, instance)
     args = [*(["--max-bytes", str(max_bytes)] if max_bytes is not None else []),
             *(["--unused-days", str(unused_days)] if unused_days is not None else []),
             *(["--dry-run"] if dry_run else [])]
     script = (img.template_dir() / "prune.py").read_text()
     code, output = ctr.exec_output(container, [f"{img.VENV}/bin/python", "-c", script, *args])
     try:
-        answer = json.loads(cache.last_line(output)) if code == 0 else None
+        answer = json.loads(ctr.last_line(output)) if code == 0 else None
     except ValueError:
         answer = None
     if answer is None:
-        raise DevpiError(f"pruning in {container.name} failed ({cache.last_line(output) or code}): see `devpictl logs`")
+        raise DevpiError(f"pruning in {container.name} failed ({ctr.last_line(output) or code}): see `devpictl logs`")
     return PruneResult(instance.name, answer["files"], answer["bytes"], answer["freed_bytes"], answer["kept_bytes"],
                        answer["dry_run"], answer["removed"])

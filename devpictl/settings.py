@@ -14,11 +14,11 @@ from pathlib import Path
 
 from devpictl.errors import BadInput
 from devpictl.files import sync_directory, write_atomic
+from devpictl.network import check_host
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
 DEFAULT_NAME = "default"
 DEFAULT_PORT = 3141
-DEFAULT_HOST = "127.0.0.1"
 LABEL_MANAGED = "devpictl.managed"
 LABEL_INSTANCE = "devpictl.instance"
 
@@ -66,62 +66,6 @@ def check_timeout(seconds: float) -> float:
     if not (seconds > 0 and math.isfinite(seconds)):
         raise BadInput(f"--timeout {seconds:g} is not a time limit: give a number of seconds, e.g. --timeout 10")
     return seconds
-
-
-# A DNS name: labels of letters, digits and inner hyphens, dot-separated.
-HOST_NAME = re.compile(r"(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
-
-
-def check_host(value: str, source: str = "--host") -> str:
-    """The literal IP address to publish on, from an address or a host name; resolved before anything is published.
-
-    The engine takes a host name as "every interface", so only literals reach it:
-    ``localhost`` becomes 127.0.0.1, ``[::1]`` becomes ::1.
-    """
-    import ipaddress
-    import socket
-
-    text = value.strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        pass
-    head, sep, tail = text.rpartition(":")
-    if sep and tail.isdigit() and (HOST_NAME.fullmatch(head.strip("[]")) or is_ip(head.strip("[]"))):
-        raise BadInput(f"{source} {value!r} carries a port: give the address alone and the port with --port {tail}")
-    if not HOST_NAME.fullmatch(text):
-        raise BadInput(f"{source} {value!r} is not an IP address or host name: give an address such as 127.0.0.1")
-    if text.rstrip(".").lower() == "localhost":
-        return DEFAULT_HOST  # whatever the resolver says, localhost is loopback (pick IPv4, as devpictl reaches it)
-    try:
-        infos = socket.getaddrinfo(text, None, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        raise BadInput(f"{source} {value!r} does not resolve to an address: give an IP address such as 127.0.0.1") from None
-    addresses = [info[4][0] for info in infos]
-    ipv4 = [a for a in addresses if ":" not in a]
-    return (ipv4 or addresses)[0]
-
-
-def is_ip(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def is_loopback(host: str) -> bool:
-    """True for a literal loopback address (127.0.0.0/8, ::1); a checked host is always a literal."""
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def extra_labels(environ: dict[str, str] | None = None) -> dict[str, str]:

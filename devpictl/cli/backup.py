@@ -56,7 +56,7 @@ def restore(
     Example: devpictl restore --name copy devpictl-default-20260101-120000.tar.gz
     """
     from devpictl import backup as bkp
-    from devpictl import cache
+    from devpictl import lifecycle, precedence
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.image import DEFAULT_IMAGE, BuildOptions
@@ -70,8 +70,8 @@ def restore(
         result = bkp.restore(engine, instance, path, image, force=force, reporter=rep)
         index_url = None
         if result.restart:
-            opts = cache.UpOptions(instance=instance, upstream=None, host=None, port=None, image=image, build=BuildOptions())
-            index_url = cache.up(engine, opts, rep).index_url
+            opts = precedence.UpOptions(instance=instance, upstream=None, host=None, port=None, image=image, build=BuildOptions())
+            index_url = lifecycle.up(engine, opts, rep).index_url
     if json_output:
         ui.print_json({"name": instance.name, "actions": result.actions, "index_url": index_url})
         return

@@ -49,15 +49,15 @@ def up(
 
     Example: devpictl up --mirror nju
     """
-    from devpictl import cache
     from devpictl import image as img
+    from devpictl import lifecycle, precedence
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.mirrors import is_fastest, resolve
+    from devpictl.network import check_host, network_warning, publishes_to_network
     from devpictl.settings import (
         Instance,
         cache_lock,
-        check_host,
         check_name,
         check_pids_limit,
         check_port,
@@ -82,7 +82,7 @@ def up(
         devpi_server_version=devpi_server_version, apt_mirror=apt_mirror,
     )
     img.check_inputs(build_opts)
-    opts = cache.UpOptions(
+    opts = precedence.UpOptions(
         instance=instance,
         upstream=upstream,
         host=host,
@@ -110,11 +110,11 @@ def up(
 
         opts = replace(opts, upstream=fastest_upstream(opts.probe_project, quiet=json_output))
     with cache_lock(instance), ui.reporter(json_output, verbose) as rep:
-        result = cache.up(engine, opts, rep)
+        result = lifecycle.up(engine, opts, rep)
     # Whatever chose the address (flag, DEVPICTL_HOST, remembered), warn on stderr:
     # stdout stays clean for --json.
-    if cache.publishes_to_network(result.host):
-        ui.err.print(f"[yellow]warning:[/] {cache.network_warning(result.host, result.port)}")
+    if publishes_to_network(result.host):
+        ui.err.print(f"[yellow]warning:[/] {network_warning(result.host, result.port)}")
     if json_output:
         ui.print_json(
             {
@@ -148,7 +148,8 @@ def status(
 
     Example: devpictl status --json
     """
-    from devpictl import cache, inventory
+    from devpictl import inventory
+    from devpictl import status as cache_status
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.errors import CacheNotFound
@@ -168,7 +169,7 @@ def status(
             return
         name = names[0]
     instance = Instance(check_name(name))
-    st = cache.status(engine, instance)
+    st = cache_status.status(engine, instance)
     if json_output:
         ui.print_json(st.as_dict())
         return
@@ -286,7 +287,7 @@ def down(
 
     Example: devpictl down --volumes --yes
     """
-    from devpictl import cache
+    from devpictl import lifecycle
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.errors import BadInput
@@ -299,7 +300,7 @@ def down(
             raise BadInput(f"--volumes deletes everything cache {instance.name!r} downloaded: add --yes to confirm")
         typer.confirm(f"Delete volume {instance.volume} and everything cache {instance.name!r} downloaded?", abort=True)
     with cache_lock(instance):
-        actions = cache.down(engine, instance, volumes=volumes)
+        actions = lifecycle.down(engine, instance, volumes=volumes)
     if json_output:
         ui.print_json({"name": instance.name, "actions": actions})
     elif actions:

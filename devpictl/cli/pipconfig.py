@@ -99,12 +99,12 @@ def _index_url(name: str, url: str | None) -> str:
         from devpictl.mirrors import parse_index_url
 
         return parse_index_url(url) + "/"
-    from devpictl import cache
     from devpictl import container as ctr
+    from devpictl import devpi
     from devpictl.settings import Instance
 
-    running = cache.running_container(ctr.connect(), Instance(name))
-    return cache.index_url(ctr.local_base_url(running))
+    running = ctr.running_container(ctr.connect(), Instance(name))
+    return devpi.index_url(ctr.local_base_url(running))
 
 
 def _tool_file(tool: str, scope: str | None, python: Path | None, project: Path | None) -> Path | None:

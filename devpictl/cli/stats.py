@@ -38,7 +38,6 @@ def stats(
     """
     import datetime
 
-    from devpictl import cache
     from devpictl import container as ctr
     from devpictl import stats as core
     from devpictl.cli import ui
@@ -47,12 +46,12 @@ def stats(
     instance = Instance(check_name(name))
     days = duration_days(since, "--since", "7d")
     start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
-    container = cache.running_container(ctr.connect(), instance)
+    container = ctr.running_container(ctr.connect(), instance)
     result = core.cache_stats(container, start)
     if json_output:
         ui.print_json({"name": instance.name, **result.as_dict()})
         return
-    if not cache.front_enabled(container):
+    if not ctr.front_enabled(container):
         ui.err.print("Cache runs without its front server: only the requests it logs are counted.")
     ui.out.print(f"Cache {instance.name!r}, since {result.since or start.isoformat(timespec='seconds')}:", markup=False)
     hours = [result.hourly[k] for k in sorted(result.hourly)]

@@ -139,7 +139,7 @@ class RichReporter:
 def reporter(quiet: bool, verbose: bool = False) -> Iterator[object]:
     """A RichReporter (every build line with ``verbose``), or a silent one for --json."""
     if quiet:
-        from devpictl.cache import QuietReporter
+        from devpictl.reporter import QuietReporter
 
         yield QuietReporter()
         return

@@ -39,7 +39,7 @@ def set_upstream(
 
     Example: devpictl set-upstream tuna
     """
-    from devpictl import cache
+    from devpictl import switching
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.mirrors import is_fastest, resolve
@@ -51,7 +51,7 @@ def set_upstream(
     if upstream is None:
         upstream = fastest_upstream(probe_project, quiet=json_output)
     with cache_lock(instance), ui.reporter(json_output) as rep:
-        result = cache.set_upstream(engine, instance, upstream, check=check, probe_project=probe_project, reporter=rep)
+        result = switching.set_upstream(engine, instance, upstream, check=check, probe_project=probe_project, reporter=rep)
     if json_output:
         ui.print_json(
             {

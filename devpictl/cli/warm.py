@@ -37,8 +37,8 @@ def warm(
 
     Example: devpictl warm uv.lock --python 3.12
     """
-    from devpictl import cache
     from devpictl import container as ctr
+    from devpictl import devpi
     from devpictl import warm as core
     from devpictl.cli import ui
     from devpictl.errors import WarmIncomplete
@@ -47,8 +47,8 @@ def warm(
     instance = Instance(check_name(name))
     targets = core.make_targets(split_values(python), split_values(platform))
     core.check_files(files)
-    container = cache.running_container(ctr.connect(), instance)
-    index_url = cache.index_url(ctr.local_base_url(container))
+    container = ctr.running_container(ctr.connect(), instance)
+    index_url = devpi.index_url(ctr.local_base_url(container))
     with ui.reporter(json_output) as rep:
         with rep.waiting(f"Reading {', '.join(str(f) for f in files)}"):
             pins = core.read_pins(files, index_url, targets)

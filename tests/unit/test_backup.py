@@ -8,9 +8,9 @@ import tarfile
 import pytest
 
 from devpictl import backup as bkp
-from devpictl.cache import QuietReporter
 from devpictl.errors import DevpiError, Interrupted
 from devpictl.image import DEFAULT_IMAGE, DEVPI_UID
+from devpictl.reporter import QuietReporter
 from devpictl.settings import Instance, ensure_root_password, read_root_password
 from tests.unit.fakes import FakeContainer, FakeEngine, backup_archive
 

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from devpictl import cache, settings
+from devpictl import container as ctr
+from devpictl import devpi, lifecycle, network, precedence, probe, reporter, settings, switching
 from devpictl import image as img
 from devpictl.coremetadata import MetadataCheck
 from devpictl.devpi import DevpiClient
@@ -108,14 +109,14 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = FakeClock()
-    monkeypatch.setattr(cache, "time", fake)
+    monkeypatch.setattr(lifecycle, "time", fake)
     return fake
 
 
 class TestUpstreamChanges:
     def test_catalog_mirror_on_a_fresh_index(self):
         ixconfig = {"mirror_url": OFFICIAL_URL + "/"}
-        assert cache.upstream_changes(TUNA, ixconfig, OFFICIAL_URL) == [
+        assert switching.upstream_changes(TUNA, ixconfig, OFFICIAL_URL) == [
             "mirror_url=https://pypi.tuna.tsinghua.edu.cn/simple",
             "mirror_ignore_serial_header=true",
             "mirror_no_project_list=true",
@@ -123,7 +124,7 @@ class TestUpstreamChanges:
 
     def test_custom_mirror(self):
         custom = Upstream("custom", "http://10.0.0.9:8080/simple")
-        assert cache.upstream_changes(custom, {}, OFFICIAL_URL) == [
+        assert switching.upstream_changes(custom, {}, OFFICIAL_URL) == [
             "mirror_url=http://10.0.0.9:8080/simple",
             "mirror_ignore_serial_header=true",
             "mirror_no_project_list=true",
@@ -131,28 +132,28 @@ class TestUpstreamChanges:
 
     def test_official_uses_the_given_url_and_keeps_the_serial_check(self):
         ixconfig = configured(TUNA)
-        assert cache.upstream_changes(OFFICIAL, ixconfig, "https://pypi.example/simple") == [
+        assert switching.upstream_changes(OFFICIAL, ixconfig, "https://pypi.example/simple") == [
             "mirror_url=https://pypi.example/simple",
             "mirror_ignore_serial_header=false",
         ]
 
     def test_official_on_a_fresh_index_only_turns_off_the_project_list(self):
-        assert cache.upstream_changes(OFFICIAL, {"mirror_url": OFFICIAL_URL + "/"}, OFFICIAL_URL) == [
+        assert switching.upstream_changes(OFFICIAL, {"mirror_url": OFFICIAL_URL + "/"}, OFFICIAL_URL) == [
             "mirror_no_project_list=true"
         ]
 
     @pytest.mark.parametrize("upstream", [TUNA, CATALOG["nju"], OFFICIAL])
     def test_no_changes_when_already_configured(self, upstream):
-        assert cache.upstream_changes(upstream, configured(upstream), OFFICIAL_URL) == []
+        assert switching.upstream_changes(upstream, configured(upstream), OFFICIAL_URL) == []
 
     def test_trailing_slash_does_not_count_as_a_change(self):
         ixconfig = {**configured(TUNA), "mirror_url": TUNA.url + "/"}
-        assert cache.upstream_changes(TUNA, ixconfig, OFFICIAL_URL) == []
-        assert cache.upstream_changes(OFFICIAL, configured(OFFICIAL), OFFICIAL_URL + "/") == []
+        assert switching.upstream_changes(TUNA, ixconfig, OFFICIAL_URL) == []
+        assert switching.upstream_changes(OFFICIAL, configured(OFFICIAL), OFFICIAL_URL + "/") == []
 
     def test_only_the_differing_option_is_changed(self):
         ixconfig = {**configured(TUNA), "mirror_no_project_list": False}
-        assert cache.upstream_changes(TUNA, ixconfig, OFFICIAL_URL) == ["mirror_no_project_list=true"]
+        assert switching.upstream_changes(TUNA, ixconfig, OFFICIAL_URL) == ["mirror_no_project_list=true"]
 
 
 UNANSWERED = "unanswered"  # run_measured: the measurement got no answer from the upstream
@@ -184,8 +185,8 @@ class TestConfigureUpstream:
         actions: list[str] = []
         with server.client() as client:
             client.login("root", ROOT_PASSWORD)
-            result = cache.configure_upstream(
-                client, wanted, OFFICIAL_URL, cache.QuietReporter(), actions, self.flushes.append_one, unfinished_file()
+            result = switching.configure_upstream(
+                client, wanted, OFFICIAL_URL, reporter.QuietReporter(), actions, self.flushes.append_one, unfinished_file()
             )
         return result, actions
 
@@ -279,8 +280,8 @@ class TestConfigureUpstream:
         actions: list[str] = []
         with server.client() as client:
             client.login("root", ROOT_PASSWORD)
-            cache.configure_upstream(
-                client, wanted, OFFICIAL_URL, cache.QuietReporter(), actions, lambda: events.append("flush"),
+            switching.configure_upstream(
+                client, wanted, OFFICIAL_URL, reporter.QuietReporter(), actions, lambda: events.append("flush"),
                 unfinished_file(), None if served is None else measure,
             )
         return actions, [e for e in events if e == "flush" or e[0] != "GET"], measured
@@ -344,7 +345,7 @@ class TestConfigureUpstream:
     def test_without_login_the_patch_is_refused(self):
         server = FakeDevpi(configured(OFFICIAL))
         with server.client() as client, pytest.raises(DevpiError, match="HTTP 403"):
-            cache.configure_upstream(client, TUNA, OFFICIAL_URL, cache.QuietReporter(), [], lambda: None, unfinished_file())
+            switching.configure_upstream(client, TUNA, OFFICIAL_URL, reporter.QuietReporter(), [], lambda: None, unfinished_file())
 
 
 class TestUnfinishedSwitch:
@@ -363,7 +364,7 @@ class TestUnfinishedSwitch:
         actions: list[str] = []
         with DevpiClient("http://127.0.0.1:3141", transport=httpx.MockTransport(handle)) as client:
             client.login("root", ROOT_PASSWORD)
-            cache.configure_upstream(client, wanted, OFFICIAL_URL, cache.QuietReporter(), actions, lambda: self.flushes.append("flush"), unfinished_file())
+            switching.configure_upstream(client, wanted, OFFICIAL_URL, reporter.QuietReporter(), actions, lambda: self.flushes.append("flush"), unfinished_file())
         return actions
 
     @pytest.fixture(autouse=True)
@@ -415,7 +416,7 @@ class TestWaitUntilReady:
             httpx.Response(200, text=FILES_PAGE),
         ]
         with server.client() as client:
-            files = cache.wait_until_ready(client, "pip", 60, cache.QuietReporter())
+            files = lifecycle.wait_until_ready(client, "pip", 60, reporter.QuietReporter())
         assert files == ["pip-24.0-py3-none-any.whl"]
         assert len(clock.sleeps) == 2
         assert server.calls() == [("GET", "/root/pypi/+simple/pip/")] * 3
@@ -425,12 +426,12 @@ class TestWaitUntilReady:
         portal = '<html><body><a href="/login">Sign in</a><a href="https://portal.example/">Wi-Fi terms</a></body></html>'
         server.simple_pages = [httpx.Response(200, text=portal)] * 20
         with server.client() as client, pytest.raises(ReadinessTimeout, match="listed no files"):
-            cache.wait_until_ready(client, "pip", 5, cache.QuietReporter())
+            lifecycle.wait_until_ready(client, "pip", 5, reporter.QuietReporter())
 
     def test_times_out_when_no_files_appear(self, clock):
         server = FakeDevpi()
         with server.client() as client, pytest.raises(ReadinessTimeout) as info:
-            cache.wait_until_ready(client, "pip", 5, cache.QuietReporter())
+            lifecycle.wait_until_ready(client, "pip", 5, reporter.QuietReporter())
         message = str(info.value)
         assert "'pip'" in message
         assert "within 5 s" in message
@@ -442,7 +443,7 @@ class TestWaitUntilReady:
         server = FakeDevpi()
         server.simple_pages = [httpx.Response(502, text="Bad Gateway")] * 10
         with server.client() as client, pytest.raises(ReadinessTimeout, match="HTTP 502"):
-            cache.wait_until_ready(client, "pip", 2, cache.QuietReporter())
+            lifecycle.wait_until_ready(client, "pip", 2, reporter.QuietReporter())
 
     def test_unreachable_cache_times_out(self, clock):
         def refuse(request):
@@ -450,7 +451,7 @@ class TestWaitUntilReady:
 
         with DevpiClient("http://127.0.0.1:1", transport=httpx.MockTransport(refuse)) as client:
             with pytest.raises(ReadinessTimeout, match="cannot reach devpi"):
-                cache.wait_until_ready(client, "pip", 3, cache.QuietReporter())
+                lifecycle.wait_until_ready(client, "pip", 3, reporter.QuietReporter())
 
 
 class TestWaitForApi:
@@ -478,7 +479,7 @@ class TestWaitForApi:
 
         with DevpiClient("http://127.0.0.1:1", transport=httpx.MockTransport(refuse)) as client:
             with pytest.raises(ReadinessTimeout, match="exited during start-up"):
-                cache.wait_for_api(client, container, 3600, cache.QuietReporter())
+                lifecycle.wait_for_api(client, container, 3600, reporter.QuietReporter())
         assert len(clock.sleeps) == 1
 
     def test_restarts_from_before_do_not_count(self, clock):
@@ -495,7 +496,7 @@ class TestWaitForApi:
             return httpx.Response(200, json={"result": {}})
 
         with DevpiClient("http://127.0.0.1:1", transport=httpx.MockTransport(handle)) as client:
-            cache.wait_for_api(client, container, 60, cache.QuietReporter())
+            lifecycle.wait_for_api(client, container, 60, reporter.QuietReporter())
 
 
 class FakeContainer:
@@ -520,42 +521,42 @@ def page_answer(url: str, text: str) -> bytes:
 class TestInsideTheContainer:
     def test_official_url_is_read_from_devpi(self):
         container = FakeContainer(0, b"some warning\nhttps://official.index.example/simple/\n")
-        assert cache.official_url(container) == "https://official.index.example/simple"
+        assert switching.official_url(container) == "https://official.index.example/simple"
         cmd, _ = container.commands[0]
         assert cmd[0] == "/opt/devpi/bin/python"
 
     @pytest.mark.parametrize("code, output", [(1, b"Traceback...\nImportError: no devpi\n"), (0, b""), (0, b"None\n")])
     def test_official_url_failure(self, code, output):
         with pytest.raises(DevpiError, match="cannot read devpi's default upstream"):
-            cache.official_url(FakeContainer(code, output))
+            switching.official_url(FakeContainer(code, output))
 
     def test_check_upstream_passes_when_links_are_listed(self):
         container = FakeContainer(0, page_answer(f"{TUNA.url}/pip/", FILES_PAGE))
-        cache.check_upstream(container, TUNA.url, "pip")
+        probe.check_upstream(container, TUNA.url, "pip")
         _, env = container.commands[0]
         assert env["DEVPICTL_CHECK_URL"] == f"{TUNA.url}/pip/"
 
     def test_check_upstream_refuses_a_page_without_links(self):
         with pytest.raises(UpstreamUnreachable, match="lists no files"):
-            cache.check_upstream(FakeContainer(0, page_answer(f"{TUNA.url}/pip/", EMPTY_PAGE)), TUNA.url, "pip")
+            probe.check_upstream(FakeContainer(0, page_answer(f"{TUNA.url}/pip/", EMPTY_PAGE)), TUNA.url, "pip")
 
     def test_check_upstream_refuses_an_unreadable_answer(self):
         with pytest.raises(UpstreamUnreachable, match="unreadable answer"):
-            cache.check_upstream(FakeContainer(0, b"12\n"), TUNA.url, "pip")
+            probe.check_upstream(FakeContainer(0, b"12\n"), TUNA.url, "pip")
 
     def test_check_upstream_refuses_an_unreachable_upstream(self):
         with pytest.raises(UpstreamUnreachable, match="URLError: timed out"):
-            cache.check_upstream(FakeContainer(1, b"URLError: timed out\n"), TUNA.url, "pip")
+            probe.check_upstream(FakeContainer(1, b"URLError: timed out\n"), TUNA.url, "pip")
 
 
 def test_index_url():
-    assert cache.index_url("http://127.0.0.1:3141") == "http://127.0.0.1:3141/root/pypi/+simple/"
+    assert devpi.index_url("http://127.0.0.1:3141") == "http://127.0.0.1:3141/root/pypi/+simple/"
 
 
 def test_proxy_env_file_quotes_only_proxy_variables():
-    text = cache.proxy_env_file({"HTTPS_PROXY": "http://u:p w@proxy:3128", "PATH": "/bin", "no_proxy": "localhost"})
+    text = lifecycle.proxy_env_file({"HTTPS_PROXY": "http://u:p w@proxy:3128", "PATH": "/bin", "no_proxy": "localhost"})
     assert text == b"HTTPS_PROXY='http://u:p w@proxy:3128'\nno_proxy=localhost\n"
-    assert cache.proxy_env_file({"PATH": "/bin"}) == b""
+    assert lifecycle.proxy_env_file({"PATH": "/bin"}) == b""
 
 
 # --- settings: names, ports, labels, the root password store -------------------------------
@@ -680,7 +681,7 @@ class TestCheckHost:
     @pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.9.9.9", True), ("::1", True),
                                                 ("0.0.0.0", False), ("::", False), ("192.0.2.1", False), ("", False)])
     def test_only_loopback_is_local(self, host, loopback):
-        assert cache.publishes_to_network(host) is not loopback
+        assert network.publishes_to_network(host) is not loopback
 
 
 class TestExtraLabels:
@@ -727,13 +728,13 @@ class TestUpgrade:
         def run_once(engine, image, command, volume=None):
             return answers["have"] if volume else answers["needed"]
 
-        monkeypatch.setattr(cache.ctr, "image_exists", lambda engine, tag: True)
-        monkeypatch.setattr(cache.ctr, "run_once", run_once)
-        monkeypatch.setattr(cache.ctr, "remove", removed.append)
+        monkeypatch.setattr(ctr, "image_exists", lambda engine, tag: True)
+        monkeypatch.setattr(ctr, "run_once", run_once)
+        monkeypatch.setattr(ctr, "remove", removed.append)
         return {"removed": removed, "answers": answers}
 
-    def options(self) -> cache.UpOptions:
-        return cache.UpOptions(instance=settings.Instance("c"), upstream=None, host=None, port=None, image="new:1", build=img.BuildOptions())
+    def options(self) -> precedence.UpOptions:
+        return precedence.UpOptions(instance=settings.Instance("c"), upstream=None, host=None, port=None, image="new:1", build=img.BuildOptions())
 
     def old_container(self):
         class Image:
@@ -749,7 +750,7 @@ class TestUpgrade:
         container = self.old_container()
         actions: list[str] = []
         with pytest.raises(Conflict) as info:
-            cache.upgrade(None, container, self.options(), cache.QuietReporter(), actions)
+            lifecycle.upgrade(None, container, self.options(), reporter.QuietReporter(), actions)
         message = str(info.value)
         assert "needs database version 4, cache 'c' has 3" in message
         assert "nothing was changed" in message and "devpictl backup --name c" in message and "devpictl restore" in message
@@ -760,7 +761,7 @@ class TestUpgrade:
         engine["answers"]["have"] = "4"
         container = self.old_container()
         actions: list[str] = []
-        cache.upgrade(None, container, self.options(), cache.QuietReporter(), actions)
+        lifecycle.upgrade(None, container, self.options(), reporter.QuietReporter(), actions)
         assert engine["removed"] == [container]
         assert actions == ["replaced the container of old:1 with new:1"]
 
@@ -777,7 +778,7 @@ class TestDownVolumes:
         from tests.unit.fakes import FakeEngine
 
         instance = self.state()
-        actions = cache.down(FakeEngine(), instance, volumes=True)
+        actions = lifecycle.down(FakeEngine(), instance, volumes=True)
         assert not instance.state_dir.exists()
         assert actions == [f"deleted root-password, cache.toml, last-failed-up.log from {instance.state_dir}"]
 
@@ -790,7 +791,7 @@ class TestDownVolumes:
         engine.add("default")  # a running container: it must stay too
         engine.foreign_volumes.add(instance.volume)
         with pytest.raises(EngineError, match="was not made by devpictl"):
-            cache.down(engine, instance, volumes=True)
+            lifecycle.down(engine, instance, volumes=True)
         assert engine.mutations() == []
         assert instance.password_file.exists()
 
@@ -798,7 +799,7 @@ class TestDownVolumes:
         from tests.unit.fakes import FakeEngine
 
         instance = self.state()
-        assert cache.down(FakeEngine(), instance, volumes=False) == []
+        assert lifecycle.down(FakeEngine(), instance, volumes=False) == []
         assert instance.password_file.exists()
 
 
@@ -815,11 +816,11 @@ class TestNotItsOwnUpstream:
 
         container = FakeEngine().add("default", host="192.0.2.7", port=3199)
         with pytest.raises(BadInput, match="is this cache itself"):
-            cache.check_not_itself(container, Upstream("custom", url), OFFICIAL_URL)
+            switching.check_not_itself(container, Upstream("custom", url), OFFICIAL_URL)
 
     @pytest.mark.parametrize("url", ["http://upstream:8080/simple", "http://127.0.0.1:8080/simple", "https://mirror.example/simple"])
     def test_other_indexes_pass(self, url):
         from tests.unit.fakes import FakeEngine
 
         container = FakeEngine().add("default", host="192.0.2.7", port=3199)
-        cache.check_not_itself(container, Upstream("custom", url), OFFICIAL_URL)
+        switching.check_not_itself(container, Upstream("custom", url), OFFICIAL_URL)

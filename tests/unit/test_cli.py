@@ -388,11 +388,11 @@ class TestCompose:
     """Habits people bring from other tools."""
 
     def test_down_v_is_down_volumes(self, monkeypatch):
-        from devpictl import cache as core
+        from devpictl import lifecycle
 
         seen = {}
         monkeypatch.setattr(ctr, "connect", lambda: object())
-        monkeypatch.setattr(core, "down", lambda engine, instance, volumes: seen.setdefault("volumes", volumes) and [])
+        monkeypatch.setattr(lifecycle, "down", lambda engine, instance, volumes: seen.setdefault("volumes", volumes) and [])
         result = invoke("down", "-v", "--yes")
         assert result.exit_code == 0, result.output
         assert seen == {"volumes": True}

@@ -9,8 +9,9 @@ import subprocess
 import httpx
 import pytest
 
-from devpictl import cache, coremetadata, speedtest
 from devpictl import container as ctr
+from devpictl import coremetadata, lifecycle, probe, speedtest, switching
+from devpictl import status as cache_status
 from devpictl.coremetadata import MetadataCheck
 from tests.unit.fakes import FakeEngine
 from tests.unit.test_cache import FakeDevpi, configured, page_answer
@@ -95,18 +96,18 @@ class TestMeasuredFromTheContainer:
     )
     def test_newest_wheel_stands_for_all(self, announce, metadata, served):
         container = checking_container(page(announce), metadata)
-        check = cache.measure_core_metadata(container, TUNA.url, "pip")
+        check = probe.measure_core_metadata(container, TUNA.url, "pip")
         assert check.served is served, check
         assert WHEEL in check.detail
 
     def test_a_page_that_does_not_answer_is_no_verdict(self):
         container = FakeEngine().add("default", exec_answers=lambda cmd, env: (1, b"URLError: timed out\n"))
-        check = cache.measure_core_metadata(container, TUNA.url, "pip")
+        check = probe.measure_core_metadata(container, TUNA.url, "pip")
         assert check.served is None and "did not answer (URLError: timed out)" in check.detail
 
     def test_a_page_without_wheels(self):
         container = checking_container('<a href="pip-24.0.tar.gz">pip-24.0.tar.gz</a>', None)
-        assert cache.measure_core_metadata(container, TUNA.url, "pip") == MetadataCheck(False, "its page for 'pip' lists no wheel")
+        assert probe.measure_core_metadata(container, TUNA.url, "pip") == MetadataCheck(False, "its page for 'pip' lists no wheel")
 
 
 @pytest.fixture
@@ -198,7 +199,9 @@ def status_devpi(monkeypatch, ixconfig: dict, version: str = "6.20.3") -> None:
 
     from devpictl.devpi import DevpiClient
 
-    monkeypatch.setattr(cache, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=httpx.MockTransport(handle)))
+    for module in (lifecycle, switching, cache_status):
+
+        monkeypatch.setattr(module, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=httpx.MockTransport(handle)))
 
 
 class TestStatus:
@@ -216,7 +219,7 @@ class TestStatus:
         container = scripted_container(engine, check=(0, page_answer(f"{TUNA.url}/pip/", page(None))))
         yaml = "devpi-server:\n  serverdir: /data/server\n" + ("  enable-core-metadata: true\n" if enabled else "")
         answer = container.exec_answers
-        container.exec_answers = lambda cmd, env: (0, yaml.encode()) if cmd == ["cat", cache.SERVER_CONFIG] else answer(cmd, env)
+        container.exec_answers = lambda cmd, env: (0, yaml.encode()) if cmd == ["cat", probe.SERVER_CONFIG] else answer(cmd, env)
         result = invoke("status")
         assert result.exit_code == 0, result.output
         assert shown in result.stdout

@@ -11,9 +11,10 @@ import subprocess
 import pytest
 from typer.testing import CliRunner
 
-from devpictl import cache, simplepage
 from devpictl import container as ctr
 from devpictl import image as img
+from devpictl import lifecycle, password, probe, simplepage, switching
+from devpictl import status as cache_status
 from devpictl.cli import app
 from devpictl.mirrors import OFFICIAL, parse_index_url, resolve
 from devpictl.settings import Instance, ensure_root_password
@@ -42,7 +43,7 @@ class TestUpstream:
         assert upstream.credentials is None and upstream.display_url == upstream.public_url == upstream.url
 
     def test_devpi_gets_the_url_without_them(self):
-        changes = cache.upstream_changes(resolve(URL), configured(OFFICIAL), OFFICIAL_URL)
+        changes = switching.upstream_changes(resolve(URL), configured(OFFICIAL), OFFICIAL_URL)
         assert "mirror_url=https://mirror.example/private/simple" in changes
         assert not any(SECRET in c or "deploy" in c for c in changes)
 
@@ -65,11 +66,12 @@ def switch(monkeypatch):
     handed: list[dict[str, bytes]] = []
     checked: list[str] = []
     monkeypatch.setattr(ctr, "connect", lambda: engine)
-    monkeypatch.setattr(cache, "DevpiClient", lambda base_url, **kw: server.client())
-    monkeypatch.setattr(cache, "official_url", lambda container: OFFICIAL_URL)
-    monkeypatch.setattr(cache, "check_upstream", lambda container, url, project, *a: checked.append(url))
-    monkeypatch.setattr(cache, "flush_front_cache", lambda container: None)
-    monkeypatch.setattr(cache, "login_root", lambda client, instance: client.login("root", ROOT_PASSWORD))
+    for module in (lifecycle, switching, cache_status):
+        monkeypatch.setattr(module, "DevpiClient", lambda base_url, **kw: server.client())
+    monkeypatch.setattr(switching, "official_url", lambda container: OFFICIAL_URL)
+    monkeypatch.setattr(probe, "check_upstream", lambda container, url, project, *a: checked.append(url))
+    monkeypatch.setattr(switching, "flush_front_cache", lambda container: None)
+    monkeypatch.setattr(password, "login_root", lambda client, instance: client.login("root", ROOT_PASSWORD))
     monkeypatch.setattr(ctr, "hand_in_files", lambda container, files: handed.append(dict(files)))
     return server, handed, checked
 
@@ -88,7 +90,7 @@ class TestSwitchWithCredentials:
         server, handed, _ = switch
         assert runner.invoke(app, ["set-upstream", URL]).exit_code == 0
         expected = {"https://mirror.example/private/simple": BASIC}
-        assert [json.loads(files[cache.UPSTREAM_AUTH]) for files in handed] == [expected]
+        assert [json.loads(files[switching.UPSTREAM_AUTH]) for files in handed] == [expected]
         stored = Instance("default").upstream_auth_file
         assert json.loads(stored.read_text()) == expected
         assert stat.S_IMODE(stored.stat().st_mode) == 0o600

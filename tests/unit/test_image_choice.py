@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from devpictl import cache
 from devpictl import image as img
+from devpictl import lifecycle, precedence, reporter
 from devpictl.errors import Conflict
 from devpictl.mirrors import Upstream
 from devpictl.settings import Instance
@@ -68,13 +68,13 @@ def builds(monkeypatch) -> list[tuple[str, img.BuildOptions]]:
 
 
 def choose(engine: FakeEngine, *, image: str | None = None, given: frozenset[str] = frozenset(), front: bool = True, **build):
-    requested = cache.UpOptions(
+    requested = precedence.UpOptions(
         instance=Instance("default"), upstream=None, host=None, port=None, image=image,
         build=img.BuildOptions(front=front, **build), front=front, build_given=given,
     )
-    _, opts = cache.with_remembered(requested)
+    _, opts = precedence.with_remembered(requested)
     actions: list[str] = []
-    return cache.choose_image(engine, requested, opts, cache.QuietReporter(), actions), actions
+    return lifecycle.choose_image(engine, requested, opts, reporter.QuietReporter(), actions), actions
 
 
 class TestChooseImage:

@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from devpictl import cache
 from devpictl import container as ctr
+from devpictl import status as cache_status
 from devpictl.cli import app
 from devpictl.mirrors import CATALOG
 from devpictl.settings import Instance
@@ -22,7 +22,7 @@ def engine(monkeypatch) -> FakeEngine:
     engine = FakeEngine()
     monkeypatch.setattr(ctr, "connect", lambda: engine)
     # What a running cache's devpi says; these tests reach no devpi.
-    monkeypatch.setattr(cache, "serving", lambda container, timeout=10: cache.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {}))
+    monkeypatch.setattr(cache_status, "serving", lambda container, timeout=10: cache_status.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {}))
     return engine
 
 
@@ -98,7 +98,7 @@ class TestStatusWithoutName:
     @pytest.fixture(autouse=True)
     def quiet_status(self, monkeypatch):
         # status asks devpi and the upstream from inside the container; not here.
-        monkeypatch.setattr(cache, "upstream_reachability", lambda *a, **k: (None, None))
+        monkeypatch.setattr(cache_status, "upstream_reachability", lambda *a, **k: (None, None))
         monkeypatch.setattr(ctr, "exec_output", lambda container, cmd, **kw: (1, ""))
 
     def test_the_only_cache_is_shown(self, engine):

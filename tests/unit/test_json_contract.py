@@ -10,8 +10,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from devpictl import cache
 from devpictl import container as ctr
+from devpictl import status as cache_status
 from devpictl.cli import app
 from devpictl.mirrors import CATALOG
 from devpictl.settings import Instance, store_root_password
@@ -24,9 +24,9 @@ URL = "http://cache.example:3141/root/pypi/+simple/"
 def engine(monkeypatch) -> FakeEngine:
     engine = FakeEngine()
     monkeypatch.setattr(ctr, "connect", lambda: engine)
-    monkeypatch.setattr(cache, "serving", lambda container, timeout=10: cache.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {}))
-    monkeypatch.setattr(cache, "upstream_reachability", lambda *a, **k: (True, None))
-    monkeypatch.setattr(cache, "describe_core_metadata", lambda *a: (False, "not measured"))
+    monkeypatch.setattr(cache_status, "serving", lambda container, timeout=10: cache_status.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {}))
+    monkeypatch.setattr(cache_status, "upstream_reachability", lambda *a, **k: (True, None))
+    monkeypatch.setattr(cache_status, "describe_core_metadata", lambda *a: (False, "not measured"))
     return engine
 
 

@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from devpictl import cache, mirrors, speedtest
 from devpictl import container as ctr
+from devpictl import lifecycle, mirrors, speedtest, switching
 from devpictl.cli import app
 from devpictl.errors import EngineUnavailable
 from devpictl.mirrors import CATALOG, OFFICIAL, RETIRED, find_by_url, resolve
@@ -415,9 +415,9 @@ class TestFastest:
 
         def set_upstream(engine, instance, upstream, **kwargs):
             calls.append(upstream)
-            return cache.SwitchResult(instance.name, OFFICIAL, upstream, [f"switched to {upstream.name}"])
+            return switching.SwitchResult(instance.name, OFFICIAL, upstream, [f"switched to {upstream.name}"])
 
-        monkeypatch.setattr(cache, "set_upstream", set_upstream)
+        monkeypatch.setattr(switching, "set_upstream", set_upstream)
         return calls
 
     def test_set_upstream_fastest(self, indexes, local_only, engine, switched):
@@ -450,9 +450,9 @@ class TestFastest:
 
         def up(engine, opts, reporter):
             seen.append(opts)
-            return cache.UpResult(opts.instance.name, "http://127.0.0.1:3141/root/pypi/+simple/", opts.upstream, ["started"], tmp_path / "pw")
+            return lifecycle.UpResult(opts.instance.name, "http://127.0.0.1:3141/root/pypi/+simple/", opts.upstream, ["started"], tmp_path / "pw")
 
-        monkeypatch.setattr(cache, "up", up)
+        monkeypatch.setattr(lifecycle, "up", up)
         result = invoke("up", "--mirror", "fastest", "--json")
         assert result.exit_code == 0, result.output
         assert seen[0].upstream.name == "fast"
@@ -474,7 +474,7 @@ class TestFastest:
     def test_fastest_from_the_environment(self, indexes, local_only, engine, switched, monkeypatch):
         add("fast", indexes["fast"].url)
         seen = []
-        monkeypatch.setattr(cache, "up", lambda engine, opts, reporter: seen.append(opts) or cache.UpResult("default", "u", opts.upstream, [], Path("pw")))
+        monkeypatch.setattr(lifecycle, "up", lambda engine, opts, reporter: seen.append(opts) or lifecycle.UpResult("default", "u", opts.upstream, [], Path("pw")))
         result = invoke("up", "--json", env={"DEVPICTL_MIRROR": "fastest"})
         assert result.exit_code == 0, result.output
         assert seen[0].upstream.name == "fast"

@@ -12,9 +12,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from devpictl import cache
 from devpictl import container as ctr
 from devpictl import image as img
+from devpictl import lifecycle, password, precedence, probe, reporter, switching
+from devpictl import status as cache_status
 from devpictl.cli import app
 from devpictl.coremetadata import MetadataCheck
 from devpictl.devpi import DevpiClient
@@ -124,21 +125,21 @@ def test_container_gets_memory_and_pids_limits():
 
 class TestResourceLimits:
     def test_defaults(self):
-        full = cache.with_remembered(up_options())[1]
+        full = precedence.with_remembered(up_options())[1]
         assert (full.memory, full.pids_limit) == ("2g", 512)
 
     def test_remembered_then_flag(self):
         save_remembered(Instance("default"), {"memory": "3g", "pids_limit": 300})
-        assert cache.with_remembered(up_options())[1].memory == "3g"
-        assert cache.with_remembered(up_options(memory="1g", pids_limit=100))[1].pids_limit == 100
+        assert precedence.with_remembered(up_options())[1].memory == "3g"
+        assert precedence.with_remembered(up_options(memory="1g", pids_limit=100))[1].pids_limit == 100
 
     @pytest.mark.parametrize("asked", [{"memory": "1g"}, {"pids_limit": 100}])
     def test_other_limits_on_a_running_cache_need_down(self, asked):
         container = FakeContainer(FakeEngine())
         container.attrs["HostConfig"].update(Memory=2 * 1024**3, PidsLimit=512)
         with pytest.raises(Conflict, match="other resource limits: run `devpictl down --name default` first"):
-            cache.check_unchanged(container, up_options(**asked))
-        cache.check_unchanged(container, up_options(memory="2048m", pids_limit=512))
+            lifecycle.check_unchanged(container, up_options(**asked))
+        lifecycle.check_unchanged(container, up_options(memory="2048m", pids_limit=512))
 
     @pytest.mark.parametrize("value, size", [("2g", 2 * 1024**3), ("1536m", 1536 * 1024**2), ("300M", 300 * 1024**2), ("1G", 1024**3),
                                              ("256m", 256 * 1024**2), ("262144k", 256 * 1024**2)])
@@ -175,29 +176,29 @@ class TestResourceLimits:
             check_pids_limit(63)
 
 
-def up_options(**kwargs) -> cache.UpOptions:
+def up_options(**kwargs) -> precedence.UpOptions:
     values = dict(instance=Instance("default"), upstream=None, host=None, port=None, image=None, build=img.BuildOptions())
     values.update(kwargs)
-    return cache.UpOptions(**values)
+    return precedence.UpOptions(**values)
 
 
 class TestRemembered:
     def test_offline_defaults_to_off(self):
-        given, full = cache.with_remembered(up_options())
+        given, full = precedence.with_remembered(up_options())
         assert given.offline is None and full.offline is False
 
     def test_remembered_offline_comes_back(self):
         save_remembered(Instance("default"), {"offline": True, "port": 3200})
-        given, full = cache.with_remembered(up_options())
+        given, full = precedence.with_remembered(up_options())
         assert given.offline is True and full.offline is True
 
     def test_flag_wins(self):
         save_remembered(Instance("default"), {"offline": True})
-        assert cache.with_remembered(up_options(offline=False))[1].offline is False
+        assert precedence.with_remembered(up_options(offline=False))[1].offline is False
 
     def test_remembered_host_is_what_up_binds(self):
         save_remembered(Instance("default"), {"host": "0.0.0.0"})
-        assert cache.with_remembered(up_options())[1].host == "0.0.0.0"
+        assert precedence.with_remembered(up_options())[1].host == "0.0.0.0"
 
 
 class TestChangingOfflineNeedsDown:
@@ -205,18 +206,18 @@ class TestChangingOfflineNeedsDown:
     def test_conflict(self, running_offline, asked):
         container = FakeContainer(FakeEngine(), env=(f"DEVPICTL_OFFLINE={int(running_offline)}",))
         with pytest.raises(Conflict, match=r"offline mode: run `devpictl down --name default` first"):
-            cache.check_unchanged(container, up_options(offline=asked))
+            lifecycle.check_unchanged(container, up_options(offline=asked))
 
     @pytest.mark.parametrize("running_offline", [True, False])
     def test_same_or_unsaid_is_fine(self, running_offline):
         container = FakeContainer(FakeEngine(), env=(f"DEVPICTL_OFFLINE={int(running_offline)}",))
-        cache.check_unchanged(container, up_options(offline=running_offline))
-        cache.check_unchanged(container, up_options(offline=None))
+        lifecycle.check_unchanged(container, up_options(offline=running_offline))
+        lifecycle.check_unchanged(container, up_options(offline=None))
 
     def test_offline_enabled_reads_the_environment(self):
-        assert cache.offline_enabled(FakeContainer(FakeEngine(), env=("DEVPICTL_OFFLINE=1",)))
-        assert not cache.offline_enabled(FakeContainer(FakeEngine(), env=("DEVPICTL_OFFLINE=0",)))
-        assert not cache.offline_enabled(FakeContainer(FakeEngine(), env=()))  # made before offline mode existed
+        assert ctr.offline_enabled(FakeContainer(FakeEngine(), env=("DEVPICTL_OFFLINE=1",)))
+        assert not ctr.offline_enabled(FakeContainer(FakeEngine(), env=("DEVPICTL_OFFLINE=0",)))
+        assert not ctr.offline_enabled(FakeContainer(FakeEngine(), env=()))  # made before offline mode existed
 
 
 # --- up on an existing cache, offline and online -----------------------------------------------
@@ -224,7 +225,7 @@ class TestChangingOfflineNeedsDown:
 
 @pytest.fixture
 def running_cache(monkeypatch):
-    """cache.up against a running container and a fake devpi; records readiness waits and upstream checks."""
+    """lifecycle.up against a running container and a fake devpi; records readiness waits and upstream checks."""
     ensure_root_password(Instance("default"))
     engine = FakeEngine()
     seen: dict[str, list] = {"ready": [], "checked": [], "server": []}
@@ -234,19 +235,20 @@ def running_cache(monkeypatch):
         config = img.render_server_config(img.BuildOptions(devpi_server_version="6.20.3" if core_metadata else "6.19.1"))
         container = engine.add(
             "default", env=("DEVPICTL_FRONT=1", f"DEVPICTL_OFFLINE={int(offline)}"),
-            exec_answers=lambda cmd, env: (0, config.encode()) if cmd == ["cat", cache.SERVER_CONFIG] else (1, b"unexpected exec"),
+            exec_answers=lambda cmd, env: (0, config.encode()) if cmd == ["cat", probe.SERVER_CONFIG] else (1, b"unexpected exec"),
         )
         server = FakeDevpi(ixconfig)
         seen["server"].append(server)
-        monkeypatch.setattr(cache, "DevpiClient", lambda base_url, **kw: server.client())
+        for module in (lifecycle, switching, cache_status):
+            monkeypatch.setattr(module, "DevpiClient", lambda base_url, **kw: server.client())
         return container
 
-    monkeypatch.setattr(cache, "official_url", lambda container: OFFICIAL_URL)
-    monkeypatch.setattr(cache, "wait_for_api", lambda *a, **kw: None)
-    monkeypatch.setattr(cache, "wait_until_ready", lambda client, project, *a: seen["ready"].append(project))
-    monkeypatch.setattr(cache, "check_upstream", lambda container, url, project, *a: seen["checked"].append(url))
-    monkeypatch.setattr(cache, "flush_front_cache", lambda container: None)
-    monkeypatch.setattr(cache, "login_root", lambda client, instance: client.login("root", ROOT_PASSWORD))
+    monkeypatch.setattr(switching, "official_url", lambda container: OFFICIAL_URL)
+    monkeypatch.setattr(lifecycle, "wait_for_api", lambda *a, **kw: None)
+    monkeypatch.setattr(lifecycle, "wait_until_ready", lambda client, project, *a: seen["ready"].append(project))
+    monkeypatch.setattr(probe, "check_upstream", lambda container, url, project, *a: seen["checked"].append(url))
+    monkeypatch.setattr(switching, "flush_front_cache", lambda container: None)
+    monkeypatch.setattr(password, "login_root", lambda client, instance: client.login("root", ROOT_PASSWORD))
 
     def measure(container, url, project, timeout=20.0):
         seen["measured"].append((url, project))
@@ -254,7 +256,7 @@ def running_cache(monkeypatch):
 
     seen["measured"] = []
     seen["metadata"] = MetadataCheck(True, "pip-24.0-py3-none-any.whl.metadata answers")
-    monkeypatch.setattr(cache, "measure_core_metadata", measure)
+    monkeypatch.setattr(probe, "measure_core_metadata", measure)
     return engine, make, seen
 
 
@@ -262,7 +264,7 @@ class TestUpOffline:
     def test_offline_waits_for_the_api_only(self, running_cache):
         engine, make, seen = running_cache
         make(True, configured(TUNA))
-        result = cache.up(engine, up_options(offline=True), cache.QuietReporter())
+        result = lifecycle.up(engine, up_options(offline=True), reporter.QuietReporter())
         assert result.offline is True
         assert seen["ready"] == [] and seen["checked"] == []
         assert load_remembered(Instance("default"))["offline"] is True
@@ -271,7 +273,7 @@ class TestUpOffline:
     def test_online_waits_until_the_probe_lists_files(self, running_cache):
         engine, make, seen = running_cache
         make(False, configured(TUNA))
-        result = cache.up(engine, up_options(), cache.QuietReporter())
+        result = lifecycle.up(engine, up_options(), reporter.QuietReporter())
         assert result.offline is False
         assert seen["ready"] == ["pip"]
         assert load_remembered(Instance("default"))["offline"] is False
@@ -280,21 +282,21 @@ class TestUpOffline:
         engine, make, seen = running_cache
         make(True, configured(OFFICIAL))
         with pytest.raises(Conflict, match="offline mode and asks no upstream"):
-            cache.up(engine, up_options(offline=True, upstream=TUNA), cache.QuietReporter())
+            lifecycle.up(engine, up_options(offline=True, upstream=TUNA), reporter.QuietReporter())
         assert seen["checked"] == []
         assert seen["server"][0].patches() == []
 
     def test_offline_keeps_its_upstream(self, running_cache):
         engine, make, seen = running_cache
         make(True, configured(TUNA))
-        result = cache.up(engine, up_options(offline=True, upstream=TUNA), cache.QuietReporter())
+        result = lifecycle.up(engine, up_options(offline=True, upstream=TUNA), reporter.QuietReporter())
         assert result.upstream is TUNA and result.actions == []
 
     def test_offline_announces_the_metadata_of_stored_wheels_without_asking(self, running_cache):
         # Offline, devpi lists only stored wheels and reads their METADATA out of them.
         engine, make, seen = running_cache
         make(True, configured(TUNA), core_metadata=True)
-        result = cache.up(engine, up_options(offline=True), cache.QuietReporter())
+        result = lifecycle.up(engine, up_options(offline=True), reporter.QuietReporter())
         assert seen["server"][0].patches() == [["mirror_provides_core_metadata=true"]]
         assert result.core_metadata is True
         assert seen["measured"] == []
@@ -303,7 +305,7 @@ class TestUpOffline:
         engine, make, seen = running_cache
         make(False, {**configured(TUNA), "mirror_provides_core_metadata": True}, core_metadata=True)
         seen["metadata"] = MetadataCheck(False, "pip-24.0-py3-none-any.whl.metadata answers HTTP 404")
-        result = cache.up(engine, up_options(), cache.QuietReporter())
+        result = lifecycle.up(engine, up_options(), reporter.QuietReporter())
         assert seen["measured"] == [(TUNA.url, "pip")]
         assert seen["server"][0].patches() == [["mirror_provides_core_metadata=false"]]
         assert result.core_metadata is False
@@ -312,7 +314,7 @@ class TestUpOffline:
     def test_a_second_up_with_the_same_measurement_changes_nothing(self, running_cache):
         engine, make, seen = running_cache
         make(False, {**configured(TUNA), "mirror_provides_core_metadata": True}, core_metadata=True)
-        result = cache.up(engine, up_options(), cache.QuietReporter())
+        result = lifecycle.up(engine, up_options(), reporter.QuietReporter())
         assert result.actions == [] and result.core_metadata is True
         assert seen["server"][0].patches() == []
 
@@ -320,25 +322,25 @@ class TestUpOffline:
         # devpi-server < 6.20 refuses the index option: it must never be sent.
         engine, make, seen = running_cache
         make(False, configured(TUNA), core_metadata=False)
-        result = cache.up(engine, up_options(), cache.QuietReporter())
+        result = lifecycle.up(engine, up_options(), reporter.QuietReporter())
         assert seen["measured"] == [] and seen["server"][0].patches() == []
         assert result.core_metadata is False
 
     def test_set_upstream_to_the_upstream_it_has_asks_no_network(self, running_cache, monkeypatch):
         engine, make, seen = running_cache
         make(False, configured(TUNA))
-        monkeypatch.setattr(cache, "check_not_itself", lambda *a: None)
-        monkeypatch.setattr(cache, "keep_credentials", lambda *a: None)
-        monkeypatch.setattr(cache, "core_metadata_measurement", lambda *a, **k: None)
-        monkeypatch.setattr(cache, "core_metadata_state", lambda *a: False)
-        result = cache.set_upstream(engine, Instance("default"), TUNA, check=True, probe_project=None, reporter=cache.QuietReporter())
+        monkeypatch.setattr(switching, "check_not_itself", lambda *a: None)
+        monkeypatch.setattr(switching, "keep_credentials", lambda *a: None)
+        monkeypatch.setattr(switching, "core_metadata_measurement", lambda *a, **k: None)
+        monkeypatch.setattr(switching, "core_metadata_state", lambda *a: False)
+        result = switching.set_upstream(engine, Instance("default"), TUNA, check=True, probe_project=None, reporter=reporter.QuietReporter())
         assert seen["checked"] == [] and result.actions == []
 
     def test_set_upstream_on_an_offline_cache_is_a_conflict(self, running_cache):
         engine, make, _ = running_cache
         make(True, configured(OFFICIAL))
         with pytest.raises(Conflict, match="--online"):
-            cache.set_upstream(engine, Instance("default"), TUNA, check=True, probe_project=None, reporter=cache.QuietReporter())
+            switching.set_upstream(engine, Instance("default"), TUNA, check=True, probe_project=None, reporter=reporter.QuietReporter())
 
 
 # --- status: does the upstream answer? ------------------------------------------------------
@@ -366,7 +368,9 @@ def status_devpi(monkeypatch):
             return httpx.Response(200, json={"result": {"versioninfo": {"devpi-server": "6.20.3"}}})
         return server.handle(request)
 
-    monkeypatch.setattr(cache, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=httpx.MockTransport(handle)))
+    for module in (lifecycle, switching, cache_status):
+
+        monkeypatch.setattr(module, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=httpx.MockTransport(handle)))
     return server
 
 
@@ -383,27 +387,27 @@ class TestReachability:
     )
     def test_mapping(self, check, offline, expected):
         container = scripted_container(FakeEngine(), check=check)
-        assert cache.upstream_reachability(container, TUNA.url, "pip", offline=offline) == expected
+        assert cache_status.upstream_reachability(container, TUNA.url, "pip", offline=offline) == expected
 
     def test_unknown_upstream_is_not_asked(self):
         container = scripted_container(FakeEngine(), check=LISTED)
-        assert cache.upstream_reachability(container, None, "pip", offline=False) == (None, None)
+        assert cache_status.upstream_reachability(container, None, "pip", offline=False) == (None, None)
         assert container.execs == []
 
     def test_short_deadline_and_remembered_probe_project(self, status_devpi):
         save_remembered(Instance("default"), {"probe_project": "six"})
         container = scripted_container(FakeEngine(), check=LISTED)
-        cache.status(container.engine, Instance("default"))
+        cache_status.status(container.engine, Instance("default"))
         (cmd, env), = [(c, e) for c, e in container.execs if "DEVPICTL_CHECK_URL" in e]
         assert env["DEVPICTL_CHECK_URL"] == f"{TUNA.url}/six/"
-        assert env["DEVPICTL_CHECK_TIMEOUT"] == str(cache.STATUS_UPSTREAM_TIMEOUT)
-        assert cache.STATUS_UPSTREAM_TIMEOUT <= 5
+        assert env["DEVPICTL_CHECK_TIMEOUT"] == str(cache_status.STATUS_UPSTREAM_TIMEOUT)
+        assert cache_status.STATUS_UPSTREAM_TIMEOUT <= 5
 
     def test_broken_cache_toml_does_not_break_status(self, status_devpi):
         Instance("default").state_dir.mkdir(parents=True)
         Instance("default").settings_file.write_text("not = [toml")
         container = scripted_container(FakeEngine(), check=LISTED)
-        assert cache.status(container.engine, Instance("default")).upstream_reachable is True
+        assert cache_status.status(container.engine, Instance("default")).upstream_reachable is True
 
 
 class TestStatusCommand:

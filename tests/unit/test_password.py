@@ -300,7 +300,8 @@ class TestSettlePending:
     """Any command that logs in as root (up, set-upstream, rotate) first settles a pending password."""
 
     def test_taken_pending_password_becomes_the_stored_one(self, stored):
-        from devpictl.cache import login_root
+        from devpictl.password import login_root
+
         from devpictl.settings import stage_root_password
 
         instance = Instance("default")
@@ -313,7 +314,8 @@ class TestSettlePending:
         assert str(instance.password_file) in note
 
     def test_refused_pending_password_is_dropped(self, stored):
-        from devpictl.cache import login_root
+        from devpictl.password import login_root
+
         from devpictl.settings import stage_root_password
 
         instance = Instance("default")

@@ -7,8 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from devpictl import cache
 from devpictl import container as ctr
+from devpictl import lifecycle, password, switching
+from devpictl import status as cache_status
 from devpictl.cli import app
 from devpictl.errors import Terminated
 from devpictl.image import DEFAULT_IMAGE
@@ -29,13 +30,14 @@ def engine(monkeypatch):
     monkeypatch.setattr(ctr, "check_port_free", lambda host, port: None)
     monkeypatch.setattr(ctr, "volume_initialised", lambda engine, image, instance: True)
     server = FakeDevpi(configured(OFFICIAL))
-    monkeypatch.setattr(cache, "DevpiClient", lambda base_url, **kw: server.client())
-    monkeypatch.setattr(cache, "official_url", lambda container: OFFICIAL_URL)
-    monkeypatch.setattr(cache, "wait_for_api", lambda *a, **kw: None)
-    monkeypatch.setattr(cache, "login_root", lambda client, instance: None)
-    monkeypatch.setattr(cache, "flush_front_cache", lambda container: None)
+    for module in (lifecycle, switching, cache_status):
+        monkeypatch.setattr(module, "DevpiClient", lambda base_url, **kw: server.client())
+    monkeypatch.setattr(switching, "official_url", lambda container: OFFICIAL_URL)
+    monkeypatch.setattr(lifecycle, "wait_for_api", lambda *a, **kw: None)
+    monkeypatch.setattr(password, "login_root", lambda client, instance: None)
+    monkeypatch.setattr(switching, "flush_front_cache", lambda container: None)
     engine.ready = []
-    monkeypatch.setattr(cache, "wait_until_ready", lambda client, project, *a: engine.ready.append(project))
+    monkeypatch.setattr(lifecycle, "wait_until_ready", lambda client, project, *a: engine.ready.append(project))
     return engine
 
 
@@ -74,7 +76,7 @@ class TestSignalDuringUp:
         def interrupted(*args):
             raise signal()
 
-        monkeypatch.setattr(cache, "wait_until_ready", interrupted)
+        monkeypatch.setattr(lifecycle, "wait_until_ready", interrupted)
         result = runner.invoke(app, ["up", "--port", "3299"])
         assert result.exit_code == code, result.output
         assert engine.by_name == {} and "devpictl-default-data" not in engine.volume_names

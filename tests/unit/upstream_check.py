@@ -1,4 +1,4 @@
-"""The upstream check (cache.UPSTREAM_CHECK) run here, against a real HTTP server on 127.0.0.1."""
+"""The upstream check (templates/upstream_check.py) run here, against a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from devpictl import cache
+from devpictl import probe
 
 # (status, body, extra headers) for a GET of a path with these request headers.
 Answer = Callable[[str, dict[str, str]], tuple[int, bytes, dict[str, str]]]
@@ -47,7 +47,7 @@ def run_check(
     url: str, *, digest: bool = False, auth: dict | None = None, run_dir: Path | None = None, timeout: float = 10
 ) -> subprocess.CompletedProcess:
     """The check for ``url``; with ``auth``, the upstream-auth.json it reads from ``run_dir``."""
-    script = cache.UPSTREAM_CHECK
+    script = probe.check_script()
     if run_dir is not None:
         run_dir.mkdir(exist_ok=True)
         if auth is not None:

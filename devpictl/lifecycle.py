@@ -1,0 +1,347 @@
+"""A cache's life: `up` (build if needed, create or upgrade, start, log in, set the upstream, wait) and `down`."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from devpictl import container as ctr
+from devpictl import devpi, password, precedence, switching
+from devpictl import image as img
+from devpictl.devpi import DevpiClient
+from devpictl.errors import (
+    CacheUnreachable,
+    Conflict,
+    DevpictlError,
+    LoginRefused,
+    ReadinessTimeout,
+    UpstreamUnreachable,
+)
+from devpictl.mirrors import OFFICIAL, Upstream, find_by_url
+from devpictl.network import DEFAULT_HOST
+from devpictl.reporter import Reporter
+from devpictl.settings import (
+    Instance,
+    ensure_root_password,
+    forget_cache,
+    forget_root_password,
+    memory_bytes,
+    read_root_password,
+    save_remembered,
+)
+
+
+@dataclass
+class UpResult:
+    name: str
+    index_url: str
+    upstream: Upstream
+    actions: list[str]
+    password_file: Path
+    host: str = DEFAULT_HOST  # the address the cache is published on
+    offline: bool = False
+    core_metadata: bool = False  # whether the mirror's pages announce core metadata (PEP 658)
+    port: int | None = None  # the port it is published on
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.actions)
+
+
+def proxy_env_file(environ: Mapping[str, str]) -> bytes:
+    lines = [f"{k}={shlex.quote(v)}" for k, v in img.proxy_build_args(dict(environ)).items()]
+    return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def up(engine, requested: precedence.UpOptions, reporter: Reporter) -> UpResult:
+    given, opts = precedence.with_remembered(requested)
+    instance = opts.instance
+    actions: list[str] = []
+    # The image runs with or without its front server; one built for `up` has
+    # nginx exactly when the cache runs it.
+    opts = dataclasses.replace(opts, build=dataclasses.replace(opts.build, front=bool(opts.front)))
+    image = choose_image(engine, requested, opts, reporter, actions)
+    if given.image is not None or image != opts.image:  # else: no image asked for, keep the container's
+        given = dataclasses.replace(given, image=image)
+    opts = dataclasses.replace(opts, image=image)
+    container = ctr.find_container(engine, instance)
+    created: list[Callable[[], None]] = []
+    try:
+        wanted = opts.upstream
+        # An earlier `up` stopped between creating the volume and handing in the password
+        # leaves a container that can never start (it restarts for ever) and holds nothing.
+        suspect = container is not None and (container.status != "running" or ctr.restart_count(container) > 0)
+        if suspect and not ctr.volume_initialised(engine, container.image.id, instance):
+            reporter.step(f"Removing the container of cache {instance.name!r}, which an interrupted `up` left unfinished")
+            ctr.remove(container)
+            actions.append(f"removed the unfinished container {instance.container}")
+            container = None
+        if container is not None:
+            check_unchanged(container, given)
+            if given.image is not None and not ctr.runs_image(engine, container, given.image):
+                upgrade(engine, container, opts, reporter, actions)
+                container = None
+        if container is None:
+            container, fresh = create(engine, opts, reporter, actions, created)
+            if fresh:
+                wanted = wanted or OFFICIAL  # a new cache starts on the official index
+        elif container.status != "running":
+            reporter.step(f"Starting stopped cache {instance.name!r}")
+            ctr.start(container)
+            actions.append("started the container")
+        container.reload()
+        base_url = ctr.local_base_url(container)
+        with DevpiClient(base_url) as client:
+            wait_for_api(client, container, opts.timeout, reporter)
+            settled = password.login_root(client, instance)
+            if settled:
+                actions.append(settled)
+            official = switching.official_url(container)
+            if wanted is not None and not opts.offline:
+                switching.check_not_itself(container, wanted, official)
+                switching.keep_credentials(container, instance, wanted, official)
+            if wanted is not None and (opts.check or opts.offline):
+                current = find_by_url(client.get_index().get("mirror_url"), official)
+                if opts.offline and switching.effective_url(wanted, official) != switching.effective_url(current, official):
+                    raise Conflict(switching.offline_switch_message(instance))
+                switching.check_switch(container, current, wanted, official, opts.probe_project, reporter)
+            measure = switching.core_metadata_measurement(container, reporter, probe_project=opts.probe_project, check=opts.check, offline=bool(opts.offline))
+            serving_upstream = switching.configure_upstream(
+                client, wanted, official, reporter, actions, lambda: switching.flush_front_cache(container), instance.unfinished_switch_file, measure
+            )
+            # Offline, devpi lists only the files it stored, so the probe project's page
+            # may rightly be empty, and the upstream is never asked: an answering API is it.
+            if not opts.offline:
+                wait_until_ready(client, opts.probe_project, opts.timeout, reporter)
+            core_metadata = switching.core_metadata_state(client, container)
+    except BaseException as exc:
+        if created:
+            log = save_failure_log(instance, container) if container is not None else None
+            reporter.step("Removing what this run created")
+            for undo in reversed(created):
+                undo()
+            if log is not None and isinstance(exc, DevpictlError):
+                exc.args = (f"{exc} (devpi's log is kept in {log})",)
+        raise
+    host, port = ctr.published_address(container)
+    memory, pids = ctr.limits(container)  # what the container has, so a cache made without limits keeps none
+    save_remembered(instance, {
+        "host": opts.host, "port": port, "image": opts.image,
+        "network": opts.network, "ca_bundle": str(opts.ca_bundle) if opts.ca_bundle else None,
+        "probe_project": opts.probe_project, "front": opts.front, "offline": opts.offline,
+        "memory": f"{memory // 1024**2}m" if memory else None, "pids_limit": pids or None,
+        "max_bytes": ctr.max_bytes(container),
+    })
+    return UpResult(instance.name, devpi.index_url(base_url), serving_upstream, actions, instance.password_file, host, bool(opts.offline), core_metadata, port)
+
+
+def choose_image(engine, requested: precedence.UpOptions, opts: precedence.UpOptions, reporter: Reporter, actions: list[str]) -> str:
+    """The image `up` runs: one whose contents and recipe match what the user asked for.
+
+    An image named with --image is used as it is, or refused when it lacks what was
+    asked. Otherwise build options pick devpictl's tag for that variant (-web,
+    -nofront), rebuilt when the engine's image was built another way. Never a
+    silent mismatch. A missing image is built later, by ensure_image.
+    """
+    build = opts.build
+    if requested.image:
+        tag = requested.image
+    elif opts.build_given or not build.front:
+        tag = img.variant_image(build)
+    else:
+        tag = opts.image
+    labels = ctr.image_labels(engine, tag)
+    if labels is None:
+        return tag
+    differences = img.recipe_differences(labels, build, opts.build_given)
+    if not differences:
+        return tag
+    if requested.image:
+        raise Conflict(
+            f"image {tag} has {'; '.join(differences)}: rebuild it with `devpictl build --image {tag}` and those options, or drop --image"
+        )
+    reporter.step(f"Rebuilding image {tag}: it has {'; '.join(differences)}")
+    img.build_image(engine.api, build, tag, dict(opts.environ), reporter.log)
+    actions.append(f"rebuilt image {tag} ({'; '.join(differences)})")
+    return tag
+
+
+def ensure_image(engine, opts: precedence.UpOptions, reporter: Reporter, actions: list[str]) -> None:
+    """Build ``opts.image`` from the template when the engine does not have it."""
+    if not ctr.image_exists(engine, opts.image):
+        reporter.step(f"Building image {opts.image}")
+        img.build_image(engine.api, opts.build, opts.image, dict(opts.environ), reporter.log)
+        actions.append(f"built image {opts.image}")
+
+
+def check_unchanged(container, given: precedence.UpOptions) -> None:
+    """Refuse flags that would need a new container: those take `down` first."""
+    name = given.instance.name
+    host, port = ctr.published_address(container)
+    if (given.port is not None and port != given.port) or (given.host is not None and host != given.host):
+        raise Conflict(
+            f"cache {name!r} is published on {host}:{port}: run `devpictl down --name {name}` first to move it, or drop --host/--port"
+        )
+    if given.front is not None and given.front != ctr.front_enabled(container):
+        raise Conflict(
+            f"cache {name!r} runs {'with' if ctr.front_enabled(container) else 'without'} its front server: run `devpictl down --name {name}` first to change that"
+        )
+    memory, pids = ctr.limits(container)
+    if (given.memory is not None and memory_bytes(given.memory) != memory) or (given.pids_limit is not None and given.pids_limit != pids):
+        raise Conflict(
+            f"cache {name!r} runs with other resource limits: run `devpictl down --name {name}` first to change them"
+        )
+    if given.max_bytes is not None and given.max_bytes != ctr.max_bytes(container):
+        raise Conflict(
+            f"cache {name!r} runs with another size limit: run `devpictl down --name {name}` first to change it, or `devpictl prune` now"
+        )
+    if given.offline is not None and given.offline != ctr.offline_enabled(container):
+        raise Conflict(
+            f"cache {name!r} runs {'in' if ctr.offline_enabled(container) else 'without'} offline mode: run `devpictl down --name {name}` first to change that"
+        )
+
+
+def upgrade(engine, container, opts: precedence.UpOptions, reporter: Reporter, actions: list[str]) -> None:
+    """Replace the container with one of ``opts.image``, keeping the volume, when devpi can read its data.
+
+    devpi-server refuses a server dir of another database version; then devpictl
+    stops here, before touching anything, and says how to move the data.
+    """
+    ensure_image(engine, opts, reporter, actions)
+    name = opts.instance.name
+    needed = ctr.run_once(engine, opts.image, ["python", "-c", "from devpi_server.main import DATABASE_VERSION as v; print(v)"])
+    have = ctr.run_once(engine, opts.image, ["cat", "/data/server/.serverversion"], volume=opts.instance.volume)
+    if needed.split(".")[0] != have.split(".")[0]:
+        raise Conflict(
+            f"devpi-server in {opts.image} needs database version {needed}, cache {name!r} has {have}: "
+            f"nothing was changed; move the data with `devpictl backup --name {name} --include-files` and "
+            f"`devpictl restore --name NEW --image {opts.image} ARCHIVE`"
+        )
+    old_image = ctr.image_label(container)
+    reporter.step(f"Upgrading cache {name!r} from {old_image} to {opts.image}; the volume stays")
+    ctr.remove(container)
+    actions.append(f"replaced the container of {old_image} with {opts.image}")
+
+
+def create(engine, opts: precedence.UpOptions, reporter: Reporter, actions: list[str], created: list[Callable[[], None]]):
+    """Create (and start) the container, and the volume if missing; returns (container, a new cache?)."""
+    instance = opts.instance
+    port = opts.port
+    ensure_image(engine, opts, reporter, actions)
+    ctr.check_no_cache_on_port(engine, port)
+    ctr.check_port_free(opts.host, port)
+    if opts.network:
+        ctr.check_network(engine, opts.network)
+    fresh_volume = ctr.ensure_volume(engine, instance)
+    if fresh_volume:
+        created.append(lambda: ctr.remove_volume(engine, instance))
+        actions.append(f"created volume {instance.volume}")
+        needs_init = True
+    else:
+        needs_init = not ctr.volume_initialised(engine, opts.image, instance)
+        if needs_init:
+            actions.append(f"set up volume {instance.volume}, which an interrupted `up` left empty")
+        elif read_root_password(instance) is None:
+            raise LoginRefused(
+                f"volume {instance.volume} holds a cache whose root password devpictl does not have: put it in {instance.password_file}, or remove the volume"
+            )
+    password, new_password = ensure_root_password(instance)
+    if new_password:
+        created.append(lambda: forget_root_password(instance))
+    spec = ctr.ContainerSpec(
+        instance, opts.image, opts.host, port, opts.network, front=bool(opts.front), offline=bool(opts.offline),
+        memory=memory_bytes(opts.memory), pids_limit=opts.pids_limit, max_bytes=opts.max_bytes or 0,
+    )
+    container = ctr.create_container(engine, spec)
+    created.append(lambda: ctr.remove(container))
+    # devpi-init needs the password only for a volume it has not set up; the entrypoint deletes
+    # it after init, and an initialised volume must not leave it in the container's files.
+    files = {"root-password": password.encode()} if needs_init else {}
+    if opts.ca_bundle is not None:
+        files["ca-bundle.pem"] = img.read_ca_bundle(opts.ca_bundle)
+    if switching.stored_credentials(instance):
+        files[switching.UPSTREAM_AUTH] = instance.upstream_auth_file.read_bytes()
+    proxies = proxy_env_file(opts.environ)
+    if proxies:
+        files["proxy.env"] = proxies
+    ctr.hand_in_files(container, files)
+    reporter.step(f"Starting cache {instance.name!r} on {opts.host}:{port}")
+    ctr.start(container)
+    actions.append(f"created container {instance.container}")
+    return container, needs_init
+
+
+def save_failure_log(instance: Instance, container) -> Path | None:
+    text = ctr.logs_tail(container, 200)
+    if not text:
+        return None
+    instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    instance.failure_log.write_text(text)
+    return instance.failure_log
+
+
+def wait_for_api(client: DevpiClient, container, timeout: float, reporter: Reporter) -> None:
+    deadline = time.monotonic() + timeout
+    restarts = ctr.restart_count(container)
+    with reporter.waiting(f"Waiting for devpi-server to answer (up to {timeout:.0f} s)"):
+        while True:
+            try:
+                client.api()
+                return
+            except CacheUnreachable:
+                pass
+            if ctr.failed_since(container, restarts):
+                raise ReadinessTimeout(
+                    f"devpi-server exited during start-up: {ctr.last_line(ctr.logs_tail(container))}; see `devpictl logs`"
+                )
+            if time.monotonic() > deadline:
+                raise ReadinessTimeout(f"devpi-server did not answer within {timeout:.0f} s: see `devpictl logs`")
+            time.sleep(0.5)
+
+
+def wait_until_ready(client: DevpiClient, project: str, timeout: float, reporter: Reporter) -> list[str]:
+    """Wait until the simple page of ``project`` lists files through the cache.
+
+    An answering /+api is not enough: a fresh devpi can fail installs while it
+    is still setting up its mirror (docs/devpi-facts.md).
+    """
+    deadline = time.monotonic() + timeout
+    last_problem = "it listed no files"
+    with reporter.waiting(f"Waiting until the cache lists files for {project!r} (up to {timeout:.0f} s)"):
+        while True:
+            try:
+                files = client.simple_files(project)
+                if files:
+                    return files
+            except (UpstreamUnreachable, CacheUnreachable) as exc:
+                last_problem = str(exc)
+            if time.monotonic() > deadline:
+                raise ReadinessTimeout(
+                    f"the cache did not list files for {project!r} within {timeout:.0f} s ({last_problem}); "
+                    "check the upstream and `devpictl logs`, or pick another with --mirror"
+                )
+            time.sleep(1.0)
+
+
+def down(engine, instance: Instance, *, volumes: bool) -> list[str]:
+    actions = []
+    volume = volumes and ctr.volume_exists(engine, instance)
+    if volume:
+        ctr.check_volume_is_ours(engine, instance)  # before anything goes
+    container = ctr.find_container(engine, instance)
+    if container is not None:
+        ctr.remove(container)
+        actions.append(f"removed container {instance.container}")
+    if not volumes:
+        return actions
+    if volume:
+        ctr.remove_volume(engine, instance)
+        actions.append(f"deleted volume {instance.volume}")
+    removed = forget_cache(instance)
+    if removed:
+        actions.append(f"deleted {', '.join(removed)} from {instance.state_dir}")
+    return actions

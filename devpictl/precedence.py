@@ -1,0 +1,80 @@
+"""What `up` is asked for, and the one place its precedence is settled: flag > environment > remembered > default.
+
+(Typer fills flags and environment variables; cache.toml holds what `up` remembered.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devpictl import image as img
+from devpictl.mirrors import Upstream
+from devpictl.network import DEFAULT_HOST
+from devpictl.settings import DEFAULT_MEMORY, DEFAULT_PIDS_LIMIT, DEFAULT_PORT, Instance, load_remembered
+
+DEFAULT_PROBE_PROJECT = "pip"
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    instance: Instance
+    upstream: Upstream | None  # None: keep what the cache has (pypi for a new one)
+    # None below: what `up` remembered for this cache, else the built-in default.
+    host: str | None
+    port: int | None
+    image: str | None
+    build: img.BuildOptions
+    network: str | None = None
+    ca_bundle: Path | None = None
+    probe_project: str | None = None
+    front: bool | None = None  # nginx before devpi
+    offline: bool | None = None  # devpi's --offline-mode: serve only cached files, never ask the upstream
+    memory: str | None = None  # the container's memory limit, Docker's notation (2g)
+    pids_limit: int | None = None
+    max_bytes: int | None = None  # keep the mirrored files under this size (0: no limit)
+    check: bool = True  # check that a new upstream answers before switching to it
+    timeout: float = 180.0
+    environ: Mapping[str, str] = field(default_factory=dict)
+    # The build options the user gave (BuildOptions has defaults for the rest):
+    # an existing image must match these, see choose_image.
+    build_given: frozenset[str] = frozenset()
+
+
+def with_remembered(opts: UpOptions) -> tuple[UpOptions, UpOptions]:
+    """(opts with remembered values filled in, the same with built-in defaults too)."""
+    stored = load_remembered(opts.instance)
+    given = dataclasses.replace(
+        opts,
+        host=opts.host or stored.get("host"),
+        port=opts.port or stored.get("port"),
+        image=opts.image or stored.get("image"),
+        network=opts.network or stored.get("network"),
+        ca_bundle=opts.ca_bundle or (Path(stored["ca_bundle"]) if stored.get("ca_bundle") else None),
+        probe_project=opts.probe_project or stored.get("probe_project"),
+        front=opts.front if opts.front is not None else stored.get("front"),
+        offline=opts.offline if opts.offline is not None else stored.get("offline"),
+        memory=opts.memory or stored.get("memory"),
+        pids_limit=opts.pids_limit or stored.get("pids_limit"),
+        max_bytes=opts.max_bytes if opts.max_bytes is not None else stored.get("max_bytes"),
+    )
+    full = dataclasses.replace(
+        given,
+        host=given.host or DEFAULT_HOST,
+        port=given.port or DEFAULT_PORT,
+        image=given.image or img.default_image(given.build.devpi_server_version),
+        probe_project=given.probe_project or DEFAULT_PROBE_PROJECT,
+        front=given.front if given.front is not None else True,
+        offline=bool(given.offline),
+        memory=given.memory or DEFAULT_MEMORY,
+        pids_limit=given.pids_limit or DEFAULT_PIDS_LIMIT,
+        max_bytes=given.max_bytes or 0,
+    )
+    return given, full
+
+
+def probe_project(instance: Instance, given: str | None = None) -> str:
+    """The project whose page shows that an upstream answers: given (--probe-project), else remembered, else pip."""
+    return given or str(load_remembered(instance).get("probe_project") or DEFAULT_PROBE_PROJECT)

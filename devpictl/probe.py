@@ -1,0 +1,90 @@
+"""Asking an upstream from inside the cache container, which sees the network, proxy and CA bundle devpi uses."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from devpictl import container as ctr
+from devpictl import coremetadata, simplepage, speedtest
+from devpictl import image as img
+from devpictl.errors import UpstreamUnreachable
+
+SERVER_CONFIG = "/etc/devpi/devpi-server.yml"  # the YAML file the image's devpi-server reads
+
+
+def check_script() -> str:
+    """templates/upstream_check.py: run inside the cache, so the check sees the network, proxy and CA bundle devpi uses."""
+    return (img.template_dir() / "upstream_check.py").read_text()
+
+
+@dataclass(frozen=True)
+class UpstreamProbe:
+    """What the upstream answered, asked from inside the cache, for one project's simple page."""
+
+    answered: bool
+    files: list[simplepage.Link]  # the files the page links; none when it did not answer
+    problem: str | None  # why it did not answer, else None
+
+
+def fetch_in_container(container, url: str, timeout: float, *, digest: bool = False) -> tuple[dict | None, str]:
+    """Ask ``url`` from inside the cache: (the check's answer, or None and why not)."""
+    environment = {"DEVPICTL_CHECK_URL": url, "DEVPICTL_CHECK_TIMEOUT": str(timeout)}
+    if digest:
+        environment["DEVPICTL_CHECK_WHAT"] = "digest"
+    code, output = ctr.exec_output(container, [f"{img.VENV}/bin/python", "-c", check_script()], environment)
+    answer = ctr.last_line(output)
+    if code != 0:
+        return None, answer
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return None, f"unreadable answer from the check: {answer[:120]}"
+    return data, ""
+
+
+def probe_upstream(container, url: str, project: str, timeout: float = 20.0) -> UpstreamProbe:
+    answer, problem = fetch_in_container(container, f"{url}/{project}/", timeout)
+    if answer is None:
+        return UpstreamProbe(False, [], problem)
+    return UpstreamProbe(True, simplepage.parse(answer["text"], answer["url"]), None)
+
+
+def check_upstream(container, url: str, project: str, timeout: float = 20.0) -> None:
+    """Refuse an upstream whose simple page for ``project`` lists no files, as seen from the cache."""
+    probe = probe_upstream(container, url, project, timeout)
+    if not probe.answered:
+        raise UpstreamUnreachable(
+            f"upstream {url} did not answer a simple page for {project!r} ({probe.problem}): check the URL, or pass --no-check to switch anyway"
+        )
+    if not probe.files:
+        raise UpstreamUnreachable(
+            f"upstream {url} lists no files for {project!r}: is it a simple index? pass --probe-project or --no-check"
+        )
+
+
+def measure_core_metadata(container, url: str, project: str, timeout: float = 20.0) -> coremetadata.MetadataCheck:
+    """Whether the upstream at ``url`` serves core metadata, as seen from inside the cache.
+
+    The newest wheel of ``project`` stands for all: its ``.metadata`` must answer, and
+    match the sha256 the page announces for it where the page gives one.
+    """
+    probe = probe_upstream(container, url, project, timeout)
+    if not probe.answered:
+        return coremetadata.MetadataCheck(None, f"not measured: its page for {project!r} did not answer ({probe.problem})")
+    wheel = speedtest.newest_wheel(probe.files)
+    if wheel is None:
+        return coremetadata.MetadataCheck(False, f"its page for {project!r} lists no wheel")
+    answer, problem = fetch_in_container(container, wheel + ".metadata", timeout, digest=True)
+    name = speedtest.file_name(wheel)
+    if answer is None:
+        return coremetadata.MetadataCheck(None, f"not measured: {name}.metadata did not answer ({problem})")
+    return coremetadata.judge(name, speedtest.announced_metadata(probe.files, wheel), answer["status"], answer["sha256"])
+
+
+def serves_core_metadata(container) -> bool:
+    """Whether the container's devpi-server runs with enable-core-metadata (images devpictl built for devpi >= 6.20)."""
+    code, output = ctr.exec_output(container, ["cat", SERVER_CONFIG])
+    return code == 0 and f"  {coremetadata.SERVER_OPTION}: true" in output.splitlines()

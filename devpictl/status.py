@@ -1,0 +1,165 @@
+"""What a cache is doing, as `status` shows it: state, upstream, devpi version, size, core metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from devpictl import container as ctr
+from devpictl import coremetadata, devpi, precedence, probe, switching
+from devpictl.devpi import DevpiClient
+from devpictl.errors import CacheNotFound, DevpictlError
+from devpictl.mirrors import Upstream, find_by_url
+from devpictl.settings import Instance
+
+DOWN = "down"  # the state of a cache without a container
+
+
+@dataclass
+class Status:
+    name: str
+    state: str
+    health: str
+    index_url: str | None
+    upstream: str | None
+    upstream_name: str | None
+    devpi_version: str | None
+    cache_bytes: int | None
+    image: str | None
+    volume: str
+    password_file: str
+    front_server: bool
+    offline: bool = False
+    # Whether the upstream answers the probe project's page from inside the cache;
+    # None when nobody asked (offline mode, or the cache is not running).
+    upstream_reachable: bool | None = None
+    upstream_problem: str | None = None
+    next_step: str = ""
+    # Whether the mirror's pages announce core metadata (PEP 658); None when not running.
+    core_metadata: bool | None = None
+    core_metadata_note: str | None = None  # why it is off
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+# status asks the upstream with this deadline, so it stays quick when the upstream is gone.
+STATUS_UPSTREAM_TIMEOUT = 4.0
+
+
+def upstream_reachability(container, url: str | None, project: str, *, offline: bool) -> tuple[bool | None, str | None]:
+    """(does the upstream answer?, why not) as `status` reports it; (None, None) when it is not asked."""
+    import docker.errors
+
+    if offline or url is None:
+        return None, None
+    try:
+        answer = probe.probe_upstream(container, url, project, STATUS_UPSTREAM_TIMEOUT)
+    except docker.errors.APIError as exc:  # e.g. the container stopped meanwhile
+        return None, f"could not ask from inside the cache: {exc.explanation or exc}"
+    return answer.answered, answer.problem
+
+
+def status(engine, instance: Instance) -> Status:
+    container = ctr.find_container(engine, instance)
+    if container is None:
+        option = "" if instance.name == "default" else f" --name {instance.name}"
+        if ctr.volume_exists(engine, instance):
+            raise CacheNotFound(f"cache {instance.name!r} is down (its data is kept): bring it back with `devpictl up{option}`")
+        raise CacheNotFound(f"no cache named {instance.name!r}: create it with `devpictl up{option}`, or list the caches with `devpictl ls`")
+    running = container.status == "running"
+    offline = ctr.offline_enabled(container)
+    url = upstream_url = upstream_name = version = check_url = None
+    size = None
+    reachable = problem = None
+    core_metadata = core_metadata_note = None
+    if running:
+        url = devpi.index_url(ctr.local_base_url(container))
+        served = serving(container)
+        if served is not None:
+            upstream_name, upstream_url = served.upstream.name, served.upstream.display_url
+            check_url, version = served.check_url, served.devpi_version
+            try:
+                core_metadata, core_metadata_note = describe_core_metadata(container, served.ixconfig, version)
+            except DevpictlError:
+                pass
+        try:
+            project = precedence.probe_project(instance)
+        except DevpictlError:  # a broken cache.toml must not break status
+            project = precedence.DEFAULT_PROBE_PROJECT
+        reachable, problem = upstream_reachability(container, check_url, project, offline=offline)
+        code, out = ctr.exec_output(container, ["du", "-sb", "/data"])
+        if code == 0 and out.split():
+            size = int(out.split()[0])
+    return Status(
+        name=instance.name,
+        state=container.status,
+        health=ctr.health(container),
+        index_url=url,
+        upstream=upstream_url,
+        upstream_name=upstream_name,
+        devpi_version=version,
+        cache_bytes=size,
+        image=ctr.image_label(container),
+        volume=instance.volume,
+        password_file=str(instance.password_file),
+        front_server=ctr.front_enabled(container),
+        offline=offline,
+        upstream_reachable=reachable,
+        upstream_problem=problem,
+        next_step=next_step(instance.name, container.status, ctr.health(container), has_volume=True),
+        core_metadata=core_metadata,
+        core_metadata_note=core_metadata_note,
+    )
+
+
+@dataclass
+class Serving:
+    """What a running cache's devpi says of itself."""
+
+    upstream: Upstream
+    check_url: str  # the upstream's URL, the official index's included
+    devpi_version: str | None
+    ixconfig: Mapping[str, object]  # root/pypi's settings
+
+
+def serving(container, timeout: float = 10) -> Serving | None:
+    """The upstream and devpi version of a running cache; None when its devpi does not answer."""
+    base = ctr.local_base_url(container)
+    try:
+        with DevpiClient(base, timeout=timeout) as client:
+            ixconfig = client.get_index()
+            official = switching.official_url(container)
+            found = find_by_url(ixconfig.get("mirror_url"), official)
+            return Serving(found, switching.effective_url(found, official), devpi_server_version(client.server_status()), ixconfig)
+    except DevpictlError:
+        return None
+
+
+def next_step(name: str, state: str, health: str | None, has_volume: bool) -> str:
+    """What to do with a cache in ``state`` (a container state, or DOWN when it has no container)."""
+    option = "" if name == "default" else f" --name {name}"
+    if state == "running" and health in ("healthy", "none", None):
+        return f"devpictl pip-config{option} --write points pip at it"
+    if state in ("running", "restarting"):
+        return f"not healthy: devpictl logs{option} shows why"
+    if state != DOWN:
+        return f"stopped: devpictl up{option} starts it"
+    if has_volume:
+        return f"down, data kept: devpictl up{option} brings it back"
+    return f"down, data deleted: devpictl up{option} makes it anew"
+
+
+def describe_core_metadata(container, ixconfig: Mapping[str, object], version: str | None) -> tuple[bool, str | None]:
+    """(does the mirror announce core metadata?, why not) as `status` shows it."""
+    if not probe.serves_core_metadata(container):
+        if version and not coremetadata.supported_by(version):
+            return False, f"devpi-server {version} has no core metadata support (6.20 or newer has)"
+        return False, "this image's devpi-server runs without enable-core-metadata: rebuild it with this devpictl"
+    if not ixconfig.get(coremetadata.INDEX_OPTION):
+        return False, "the upstream was not found to serve .metadata files (by the last `devpictl up` or `set-upstream`)"
+    return True, None
+
+
+def devpi_server_version(server_status: Mapping) -> str | None:
+    return server_status.get("versioninfo", {}).get("devpi-server")

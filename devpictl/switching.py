@@ -1,0 +1,287 @@
+"""Switching root/pypi's upstream safely: credentials, core metadata, refreshing cached pages."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from devpictl import container as ctr
+from devpictl import coremetadata, password, precedence, probe
+from devpictl import image as img
+from devpictl.devpi import DevpiClient
+from devpictl.errors import BadInput, Conflict, DevpictlError, DevpiError, EngineError, Interrupted
+from devpictl.mirrors import Upstream, find_by_url
+from devpictl.network import is_loopback
+from devpictl.reporter import Reporter
+from devpictl.settings import Instance, read_secret_file, write_durably
+
+
+def upstream_changes(upstream: Upstream, ixconfig: Mapping[str, object], official_url: str) -> list[str]:
+    """The PATCH items that make root/pypi fetch from ``upstream``; empty when it already does."""
+    wanted: dict[str, object] = {
+        "mirror_url": upstream.public_url or official_url,
+        # Without PyPI's serial header devpi would reject the pages of an upstream
+        # that is "older" than what it cached before (and most mirrors send none).
+        "mirror_ignore_serial_header": not upstream.sends_serial_header,
+        # Don't load the upstream's ~1e6-name project list: it delays the first
+        # install on a fresh cache, and with it off the index lists what it cached.
+        "mirror_no_project_list": True,
+    }
+    changes = []
+    for key, want in wanted.items():
+        have = ixconfig.get(key)
+        if isinstance(want, bool):
+            if bool(have) != want:
+                changes.append(f"{key}={'true' if want else 'false'}")
+        elif have is None or str(have).rstrip("/") != str(want).rstrip("/"):
+            changes.append(f"{key}={want}")
+    return changes
+
+
+def effective_url(upstream: Upstream, official: str) -> str:
+    """The URL devpi fetches from, without credentials."""
+    return (upstream.public_url or official).rstrip("/")
+
+
+# In RUN_DIR: {"URL": "Basic ..."}, read by devpictl's devpi plugin and by the upstream check.
+UPSTREAM_AUTH = "upstream-auth.json"
+
+
+def stored_credentials(instance: Instance) -> dict[str, str]:
+    text = read_secret_file(instance.upstream_auth_file)
+    try:
+        entries = json.loads(text) if text else {}
+    except ValueError:
+        entries = None
+    if not isinstance(entries, dict):
+        raise BadInput(f"{instance.upstream_auth_file} is not devpictl's JSON: delete it and give the upstream URL with its credentials again")
+    return entries
+
+
+def check_not_itself(container, upstream: Upstream, official: str) -> None:
+    """Refuse the cache as its own upstream: every project it lacks would loop until devpi gives up (502)."""
+    parts = urlsplit(effective_url(upstream, official))
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = (parts.hostname or "").lower()
+    local = host in ("localhost", container.name.lower()) or is_loopback(host)
+    published_host, published_port = ctr.published_address(container)
+    # From inside the container, loopback reaches the front server and devpi; the
+    # published port reaches the cache from anywhere that can see its address.
+    inside = local and port in (img.CONTAINER_PORT, img.DEVPI_INTERNAL_PORT)
+    outside = port == published_port and (local or host == published_host)
+    if inside or outside:
+        raise BadInput(
+            f"{upstream.display_url} is this cache itself: give the index it should fetch from, e.g. `--mirror pypi`"
+        )
+
+
+def keep_credentials(container, instance: Instance, upstream: Upstream, official: str) -> None:
+    """Keep the upstream's user and password out of devpi's readable config: in devpictl's 0600 store and the container's run dir."""
+    if upstream.credentials is None:
+        return
+    user, password = upstream.credentials
+    entries = stored_credentials(instance)
+    entries[effective_url(upstream, official)] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    data = json.dumps(entries)
+    write_durably(instance.upstream_auth_file, data)
+    ctr.hand_in_files(container, {UPSTREAM_AUTH: data.encode()})
+
+
+def official_url(container) -> str:
+    """The official index's URL as devpi itself knows it (the mirror_url devpi-init gives root/pypi).
+
+    devpictl names no index host of its own; dropping mirror_url instead makes
+    devpi 6.20 fail every fetch (KeyError), so the default is read from devpi.
+    """
+    code, output = ctr.exec_output(
+        container,
+        [f"{img.VENV}/bin/python", "-c", "from devpi_server.main import _pypi_ixconfig_default as d; print(d['mirror_url'])"],
+    )
+    url = ctr.last_line(output)
+    if code != 0 or not url.startswith(("http://", "https://")):
+        raise DevpiError(
+            f"cannot read devpi's default upstream from {container.name} ({ctr.last_line(output)}): give the official index's URL instead of 'pypi'"
+        )
+    return url.rstrip("/")
+
+
+def configure_upstream(
+    client: DevpiClient,
+    wanted: Upstream | None,
+    official: str,
+    reporter: Reporter,
+    actions: list[str],
+    flush: Callable[[], None],
+    unfinished: Path,
+    core_metadata: Callable[[str], coremetadata.MetadataCheck] | None = None,
+) -> Upstream:
+    """Point root/pypi at ``wanted`` (None: keep its upstream) and refresh what it cached.
+
+    ``flush`` empties the front server's page cache after any change. The file
+    ``unfinished`` exists from just before a switch's PATCH until its pages are
+    refreshed, so a run that was stopped in between is finished by the next one,
+    even when that one has nothing to PATCH.
+
+    ``core_metadata`` measures whether an upstream URL serves core metadata;
+    mirror_provides_core_metadata follows it. Without a verdict (None: nothing
+    measured; or the upstream did not answer) the option stays as it is, unless the
+    upstream changes, which turns it off. The option goes off before a switch (no
+    page may announce a metadata file the new upstream lacks) and on only after the
+    cached pages list the new upstream's files.
+    """
+    ixconfig = client.get_index()
+    current = find_by_url(ixconfig.get("mirror_url"), official)
+    target = wanted or current
+    changes = upstream_changes(target, ixconfig, official)
+    switching = effective_url(target, official) != effective_url(current, official)
+    have = bool(ixconfig.get(coremetadata.INDEX_OPTION))
+    check = core_metadata(effective_url(target, official)) if core_metadata is not None else coremetadata.NOT_MEASURED
+    want = (have and not switching) if check.served is None else check.served
+    finishing = not changes and unfinished.exists()
+    if not changes and want == have and not finishing:
+        return target
+    if have and not want:
+        client.patch_index([f"{coremetadata.INDEX_OPTION}=false"])
+        flush()
+        actions.append(f"stopped announcing core metadata: {check.detail}")
+    if changes:
+        reporter.step(f"Setting upstream to {target.name} {target.display_url}")
+        if switching:
+            write_durably(unfinished, effective_url(target, official) + "\n")
+        client.patch_index(changes)
+        if switching:
+            actions.append(f"switched upstream from {current.name} to {target.name}")
+        else:
+            actions.append("updated the mirror options of root/pypi")
+    elif finishing:
+        switching = True
+        actions.append(f"finishing the switch to {target.name} that an earlier run left unfinished")
+    announce = want and not have
+    if not switching:
+        if announce:
+            client.patch_index([f"{coremetadata.INDEX_OPTION}=true"])
+            actions.append(f"announcing core metadata: {check.detail}")
+        flush()
+        return target
+    try:
+        refreshed, missing = refresh_cached_projects(client, reporter)
+        # Metadata is announced only once the pages list the new upstream's files.
+        if announce:
+            client.patch_index([f"{coremetadata.INDEX_OPTION}=true"])
+        flush()
+    except DevpictlError as exc:
+        exc.args = (f"the upstream was switched to {target.name}, but its cached pages were not all refreshed ({exc}); run the same command again to finish",)
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted after the upstream was switched to {target.name}, before its cached pages were refreshed: run the same command again to finish"
+        ) from None
+    unfinished.unlink(missing_ok=True)
+    if refreshed:
+        actions.append(f"refreshed {len(refreshed)} cached project pages from the new upstream")
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        actions.append(f"{len(missing)} cached projects are not on the new upstream: {shown}")
+    if announce:
+        actions.append(f"announcing core metadata: {check.detail}")
+    return target
+
+
+def core_metadata_measurement(
+    container, reporter: Reporter, *, probe_project: str, check: bool, offline: bool
+) -> Callable[[str], coremetadata.MetadataCheck] | None:
+    """What configure_upstream uses to decide mirror_provides_core_metadata; None: measure nothing."""
+    if not probe.serves_core_metadata(container):
+        return None  # devpi < 6.20, or an image built before devpictl enabled it: nothing to decide
+    if offline:
+        # Offline, devpi lists only the files it stored, and reads their metadata out of them.
+        return lambda url: coremetadata.MetadataCheck(True, "offline mode lists only stored wheels, whose metadata devpi reads from them")
+    if not check:
+        return None
+
+    def measure(url: str) -> coremetadata.MetadataCheck:
+        with reporter.waiting(f"Checking whether {url} serves core metadata"):
+            return probe.measure_core_metadata(container, url, probe_project)
+
+    return measure
+
+
+def core_metadata_state(client: DevpiClient, container) -> bool:
+    """Whether the cache announces core metadata for its mirror now."""
+    return probe.serves_core_metadata(container) and bool(client.get_index().get(coremetadata.INDEX_OPTION))
+
+
+def offline_switch_message(instance: Instance) -> str:
+    return (
+        f"cache {instance.name!r} runs in offline mode and asks no upstream, so it cannot switch to another: "
+        f"run `devpictl down --name {instance.name}` and `devpictl up --name {instance.name} --online` first"
+    )
+
+
+def flush_front_cache(container) -> None:
+    """Make the front server's cached pages misses, so a switched upstream shows at once."""
+    if not ctr.front_enabled(container):
+        return
+    code, output = ctr.exec_output(container, ["devpictl-flush-cache"])
+    if code != 0:
+        raise EngineError(f"could not empty the front server's page cache ({ctr.last_line(output)}): run `devpictl down` and `devpictl up`")
+
+
+def refresh_cached_projects(client: DevpiClient, reporter: Reporter) -> tuple[list[str], list[str]]:
+    """Make pages cached from the old upstream list the new upstream's files now.
+
+    devpi keeps a cached page until mirror_cache_expiry passes; a refresh drops it.
+    Files already downloaded stay in the cache. Returns (refreshed, not upstream).
+    """
+    projects = sorted(client.list_projects())
+    refreshed: list[str] = []
+    missing: list[str] = []
+    with reporter.waiting(f"Refreshing {len(projects)} cached project pages"):
+        for project in projects:
+            (refreshed if client.refresh_project(project) else missing).append(project)
+    return refreshed, missing
+
+
+def check_switch(container, current: Upstream, wanted: Upstream, official: str, project: str, reporter: Reporter) -> None:
+    """Before a switch, refuse a ``wanted`` upstream that does not answer; the cache's own upstream needs no check."""
+    url = effective_url(wanted, official)
+    if url != effective_url(current, official):
+        with reporter.waiting(f"Checking that {url} answers"):
+            probe.check_upstream(container, url, project)
+
+
+@dataclass
+class SwitchResult:
+    name: str
+    previous: Upstream
+    upstream: Upstream
+    actions: list[str]
+    core_metadata: bool = False  # whether the mirror's pages announce core metadata now
+
+
+def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool, probe_project: str | None, reporter: Reporter) -> SwitchResult:
+    container = ctr.running_container(engine, instance)
+    if ctr.offline_enabled(container):
+        raise Conflict(offline_switch_message(instance))
+    probe_project = precedence.probe_project(instance, probe_project)
+    official = official_url(container)
+    check_not_itself(container, upstream, official)
+    keep_credentials(container, instance, upstream, official)
+    actions: list[str] = []
+    measure = core_metadata_measurement(container, reporter, probe_project=probe_project, check=check, offline=False)
+    with DevpiClient(ctr.local_base_url(container)) as client:
+        settled = password.login_root(client, instance)
+        if settled:
+            actions.append(settled)
+        previous = find_by_url(client.get_index().get("mirror_url"), official)
+        if check:
+            check_switch(container, previous, upstream, official, probe_project, reporter)
+        configure_upstream(
+            client, upstream, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure
+        )
+        core_metadata = core_metadata_state(client, container)
+    return SwitchResult(instance.name, previous, upstream, actions, core_metadata)
