@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from devpictl import __version__
 from devpictl import container as ctr
@@ -38,6 +39,10 @@ from devpictl.settings import (
     forget_root_password,
     load_remembered,
 )
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
 
 MANIFEST = "devpictl-backup.json"
 EXPORT_DIR = "devpi-export"
@@ -98,7 +103,7 @@ def backup_path(instance: Instance, path: Path | None) -> Path:
     return path
 
 
-def backup(engine, instance: Instance, path: Path, *, include_files: bool, reporter) -> BackupResult:
+def backup(engine: DockerClient, instance: Instance, path: Path, *, include_files: bool, reporter) -> BackupResult:
     """Write the archive to ``path`` (checked with backup_path)."""
     container = ctr.running_container(engine, instance)
     # Unique per run: two backups at once must not share (and delete) each other's export.
@@ -143,7 +148,7 @@ def backup(engine, instance: Instance, path: Path, *, include_files: bool, repor
     return BackupResult(path, path.stat().st_size, include_files)
 
 
-def image_devpi_version(container) -> str | None:
+def image_devpi_version(container: Container) -> str | None:
     code, output = ctr.exec_output(container, ["devpi-server", "--version"])
     return ctr.last_line(output) if code == 0 else None
 
@@ -165,9 +170,9 @@ def read_manifest(path: Path) -> dict:
         with tarfile.open(path, "r:gz") as tar:
             for member in checked_members(tar, path):  # reads the whole archive: a truncated one fails here
                 if member.name == MANIFEST:
-                    manifest = json.loads(tar.extractfile(member).read())
+                    manifest = json.loads(member_bytes(tar, member))
                 elif member.name == f"{EXPORT_DIR}/dataindex.json":
-                    dataindex = json.loads(tar.extractfile(member).read())
+                    dataindex = json.loads(member_bytes(tar, member))
     except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error) as exc:
         raise unusable(path, type(exc).__name__ + (f": {exc}" if str(exc) else "")) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -183,6 +188,14 @@ def read_manifest(path: Path) -> dict:
 
 def unusable(path: Path, why: str) -> BadInput:
     return BadInput(f"{path} is not a usable devpictl backup ({why}): give an archive `devpictl backup` wrote")
+
+
+def member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """The content of a regular file in ``tar`` (checked_members lets only regular files and directories through)."""
+    handle = tar.extractfile(member)
+    if handle is None:
+        raise ValueError(f"{member.name} is not a regular file")
+    return handle.read()
 
 
 def checked_members(tar: tarfile.TarFile, path: Path) -> Iterator[tarfile.TarInfo]:
@@ -219,7 +232,7 @@ def export_tar(path: Path, out) -> None:
             clean.addfile(info, tar.extractfile(member) if member.isreg() else None)
 
 
-def cache_is_empty(engine, instance: Instance) -> bool:
+def cache_is_empty(engine: DockerClient, instance: Instance) -> bool:
     """True when the cache has no volume, or only root, root/pypi and nothing cached."""
     if not ctr.volume_exists(engine, instance):
         return True
@@ -236,7 +249,7 @@ def cache_is_empty(engine, instance: Instance) -> bool:
     return only_defaults and not projects
 
 
-def restore(engine, instance: Instance, path: Path, image: str, *, force: bool, reporter) -> RestoreResult:
+def restore(engine: DockerClient, instance: Instance, path: Path, image: str, *, force: bool, reporter) -> RestoreResult:
     """Bring the archive at ``path`` into the cache ``instance`` (new, empty, or with --force any).
 
     devpi-import fills a new server dir beside the old one; only once it and the
@@ -330,7 +343,7 @@ def interrupted_message(instance: Instance, fresh_volume: bool, swapped: bool, h
     return f"restore interrupted before the import finished: the data of cache {instance.name!r} is unchanged{start}"
 
 
-def run(container, command: list[str], what: str, user: str = "") -> None:
+def run(container: Container, command: list[str], what: str, user: str = "") -> None:
     code, output = ctr.exec_output(container, command, user=user)
     if code != 0:
         raise DevpiError(f"{what} failed in the restore container ({ctr.last_line(output)})")

@@ -10,10 +10,15 @@ import tarfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from devpictl.errors import BadInput, CacheNotFound, EngineError, EngineUnavailable, PortInUse
 from devpictl.image import CONTAINER_PORT, HEALTH_CHECK_AGENT, add_bytes
 from devpictl.settings import LABEL_INSTANCE, LABEL_MANAGED, Instance
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
 
 RUN_DIR = "/run/devpictl"
 
@@ -50,7 +55,7 @@ def engine_unreachable_message(exc: Exception) -> str:
     return f"cannot reach the Docker engine ({text}): start Docker, or set DOCKER_HOST to a running engine"
 
 
-def find_container(engine, instance: Instance):
+def find_container(engine: DockerClient, instance: Instance):
     import docker.errors
 
     try:
@@ -64,7 +69,7 @@ def find_container(engine, instance: Instance):
     return container
 
 
-def image_labels(engine, tag: str) -> dict[str, str] | None:
+def image_labels(engine: DockerClient, tag: str) -> dict[str, str] | None:
     """The labels of the image ``tag`` names, or None when the engine has no such image."""
     import docker.errors
 
@@ -75,7 +80,7 @@ def image_labels(engine, tag: str) -> dict[str, str] | None:
     return dict(image.labels or {})
 
 
-def image_exists(engine, tag: str) -> bool:
+def image_exists(engine: DockerClient, tag: str) -> bool:
     import docker.errors
 
     try:
@@ -85,7 +90,7 @@ def image_exists(engine, tag: str) -> bool:
     return True
 
 
-def ensure_volume(engine, instance: Instance) -> bool:
+def ensure_volume(engine: DockerClient, instance: Instance) -> bool:
     """Create the cache's data volume if missing; True when this call created it."""
     import docker.errors
 
@@ -97,22 +102,25 @@ def ensure_volume(engine, instance: Instance) -> bool:
         return True
 
 
-def image_label(container) -> str:
+def image_label(container: Container) -> str:
     """The container's image as people know it: its first tag, else its short id."""
-    return (container.image.tags or [container.image.short_id])[0]
+    image = container.image
+    if image is None:  # removed under the container: the name it was created from
+        return str(container.attrs.get("Config", {}).get("Image", "unknown"))
+    return (image.tags or [image.short_id])[0]
 
 
-def runs_image(engine, container, tag: str) -> bool:
+def runs_image(engine: DockerClient, container: Container, tag: str) -> bool:
     """True when ``container`` runs the image ``tag`` names now (False also when ``tag`` is missing)."""
     import docker.errors
 
     try:
-        return engine.images.get(tag).id == container.image.id
+        return container.image is not None and engine.images.get(tag).id == container.image.id
     except docker.errors.ImageNotFound:
         return False
 
 
-def run_once(engine, image: str, command: list[str], volume: str | None = None) -> str:
+def run_once(engine: DockerClient, image: str, command: list[str], volume: str | None = None) -> str:
     """Run ``command`` in a throwaway container of ``image`` (the volume at /data) and return its output."""
     volumes = {volume: {"bind": "/data", "mode": "ro"}} if volume else {}
     container = engine.containers.create(
@@ -130,7 +138,7 @@ def run_once(engine, image: str, command: list[str], volume: str | None = None) 
     return output
 
 
-def volume_exists(engine, instance: Instance) -> bool:
+def volume_exists(engine: DockerClient, instance: Instance) -> bool:
     import docker.errors
 
     try:
@@ -140,7 +148,7 @@ def volume_exists(engine, instance: Instance) -> bool:
     return True
 
 
-def check_no_cache_on_port(engine, port: int) -> None:
+def check_no_cache_on_port(engine: DockerClient, port: int) -> None:
     """Fail, naming it, when another devpictl cache publishes ``port`` (running or not)."""
     for container in engine.containers.list(all=True, filters={"label": LABEL_INSTANCE}):
         if published_address(container)[1] == port:
@@ -149,7 +157,7 @@ def check_no_cache_on_port(engine, port: int) -> None:
             raise PortInUse(f"port {port} belongs to devpictl cache {name!r}: pick another with --port, or `devpictl down{option}` first")
 
 
-def check_volume_is_ours(engine, instance: Instance) -> None:
+def check_volume_is_ours(engine: DockerClient, instance: Instance) -> None:
     """Refuse to delete a volume that has the cache's name but was not made by devpictl."""
     labels = engine.volumes.get(instance.volume).attrs.get("Labels") or {}
     if labels.get(LABEL_MANAGED) != "1" or labels.get(LABEL_INSTANCE) != instance.name:
@@ -175,7 +183,7 @@ def check_port_free(host: str, port: int) -> None:
             raise
 
 
-def check_network(engine, name: str) -> None:
+def check_network(engine: DockerClient, name: str) -> None:
     import docker.errors
 
     try:
@@ -198,8 +206,9 @@ class ContainerSpec:
     max_bytes: int = 0  # the entrypoint prunes mirrored files beyond it; 0: never
 
 
-def create_container(engine, spec: ContainerSpec):
+def create_container(engine: DockerClient, spec: ContainerSpec):
     import docker.errors
+    import docker.types
 
     try:
         return engine.containers.create(
@@ -209,7 +218,7 @@ def create_container(engine, spec: ContainerSpec):
             labels=spec.instance.labels(),
             ports={f"{CONTAINER_PORT}/tcp": (spec.host, spec.port)},
             volumes={spec.instance.volume: {"bind": "/data", "mode": "rw"}},
-            restart_policy={"Name": "unless-stopped"},
+            restart_policy={"Name": "unless-stopped"},  # type: ignore[arg-type]  # types-docker lacks this valid policy
             network=spec.network,
             # Switches, not secrets: the entrypoint reads them, `status` shows them.
             environment={
@@ -220,7 +229,7 @@ def create_container(engine, spec: ContainerSpec):
             # tini as PID 1: signals reach devpi and zombies are reaped.
             init=True,
             # The front server logs every request: keep the engine's copy bounded.
-            log_config={"Type": "json-file", "Config": {"max-size": "20m", "max-file": "5"}},
+            log_config=docker.types.LogConfig(type="json-file", config={"max-size": "20m", "max-file": "5"}),
             mem_limit=spec.memory,
             memswap_limit=spec.memory,  # no swap on top: the limit is the limit
             pids_limit=spec.pids_limit,
@@ -231,7 +240,7 @@ def create_container(engine, spec: ContainerSpec):
         raise EngineError(f"cannot create the cache container: {exc.explanation or exc}") from None
 
 
-def hand_in_files(container, files: Mapping[str, bytes]) -> None:
+def hand_in_files(container: Container, files: Mapping[str, bytes]) -> None:
     """Copy files into RUN_DIR of a created container, where the entrypoint reads them.
 
     They travel in a tar through the engine's archive API, so they show in no
@@ -248,7 +257,7 @@ def hand_in_files(container, files: Mapping[str, bytes]) -> None:
         raise EngineError(f"could not copy files into {container.name}: check the engine's logs")
 
 
-def start(container) -> None:
+def start(container: Container) -> None:
     import docker.errors
 
     try:
@@ -260,13 +269,13 @@ def start(container) -> None:
         raise EngineError(f"cannot start {container.name}: {text}") from None
 
 
-def published_address(container) -> tuple[str, int]:
+def published_address(container: Container) -> tuple[str, int]:
     bindings = container.attrs["HostConfig"]["PortBindings"].get(f"{CONTAINER_PORT}/tcp") or [{}]
     host = bindings[0].get("HostIp") or "0.0.0.0"
     return host, int(bindings[0].get("HostPort") or CONTAINER_PORT)
 
 
-def local_base_url(container) -> str:
+def local_base_url(container: Container) -> str:
     host, port = published_address(container)
     # 127.0.0.1 reaches a cache published on all interfaces; "localhost" may resolve to ::1 first.
     if host in ("0.0.0.0", ""):
@@ -276,13 +285,13 @@ def local_base_url(container) -> str:
     return f"http://{host}:{port}"
 
 
-def limits(container) -> tuple[int, int]:
+def limits(container: Container) -> tuple[int, int]:
     """(memory in bytes, pids) the container runs with; 0 for no limit."""
     host = container.attrs.get("HostConfig", {})
     return int(host.get("Memory") or 0), int(host.get("PidsLimit") or 0)
 
 
-def health(container) -> str:
+def health(container: Container) -> str:
     return container.attrs.get("State", {}).get("Health", {}).get("Status", "none")
 
 
@@ -308,7 +317,7 @@ def log_lines(
         yield pending
 
 
-def logs_tail(container, lines: int = 40) -> str:
+def logs_tail(container: Container, lines: int = 40) -> str:
     import docker.errors
 
     try:
@@ -317,23 +326,23 @@ def logs_tail(container, lines: int = 40) -> str:
         return ""
 
 
-def restart_count(container) -> int:
+def restart_count(container: Container) -> int:
     return int(container.attrs.get("RestartCount") or 0)
 
 
-def failed_since(container, restarts: int) -> bool:
+def failed_since(container: Container, restarts: int) -> bool:
     """True when the container stopped, or its restart policy restarted it, since it had ``restarts`` restarts."""
     container.reload()
     return container.status in ("exited", "dead", "restarting") or restart_count(container) > restarts
 
 
-def volume_initialised(engine, image: str, instance: Instance) -> bool:
+def volume_initialised(engine: DockerClient, image: str, instance: Instance) -> bool:
     """Whether the cache's volume holds a server dir devpi-init finished (an interrupted `up` may leave it empty)."""
     answer = run_once(engine, image, ["sh", "-c", "test -e /data/server/.nodeinfo && echo yes || echo no"], volume=instance.volume)
     return answer.splitlines()[-1:] == ["yes"]
 
 
-def remove(container, timeout: int = 20) -> None:
+def remove(container: Container, timeout: int = 20) -> None:
     import docker.errors
 
     try:
@@ -346,7 +355,7 @@ def remove(container, timeout: int = 20) -> None:
         pass
 
 
-def remove_volume(engine, instance: Instance) -> None:
+def remove_volume(engine: DockerClient, instance: Instance) -> None:
     import docker.errors
 
     for attempt in range(10):
@@ -362,12 +371,13 @@ def remove_volume(engine, instance: Instance) -> None:
             time.sleep(0.5)
 
 
-def exec_output(container, cmd: list[str], environment: Mapping[str, str] | None = None, user: str = "") -> tuple[int, str]:
+def exec_output(container: Container, cmd: list[str], environment: Mapping[str, str] | None = None, user: str = "") -> tuple[int, str]:
     result = container.exec_run(cmd, environment=dict(environment or {}), demux=False, user=user)
-    return result.exit_code, (result.output or b"").decode(errors="replace")
+    output = result.output if isinstance(result.output, bytes) else b""  # not streamed: bytes, or None
+    return (-1 if result.exit_code is None else result.exit_code), output.decode(errors="replace")
 
 
-def running_container(engine, instance: Instance):
+def running_container(engine: DockerClient, instance: Instance):
     container = find_container(engine, instance)
     if container is None or container.status != "running":
         state = "no cache" if container is None else f"cache is {container.status}"
@@ -380,15 +390,15 @@ def last_line(text: str) -> str:
     return lines[-1].strip() if lines else "no output"
 
 
-def container_env(container) -> list[str]:
+def container_env(container: Container) -> list[str]:
     return container.attrs.get("Config", {}).get("Env") or []
 
 
-def front_enabled(container) -> bool:
+def front_enabled(container: Container) -> bool:
     return "DEVPICTL_FRONT=0" not in container_env(container)
 
 
-def max_bytes(container) -> int:
+def max_bytes(container: Container) -> int:
     """The size the container keeps its mirrored files under (`up --max-size`); 0 for none."""
     for item in container_env(container):
         if item.startswith("DEVPICTL_MAX_BYTES="):
@@ -397,6 +407,6 @@ def max_bytes(container) -> int:
     return 0
 
 
-def offline_enabled(container) -> bool:
+def offline_enabled(container: Container) -> bool:
     """Whether the container runs devpi with --offline-mode (made by `up --offline`)."""
     return "DEVPICTL_OFFLINE=1" in container_env(container)

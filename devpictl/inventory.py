@@ -8,11 +8,15 @@ settings). Each entry says what to do next.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
 from devpictl import devpi
 from devpictl import status as cache_status
 from devpictl.settings import LABEL_INSTANCE, Instance, data_dir
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 
 @dataclass
@@ -32,7 +36,7 @@ class KnownCache:
         return asdict(self)
 
 
-def known_names(engine) -> list[str]:
+def known_names(engine: DockerClient) -> list[str]:
     """Names of every cache with a container, a volume or a state directory here."""
     names = {c.labels[LABEL_INSTANCE] for c in engine.containers.list(all=True, filters={"label": LABEL_INSTANCE})}
     names |= {v.attrs["Labels"][LABEL_INSTANCE] for v in engine.volumes.list(filters={"label": LABEL_INSTANCE})}
@@ -42,13 +46,13 @@ def known_names(engine) -> list[str]:
     return sorted(names)
 
 
-def volume_sizes(engine) -> dict[str, int]:
+def volume_sizes(engine: DockerClient) -> dict[str, int]:
     """The engine's count of each labelled volume's bytes (-1 where it has not counted)."""
     usage = engine.df().get("Volumes") or []
     return {v["Name"]: v.get("UsageData", {}).get("Size", -1) for v in usage if LABEL_INSTANCE in (v.get("Labels") or {})}
 
 
-def describe(engine, name: str, sizes: dict[str, int]) -> KnownCache:
+def describe(engine: DockerClient, name: str, sizes: dict[str, int]) -> KnownCache:
     instance = Instance(name)
     container = ctr.find_container(engine, instance)
     has_volume = ctr.volume_exists(engine, instance)
@@ -73,7 +77,7 @@ def describe(engine, name: str, sizes: dict[str, int]) -> KnownCache:
     )
 
 
-def known_caches(engine, names: list[str] | None = None) -> list[KnownCache]:
+def known_caches(engine: DockerClient, names: list[str] | None = None) -> list[KnownCache]:
     """Every cache devpictl knows (``names``, when the caller has them already)."""
     sizes = volume_sizes(engine)
     return [describe(engine, name, sizes) for name in (known_names(engine) if names is None else names)]

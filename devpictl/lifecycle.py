@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
 from devpictl import devpi, password, precedence, switching
@@ -34,6 +35,10 @@ from devpictl.settings import (
     save_remembered,
 )
 
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
+
 
 @dataclass
 class UpResult:
@@ -57,7 +62,7 @@ def proxy_env_file(environ: Mapping[str, str]) -> bytes:
     return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
-def up(engine, requested: precedence.UpOptions, reporter: Reporter) -> UpResult:
+def up(engine: DockerClient, requested: precedence.UpOptions, reporter: Reporter) -> UpResult:
     given, opts = precedence.with_remembered(requested)
     instance = opts.instance
     actions: list[str] = []
@@ -139,7 +144,7 @@ def up(engine, requested: precedence.UpOptions, reporter: Reporter) -> UpResult:
     return UpResult(instance.name, devpi.index_url(base_url), serving_upstream, actions, instance.password_file, host, bool(opts.offline), core_metadata, port)
 
 
-def choose_image(engine, requested: precedence.UpOptions, opts: precedence.UpOptions, reporter: Reporter, actions: list[str]) -> str:
+def choose_image(engine: DockerClient, requested: precedence.UpOptions, opts: precedence.CacheSettings, reporter: Reporter, actions: list[str]) -> str:
     """The image `up` runs: one whose contents and recipe match what the user asked for.
 
     An image named with --image is used as it is, or refused when it lacks what was
@@ -170,7 +175,7 @@ def choose_image(engine, requested: precedence.UpOptions, opts: precedence.UpOpt
     return tag
 
 
-def ensure_image(engine, opts: precedence.UpOptions, reporter: Reporter, actions: list[str]) -> None:
+def ensure_image(engine: DockerClient, opts: precedence.CacheSettings, reporter: Reporter, actions: list[str]) -> None:
     """Build ``opts.image`` from the template when the engine does not have it."""
     if not ctr.image_exists(engine, opts.image):
         reporter.step(f"Building image {opts.image}")
@@ -178,7 +183,7 @@ def ensure_image(engine, opts: precedence.UpOptions, reporter: Reporter, actions
         actions.append(f"built image {opts.image}")
 
 
-def check_unchanged(container, given: precedence.UpOptions) -> None:
+def check_unchanged(container: Container, given: precedence.UpOptions) -> None:
     """Refuse flags that would need a new container: those take `down` first."""
     name = given.instance.name
     host, port = ctr.published_address(container)
@@ -205,7 +210,7 @@ def check_unchanged(container, given: precedence.UpOptions) -> None:
         )
 
 
-def upgrade(engine, container, opts: precedence.UpOptions, reporter: Reporter, actions: list[str]) -> None:
+def upgrade(engine: DockerClient, container: Container, opts: precedence.CacheSettings, reporter: Reporter, actions: list[str]) -> None:
     """Replace the container with one of ``opts.image``, keeping the volume, when devpi can read its data.
 
     devpi-server refuses a server dir of another database version; then devpictl
@@ -227,7 +232,7 @@ def upgrade(engine, container, opts: precedence.UpOptions, reporter: Reporter, a
     actions.append(f"replaced the container of {old_image} with {opts.image}")
 
 
-def create(engine, opts: precedence.UpOptions, reporter: Reporter, actions: list[str], created: list[Callable[[], None]]):
+def create(engine: DockerClient, opts: precedence.CacheSettings, reporter: Reporter, actions: list[str], created: list[Callable[[], None]]):
     """Create (and start) the container, and the volume if missing; returns (container, a new cache?)."""
     instance = opts.instance
     port = opts.port
@@ -275,7 +280,7 @@ def create(engine, opts: precedence.UpOptions, reporter: Reporter, actions: list
     return container, needs_init
 
 
-def save_failure_log(instance: Instance, container) -> Path | None:
+def save_failure_log(instance: Instance, container: Container) -> Path | None:
     text = ctr.logs_tail(container, 200)
     if not text:
         return None
@@ -284,7 +289,7 @@ def save_failure_log(instance: Instance, container) -> Path | None:
     return instance.failure_log
 
 
-def wait_for_api(client: DevpiClient, container, timeout: float, reporter: Reporter) -> None:
+def wait_for_api(client: DevpiClient, container: Container, timeout: float, reporter: Reporter) -> None:
     deadline = time.monotonic() + timeout
     restarts = ctr.restart_count(container)
     with reporter.waiting(f"Waiting for devpi-server to answer (up to {timeout:.0f} s)"):
@@ -327,7 +332,7 @@ def wait_until_ready(client: DevpiClient, project: str, timeout: float, reporter
             time.sleep(1.0)
 
 
-def down(engine, instance: Instance, *, volumes: bool) -> list[str]:
+def down(engine: DockerClient, instance: Instance, *, volumes: bool) -> list[str]:
     actions = []
     volume = volumes and ctr.volume_exists(engine, instance)
     if volume:

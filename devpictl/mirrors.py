@@ -143,7 +143,7 @@ def resolve_apt_mirror(spec: str) -> str:
 
 
 def is_fastest(spec: str | None) -> bool:
-    return bool(spec) and spec.strip().lower() == FASTEST
+    return spec is not None and spec.strip().lower() == FASTEST
 
 
 def resolve(spec: str) -> Upstream:

@@ -40,7 +40,7 @@ def check_host(value: str, source: str = "--host") -> str:
         infos = socket.getaddrinfo(text, None, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
         raise BadInput(f"{source} {value!r} does not resolve to an address: give an IP address such as 127.0.0.1") from None
-    addresses = [info[4][0] for info in infos]
+    addresses = [str(info[4][0]) for info in infos]
     ipv4 = [a for a in addresses if ":" not in a]
     return (ipv4 or addresses)[0]
 

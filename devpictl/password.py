@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
 from devpictl.devpi import DevpiClient
@@ -25,6 +26,9 @@ from devpictl.settings import (
     stage_root_password,
 )
 
+if TYPE_CHECKING:
+    from docker import DockerClient
+
 
 def stored_password(instance: Instance) -> str:
     """The root password devpictl keeps for the cache; needs no engine."""
@@ -44,7 +48,7 @@ class Rotation:
     settled: str | None = None  # what an earlier, interrupted rotation left and this one settled
 
 
-def rotate(engine, instance: Instance, *, client: DevpiClient | None = None) -> Rotation:
+def rotate(engine: DockerClient, instance: Instance, *, client: DevpiClient | None = None) -> Rotation:
     """Give root a new password in devpi, then in the store; a refusal changes neither.
 
     The new password is written durably to the pending file before devpi hears of

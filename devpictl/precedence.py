@@ -43,16 +43,41 @@ class UpOptions:
     build_given: frozenset[str] = frozenset()
 
 
-def with_remembered(opts: UpOptions) -> tuple[UpOptions, UpOptions]:
-    """(opts with remembered values filled in, the same with built-in defaults too)."""
+@dataclass(frozen=True)
+class CacheSettings:
+    """Every setting of `up` decided: what was asked, else remembered, else the built-in default."""
+
+    instance: Instance
+    upstream: Upstream | None  # None: keep what the cache has (pypi for a new one)
+    host: str
+    port: int
+    image: str
+    build: img.BuildOptions
+    network: str | None
+    ca_bundle: Path | None
+    probe_project: str
+    front: bool
+    offline: bool
+    memory: str
+    pids_limit: int
+    max_bytes: int
+    check: bool
+    timeout: float
+    environ: Mapping[str, str]
+    build_given: frozenset[str]
+
+
+def with_remembered(opts: UpOptions) -> tuple[UpOptions, CacheSettings]:
+    """(opts with remembered values filled in, every setting decided)."""
     stored = load_remembered(opts.instance)
+    remembered_bundle = stored.get("ca_bundle")
     given = dataclasses.replace(
         opts,
         host=opts.host or stored.get("host"),
         port=opts.port or stored.get("port"),
         image=opts.image or stored.get("image"),
         network=opts.network or stored.get("network"),
-        ca_bundle=opts.ca_bundle or (Path(stored["ca_bundle"]) if stored.get("ca_bundle") else None),
+        ca_bundle=opts.ca_bundle or (Path(remembered_bundle) if remembered_bundle else None),
         probe_project=opts.probe_project or stored.get("probe_project"),
         front=opts.front if opts.front is not None else stored.get("front"),
         offline=opts.offline if opts.offline is not None else stored.get("offline"),
@@ -60,21 +85,29 @@ def with_remembered(opts: UpOptions) -> tuple[UpOptions, UpOptions]:
         pids_limit=opts.pids_limit or stored.get("pids_limit"),
         max_bytes=opts.max_bytes if opts.max_bytes is not None else stored.get("max_bytes"),
     )
-    full = dataclasses.replace(
-        given,
+    full = CacheSettings(
+        instance=given.instance,
+        upstream=given.upstream,
         host=given.host or DEFAULT_HOST,
         port=given.port or DEFAULT_PORT,
         image=given.image or img.default_image(given.build.devpi_server_version),
+        build=given.build,
+        network=given.network,
+        ca_bundle=given.ca_bundle,
         probe_project=given.probe_project or DEFAULT_PROBE_PROJECT,
         front=given.front if given.front is not None else True,
         offline=bool(given.offline),
         memory=given.memory or DEFAULT_MEMORY,
         pids_limit=given.pids_limit or DEFAULT_PIDS_LIMIT,
         max_bytes=given.max_bytes or 0,
+        check=given.check,
+        timeout=given.timeout,
+        environ=given.environ,
+        build_given=given.build_given,
     )
     return given, full
 
 
 def probe_project(instance: Instance, given: str | None = None) -> str:
     """The project whose page shows that an upstream answers: given (--probe-project), else remembered, else pip."""
-    return given or str(load_remembered(instance).get("probe_project") or DEFAULT_PROBE_PROJECT)
+    return given or load_remembered(instance).get("probe_project") or DEFAULT_PROBE_PROJECT

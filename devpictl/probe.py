@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
 from devpictl import coremetadata, simplepage, speedtest
 from devpictl import image as img
 from devpictl.errors import UpstreamUnreachable
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
 
 SERVER_CONFIG = "/etc/devpi/devpi-server.yml"  # the YAML file the image's devpi-server reads
 
@@ -27,7 +31,7 @@ class UpstreamProbe:
     problem: str | None  # why it did not answer, else None
 
 
-def fetch_in_container(container, url: str, timeout: float, *, digest: bool = False) -> tuple[dict | None, str]:
+def fetch_in_container(container: Container, url: str, timeout: float, *, digest: bool = False) -> tuple[dict | None, str]:
     """Ask ``url`` from inside the cache: (the check's answer, or None and why not)."""
     environment = {"DEVPICTL_CHECK_URL": url, "DEVPICTL_CHECK_TIMEOUT": str(timeout)}
     if digest:
@@ -45,14 +49,14 @@ def fetch_in_container(container, url: str, timeout: float, *, digest: bool = Fa
     return data, ""
 
 
-def probe_upstream(container, url: str, project: str, timeout: float = 20.0) -> UpstreamProbe:
+def probe_upstream(container: Container, url: str, project: str, timeout: float = 20.0) -> UpstreamProbe:
     answer, problem = fetch_in_container(container, f"{url}/{project}/", timeout)
     if answer is None:
         return UpstreamProbe(False, [], problem)
     return UpstreamProbe(True, simplepage.parse(answer["text"], answer["url"]), None)
 
 
-def check_upstream(container, url: str, project: str, timeout: float = 20.0) -> None:
+def check_upstream(container: Container, url: str, project: str, timeout: float = 20.0) -> None:
     """Refuse an upstream whose simple page for ``project`` lists no files, as seen from the cache."""
     probe = probe_upstream(container, url, project, timeout)
     if not probe.answered:
@@ -65,7 +69,7 @@ def check_upstream(container, url: str, project: str, timeout: float = 20.0) -> 
         )
 
 
-def measure_core_metadata(container, url: str, project: str, timeout: float = 20.0) -> coremetadata.MetadataCheck:
+def measure_core_metadata(container: Container, url: str, project: str, timeout: float = 20.0) -> coremetadata.MetadataCheck:
     """Whether the upstream at ``url`` serves core metadata, as seen from inside the cache.
 
     The newest wheel of ``project`` stands for all: its ``.metadata`` must answer, and
@@ -84,7 +88,7 @@ def measure_core_metadata(container, url: str, project: str, timeout: float = 20
     return coremetadata.judge(name, speedtest.announced_metadata(probe.files, wheel), answer["status"], answer["sha256"])
 
 
-def serves_core_metadata(container) -> bool:
+def serves_core_metadata(container: Container) -> bool:
     """Whether the container's devpi-server runs with enable-core-metadata (images devpictl built for devpi >= 6.20)."""
     code, output = ctr.exec_output(container, ["cat", SERVER_CONFIG])
     return code == 0 and f"  {coremetadata.SERVER_OPTION}: true" in output.splitlines()

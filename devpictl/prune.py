@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
 from devpictl import image as img
 from devpictl.errors import DevpiError
 from devpictl.settings import Instance, duration_days, size_bytes
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 
 def parse_size(text: str) -> int:
@@ -39,7 +43,7 @@ class PruneResult:
         return dict(self.__dict__)
 
 
-def prune(engine, instance: Instance, *, max_bytes: int | None, unused_days: float | None, dry_run: bool) -> PruneResult:
+def prune(engine: DockerClient, instance: Instance, *, max_bytes: int | None, unused_days: float | None, dry_run: bool) -> PruneResult:
     """Remove (or with ``dry_run`` list) mirrored files beyond ``max_bytes`` or unused for ``unused_days``."""
     container = ctr.running_container(engine, instance)
     args = [*(["--max-bytes", str(max_bytes)] if max_bytes is not None else []),

@@ -11,6 +11,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, cast
 
 from devpictl.errors import BadInput
 from devpictl.files import sync_directory, write_atomic
@@ -247,9 +248,21 @@ def cache_lock(instance: Instance) -> Iterator[None]:
 
 # What `up` remembers of a cache, so that `up` after `down` (or a reboot) brings
 # back the same cache: flag > environment > remembered > built-in default.
-REMEMBERED_KEYS = (
-    "host", "port", "image", "network", "ca_bundle", "probe_project", "front", "offline", "memory", "pids_limit", "max_bytes",
-)
+class Remembered(TypedDict, total=False):
+    host: str
+    port: int
+    image: str
+    network: str
+    ca_bundle: str
+    probe_project: str
+    front: bool
+    offline: bool
+    memory: str
+    pids_limit: int
+    max_bytes: int
+
+
+REMEMBERED_KEYS = tuple(Remembered.__annotations__)
 
 # Resource limits of the cache container. devpi's RSS follows the largest project page it
 # handles (a 34 MB page took the container to 1.1 GiB); a runaway must not take the host.
@@ -305,7 +318,7 @@ def read_toml(path: Path) -> dict:
         raise BadInput(f"{path} is not valid TOML ({exc}): fix it or delete it") from None
 
 
-def load_remembered(instance: Instance) -> dict[str, object]:
+def load_remembered(instance: Instance) -> Remembered:
     """What `up` remembered, each value checked: a wrong type or value is one error naming the file and key."""
     path = instance.settings_file
     values = {k: v for k, v in read_toml(path).items() if k in REMEMBERED_KEYS}
@@ -331,7 +344,7 @@ def load_remembered(instance: Instance) -> dict[str, object]:
             values[key] = check_host(value, f"{path}: host")
         elif key == "memory":
             memory_bytes(value, f"{path}: memory =")
-    return values
+    return cast(Remembered, values)  # each key and type checked above
 
 
 def save_remembered(instance: Instance, values: dict[str, object]) -> None:

@@ -15,7 +15,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -277,12 +277,13 @@ async def _measure_one(client: httpx.AsyncClient, result: MirrorResult, project:
             result.status = OK
             result.reason = f"page lists {len(files)} files"
             return
-        result.file_url = newest_wheel(files)
-        await _check_core_metadata(client, result, result.file_url, announced_metadata(files, result.file_url), deadline)
+        wheel = result.file_url = newest_wheel(files)
+        assert wheel is not None  # wheels is not empty
+        await _check_core_metadata(client, result, wheel, announced_metadata(files, wheel), deadline)
         notify()
         phase = "the wheel did not start"
         sent = time.perf_counter()
-        response = await _within(deadline, client.send(client.build_request("GET", result.file_url), stream=True))
+        response = await _within(deadline, client.send(client.build_request("GET", wheel), stream=True))
         try:
             if _refused(result, response, "wheel"):
                 return
@@ -386,7 +387,7 @@ def _connect_failure(exc: BaseException) -> tuple[str, str]:
     return DEAD, _short(exc)
 
 
-def _chain(exc: BaseException):
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))

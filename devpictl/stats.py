@@ -11,6 +11,7 @@ import datetime
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from devpictl import container as ctr
@@ -22,6 +23,9 @@ FRONT_LINE = re.compile(
     r'^(?P<time>\S+) front \S+ "(?P<method>\S+) (?P<path>\S+)[^"]*" (?P<status>\d{3}) (?P<bytes>\d+) '
     r'cache=(?P<cache>\S*) disk=(?P<disk>\S*) \S+ s "(?P<agent>.*)"$'
 )
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
 SIMPLE = re.compile(r"^/root/pypi/\+simple/([^/]+)/")
 LOCAL_CACHE = ("HIT", "STALE", "UPDATING", "REVALIDATED")
 
@@ -115,7 +119,7 @@ def count(lines, since: datetime.datetime | None = None) -> Stats:
     return stats
 
 
-def index_sizes(container) -> dict[str, int]:
+def index_sizes(container: Container) -> dict[str, int]:
     """Bytes of stored files per index ("root/pypi": ...), as du counts them in the volume."""
     code, output = ctr.exec_output(container, ["sh", "-c", "du -sb /data/server/+files/*/* 2>/dev/null || true"])
     sizes = {}
@@ -127,7 +131,7 @@ def index_sizes(container) -> dict[str, int]:
     return sizes
 
 
-def cache_stats(container, since: datetime.datetime) -> Stats:
+def cache_stats(container: Container, since: datetime.datetime) -> Stats:
     stats = count(ctr.log_lines(container, since=since), since)
     stats.index_bytes = index_sizes(container)
     return stats

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
 from devpictl import coremetadata, devpi, precedence, probe, switching
@@ -11,6 +12,10 @@ from devpictl.devpi import DevpiClient
 from devpictl.errors import CacheNotFound, DevpictlError
 from devpictl.mirrors import Upstream, find_by_url
 from devpictl.settings import Instance
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
 
 DOWN = "down"  # the state of a cache without a container
 
@@ -47,7 +52,7 @@ class Status:
 STATUS_UPSTREAM_TIMEOUT = 4.0
 
 
-def upstream_reachability(container, url: str | None, project: str, *, offline: bool) -> tuple[bool | None, str | None]:
+def upstream_reachability(container: Container, url: str | None, project: str, *, offline: bool) -> tuple[bool | None, str | None]:
     """(does the upstream answer?, why not) as `status` reports it; (None, None) when it is not asked."""
     import docker.errors
 
@@ -60,7 +65,7 @@ def upstream_reachability(container, url: str | None, project: str, *, offline: 
     return answer.answered, answer.problem
 
 
-def status(engine, instance: Instance) -> Status:
+def status(engine: DockerClient, instance: Instance) -> Status:
     container = ctr.find_container(engine, instance)
     if container is None:
         option = "" if instance.name == "default" else f" --name {instance.name}"
@@ -123,7 +128,7 @@ class Serving:
     ixconfig: Mapping[str, object]  # root/pypi's settings
 
 
-def serving(container, timeout: float = 10) -> Serving | None:
+def serving(container: Container, timeout: float = 10) -> Serving | None:
     """The upstream and devpi version of a running cache; None when its devpi does not answer."""
     base = ctr.local_base_url(container)
     try:
@@ -150,7 +155,7 @@ def next_step(name: str, state: str, health: str | None, has_volume: bool) -> st
     return f"down, data deleted: devpictl up{option} makes it anew"
 
 
-def describe_core_metadata(container, ixconfig: Mapping[str, object], version: str | None) -> tuple[bool, str | None]:
+def describe_core_metadata(container: Container, ixconfig: Mapping[str, object], version: str | None) -> tuple[bool, str | None]:
     """(does the mirror announce core metadata?, why not) as `status` shows it."""
     if not probe.serves_core_metadata(container):
         if version and not coremetadata.supported_by(version):

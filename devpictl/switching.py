@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from devpictl import container as ctr
@@ -18,6 +19,10 @@ from devpictl.mirrors import Upstream, find_by_url
 from devpictl.network import is_loopback
 from devpictl.reporter import Reporter
 from devpictl.settings import Instance, read_secret_file, write_durably
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
 
 
 def upstream_changes(upstream: Upstream, ixconfig: Mapping[str, object], official_url: str) -> list[str]:
@@ -62,12 +67,12 @@ def stored_credentials(instance: Instance) -> dict[str, str]:
     return entries
 
 
-def check_not_itself(container, upstream: Upstream, official: str) -> None:
+def check_not_itself(container: Container, upstream: Upstream, official: str) -> None:
     """Refuse the cache as its own upstream: every project it lacks would loop until devpi gives up (502)."""
     parts = urlsplit(effective_url(upstream, official))
     port = parts.port or (443 if parts.scheme == "https" else 80)
     host = (parts.hostname or "").lower()
-    local = host in ("localhost", container.name.lower()) or is_loopback(host)
+    local = host in ("localhost", (container.name or "").lower()) or is_loopback(host)
     published_host, published_port = ctr.published_address(container)
     # From inside the container, loopback reaches the front server and devpi; the
     # published port reaches the cache from anywhere that can see its address.
@@ -79,7 +84,7 @@ def check_not_itself(container, upstream: Upstream, official: str) -> None:
         )
 
 
-def keep_credentials(container, instance: Instance, upstream: Upstream, official: str) -> None:
+def keep_credentials(container: Container, instance: Instance, upstream: Upstream, official: str) -> None:
     """Keep the upstream's user and password out of devpi's readable config: in devpictl's 0600 store and the container's run dir."""
     if upstream.credentials is None:
         return
@@ -91,7 +96,7 @@ def keep_credentials(container, instance: Instance, upstream: Upstream, official
     ctr.hand_in_files(container, {UPSTREAM_AUTH: data.encode()})
 
 
-def official_url(container) -> str:
+def official_url(container: Container) -> str:
     """The official index's URL as devpi itself knows it (the mirror_url devpi-init gives root/pypi).
 
     devpictl names no index host of its own; dropping mirror_url instead makes
@@ -210,7 +215,7 @@ def core_metadata_measurement(
     return measure
 
 
-def core_metadata_state(client: DevpiClient, container) -> bool:
+def core_metadata_state(client: DevpiClient, container: Container) -> bool:
     """Whether the cache announces core metadata for its mirror now."""
     return probe.serves_core_metadata(container) and bool(client.get_index().get(coremetadata.INDEX_OPTION))
 
@@ -222,7 +227,7 @@ def offline_switch_message(instance: Instance) -> str:
     )
 
 
-def flush_front_cache(container) -> None:
+def flush_front_cache(container: Container) -> None:
     """Make the front server's cached pages misses, so a switched upstream shows at once."""
     if not ctr.front_enabled(container):
         return
@@ -246,7 +251,7 @@ def refresh_cached_projects(client: DevpiClient, reporter: Reporter) -> tuple[li
     return refreshed, missing
 
 
-def check_switch(container, current: Upstream, wanted: Upstream, official: str, project: str, reporter: Reporter) -> None:
+def check_switch(container: Container, current: Upstream, wanted: Upstream, official: str, project: str, reporter: Reporter) -> None:
     """Before a switch, refuse a ``wanted`` upstream that does not answer; the cache's own upstream needs no check."""
     url = effective_url(wanted, official)
     if url != effective_url(current, official):
@@ -263,7 +268,7 @@ class SwitchResult:
     core_metadata: bool = False  # whether the mirror's pages announce core metadata now
 
 
-def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool, probe_project: str | None, reporter: Reporter) -> SwitchResult:
+def set_upstream(engine: DockerClient, instance: Instance, upstream: Upstream, *, check: bool, probe_project: str | None, reporter: Reporter) -> SwitchResult:
     container = ctr.running_container(engine, instance)
     if ctr.offline_enabled(container):
         raise Conflict(offline_switch_message(instance))

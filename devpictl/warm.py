@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -197,12 +198,25 @@ class WarmReport:
         }
 
 
-class Progress:
+class Progress(Protocol):
     """What the CLI draws: called from the worker threads."""
 
     def planned(self, files: int) -> None: ...
     def advance(self, nbytes: int) -> None: ...
     def finished(self, result: FileResult) -> None: ...
+
+
+class QuietProgress:
+    """Draws nothing: for --json, and where stderr is no terminal."""
+
+    def planned(self, files: int) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def finished(self, result: FileResult) -> None:
+        pass
 
 
 def fetch(client: httpx.Client, link: simplepage.Link, expected: frozenset[str], progress: Progress) -> FileResult:

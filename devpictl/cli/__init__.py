@@ -25,7 +25,8 @@ from devpictl.errors import EXIT_TERMINATED, DevpictlError, Terminated
 class DevpictlGroup(TyperGroup):
     """Turns an expected failure into one red line on stderr and its exit code."""
 
-    def invoke(self, ctx: typer.Context):
+    # typer.Context is the public subclass of the Context typer's own signature names (private).
+    def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except DevpictlError as exc:

@@ -139,7 +139,7 @@ def _show(tools, index_url, scope, python, project, json_output) -> None:
         header = ""
         # A project tool has no file without --project: its header says what to do, alone or not.
         if len(tools) > 1 or files[tool] is None:
-            header = f"# {tool}: {files[tool] or get(tool).outside_project(index_url)}\n"
+            header = f"# {tool}: {files[tool] or _project_installer(tool).outside_project(index_url)}\n"
         parts.append(header + get(tool).snippet(index_url))
     typer.echo("\n".join(parts), nl=False)
 
@@ -191,7 +191,7 @@ def _write(tools, index_url, scope, python, project, dry_run, force, json_output
                 applied[tool] = mf.apply_change(change, manifest)
 
     if json_output:
-        report = {}
+        report: dict[str, dict[str, object]] = {}
         for tool, change in changes.items():
             if change is None:
                 command = get(tool).command(index_url)
@@ -216,7 +216,7 @@ def _write(tools, index_url, scope, python, project, dry_run, force, json_output
                 _say(f"{tool} has no setting outside a project; run this in your project (or add --project DIR):")
                 typer.echo(f"  {command}")
             else:
-                _say(f"{tool} has no setting outside a project: add --project DIR, the directory of its {get(tool).project_file_name}")
+                _say(f"{tool} has no setting outside a project: add --project DIR, the directory of its {_project_installer(tool).project_file_name}")
             continue
         if dry_run:
             typer.echo(change.diff() if change.changed else f"# {tool}: {change.path} already points at the cache\n", nl=False)
@@ -234,17 +234,28 @@ def _write(tools, index_url, scope, python, project, dry_run, force, json_output
 
 def _undo_paths(tools, scope, python, project) -> list[Path] | None:
     """The files --undo is limited to, when --scope, --python or --project name them."""
+    from devpictl.clientconfig.base import ProjectInstaller
     from devpictl.clientconfig.registry import INSTALLERS
 
-    paths = []
+    paths: list[Path | None] = []
     if scope is not None:
         paths.append(_tool_file("pip", scope, python, None))
     if project is not None:
         # The project files there of the project tools asked for (any, without --tool).
-        candidates = [i for name, i in INSTALLERS.items() if "project" in i.options and (not tools or name in tools)]
+        candidates = [i for name, i in INSTALLERS.items() if isinstance(i, ProjectInstaller) and (not tools or name in tools)]
         found = [i for i in candidates if (Path(project) / i.project_file_name).is_file()] or candidates[:1]
         paths += [i.config_file(project=project) for i in found]  # none there: the first names its missing file
-    return paths or None
+    return [path for path in paths if path is not None] or None
+
+
+def _project_installer(tool: str):
+    """The installer of ``tool``, one that reads its index from a project file (config_file gave None)."""
+    from devpictl.clientconfig.base import ProjectInstaller
+    from devpictl.clientconfig.registry import get
+
+    installer = get(tool)
+    assert isinstance(installer, ProjectInstaller), tool
+    return installer
 
 
 def _undo(tools, paths, dry_run, force, json_output) -> None:

@@ -7,11 +7,13 @@ import json
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
+
+from devpictl.reporter import QuietReporter, Reporter
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -87,7 +89,7 @@ class RichReporter:
         if self.verbose or not self.console.is_terminal:
             self.console.print(Text(f"  {line}", style="dim"))
             return
-        if self.live is None:
+        if self.live is None or self.build is None:
             self.build = BuildProgress()
             self.live = Live(self.build, console=self.console, transient=True, refresh_per_second=4)
             self.live.start()
@@ -113,7 +115,7 @@ class RichReporter:
             yield
 
     @contextlib.contextmanager
-    def transfer(self, message: str) -> Iterator[object]:
+    def transfer(self, message: str) -> Iterator[Callable[[int], None]]:
         """A byte counter for a transfer of unknown size."""
         from rich.progress import (
             DownloadColumn,
@@ -136,11 +138,9 @@ class RichReporter:
 
 
 @contextlib.contextmanager
-def reporter(quiet: bool, verbose: bool = False) -> Iterator[object]:
+def reporter(quiet: bool, verbose: bool = False) -> Iterator[Reporter]:
     """A RichReporter (every build line with ``verbose``), or a silent one for --json."""
     if quiet:
-        from devpictl.reporter import QuietReporter
-
         yield QuietReporter()
         return
     rep = RichReporter(verbose=verbose)

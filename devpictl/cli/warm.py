@@ -53,7 +53,7 @@ def warm(
         with rep.waiting(f"Reading {', '.join(str(f) for f in files)}"):
             pins = core.read_pins(files, index_url, targets)
         if json_output or not ui.err.is_terminal:
-            report = core.warm(index_url, pins, targets, core.Progress(), jobs)
+            report = core.warm(index_url, pins, targets, core.QuietProgress(), jobs)
         else:
             with DrawnProgress() as progress:
                 report = core.warm(index_url, pins, targets, progress, jobs)

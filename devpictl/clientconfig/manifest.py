@@ -170,7 +170,7 @@ class Manifest:
         key = str(change.path)
         entry = entries.get(key)
         first = entry is None
-        if first:
+        if entry is None:
             original, legacy = change.old, change.legacy_backup
             if legacy is not None and legacy.is_file():
                 original = legacy.read_bytes()  # an older devpictl already saved the real original there

@@ -46,7 +46,9 @@ def edit_toml(text: str, index_url: str, force: bool = False, where: str = "uv.t
         i for i, item in enumerate(indexes)
         if isinstance(item, dict) and item.get("default") is True and item.get("name") != INDEX_NAME and (ours is None or i < ours)
     ]
-    pip_table = data.get("pip") if isinstance(data.get("pip"), dict) else {}
+    pip_table = data.get("pip")
+    if not isinstance(pip_table, dict):
+        pip_table = {}
     legacy = [] if ours is not None else [
         (key, value) for key, value in (("index-url", data.get("index-url")), ("pip.index-url", pip_table.get("index-url"))) if value
     ]
