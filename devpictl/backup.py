@@ -270,14 +270,7 @@ def restore(engine: DockerClient, instance: Instance, path: Path, image: str, *,
     password, new_password = ensure_root_password(instance)
     swapped = False
     # A one-off container of the image, without network, does the import.
-    helper = engine.containers.create(
-        image,
-        entrypoint=["sleep", "3600"],
-        detach=True,
-        labels=instance.labels(),
-        volumes={instance.volume: {"bind": "/data", "mode": "rw"}},
-        network_mode="none",
-    )
+    helper = ctr.create_offline_helper(engine, image, instance)
     try:
         helper.start()
         # Left by an earlier restore that was killed: start over.

@@ -55,6 +55,24 @@ def engine_unreachable_message(exc: Exception) -> str:
     return f"cannot reach the Docker engine ({text}): start Docker, or set DOCKER_HOST to a running engine"
 
 
+def instance_names(engine: DockerClient) -> set[str]:
+    """The cache names on devpictl's containers and volumes."""
+    names = {c.labels[LABEL_INSTANCE] for c in engine.containers.list(all=True, filters={"label": LABEL_INSTANCE})}
+    return names | {v.attrs["Labels"][LABEL_INSTANCE] for v in engine.volumes.list(filters={"label": LABEL_INSTANCE})}
+
+
+def create_offline_helper(engine: DockerClient, image: str, instance: Instance) -> Container:
+    """A one-off container of ``image`` with the cache's volume at /data and no network, idle until removed."""
+    return engine.containers.create(
+        image,
+        entrypoint=["sleep", "3600"],
+        detach=True,
+        labels=instance.labels(),
+        volumes={instance.volume: {"bind": "/data", "mode": "rw"}},
+        network_mode="none",
+    )
+
+
 def find_container(engine: DockerClient, instance: Instance):
     import docker.errors
 

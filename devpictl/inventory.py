@@ -38,8 +38,7 @@ class KnownCache:
 
 def known_names(engine: DockerClient) -> list[str]:
     """Names of every cache with a container, a volume or a state directory here."""
-    names = {c.labels[LABEL_INSTANCE] for c in engine.containers.list(all=True, filters={"label": LABEL_INSTANCE})}
-    names |= {v.attrs["Labels"][LABEL_INSTANCE] for v in engine.volumes.list(filters={"label": LABEL_INSTANCE})}
+    names = ctr.instance_names(engine)
     caches = data_dir() / "caches"
     if caches.is_dir():
         names |= {d.name for d in caches.iterdir() if d.is_dir() and any(d.iterdir())}

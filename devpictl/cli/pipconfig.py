@@ -51,7 +51,10 @@ def pip_config(
     check_name(name)
     tools = parse_tools(tool, default=() if undo else ("pip",))
     shell_syntax = parse_shell(shell) if shell is not None else None
-    _check_combination(tools, bool(tool), write, dry_run, undo, shell_syntax, scope, python, project, url, force)
+    _check_combination(
+        tools, tools_given=bool(tool), write=write, dry_run=dry_run, undo=undo, shell=shell_syntax,
+        scope=scope, python=python, project=project, url=url, force=force,
+    )
     if python is not None and scope is None:
         scope = "site"
 
@@ -67,7 +70,10 @@ def pip_config(
         _show(tools, index_url, scope, python, project, json_output)
 
 
-def _check_combination(tools, tools_given, write, dry_run, undo, shell, scope, python, project, url, force) -> None:
+def _check_combination(
+    tools: tuple[str, ...], *, tools_given: bool, write: bool, dry_run: bool, undo: bool, shell: str | None,
+    scope: str | None, python: Path | None, project: Path | None, url: str | None, force: bool,
+) -> None:
     """Refuse, before anything else happens, options that cannot go together."""
     from devpictl.clientconfig.registry import INSTALLERS
     from devpictl.errors import BadInput
