@@ -16,7 +16,7 @@ from devpictl.errors import EngineUnavailable
 from devpictl.mirrors import CATALOG, OFFICIAL, RETIRED, find_by_url, resolve
 from devpictl.settings import config_file
 from tests.unit.clihelp import undocumented_parameters
-from tests.unit.test_speedtest import Behaviour, LocalIndex, closed_port_url
+from tests.unit.localindex import Behaviour, LocalIndex, closed_port_url
 
 runner = CliRunner()
 MIRRORS = typer.main.get_command(app).commands["mirrors"]
