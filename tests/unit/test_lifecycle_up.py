@@ -1,4 +1,5 @@
-"""The real `up` (CLI and core) creating a cache on a fake engine: what it remembers, and what it leaves after a signal."""
+"""`up` itself (lifecycle.up, and through the CLI): creating a cache on a fake engine, what it remembers, what it leaves
+after a signal, and `up` on a running cache, offline and online."""
 
 from __future__ import annotations
 
@@ -8,15 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from devpictl import container as ctr
-from devpictl import lifecycle, password, switching
-from devpictl import status as cache_status
+from devpictl import lifecycle, password, reporter, switching
 from devpictl.cli import app
-from devpictl.errors import Terminated
+from devpictl.coremetadata import MetadataCheck
+from devpictl.errors import Conflict, Terminated
 from devpictl.image import DEFAULT_IMAGE
 from devpictl.mirrors import OFFICIAL
 from devpictl.settings import Instance, load_remembered
-from tests.unit.fakes import CreatingEngine
-from tests.unit.test_cache import OFFICIAL_URL, FakeDevpi, configured
+from tests.unit.fakes import OFFICIAL_URL, TUNA, CreatingEngine, FakeDevpi, configured, up_options
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 runner = CliRunner()
@@ -30,8 +30,7 @@ def engine(monkeypatch):
     monkeypatch.setattr(ctr, "check_port_free", lambda host, port: None)
     monkeypatch.setattr(ctr, "volume_initialised", lambda engine, image, instance: True)
     server = FakeDevpi(configured(OFFICIAL))
-    for module in (lifecycle, switching, cache_status):
-        monkeypatch.setattr(module, "DevpiClient", lambda base_url, **kw: server.client())
+    server.serve(monkeypatch)
     monkeypatch.setattr(switching, "official_url", lambda container: OFFICIAL_URL)
     monkeypatch.setattr(lifecycle, "wait_for_api", lambda *a, **kw: None)
     monkeypatch.setattr(password, "login_root", lambda client, instance: None)
@@ -108,3 +107,72 @@ class TestSizeLimit:
         assert result.exit_code == 2
         assert result.stderr == "error: --max-size 'lots' is not a size: give a number with K, M, G or T, e.g. 20G\n"
         assert engine.mutations() == []
+
+
+class TestUpOffline:
+    """`up` on a running cache (see conftest.running_cache): offline asks no upstream, online follows the measurements."""
+
+    def test_offline_waits_for_the_api_only(self, running_cache):
+        engine, make, seen = running_cache
+        make(True, configured(TUNA))
+        result = lifecycle.up(engine, up_options(offline=True), reporter.QuietReporter())
+        assert result.offline is True
+        assert seen["ready"] == [] and seen["checked"] == []
+        assert load_remembered(Instance("default"))["offline"] is True
+        assert engine.mutations() == []
+
+    def test_online_waits_until_the_probe_lists_files(self, running_cache):
+        engine, make, seen = running_cache
+        make(False, configured(TUNA))
+        result = lifecycle.up(engine, up_options(), reporter.QuietReporter())
+        assert result.offline is False
+        assert seen["ready"] == ["pip"]
+        assert load_remembered(Instance("default"))["offline"] is False
+
+    def test_offline_refuses_to_switch_the_upstream_and_asks_nobody(self, running_cache):
+        engine, make, seen = running_cache
+        make(True, configured(OFFICIAL))
+        with pytest.raises(Conflict, match="offline mode and asks no upstream"):
+            lifecycle.up(engine, up_options(offline=True, upstream=TUNA), reporter.QuietReporter())
+        assert seen["checked"] == []
+        assert seen["server"][0].patches() == []
+
+    def test_offline_keeps_its_upstream(self, running_cache):
+        engine, make, seen = running_cache
+        make(True, configured(TUNA))
+        result = lifecycle.up(engine, up_options(offline=True, upstream=TUNA), reporter.QuietReporter())
+        assert result.upstream is TUNA and result.actions == []
+
+    def test_offline_announces_the_metadata_of_stored_wheels_without_asking(self, running_cache):
+        # Offline, devpi lists only stored wheels and reads their METADATA out of them.
+        engine, make, seen = running_cache
+        make(True, configured(TUNA), core_metadata=True)
+        result = lifecycle.up(engine, up_options(offline=True), reporter.QuietReporter())
+        assert seen["server"][0].patches() == [["mirror_provides_core_metadata=true"]]
+        assert result.core_metadata is True
+        assert seen["measured"] == []
+
+    def test_online_up_follows_the_measurement(self, running_cache):
+        engine, make, seen = running_cache
+        make(False, {**configured(TUNA), "mirror_provides_core_metadata": True}, core_metadata=True)
+        seen["metadata"] = MetadataCheck(False, "pip-24.0-py3-none-any.whl.metadata answers HTTP 404")
+        result = lifecycle.up(engine, up_options(), reporter.QuietReporter())
+        assert seen["measured"] == [(TUNA.url, "pip")]
+        assert seen["server"][0].patches() == [["mirror_provides_core_metadata=false"]]
+        assert result.core_metadata is False
+        assert result.actions == ["stopped announcing core metadata: pip-24.0-py3-none-any.whl.metadata answers HTTP 404"]
+
+    def test_a_second_up_with_the_same_measurement_changes_nothing(self, running_cache):
+        engine, make, seen = running_cache
+        make(False, {**configured(TUNA), "mirror_provides_core_metadata": True}, core_metadata=True)
+        result = lifecycle.up(engine, up_options(), reporter.QuietReporter())
+        assert result.actions == [] and result.core_metadata is True
+        assert seen["server"][0].patches() == []
+
+    def test_an_image_without_core_metadata_is_neither_measured_nor_changed(self, running_cache):
+        # devpi-server < 6.20 refuses the index option: it must never be sent.
+        engine, make, seen = running_cache
+        make(False, configured(TUNA), core_metadata=False)
+        result = lifecycle.up(engine, up_options(), reporter.QuietReporter())
+        assert seen["measured"] == [] and seen["server"][0].patches() == []
+        assert result.core_metadata is False
