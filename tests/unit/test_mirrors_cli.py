@@ -16,6 +16,7 @@ from devpictl.errors import EngineUnavailable
 from devpictl.mirrors import CATALOG, OFFICIAL, RETIRED, find_by_url, resolve
 from devpictl.settings import config_file
 from tests.unit.clihelp import undocumented_parameters
+from tests.unit.fakes import FakeEngine
 from tests.unit.localindex import Behaviour, LocalIndex, closed_port_url
 
 runner = CliRunner()
@@ -396,10 +397,6 @@ class TestSpeedTest:
     def test_a_timeout_must_be_positive(self, timeout, measured):
         assert_one_line_error(invoke("mirrors", "test", "tuna", "--timeout", timeout), 2, "is not a time limit", "--timeout 10")
         assert measured == []
-
-
-class FakeEngine:
-    pass
 
 
 class TestFastest:
