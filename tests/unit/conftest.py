@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from devpictl import container as ctr
 from devpictl import image as img
 from devpictl import lifecycle, password, probe, switching
 from devpictl.coremetadata import MetadataCheck
+from devpictl.image import DEFAULT_IMAGE
+from devpictl.mirrors import OFFICIAL
 from devpictl.settings import Instance, ensure_root_password
-from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, FakeDevpi, FakeEngine
+from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, CreatingEngine, FakeDevpi, FakeEngine, configured
 
 
 @pytest.fixture
@@ -45,3 +48,24 @@ def running_cache(monkeypatch):
     seen["metadata"] = MetadataCheck(True, "pip-24.0-py3-none-any.whl.metadata answers")
     monkeypatch.setattr(probe, "measure_core_metadata", measure)
     return engine, make, seen
+
+
+@pytest.fixture
+def fresh_engine(monkeypatch):
+    """An engine on which `up` creates a cache (image present, network 'testnet'), and a devpi that is ready at once.
+
+    ``ready`` lists the projects `up` waited for.
+    """
+    engine = CreatingEngine(images=(DEFAULT_IMAGE,), networks=("testnet",))
+    monkeypatch.setattr(ctr, "connect", lambda: engine)
+    monkeypatch.setattr(ctr, "check_port_free", lambda host, port: None)
+    monkeypatch.setattr(ctr, "volume_initialised", lambda engine, image, instance: True)
+    server = FakeDevpi(configured(OFFICIAL))
+    server.serve(monkeypatch)
+    monkeypatch.setattr(switching, "official_url", lambda container: OFFICIAL_URL)
+    monkeypatch.setattr(lifecycle, "wait_for_api", lambda *a, **kw: None)
+    monkeypatch.setattr(password, "login_root", lambda client, instance: None)
+    monkeypatch.setattr(switching, "flush_front_cache", lambda container: None)
+    engine.ready = []
+    monkeypatch.setattr(lifecycle, "wait_until_ready", lambda client, project, *a: engine.ready.append(project))
+    return engine

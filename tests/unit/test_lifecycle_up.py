@@ -8,36 +8,21 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from devpictl import container as ctr
-from devpictl import lifecycle, password, reporter, switching
+from devpictl import lifecycle, reporter
 from devpictl.cli import app
 from devpictl.coremetadata import MetadataCheck
 from devpictl.errors import Conflict, Terminated
-from devpictl.image import DEFAULT_IMAGE
 from devpictl.mirrors import OFFICIAL
 from devpictl.settings import Instance, load_remembered
-from tests.unit.fakes import OFFICIAL_URL, TUNA, CreatingEngine, FakeDevpi, configured, up_options
+from tests.unit.fakes import TUNA, configured, up_options
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 runner = CliRunner()
 
 
 @pytest.fixture
-def engine(monkeypatch):
-    """A fresh engine (image present, network 'testnet') and a devpi that is ready at once."""
-    engine = CreatingEngine(images=(DEFAULT_IMAGE,), networks=("testnet",))
-    monkeypatch.setattr(ctr, "connect", lambda: engine)
-    monkeypatch.setattr(ctr, "check_port_free", lambda host, port: None)
-    monkeypatch.setattr(ctr, "volume_initialised", lambda engine, image, instance: True)
-    server = FakeDevpi(configured(OFFICIAL))
-    server.serve(monkeypatch)
-    monkeypatch.setattr(switching, "official_url", lambda container: OFFICIAL_URL)
-    monkeypatch.setattr(lifecycle, "wait_for_api", lambda *a, **kw: None)
-    monkeypatch.setattr(password, "login_root", lambda client, instance: None)
-    monkeypatch.setattr(switching, "flush_front_cache", lambda container: None)
-    engine.ready = []
-    monkeypatch.setattr(lifecycle, "wait_until_ready", lambda client, project, *a: engine.ready.append(project))
-    return engine
+def engine(fresh_engine):
+    return fresh_engine
 
 
 def up(*args: str):
