@@ -16,7 +16,6 @@ import pytest
 from devpictl.clientconfig import manifest as mf
 from devpictl.clientconfig import pdm, pip, pipenv, poetry, registry, shell, uv
 from devpictl.errors import BadInput, Conflict, DevpictlError
-from devpictl.files import write_atomic
 
 HTTP_URL = "http://127.0.0.1:3141/root/pypi/+simple/"
 HTTPS_URL = "https://cache.example/root/pypi/+simple/"
@@ -572,15 +571,6 @@ class TestManifestAndUndo:
             mf.apply_change(change, manifest)
         monkeypatch.undo()
         assert manifest.entries() == {} and not path.exists()
-
-    def test_new_files_get_the_umask_mode(self, tmp_path):
-        old = os.umask(0o027)
-        try:
-            write_atomic(tmp_path / "a" / "f", b"x")
-        finally:
-            os.umask(old)
-        assert stat.S_IMODE((tmp_path / "a" / "f").stat().st_mode) == 0o640
-        assert [p.name for p in (tmp_path / "a").iterdir()] == ["f"]
 
     def test_diff(self, tmp_path, manifest):
         path = tmp_path / "pip.conf"
