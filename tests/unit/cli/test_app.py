@@ -1,4 +1,4 @@
-"""The command line through CliRunner: help, mirrors, build --print, and how errors reach the user."""
+"""The app as a whole through CliRunner (devpictl/cli/__init__.py): help, build --print, pip-config, logs, and how errors reach the user."""
 
 from __future__ import annotations
 
