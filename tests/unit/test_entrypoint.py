@@ -26,10 +26,11 @@ def entrypoint(tmp_path):
     (root / "data/secret").write_text("x" * 32)
     for stub in ("devpi-server", "nginx", "devpi-init", "devpi-gen-secret"):
         path = bin_dir / stub
-        # nginx outlives devpi: the entrypoint stops both when the first exits, and
-        # devpi's stub must have written its argv by then.
-        linger = "sleep 2\n" if stub == "nginx" else ""
-        path.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{tmp_path}/{stub}.args"\n{linger}')
+        # nginx outlives devpi: the entrypoint stops both when the first exits, so nginx's
+        # stub waits until devpi's has written its argv (whole: written aside, then renamed).
+        args = f"{tmp_path}/{stub}.args"
+        linger = f'while [ ! -e "{tmp_path}/devpi-server.args" ]; do sleep 0.05; done\n' if stub == "nginx" else ""
+        path.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{args}.tmp" && mv "{args}.tmp" "{args}"\n{linger}')
         path.chmod(0o755)
     text = ENTRYPOINT.read_text()
     for real in ("/data", "/run/devpictl", "/tmp/nginx"):
