@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import socket
 import tarfile
+from types import SimpleNamespace
 
 import docker.errors
 import pytest
@@ -117,9 +118,9 @@ class TestImagesAndVolumes:
                 raise error
             removed.append("devpictl-ci-data")
 
-        engine = FakeEngine(volumes=("devpictl-ci-data",))
-        get = engine.volumes.get
-        engine.volumes.get = lambda name: (lambda volume: setattr(volume, "remove", remove) or volume)(get(name))
+        engine = FakeEngine()
+        missing = engine.volumes.get
+        engine.volumes.get = lambda name: SimpleNamespace(remove=remove) if name == "devpictl-ci-data" else missing(name)
         ctr.remove_volume(engine, Instance("ci"))
         assert removed == ["devpictl-ci-data"]
         ctr.remove_volume(engine, Instance("gone"))  # no such volume: nothing to do

@@ -9,13 +9,13 @@ from devpictl import container as ctr
 from devpictl import image as img
 from devpictl import lifecycle, precedence, reporter, settings
 from devpictl.devpi import DevpiClient
-from devpictl.errors import Conflict, ReadinessTimeout
+from devpictl.errors import Conflict, EngineError, ReadinessTimeout
 from devpictl.settings import Instance
 from tests.unit.fakes import EMPTY_PAGE, FILES_PAGE, FakeContainer, FakeDevpi, FakeEngine, up_options
 
 
 class FakeClock:
-    """Stands in for the time module in devpictl.cache: sleeping advances the clock at once."""
+    """Stands in for the time module in devpictl.lifecycle: sleeping advances the clock at once."""
 
     def __init__(self):
         self.now = 1000.0
@@ -89,8 +89,6 @@ class TestWaitForApi:
     @pytest.mark.parametrize("states", [["running", "restarting"], ["running", "exited"], ["running", "running+1"]],
                              ids=["restarting", "exited", "restarted-between-polls"])
     def test_a_failing_container_is_a_failure(self, clock, states):
-        from tests.unit.fakes import FakeEngine
-
         container = FakeEngine().add("default")
         container.attrs["RestartCount"] = 2  # restarts from before this `up` do not count
         polls = iter(states)
@@ -112,8 +110,6 @@ class TestWaitForApi:
         assert len(clock.sleeps) == 1
 
     def test_restarts_from_before_do_not_count(self, clock):
-        from tests.unit.fakes import FakeEngine
-
         container = FakeEngine().add("default")
         container.attrs["RestartCount"] = 5
         answers = iter([httpx.ConnectError, None])
@@ -283,17 +279,12 @@ class TestDownVolumes:
         return instance
 
     def test_forgets_everything_even_when_the_volume_is_gone(self):
-        from tests.unit.fakes import FakeEngine
-
         instance = self.state()
         actions = lifecycle.down(FakeEngine(), instance, volumes=True)
         assert not instance.state_dir.exists()
         assert actions == [f"deleted root-password, cache.toml, last-failed-up.log from {instance.state_dir}"]
 
     def test_a_volume_devpictl_did_not_make_is_left_alone(self):
-        from devpictl.errors import EngineError
-        from tests.unit.fakes import FakeEngine
-
         instance = self.state()
         engine = FakeEngine()
         engine.add("default")  # a running container: it must stay too
@@ -304,8 +295,6 @@ class TestDownVolumes:
         assert instance.password_file.exists()
 
     def test_without_volumes_nothing_is_forgotten(self):
-        from tests.unit.fakes import FakeEngine
-
         instance = self.state()
         assert lifecycle.down(FakeEngine(), instance, volumes=False) == []
         assert instance.password_file.exists()

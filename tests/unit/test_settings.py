@@ -8,7 +8,7 @@ import pytest
 
 from devpictl import settings
 from devpictl.errors import BadInput
-from devpictl.settings import Instance, load_remembered, save_remembered
+from devpictl.settings import Instance, check_pids_limit, load_remembered, memory_bytes, save_remembered
 
 
 class TestRootPassword:
@@ -127,14 +127,9 @@ class TestResourceLimits:
     @pytest.mark.parametrize("value, size", [("2g", 2 * 1024**3), ("1536m", 1536 * 1024**2), ("300M", 300 * 1024**2), ("1G", 1024**3),
                                              ("256m", 256 * 1024**2), ("262144k", 256 * 1024**2)])
     def test_memory_notation(self, value, size):
-        from devpictl.settings import memory_bytes
-
         assert memory_bytes(value) == size
 
     def test_just_under_the_floor_is_refused(self):
-        from devpictl.errors import BadInput
-        from devpictl.settings import memory_bytes
-
         with pytest.raises(BadInput, match="too little"):
             memory_bytes(f"{256 * 1024 - 1}k")
 
@@ -144,16 +139,11 @@ class TestResourceLimits:
         assert load_remembered(Instance("default"))["port"] == port
 
     def test_remembered_port_just_beyond(self):
-        from devpictl.errors import BadInput
-
         save_remembered(Instance("default"), {"port": 65536})
         with pytest.raises(BadInput, match="port = 65536"):
             load_remembered(Instance("default"))
 
     def test_pids_limit_floor(self):
-        from devpictl.errors import BadInput
-        from devpictl.settings import check_pids_limit
-
         assert check_pids_limit(64) == 64
         with pytest.raises(BadInput):
             check_pids_limit(63)
