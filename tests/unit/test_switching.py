@@ -334,14 +334,12 @@ class TestNotItsOwnUpstream:
         "http://devpictl-default:3141/root/pypi/+simple",  # its own name on a Docker network
     ])
     def test_refused(self, url):
-
         container = FakeEngine().add("default", host="192.0.2.7", port=3199)
         with pytest.raises(BadInput, match="is this cache itself"):
             switching.check_not_itself(container, Upstream("custom", url), OFFICIAL_URL)
 
     @pytest.mark.parametrize("url", ["http://upstream:8080/simple", "http://127.0.0.1:8080/simple", "https://mirror.example/simple"])
     def test_other_indexes_pass(self, url):
-
         container = FakeEngine().add("default", host="192.0.2.7", port=3199)
         switching.check_not_itself(container, Upstream("custom", url), OFFICIAL_URL)
 
