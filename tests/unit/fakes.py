@@ -1,5 +1,6 @@
 """The fakes unit tests put in through devpictl's seams: a Docker engine that records what is asked of it
-(``container.connect`` returns it), and a devpi-server (``DevpiClient`` takes its httpx ``MockTransport``).
+(``container.connect`` returns it), and a devpi-server (``DevpiClient`` takes its httpx ``MockTransport``);
+with the pages, containers and options tests build from them.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ EMPTY_PAGE = "<html><body><h1>root/pypi: links for pip</h1></body></html>"
 class FakeDevpi:
     """A tiny stateful devpi-server: login, root's password, root/pypi's ixconfig, its cached projects, refresh, pages.
 
-    POST /+login takes root with ``password`` and hands out a token; PATCH /USER and
+    POST /+login takes root with ``password`` and hands out a token; PATCH /root (the password),
     PATCH /root/pypi and refreshes need one. ``version`` set: GET /+status answers with it.
     """
 
