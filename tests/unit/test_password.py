@@ -6,20 +6,13 @@ import json
 import stat
 
 import pytest
-from typer.testing import CliRunner
 
 from devpictl import container as ctr
 from devpictl import password as pw
-from devpictl.cli import app
 from devpictl.devpi import DevpiClient
 from devpictl.settings import Instance, ensure_root_password, read_root_password
+from tests.unit.clihelp import invoke
 from tests.unit.fakes import FakeDevpi, FakeEngine
-
-runner = CliRunner()
-
-
-def invoke(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def one_error_line(result, exit_code: int) -> str:

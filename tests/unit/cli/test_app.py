@@ -7,20 +7,18 @@ import json
 import docker.errors
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from devpictl import container as ctr
 from devpictl.cli import app
 from devpictl.container import connect as real_connect
 from devpictl.errors import EngineUnavailable, UnknownMirror
 from devpictl.mirrors import CATALOG, RETIRED
-from tests.unit.clihelp import undocumented_parameters
+from tests.unit.clihelp import invoke, undocumented_parameters
 from tests.unit.fakes import FakeEngine
 
 ENGINE_DOWN = "cannot reach the Docker engine (test): start Docker, or set DOCKER_HOST to a running engine"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 
-runner = CliRunner()
 COMMAND = typer.main.get_command(app)
 
 
@@ -36,9 +34,6 @@ def engine_calls(monkeypatch) -> list[str]:
     monkeypatch.setattr(ctr, "connect", connect)
     return calls
 
-
-def invoke(*args: str, env: dict[str, str] | None = None):
-    return runner.invoke(app, list(args), env=env)
 
 
 def assert_one_line_error(result, exit_code: int, *fragments: str) -> str:
