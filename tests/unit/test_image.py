@@ -187,7 +187,6 @@ class TestRecipe:
         assert img.recipe_differences({}, img.BuildOptions(), {"base_image"}) == [f"base image unknown, not {img.DEFAULT_BASE_IMAGE}"]
 
 
-
 class TestRenderServerConfig:
     def parse(self, text: str) -> dict[str, str]:
         """The options under the top-level devpi-server: key (a tiny YAML subset)."""

@@ -29,7 +29,6 @@ def remembered_only(name: str) -> None:
     Instance(name).settings_file.write_text("port = 3142\n")
 
 
-
 class TestLs:
     def test_every_kind_of_cache_with_its_next_step(self, engine):
         engine.add("default", port=3141)

@@ -35,7 +35,6 @@ def engine_calls(monkeypatch) -> list[str]:
     return calls
 
 
-
 def assert_one_line_error(result, exit_code: int, *fragments: str) -> str:
     """The failure is one 'error:' line on stderr, with the class's exit code and no traceback."""
     assert result.exit_code == exit_code, result.output

@@ -23,7 +23,6 @@ OFFICIAL_URL = "https://index.invalid/simple"  # stands in for what devpi report
 CORP = "https://pypi.corp.example/simple"
 
 
-
 def assert_one_line_error(result, exit_code: int, *fragments: str) -> str:
     assert result.exit_code == exit_code, result.output
     lines = result.stderr.strip().splitlines()
