@@ -10,20 +10,16 @@ import contextlib
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from devpictl.cli import app
+from tests.integration.support import RUN_ID, TEST_LABEL, compose_upstream, host_pip_env, run_cli
 from tests.integration.wheels import make_project_set, wheel_metadata
 
 HERE = Path(__file__).parent
-TEST_LABEL = "devpictl.test=1"
-RUN_ID = f"{os.getpid()}"
 # A pinned real wheel the test upstream serves; the official index has newer ones.
 UPSTREAM_WHEELS = ["six==1.16.0"]
 
@@ -94,17 +90,6 @@ def label_everything():
         os.environ["DEVPICTL_LABELS"] = old
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None):
-    result = CliRunner().invoke(app, list(args), env=env)
-    return result
-
-
 @pytest.fixture(scope="session")
 def devpi_image(engine, base_image, ca_bundle):
     """The devpictl image, built once from the template with --ca-bundle; removed at the end."""
@@ -135,12 +120,6 @@ def upstream_root(tmp_path_factory, made_wheels):
         shutil.copy(wheel, files / wheel.name)
     write_simple_index(root)
     return root
-
-
-def host_pip_env() -> dict[str, str]:
-    """For pip on the host fetching test inputs: pip's defaults, but the host's trust bundle (PIP_CERT)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
-    return {**env, "PIP_CONFIG_FILE": os.devnull}
 
 
 @pytest.fixture(scope="session")
@@ -213,29 +192,6 @@ def docker_cleanup():
     return ["down -v --remove-orphans"]
 
 
-def compose_upstream(docker_services, project_name: str, service: str, probe: str, status: int = 200) -> dict[str, str]:
-    """A compose service of the test, once it answers ``probe``'s page with ``status``: its URL on the
-    compose network, its host URL, and its network."""
-    import httpx
-
-    port = docker_services.port_for(service, 8080)
-    host_url = f"http://127.0.0.1:{port}/simple"
-
-    def answers() -> bool:
-        try:
-            return httpx.get(f"{host_url}/{probe}/", timeout=2, trust_env=False).status_code == status
-        except httpx.HTTPError:
-            return False
-
-    docker_services.wait_until_responsive(check=answers, timeout=60, pause=0.5)
-    return {
-        "url": f"http://{service}:8080/simple",
-        "host_url": host_url,
-        "network": f"{project_name}_default",
-        "service": service,
-    }
-
-
 @pytest.fixture(scope="session")
 def test_upstream(docker_services, docker_compose_project_name):
     """The test upstream (six, and the made wheels without core metadata files)."""
@@ -246,39 +202,3 @@ def test_upstream(docker_services, docker_compose_project_name):
 def metadata_upstream(docker_services, docker_compose_project_name):
     """The second test upstream: the made wheels with their core metadata files, announced."""
     return compose_upstream(docker_services, docker_compose_project_name, "upstream-meta", "dpctl-app")
-
-
-def installer_env(tmp_path: Path) -> dict[str, str]:
-    """An environment in which pip sees no host settings, only the flags a test gives."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    env["PIP_NO_CACHE_DIR"] = "1"
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    env["HOME"] = str(tmp_path)
-    return env
-
-
-def uv_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    """uv with no cache, no configuration and no host settings: only what ``args`` say."""
-    import uv
-
-    env = installer_env(tmp_path)
-    env = {k: v for k, v in env.items() if not k.startswith("UV_")}
-    env.update(UV_NO_CACHE="1", UV_NO_CONFIG="1", UV_PYTHON=sys.executable)
-    return subprocess.run([uv.find_uv_bin(), *args], capture_output=True, text=True, env=env, timeout=300)
-
-
-def uv_install(index_url: str, requirement: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    target = tmp_path / f"uv-target-{hashlib.md5(requirement.encode()).hexdigest()[:8]}"
-    return uv_run(tmp_path, "pip", "install", "--no-deps", "--target", str(target), "--index-url", index_url, requirement)
-
-
-def pip_install(index_url: str, requirement: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    target = tmp_path / f"target-{hashlib.md5(requirement.encode()).hexdigest()[:8]}"
-    return subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), "--index-url", index_url, requirement],
-        capture_output=True,
-        text=True,
-        env=installer_env(tmp_path),
-        timeout=300,
-    )

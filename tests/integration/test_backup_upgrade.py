@@ -9,8 +9,7 @@ import tarfile
 import httpx
 import pytest
 
-from tests.integration.conftest import RUN_ID, free_port, pip_install, run_cli
-from tests.integration.support import file_url, one_error_line, remove_cache
+from tests.integration.support import RUN_ID, file_url, free_port, one_error_line, pip_install, remove_cache, run_cli
 from tests.unit.fakes import backup_archive
 
 OLD_DEVPI = "6.17.0"  # the oldest devpi-server devpictl supports

@@ -16,8 +16,19 @@ import httpx
 import pytest
 
 from devpictl.devpi import INSTALLER_AGENT
-from tests.integration.conftest import RUN_ID, free_port, run_cli, uv_run
-from tests.integration.support import cache_env, file_url, pip_run, remove_cache, sha256, upstream_container, upstream_requests
+from tests.integration.support import (
+    RUN_ID,
+    cache_env,
+    file_url,
+    free_port,
+    pip_run,
+    remove_cache,
+    run_cli,
+    sha256,
+    upstream_container,
+    upstream_requests,
+    uv_run,
+)
 from tests.integration.wheels import BIG
 
 NAME = f"meta{RUN_ID}"

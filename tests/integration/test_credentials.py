@@ -7,9 +7,8 @@ import json
 import httpx
 import pytest
 
-from tests.integration.conftest import RUN_ID, compose_upstream, pip_install, run_cli
 from tests.integration.private_upstream import PASSWORD, USER
-from tests.integration.support import cache_env, remove_cache, up_on_test_upstream
+from tests.integration.support import RUN_ID, cache_env, compose_upstream, pip_install, remove_cache, run_cli, up_on_test_upstream
 
 NAME = f"cred{RUN_ID}"
 

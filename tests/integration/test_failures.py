@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import RUN_ID, free_port, run_cli
-from tests.integration.support import cache_env, leftovers, one_error_line, remove_cache
+from tests.integration.support import RUN_ID, cache_env, free_port, leftovers, one_error_line, remove_cache, run_cli
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from devpictl import __version__
-from tests.integration.conftest import RUN_ID, TEST_LABEL, host_pip_env
+from tests.integration.support import RUN_ID, TEST_LABEL, host_pip_env
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

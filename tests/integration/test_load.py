@@ -14,8 +14,17 @@ import time
 import httpx
 import pytest
 
-from tests.integration.conftest import RUN_ID, installer_env, run_cli
-from tests.integration.support import cache_env, file_url, pip_command, remove_cache, sha256, up_on_test_upstream
+from tests.integration.support import (
+    RUN_ID,
+    cache_env,
+    file_url,
+    installer_env,
+    pip_command,
+    remove_cache,
+    run_cli,
+    sha256,
+    up_on_test_upstream,
+)
 
 NAME = f"load{RUN_ID}"
 CLIENTS = 50

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from devpictl.image import DEVPI_SERVER_VERSION
-from tests.integration.conftest import RUN_ID, host_pip_env, run_cli
+from tests.integration.support import RUN_ID, host_pip_env, run_cli
 
 
 def test_wheelhouse_build_needs_no_network(engine, base_image, tmp_path):

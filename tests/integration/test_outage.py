@@ -12,16 +12,19 @@ import httpx
 import pytest
 
 from devpictl.devpi import INSTALLER_AGENT
-from tests.integration.conftest import RUN_ID, pip_install, run_cli, uv_install
 from tests.integration.support import (
+    RUN_ID,
     cache_env,
     container_processes,
     file_url,
     one_error_line,
+    pip_install,
     pip_run,
     remove_cache,
+    run_cli,
     up_on_test_upstream,
     upstream_stopped,
+    uv_install,
 )
 
 NAME = f"out{RUN_ID}"

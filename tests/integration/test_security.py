@@ -11,14 +11,16 @@ import json
 import httpx
 import pytest
 
-from tests.integration.conftest import RUN_ID, free_port, run_cli
 from tests.integration.support import (
+    RUN_ID,
     cache_env,
     container_processes,
     file_url,
+    free_port,
     one_error_line,
     processes_args,
     remove_cache,
+    run_cli,
     sha256,
 )
 

@@ -8,8 +8,18 @@ import time
 import httpx
 import pytest
 
-from tests.integration.conftest import RUN_ID, free_port, pip_install, run_cli
-from tests.integration.support import cache_env, file_url, one_error_line, remove_cache, sha256, up_on_test_upstream
+from tests.integration.support import (
+    RUN_ID,
+    cache_env,
+    file_url,
+    free_port,
+    one_error_line,
+    pip_install,
+    remove_cache,
+    run_cli,
+    sha256,
+    up_on_test_upstream,
+)
 
 NAME = f"warm{RUN_ID}"
 SIX = "six-1.16.0-py2.py3-none-any.whl"

@@ -14,8 +14,20 @@ import httpx
 import pytest
 
 from devpictl.devpi import INSTALLER_AGENT
-from tests.integration.conftest import RUN_ID, free_port, pip_install, run_cli, uv_install
-from tests.integration.support import cache_env, file_url, leftovers, one_error_line, remove_cache, sha256, upstream_stopped
+from tests.integration.support import (
+    RUN_ID,
+    cache_env,
+    file_url,
+    free_port,
+    leftovers,
+    one_error_line,
+    pip_install,
+    remove_cache,
+    run_cli,
+    sha256,
+    upstream_stopped,
+    uv_install,
+)
 
 NAME = f"wf{RUN_ID}"
 

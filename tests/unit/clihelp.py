@@ -1,4 +1,4 @@
-"""Checks that a command documents every parameter, in its metadata and in the help it prints."""
+"""Running the CLI in a test, and checking that a command documents every parameter, in its metadata and in the help it prints."""
 
 from __future__ import annotations
 
@@ -6,6 +6,11 @@ from typer.core import TyperArgument, TyperOption
 from typer.testing import CliRunner
 
 from devpictl.cli import app
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):
+    """`devpictl ARGS...` in this process; the result has exit_code, stdout and stderr."""
+    return CliRunner().invoke(app, list(args), env=env)
 
 
 def undocumented_parameters(command, *path: str) -> list[str]:

@@ -1,16 +1,22 @@
-"""A fake Docker engine that records what is asked of it, and a fake devpi for users and logins.
-
-Unit tests put these in through devpictl's seams: ``container.connect`` returns the
-engine, and ``DevpiClient`` takes an httpx ``MockTransport``.
+"""The fakes unit tests put in through devpictl's seams: a Docker engine that records what is asked of it
+(``container.connect`` returns it), and a devpi-server (``DevpiClient`` takes its httpx ``MockTransport``);
+with the pages, containers and options tests build from them.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from types import SimpleNamespace
 
 import docker.errors
 import httpx
+
+from devpictl import image as img
+from devpictl import precedence
+from devpictl.devpi import DevpiClient
+from devpictl.mirrors import CATALOG, Upstream
+from devpictl.settings import Instance
 
 # Engine calls that create, change or remove something.
 MUTATING = {"create", "run", "start", "stop", "kill", "restart", "remove", "put_archive", "build", "exec_run"}
@@ -68,6 +74,11 @@ class FakeContainer:
             return SimpleNamespace(exit_code=1, output=b"exec not expected in this test\n")
         code, output = self.exec_answers(list(cmd), dict(environment or {}))
         return SimpleNamespace(exit_code=code, output=output)
+
+
+def exec_answering(code: int, output: bytes) -> FakeContainer:
+    """A running cache container whose every exec ends with ``code`` and prints ``output``."""
+    return FakeEngine().add("default", exec_answers=lambda cmd, env: (code, output))
 
 
 class FakeEngine:
@@ -149,59 +160,156 @@ class FakeEngine:
         return SimpleNamespace(name=name)
 
 
-class FakeDevpiUsers:
-    """devpi's login and password change: POST /+login, PATCH /USER (root only, logged in)."""
+# What the fake devpi answers with, and what tests compare against.
+OFFICIAL_URL = "https://official.index.example/simple"  # devpi's default upstream, as official_url() reads it
+ROOT_PASSWORD = "root-pw-for-tests"
+TUNA = CATALOG["tuna"]
+FILES_PAGE = '<html><body><a href="../../+f/1/2/pip-24.0-py3-none-any.whl#sha256=00">pip-24.0-py3-none-any.whl</a><br/></body></html>'
+EMPTY_PAGE = "<html><body><h1>root/pypi: links for pip</h1></body></html>"
 
-    def __init__(self, password: str):
+
+class FakeDevpi:
+    """A tiny stateful devpi-server: login, root's password, root/pypi's ixconfig, its cached projects, refresh, pages.
+
+    POST /+login takes root with ``password`` and hands out a token; PATCH /root (the password),
+    PATCH /root/pypi and refreshes need one. ``version`` set: GET /+status answers with it.
+    """
+
+    def __init__(self, ixconfig: dict | None = None, projects: tuple[str, ...] = (), *,
+                 password: str = ROOT_PASSWORD, version: str | None = None):
+        # devpi-init's root/pypi: the official index, with a trailing slash.
+        self.ixconfig = {"type": "mirror", "volatile": False, "mirror_url": OFFICIAL_URL + "/", "title": "PyPI"}
+        self.ixconfig.update(ixconfig or {})
+        self.projects = list(projects)
         self.password = password
+        self.version = version
         self.tokens: set[str] = set()
         self.requests: list[httpx.Request] = []
+        self.simple_pages: list[httpx.Response] = []  # answers to the next simple-page GETs, in order
+        self.not_upstream: set[str] = set()  # projects the new upstream lacks: their refresh fails
         self.refuse_patch: httpx.Response | None = None  # answer PATCH /root with this instead
-        self.drop_patch = False  # PATCH: apply, then drop the connection
-        self.lose_patch = False  # PATCH: drop the connection before devpi applies it
+        self.drop_patch = False  # PATCH /root: apply, then drop the connection
+        self.lose_patch = False  # PATCH /root: drop the connection before devpi applies it
         self.down_after_patch = False  # with drop_patch: nothing answers afterwards
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
 
+    def client(self) -> DevpiClient:
+        return DevpiClient("http://127.0.0.1:3141", transport=self.transport())
+
+    def serve(self, monkeypatch) -> None:
+        """Every DevpiClient devpictl's cores open (lifecycle, switching, status) talks to this devpi."""
+        from devpictl import lifecycle, status, switching
+
+        for module in (lifecycle, switching, status):
+            monkeypatch.setattr(module, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=self.transport()))
+
     def calls(self) -> list[tuple[str, str]]:
         return [(r.method, r.url.path) for r in self.requests]
 
+    def patches(self) -> list[list[str]]:
+        """The bodies of the PATCHes of root/pypi, in order."""
+        return [json.loads(r.content) for r in self.requests if (r.method, r.url.path) == ("PATCH", "/root/pypi")]
+
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        if self.down_after_patch and any(r.method == "PATCH" for r in self.requests[:-1]):
+        method, path = request.method, request.url.path
+        if self.down_after_patch and any((r.method, r.url.path) == ("PATCH", "/root") for r in self.requests[:-1]):
             raise httpx.ConnectError("connection refused", request=request)
-        if (request.method, request.url.path) == ("POST", "/+login"):
-            body = json.loads(request.content)
-            if body != {"user": "root", "password": self.password}:
+        if (method, path) == ("POST", "/+login"):
+            if json.loads(request.content) != {"user": "root", "password": self.password}:
                 return httpx.Response(401, json={"type": "error", "message": "could not authenticate"})
-            token = f"token-{len(self.requests)}"
-            self.tokens.add(token)
-            return httpx.Response(200, json={"type": "proxyauth", "result": {"password": token, "expiration": 36000}})
-        if (request.method, request.url.path) == ("PATCH", "/root"):
-            if not self._logged_in(request):
-                return httpx.Response(403, json={"type": "error", "message": "no permission to change password for user root"})
-            if self.refuse_patch is not None:
-                return self.refuse_patch
-            if self.lose_patch:
-                raise httpx.ReadError("connection reset", request=request)
-            self.password = json.loads(request.content)["password"]
-            if self.drop_patch:
-                raise httpx.ReadError("connection reset", request=request)
-            token = f"token-{len(self.requests)}"
-            self.tokens.add(token)
-            return httpx.Response(200, json={"type": "userpassword", "message": "user updated, new proxy auth",
-                                             "result": {"password": token, "expiration": 36000}})
-        return httpx.Response(404, json={"type": "error", "message": f"no {request.url.path}"})
+            return httpx.Response(200, json={"type": "proxyauth", "result": {"password": self.new_token(), "expiration": 36000}})
+        if (method, path) == ("GET", "/+status") and self.version is not None:
+            return httpx.Response(200, json={"result": {"versioninfo": {"devpi-server": self.version}}})
+        if (method, path) == ("PATCH", "/root"):
+            return self.change_password(request)
+        if (method, path) == ("GET", "/root/pypi"):
+            result = dict(self.ixconfig)
+            if "no_projects" not in request.url.params:
+                result["projects"] = list(self.projects)
+            return httpx.Response(200, json={"type": "indexconfig", "result": result})
+        if (method, path) == ("PATCH", "/root/pypi"):
+            if not self.authorised(request):
+                return httpx.Response(403, json={"type": "error", "message": "forbidden"})
+            for item in json.loads(request.content):
+                key, _, value = item.partition("=")
+                self.ixconfig[key] = {"true": True, "false": False}.get(value, value)
+            return httpx.Response(200, json={"type": "indexconfig", "result": self.ixconfig})
+        if method == "POST" and path.startswith("/root/pypi/+simple/") and path.endswith("/refresh"):
+            if not self.authorised(request):
+                return httpx.Response(403, json={"type": "error", "message": "forbidden"})
+            if path.split("/")[4] in self.not_upstream:
+                # devpi 6.20 answers 500 when the upstream has no such project.
+                return httpx.Response(500, text="<html>Internal Server Error</html>")
+            return httpx.Response(302, headers={"location": path.removesuffix("refresh")})
+        if method == "GET" and path.startswith("/root/pypi/+simple/"):
+            if self.simple_pages:
+                return self.simple_pages.pop(0)
+            return httpx.Response(200, text=EMPTY_PAGE)
+        return httpx.Response(404, json={"type": "error", "message": f"no {path}"})
 
-    def _logged_in(self, request: httpx.Request) -> bool:
-        import base64
+    def change_password(self, request: httpx.Request) -> httpx.Response:
+        """PATCH /root: root only, logged in; the failure knobs cut it where a test says."""
+        if not self.authorised(request):
+            return httpx.Response(403, json={"type": "error", "message": "no permission to change password for user root"})
+        if self.refuse_patch is not None:
+            return self.refuse_patch
+        if self.lose_patch:
+            raise httpx.ReadError("connection reset", request=request)
+        self.password = json.loads(request.content)["password"]
+        if self.drop_patch:
+            raise httpx.ReadError("connection reset", request=request)
+        return httpx.Response(200, json={"type": "userpassword", "message": "user updated, new proxy auth",
+                                         "result": {"password": self.new_token(), "expiration": 36000}})
 
+    def new_token(self) -> str:
+        token = f"token-{len(self.requests)}"
+        self.tokens.add(token)
+        return token
+
+    def authorised(self, request: httpx.Request) -> bool:
+        """Whether the request carries a token this devpi handed to root."""
         header = request.headers.get("x-devpi-auth")
         if not header:
             return False
         user, _, token = base64.b64decode(header).decode().partition(":")
         return user == "root" and token in self.tokens
+
+
+def configured(upstream: Upstream) -> dict:
+    """An ixconfig that already has everything devpictl sets for ``upstream``."""
+    return {
+        "mirror_url": upstream.url or OFFICIAL_URL + "/",
+        "mirror_ignore_serial_header": not upstream.sends_serial_header,
+        "mirror_no_project_list": True,
+    }
+
+
+def page_answer(url: str, text: str) -> bytes:
+    """What the upstream check in the container (templates/upstream_check.py) prints for a page."""
+    return (json.dumps({"url": url, "text": text}) + "\n").encode()
+
+
+def scripted_container(engine: FakeEngine, *, check: tuple[int, bytes], offline: bool = False, status: str = "running"):
+    """A container whose execs answer like the real one: devpi's default URL, the upstream check, du."""
+
+    def answer(cmd, env):
+        if "DEVPICTL_CHECK_URL" in env:
+            return check
+        if cmd[0] == "du":
+            return 0, b"123456\t/data\n"
+        return 0, (OFFICIAL_URL + "/\n").encode()  # official_url()
+
+    return engine.add("default", status=status, env=("DEVPICTL_FRONT=1", f"DEVPICTL_OFFLINE={int(offline)}"), exec_answers=answer)
+
+
+def up_options(**kwargs) -> precedence.UpOptions:
+    """What `up` is asked for cache 'default' when nothing but ``kwargs`` is given."""
+    values = dict(instance=Instance("default"), upstream=None, host=None, port=None, image=None, build=img.BuildOptions())
+    values.update(kwargs)
+    return precedence.UpOptions(**values)
 
 
 def backup_archive(path, *, dataindex: object = None, extra: tuple = (), cut: int | None = None):

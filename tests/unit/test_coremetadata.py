@@ -10,12 +10,10 @@ import httpx
 import pytest
 
 from devpictl import container as ctr
-from devpictl import coremetadata, lifecycle, probe, speedtest, switching
-from devpictl import status as cache_status
+from devpictl import coremetadata, probe, speedtest
 from devpictl.coremetadata import MetadataCheck
-from tests.unit.fakes import FakeEngine
-from tests.unit.test_cache import FakeDevpi, configured, page_answer
-from tests.unit.test_offline_status import TUNA, invoke, scripted_container
+from tests.unit.clihelp import invoke
+from tests.unit.fakes import TUNA, FakeDevpi, FakeEngine, configured, page_answer, scripted_container
 from tests.unit.upstream_check import local_server, run_check
 
 METADATA = b"Metadata-Version: 2.1\nName: pip\nVersion: 24.0\n"
@@ -190,18 +188,7 @@ def engine(monkeypatch):
 
 
 def status_devpi(monkeypatch, ixconfig: dict, version: str = "6.20.3") -> None:
-    server = FakeDevpi(ixconfig)
-
-    def handle(request):
-        if request.url.path == "/+status":
-            return httpx.Response(200, json={"result": {"versioninfo": {"devpi-server": version}}})
-        return server.handle(request)
-
-    from devpictl.devpi import DevpiClient
-
-    for module in (lifecycle, switching, cache_status):
-
-        monkeypatch.setattr(module, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=httpx.MockTransport(handle)))
+    FakeDevpi(ixconfig, version=version).serve(monkeypatch)
 
 
 class TestStatus:

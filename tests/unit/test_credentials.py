@@ -13,13 +13,11 @@ from typer.testing import CliRunner
 
 from devpictl import container as ctr
 from devpictl import image as img
-from devpictl import lifecycle, password, probe, simplepage, switching
-from devpictl import status as cache_status
+from devpictl import password, probe, simplepage, switching
 from devpictl.cli import app
 from devpictl.mirrors import OFFICIAL, parse_index_url, resolve
 from devpictl.settings import Instance, ensure_root_password
-from tests.unit.fakes import FakeEngine
-from tests.unit.test_cache import OFFICIAL_URL, ROOT_PASSWORD, FakeDevpi, configured
+from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, FakeDevpi, FakeEngine, configured
 from tests.unit.upstream_check import local_server, run_check
 
 SECRET = "s3cret-Pa55"
@@ -66,8 +64,7 @@ def switch(monkeypatch):
     handed: list[dict[str, bytes]] = []
     checked: list[str] = []
     monkeypatch.setattr(ctr, "connect", lambda: engine)
-    for module in (lifecycle, switching, cache_status):
-        monkeypatch.setattr(module, "DevpiClient", lambda base_url, **kw: server.client())
+    server.serve(monkeypatch)
     monkeypatch.setattr(switching, "official_url", lambda container: OFFICIAL_URL)
     monkeypatch.setattr(probe, "check_upstream", lambda container, url, project, *a: checked.append(url))
     monkeypatch.setattr(switching, "flush_front_cache", lambda container: None)

@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from devpictl.devpi import INSTALLER_AGENT, DevpiClient
+from devpictl.devpi import INSTALLER_AGENT, DevpiClient, index_url
 from devpictl.errors import CacheUnreachable, DevpiError, LoginRefused, UpstreamUnreachable
 
 BASE = "http://127.0.0.1:3141"
@@ -266,3 +266,7 @@ def test_base_url_trailing_slash_is_dropped():
         assert client.base_url == BASE
         client.api()
     assert str(server.requests[0].url) == f"{BASE}/+api"
+
+
+def test_index_url():
+    assert index_url("http://127.0.0.1:3141") == "http://127.0.0.1:3141/root/pypi/+simple/"

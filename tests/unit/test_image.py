@@ -10,7 +10,7 @@ import yaml
 
 from devpictl import image as img
 from devpictl.errors import BadInput, EngineError
-from devpictl.mirrors import CATALOG, resolve
+from devpictl.mirrors import CATALOG, Upstream, resolve
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 
@@ -135,6 +135,56 @@ class TestRenderDockerfile:
     def test_no_template_syntax_is_left(self, wheelhouse, ca_bundle):
         text = render(wheelhouse=wheelhouse, ca_bundle=ca_bundle, web=True, labels={"a": "b"})
         assert "{{" not in text and "{%" not in text
+
+
+# Labels record what built an image, so `up` can tell whether an image is what it was asked for.
+DEFAULT = img.DEFAULT_IMAGE
+WEB = f"{DEFAULT}-web"
+
+
+def labels(**options) -> dict[str, str]:
+    return img.recipe_labels(img.BuildOptions(**options))
+
+
+class TestRecipe:
+    @pytest.mark.parametrize(
+        ("options", "tag"),
+        [
+            ({}, DEFAULT),
+            ({"web": True}, WEB),
+            ({"front": False}, f"{DEFAULT}-nofront"),
+            ({"web": True, "front": False, "devpi_server_version": "6.17.0"}, "devpictl/devpi-server:6.17.0-web-nofront"),
+        ],
+    )
+    def test_variant_tags_say_what_is_inside(self, options, tag):
+        assert img.variant_image(img.BuildOptions(**options)) == tag
+
+    def test_labels_name_the_build_index_without_credentials(self):
+        index = Upstream("corp", "https://user:secret@pypi.corp.example:8443/simple")
+        assert labels(pip_index=index)[img.LABEL_PIP_INDEX] == "https://pypi.corp.example:8443/simple"
+        assert labels()[img.LABEL_PIP_INDEX] == "default"
+
+    def test_no_differences_for_the_same_recipe(self):
+        options = img.BuildOptions(web=True, base_image="debian-python:12")
+        assert img.recipe_differences(img.recipe_labels(options), options, {"web", "base_image"}) == []
+
+    def test_what_is_inside_always_counts(self):
+        assert img.recipe_differences(labels(), img.BuildOptions(web=True), set()) == ["no devpi-web (--web)"]
+        assert img.recipe_differences(labels(front=False), img.BuildOptions(), set()) == ["no nginx front server (--front)"]
+        # An image with more than asked for will do: devpi-web unused, nginx off.
+        assert img.recipe_differences(labels(web=True), img.BuildOptions(front=False), set()) == []
+
+    def test_how_it_was_built_counts_only_when_asked(self):
+        built = labels(base_image="debian-python:12")
+        assert img.recipe_differences(built, img.BuildOptions(), set()) == []
+        assert img.recipe_differences(built, img.BuildOptions(), {"base_image"}) == [
+            f"base image debian-python:12, not {img.DEFAULT_BASE_IMAGE}"
+        ]
+
+    def test_an_unlabelled_image_is_a_default_build(self):
+        assert img.recipe_differences({}, img.BuildOptions(), set()) == []
+        assert img.recipe_differences({}, img.BuildOptions(web=True), {"web"}) == ["no devpi-web (--web)"]
+        assert img.recipe_differences({}, img.BuildOptions(), {"base_image"}) == [f"base image unknown, not {img.DEFAULT_BASE_IMAGE}"]
 
 
 class TestRenderServerConfig:

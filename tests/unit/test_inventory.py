@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from devpictl import container as ctr
 from devpictl import status as cache_status
-from devpictl.cli import app
 from devpictl.mirrors import CATALOG
 from devpictl.settings import Instance
+from tests.unit.clihelp import invoke
 from tests.unit.fakes import FakeEngine
-
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -30,10 +27,6 @@ def remembered_only(name: str) -> None:
     """A cache whose container and volume are gone; its state directory remains."""
     Instance(name).state_dir.mkdir(parents=True)
     Instance(name).settings_file.write_text("port = 3142\n")
-
-
-def invoke(*args: str):
-    return runner.invoke(app, list(args))
 
 
 class TestLs:

@@ -6,20 +6,13 @@ import json
 import stat
 
 import pytest
-from typer.testing import CliRunner
 
 from devpictl import container as ctr
 from devpictl import password as pw
-from devpictl.cli import app
 from devpictl.devpi import DevpiClient
 from devpictl.settings import Instance, ensure_root_password, read_root_password
-from tests.unit.fakes import FakeDevpiUsers, FakeEngine
-
-runner = CliRunner()
-
-
-def invoke(*args: str):
-    return runner.invoke(app, list(args))
+from tests.unit.clihelp import invoke
+from tests.unit.fakes import FakeDevpi, FakeEngine
 
 
 def one_error_line(result, exit_code: int) -> str:
@@ -49,7 +42,7 @@ def engine(monkeypatch):
 @pytest.fixture
 def devpi(monkeypatch, stored):
     """A fake devpi that knows the stored password; devpictl.password's client talks to it."""
-    server = FakeDevpiUsers(stored)
+    server = FakeDevpi(password=stored)
     monkeypatch.setattr(pw, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=server.transport()))
     return server
 
@@ -205,7 +198,7 @@ class TestRotate:
 
 class TestSetPassword:
     def test_keeps_the_session_logged_in(self):
-        server = FakeDevpiUsers("old")
+        server = FakeDevpi(password="old")
         with DevpiClient("http://127.0.0.1:3141", transport=server.transport()) as client:
             client.login("root", "old")
             first = client.http.headers["X-Devpi-Auth"]
@@ -216,18 +209,18 @@ class TestSetPassword:
     def test_without_login_it_is_refused(self):
         from devpictl.errors import LoginRefused
 
-        server = FakeDevpiUsers("old")
+        server = FakeDevpi(password="old")
         with DevpiClient("http://127.0.0.1:3141", transport=server.transport()) as client:
             with pytest.raises(LoginRefused, match="HTTP 403"):
                 client.set_password("root", "new")
         assert server.password == "old"
 
 
-class Interrupt(FakeDevpiUsers):
+class Interrupt(FakeDevpi):
     """devpi's side of a rotation that SIGINT/SIGTERM/SIGKILL cuts: what was on disk when the PATCH arrived."""
 
     def __init__(self, password: str, *, taken: bool, signal=KeyboardInterrupt):
-        super().__init__(password)
+        super().__init__(password=password)
         self.taken = taken  # whether devpi applied the PATCH before the signal
         self.signal = signal
         self.on_disk_at_patch: dict[str, str | None] = {}
@@ -301,12 +294,11 @@ class TestSettlePending:
 
     def test_taken_pending_password_becomes_the_stored_one(self, stored):
         from devpictl.password import login_root
-
         from devpictl.settings import stage_root_password
 
         instance = Instance("default")
         stage_root_password(instance, "the-new-one")
-        server = FakeDevpiUsers("the-new-one")
+        server = FakeDevpi(password="the-new-one")
         with DevpiClient("http://127.0.0.1:3141", transport=server.transport()) as client:
             note = login_root(client, instance)
         assert read_root_password(instance) == "the-new-one"
@@ -315,12 +307,11 @@ class TestSettlePending:
 
     def test_refused_pending_password_is_dropped(self, stored):
         from devpictl.password import login_root
-
         from devpictl.settings import stage_root_password
 
         instance = Instance("default")
         stage_root_password(instance, "never-taken")
-        server = FakeDevpiUsers(stored)
+        server = FakeDevpi(password=stored)
         with DevpiClient("http://127.0.0.1:3141", transport=server.transport()) as client:
             note = login_root(client, instance)
         assert read_root_password(instance) == stored

@@ -1,26 +1,24 @@
-"""The command line through CliRunner: help, mirrors, build --print, and how errors reach the user."""
+"""The app as a whole through CliRunner (devpictl/cli/__init__.py): help, build --print, pip-config, logs, and how errors reach the user."""
 
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import docker.errors
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from devpictl import container as ctr
 from devpictl.cli import app
 from devpictl.container import connect as real_connect
 from devpictl.errors import EngineUnavailable, UnknownMirror
 from devpictl.mirrors import CATALOG, RETIRED
-from tests.unit.clihelp import undocumented_parameters
+from tests.unit.clihelp import invoke, undocumented_parameters
+from tests.unit.fakes import FakeEngine
 
 ENGINE_DOWN = "cannot reach the Docker engine (test): start Docker, or set DOCKER_HOST to a running engine"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 
-runner = CliRunner()
 COMMAND = typer.main.get_command(app)
 
 
@@ -35,10 +33,6 @@ def engine_calls(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(ctr, "connect", connect)
     return calls
-
-
-def invoke(*args: str, env: dict[str, str] | None = None):
-    return runner.invoke(app, list(args), env=env)
 
 
 def assert_one_line_error(result, exit_code: int, *fragments: str) -> str:
@@ -299,32 +293,12 @@ class TestDebug:
         assert isinstance(result.exception, SystemExit)
 
 
-class FakeContainer:
-    """A running cache container, as find_container and local_base_url read it."""
-
-    def __init__(self, name: str = "default", port: int = 3141):
-        self.name = f"devpictl-{name}"
-        self.status = "running"
-        self.labels = {"devpictl.managed": "1", "devpictl.instance": name}
-        self.attrs = {"HostConfig": {"PortBindings": {"3141/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}}}
-
-
-class FakeEngine:
-    def __init__(self, *containers: FakeContainer):
-        self.containers = SimpleNamespace(get=self.get)
-        self.by_name = {c.name: c for c in containers}
-
-    def get(self, name):
-        try:
-            return self.by_name[name]
-        except KeyError:
-            raise docker.errors.NotFound(f"No such container: {name}") from None
-
-
 class TestPipConfig:
     @pytest.fixture
     def engine(self, monkeypatch):
-        engine = FakeEngine(FakeContainer("default", 3141), FakeContainer("ci", 3150))
+        engine = FakeEngine()
+        engine.add("default", port=3141)
+        engine.add("ci", port=3150)
         monkeypatch.setattr(ctr, "connect", lambda: engine)
         return engine
 
@@ -364,8 +338,6 @@ class TestLogs:
 
     @pytest.fixture
     def cache_log(self, monkeypatch):
-        from tests.unit.fakes import FakeEngine
-
         engine = FakeEngine()
         container = engine.add("default")
         # devpi's and nginx's output arrive in chunks that split lines anywhere.

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from devpictl import container as ctr
 from devpictl import lifecycle, mirrors, speedtest, switching
@@ -15,17 +14,13 @@ from devpictl.cli import app
 from devpictl.errors import EngineUnavailable
 from devpictl.mirrors import CATALOG, OFFICIAL, RETIRED, find_by_url, resolve
 from devpictl.settings import config_file
-from tests.unit.clihelp import undocumented_parameters
-from tests.unit.test_speedtest import Behaviour, LocalIndex, closed_port_url
+from tests.unit.clihelp import invoke, undocumented_parameters
+from tests.unit.fakes import FakeEngine
+from tests.unit.localindex import Behaviour, LocalIndex, closed_port_url
 
-runner = CliRunner()
 MIRRORS = typer.main.get_command(app).commands["mirrors"]
 OFFICIAL_URL = "https://index.invalid/simple"  # stands in for what devpi reports as its default
 CORP = "https://pypi.corp.example/simple"
-
-
-def invoke(*args: str, env: dict[str, str] | None = None):
-    return runner.invoke(app, list(args), env=env)
 
 
 def assert_one_line_error(result, exit_code: int, *fragments: str) -> str:
@@ -396,10 +391,6 @@ class TestSpeedTest:
     def test_a_timeout_must_be_positive(self, timeout, measured):
         assert_one_line_error(invoke("mirrors", "test", "tuna", "--timeout", timeout), 2, "is not a time limit", "--timeout 10")
         assert measured == []
-
-
-class FakeEngine:
-    pass
 
 
 class TestFastest:

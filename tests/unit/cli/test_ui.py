@@ -53,3 +53,18 @@ def test_sizes_people_read():
     assert [ui.human_size(n) for n in (None, 0, 1, 29_000, 12_500_000, 1_200_000_000)] == [
         "unknown", "0 kB", "1 kB", "29 kB", "12.5 MB", "1.20 GB"
     ]
+
+
+def test_the_rich_reporter_on_a_pipe_prints_plain_lines():
+    out = io.StringIO()
+    reporter = ui.RichReporter(console=Console(file=out, force_terminal=False, width=120))
+    reporter.step("creating the container")
+    reporter.log("Step 1/9 : FROM debian")
+    with reporter.waiting("waiting for devpi"):
+        pass
+    with reporter.transfer("backing up") as advance:
+        advance(1024)
+    reporter.close()
+    assert out.getvalue().splitlines() == [
+        "• creating the container", "  Step 1/9 : FROM debian", "• waiting for devpi ...", "• backing up: done",
+    ]

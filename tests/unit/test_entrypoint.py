@@ -1,0 +1,67 @@
+"""The container's entrypoint (templates/entrypoint.sh) run here, devpi and nginx stubbed: how it starts devpi-server."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from devpictl import image as img
+
+ENTRYPOINT = img.template_dir() / "entrypoint.sh"
+
+
+@pytest.fixture
+def entrypoint(tmp_path):
+    """The real entrypoint.sh, its /data and /run paths moved under tmp_path, devpi and nginx stubbed.
+
+    Each stub writes its argv to tmp_path/NAME.args, so a test sees how devpi-server is started.
+    """
+    root = tmp_path / "root"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for d in ("data/server", "run/devpictl", "tmp"):
+        (root / d).mkdir(parents=True)
+    (root / "data/server/.nodeinfo").write_text("{}")  # an initialised volume
+    (root / "data/secret").write_text("x" * 32)
+    for stub in ("devpi-server", "nginx", "devpi-init", "devpi-gen-secret"):
+        path = bin_dir / stub
+        # nginx outlives devpi: the entrypoint stops both when the first exits, so nginx's
+        # stub waits until devpi's has written its argv (whole: written aside, then renamed).
+        args = f"{tmp_path}/{stub}.args"
+        linger = f'while [ ! -e "{tmp_path}/devpi-server.args" ]; do sleep 0.05; done\n' if stub == "nginx" else ""
+        path.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{args}.tmp" && mv "{args}.tmp" "{args}"\n{linger}')
+        path.chmod(0o755)
+    text = ENTRYPOINT.read_text()
+    for real in ("/data", "/run/devpictl", "/tmp/nginx"):
+        text = text.replace(real, f"{root}{real}")
+    script = tmp_path / "entrypoint.sh"
+    script.write_text(text)
+
+    def run(**env: str) -> list[str]:
+        environ = {"PATH": f"{bin_dir}:/usr/bin:/bin", **env}
+        done = subprocess.run(["bash", str(script)], env=environ, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return (tmp_path / "devpi-server.args").read_text().split()
+
+    return run
+
+
+class TestEntrypoint:
+    @pytest.mark.parametrize("front", ["0", "1"])
+    def test_offline_appends_offline_mode(self, entrypoint, front):
+        args = entrypoint(DEVPICTL_FRONT=front, DEVPICTL_OFFLINE="1")
+        assert args[-1] == "--offline-mode"
+        assert args[:2] == ["-c", "/etc/devpi/devpi-server.yml"]
+
+    @pytest.mark.parametrize("env", [{"DEVPICTL_OFFLINE": "0"}, {}])
+    def test_online_by_default(self, entrypoint, env):
+        assert "--offline-mode" not in entrypoint(DEVPICTL_FRONT="0", **env)
+
+    def test_the_image_carries_this_entrypoint(self):
+        import tarfile
+
+        with tarfile.open(fileobj=img.build_context(img.BuildOptions())) as tar:
+            shipped = tar.extractfile("entrypoint.sh").read()
+        assert shipped == ENTRYPOINT.read_bytes()
+        assert b"--offline-mode" in shipped

@@ -1,0 +1,50 @@
+"""pip as a program devpictl runs: which pip it finds, and how it runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from devpictl import pip
+
+
+def answers(working: set[str]):
+    """A run_pip that succeeds for the commands whose first word is in ``working``; records what was tried."""
+    tried: list[list[str]] = []
+
+    def run_pip(command, *args, timeout=None):
+        tried.append(command)
+        if command[0] == "broken":
+            raise OSError(8, "Exec format error")
+        return subprocess.CompletedProcess([*command, *args], 0 if command[0] in working else 1, "", "")
+
+    return run_pip, tried
+
+
+def test_this_pythons_pip_comes_first(monkeypatch):
+    run_pip, tried = answers({sys.executable})
+    monkeypatch.setattr(pip, "run_pip", run_pip)
+    assert pip.pip_command() == [sys.executable, "-m", "pip"]
+    assert tried == [[sys.executable, "-m", "pip"]]
+
+
+def test_else_the_first_pip_on_path_that_runs(monkeypatch):
+    run_pip, tried = answers({"/usr/bin/pip"})
+    monkeypatch.setattr(pip, "run_pip", run_pip)
+    monkeypatch.setattr(pip.shutil, "which", {"pip3": "broken", "pip": "/usr/bin/pip"}.get)
+    assert pip.pip_command() == ["/usr/bin/pip"]
+    assert tried == [[sys.executable, "-m", "pip"], ["broken"], ["/usr/bin/pip"]]
+
+
+def test_none_without_pip(monkeypatch):
+    run_pip, _ = answers(set())
+    monkeypatch.setattr(pip, "run_pip", run_pip)
+    monkeypatch.setattr(pip.shutil, "which", lambda name: None)
+    assert pip.pip_command() is None
+
+
+def test_run_pip_captures_text_and_never_asks_to_upgrade():
+    code = "import os, sys; print(sys.argv[1:], os.environ['PIP_DISABLE_PIP_VERSION_CHECK']); sys.exit(3)"
+    done = pip.run_pip([sys.executable, "-c", code], "--version", timeout=60)
+    assert done.returncode == 3
+    assert done.stdout == "['--version'] 1\n"

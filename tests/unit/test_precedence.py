@@ -1,0 +1,96 @@
+"""What `up` is asked for, settled in one place: flag > environment > remembered > default."""
+
+from __future__ import annotations
+
+import pytest
+
+from devpictl import precedence
+from devpictl.settings import Instance, save_remembered
+from tests.unit.clihelp import invoke
+from tests.unit.fakes import up_options
+
+
+class TestResourceLimits:
+    def test_defaults(self):
+        full = precedence.with_remembered(up_options())[1]
+        assert (full.memory, full.pids_limit) == ("2g", 512)
+
+    def test_remembered_then_flag(self):
+        save_remembered(Instance("default"), {"memory": "3g", "pids_limit": 300})
+        assert precedence.with_remembered(up_options())[1].memory == "3g"
+        assert precedence.with_remembered(up_options(memory="1g", pids_limit=100))[1].pids_limit == 100
+
+
+class TestRemembered:
+    def test_offline_defaults_to_off(self):
+        given, full = precedence.with_remembered(up_options())
+        assert given.offline is None and full.offline is False
+
+    def test_remembered_offline_comes_back(self):
+        save_remembered(Instance("default"), {"offline": True, "port": 3200})
+        given, full = precedence.with_remembered(up_options())
+        assert given.offline is True and full.offline is True
+
+    def test_flag_wins(self):
+        save_remembered(Instance("default"), {"offline": True})
+        assert precedence.with_remembered(up_options(offline=False))[1].offline is False
+
+    def test_remembered_host_is_what_up_binds(self):
+        save_remembered(Instance("default"), {"host": "0.0.0.0"})
+        assert precedence.with_remembered(up_options())[1].host == "0.0.0.0"
+
+
+class TestExplicitBeatsRemembered:
+    """A value given on purpose wins over what `up` remembered, even when it is false or zero."""
+
+    def test_no_front_beats_a_remembered_front(self):
+        save_remembered(Instance("default"), {"front": True})
+        assert precedence.with_remembered(up_options(front=False))[1].front is False
+
+    def test_no_size_limit_beats_a_remembered_one(self):
+        save_remembered(Instance("default"), {"max_bytes": 20 * 1024**3})
+        assert precedence.with_remembered(up_options())[1].max_bytes == 20 * 1024**3
+        assert precedence.with_remembered(up_options(max_bytes=0))[1].max_bytes == 0
+
+    def test_what_was_not_given_stays_unsaid_before_the_defaults(self):
+        given, full = precedence.with_remembered(up_options())
+        assert (given.host, given.port, given.image, given.probe_project, given.front) == (None, None, None, None, None)
+        assert (full.host, full.port, full.probe_project, full.front) == ("127.0.0.1", 3141, "pip", True)
+
+
+class TestProbeProject:
+    def test_given_then_remembered_then_pip(self):
+        instance = Instance("default")
+        assert precedence.probe_project(instance) == "pip"
+        save_remembered(instance, {"probe_project": "six"})
+        assert precedence.probe_project(instance) == "six"
+        assert precedence.probe_project(instance, "attrs") == "attrs"
+
+
+# setting: (flag, environment variable, remembered key, the value each source gives: flag, environment,
+# remembered, default, and how to read what `up` used off the engine)
+SETTINGS = {
+    "port": ("--port", "DEVPICTL_PORT", "port", (3301, 3300, 3299, 3141),
+             lambda engine: engine.created["devpictl-default"]["ports"]["3141/tcp"][1]),
+    "probe-project": ("--probe-project", "DEVPICTL_PROBE_PROJECT", "probe_project", ("attrs", "numpy", "six", "pip"),
+                      lambda engine: engine.ready[-1]),
+    "memory": ("--memory", "DEVPICTL_MEMORY", "memory", ("1g", "3g", "1536m", "2g"),
+               lambda engine: {1024**3: "1g", 3 * 1024**3: "3g", 1536 * 1024**2: "1536m", 2 * 1024**3: "2g"}[
+                   engine.created["devpictl-default"]["mem_limit"]]),
+}
+SOURCES = ("flag", "environment", "remembered", "default")
+
+
+@pytest.mark.parametrize("setting", SETTINGS)
+@pytest.mark.parametrize("given", [SOURCES[:3], SOURCES[1:3], SOURCES[2:3], ()], ids=["all", "no-flag", "remembered-only", "nothing"])
+def test_flag_then_environment_then_remembered_then_default(fresh_engine, setting, given):
+    """The real `up` through the CLI: Typer reads the flag and the environment, precedence adds the rest."""
+    flag, variable, key, values, used = SETTINGS[setting]
+    value = dict(zip(SOURCES, values, strict=True))
+    if "remembered" in given:
+        save_remembered(Instance("default"), {key: value["remembered"]})
+    args = [flag, str(value["flag"])] if "flag" in given else []
+    env = {variable: str(value["environment"])} if "environment" in given else {}
+    result = invoke("up", "--json", *args, env=env)
+    assert result.exit_code == 0, result.output
+    assert used(fresh_engine) == value[given[0] if given else "default"]

@@ -1,0 +1,67 @@
+"""Asking an upstream from inside the cache container: the check's verdict, and its deadline (templates/upstream_check.py)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from devpictl import probe
+from devpictl.errors import UpstreamUnreachable
+from tests.unit.fakes import EMPTY_PAGE, FILES_PAGE, TUNA, exec_answering, page_answer
+from tests.unit.upstream_check import run_check
+
+
+class TestInsideTheContainer:
+    def test_check_upstream_passes_when_links_are_listed(self):
+        container = exec_answering(0, page_answer(f"{TUNA.url}/pip/", FILES_PAGE))
+        probe.check_upstream(container, TUNA.url, "pip")
+        _, env = container.execs[0]
+        assert env["DEVPICTL_CHECK_URL"] == f"{TUNA.url}/pip/"
+
+    def test_check_upstream_refuses_a_page_without_links(self):
+        with pytest.raises(UpstreamUnreachable, match="lists no files"):
+            probe.check_upstream(exec_answering(0, page_answer(f"{TUNA.url}/pip/", EMPTY_PAGE)), TUNA.url, "pip")
+
+    def test_check_upstream_refuses_an_unreadable_answer(self):
+        with pytest.raises(UpstreamUnreachable, match="unreadable answer"):
+            probe.check_upstream(exec_answering(0, b"12\n"), TUNA.url, "pip")
+
+    def test_check_upstream_refuses_an_unreachable_upstream(self):
+        with pytest.raises(UpstreamUnreachable, match="URLError: timed out"):
+            probe.check_upstream(exec_answering(1, b"URLError: timed out\n"), TUNA.url, "pip")
+
+
+class TestUpstreamCheckDeadline:
+    """The check script stops at its deadline even when the upstream keeps trickling bytes."""
+
+    def test_trickling_upstream(self):
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        stop = threading.Event()
+
+        def trickle():
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                while not stop.wait(0.2):
+                    try:
+                        conn.sendall(b"<")
+                    except OSError:
+                        return
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        started = time.monotonic()
+        try:
+            done = run_check(f"http://127.0.0.1:{port}/pip/", timeout=1)
+        finally:
+            stop.set()
+            server.close()
+        assert time.monotonic() - started < 5
+        assert done.returncode == 1
+        assert "no answer within 1 s" in done.stdout

@@ -1,0 +1,99 @@
+"""What `status` shows about the upstream: asked from inside the container, not asked offline or stopped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from devpictl import container as ctr
+from devpictl import status as cache_status
+from devpictl.settings import Instance, save_remembered
+from tests.unit.clihelp import invoke
+from tests.unit.fakes import EMPTY_PAGE, FILES_PAGE, TUNA, FakeDevpi, FakeEngine, configured, page_answer, scripted_container
+
+# What the upstream check in the container prints for a page that lists files, and for one that lists none.
+LISTED = (0, page_answer(f"{TUNA.url}/pip/", FILES_PAGE))
+EMPTY = (0, page_answer(f"{TUNA.url}/pip/", EMPTY_PAGE))
+
+
+@pytest.fixture
+def status_devpi(monkeypatch):
+    server = FakeDevpi(configured(TUNA), version="6.20.3")
+    server.serve(monkeypatch)
+    return server
+
+
+class TestReachability:
+    @pytest.mark.parametrize(
+        "check, offline, expected",
+        [
+            (LISTED, False, (True, None)),
+            (EMPTY, False, (True, None)),  # answers, lists nothing: still answering
+            ((1, b"URLError: [Errno -2] Name or service not known\n"), False, (False, "URLError: [Errno -2] Name or service not known")),
+            ((1, b"URLError: no answer within 4 s\n"), False, (False, "URLError: no answer within 4 s")),
+            (LISTED, True, (None, None)),
+        ],
+    )
+    def test_mapping(self, check, offline, expected):
+        container = scripted_container(FakeEngine(), check=check)
+        assert cache_status.upstream_reachability(container, TUNA.url, "pip", offline=offline) == expected
+
+    def test_unknown_upstream_is_not_asked(self):
+        container = scripted_container(FakeEngine(), check=LISTED)
+        assert cache_status.upstream_reachability(container, None, "pip", offline=False) == (None, None)
+        assert container.execs == []
+
+    def test_short_deadline_and_remembered_probe_project(self, status_devpi):
+        save_remembered(Instance("default"), {"probe_project": "six"})
+        container = scripted_container(FakeEngine(), check=LISTED)
+        cache_status.status(container.engine, Instance("default"))
+        (cmd, env), = [(c, e) for c, e in container.execs if "DEVPICTL_CHECK_URL" in e]
+        assert env["DEVPICTL_CHECK_URL"] == f"{TUNA.url}/six/"
+        assert env["DEVPICTL_CHECK_TIMEOUT"] == str(cache_status.STATUS_UPSTREAM_TIMEOUT)
+        assert cache_status.STATUS_UPSTREAM_TIMEOUT <= 5
+
+    def test_broken_cache_toml_does_not_break_status(self, status_devpi):
+        Instance("default").state_dir.mkdir(parents=True)
+        Instance("default").settings_file.write_text("not = [toml")
+        container = scripted_container(FakeEngine(), check=LISTED)
+        assert cache_status.status(container.engine, Instance("default")).upstream_reachable is True
+
+
+class TestStatusCommand:
+    @pytest.fixture
+    def engine(self, monkeypatch):
+        engine = FakeEngine()
+        monkeypatch.setattr(ctr, "connect", lambda: engine)
+        return engine
+
+    def test_not_answering(self, engine, status_devpi):
+        scripted_container(engine, check=(1, b"URLError: timed out\n"))
+        result = invoke("status")
+        assert result.exit_code == 0, result.output
+        assert f"upstream: tuna {TUNA.url} (not answering: URLError: timed out)" in result.stdout
+        assert "offline mode: off" in result.stdout
+        data = json.loads(invoke("status", "--json").stdout)
+        assert data["upstream_reachable"] is False
+        assert data["upstream_problem"] == "URLError: timed out"
+        assert data["offline"] is False
+
+    def test_answering(self, engine, status_devpi):
+        scripted_container(engine, check=LISTED)
+        result = invoke("status")
+        assert f"upstream: tuna {TUNA.url} (answering)" in result.stdout
+        assert json.loads(invoke("status", "--json").stdout)["upstream_reachable"] is True
+
+    def test_offline_is_not_asked(self, engine, status_devpi):
+        container = scripted_container(engine, check=LISTED, offline=True)
+        result = invoke("status")
+        assert f"upstream: tuna {TUNA.url} (not asked: offline mode)" in result.stdout
+        assert "offline mode: on" in result.stdout
+        data = json.loads(invoke("status", "--json").stdout)
+        assert data["upstream_reachable"] is None and data["offline"] is True
+        assert not any("DEVPICTL_CHECK_URL" in env for _, env in container.execs)
+
+    def test_stopped_cache_is_not_asked(self, engine, status_devpi):
+        scripted_container(engine, check=LISTED, status="exited")
+        data = json.loads(invoke("status", "--json").stdout)
+        assert data["state"] == "exited" and data["upstream_reachable"] is None
