@@ -26,3 +26,17 @@ def undocumented_parameters(command, *path: str) -> list[str]:
     # Compared without whitespace: the help wraps, and breaks lines after hyphens.
     shown = "".join(result.output.split())
     return [p.name for p in params if not (p.help or "").strip() or "".join(p.help.split()) not in shown]
+
+
+def assert_one_line_error(result, exit_code: int, *fragments: str) -> str:
+    """The failure is one 'error:' line on stderr, with the class's exit code and no traceback."""
+    assert result.exit_code == exit_code, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    assert result.stderr.strip() == lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]

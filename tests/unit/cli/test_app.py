@@ -13,7 +13,7 @@ from devpictl.cli import app
 from devpictl.container import connect as real_connect
 from devpictl.errors import EngineUnavailable, UnknownMirror
 from devpictl.mirrors import CATALOG, RETIRED
-from tests.unit.clihelp import invoke, undocumented_parameters
+from tests.unit.clihelp import assert_one_line_error, invoke, undocumented_parameters
 from tests.unit.fakes import FakeEngine
 
 ENGINE_DOWN = "cannot reach the Docker engine (test): start Docker, or set DOCKER_HOST to a running engine"
@@ -33,20 +33,6 @@ def engine_calls(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(ctr, "connect", connect)
     return calls
-
-
-def assert_one_line_error(result, exit_code: int, *fragments: str) -> str:
-    """The failure is one 'error:' line on stderr, with the class's exit code and no traceback."""
-    assert result.exit_code == exit_code, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith("error: "), result.output
-    assert "Traceback" not in result.output
-    assert result.stdout == ""
-    assert result.stderr.strip() == lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0]
-    return lines[0]
 
 
 class TestHelp:

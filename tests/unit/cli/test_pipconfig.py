@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from devpictl import container as ctr
 from devpictl.cli import app
 from devpictl.errors import EngineUnavailable
+from tests.unit.clihelp import assert_one_line_error
 
 URL = "http://127.0.0.1:3141/root/pypi/+simple/"
 LAN_URL = "http://cache.lan:3141/root/pypi/+simple/"
@@ -47,15 +48,6 @@ def ok(*args: str):
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     return result
-
-
-def assert_one_line_error(result, exit_code: int, *fragments: str) -> None:
-    assert result.exit_code == exit_code, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert result.stdout == ""
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def snapshot(root):

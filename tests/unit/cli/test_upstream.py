@@ -14,24 +14,13 @@ from devpictl.cli import app
 from devpictl.errors import EngineUnavailable
 from devpictl.mirrors import CATALOG, OFFICIAL, RETIRED, find_by_url, resolve
 from devpictl.settings import config_file
-from tests.unit.clihelp import invoke, undocumented_parameters
+from tests.unit.clihelp import assert_one_line_error, invoke, undocumented_parameters
 from tests.unit.fakes import FakeEngine
 from tests.unit.localindex import Behaviour, LocalIndex, closed_port_url
 
 MIRRORS = typer.main.get_command(app).commands["mirrors"]
 OFFICIAL_URL = "https://index.invalid/simple"  # stands in for what devpi reports as its default
 CORP = "https://pypi.corp.example/simple"
-
-
-def assert_one_line_error(result, exit_code: int, *fragments: str) -> str:
-    assert result.exit_code == exit_code, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith("error: "), result.output
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(autouse=True)
