@@ -7,6 +7,8 @@ from typer.testing import CliRunner
 
 from devpictl.cli import app
 
+ENGINE_DOWN = "cannot reach the Docker engine (test): start Docker, or set DOCKER_HOST to a running engine"
+
 
 def invoke(*args: str, env: dict[str, str] | None = None):
     """`devpictl ARGS...` in this process; the result has exit_code, stdout and stderr."""

@@ -1,38 +1,21 @@
-"""The app as a whole through CliRunner (devpictl/cli/__init__.py): help, build --print, pip-config, logs, and how errors reach the user."""
+"""The app as a whole through CliRunner (devpictl/cli/__init__.py): help, bad input, and how errors reach the user."""
 
 from __future__ import annotations
-
-import json
 
 import docker.errors
 import pytest
 import typer
 
-from devpictl import container as ctr
 from devpictl.cli import app
 from devpictl.container import connect as real_connect
 from devpictl.errors import EngineUnavailable, UnknownMirror
-from devpictl.mirrors import CATALOG, RETIRED
-from tests.unit.clihelp import assert_one_line_error, invoke, undocumented_parameters
-from tests.unit.fakes import FakeEngine
+from tests.unit.clihelp import ENGINE_DOWN, assert_one_line_error, invoke, undocumented_parameters
 
-ENGINE_DOWN = "cannot reach the Docker engine (test): start Docker, or set DOCKER_HOST to a running engine"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 
 COMMAND = typer.main.get_command(app)
 
 
-@pytest.fixture(autouse=True)
-def engine_calls(monkeypatch) -> list[str]:
-    """No test here reaches Docker: connect() records the call and fails as with no engine."""
-    calls: list[str] = []
-
-    def connect():
-        calls.append("connect")
-        raise EngineUnavailable(ENGINE_DOWN)
-
-    monkeypatch.setattr(ctr, "connect", connect)
-    return calls
 
 
 class TestHelp:
@@ -71,64 +54,6 @@ class TestHelp:
     def test_help_does_not_need_the_engine(self, engine_calls):
         invoke("up", "--help")
         assert engine_calls == []
-
-
-class TestMirrors:
-    def test_lists_every_name_and_url(self):
-        result = invoke("mirrors")
-        assert result.exit_code == 0, result.output
-        for upstream in CATALOG.values():
-            assert upstream.name in result.output
-            if upstream.url:
-                assert upstream.url in result.output
-        for retired in RETIRED:
-            assert f"not offered: {retired}" in result.output
-
-    def test_json(self):
-        result = invoke("mirrors", "--json")
-        assert result.exit_code == 0, result.output
-        data = json.loads(result.stdout)
-        assert [m["name"] for m in data] == list(CATALOG)
-        assert {m["name"]: m["url"] for m in data} == {u.name: u.url for u in CATALOG.values()}
-        assert data[0] == {"name": "pypi", "url": None, "note": CATALOG["pypi"].note}
-
-
-class TestBuildPrint:
-    def test_prints_the_dockerfile_without_the_engine(self, engine_calls):
-        result = invoke("build", "--print", "--base-image", "registry.local/python:3.11")
-        assert result.exit_code == 0, result.output
-        assert result.stdout.startswith("# Rendered by devpictl")
-        lines = result.stdout.splitlines()
-        assert "FROM registry.local/python:3.11 AS install" in lines
-        assert "FROM registry.local/python:3.11" in lines
-        assert engine_calls == []
-
-    def test_pip_mirror_and_web(self):
-        result = invoke("build", "--print", "--pip-mirror", "tuna", "--web")
-        assert result.exit_code == 0, result.output
-        assert "--index-url https://pypi.tuna.tsinghua.edu.cn/simple" in result.stdout
-        assert "'devpi-web==5.1.1'" in result.stdout
-
-    def test_base_image_from_the_environment(self):
-        result = invoke("build", "--print", env={"DEVPICTL_BASE_IMAGE": "envbase:1"})
-        assert "FROM envbase:1 AS install" in result.stdout
-
-    def test_labels_from_the_environment_are_checked(self):
-        result = invoke("build", "--print", env={"DEVPICTL_LABELS": "team=ci"})
-        assert result.exit_code == 0, result.output
-        result = invoke("build", "--print", env={"DEVPICTL_LABELS": "teamci"})
-        assert result.exit_code == 2, result.output
-
-    def test_wheelhouse_and_ca_bundle(self, tmp_path):
-        wheels = tmp_path / "wheels"
-        wheels.mkdir()
-        (wheels / "devpi_server-6.20.3-py3-none-any.whl").write_bytes(b"x")
-        ca = tmp_path / "ca.pem"
-        ca.write_text(PEM)
-        result = invoke("build", "--print", "--wheelhouse", str(wheels), "--ca-bundle", str(ca))
-        assert result.exit_code == 0, result.output
-        assert "--no-index --find-links /tmp/devpictl/wheelhouse" in result.stdout
-        assert "ENV PIP_CERT=/tmp/devpictl/ca-bundle.pem" in result.stdout
 
 
 class TestBadInput:
@@ -279,82 +204,3 @@ class TestDebug:
         assert isinstance(result.exception, SystemExit)
 
 
-class TestPipConfig:
-    @pytest.fixture
-    def engine(self, monkeypatch):
-        engine = FakeEngine()
-        engine.add("default", port=3141)
-        engine.add("ci", port=3150)
-        monkeypatch.setattr(ctr, "connect", lambda: engine)
-        return engine
-
-    def test_shows_the_settings(self, engine):
-        result = invoke("pip-config")
-        assert result.exit_code == 0, result.output
-        assert result.stdout == "[global]\nindex-url = http://127.0.0.1:3141/root/pypi/+simple/\ntrusted-host = 127.0.0.1\n"
-
-    def test_write_sets_the_user_file(self, engine, isolation):
-        path = isolation / ".config" / "pip" / "pip.conf"
-        path.parent.mkdir(parents=True)
-        path.write_text("[global]\ntimeout = 60\n")
-        result = invoke("pip-config", "--write", "--name", "ci", "--json")
-        assert result.exit_code == 0, result.output
-        data = json.loads(result.stdout)
-        assert data["index_url"] == "http://127.0.0.1:3150/root/pypi/+simple/"
-        assert data["written"] is True
-        pip = data["tools"]["pip"]
-        assert pip["file"] == str(path)
-        assert open(pip["backup"]).read() == "[global]\ntimeout = 60\n"  # the original, kept in devpictl's data dir
-        assert path.read_text() == (
-            "[global]\ntimeout = 60\nindex-url = http://127.0.0.1:3150/root/pypi/+simple/\ntrusted-host = 127.0.0.1\n"
-        )
-
-    def test_missing_cache(self, engine):
-        assert_one_line_error(invoke("pip-config", "--name", "nosuch"), 8, "no cache named 'nosuch'", "devpictl up --name nosuch")
-
-
-class TestLogs:
-    LOG = (
-        "2026-11-25 10:55:16,670 INFO  [req0] GET /+api\n"
-        '2026-11-25T10:55:16+00:00 front 127.0.0.1 "GET /+api HTTP/1.1" 200 310 cache=- disk=- 0.004 s "devpictl-healthcheck"\n'
-        "2026-11-25 10:55:19,570 INFO  [req9] GET /root/pypi/+simple/six/\n"
-        '2026-11-25T10:55:19+00:00 front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 801 cache=MISS disk=- 0.213 s "pip/24.1"\n'
-        '2026-11-25T10:55:20+00:00 front 172.17.0.1 "GET /+api HTTP/1.1" 200 310 cache=- disk=- 0.003 s "devpi-client/7.3.0"'
-    )
-
-    @pytest.fixture
-    def cache_log(self, monkeypatch):
-        engine = FakeEngine()
-        container = engine.add("default")
-        # devpi's and nginx's output arrive in chunks that split lines anywhere.
-        data = self.LOG.encode()
-        container.logs = lambda stream=False, **kw: iter([data[:50], data[50:200], data[200:]]) if stream else data
-        monkeypatch.setattr(ctr, "connect", lambda: engine)
-
-    def test_health_checks_are_left_out(self, cache_log):
-        result = invoke("logs")
-        assert result.exit_code == 0, result.output
-        lines = self.LOG.splitlines()
-        assert result.stdout.splitlines() == [lines[2], lines[3], lines[4]]
-
-    def test_all_shows_everything_and_follow_joins_chunks(self, cache_log):
-        assert invoke("logs", "--all").stdout == self.LOG
-        assert invoke("logs", "--all", "--follow").stdout == self.LOG
-
-
-class TestCompose:
-    """Habits people bring from other tools."""
-
-    def test_down_v_is_down_volumes(self, monkeypatch):
-        from devpictl import lifecycle
-
-        seen = {}
-        monkeypatch.setattr(ctr, "connect", lambda: object())
-        monkeypatch.setattr(lifecycle, "down", lambda engine, instance, volumes: seen.setdefault("volumes", volumes) and [])
-        result = invoke("down", "-v", "--yes")
-        assert result.exit_code == 0, result.output
-        assert seen == {"volumes": True}
-
-    def test_shell_completion_is_offered(self):
-        shown = invoke("--help").output
-        assert "--install-completion" in shown and "--show-completion" in shown

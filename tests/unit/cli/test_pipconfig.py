@@ -1,6 +1,7 @@
 """`devpictl pip-config` through CliRunner: showing, --shell, --write, --dry-run, --undo, and
 its one-line errors. --url stands in for a running cache, so no test needs Docker."""
 
+
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from devpictl import container as ctr
 from devpictl.cli import app
 from devpictl.errors import EngineUnavailable
 from tests.unit.clihelp import assert_one_line_error
+from tests.unit.fakes import FakeEngine
 
 URL = "http://127.0.0.1:3141/root/pypi/+simple/"
 LAN_URL = "http://cache.lan:3141/root/pypi/+simple/"
@@ -360,3 +362,37 @@ def test_poetry_alone_says_what_to_run():
     result = invoke("--url", URL, "--tool", "poetry")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == f"# poetry: your project's pyproject.toml, or run: poetry source add --priority=primary devpictl {URL}"
+
+
+class TestPipConfig:
+    @pytest.fixture
+    def engine(self, monkeypatch):
+        engine = FakeEngine()
+        engine.add("default", port=3141)
+        engine.add("ci", port=3150)
+        monkeypatch.setattr(ctr, "connect", lambda: engine)
+        return engine
+
+    def test_shows_the_settings(self, engine):
+        result = invoke()
+        assert result.exit_code == 0, result.output
+        assert result.stdout == "[global]\nindex-url = http://127.0.0.1:3141/root/pypi/+simple/\ntrusted-host = 127.0.0.1\n"
+
+    def test_write_sets_the_user_file(self, engine, isolation):
+        path = isolation / ".config" / "pip" / "pip.conf"
+        path.parent.mkdir(parents=True)
+        path.write_text("[global]\ntimeout = 60\n")
+        result = invoke("--write", "--name", "ci", "--json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert data["index_url"] == "http://127.0.0.1:3150/root/pypi/+simple/"
+        assert data["written"] is True
+        pip = data["tools"]["pip"]
+        assert pip["file"] == str(path)
+        assert open(pip["backup"]).read() == "[global]\ntimeout = 60\n"  # the original, kept in devpictl's data dir
+        assert path.read_text() == (
+            "[global]\ntimeout = 60\nindex-url = http://127.0.0.1:3150/root/pypi/+simple/\ntrusted-host = 127.0.0.1\n"
+        )
+
+    def test_missing_cache(self, engine):
+        assert_one_line_error(invoke("--name", "nosuch"), 8, "no cache named 'nosuch'", "devpictl up --name nosuch")

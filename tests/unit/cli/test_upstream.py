@@ -1,5 +1,6 @@
 """`devpictl mirrors` and its subcommands, and 'fastest', through CliRunner."""
 
+
 from __future__ import annotations
 
 import json
@@ -461,3 +462,23 @@ class TestFastest:
 
     def test_build_does_not_take_fastest(self):
         assert_one_line_error(invoke("build", "--print", "--pip-mirror", "fastest"), 2, "'fastest' works only with")
+
+
+class TestMirrors:
+    def test_lists_every_name_and_url(self):
+        result = invoke("mirrors")
+        assert result.exit_code == 0, result.output
+        for upstream in CATALOG.values():
+            assert upstream.name in result.output
+            if upstream.url:
+                assert upstream.url in result.output
+        for retired in RETIRED:
+            assert f"not offered: {retired}" in result.output
+
+    def test_json(self):
+        result = invoke("mirrors", "--json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert [m["name"] for m in data] == list(CATALOG)
+        assert {m["name"]: m["url"] for m in data} == {u.name: u.url for u in CATALOG.values()}
+        assert data[0] == {"name": "pypi", "url": None, "note": CATALOG["pypi"].note}
