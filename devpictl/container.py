@@ -12,7 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from devpictl.errors import BadInput, EngineError, EngineUnavailable, PortInUse
-from devpictl.image import CONTAINER_PORT, HEALTH_CHECK_AGENT, add_bytes
+from devpictl.frontlog import HEALTH_CHECK_AGENT
+from devpictl.image import CONTAINER_PORT, add_bytes
 from devpictl.settings import LABEL_INSTANCE, LABEL_MANAGED, Instance
 
 RUN_DIR = "/run/devpictl"
