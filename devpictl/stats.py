@@ -104,7 +104,7 @@ def count(lines, since: datetime.datetime | None = None) -> Stats:
         hour = request.time[:13]
         stats.hourly[hour] += 1
         stats.bytes_served += request.sent
-        if request.result not in ("local", "fetched") or request.kind == "other":
+        if request.result not in ("local", "fetched"):  # an error, a redirect, or no page, file or metadata
             continue
         kind = {"page": stats.pages, "file": stats.files, "metadata": stats.metadata}[request.kind]
         if request.result == "local":
