@@ -53,6 +53,9 @@ AGENT = "pip/24.1.2 devpictl-bench"
 CONCURRENCY = 8
 LABEL = "devpictl.bench=1"
 LINK = re.compile(r'href="([^"#]+)(?:#sha256=([0-9a-f]+))?"')
+# docs/performance.md's section that bench/warm_speed.py writes; a run of this script keeps it.
+WARM_BEGIN = "<!-- warm: written by bench/warm_speed.py -->"
+WARM_END = "<!-- end of warm -->"
 
 
 @dataclass
@@ -511,9 +514,17 @@ def main() -> None:
     write_report(Path(args.out), ratios, targets, description, len(wheels), cold.nbytes / 1e6, args, warm_failures, local_wheels)
 
 
+def warm_section(text: str) -> str:
+    """The section bench/warm_speed.py wrote into ``text``, markers and the newline after them included; "" if none."""
+    if WARM_BEGIN not in text:
+        return ""
+    return text[text.index(WARM_BEGIN): text.index(WARM_END) + len(WARM_END) + 1]
+
+
 def write_report(path: Path, ratios: list[str], targets: list[str], description: str, count: int, size_mb: float, args,
                  warm_failures: int, local_wheels: int) -> None:
     requirements = ", ".join(line for line in RESOLVE.read_text().splitlines() if line and not line.startswith("#"))
+    kept = warm_section(path.read_text()) if path.exists() else ""
     text = f"""# Performance
 
 Measured by `bench/bench.py` in one run. The machine, as it describes itself: {description}.
@@ -549,7 +560,7 @@ Each ratio divides devpictl's figure by its reference, measured in the same run.
   interleaved runs (failed warm requests: {warm_failures}). The static limit is nginx serving
   byte-identical copies of the cache's pages and files from disk.
 
-## Against fixed targets
+{kept + chr(10) if kept else ""}## Against fixed targets
 
 These have no reference to measure; the targets are the project's own.
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from devpictl.errors import BadInput, CacheNotFound, EngineError, EngineUnavailable, PortInUse
-from devpictl.image import CONTAINER_PORT, HEALTH_CHECK_AGENT, add_bytes
+from devpictl.frontlog import HEALTH_CHECK_AGENT
+from devpictl.image import CONTAINER_PORT, add_bytes
 from devpictl.settings import LABEL_INSTANCE, LABEL_MANAGED, Instance
 
 if TYPE_CHECKING:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from devpictl import __version__, coremetadata
 from devpictl.errors import BadInput, EngineError
+from devpictl.frontlog import HEALTH_CHECK_AGENT
 from devpictl.mirrors import Upstream
 
 DEVPI_SERVER_VERSION = "6.20.3"
@@ -97,10 +98,9 @@ def check_version(version: str) -> str:
     return version
 CONTAINER_PORT = 3141
 DEVPI_INTERNAL_PORT = 3142  # devpi behind the front server, on the container's loopback (entrypoint.sh's DEVPI_PORT)
+METRICS_PORT = 3143  # templates/metrics.py on the container's loopback: lines in by udp, answers by tcp (entrypoint.sh's METRICS_PORT)
 MIRROR_CACHE_EXPIRY = 1800  # devpi's default; the front server caches pages as long
 VENV = "/opt/devpi"
-# The health check's user agent: `devpictl logs` hides its requests unless --all.
-HEALTH_CHECK_AGENT = "devpictl-healthcheck"
 # The front server's caches (docs/core-metadata.md says what they cost and why).
 METADATA_CACHE = "/data/front-cache/metadata"  # on the volume: metadata never changes for a file
 METADATA_CACHE_SIZE = "1g"  # a wheel's METADATA is a few kB: room for ~100,000 files
@@ -212,6 +212,7 @@ def render_nginx_conf() -> str:
         devpictl_version=__version__,
         port=CONTAINER_PORT,
         devpi_port=DEVPI_INTERNAL_PORT,
+        metrics_port=METRICS_PORT,
         cache_expiry=MIRROR_CACHE_EXPIRY,
         metadata_cache=METADATA_CACHE,
         metadata_cache_size=METADATA_CACHE_SIZE,
@@ -287,6 +288,8 @@ def build_context(options: BuildOptions) -> io.BytesIO:
         add_bytes(tar, "devpi-server.yml", render_server_config(options).encode())
         add_bytes(tar, "entrypoint.sh", (template_dir() / "entrypoint.sh").read_bytes(), mode=0o755)
         add_bytes(tar, "prune.py", (template_dir() / "prune.py").read_bytes())
+        add_bytes(tar, "metrics.py", (template_dir() / "metrics.py").read_bytes())
+        add_bytes(tar, "frontlog.py", (Path(__file__).parent / "frontlog.py").read_bytes())
         add_bytes(tar, "devpictl_mirror_auth.py", (template_dir() / "devpictl_mirror_auth.py").read_bytes())
         if options.front:
             add_bytes(tar, "nginx.conf", render_nginx_conf().encode())

@@ -8,26 +8,16 @@ still holds: `stats` says from when.
 from __future__ import annotations
 
 import datetime
-import re
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 from devpictl import container as ctr
-from devpictl.image import HEALTH_CHECK_AGENT
+from devpictl import frontlog
 from devpictl.simplepage import name_and_version
-
-# The front server's log_format devpictl (templates/nginx.conf.j2).
-FRONT_LINE = re.compile(
-    r'^(?P<time>\S+) front \S+ "(?P<method>\S+) (?P<path>\S+)[^"]*" (?P<status>\d{3}) (?P<bytes>\d+) '
-    r'cache=(?P<cache>\S*) disk=(?P<disk>\S*) \S+ s "(?P<agent>.*)"$'
-)
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
-SIMPLE = re.compile(r"^/root/pypi/\+simple/([^/]+)/")
-LOCAL_CACHE = ("HIT", "STALE", "UPDATING", "REVALIDATED")
 
 
 @dataclass
@@ -55,6 +45,7 @@ class Stats:
     metadata: Counts = field(default_factory=Counts)
     projects: Counter = field(default_factory=Counter)
     hourly: Counter = field(default_factory=Counter)  # "YYYY-MM-DDTHH" -> requests
+    hourly_counts: defaultdict = field(default_factory=lambda: defaultdict(Counts))  # hour -> pages, files and metadata
     index_bytes: dict[str, int] = field(default_factory=dict)  # "user/index" -> bytes of its stored files
 
     def as_dict(self, top: int = 10) -> dict:
@@ -68,12 +59,35 @@ class Stats:
             "metadata": self.metadata.as_dict(),
             "top_projects": [{"project": name, "requests": n} for name, n in self.projects.most_common(top)],
             "hourly_requests": dict(sorted(self.hourly.items())),
+            "hourly_hit_ratio": {hour: counts.hit_ratio for hour, counts in sorted(self.hourly_counts.items())},
             "index_bytes": self.index_bytes,
         }
 
 
+@dataclass
+class Hour:
+    hour: str  # "YYYY-MM-DDTHH", in the cache's clock (UTC)
+    requests: int
+    hit_ratio: float | None  # of pages, files and metadata; None when none was asked
+
+
+def timeline(stats: Stats, hours: int = 48) -> list[Hour]:
+    """Every hour from the first request counted to the last, quiet hours too: the last ``hours`` of them."""
+    if not stats.hourly:
+        return []
+    first, last = (datetime.datetime.fromisoformat(key + ":00") for key in (min(stats.hourly), max(stats.hourly)))
+    first = max(first, last - datetime.timedelta(hours=hours - 1))
+    found = []
+    while first <= last:
+        key = first.strftime("%Y-%m-%dT%H")
+        counts = stats.hourly_counts.get(key)
+        found.append(Hour(key, stats.hourly.get(key, 0), counts.hit_ratio if counts else None))
+        first += datetime.timedelta(hours=1)
+    return found
+
+
 def project_of(path: str) -> str | None:
-    page = SIMPLE.match(path)
+    page = frontlog.SIMPLE.match(path)
     if page:
         return page[1]
     found = name_and_version(path.rsplit("/", 1)[-1].removesuffix(".metadata"))
@@ -84,36 +98,28 @@ def count(lines, since: datetime.datetime | None = None) -> Stats:
     """Stats of the front server's request ``lines`` (other lines, and health checks, are skipped)."""
     stats = Stats(since=None)
     for line in lines:
-        match = FRONT_LINE.match(line.rstrip("\n"))
-        if not match or match["agent"] == HEALTH_CHECK_AGENT or match["method"] not in ("GET", "HEAD"):
+        request = frontlog.read(line)
+        if request is None or request.method not in ("GET", "HEAD"):
             continue
-        when = datetime.datetime.fromisoformat(match["time"])
-        if since is not None and when < since:
+        if since is not None and datetime.datetime.fromisoformat(request.time) < since:
             continue
-        stats.since = stats.since or match["time"]
+        stats.since = stats.since or request.time
         stats.requests += 1
-        stats.hourly[match["time"][:13]] += 1
-        sent = int(match["bytes"])
-        stats.bytes_served += sent
-        path = unquote(match["path"].split("?", 1)[0])  # pip asks for /%2Bf/
-        local = match["disk"] == "disk" or match["cache"] in LOCAL_CACHE
-        if match["status"] not in ("200", "206", "304"):
+        hour = request.time[:13]
+        stats.hourly[hour] += 1
+        stats.bytes_served += request.sent
+        if request.result not in ("local", "fetched"):  # an error, a redirect, or no page, file or metadata
             continue
-        if path.endswith(".metadata"):
-            kind = stats.metadata
-        elif "/+f/" in path:
-            kind = stats.files
-            if not local:
-                stats.bytes_fetched += sent
-        elif SIMPLE.match(path):
-            kind = stats.pages
-        else:
-            continue
-        if local:
+        kind = {"page": stats.pages, "file": stats.files, "metadata": stats.metadata}[request.kind]
+        if request.result == "local":
             kind.local += 1
+            stats.hourly_counts[hour].local += 1
         else:
             kind.fetched += 1
-        project = project_of(path)
+            stats.hourly_counts[hour].fetched += 1
+            if request.kind == "file":
+                stats.bytes_fetched += request.sent
+        project = project_of(request.path)
         if project:
             stats.projects[project] += 1
     return stats

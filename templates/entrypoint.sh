@@ -13,6 +13,7 @@ RUNDIR=/run/devpictl
 PASSWORD_FILE="${DEVPICTL_ROOT_PASSWORD_FILE:-$RUNDIR/root-password}"
 PORT=3141
 DEVPI_PORT=3142
+METRICS_PORT=3143
 
 # Files devpictl copies into the container before its first start; they are
 # read here rather than passed as environment, so `docker inspect` shows none.
@@ -75,29 +76,33 @@ fi
 mkdir -p /tmp/nginx/cache /tmp/nginx/files /data/front-cache/metadata
 echo "map \"\" \$devpictl_generation { default \"$(date +%s%N)\"; }" > "$RUNDIR/nginx-generation.conf"
 
-# The cache's size for the page at /, counted at start and every 2 minutes
-# (du over a large cache takes a while; nobody needs it to the second).
-count_size() {
-    mkdir -p /tmp/nginx/www
+# The metrics (/+devpictl/metrics) and the size and hit ratio of the page at /:
+# templates/metrics.py counts the request lines nginx sends it and the volume's
+# size. Started first, so nginx's first lines are counted; brought back if it ends.
+keep_metrics() {
     while :; do
-        printf '{"cache_bytes": %s, "counted_at": %s}\n' "$(du -sb /data 2>/dev/null | cut -f1)" "$(date +%s)" \
-            > /tmp/nginx/www/stats.json.new && mv /tmp/nginx/www/stats.json.new /tmp/nginx/www/stats.json
-        sleep 120
+        python3 /usr/local/lib/devpictl/metrics.py --port "$METRICS_PORT" \
+            || echo "devpictl-entrypoint: the metrics ended; starting them again" >&2
+        sleep 5
     done
 }
+keep_metrics &
+metrics_pid=$!
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$METRICS_PORT") 2>/dev/null && break
+    sleep 0.1
+done
 
 devpi-server -c /etc/devpi/devpi-server.yml --host 127.0.0.1 --port "$DEVPI_PORT" "$@" &
 devpi_pid=$!
 nginx -e stderr -c /etc/devpictl/nginx.conf -g 'daemon off;' &
 nginx_pid=$!
-count_size &
-count_pid=$!
-trap 'kill -TERM "$devpi_pid" "$nginx_pid" "$count_pid" 2>/dev/null || true' TERM INT
+trap 'kill -TERM "$devpi_pid" "$nginx_pid" "$metrics_pid" 2>/dev/null || true' TERM INT
 # devpi and nginx run as one unit: when either ends, stop the other, and let the
 # restart policy bring both back.
 set +e
 wait -n "$devpi_pid" "$nginx_pid"
 status=$?
-kill -TERM "$devpi_pid" "$nginx_pid" "$count_pid" 2>/dev/null
+kill -TERM "$devpi_pid" "$nginx_pid" "$metrics_pid" 2>/dev/null
 wait
 exit "$status"

@@ -18,6 +18,11 @@ def sparkline(values: list[int]) -> str:
     return "".join(SPARKS[min(len(SPARKS) - 1, v * (len(SPARKS) - 1) // top)] if top else SPARKS[0] for v in values)
 
 
+def ratio_line(ratios: list[float | None]) -> str:
+    """0% is the lowest bar, 100% the highest; a blank is an hour when nothing cacheable was asked."""
+    return "".join(" " if r is None else SPARKS[round(r * (len(SPARKS) - 1))] for r in ratios)
+
+
 def ratio(counts) -> str:
     if counts.hit_ratio is None:
         return "none asked"
@@ -54,7 +59,8 @@ def stats(
     if not ctr.front_enabled(container):
         ui.err.print("Cache runs without its front server: only the requests it logs are counted.")
     ui.out.print(f"Cache {instance.name!r}, since {result.since or start.isoformat(timespec='seconds')}:", markup=False)
-    hours = [result.hourly[k] for k in sorted(result.hourly)]
+    hours = core.timeline(result)
+    traffic = [h.requests for h in hours]
     rows = [
         ("requests", f"{result.requests} ({ui.human_size(result.bytes_served)} served)"),
         ("simple pages", ratio(result.pages)),
@@ -63,7 +69,12 @@ def stats(
         ("fetched", f"{ui.human_size(result.bytes_fetched)} of files from the upstream"),
         ("top projects", ", ".join(f"{p} ({n})" for p, n in result.projects.most_common(5)) or "-"),
         ("size", ", ".join(f"{index} {ui.human_size(n)}" for index, n in sorted(result.index_bytes.items())) or "-"),
-        ("per hour", f"{sparkline(hours)}  (peak {max(hours)})" if hours else "-"),
     ]
+    if hours:
+        rows += [
+            ("per hour", f"{sparkline(traffic)}  requests (peak {max(traffic)})"),
+            ("hit ratio", f"{ratio_line([h.hit_ratio for h in hours])}  per hour (▁ 0%, █ 100%, blank: none asked)"),
+            ("hours", f"{hours[0].hour}h to {hours[-1].hour}h UTC" if len(hours) > 1 else f"{hours[0].hour}h UTC"),
+        ]
     for key, value in rows:
         ui.out.print(f"{key:>14}: {value}", markup=False)

@@ -1,9 +1,12 @@
-"""devpictl warm and prune on a real cache: lock files fill it, a second run resumes, gaps are named; prune empties it."""
+"""devpictl warm and prune on a real cache: lock files fill it, a second run resumes, gaps are named; prune empties it, never an upload."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +16,7 @@ from tests.integration.support import (
     cache_env,
     file_url,
     free_port,
+    installer_env,
     one_error_line,
     pip_install,
     remove_cache,
@@ -20,6 +24,7 @@ from tests.integration.support import (
     sha256,
     up_on_test_upstream,
 )
+from tests.integration.wheels import make_wheel
 
 NAME = f"warm{RUN_ID}"
 SIX = "six-1.16.0-py2.py3-none-any.whl"
@@ -128,3 +133,39 @@ def test_up_max_size_keeps_the_cache_under_its_limit_by_itself(engine, devpi_ima
         assert not stored(engine, name, index_url, SIX), "the entrypoint did not prune within 150 s"
     finally:
         remove_cache(engine, name, env)
+
+
+def test_a_twine_upload_installs_through_the_cache_and_survives_prune(cache, tmp_path):
+    """A private index based on the mirror: twine uploads to it, prune empties the mirror, the upload stays and installs."""
+    base = cache["index_url"].split("/root/pypi/")[0]
+    password = (Path(cache["env"]["DEVPICTL_DATA_DIR"]) / "caches" / NAME / "root-password").read_text().strip()
+    created = httpx.put(
+        f"{base}/root/team", json={"type": "stage", "bases": ["root/pypi"]}, auth=("root", password),
+        headers={"Accept": "application/json"}, trust_env=False,
+    )
+    assert created.status_code in (200, 201), created.text
+    wheel = make_wheel(tmp_path, "dpctl-private", "1.0", ["six==1.16.0"])  # ours, needing a mirrored project
+    twine_env = {
+        **installer_env(tmp_path), "TWINE_USERNAME": "root", "TWINE_PASSWORD": password,
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+    }
+    upload = subprocess.run(
+        [sys.executable, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar",
+         "--repository-url", f"{base}/root/team/", str(wheel)],
+        capture_output=True, text=True, env=twine_env, timeout=120,
+    )
+    assert upload.returncode == 0, upload.stdout + upload.stderr
+    assert password not in upload.stdout + upload.stderr
+
+    pruned = run_cli("prune", "--max-size", "0", "--json", env=cache["env"])
+    assert pruned.exit_code == 0, pruned.output
+    assert json.loads(pruned.stdout)["kept_bytes"] == 0
+    assert all("/root/team/" not in item["file"] for item in json.loads(pruned.stdout)["removed"])
+
+    target = tmp_path / "target"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--target", str(target), "--index-url", f"{base}/root/team/+simple/", "dpctl-private"],
+        capture_output=True, text=True, env=installer_env(tmp_path), timeout=300,
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert "Successfully installed dpctl-private-1.0 six-1.16.0" in installed.stdout, installed.stdout

@@ -193,6 +193,9 @@ def test_a_person_at_the_cache_url_sees_how_to_use_it(cache, tmp_path):
     # Filled in by the page from devpi and the front server, after it loaded.
     assert re.search(r"Upstream https://\S+ Cache size", page), page
     assert re.search(r"Cache size \d+(\.\d+)? [kMG]B \(counted ", page), page
+    # The pip and uv installs above, counted in the container: the hit ratio and a bar for this hour.
+    assert re.search(r"Hit ratio \d+% of \d+ pages, files and metadata served from the cache, since ", page), page
+    assert '<figure id="hourly">' in dom.stdout and 'class="hour"' in dom.stdout, dom.stdout[-3000:]
     shot = tmp_path / "cache-page.png"
     taken = chromium(tmp_path, "--window-size=1000,1300", f"--screenshot={shot}", root)
     assert taken.returncode == 0 and shot.stat().st_size > 20_000, taken.stderr

@@ -394,3 +394,17 @@ class CreatingEngine(FakeEngine):
         volume = super()._get_volume(name)
         volume.remove = lambda: (self.calls.append("volume.remove"), self.volume_names.discard(name))
         return volume
+
+
+# The front server's log lines (and one of devpi's) for a known sequence of requests: stats and metrics count them.
+T = "2026-11-25T10:{:02d}:00+00:00"
+LOG = "\n".join([
+    "2026-11-25 10:00:00,000 INFO  [req0] GET /root/pypi/+simple/six/",  # devpi's own line: not counted
+    f'{T.format(0)} front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 800 cache=MISS disk=- 0.2 s "pip/24.0"',
+    f'{T.format(1)} front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 800 cache=HIT disk=- 0.0 s "pip/24.0"',
+    f'{T.format(2)} front 172.17.0.1 "GET /root/pypi/%2Bf/ab/cd/six-1.16.0-py2.py3-none-any.whl HTTP/1.1" 200 11000 cache=MISS disk=- 0.5 s "pip/24.0"',
+    f'{T.format(3)} front 172.17.0.1 "GET /root/pypi/+f/ab/cd/six-1.16.0-py2.py3-none-any.whl HTTP/1.1" 200 11000 cache=- disk=disk 0.0 s "uv/0.9"',
+    f'{T.format(4)} front 172.17.0.1 "GET /root/pypi/+f/ab/cd/Django-5.0-py3-none-any.whl.metadata HTTP/1.1" 200 900 cache=HIT disk=- 0.0 s "uv/0.9"',
+    f'{T.format(5)} front 127.0.0.1 "GET /+api HTTP/1.1" 200 300 cache=- disk=- 0.0 s "devpictl-healthcheck"',
+    f'{T.format(6)} front 172.17.0.1 "GET /root/pypi/+simple/nosuch/ HTTP/1.1" 404 50 cache=MISS disk=- 0.1 s "pip/24.0"',
+])

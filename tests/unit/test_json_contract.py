@@ -57,6 +57,14 @@ def test_prune(engine):
     assert sorted(answer("prune", "--max-size", "1G", "--dry-run")) == ["bytes", "dry_run", "files", "freed_bytes", "kept_bytes", "name", "removed"]
 
 
+def test_stats(engine):
+    engine.add("default", exec_answers=lambda cmd, env: (0, b""))
+    assert sorted(answer("stats", "--name", "default")) == [
+        "bytes_fetched", "bytes_served", "files", "hourly_hit_ratio", "hourly_requests", "index_bytes", "metadata",
+        "name", "pages", "requests", "since", "top_projects",
+    ]
+
+
 def test_mirrors():
     rows = answer("mirrors")
     assert {tuple(sorted(row)) for row in rows} == {("name", "note", "url")}

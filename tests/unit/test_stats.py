@@ -10,19 +10,7 @@ from typer.testing import CliRunner
 from devpictl import container as ctr
 from devpictl import stats as core
 from devpictl.cli import app
-from tests.unit.fakes import FakeEngine
-
-T = "2026-11-25T10:{:02d}:00+00:00"
-LOG = "\n".join([
-    "2026-11-25 10:00:00,000 INFO  [req0] GET /root/pypi/+simple/six/",  # devpi's own line: not counted
-    f'{T.format(0)} front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 800 cache=MISS disk=- 0.2 s "pip/24.0"',
-    f'{T.format(1)} front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 800 cache=HIT disk=- 0.0 s "pip/24.0"',
-    f'{T.format(2)} front 172.17.0.1 "GET /root/pypi/%2Bf/ab/cd/six-1.16.0-py2.py3-none-any.whl HTTP/1.1" 200 11000 cache=MISS disk=- 0.5 s "pip/24.0"',
-    f'{T.format(3)} front 172.17.0.1 "GET /root/pypi/+f/ab/cd/six-1.16.0-py2.py3-none-any.whl HTTP/1.1" 200 11000 cache=- disk=disk 0.0 s "uv/0.9"',
-    f'{T.format(4)} front 172.17.0.1 "GET /root/pypi/+f/ab/cd/Django-5.0-py3-none-any.whl.metadata HTTP/1.1" 200 900 cache=HIT disk=- 0.0 s "uv/0.9"',
-    f'{T.format(5)} front 127.0.0.1 "GET /+api HTTP/1.1" 200 300 cache=- disk=- 0.0 s "devpictl-healthcheck"',
-    f'{T.format(6)} front 172.17.0.1 "GET /root/pypi/+simple/nosuch/ HTTP/1.1" 404 50 cache=MISS disk=- 0.1 s "pip/24.0"',
-])
+from tests.unit.fakes import LOG, FakeEngine, T
 
 
 def test_counts_what_was_served_locally_and_what_was_fetched():
@@ -61,3 +49,32 @@ def test_a_bad_since_is_one_line():
     result = CliRunner().invoke(app, ["stats", "--since", "forever"])
     assert result.exit_code == 2
     assert "--since 'forever' is not a duration" in result.stderr
+
+
+def test_hours_with_their_hit_ratio_quiet_hours_too():
+    lines = [
+        '2026-11-25T08:10:00+00:00 front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 800 cache=MISS disk=- 0.2 s "pip/24.0"',
+        '2026-11-25T10:10:00+00:00 front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 800 cache=HIT disk=- 0.0 s "pip/24.0"',
+        '2026-11-25T10:20:00+00:00 front 172.17.0.1 "GET /root/pypi/+f/ab/cd/six-1.16.0-py2.py3-none-any.whl HTTP/1.1" 200 9 cache=- disk=disk 0.0 s "pip/24.0"',
+        '2026-11-25T10:30:00+00:00 front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 800 cache=MISS disk=- 0.0 s "pip/24.0"',
+        '2026-11-25T10:40:00+00:00 front 172.17.0.1 "GET /+api HTTP/1.1" 200 300 cache=- disk=- 0.0 s "curl/8"',
+    ]
+    stats = core.count(lines)
+    hours = [(h.hour, h.requests, h.hit_ratio) for h in core.timeline(stats)]
+    assert hours == [("2026-11-25T08", 1, 0.0), ("2026-11-25T09", 0, None), ("2026-11-25T10", 4, 2 / 3)]
+    assert stats.as_dict()["hourly_hit_ratio"] == {"2026-11-25T08": 0.0, "2026-11-25T10": 2 / 3}
+    assert [h.hour for h in core.timeline(stats, hours=2)] == ["2026-11-25T09", "2026-11-25T10"]
+
+
+def test_the_command_draws_traffic_and_hit_ratio_per_hour(monkeypatch):
+    engine = FakeEngine()
+    container = engine.add("default", exec_answers=lambda cmd, env: (0, b""))
+    late = LOG.replace("10:06:00", "12:06:00").replace("10:04:00", "12:04:00")  # a 404 and a metadata HIT two hours on
+    container.logs = lambda **kw: late.encode()
+    monkeypatch.setattr(ctr, "connect", lambda: engine)
+    text = CliRunner().invoke(app, ["stats", "--since", "100w"])
+    assert text.exit_code == 0, text.output
+    assert "      per hour: █▁▄  requests (peak 4)" in text.stdout
+    # 10h: 2 of 4 from the cache; 11h: nothing; 12h: the metadata HIT (the 404 is no hit or miss)
+    assert "     hit ratio: ▅ █  per hour" in text.stdout
+    assert "         hours: 2026-11-25T10h to 2026-11-25T12h UTC" in text.stdout
