@@ -12,7 +12,9 @@ user agent, then the file, 8 at a time) and measures:
 - warm: the cache against nginx serving byte-identical pages and files from disk
   (the static limit) and against devpi alone (`up --no-front`);
 - resolution: `uv pip compile` and `pip install --dry-run` of bench/resolve.txt through
-  a fresh cache, directly, and through the warm cache; what the fresh cache stored;
+  a fresh cache, directly, and through the warm cache; what the fresh cache stored, the CPU
+  it and the installer used, and how many warm requests nginx passed to devpi; the newest
+  pip too, in a venv of its own (the bench's pip may be old);
 - 12 concurrent requests for one file a cache does not hold: bytes from the upstream;
 - `up` to ready with the image already built, the cache's idle memory, and
   `devpictl --help` (against fixed targets: nothing to measure them against).
