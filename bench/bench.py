@@ -12,7 +12,9 @@ user agent, then the file, 8 at a time) and measures:
 - warm: the cache against nginx serving byte-identical pages and files from disk
   (the static limit) and against devpi alone (`up --no-front`);
 - resolution: `uv pip compile` and `pip install --dry-run` of bench/resolve.txt through
-  a fresh cache, directly, and through the warm cache; what the fresh cache stored;
+  a fresh cache, directly, and through the warm cache; what the fresh cache stored, the CPU
+  it and the installer used, and how many warm requests nginx passed to devpi; the newest
+  pip too, in a venv of its own (the bench's pip may be old);
 - 12 concurrent requests for one file a cache does not hold: bytes from the upstream;
 - `up` to ready with the image already built, the cache's idle memory, and
   `devpictl --help` (against fixed targets: nothing to measure them against).
@@ -245,21 +247,49 @@ def clean_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def resolve_seconds(tool: str, index_url: str, workdir: Path) -> float:
-    """One resolution of bench/resolve.txt through ``index_url``: `uv pip compile` or `pip install --dry-run`."""
+@dataclass
+class Resolution:
+    seconds: float
+    client_cpu: float  # user + system seconds of the installer: what no cache can take away
+
+    def __str__(self) -> str:
+        return f"{self.seconds:.2f} s (client CPU {self.client_cpu:.1f} s)"
+
+
+def resolve(tool: str, index_url: str, workdir: Path, python: str = sys.executable) -> Resolution:
+    """One resolution of bench/resolve.txt through ``index_url``: `uv pip compile` or ``python``'s `pip install --dry-run`."""
     if tool == "uv":
         import uv
 
         command = [uv.find_uv_bin(), "pip", "compile", "--quiet", "--index-url", index_url, "-o", os.devnull, str(RESOLVE)]
     else:
-        command = [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
+        command = [python, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
                    "--index-url", index_url, "-r", str(RESOLVE)]
+    before = os.times()
     start = time.perf_counter()
     done = subprocess.run(command, env=clean_env(workdir), capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = os.times()
     if done.returncode != 0:
         sys.exit(f"bench: {tool} resolution through {index_url} failed:\n{done.stdout}{done.stderr}")
-    return seconds
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return Resolution(seconds, cpu)
+
+
+def median_resolution(tool: str, index_url: str, workdir: Path, runs: int, python: str = sys.executable) -> Resolution:
+    results = [resolve(tool, index_url, workdir, python) for _ in range(runs)]
+    return Resolution(statistics.median(r.seconds for r in results), statistics.median(r.client_cpu for r in results))
+
+
+def newest_pip(workdir: Path) -> tuple[str, str]:
+    """(python, pip version) of a venv holding the newest pip: the bench's own pip may be old."""
+    venv = workdir / "newest-pip"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    python = str(venv / "bin" / "python")
+    done = subprocess.run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], env=clean_env(workdir), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"upgrading pip failed: {(done.stdout + done.stderr).strip().splitlines()[-1:]}")
+    return python, pip_version_of(python)
 
 
 def local_metadata_index(tree: Path, workdir: Path) -> int:
@@ -306,6 +336,23 @@ def stored_bytes(engine, container_name: str) -> int:
     return int(result.output.split()[0]) if result.exit_code == 0 else 0
 
 
+def cpu_seconds(engine, container_name: str) -> float:
+    """CPU seconds the container (devpi and nginx) has used since it started."""
+    stats = engine.containers.get(container_name).stats(stream=False)
+    return stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+
+
+def front_requests(engine, container_name: str) -> list[str]:
+    """The front server's access log lines of installers' requests (health checks left out)."""
+    logs = engine.containers.get(container_name).logs(stdout=False, stderr=True).decode(errors="replace").splitlines()
+    return [line for line in logs if " front " in line and "devpictl-healthcheck" not in line]
+
+
+def passed_to_devpi(lines: list[str]) -> int:
+    """How many of these requests nginx did not answer from its caches or the volume's disk."""
+    return sum(1 for line in lines if "cache=HIT" not in line and "disk=disk" not in line)
+
+
 def received_bytes(engine, container_name: str) -> int:
     """Bytes the container has received on its network interfaces (its upstream traffic)."""
     stats = engine.containers.get(container_name).stats(stream=False)
@@ -332,6 +379,10 @@ def concurrent_cold_file(url: str, digest: str, clients: int) -> tuple[list[bool
     return [ok for ok, _ in answers], max(size for _, size in answers)
 
 
+def pip_version_of(python: str) -> str:
+    return subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True).stdout.split()[1]
+
+
 def machine() -> str:
     """The machine, as it describes itself."""
     import platform
@@ -342,7 +393,7 @@ def machine() -> str:
     import uv
 
     uv_version = subprocess.run([uv.find_uv_bin(), "--version"], capture_output=True, text=True).stdout.strip()
-    pip_version = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True).stdout.split(" from ")[0]
+    pip_version = f"pip {pip_version_of(sys.executable)}"
     proxy = "an HTTPS proxy from the environment" if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy")) else "no proxy in the environment"
     load = os.getloadavg()[1]  # other work on the machine skews every figure; say how much there was
     return (
@@ -351,6 +402,15 @@ def machine() -> str:
         f"Docker Engine {engine}, Python {platform.python_version()}, {uv_version}, {pip_version}; "
         f"upstream: the official index, {proxy}"
     )
+
+
+LOADS: list[float] = []  # the 1-minute load average at each stage of the run
+
+
+def stage(message: str) -> None:
+    """Say what the run does now, and note how busy the machine is."""
+    LOADS.append(os.getloadavg()[0])
+    print(f"{message} (load {LOADS[-1]:.1f})", file=sys.stderr)
 
 
 def main() -> None:
@@ -379,10 +439,10 @@ def main() -> None:
 
     try:
         description = machine()
-        print(f"• building {args.image}", file=sys.stderr)
+        stage(f"• building {args.image}")
         must(devpictl("build", "--image", args.image, "--base-image", args.base_image, *ca, env=env))
 
-        print("• up to ready (image built, fresh volume)", file=sys.stderr)
+        stage("• up to ready (image built, fresh volume)")
         start = time.perf_counter()
         must(devpictl("up", "--name", "bench-up", "--port", str(free_port()), *ca, env=env))
         up_seconds = time.perf_counter() - start
@@ -390,32 +450,51 @@ def main() -> None:
 
         # Cold first, on a cache nothing has touched; the direct reference after it (a
         # caching proxy on the way would then favour the reference, not devpictl).
-        print("• cold: through a fresh cache, then the official index directly", file=sys.stderr)
+        stage("• cold: through a fresh cache, then the official index directly")
         cache_url = up("bench")
         cold = fetch_set(cache_url, pins())
         wheels = cold.names
         direct = fetch_set(official_simple_url(), wheels)
 
-        print("• resolution: uv pip compile, pip install --dry-run (fresh cache, direct, warm cache)", file=sys.stderr)
+        stage("• resolution: uv pip compile, pip install --dry-run (fresh cache, direct, warm cache)")
         resolution = {}
+        cache_cpu = {}  # CPU seconds the cache spent on the cold resolution
+        warm_passed = {}  # what the warm runs asked of devpi (the access log)
         urls = {}
         for tool in ("uv", "pip"):
             name = f"bench-{tool}"
             url = urls[tool] = up(name)
-            stored_before = stored_bytes(engine, f"devpictl-{name}")
-            cold_s = resolve_seconds(tool, url, work)
+            stored_before, cpu_before = stored_bytes(engine, f"devpictl-{name}"), cpu_seconds(engine, f"devpictl-{name}")
+            cold_run = resolve(tool, url, work)
             stored = stored_bytes(engine, f"devpictl-{name}") - stored_before
-            direct_s = statistics.median(resolve_seconds(tool, official_simple_url(), work) for _ in range(args.resolve_runs))
-            warm_s = statistics.median(resolve_seconds(tool, url, work) for _ in range(args.resolve_runs))
-            resolution[tool] = (cold_s, direct_s, warm_s, stored)
+            cache_cpu[tool] = cpu_seconds(engine, f"devpictl-{name}") - cpu_before
+            direct_run = median_resolution(tool, official_simple_url(), work, args.resolve_runs)
+            seen = len(front_requests(engine, f"devpictl-{name}"))
+            warm_run = median_resolution(tool, url, work, args.resolve_runs)
+            warm_lines = front_requests(engine, f"devpictl-{name}")[seen:]
+            resolution[tool] = (cold_run, direct_run, warm_run, stored)
+            warm_passed[tool] = f"{passed_to_devpi(warm_lines)} of {len(warm_lines)} requests passed to devpi"
 
-        print(f"• {COLD_CLIENTS} concurrent cold requests for {COLD_FILE}", file=sys.stderr)
+        # The bench's own pip may be old; the newest behaves differently (labelled row).
+        stage("• resolution with the newest pip: official index directly, warm cache")
+        try:
+            pip_python, pip_version = newest_pip(work)
+            newest_direct = median_resolution("pip", official_simple_url(), work, args.resolve_runs, pip_python)
+            seen = len(front_requests(engine, "devpictl-bench-pip"))
+            newest_warm = median_resolution("pip", urls["pip"], work, args.resolve_runs, pip_python)
+            warm_lines = front_requests(engine, "devpictl-bench-pip")[seen:]
+            newest = (pip_version, newest_direct, newest_warm, f"{passed_to_devpi(warm_lines)} of {len(warm_lines)} requests passed to devpi")
+        except (RuntimeError, subprocess.CalledProcessError) as exc:  # reported in the table, not hidden
+            print(f"  {exc}", file=sys.stderr)
+            newest = str(exc)
+
+        stage(f"• {COLD_CLIENTS} concurrent cold requests for {COLD_FILE}")
         cold_url, cold_digest = wheel_link(urls["uv"], COLD_FILE)  # the page's bytes are not the file's
         received_before = received_bytes(engine, "devpictl-bench-uv")
         oks, size = concurrent_cold_file(cold_url, cold_digest, COLD_CLIENTS)
         received = received_bytes(engine, "devpictl-bench-uv") - received_before
 
-        print("• resolution against a local upstream that serves core metadata", file=sys.stderr)
+        stage("• resolution against a local upstream that serves core metadata")
         local_tree = work / "local-index"
         try:
             local_wheels = local_metadata_index(local_tree, work)
@@ -427,20 +506,21 @@ def main() -> None:
             local_port = free_port()
             local = run_static_nginx(engine, args.image, local_tree, local_port)
             network.connect(local, aliases=["localindex"])
-            local_direct = f"http://127.0.0.1:{local_port}/simple/"
-            wait_http(local_direct)
+            local_direct_url = f"http://127.0.0.1:{local_port}/simple/"
+            wait_http(local_direct_url)
             local_url = up("bench-local", "--network", network.name, "--mirror", "http://localindex:8080/simple")
-            stored_before = stored_bytes(engine, "devpictl-bench-local")
-            local_cold = resolve_seconds("uv", local_url, work)
+            stored_before, cpu_before = stored_bytes(engine, "devpictl-bench-local"), cpu_seconds(engine, "devpictl-bench-local")
+            local_cold = resolve("uv", local_url, work)
             local_stored = stored_bytes(engine, "devpictl-bench-local") - stored_before
-            local_direct_s = statistics.median(resolve_seconds("uv", local_direct, work) for _ in range(args.resolve_runs))
-            local_warm = statistics.median(resolve_seconds("uv", local_url, work) for _ in range(args.resolve_runs))
+            local_cpu = cpu_seconds(engine, "devpictl-bench-local") - cpu_before
+            local_direct = median_resolution("uv", local_direct_url, work, args.resolve_runs)
+            local_warm = median_resolution("uv", local_url, work, args.resolve_runs)
 
-        print("• devpi alone (--no-front)", file=sys.stderr)
+        stage("• devpi alone (--no-front)")
         stock_url = up("bench-stock", "--no-front")
         fetch_set(stock_url, wheels)  # warm it
 
-        print("• static limit: nginx serving identical pages and files from disk", file=sys.stderr)
+        stage("• static limit: nginx serving identical pages and files from disk")
         tree = work / "static"
         mirror_static_tree(cache_url, wheels, tree)
         static_port = free_port()
@@ -448,7 +528,7 @@ def main() -> None:
         static_url = f"http://127.0.0.1:{static_port}/root/pypi/+simple/"
         wait_http(static_url)
 
-        print(f"• warm: {args.runs} runs each, interleaved", file=sys.stderr)
+        stage(f"• warm: {args.runs} runs each, interleaved")
         warm = {"static": [], "cache": [], "stock": []}
         for _ in range(args.runs):
             for key, url in (("static", static_url), ("cache", cache_url), ("stock", stock_url)):
@@ -475,22 +555,30 @@ def main() -> None:
 
     uv_cold, uv_direct, uv_warm, uv_stored = resolution["uv"]
     pip_cold, pip_direct, pip_warm, pip_stored = resolution["pip"]
+    bench_pip = pip_version_of(sys.executable)
     ratios = [
         "| measure | devpictl | reference, same run | ratio | target |",
         "|---|---|---|---|---|",
-        row("resolve, `uv pip compile`: fresh cache", f"{uv_cold:.2f} s, stored {uv_stored / 1e6:.1f} MB of files",
-            f"official index directly {uv_direct:.2f} s", uv_cold / uv_direct, "≤ 1.3, no wheel stored"),
-        row("resolve, `uv pip compile`: warm cache", f"{uv_warm:.2f} s", f"official index directly {uv_direct:.2f} s", uv_warm / uv_direct, "≤ 0.7"),
-        row("resolve, `pip install --dry-run`: fresh cache", f"{pip_cold:.2f} s, stored {pip_stored / 1e6:.1f} MB of files",
-            f"official index directly {pip_direct:.2f} s", pip_cold / pip_direct, "(reference)"),
-        row("resolve, `pip install --dry-run`: warm cache", f"{pip_warm:.2f} s", f"official index directly {pip_direct:.2f} s", pip_warm / pip_direct, "≤ 0.7"),
+        row("resolve, `uv pip compile`: fresh cache", f"{uv_cold}, cache CPU {cache_cpu['uv']:.1f} s, stored {uv_stored / 1e6:.1f} MB of files",
+            f"official index directly {uv_direct}", uv_cold.seconds / uv_direct.seconds, "≤ 1.3, no wheel stored"),
+        row("resolve, `uv pip compile`: warm cache", f"{uv_warm}, {warm_passed['uv']}", f"official index directly {uv_direct}", uv_warm.seconds / uv_direct.seconds, "≤ 0.7"),
+        row(f"resolve, `pip install --dry-run` (pip {bench_pip}): fresh cache", f"{pip_cold}, cache CPU {cache_cpu['pip']:.1f} s, stored {pip_stored / 1e6:.1f} MB of files",
+            f"official index directly {pip_direct}", pip_cold.seconds / pip_direct.seconds, "(reference)"),
+        row(f"resolve, `pip install --dry-run` (pip {bench_pip}): warm cache", f"{pip_warm}, {warm_passed['pip']}", f"official index directly {pip_direct}",
+            pip_warm.seconds / pip_direct.seconds, "≤ 0.7"),
     ]
+    if isinstance(newest, tuple):
+        version, newest_direct, newest_warm, newest_passed = newest
+        ratios.append(row(f"resolve, `pip install --dry-run` (pip {version}, the newest, own venv): warm cache", f"{newest_warm}, {newest_passed}",
+                          f"official index directly {newest_direct}", newest_warm.seconds / newest_direct.seconds, "≤ 0.7"))
+    else:
+        ratios.append(f"| resolve, newest pip | not measured: {newest} | | | |")
     if local_wheels:
         ratios += [
-            row("resolve, `uv pip compile`, upstream with core metadata: fresh cache", f"{local_cold:.2f} s, stored {local_stored / 1e6:.1f} MB of files",
-                f"that upstream directly {local_direct_s:.2f} s", local_cold / local_direct_s, "≤ 1.3, no wheel stored"),
-            row("resolve, `uv pip compile`, upstream with core metadata: warm cache", f"{local_warm:.2f} s",
-                f"that upstream directly {local_direct_s:.2f} s", local_warm / local_direct_s, "(reference: a static server on this machine)"),
+            row("resolve, `uv pip compile`, upstream with core metadata: fresh cache", f"{local_cold}, cache CPU {local_cpu:.1f} s, stored {local_stored / 1e6:.1f} MB of files",
+                f"that upstream directly {local_direct}", local_cold.seconds / local_direct.seconds, "≤ 1.3, no wheel stored"),
+            row("resolve, `uv pip compile`, upstream with core metadata: warm cache", f"{local_warm}",
+                f"that upstream directly {local_direct}", local_warm.seconds / local_direct.seconds, "(reference: a static server on this machine)"),
         ]
     else:
         ratios.append(f"| resolve, upstream with core metadata | not measured: {local_problem} | | | |")
@@ -527,7 +615,9 @@ def write_report(path: Path, ratios: list[str], targets: list[str], description:
     kept = warm_section(path.read_text()) if path.exists() else ""
     text = f"""# Performance
 
-Measured by `bench/bench.py` in one run. The machine, as it describes itself: {description}.
+Measured by `bench/bench.py` in one run. The machine, as it describes itself: {description};
+1-minute load average {min(LOADS):.1f}–{max(LOADS):.1f} at the stages of the run (other work on its
+CPUs makes every time longer, and ratios noisier).
 Caches and clients talk over loopback.
 
 ## Against references measured in the same run
@@ -545,6 +635,12 @@ Each ratio divides devpictl's figure by its reference, measured in the same run.
   ([core-metadata.md](core-metadata.md)). Whether the official index serves core metadata
   depends on how this machine reaches it: `devpictl mirrors test` shows it, and the cache
   announces metadata only if it does.
+- **What the figures beside the times are**: "client CPU" is the user and system time of the
+  installer itself (median over the runs), work no cache can take away; "cache CPU" is what
+  the cache's container (devpi and nginx) spent during the fresh run; "requests passed to
+  devpi" counts the warm runs' requests that nginx did not answer from its caches or the
+  volume's disk, read from its access log. Where the time goes, and why some targets are not
+  met: [core-metadata.md](core-metadata.md#measured).
 - **Upstream with core metadata**: the {local_wheels} wheels that set resolves to (for this
   machine's Python), each with its `.metadata` announced with its sha256, served by nginx from
   disk in a container on a Docker network the cache joins; "directly" is uv against that

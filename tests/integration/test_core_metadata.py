@@ -130,19 +130,25 @@ def pip_run_ok(index_url: str, tmp_path, *args: str):
 
 
 def test_warm_resolution_never_goes_upstream(cache, engine, tmp_path):
-    log_before = upstream_container_log_length(engine)
+    log_before = upstream_log_length(engine, "upstream-meta")
     lock = resolved(cache["index_url"], tmp_path)
     assert "dpctl-lib==1.1" in lock
     # The front server kept the pages and the metadata answers of the cold run.
-    assert upstream_container_log_length(engine) == log_before
+    assert upstream_log_length(engine, "upstream-meta") == log_before
     metadata_url = f"{file_url(cache['index_url'], 'dpctl-app', 'dpctl_app-1.0-py3-none-any.whl')[0]}.metadata"
     response = httpx.get(metadata_url, trust_env=False, timeout=30)
     assert response.status_code == 200 and response.headers.get("X-Devpictl-Cache") == "HIT"
     assert b"Requires-Dist: dpctl-lib>=1.0" in response.content
 
 
-def upstream_container_log_length(engine) -> int:
-    return len(upstream_container(engine, "upstream-meta").logs(stdout=False, stderr=True).splitlines())
+def upstream_log_length(engine, service: str) -> int:
+    return len(upstream_container(engine, service).logs(stdout=False, stderr=True).splitlines())
+
+
+def pip_requests(container) -> list[str]:
+    """The front server's access log lines of pip's requests."""
+    log = container.logs(stdout=False, stderr=True).decode(errors="replace")
+    return [line for line in log.splitlines() if " front " in line and '"pip/' in line]
 
 
 def test_uv_and_pip_install_through_the_cache(cache, tmp_path):
@@ -235,6 +241,22 @@ def test_uv_and_pip_resolve_and_install_through_the_upstream_without_metadata(ca
     assert done.returncode == 0, done.stdout + done.stderr
     done = pip_run_ok(cache["index_url"], tmp_path, "install", "--target", str(tmp_path / "pip"), "dpctl-app", "dpctl-lib==1.0")
     assert "Successfully installed" in done.stdout and "dpctl-lib-1.0" in done.stdout, done.stdout
+
+
+def test_warm_pip_resolution_is_answered_by_the_front_server_alone(cache, engine, tmp_path):
+    """Without core metadata pip downloads every candidate wheel; warm, none of it reaches devpi or the upstream.
+
+    What is left of a warm pip run is pip's own work (docs/core-metadata.md, Measured).
+    """
+    seen = len(pip_requests(cache["container"]))
+    upstream_before = upstream_log_length(engine, "upstream")
+    done = pip_run_ok(cache["index_url"], tmp_path, "install", "--dry-run", "--ignore-installed", "dpctl-app", "dpctl-lib==1.0")
+    assert "Would install dpctl-app-1.0 dpctl-lib-1.0 dpctl-util-1.0" in done.stdout, done.stdout
+    lines = pip_requests(cache["container"])[seen:]
+    # Pages from nginx's page cache, wheels from the volume's disk: nothing passed to devpi.
+    assert any(".whl " in line for line in lines), lines
+    assert lines and all("cache=HIT" in line or "disk=disk" in line for line in lines), lines
+    assert upstream_log_length(engine, "upstream") == upstream_before
 
 
 def test_mirrors_test_shows_which_upstream_serves_metadata(test_upstream, metadata_upstream):
