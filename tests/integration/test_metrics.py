@@ -74,6 +74,15 @@ def test_a_known_sequence_of_requests_is_counted(cache, upstream_root):
     assert after["devpictl_volume_bytes", ()] > 0
 
 
+
+def test_nginx_never_failed_to_hand_a_line_over(cache, engine):
+    """The metrics listen before nginx starts: no request line was refused (nginx logs each one it could not send)."""
+    log = engine.containers.get(f"devpictl-{NAME}").logs().decode(errors="replace")
+    assert " front " in log  # the lines went to the log as well
+    # nginx 1.22: "send() to syslog failed while logging request" (seen with the metrics stopped by hand).
+    assert "syslog" not in log, [line for line in log.splitlines() if "syslog" in line][:5]
+
+
 def test_a_restart_starts_the_counters_again_and_counts_the_stored_files(cache, engine, upstream_root):
     container = engine.containers.get(f"devpictl-{NAME}")
     container.restart(timeout=10)
