@@ -18,7 +18,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from devpictl import container as ctr
-from devpictl import coremetadata, simplepage, speedtest
+from devpictl import coremetadata, failover, simplepage, speedtest
 from devpictl import image as img
 from devpictl.devpi import MIRROR_INDEX, DevpiClient
 from devpictl.errors import (
@@ -102,6 +102,7 @@ class UpOptions:
     memory: str | None = None  # the container's memory limit, Docker's notation (2g)
     pids_limit: int | None = None
     max_bytes: int | None = None  # keep the mirrored files under this size (0: no limit)
+    fallbacks: tuple[Upstream, ...] | None = None  # upstreams to fail over to; None: the remembered ones
     check: bool = True  # check that a new upstream answers before switching to it
     timeout: float = 180.0
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -121,6 +122,7 @@ class UpResult:
     offline: bool = False
     core_metadata: bool = False  # whether the mirror's pages announce core metadata (PEP 658)
     port: int | None = None  # the port it is published on
+    fallbacks: tuple[Upstream, ...] = ()  # asked in order when ``upstream`` fails (docs/failover.md)
 
     @property
     def changed(self) -> bool:
@@ -242,18 +244,24 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
             if settled:
                 actions.append(settled)
             official = official_url(container)
+            mirror_url = client.get_index().get("mirror_url")
+            current = current_upstream(container, mirror_url, official)
+            wanted, chain = failover.plan(container, wanted, opts.fallbacks, remembered_fallbacks(instance), mirror_url, official)
             if wanted is not None and not opts.offline:
                 check_not_itself(container, wanted, official)
                 keep_credentials(container, instance, wanted, official)
+            if chain is not None and not opts.offline:
+                prepare_failover(container, chain, official, opts.probe_project if opts.check else None, reporter)
             if wanted is not None and (opts.check or opts.offline):
-                current = find_by_url(client.get_index().get("mirror_url"), official)
                 if opts.offline and effective_url(wanted, official) != effective_url(current, official):
                     raise Conflict(offline_switch_message(instance))
                 check_switch(container, current, wanted, official, opts.probe_project, reporter)
             measure = core_metadata_measurement(container, reporter, probe_project=opts.probe_project, check=opts.check, offline=bool(opts.offline))
             upstream = configure_upstream(
-                client, wanted, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure
+                client, wanted, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure, current
             )
+            if chain is None and not opts.offline:
+                drop_failover(container, actions)
             # Offline, devpi lists only the files it stored, so the probe project's page
             # may rightly be empty, and the upstream is never asked: an answering API is it.
             if not opts.offline:
@@ -276,8 +284,12 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
         "probe_project": opts.probe_project, "front": opts.front, "offline": opts.offline,
         "memory": f"{memory // 1024**2}m" if memory else None, "pids_limit": pids or None,
         "max_bytes": max_bytes(container),
+        "fallback": [failover.spec(f) for f in chain.fallbacks] if chain else [],
     })
-    return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file, host, bool(opts.offline), core_metadata, port)
+    primary, fallbacks = failover.primary_and_fallbacks(upstream, chain)
+    return UpResult(
+        instance.name, index_url(base_url), primary, actions, instance.password_file, host, bool(opts.offline), core_metadata, port, fallbacks
+    )
 
 
 def choose_image(engine, requested: UpOptions, opts: UpOptions, reporter: Reporter, actions: list[str]) -> str:
@@ -552,6 +564,7 @@ def configure_upstream(
     flush: Callable[[], None],
     unfinished: Path,
     core_metadata: Callable[[str], coremetadata.MetadataCheck] | None = None,
+    current: Upstream | None = None,
 ) -> Upstream:
     """Point root/pypi at ``wanted`` (None: keep its upstream) and refresh what it cached.
 
@@ -568,7 +581,7 @@ def configure_upstream(
     cached pages list the new upstream's files.
     """
     ixconfig = client.get_index()
-    current = find_by_url(ixconfig.get("mirror_url"), official)
+    current = current or find_by_url(ixconfig.get("mirror_url"), official)
     target = wanted or current
     changes = upstream_changes(target, ixconfig, official)
     switching = effective_url(target, official) != effective_url(current, official)
@@ -882,30 +895,87 @@ class SwitchResult:
     upstream: Upstream
     actions: list[str]
     core_metadata: bool = False  # whether the mirror's pages announce core metadata now
+    fallbacks: tuple[Upstream, ...] = ()
 
 
-def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool, probe_project: str | None, reporter: Reporter) -> SwitchResult:
+def set_upstream(
+    engine,
+    instance: Instance,
+    upstream: Upstream,
+    *,
+    check: bool,
+    probe_project: str | None,
+    reporter: Reporter,
+    fallbacks: tuple[Upstream, ...] | None = None,
+) -> SwitchResult:
     container = running_container(engine, instance)
     if offline_enabled(container):
         raise Conflict(offline_switch_message(instance))
     probe_project = probe_project or str(load_remembered(instance).get("probe_project") or DEFAULT_PROBE_PROJECT)
     official = official_url(container)
     check_not_itself(container, upstream, official)
-    keep_credentials(container, instance, upstream, official)
     actions: list[str] = []
     measure = core_metadata_measurement(container, reporter, probe_project=probe_project, check=check, offline=False)
     with DevpiClient(ctr.local_base_url(container)) as client:
         settled = login_root(client, instance)
         if settled:
             actions.append(settled)
-        previous = find_by_url(client.get_index().get("mirror_url"), official)
+        mirror_url = client.get_index().get("mirror_url")
+        previous = current_upstream(container, mirror_url, official)
+        target, chain = failover.plan(container, upstream, fallbacks, remembered_fallbacks(instance), mirror_url, official)
+        assert target is not None  # an upstream was given
+        keep_credentials(container, instance, target, official)
+        if chain is not None:
+            prepare_failover(container, chain, official, probe_project if check else None, reporter)
         if check:
-            check_switch(container, previous, upstream, official, probe_project, reporter)
+            check_switch(container, previous, target, official, probe_project, reporter)
         configure_upstream(
-            client, upstream, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure
+            client, target, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure, previous
         )
+        if chain is None:
+            drop_failover(container, actions)
         core_metadata = core_metadata_state(client, container)
-    return SwitchResult(instance.name, previous, upstream, actions, core_metadata)
+    remember_fallbacks(instance, chain)
+    primary, chosen = failover.primary_and_fallbacks(target, chain)
+    return SwitchResult(instance.name, previous, primary, actions, core_metadata, chosen)
+
+
+def remembered_fallbacks(instance: Instance) -> list[str]:
+    value = load_remembered(instance).get("fallback")
+    return list(value) if isinstance(value, list) else []
+
+
+def remember_fallbacks(instance: Instance, chain: failover.Chain | None) -> None:
+    """Keep set-upstream's fallbacks with what `up` remembered, for the next `up` and `set-upstream`."""
+    stored = load_remembered(instance)
+    stored["fallback"] = [failover.spec(f) for f in chain.fallbacks] if chain else []
+    save_remembered(instance, stored)
+
+
+def current_upstream(container, mirror_url: object, official: str) -> Upstream:
+    """What root/pypi fetches from: a catalog or user entry, a custom URL, or a failover chain."""
+    if failover.is_local(mirror_url):
+        return failover.describe(container, str(mirror_url))
+    return find_by_url(mirror_url if isinstance(mirror_url, str) else None, official)
+
+
+def prepare_failover(container, chain: failover.Chain, official: str, probe_project: str | None, reporter: Reporter) -> None:
+    """Install the chain's server block in the front server; check each new upstream first unless ``probe_project`` is None."""
+    if not front_enabled(container):
+        raise Conflict(f"--fallback works in the front server, which {container.name} runs without: run `devpictl down` and `devpictl up --front`, or drop --fallback")
+
+    def check(url: str) -> None:
+        with reporter.waiting(f"Checking that {url} answers"):
+            check_upstream(container, url, probe_project or DEFAULT_PROBE_PROJECT)
+
+    failover.prepare(container, chain, official, check if probe_project is not None else None)
+
+
+def drop_failover(container, actions: list[str]) -> None:
+    """Remove a failover server the cache no longer fetches through."""
+    if front_enabled(container) and failover.members_of(container):
+        failover.remove(container)
+        actions.append("removed the fallbacks")
 
 
 @dataclass
@@ -1026,7 +1096,7 @@ def serving(container, timeout: float = 10) -> Serving | None:
         with DevpiClient(base, timeout=timeout) as client:
             ixconfig = client.get_index()
             official = official_url(container)
-            found = find_by_url(ixconfig.get("mirror_url"), official)
+            found = current_upstream(container, ixconfig.get("mirror_url"), official)
             return Serving(found, effective_url(found, official), devpi_server_version(client.server_status()), ixconfig)
     except DevpictlError:
         return None

@@ -305,6 +305,7 @@ def cache_lock(instance: Instance) -> Iterator[None]:
 # back the same cache: flag > environment > remembered > built-in default.
 REMEMBERED_KEYS = (
     "host", "port", "image", "network", "ca_bundle", "probe_project", "front", "offline", "memory", "pids_limit", "max_bytes",
+    "fallback",
 )
 
 # Resource limits of the cache container. devpi's RSS follows the largest project page it
@@ -378,6 +379,9 @@ def load_remembered(instance: Instance) -> dict[str, object]:
         elif key == "max_bytes":
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise wrong(key, "a number of bytes (0 for no limit)")
+        elif key == "fallback":
+            if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+                raise wrong(key, "a list of mirror names or URLs")
         elif key == "port":
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
                 raise wrong(key, "a port number from 1 to 65535")

@@ -35,6 +35,7 @@ def up(
     web: bool = options.WEB,
     front: bool = typer.Option(None, "--front/--no-front", help="Put nginx before devpi (files from disk, cached pages) [default: remembered, else on]."),
     offline: bool = typer.Option(None, "--offline/--online", help="Run devpi in offline mode: serve only files already cached, never ask the upstream; readiness then waits for the API only [default: remembered, else online]."),
+    fallback: str = options.FALLBACK,
     network: str = typer.Option(None, "--network", envvar="DEVPICTL_NETWORK", help="Also attach the cache to this Docker network."),
     probe_project: str = options.PROBE,
     memory: str = typer.Option(None, "--memory", envvar="DEVPICTL_MEMORY", help="Memory limit of the cache container, e.g. 2g or 1536m; beyond it the engine kills and restarts devpi [default: remembered, else 2g]."),
@@ -49,7 +50,7 @@ def up(
 
     Example: devpictl up --mirror nju
     """
-    from devpictl import cache
+    from devpictl import cache, failover
     from devpictl import image as img
     from devpictl.cli import ui
     from devpictl.container import connect
@@ -68,6 +69,7 @@ def up(
 
     instance = Instance(check_name(name))
     upstream = resolve(mirror) if mirror and not is_fastest(mirror) else None
+    fallbacks = failover.parse_fallbacks(fallback) if fallback is not None else None
     if port is not None:
         check_port(port)
     if host is not None:
@@ -93,6 +95,7 @@ def up(
         ca_bundle=ca_bundle,
         probe_project=probe_project,
         check=check,
+        fallbacks=fallbacks,
         front=front,
         offline=offline,
         memory=memory,
@@ -121,6 +124,7 @@ def up(
                 "name": result.name,
                 "index_url": result.index_url,
                 "upstream": {"name": result.upstream.name, "url": result.upstream.public_url},
+                "fallbacks": [{"name": f.name, "url": f.public_url} for f in result.fallbacks],
                 "changed": result.changed,
                 "actions": result.actions,
                 "password_file": str(result.password_file),

@@ -22,6 +22,7 @@ CA_BUNDLE = typer.Option(None, "--ca-bundle", envvar="DEVPICTL_CA_BUNDLE", help=
 WEB = typer.Option(False, "--web", help="Also install devpi-web (its search indexer stays off).")
 PROBE = typer.Option(None, "--probe-project", envvar="DEVPICTL_PROBE_PROJECT", help="Project whose simple page must list files for the cache to count as ready [default: remembered, else pip].")
 CHECK = typer.Option(True, "--check/--no-check", help="Check that a new upstream answers a simple page before switching to it.")
+FALLBACK = typer.Option(None, "--fallback", envvar="DEVPICTL_FALLBACK", help="Upstreams to ask, in order, when the main one fails (connection error, timeout, 5xx): names or URLs, comma-separated, e.g. tuna,bfsu; 'none' for none [default: remembered, else none].")
 TIMEOUT = typer.Option(180.0, "--timeout", envvar="DEVPICTL_TIMEOUT", help="Seconds to wait for devpi to become ready.")
 
 

@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
 def set_upstream(
     mirror: str = typer.Argument(..., help="A catalog name or your entry (see `devpictl mirrors`), an index URL, or 'fastest' to measure and take the fastest."),
     name: str = options.NAME,
+    fallback: str = options.FALLBACK,
     check: bool = options.CHECK,
     probe_project: str = options.PROBE,
     json_output: bool = options.JSON,
@@ -39,7 +40,7 @@ def set_upstream(
 
     Example: devpictl set-upstream tuna
     """
-    from devpictl import cache
+    from devpictl import cache, failover
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.mirrors import is_fastest, resolve
@@ -47,17 +48,19 @@ def set_upstream(
 
     instance = Instance(check_name(name))
     upstream = None if is_fastest(mirror) else resolve(mirror)
+    fallbacks = failover.parse_fallbacks(fallback) if fallback is not None else None
     engine = connect()
     if upstream is None:
         upstream = fastest_upstream(probe_project, quiet=json_output)
     with cache_lock(instance), ui.reporter(json_output) as rep:
-        result = cache.set_upstream(engine, instance, upstream, check=check, probe_project=probe_project, reporter=rep)
+        result = cache.set_upstream(engine, instance, upstream, check=check, probe_project=probe_project, reporter=rep, fallbacks=fallbacks)
     if json_output:
         ui.print_json(
             {
                 "name": result.name,
                 "previous": {"name": result.previous.name, "url": result.previous.public_url},
                 "upstream": {"name": result.upstream.name, "url": result.upstream.public_url},
+                "fallbacks": [{"name": f.name, "url": f.public_url} for f in result.fallbacks],
                 "changed": bool(result.actions),
                 "actions": result.actions,
                 "core_metadata": result.core_metadata,
