@@ -1001,6 +1001,8 @@ class Status:
     # Whether the mirror's pages announce core metadata (PEP 658); None when not running.
     core_metadata: bool | None = None
     core_metadata_note: str | None = None  # why it is off
+    # The upstreams asked when ``upstream`` fails, in order: {name, url, reachable, problem}.
+    fallbacks: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -1043,17 +1045,29 @@ def status(engine, instance: Instance) -> Status:
     size = None
     reachable = problem = None
     core_metadata = core_metadata_note = None
+    fallbacks: list[dict] = []
     if running:
         url = index_url(ctr.local_base_url(container))
         served = serving(container)
         if served is not None:
             upstream_name, upstream_url = served.upstream.name, served.upstream.display_url
             check_url, version = served.check_url, served.devpi_version
+            chain = failover.members_of(container) if failover.is_local(served.ixconfig.get("mirror_url")) else []
+            if chain:
+                official = official_url(container)
+                upstream_name, upstream_url = str(chain[0].get("name")), str(chain[0].get("url") or official)
+                check_url = upstream_url
+                fallbacks = [
+                    {"name": str(m.get("name")), "url": str(m.get("url") or official)} for m in chain[1:]
+                ]
             try:
                 core_metadata, core_metadata_note = describe_core_metadata(container, served.ixconfig, version)
             except DevpictlError:
                 pass
-        reachable, problem = upstream_reachability(container, check_url, remembered_probe_project(instance), offline=offline)
+        probe_project = remembered_probe_project(instance)
+        reachable, problem = upstream_reachability(container, check_url, probe_project, offline=offline)
+        for item in fallbacks:
+            item["reachable"], item["problem"] = upstream_reachability(container, item["url"], probe_project, offline=offline)
         code, out = ctr.exec_output(container, ["du", "-sb", "/data"])
         if code == 0 and out.split():
             size = int(out.split()[0])
@@ -1076,6 +1090,7 @@ def status(engine, instance: Instance) -> Status:
         next_step=next_step(instance.name, container.status, ctr.health(container), has_volume=True),
         core_metadata=core_metadata,
         core_metadata_note=core_metadata_note,
+        fallbacks=fallbacks,
     )
 
 

@@ -90,16 +90,22 @@ def spec(upstream: Upstream) -> str:
     return upstream.url if upstream.name == "custom" and upstream.url else upstream.name
 
 
-def make_chain(primary: Upstream, fallbacks: tuple[Upstream, ...], official: str) -> Chain:
-    """Check a chain: each upstream once, every URL ending in /simple, none with credentials."""
+def make_chain(primary: Upstream, fallbacks: tuple[Upstream, ...]) -> Chain:
+    """A checked chain (see check_members)."""
     chain = Chain(primary, tuple(fallbacks))
+    check_members(chain.members)
+    return chain
+
+
+def check_members(members: tuple[Upstream, ...]) -> None:
+    """Refuse a chain that names an upstream twice, one not ending in /simple, or one with credentials."""
     seen: set[str] = set()
-    for member in chain.members:
-        url = effective(member, official)
+    for member in members:
+        url = (member.public_url or "").rstrip("/")  # "" is the official index, devpi's default (…/simple)
         if url in seen:
             raise BadInput(f"{member.display_url} is in the chain twice: give each upstream once (the primary with --mirror, the others with --fallback)")
         seen.add(url)
-        if not url.endswith("/simple"):
+        if url and not url.endswith("/simple"):
             raise BadInput(
                 f"{member.display_url} does not end in /simple: a failover chain maps the same paths onto every upstream, so each must be an index URL ending in /simple"
             )
@@ -107,7 +113,6 @@ def make_chain(primary: Upstream, fallbacks: tuple[Upstream, ...], official: str
             raise BadInput(f"{member.display_url} needs credentials, which a failover chain cannot pass on yet: use it without --fallback")
         if url.startswith(LOCAL_PREFIX):
             raise BadInput(f"{member.display_url} is the cache's own failover server: give the indexes it should fetch from")
-    return chain
 
 
 def render(chain: Chain, official: str) -> str:
@@ -266,7 +271,7 @@ def plan(
         fallbacks = tuple(f for f in fallbacks if effective(f, official) != effective(wanted, official))
     if not fallbacks:
         return wanted, None
-    chain = make_chain(wanted, fallbacks, official)
+    chain = make_chain(wanted, fallbacks)
     return chain.as_upstream(official), chain
 
 

@@ -83,6 +83,10 @@ RETIRED: dict[str, tuple[str, str]] = {
     "douban": ("it is unreliable and breaks devpi", "tuna"),
 }
 
+# Projects released on most weekdays: a mirror a day behind lacks one of their releases
+# (`mirrors test` measures the lag from them, devpictl/freshness.py).
+LAG_PROJECTS = ("boto3", "botocore")
+
 # `up --mirror fastest` and `set-upstream fastest` measure the mirrors and take the fastest.
 FASTEST = "fastest"
 # What a user entry may be called: no dots or slashes, so it never reads as a URL.

@@ -36,6 +36,7 @@ def up(
     front: bool = typer.Option(None, "--front/--no-front", help="Put nginx before devpi (files from disk, cached pages) [default: remembered, else on]."),
     offline: bool = typer.Option(None, "--offline/--online", help="Run devpi in offline mode: serve only files already cached, never ask the upstream; readiness then waits for the API only [default: remembered, else online]."),
     fallback: str = options.FALLBACK,
+    max_lag: str = options.MAX_LAG,
     network: str = typer.Option(None, "--network", envvar="DEVPICTL_NETWORK", help="Also attach the cache to this Docker network."),
     probe_project: str = options.PROBE,
     memory: str = typer.Option(None, "--memory", envvar="DEVPICTL_MEMORY", help="Memory limit of the cache container, e.g. 2g or 1536m; beyond it the engine kills and restarts devpi [default: remembered, else 2g]."),
@@ -70,6 +71,9 @@ def up(
     instance = Instance(check_name(name))
     upstream = resolve(mirror) if mirror and not is_fastest(mirror) else None
     fallbacks = failover.parse_fallbacks(fallback) if fallback is not None else None
+    if fallbacks:
+        failover.check_members((upstream, *fallbacks) if upstream is not None else fallbacks)
+    max_lag_hours = options.max_lag_hours(max_lag, mirror)
     if port is not None:
         check_port(port)
     if host is not None:
@@ -111,7 +115,7 @@ def up(
 
         from devpictl.cli.upstream import fastest_upstream
 
-        opts = replace(opts, upstream=fastest_upstream(opts.probe_project, quiet=json_output))
+        opts = replace(opts, upstream=fastest_upstream(opts.probe_project, quiet=json_output, max_lag_hours=max_lag_hours))
     with cache_lock(instance), ui.reporter(json_output, verbose) as rep:
         result = cache.up(engine, opts, rep)
     # Whatever chose the address (flag, DEVPICTL_HOST, remembered), warn on stderr:
@@ -181,6 +185,7 @@ def status(
         ("state", f"{st.state} (health: {st.health})"),
         ("index url", st.index_url or "-"),
         ("upstream", f"{st.upstream_name} {st.upstream} ({describe_reachability(st)})" if st.upstream else "-"),
+        *([("fallbacks", describe_fallbacks(st))] if st.fallbacks else []),
         ("offline mode", "on (serves only cached files; the upstream is not asked)" if st.offline else "off"),
         ("devpi-server", st.devpi_version or "-"),
         ("front server", "nginx" if st.front_server else "off (devpi alone)"),
@@ -236,6 +241,20 @@ def describe_core_metadata(st) -> str:
     if st.core_metadata:
         return "served (installers resolve without downloading wheels)"
     return f"not served: {st.core_metadata_note}"
+
+
+def describe_fallbacks(st) -> str:
+    """The fallbacks in order, each with its state; and what it means when none answers."""
+    states = []
+    for item in st.fallbacks:
+        if item["reachable"] is None:
+            states.append(f"{item['name']} {item['url']} (not asked)")
+        else:
+            states.append(f"{item['name']} {item['url']} ({'answering' if item['reachable'] else 'not answering: ' + str(item['problem'])})")
+    text = ", then ".join(states)
+    if st.upstream_reachable is False and all(item["reachable"] is False for item in st.fallbacks):
+        text += "; the upstream and every fallback are down: the cache serves only what it holds"
+    return text
 
 
 def describe_reachability(st) -> str:

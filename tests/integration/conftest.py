@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devpictl.cli import app
+from tests.integration.mirror_roots import make_bad_root, make_fallback_root
 from tests.integration.wheels import make_project_set, wheel_metadata
 
 HERE = Path(__file__).parent
@@ -199,10 +200,19 @@ def docker_compose_project_name():
 
 
 @pytest.fixture(scope="session")
-def docker_setup(base_image, upstream_root, metadata_upstream_root):
+def fallback_roots(tmp_path_factory, upstream_root) -> tuple[Path, Path]:
+    """The trees of the fallback test upstreams (tests/integration/mirror_roots.py): (fallback, bad)."""
+    fallback = make_fallback_root(tmp_path_factory.mktemp("fallback"), upstream_root / "files", "http://fallback:8080")
+    return fallback, make_bad_root(tmp_path_factory.mktemp("bad-fallback"), fallback)
+
+
+@pytest.fixture(scope="session")
+def docker_setup(base_image, upstream_root, metadata_upstream_root, fallback_roots):
     # docker-compose.yml reads these.
     os.environ["DEVPICTL_TEST_UPSTREAM_ROOT"] = str(upstream_root)
     os.environ["DEVPICTL_TEST_METADATA_UPSTREAM_ROOT"] = str(metadata_upstream_root)
+    os.environ["DEVPICTL_TEST_FALLBACK_ROOT"] = str(fallback_roots[0])
+    os.environ["DEVPICTL_TEST_BAD_FALLBACK_ROOT"] = str(fallback_roots[1])
     os.environ["DEVPICTL_TEST_BASE_IMAGE"] = base_image
     # docker-compose v1 has no `up --wait`; readiness is checked below.
     return ["up -d"]
@@ -213,13 +223,15 @@ def docker_cleanup():
     return ["down -v --remove-orphans"]
 
 
-def compose_upstream(docker_services, project_name: str, service: str, probe: str, status: int = 200) -> dict[str, str]:
+def compose_upstream(
+    docker_services, project_name: str, service: str, probe: str, status: int = 200, path: str = "/simple"
+) -> dict[str, str]:
     """A compose service of the test, once it answers ``probe``'s page with ``status``: its URL on the
     compose network, its host URL, and its network."""
     import httpx
 
     port = docker_services.port_for(service, 8080)
-    host_url = f"http://127.0.0.1:{port}/simple"
+    host_url = f"http://127.0.0.1:{port}{path}"
 
     def answers() -> bool:
         try:
@@ -229,7 +241,7 @@ def compose_upstream(docker_services, project_name: str, service: str, probe: st
 
     docker_services.wait_until_responsive(check=answers, timeout=60, pause=0.5)
     return {
-        "url": f"http://{service}:8080/simple",
+        "url": f"http://{service}:8080{path}",
         "host_url": host_url,
         "network": f"{project_name}_default",
         "service": service,
@@ -246,6 +258,14 @@ def test_upstream(docker_services, docker_compose_project_name):
 def metadata_upstream(docker_services, docker_compose_project_name):
     """The second test upstream: the made wheels with their core metadata files, announced."""
     return compose_upstream(docker_services, docker_compose_project_name, "upstream-meta", "dpctl-app")
+
+
+@pytest.fixture(scope="session")
+def fallback_upstreams(docker_services, docker_compose_project_name) -> tuple[dict[str, str], dict[str, str]]:
+    """The fallback test upstreams (tests/integration/mirror_roots.py): (a release behind, at
+    /pypi/web/simple; corrupt files)."""
+    fallback = compose_upstream(docker_services, docker_compose_project_name, "fallback", "six", path="/pypi/web/simple")
+    return fallback, compose_upstream(docker_services, docker_compose_project_name, "fallback-bad", "six")
 
 
 def installer_env(tmp_path: Path) -> dict[str, str]:

@@ -1,0 +1,145 @@
+"""Failover across upstreams (`--fallback`, docs/failover.md) on the real engine, devpi, pip and uv.
+
+Three test upstreams on the compose network: the primary (`upstream`), a fallback on
+another path with absolute file links and a release behind (`fallback`), and one whose
+files do not match its pages' hashes (`fallback-bad`). One cache serves the module; the
+tests run in order.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from devpictl import cache as core
+from devpictl import failover
+from devpictl.settings import Instance
+from tests.integration.conftest import RUN_ID, free_port, pip_install, run_cli, uv_install, uv_run
+from tests.integration.mirror_roots import EXTRA
+from tests.integration.support import (
+    cache_env,
+    pip_run,
+    remove_cache,
+    upstream_container,
+    upstream_requests,
+    upstream_stopped,
+)
+
+NAME = f"fo{RUN_ID}"
+CACHED = ["six", "dpctl-util"]  # installed through the primary before it goes
+
+
+@pytest.fixture(scope="module")
+def cache(engine, devpi_image, test_upstream, fallback_upstreams, tmp_path_factory):
+    """A cache on the primary with both fallbacks, which has installed CACHED once."""
+    fallback, bad = fallback_upstreams
+    env = cache_env(NAME, tmp_path_factory.mktemp("devpictl-data-failover"), devpi_image)
+    warm = tmp_path_factory.mktemp("warm")
+    try:
+        result = run_cli(
+            "up", "--port", str(free_port()), "--network", test_upstream["network"], "--mirror", test_upstream["url"],
+            "--fallback", f"{fallback['url']},{bad['url']}", "--probe-project", "six", "--json", env=env,
+        )
+        assert result.exit_code == 0, result.output
+        answer = json.loads(result.stdout)
+        for project in CACHED:
+            done = pip_install(answer["index_url"], project, warm)
+            assert done.returncode == 0, done.stdout + done.stderr
+        yield {"env": env, "index_url": answer["index_url"], "up": answer, "fallback": fallback, "bad": bad, "primary": test_upstream}
+    finally:
+        remove_cache(engine, NAME, env)
+
+
+def status(cache) -> dict:
+    result = run_cli("status", "--json", env=cache["env"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_up_reports_and_remembers_the_chain(cache):
+    assert cache["up"]["upstream"]["url"] == cache["primary"]["url"]
+    assert [f["url"] for f in cache["up"]["fallbacks"]] == [cache["fallback"]["url"], cache["bad"]["url"]]
+    st = status(cache)
+    assert st["upstream"] == cache["primary"]["url"], st
+    assert [f["url"] for f in st["fallbacks"]] == [cache["fallback"]["url"], cache["bad"]["url"]], st
+    assert all(f["reachable"] for f in st["fallbacks"]), st
+    human = run_cli("status", env=cache["env"]).stdout
+    assert "fallbacks" in human and cache["fallback"]["url"] in human, human
+
+
+def install_with_deps(installer: str, index_url: str, project: str, tmp_path, n: int) -> subprocess.CompletedProcess:
+    target = str(tmp_path / f"{installer}-{n}")
+    if installer == "uv":
+        return uv_run(tmp_path, "pip", "install", "--target", target, "--index-url", index_url, project)
+    return pip_run(index_url, tmp_path, "install", "--target", target, project)
+
+
+def test_primary_down_cached_and_new_projects_install_from_the_fallback(cache, engine, tmp_path):
+    before = upstream_requests(engine, "fallback", "/pypi/web/simple/dpctl-app/")
+    jobs = [(installer, project) for project in [*CACHED, "dpctl-app", "dpctl-lib"] for installer in ("pip", "uv")]
+    with upstream_stopped(engine), ThreadPoolExecutor(max_workers=4) as pool:
+        runs = list(pool.map(lambda job: install_with_deps(*job[:1], cache["index_url"], job[1], tmp_path, jobs.index(job)), jobs))
+        st = status(cache)
+    failures = [(job, run.stdout + run.stderr) for job, run in zip(jobs, runs, strict=True) if run.returncode != 0]
+    assert failures == []
+    # dpctl-app was never cached: its page came from the fallback, a release behind (dpctl-lib 1.0).
+    assert upstream_requests(engine, "fallback", "/pypi/web/simple/dpctl-app/") > before
+    assert upstream_requests(engine, "fallback", "/pypi/web/files/dpctl_app-1.0-py3-none-any.whl") >= 1
+    assert st["upstream_reachable"] is False, st
+    assert st["fallbacks"][0]["reachable"] is True, st
+
+
+def test_primary_back_new_projects_come_from_it(cache, engine, tmp_path):
+    container = engine.containers.get(Instance(NAME).container)
+    probes = upstream_requests(engine, "upstream", "/simple/six/")
+    # nginx resolves the primary's name again within seconds (resolver valid=10s): wait until it does.
+    for _ in range(60):
+        core.fetch_in_container(container, f"{failover.LOCAL_PREFIX}probe/simple/six/", 5)
+        if upstream_requests(engine, "upstream", "/simple/six/") > probes:
+            break
+    else:
+        pytest.fail("the failover server never reached the primary again")
+    fallback_before = upstream_requests(engine, "fallback", "/pypi/web/simple/dpctl-big/")
+    installed = pip_install(cache["index_url"], "dpctl-big", tmp_path)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert upstream_requests(engine, "upstream", "/simple/dpctl-big/") == 1
+    assert upstream_requests(engine, "upstream", "/files/dpctl_big-1.0-py3-none-any.whl") == 1
+    assert upstream_requests(engine, "fallback", "/pypi/web/simple/dpctl-big/") == fallback_before
+
+
+def test_a_fallback_serving_other_bytes_is_refused(cache, engine, tmp_path):
+    result = run_cli(
+        "set-upstream", cache["primary"]["url"], "--fallback", f"{cache['bad']['url']},{cache['fallback']['url']}",
+        "--probe-project", "six", "--json", env=cache["env"],
+    )
+    assert result.exit_code == 0, result.output
+    assert [f["url"] for f in json.loads(result.stdout)["fallbacks"]] == [cache["bad"]["url"], cache["fallback"]["url"]]
+    project = EXTRA[0]  # never cached; only the fallbacks have it
+    container = engine.containers.get(Instance(NAME).container)
+    logs_before = len(container.logs())
+    with upstream_stopped(engine):
+        for install in (pip_install, uv_install):
+            refused = install(cache["index_url"], project, tmp_path)
+            assert refused.returncode != 0, refused.stdout + refused.stderr
+    log = container.logs()[logs_before:].decode(errors="replace")
+    assert "sha256 mismatch" in log, log[-3000:]
+    assert upstream_requests(engine, "fallback-bad", f"/files/{project.replace('-', '_')}-1.0-py3-none-any.whl") >= 1
+    # The stored file is none of the bad bytes: with the good fallback first again, it installs.
+    result = run_cli("set-upstream", cache["primary"]["url"], "--fallback", cache["fallback"]["url"], "--no-check", env=cache["env"])
+    assert result.exit_code == 0, result.output
+    with upstream_stopped(engine):
+        installed = pip_install(cache["index_url"], project, tmp_path / "again")
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+
+
+def test_fallback_none_goes_back_to_one_upstream(cache, engine):
+    result = run_cli("set-upstream", cache["primary"]["url"], "--fallback", "none", "--json", env=cache["env"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["fallbacks"] == [] and answer["upstream"]["url"] == cache["primary"]["url"], answer
+    st = status(cache)
+    assert st["fallbacks"] == [] and st["upstream"] == cache["primary"]["url"], st
+    assert upstream_container(engine).status  # the primary is still there for later modules
