@@ -50,7 +50,7 @@ class Chain:
 
     @property
     def name(self) -> str:
-        return "+".join(member.name for member in self.members)
+        return "+".join(label(member) for member in self.members)
 
     def key(self, official: str) -> str:
         """The first path segment of the local URL: it names the primary, so a new primary is a switch for devpi."""
@@ -63,7 +63,14 @@ class Chain:
 
     def as_upstream(self, official: str) -> Upstream:
         """The chain as the one upstream devpi sees."""
-        return Upstream(self.name, self.local_url(official), f"{self.primary.name}, then {', '.join(f.name for f in self.fallbacks)}")
+        return Upstream(self.name, self.local_url(official), f"{label(self.primary)}, then {', '.join(label(f) for f in self.fallbacks)}")
+
+
+def label(upstream: Upstream) -> str:
+    """A member's name in a chain's name: its catalog name, or the host of a URL."""
+    if upstream.name == "custom" and upstream.url:
+        return urlsplit(upstream.url).netloc.rpartition("@")[2]
+    return upstream.name
 
 
 def effective(upstream: Upstream, official: str) -> str:
@@ -123,7 +130,7 @@ def render(chain: Chain, official: str) -> str:
     # The official index links its files on another host, which is left as it is.
     rewrites = [f"    sub_filter '{base}/' '/{key}/';" for base in roots]
     lines = [
-        f"# Written by devpictl: failover from {chain.primary.name} to {', '.join(f.name for f in chain.fallbacks)} (docs/failover.md).",
+        f"# Written by devpictl: failover from {label(chain.primary)} to {', '.join(label(f) for f in chain.fallbacks)} (docs/failover.md).",
         "# The request's path after the first segment, as the client sent it (still encoded).",
         'map $request_uri $devpictl_failover_path { "~^/[^/]+/(?<rest>.*)$" $rest; default ""; }',
         "log_format devpictl_failover '$time_iso8601 failover \"$request\" $status $body_bytes_sent '",
@@ -177,7 +184,7 @@ def chain_document(chain: Chain, official: str) -> str:
     """What status reads back from the volume: the chain's members, without credentials."""
     return json.dumps({
         "key": chain.key(official),
-        "members": [{"name": m.name, "url": m.public_url, "spec": spec(m)} for m in chain.members],
+        "members": [{"name": label(m), "url": m.public_url, "spec": spec(m)} for m in chain.members],
     }, indent=1) + "\n"
 
 
@@ -197,7 +204,10 @@ def install(container, chain: Chain, official: str) -> None:
         f"set -e; mkdir -p {DIRECTORY}; "
         f'printf %s "$DEVPICTL_CONF" > {SERVER_CONF}.new; printf %s "$DEVPICTL_CHAIN" > {CHAIN_FILE}.new; '
         f"mv {SERVER_CONF}.new {SERVER_CONF}; mv {CHAIN_FILE}.new {CHAIN_FILE}; "
-        f"nginx -e stderr -c {NGINX_CONF} -t -q && nginx -e stderr -c {NGINX_CONF} -s reload"
+        f"nginx -e stderr -c {NGINX_CONF} -t -q; nginx -e stderr -c {NGINX_CONF} -s reload; "
+        # A reload only signals nginx: wait until the failover server listens.
+        f"for i in $(seq 100); do python -c 'import socket; socket.create_connection((\"127.0.0.1\", {PORT}), 1)' 2>/dev/null && exit 0; sleep 0.1; done; "
+        "echo 'the failover server did not start listening' >&2; exit 1"
     )
     code, output = ctr.exec_output(
         container, ["sh", "-c", script], {"DEVPICTL_CONF": render(chain, official), "DEVPICTL_CHAIN": chain_document(chain, official)}

@@ -74,6 +74,11 @@ CATALOG: dict[str, Upstream] = {
         Upstream("huawei", "https://mirrors.huaweicloud.com/repository/pypi/simple", "Huawei Cloud"),
         Upstream("sjtu", "https://mirror.sjtu.edu.cn/pypi/web/simple", "Shanghai Jiao Tong University"),
         Upstream("pku", "https://mirrors.pku.edu.cn/pypi/web/simple", "Peking University"),
+        # The next three are the entries chsrc ships beyond the ones above. Not checked from
+        # devpictl's test machine, which reaches no domestic mirror (docs/usage.md#mirror-catalog).
+        Upstream("hust", "https://mirrors.hust.edu.cn/pypi/web/simple", "Huazhong University of Science and Technology"),
+        Upstream("lzu", "https://mirror.lzu.edu.cn/pypi/web/simple", "Lanzhou University; forwards to another mirror, which may change"),
+        Upstream("mirrorz", "https://mirrors.cernet.edu.cn/pypi/web/simple", "MirrorZ/CERNET: redirects to a university mirror near you"),
     )
 }
 
