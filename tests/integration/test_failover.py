@@ -143,3 +143,20 @@ def test_fallback_none_goes_back_to_one_upstream(cache, engine):
     st = status(cache)
     assert st["fallbacks"] == [] and st["upstream"] == cache["primary"]["url"], st
     assert upstream_container(engine).status  # the primary is still there for later modules
+
+
+def test_mirrors_test_reports_the_lagging_fallback(test_upstream, fallback_upstreams):
+    """`mirrors test` from the host: the fallback lacks dpctl-lib 1.1, which the primary has."""
+    fallback, _ = fallback_upstreams
+    result = run_cli(
+        "mirrors", "test", fallback["host_url"], test_upstream["host_url"], "--reference", test_upstream["host_url"],
+        "--lag-projects", "dpctl-lib,six", "--project", "six", "--json",
+    )
+    assert result.exit_code == 0, result.output
+    by_url = {r["url"]: r for r in json.loads(result.stdout)}
+    behind = by_url[fallback["host_url"]]
+    assert (behind["releases_behind"], behind["missing"]) == (1, ["dpctl-lib 1.1"]), behind
+    assert behind["hours_behind"] is None  # the test upstream's pages give no upload times
+    assert by_url[test_upstream["host_url"]]["releases_behind"] == 0
+    human = run_cli("mirrors", "test", fallback["host_url"], "--reference", test_upstream["host_url"], "--lag-projects", "dpctl-lib", "--project", "six")
+    assert "1 release behind" in human.stdout and "lacks dpctl-lib 1.1" in human.stdout, human.stdout

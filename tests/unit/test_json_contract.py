@@ -39,7 +39,7 @@ def answer(*args: str):
 def test_status(engine):
     engine.add("default", exec_answers=lambda cmd, env: (0, b"12345\t/data\n"))
     assert sorted(answer("status", "--name", "default")) == [
-        "cache_bytes", "core_metadata", "core_metadata_note", "devpi_version", "front_server", "health", "image",
+        "cache_bytes", "core_metadata", "core_metadata_note", "devpi_version", "fallbacks", "front_server", "health", "image",
         "index_url", "name", "next_step", "offline", "password_file", "state", "upstream", "upstream_name",
         "upstream_problem", "upstream_reachable", "volume",
     ]
