@@ -18,7 +18,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from devpictl import container as ctr
-from devpictl import coremetadata, failover, simplepage, speedtest
+from devpictl import coremetadata, failover, refresh, simplepage, speedtest
 from devpictl import image as img
 from devpictl.devpi import MIRROR_INDEX, DevpiClient
 from devpictl.errors import (
@@ -65,6 +65,7 @@ class Reporter(Protocol):
     def log(self, line: str) -> None: ...
     def waiting(self, message: str) -> contextlib.AbstractContextManager[None]: ...
     def transfer(self, message: str) -> contextlib.AbstractContextManager[Callable[[int], None]]: ...
+    def counting(self, message: str, total: int) -> contextlib.AbstractContextManager[Callable[[int], None]]: ...
 
 
 class QuietReporter:
@@ -83,6 +84,10 @@ class QuietReporter:
     @contextlib.contextmanager
     def transfer(self, message: str) -> Iterator[Callable[[int], None]]:
         yield lambda nbytes: None
+
+    @contextlib.contextmanager
+    def counting(self, message: str, total: int) -> Iterator[Callable[[int], None]]:
+        yield lambda count: None
 
 
 @dataclass(frozen=True)
@@ -615,7 +620,7 @@ def configure_upstream(
         flush()
         return target
     try:
-        refreshed, missing = refresh_cached_projects(client, reporter)
+        refreshed, missing = refresh_cached_projects(client, reporter, unfinished)
         # Metadata is announced only once the pages list the new upstream's files.
         if announce:
             client.patch_index([f"{coremetadata.INDEX_OPTION}=true"])
@@ -720,19 +725,17 @@ def flush_front_cache(container) -> None:
         raise EngineError(f"could not empty the front server's page cache ({last_line(output)}): run `devpictl down` and `devpictl up`")
 
 
-def refresh_cached_projects(client: DevpiClient, reporter: Reporter) -> tuple[list[str], list[str]]:
-    """Make pages cached from the old upstream list the new upstream's files now.
+def refresh_cached_projects(client: DevpiClient, reporter: Reporter, unfinished: Path) -> tuple[list[str], list[str]]:
+    """Make pages cached from the old upstream list the new upstream's files now (devpictl/refresh.py).
 
-    devpi keeps a cached page until mirror_cache_expiry passes; a refresh drops it.
     Files already downloaded stay in the cache. Returns (refreshed, not upstream).
     """
     projects = sorted(client.list_projects())
-    refreshed: list[str] = []
-    missing: list[str] = []
-    with reporter.waiting(f"Refreshing {len(projects)} cached project pages"):
-        for project in projects:
-            (refreshed if client.refresh_project(project) else missing).append(project)
-    return refreshed, missing
+    done = refresh.already_done(unfinished)
+    todo = sum(1 for project in projects if project not in done)
+    resumed = f" ({len(projects) - todo} done before)" if todo < len(projects) else ""
+    with reporter.counting(f"Refreshing cached project pages{resumed}", todo) as advance:
+        return refresh.refresh(projects, client.refresh_project, unfinished, advance)
 
 
 def wait_until_ready(client: DevpiClient, project: str, timeout: float, reporter: Reporter) -> list[str]:

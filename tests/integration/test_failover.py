@@ -11,16 +11,19 @@ from __future__ import annotations
 import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from devpictl import cache as core
 from devpictl import failover
+from devpictl.image import DEVPI_INTERNAL_PORT
 from devpictl.settings import Instance
 from tests.integration.conftest import RUN_ID, free_port, pip_install, run_cli, uv_install, uv_run
 from tests.integration.mirror_roots import EXTRA
 from tests.integration.support import (
     cache_env,
+    file_url,
     pip_run,
     remove_cache,
     upstream_container,
@@ -124,15 +127,22 @@ def test_a_fallback_serving_other_bytes_is_refused(cache, engine, tmp_path):
         for install in (pip_install, uv_install):
             refused = install(cache["index_url"], project, tmp_path)
             assert refused.returncode != 0, refused.stdout + refused.stderr
+            assert "hash" in (refused.stdout + refused.stderr).lower(), refused.stdout + refused.stderr  # says why
     log = container.logs()[logs_before:].decode(errors="replace")
     assert "sha256 mismatch" in log, log[-3000:]
-    assert upstream_requests(engine, "fallback-bad", f"/files/{project.replace('-', '_')}-1.0-py3-none-any.whl") >= 1
-    # The stored file is none of the bad bytes: with the good fallback first again, it installs.
+    wheel = f"{project.replace('-', '_')}-1.0-py3-none-any.whl"
+    assert upstream_requests(engine, "fallback-bad", f"/files/{wheel}") >= 1
+    # devpi stored nothing of the bad bytes ...
+    url, digest = file_url(cache["index_url"], project, wheel)
+    path = unquote(urlsplit(url).path)
+    stored = "/data/server/+files" + path
+    assert container.exec_run(["test", "-e", stored]).exit_code != 0
+    # ... and with the good fallback first, devpi serves and stores the page's bytes.
     result = run_cli("set-upstream", cache["primary"]["url"], "--fallback", cache["fallback"]["url"], "--no-check", env=cache["env"])
     assert result.exit_code == 0, result.output
-    with upstream_stopped(engine):
-        installed = pip_install(cache["index_url"], project, tmp_path / "again")
-    assert installed.returncode == 0, installed.stdout + installed.stderr
+    answer, problem = core.fetch_in_container(container, f"http://127.0.0.1:{DEVPI_INTERNAL_PORT}{path}", 30, digest=True)
+    assert answer == {"status": 200, "sha256": digest}, problem
+    assert container.exec_run(["test", "-e", stored]).exit_code == 0
 
 
 def test_fallback_none_goes_back_to_one_upstream(cache, engine):
