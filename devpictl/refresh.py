@@ -30,7 +30,7 @@ def refresh(
     refresh_one: Callable[[str], bool],
     unfinished: Path,
     advance: Callable[[int], None],
-    jobs: int = JOBS,
+    jobs: int | None = None,
 ) -> tuple[list[str], list[str]]:
     """Refresh every project not yet done, ``jobs`` at a time; (refreshed, not upstream), sorted.
 
@@ -39,6 +39,7 @@ def refresh(
     On an error or an interrupt, no refresh starts any more, those running finish, and
     each one done is in ``unfinished`` for the next run.
     """
+    jobs = jobs or JOBS  # read now, so the benchmark can compare one at a time
     done = already_done(unfinished)
     todo = iter(p for p in projects if p not in done)
     with unfinished.open("a") as record, ThreadPoolExecutor(jobs, thread_name_prefix="refresh") as pool:
