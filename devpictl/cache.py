@@ -256,7 +256,7 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
                 check_not_itself(container, wanted, official)
                 keep_credentials(container, instance, wanted, official)
             if chain is not None and not opts.offline:
-                prepare_failover(container, chain, official, opts.probe_project if opts.check else None, reporter)
+                prepare_failover(container, chain, official, opts.probe_project if opts.check else None, reporter, actions)
             if wanted is not None and (opts.check or opts.offline):
                 if opts.offline and effective_url(wanted, official) != effective_url(current, official):
                     raise Conflict(offline_switch_message(instance))
@@ -929,7 +929,7 @@ def set_upstream(
         assert target is not None  # an upstream was given
         keep_credentials(container, instance, target, official)
         if chain is not None:
-            prepare_failover(container, chain, official, probe_project if check else None, reporter)
+            prepare_failover(container, chain, official, probe_project if check else None, reporter, actions)
         if check:
             check_switch(container, previous, target, official, probe_project, reporter)
         configure_upstream(
@@ -962,7 +962,9 @@ def current_upstream(container, mirror_url: object, official: str) -> Upstream:
     return find_by_url(mirror_url if isinstance(mirror_url, str) else None, official)
 
 
-def prepare_failover(container, chain: failover.Chain, official: str, probe_project: str | None, reporter: Reporter) -> None:
+def prepare_failover(
+    container, chain: failover.Chain, official: str, probe_project: str | None, reporter: Reporter, actions: list[str]
+) -> None:
     """Install the chain's server block in the front server; check each new upstream first unless ``probe_project`` is None."""
     if not front_enabled(container):
         raise Conflict(f"--fallback works in the front server, which {container.name} runs without: run `devpictl down` and `devpictl up --front`, or drop --fallback")
@@ -971,7 +973,8 @@ def prepare_failover(container, chain: failover.Chain, official: str, probe_proj
         with reporter.waiting(f"Checking that {url} answers"):
             check_upstream(container, url, probe_project or DEFAULT_PROBE_PROJECT)
 
-    failover.prepare(container, chain, official, check if probe_project is not None else None)
+    if failover.prepare(container, chain, official, check if probe_project is not None else None):
+        actions.append(f"fallbacks: {', '.join(failover.label(f) for f in chain.fallbacks)}, in that order")
 
 
 def drop_failover(container, actions: list[str]) -> None:

@@ -29,6 +29,7 @@ SERVER_CONF = f"{DIRECTORY}/server.conf"
 CHAIN_FILE = f"{DIRECTORY}/chain.json"
 LOCAL_PREFIX = f"http://127.0.0.1:{PORT}/"
 NONE = "none"  # `--fallback none`: no fallbacks
+MARKER = "/+devpictl-failover"  # answers the digest of the server block nginx runs
 # Each upstream gets this long to connect and between two reads before the next one is asked;
 # three upstreams fit in devpi's request timeout (30 s, image.render_server_config).
 CONNECT_TIMEOUT = "3s"
@@ -162,7 +163,30 @@ def render(chain: Chain, official: str) -> str:
         "}",
         "",
     ]
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    # Which server block nginx runs: install() waits until this answers with the new one's digest.
+    marker = f'    location = {MARKER} {{ return 200 "{hashlib.sha256(text.encode()).hexdigest()}"; }}\n}}\n'
+    return text.removesuffix("}\n") + marker
+
+
+def digest_of(conf: str) -> str:
+    """The digest render() put into a server block's marker location."""
+    return conf.rsplit('return 200 "', 1)[1].split('"', 1)[0]
+
+
+# Run after `nginx -s reload`, which only signals nginx: waits until new connections get the new server block.
+WAIT_FOR_RELOAD = """
+import os, sys, time, urllib.request
+for _ in range(100):
+    try:
+        with urllib.request.urlopen(os.environ["DEVPICTL_MARKER_URL"], timeout=1) as answer:
+            if answer.read().decode() == os.environ["DEVPICTL_DIGEST"]:
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.1)
+sys.exit("the front server did not load the failover server")
+"""
 
 
 def _chain(kind: str, roots: list[str], errors: str) -> list[str]:
@@ -200,17 +224,21 @@ def install(container, chain: Chain, official: str) -> None:
         raise Conflict(
             "this cache's image has no failover server: rebuild it with this devpictl (`devpictl build`, then `devpictl up` upgrades the cache), or drop --fallback"
         )
+    conf = render(chain, official)
     script = (
         f"set -e; mkdir -p {DIRECTORY}; "
         f'printf %s "$DEVPICTL_CONF" > {SERVER_CONF}.new; printf %s "$DEVPICTL_CHAIN" > {CHAIN_FILE}.new; '
         f"mv {SERVER_CONF}.new {SERVER_CONF}; mv {CHAIN_FILE}.new {CHAIN_FILE}; "
         f"nginx -e stderr -c {NGINX_CONF} -t -q; nginx -e stderr -c {NGINX_CONF} -s reload; "
-        # A reload only signals nginx: wait until the failover server listens.
-        f"for i in $(seq 100); do python -c 'import socket; socket.create_connection((\"127.0.0.1\", {PORT}), 1)' 2>/dev/null && exit 0; sleep 0.1; done; "
-        "echo 'the failover server did not start listening' >&2; exit 1"
+        'python -c "$DEVPICTL_WAIT"'
     )
     code, output = ctr.exec_output(
-        container, ["sh", "-c", script], {"DEVPICTL_CONF": render(chain, official), "DEVPICTL_CHAIN": chain_document(chain, official)}
+        container,
+        ["sh", "-c", script],
+        {
+            "DEVPICTL_CONF": conf, "DEVPICTL_CHAIN": chain_document(chain, official), "DEVPICTL_WAIT": WAIT_FOR_RELOAD,
+            "DEVPICTL_DIGEST": digest_of(conf), "DEVPICTL_MARKER_URL": f"http://127.0.0.1:{PORT}{MARKER}",
+        },
     )
     if code != 0:
         remove(container)
@@ -285,14 +313,16 @@ def plan(
     return chain.as_upstream(official), chain
 
 
-def prepare(container, chain: Chain, official: str, check: Callable[[str], None] | None) -> None:
-    """Check the chain's upstreams that are new to the cache (``check`` raises for one that does not answer), then install it."""
+def prepare(container, chain: Chain, official: str, check: Callable[[str], None] | None) -> bool:
+    """Check the chain's upstreams that are new to the cache (``check`` raises for one that does not answer),
+    then install it; whether its upstreams differ from the installed chain's."""
+    before = [str(m.get("url") or official).rstrip("/") for m in members_of(container)]
     if check is not None:
-        running = {str(m.get("url") or official).rstrip("/") for m in members_of(container)}
         for member in chain.members:
-            if effective(member, official) not in running:
+            if effective(member, official) not in before:
                 check(effective(member, official))
     install(container, chain, official)
+    return before != [effective(member, official) for member in chain.members]
 
 
 def primary_and_fallbacks(upstream: Upstream, chain: Chain | None) -> tuple[Upstream, tuple[Upstream, ...]]:

@@ -93,10 +93,11 @@ def lag(project: str, reference: Mapping[Version, datetime | None], mirror: Iter
 
 def worst(lags: Sequence[Lag]) -> Lag:
     """The lag of a mirror over several projects: the most releases, the longest time."""
-    if not lags:
+    behind = [lag for lag in lags if lag.releases]
+    if not behind:
         return UP_TO_DATE
-    hours = [lag.hours for lag in lags if lag.hours is not None]
-    return Lag(max(lag.releases for lag in lags), max(hours) if hours else None, tuple(m for lag in lags for m in lag.missing))
+    hours = [lag.hours for lag in behind if lag.hours is not None]
+    return Lag(max(lag.releases for lag in behind), max(hours) if hours else None, tuple(m for lag in behind for m in lag.missing))
 
 
 @dataclass

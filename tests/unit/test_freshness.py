@@ -58,6 +58,8 @@ def test_worst_over_projects():
     b = freshness.Lag(3, 2.0, ("b 4", "b 5", "b 6"))
     assert freshness.worst([a, b]) == freshness.Lag(3, 5.0, ("a 2", "b 4", "b 5", "b 6"))
     assert freshness.worst([]) == freshness.UP_TO_DATE
+    # An up-to-date project says nothing of how long the others have been behind.
+    assert freshness.worst([freshness.UP_TO_DATE, freshness.Lag(1, None, ("c 2",))]) == freshness.Lag(1, None, ("c 2",))
 
 
 def test_reference_releases_from_the_json_api_take_each_versions_first_upload():
