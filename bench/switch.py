@@ -26,6 +26,8 @@ from pathlib import Path
 import httpx
 
 LABEL = "devpictl.bench=1"
+START = "<!-- section: bench/switch.py -->"  # bench/bench.py keeps sections that start so
+END = "<!-- end of section -->"
 AGENT = "pip/24.1.2 devpictl-bench"
 
 
@@ -90,6 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", required=True, help="a devpictl image (devpictl build) to run the cache on")
     parser.add_argument("--sizes", default="100,1000", help="numbers of cached projects, comma-separated")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "performance.md"))
     args = parser.parse_args()
 
     import docker
@@ -130,10 +133,38 @@ def main() -> None:
     finally:
         network.remove()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"| cached projects | switch, {refresh.JOBS} refreshes at once | projects/s | one at a time | projects/s | ratio |")
-    print("|---|---|---|---|---|---|")
-    for size, parallel, serial in rows:
-        print(f"| {size} | {parallel:.1f} s | {size / parallel:.0f} | {serial:.1f} s | {size / serial:.0f} | {parallel / serial:.2f} |")
+    table = [
+        f"| cached projects | switch, {refresh.JOBS} refreshes at once | projects/s | one at a time | projects/s | ratio |",
+        "|---|---|---|---|---|---|",
+        *(f"| {size} | {parallel:.1f} s | {size / parallel:.0f} | {serial:.1f} s | {size / serial:.0f} | {parallel / serial:.2f} |"
+          for size, parallel, serial in rows),
+    ]
+    print("\n".join(table))
+    write_section(Path(args.out), table)
+
+
+def write_section(path: Path, table: list[str]) -> None:
+    """Put the table into its section of docs/performance.md (bench/bench.py keeps it)."""
+    section = "\n".join([
+        f"{START}",
+        "## `set-upstream` against the number of cached projects",
+        "",
+        "Measured by `bench/switch.py` in one run: a cache holding N projects' pages (one file each,",
+        "from a static test upstream on a Docker network) switches to the same tree under another",
+        "name, refreshing every cached page, once with devpictl's parallel refresh and once back one",
+        "at a time; the ratio divides the first by the second. Load average when it ran: "
+        f"{os.getloadavg()[0]:.1f} (the machine's CPUs are shared).",
+        "",
+        *table,
+        "",
+        "    python bench/switch.py --image IMG --sizes 100,1000,5000",
+        END,
+        "",
+    ])
+    old = path.read_text() if path.exists() else ""
+    if START in old:
+        old = old[:old.index(START)] + old[old.index(END) + len(END):].lstrip("\n")
+    path.write_text(old.rstrip("\n") + "\n\n" + section)
 
 
 if __name__ == "__main__":
