@@ -162,3 +162,17 @@ def test_an_image_without_the_failover_include_is_refused():
     container = engine.add("default", exec_answers=lambda cmd, env: (1, b"") if cmd[0] == "grep" else (0, b""))
     with pytest.raises(Exception, match="no failover server: rebuild it"):
         failover.install(container, chain("nju", "tuna"), OFFICIAL_URL)
+
+
+def test_status_says_when_the_upstream_and_every_fallback_are_down():
+    from types import SimpleNamespace
+
+    from devpictl.cli.cache import describe_fallbacks
+
+    down = {"name": "tuna", "url": CATALOG["tuna"].url, "reachable": False, "problem": "URLError: timed out"}
+    up = {**down, "name": "bfsu", "url": CATALOG["bfsu"].url, "reachable": True, "problem": None}
+    text = describe_fallbacks(SimpleNamespace(fallbacks=[down, up], upstream_reachable=False))
+    assert text == f"tuna {CATALOG['tuna'].url} (not answering: URLError: timed out), then bfsu {CATALOG['bfsu'].url} (answering)"
+    text = describe_fallbacks(SimpleNamespace(fallbacks=[down], upstream_reachable=False))
+    assert text.endswith("; the upstream and every fallback are down: the cache serves only what it holds")
+    assert "every fallback" not in describe_fallbacks(SimpleNamespace(fallbacks=[down], upstream_reachable=True))
