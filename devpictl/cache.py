@@ -250,13 +250,14 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
                 actions.append(settled)
             official = official_url(container)
             mirror_url = client.get_index().get("mirror_url")
-            current = current_upstream(container, mirror_url, official)
-            wanted, chain = failover.plan(container, wanted, opts.fallbacks, remembered_fallbacks(instance), mirror_url, official)
+            current = failover.current(container, mirror_url, official)
+            wanted, chain = failover.plan(container, wanted, opts.fallbacks, failover.remembered(instance), mirror_url, official)
             if wanted is not None and not opts.offline:
                 check_not_itself(container, wanted, official)
                 keep_credentials(container, instance, wanted, official)
             if chain is not None and not opts.offline:
-                prepare_failover(container, chain, official, opts.probe_project if opts.check else None, reporter, actions)
+                check = upstream_checker(container, opts.probe_project, reporter) if opts.check else None
+                failover.prepare(container, chain, official, check, front=front_enabled(container), actions=actions)
             if wanted is not None and (opts.check or opts.offline):
                 if opts.offline and effective_url(wanted, official) != effective_url(current, official):
                     raise Conflict(offline_switch_message(instance))
@@ -265,8 +266,8 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
             upstream = configure_upstream(
                 client, wanted, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure, current
             )
-            if chain is None and not opts.offline:
-                drop_failover(container, actions)
+            if chain is None and not opts.offline and front_enabled(container):
+                failover.drop(container, actions)
             # Offline, devpi lists only the files it stored, so the probe project's page
             # may rightly be empty, and the upstream is never asked: an answering API is it.
             if not opts.offline:
@@ -924,64 +925,33 @@ def set_upstream(
         if settled:
             actions.append(settled)
         mirror_url = client.get_index().get("mirror_url")
-        previous = current_upstream(container, mirror_url, official)
-        target, chain = failover.plan(container, upstream, fallbacks, remembered_fallbacks(instance), mirror_url, official)
-        assert target is not None  # an upstream was given
+        previous = failover.current(container, mirror_url, official)
+        target, chain = failover.plan(container, upstream, fallbacks, failover.remembered(instance), mirror_url, official)
+        target = target or upstream  # plan keeps a given upstream
         keep_credentials(container, instance, target, official)
         if chain is not None:
-            prepare_failover(container, chain, official, probe_project if check else None, reporter, actions)
+            checker = upstream_checker(container, probe_project, reporter) if check else None
+            failover.prepare(container, chain, official, checker, front=front_enabled(container), actions=actions)
         if check:
             check_switch(container, previous, target, official, probe_project, reporter)
         configure_upstream(
             client, target, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure, previous
         )
-        if chain is None:
-            drop_failover(container, actions)
+        if chain is None and front_enabled(container):
+            failover.drop(container, actions)
         core_metadata = core_metadata_state(client, container)
-    remember_fallbacks(instance, chain)
+    failover.remember(instance, chain)
     primary, chosen = failover.primary_and_fallbacks(target, chain)
     return SwitchResult(instance.name, previous, primary, actions, core_metadata, chosen)
 
 
-def remembered_fallbacks(instance: Instance) -> list[str]:
-    value = load_remembered(instance).get("fallback")
-    return list(value) if isinstance(value, list) else []
-
-
-def remember_fallbacks(instance: Instance, chain: failover.Chain | None) -> None:
-    """Keep set-upstream's fallbacks with what `up` remembered, for the next `up` and `set-upstream`."""
-    stored = load_remembered(instance)
-    stored["fallback"] = [failover.spec(f) for f in chain.fallbacks] if chain else []
-    save_remembered(instance, stored)
-
-
-def current_upstream(container, mirror_url: object, official: str) -> Upstream:
-    """What root/pypi fetches from: a catalog or user entry, a custom URL, or a failover chain."""
-    if failover.is_local(mirror_url):
-        return failover.describe(container, str(mirror_url))
-    return find_by_url(mirror_url if isinstance(mirror_url, str) else None, official)
-
-
-def prepare_failover(
-    container, chain: failover.Chain, official: str, probe_project: str | None, reporter: Reporter, actions: list[str]
-) -> None:
-    """Install the chain's server block in the front server; check each new upstream first unless ``probe_project`` is None."""
-    if not front_enabled(container):
-        raise Conflict(f"--fallback works in the front server, which {container.name} runs without: run `devpictl down` and `devpictl up --front`, or drop --fallback")
-
+def upstream_checker(container, probe_project: str, reporter: Reporter) -> Callable[[str], None]:
+    """check_upstream for ``probe_project``, with a spinner: how failover checks a chain's new upstreams."""
     def check(url: str) -> None:
         with reporter.waiting(f"Checking that {url} answers"):
-            check_upstream(container, url, probe_project or DEFAULT_PROBE_PROJECT)
+            check_upstream(container, url, probe_project)
 
-    if failover.prepare(container, chain, official, check if probe_project is not None else None):
-        actions.append(f"fallbacks: {', '.join(failover.label(f) for f in chain.fallbacks)}, in that order")
-
-
-def drop_failover(container, actions: list[str]) -> None:
-    """Remove a failover server the cache no longer fetches through."""
-    if front_enabled(container) and failover.members_of(container):
-        failover.remove(container)
-        actions.append("removed the fallbacks")
+    return check
 
 
 @dataclass
@@ -1117,7 +1087,7 @@ def serving(container, timeout: float = 10) -> Serving | None:
         with DevpiClient(base, timeout=timeout) as client:
             ixconfig = client.get_index()
             official = official_url(container)
-            found = current_upstream(container, ixconfig.get("mirror_url"), official)
+            found = failover.current(container, ixconfig.get("mirror_url"), official)
             return Serving(found, effective_url(found, official), devpi_server_version(client.server_status()), ixconfig)
     except DevpictlError:
         return None

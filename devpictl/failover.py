@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from devpictl import container as ctr
 from devpictl.errors import BadInput, Conflict, EngineError
 from devpictl.mirrors import Upstream, find_by_url, is_fastest, resolve
+from devpictl.settings import load_remembered, save_remembered
 
 PORT = 3143  # on the container's loopback only, beside the front server (3141) and devpi (3142)
 DIRECTORY = "/data/failover"
@@ -313,16 +314,47 @@ def plan(
     return chain.as_upstream(official), chain
 
 
-def prepare(container, chain: Chain, official: str, check: Callable[[str], None] | None) -> bool:
-    """Check the chain's upstreams that are new to the cache (``check`` raises for one that does not answer),
-    then install it; whether its upstreams differ from the installed chain's."""
+def prepare(
+    container, chain: Chain, official: str, check: Callable[[str], None] | None, *, front: bool, actions: list[str]
+) -> None:
+    """Check the chain's upstreams that are new to the cache (``check`` raises for one that does not answer), then install it."""
+    if not front:
+        raise Conflict(f"--fallback works in the front server, which {container.name} runs without: run `devpictl down` and `devpictl up --front`, or drop --fallback")
     before = [str(m.get("url") or official).rstrip("/") for m in members_of(container)]
     if check is not None:
         for member in chain.members:
             if effective(member, official) not in before:
                 check(effective(member, official))
     install(container, chain, official)
-    return before != [effective(member, official) for member in chain.members]
+    if before != [effective(member, official) for member in chain.members]:
+        actions.append(f"fallbacks: {', '.join(label(f) for f in chain.fallbacks)}, in that order")
+
+
+def drop(container, actions: list[str]) -> None:
+    """Remove a failover server the cache no longer fetches through."""
+    if members_of(container):
+        remove(container)
+        actions.append("removed the fallbacks")
+
+
+def current(container, mirror_url: object, official: str) -> Upstream:
+    """What root/pypi fetches from: a catalog or user entry, a custom URL, or a failover chain."""
+    if is_local(mirror_url):
+        return describe(container, str(mirror_url))
+    return find_by_url(mirror_url if isinstance(mirror_url, str) else None, official)
+
+
+def remembered(instance) -> list[str]:
+    """The fallbacks `up` or `set-upstream` remembered for the cache (cache.toml)."""
+    value = load_remembered(instance).get("fallback")
+    return list(value) if isinstance(value, list) else []
+
+
+def remember(instance, chain: Chain | None) -> None:
+    """Keep set-upstream's fallbacks with what `up` remembered, for the next `up` and `set-upstream`."""
+    stored = load_remembered(instance)
+    stored["fallback"] = [spec(f) for f in chain.fallbacks] if chain else []
+    save_remembered(instance, stored)
 
 
 def primary_and_fallbacks(upstream: Upstream, chain: Chain | None) -> tuple[Upstream, tuple[Upstream, ...]]:

@@ -150,8 +150,10 @@ def test_prepare_checks_only_new_upstreams_then_installs():
 
     container = engine.add("default", exec_answers=answers)
     checked: list[str] = []
-    failover.prepare(container, chain("nju", "tuna", "bfsu"), OFFICIAL_URL, checked.append)
+    actions: list[str] = []
+    failover.prepare(container, chain("nju", "tuna", "bfsu"), OFFICIAL_URL, checked.append, front=True, actions=actions)
     assert checked == [CATALOG["bfsu"].url]
+    assert actions == ["fallbacks: tuna, bfsu, in that order"]
     [installed] = scripts
     assert json.loads(installed["DEVPICTL_CHAIN"])["members"][2]["name"] == "bfsu"
     assert "@page2" in installed["DEVPICTL_CONF"]
@@ -176,3 +178,9 @@ def test_status_says_when_the_upstream_and_every_fallback_are_down():
     text = describe_fallbacks(SimpleNamespace(fallbacks=[down], upstream_reachable=False))
     assert text.endswith("; the upstream and every fallback are down: the cache serves only what it holds")
     assert "every fallback" not in describe_fallbacks(SimpleNamespace(fallbacks=[down], upstream_reachable=True))
+
+
+def test_a_cache_without_its_front_server_cannot_fail_over():
+    container = container_with_chain(None)
+    with pytest.raises(Exception, match="--fallback works in the front server"):
+        failover.prepare(container, chain("nju", "tuna"), OFFICIAL_URL, None, front=False, actions=[])
