@@ -150,6 +150,7 @@ def up(
 
 def status(
     name: str = typer.Option(None, "--name", "-n", envvar="DEVPICTL_NAME", help="Which cache [default: the only one; with several, all of them are listed]."),
+    lag: bool = typer.Option(False, "--lag", help="Also measure how far the upstream and each fallback are behind the official index (from this machine; takes a few seconds)."),
     json_output: bool = options.JSON,
 ) -> None:
     """Show the cache's state, health, URL, upstream, devpi version and size.
@@ -177,8 +178,9 @@ def status(
         name = names[0]
     instance = Instance(check_name(name))
     st = cache.status(engine, instance)
+    lags = upstream_lags(st) if lag else {}
     if json_output:
-        ui.print_json(st.as_dict())
+        ui.print_json({**st.as_dict(), **({"lag": lags} if lag else {})})
         return
     rows = [
         ("cache", st.name),
@@ -196,8 +198,30 @@ def status(
         ("root password", f"in {st.password_file}"),
         ("next", st.next_step),
     ]
+    if lag:
+        rows.insert(4 + bool(st.fallbacks), ("behind", "; ".join(f"{url}: {describe_lag(found)}" for url, found in lags.items()) or "-"))
     for key, value in rows:
         ui.out.print(f"{key:>14}: {value}")
+
+
+def upstream_lags(st) -> dict[str, dict]:
+    """{url: the lag keys of `mirrors test --json`} for the cache's upstream and fallbacks."""
+    from devpictl.cli.upstream import lag_fields, mirror_lags
+    from devpictl.mirrors import LAG_PROJECTS, Upstream
+
+    # The official index shows as words, not a URL: it is the reference itself.
+    urls = [url for url in [st.upstream, *(f["url"] for f in st.fallbacks)] if url and url.startswith(("http://", "https://"))]
+    members = [Upstream("custom", url) for url in urls]
+    found = mirror_lags(members, list(LAG_PROJECTS), None, 10.0) if members else {}
+    return {member.url: lag_fields(found.get(member)) for member in members}
+
+
+def describe_lag(fields: dict) -> str:
+    if fields.get("releases_behind") is None:
+        return f"not measured ({fields.get('lag_problem')})"
+    from devpictl.freshness import Lag
+
+    return Lag(fields["releases_behind"], fields["hours_behind"]).describe()
 
 
 def ls(json_output: bool = options.JSON) -> None:
