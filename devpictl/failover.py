@@ -94,6 +94,13 @@ def parse_fallbacks(spec: str) -> tuple[Upstream, ...]:
     return tuple(resolve(item) for item in items)
 
 
+def without(fallbacks: tuple[Upstream, ...] | None, primary: Upstream) -> tuple[Upstream, ...] | None:
+    """``fallbacks`` without ``primary`` (None stays None: the remembered ones, which plan() filters)."""
+    if fallbacks is None:
+        return None
+    return tuple(f for f in fallbacks if f.public_url != primary.public_url)
+
+
 def spec(upstream: Upstream) -> str:
     """How the chain is remembered: a name, or the URL of a custom upstream."""
     return upstream.url if upstream.name == "custom" and upstream.url else upstream.name

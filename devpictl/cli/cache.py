@@ -115,7 +115,9 @@ def up(
 
         from devpictl.cli.upstream import fastest_upstream
 
-        opts = replace(opts, upstream=fastest_upstream(opts.probe_project, quiet=json_output, max_lag_hours=max_lag_hours))
+        chosen = fastest_upstream(opts.probe_project, quiet=json_output, max_lag_hours=max_lag_hours)
+        # The fastest may be one of the fallbacks given: it is then the primary only.
+        opts = replace(opts, upstream=chosen, fallbacks=failover.without(fallbacks, chosen))
     with cache_lock(instance), ui.reporter(json_output, verbose) as rep:
         result = cache.up(engine, opts, rep)
     # Whatever chose the address (flag, DEVPICTL_HOST, remembered), warn on stderr:

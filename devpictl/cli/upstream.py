@@ -57,6 +57,7 @@ def set_upstream(
     engine = connect()
     if upstream is None:
         upstream = fastest_upstream(probe_project, quiet=json_output, max_lag_hours=max_lag_hours)
+        fallbacks = failover.without(fallbacks, upstream)  # the fastest may be one of them: then it is the primary only
     with cache_lock(instance), ui.reporter(json_output) as rep:
         result = cache.set_upstream(engine, instance, upstream, check=check, probe_project=probe_project, reporter=rep, fallbacks=fallbacks)
     if json_output:

@@ -184,3 +184,8 @@ def test_a_cache_without_its_front_server_cannot_fail_over():
     container = container_with_chain(None)
     with pytest.raises(Exception, match="--fallback works in the front server"):
         failover.prepare(container, chain("nju", "tuna"), OFFICIAL_URL, None, front=False, actions=[])
+
+
+def test_without_drops_the_chosen_primary():
+    assert failover.without((CATALOG["tuna"], CATALOG["bfsu"]), CATALOG["tuna"]) == (CATALOG["bfsu"],)
+    assert failover.without(None, CATALOG["tuna"]) is None
