@@ -129,8 +129,13 @@ def main() -> None:
                 rows.append((size, parallel, serial))
             finally:
                 subprocess.run([sys.executable, "-m", "devpictl", "down", "--name", cache, "--volumes", "--yes"], env=env, capture_output=True)
+                for leftover in engine.containers.list(all=True, filters={"label": f"devpictl.instance={cache}"}):
+                    leftover.remove(force=True)
                 upstream.remove(force=True)
     finally:
+        network.reload()
+        for container in network.containers:
+            network.disconnect(container, force=True)
         network.remove()
         shutil.rmtree(work, ignore_errors=True)
     table = [
@@ -163,7 +168,8 @@ def write_section(path: Path, table: list[str]) -> None:
     ])
     old = path.read_text() if path.exists() else ""
     if START in old:
-        old = old[:old.index(START)] + old[old.index(END) + len(END):].lstrip("\n")
+        start = old.index(START)
+        old = old[:start] + old[old.index(END, start) + len(END):].lstrip("\n")
     path.write_text(old.rstrip("\n") + "\n\n" + section)
 
 
