@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Benchmark `set-upstream` against the number of cached projects: parallel refresh vs one at a time.
 
-    python bench/switch.py --image IMG [--sizes 100,1000,5000]
+    python bench/switch.py --image IMG [--sizes 100,1000,5000] [--latencies 0,0.1]
 
-For each size N it serves N made-up projects (one file link each) from a static test
-upstream reachable under two names on a Docker network, caches every page through a
-cache, then switches the cache to the other name: once with devpictl's parallel refresh
+For each size N and latency it serves N made-up projects (one file link each) from a
+static test upstream reachable under two names on a Docker network, each answer after the
+latency (0: loopback speed; 0.1 s: a distant mirror), caches every page through a cache,
+then switches the cache to the other name: once with devpictl's parallel refresh
 (devpictl/refresh.py JOBS) and once back with one refresh at a time, in the same run. It
-prints a markdown table (seconds, projects per second, the ratio) and removes what it created.
+prints a markdown table (seconds, projects per second, the ratio), writes it into
+docs/performance.md, and removes what it created.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ LABEL = "devpictl.bench=1"
 START = "<!-- section: bench/switch.py -->"  # bench/bench.py keeps sections that start so
 END = "<!-- end of section -->"
 AGENT = "pip/24.1.2 devpictl-bench"
+# The test upstream: python's static server, each answer after the latency given (argv[1]).
+SLOW_SERVER = """
+import functools, http.server, sys, time
+class Slow(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(float(sys.argv[1]))
+        super().do_GET()
+http.server.ThreadingHTTPServer(("0.0.0.0", 8080), functools.partial(Slow, directory="/srv")).serve_forever()
+"""
 
 
 def make_tree(root: Path, count: int) -> list[str]:
@@ -92,6 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", required=True, help="a devpictl image (devpictl build) to run the cache on")
     parser.add_argument("--sizes", default="100,1000", help="numbers of cached projects, comma-separated")
+    parser.add_argument("--latencies", default="0,0.1", help="seconds the test upstream waits before each answer (a distant mirror), comma-separated")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "performance.md"))
     args = parser.parse_args()
 
@@ -106,13 +118,14 @@ def main() -> None:
     network = engine.networks.create(f"devpictl-bench-switch-{os.getpid()}", labels={"devpictl.bench": "1"})
     rows = []
     try:
-        for size in [int(s) for s in args.sizes.split(",")]:
+        cases = [(int(s), float(lat)) for lat in args.latencies.split(",") for s in args.sizes.split(",")]
+        for size, latency in cases:
             tree = work / f"tree{size}"
             names = make_tree(tree, size)
             for path in [work, tree, *tree.rglob("*")]:
                 os.chmod(path, 0o755 if path.is_dir() else 0o644)
             upstream = engine.containers.run(
-                args.image, entrypoint=["python", "-m", "http.server", "8080", "--directory", "/srv"], detach=True,
+                args.image, entrypoint=["python", "-c", SLOW_SERVER, str(latency)], detach=True,
                 labels={"devpictl.bench": "1"}, volumes={str(tree): {"bind": "/srv", "mode": "ro"}}, network=network.name,
             )
             network.disconnect(upstream)
@@ -126,7 +139,7 @@ def main() -> None:
                 print(f"• {size}: switching, {refresh.JOBS} at a time, then back one at a time", file=sys.stderr)
                 parallel = timed_switch(cache, "http://up-b:8080/simple", env, refresh.JOBS)
                 serial = timed_switch(cache, "http://up-a:8080/simple", env, 1)
-                rows.append((size, parallel, serial))
+                rows.append((size, latency, parallel, serial))
             finally:
                 subprocess.run([sys.executable, "-m", "devpictl", "down", "--name", cache, "--volumes", "--yes"], env=env, capture_output=True)
                 for leftover in engine.containers.list(all=True, filters={"label": f"devpictl.instance={cache}"}):
@@ -139,10 +152,10 @@ def main() -> None:
         network.remove()
         shutil.rmtree(work, ignore_errors=True)
     table = [
-        f"| cached projects | switch, {refresh.JOBS} refreshes at once | projects/s | one at a time | projects/s | ratio |",
-        "|---|---|---|---|---|---|",
-        *(f"| {size} | {parallel:.1f} s | {size / parallel:.0f} | {serial:.1f} s | {size / serial:.0f} | {parallel / serial:.2f} |"
-          for size, parallel, serial in rows),
+        f"| cached projects | upstream latency | switch, {refresh.JOBS} refreshes at once | projects/s | one at a time | projects/s | ratio |",
+        "|---|---|---|---|---|---|---|",
+        *(f"| {size} | {latency * 1000:.0f} ms | {parallel:.1f} s | {size / parallel:.0f} | {serial:.1f} s | {size / serial:.0f} | {parallel / serial:.2f} |"
+          for size, latency, parallel, serial in rows),
     ]
     print("\n".join(table))
     write_section(Path(args.out), table)
@@ -155,14 +168,15 @@ def write_section(path: Path, table: list[str]) -> None:
         "## `set-upstream` against the number of cached projects",
         "",
         "Measured by `bench/switch.py` in one run: a cache holding N projects' pages (one file each,",
-        "from a static test upstream on a Docker network) switches to the same tree under another",
+        "from a static test upstream on a Docker network that answers after the latency shown)",
+        "switches to the same tree under another",
         "name, refreshing every cached page, once with devpictl's parallel refresh and once back one",
         "at a time; the ratio divides the first by the second. Load average when it ran: "
         f"{os.getloadavg()[0]:.1f} (the machine's CPUs are shared).",
         "",
         *table,
         "",
-        "    python bench/switch.py --image IMG --sizes 100,1000,5000",
+        "    python bench/switch.py --image IMG --sizes 100,1000,5000 --latencies 0,0.1",
         END,
         "",
     ])
