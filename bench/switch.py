@@ -120,7 +120,7 @@ def main() -> None:
     try:
         cases = [(int(s), float(lat)) for lat in args.latencies.split(",") for s in args.sizes.split(",")]
         for size, latency in cases:
-            tree = work / f"tree{size}"
+            tree = work / f"tree{size}-{latency}"
             names = make_tree(tree, size)
             for path in [work, tree, *tree.rglob("*")]:
                 os.chmod(path, 0o755 if path.is_dir() else 0o644)
