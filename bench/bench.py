@@ -54,6 +54,7 @@ COLD_FILE = "botocore==1.35.0"  # a 12.5 MB pure-Python wheel in neither set
 AGENT = "pip/24.1.2 devpictl-bench"
 CONCURRENCY = 8
 LABEL = "devpictl.bench=1"
+SECTION = "<!-- section: "  # starts a section of docs/performance.md that another script writes
 LINK = re.compile(r'href="([^"#]+)(?:#sha256=([0-9a-f]+))?"')
 # docs/performance.md's section that bench/warm_speed.py writes; a run of this script keeps it.
 WARM_BEGIN = "<!-- warm: written by bench/warm_speed.py -->"
@@ -671,7 +672,10 @@ It builds the image, starts its own caches with `devpictl up` (`bench`, `bench-s
 static servers and its Docker network when done. uv comes from the test extras.
 """
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    # Sections other scripts write (bench/switch.py) stay after this report.
+    old = path.read_text() if path.exists() else ""
+    kept = old[old.index(SECTION):] if SECTION in old else ""
+    path.write_text(text + ("\n" + kept if kept else ""))
 
 
 if __name__ == "__main__":

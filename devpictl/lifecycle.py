@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
-from devpictl import devpi, password, precedence, switching
+from devpictl import devpi, failover, password, precedence, switching
 from devpictl import image as img
 from devpictl.devpi import DevpiClient
 from devpictl.errors import (
@@ -22,7 +22,7 @@ from devpictl.errors import (
     ReadinessTimeout,
     UpstreamUnreachable,
 )
-from devpictl.mirrors import OFFICIAL, Upstream, find_by_url
+from devpictl.mirrors import OFFICIAL, Upstream, effective_url
 from devpictl.network import DEFAULT_HOST
 from devpictl.reporter import Reporter
 from devpictl.settings import (
@@ -51,6 +51,7 @@ class UpResult:
     offline: bool = False
     core_metadata: bool = False  # whether the mirror's pages announce core metadata (PEP 658)
     port: int | None = None  # the port it is published on
+    fallbacks: tuple[Upstream, ...] = ()  # asked in order when ``upstream`` fails (docs/failover.md)
 
     @property
     def changed(self) -> bool:
@@ -106,18 +107,25 @@ def up(engine: DockerClient, requested: precedence.UpOptions, reporter: Reporter
             if settled:
                 actions.append(settled)
             official = switching.official_url(container)
+            mirror_url = client.get_index().get("mirror_url")
+            current = failover.current(container, mirror_url, official)
+            wanted, chain = failover.plan(container, wanted, opts.fallbacks, failover.remembered(instance), mirror_url, official)
             if wanted is not None and not opts.offline:
                 switching.check_not_itself(container, wanted, official)
                 switching.keep_credentials(container, instance, wanted, official)
+            if chain is not None and not opts.offline:
+                check = switching.upstream_checker(container, opts.probe_project, reporter) if opts.check else None
+                failover.prepare(container, chain, official, check, front=ctr.front_enabled(container), actions=actions)
             if wanted is not None and (opts.check or opts.offline):
-                current = find_by_url(client.get_index().get("mirror_url"), official)
-                if opts.offline and switching.effective_url(wanted, official) != switching.effective_url(current, official):
+                if opts.offline and effective_url(wanted, official) != effective_url(current, official):
                     raise Conflict(switching.offline_switch_message(instance))
                 switching.check_switch(container, current, wanted, official, opts.probe_project, reporter)
             measure = switching.core_metadata_measurement(container, reporter, probe_project=opts.probe_project, check=opts.check, offline=bool(opts.offline))
             serving_upstream = switching.configure_upstream(
-                client, wanted, official, reporter, actions, lambda: switching.flush_front_cache(container), instance.unfinished_switch_file, measure
+                client, wanted, official, reporter, actions, lambda: switching.flush_front_cache(container), instance.unfinished_switch_file, measure, current
             )
+            if chain is None and not opts.offline and ctr.front_enabled(container):
+                failover.drop(container, actions)
             # Offline, devpi lists only the files it stored, so the probe project's page
             # may rightly be empty, and the upstream is never asked: an answering API is it.
             if not opts.offline:
@@ -140,8 +148,12 @@ def up(engine: DockerClient, requested: precedence.UpOptions, reporter: Reporter
         "probe_project": opts.probe_project, "front": opts.front, "offline": opts.offline,
         "memory": f"{memory // 1024**2}m" if memory else None, "pids_limit": pids or None,
         "max_bytes": ctr.max_bytes(container),
+        "fallback": [failover.spec(f) for f in chain.fallbacks] if chain else [],
     })
-    return UpResult(instance.name, devpi.index_url(base_url), serving_upstream, actions, instance.password_file, host, bool(opts.offline), core_metadata, port)
+    primary, fallbacks = failover.primary_and_fallbacks(serving_upstream, chain)
+    return UpResult(
+        instance.name, devpi.index_url(base_url), primary, actions, instance.password_file, host, bool(opts.offline), core_metadata, port, fallbacks
+    )
 
 
 def choose_image(engine: DockerClient, requested: precedence.UpOptions, opts: precedence.CacheSettings, reporter: Reporter, actions: list[str]) -> str:

@@ -74,6 +74,11 @@ CATALOG: dict[str, Upstream] = {
         Upstream("huawei", "https://mirrors.huaweicloud.com/repository/pypi/simple", "Huawei Cloud"),
         Upstream("sjtu", "https://mirror.sjtu.edu.cn/pypi/web/simple", "Shanghai Jiao Tong University"),
         Upstream("pku", "https://mirrors.pku.edu.cn/pypi/web/simple", "Peking University"),
+        # The next three are the entries chsrc ships beyond the ones above. Not checked from
+        # devpictl's test machine, which reaches no domestic mirror (docs/usage.md#mirror-catalog).
+        Upstream("hust", "https://mirrors.hust.edu.cn/pypi/web/simple", "Huazhong University of Science and Technology"),
+        Upstream("lzu", "https://mirror.lzu.edu.cn/pypi/web/simple", "Lanzhou University; forwards to another mirror, which may change"),
+        Upstream("mirrorz", "https://mirrors.cernet.edu.cn/pypi/web/simple", "MirrorZ/CERNET: redirects to a university mirror near you"),
     )
 }
 
@@ -82,6 +87,10 @@ RETIRED: dict[str, tuple[str, str]] = {
     "ustc": ("its PyPI service was removed and now redirects to bfsu", "bfsu"),
     "douban": ("it is unreliable and breaks devpi", "tuna"),
 }
+
+# Projects released on most weekdays: a mirror a day behind lacks one of their releases
+# (`mirrors test` measures the lag from them, devpictl/freshness.py).
+LAG_PROJECTS = ("boto3", "botocore")
 
 # `up --mirror fastest` and `set-upstream fastest` measure the mirrors and take the fastest.
 FASTEST = "fastest"
@@ -174,6 +183,11 @@ def index_key(url: str) -> tuple[str, str, int | None, str]:
     except ValueError:
         port = None
     return parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+
+
+def effective_url(upstream: Upstream, official: str) -> str:
+    """The URL devpi fetches from, without credentials."""
+    return (upstream.public_url or official).rstrip("/")
 
 
 def find_by_url(url: str | None, official_url: str) -> Upstream:

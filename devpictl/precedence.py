@@ -35,6 +35,7 @@ class UpOptions:
     memory: str | None = None  # the container's memory limit, Docker's notation (2g)
     pids_limit: int | None = None
     max_bytes: int | None = None  # keep the mirrored files under this size (0: no limit)
+    fallbacks: tuple[Upstream, ...] | None = None  # upstreams to fail over to; None: the remembered ones
     check: bool = True  # check that a new upstream answers before switching to it
     timeout: float = 180.0
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -61,6 +62,7 @@ class CacheSettings:
     memory: str
     pids_limit: int
     max_bytes: int
+    fallbacks: tuple[Upstream, ...] | None
     check: bool
     timeout: float
     environ: Mapping[str, str]
@@ -100,6 +102,7 @@ def with_remembered(opts: UpOptions) -> tuple[UpOptions, CacheSettings]:
         memory=given.memory or DEFAULT_MEMORY,
         pids_limit=given.pids_limit or DEFAULT_PIDS_LIMIT,
         max_bytes=given.max_bytes or 0,
+        fallbacks=given.fallbacks,
         check=given.check,
         timeout=given.timeout,
         environ=given.environ,

@@ -12,6 +12,7 @@ class Reporter(Protocol):
     def log(self, line: str) -> None: ...
     def waiting(self, message: str) -> contextlib.AbstractContextManager[None]: ...
     def transfer(self, message: str) -> contextlib.AbstractContextManager[Callable[[int], None]]: ...
+    def counting(self, message: str, total: int) -> contextlib.AbstractContextManager[Callable[[int], None]]: ...
 
 
 class QuietReporter:
@@ -30,3 +31,7 @@ class QuietReporter:
     @contextlib.contextmanager
     def transfer(self, message: str) -> Iterator[Callable[[int], None]]:
         yield lambda nbytes: None
+
+    @contextlib.contextmanager
+    def counting(self, message: str, total: int) -> Iterator[Callable[[int], None]]:
+        yield lambda count: None

@@ -8,7 +8,7 @@ import os
 import re
 import secrets
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict, cast
@@ -260,6 +260,7 @@ class Remembered(TypedDict, total=False):
     memory: str
     pids_limit: int
     max_bytes: int
+    fallback: list[str]  # `--fallback`: mirror names or URLs, in order
 
 
 REMEMBERED_KEYS = tuple(Remembered.__annotations__)
@@ -335,6 +336,9 @@ def load_remembered(instance: Instance) -> Remembered:
         elif key == "max_bytes":
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise wrong(key, "a number of bytes (0 for no limit)")
+        elif key == "fallback":
+            if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+                raise wrong(key, "a list of mirror names or URLs")
         elif key == "port":
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
                 raise wrong(key, "a port number from 1 to 65535")
@@ -347,7 +351,7 @@ def load_remembered(instance: Instance) -> Remembered:
     return cast(Remembered, values)  # each key and type checked above
 
 
-def save_remembered(instance: Instance, values: dict[str, object]) -> None:
+def save_remembered(instance: Instance, values: Mapping[str, object]) -> None:
     import tomlkit
 
 

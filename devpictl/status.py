@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
-from devpictl import coremetadata, devpi, precedence, probe, switching
+from devpictl import coremetadata, devpi, failover, precedence, probe, switching
 from devpictl.devpi import DevpiClient
 from devpictl.errors import CacheNotFound, DevpictlError
-from devpictl.mirrors import Upstream, find_by_url
+from devpictl.mirrors import Upstream, effective_url
 from devpictl.settings import Instance
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ class Status:
     # Whether the mirror's pages announce core metadata (PEP 658); None when not running.
     core_metadata: bool | None = None
     core_metadata_note: str | None = None  # why it is off
+    # The upstreams asked when ``upstream`` fails, in order: {name, url, reachable, problem}.
+    fallbacks: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -78,12 +80,19 @@ def status(engine: DockerClient, instance: Instance) -> Status:
     size = None
     reachable = problem = None
     core_metadata = core_metadata_note = None
+    fallbacks: list[dict] = []
     if running:
         url = devpi.index_url(ctr.local_base_url(container))
         served = serving(container)
         if served is not None:
             upstream_name, upstream_url = served.upstream.name, served.upstream.display_url
             check_url, version = served.check_url, served.devpi_version
+            chain = failover.members_of(container) if failover.is_local(served.ixconfig.get("mirror_url")) else []
+            if chain:
+                official = switching.official_url(container)
+                upstream_name, upstream_url = str(chain[0].get("name")), str(chain[0].get("url") or official)
+                check_url = upstream_url
+                fallbacks = [{"name": str(m.get("name")), "url": str(m.get("url") or official)} for m in chain[1:]]
             try:
                 core_metadata, core_metadata_note = describe_core_metadata(container, served.ixconfig, version)
             except DevpictlError:
@@ -93,6 +102,8 @@ def status(engine: DockerClient, instance: Instance) -> Status:
         except DevpictlError:  # a broken cache.toml must not break status
             project = precedence.DEFAULT_PROBE_PROJECT
         reachable, problem = upstream_reachability(container, check_url, project, offline=offline)
+        for item in fallbacks:
+            item["reachable"], item["problem"] = upstream_reachability(container, item["url"], project, offline=offline)
         code, out = ctr.exec_output(container, ["du", "-sb", "/data"])
         if code == 0 and out.split():
             size = int(out.split()[0])
@@ -115,6 +126,7 @@ def status(engine: DockerClient, instance: Instance) -> Status:
         next_step=next_step(instance.name, container.status, ctr.health(container), has_volume=True),
         core_metadata=core_metadata,
         core_metadata_note=core_metadata_note,
+        fallbacks=fallbacks,
     )
 
 
@@ -135,8 +147,8 @@ def serving(container: Container, timeout: float = 10) -> Serving | None:
         with DevpiClient(base, timeout=timeout) as client:
             ixconfig = client.get_index()
             official = switching.official_url(container)
-            found = find_by_url(ixconfig.get("mirror_url"), official)
-            return Serving(found, switching.effective_url(found, official), devpi_server_version(client.server_status()), ixconfig)
+            found = failover.current(container, ixconfig.get("mirror_url"), official)
+            return Serving(found, effective_url(found, official), devpi_server_version(client.server_status()), ixconfig)
     except DevpictlError:
         return None
 

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from devpictl import container as ctr
-from devpictl import coremetadata, password, precedence, probe
+from devpictl import coremetadata, failover, password, precedence, probe, refresh
 from devpictl import image as img
 from devpictl.devpi import DevpiClient
 from devpictl.errors import BadInput, Conflict, DevpictlError, DevpiError, EngineError, Interrupted
-from devpictl.mirrors import Upstream, find_by_url
+from devpictl.mirrors import Upstream, effective_url, find_by_url
 from devpictl.network import is_loopback
 from devpictl.reporter import Reporter
 from devpictl.settings import Instance, read_secret_file, write_durably
@@ -45,11 +45,6 @@ def upstream_changes(upstream: Upstream, ixconfig: Mapping[str, object], officia
         elif have is None or str(have).rstrip("/") != str(want).rstrip("/"):
             changes.append(f"{key}={want}")
     return changes
-
-
-def effective_url(upstream: Upstream, official: str) -> str:
-    """The URL devpi fetches from, without credentials."""
-    return (upstream.public_url or official).rstrip("/")
 
 
 # In RUN_DIR: {"URL": "Basic ..."}, read by devpictl's devpi plugin and by the upstream check.
@@ -123,6 +118,7 @@ def configure_upstream(
     flush: Callable[[], None],
     unfinished: Path,
     core_metadata: Callable[[str], coremetadata.MetadataCheck] | None = None,
+    current: Upstream | None = None,
 ) -> Upstream:
     """Point root/pypi at ``wanted`` (None: keep its upstream) and refresh what it cached.
 
@@ -139,7 +135,7 @@ def configure_upstream(
     cached pages list the new upstream's files.
     """
     ixconfig = client.get_index()
-    current = find_by_url(ixconfig.get("mirror_url"), official)
+    current = current or find_by_url(ixconfig.get("mirror_url"), official)
     target = wanted or current
     changes = upstream_changes(target, ixconfig, official)
     switching = effective_url(target, official) != effective_url(current, official)
@@ -173,7 +169,7 @@ def configure_upstream(
         flush()
         return target
     try:
-        refreshed, missing = refresh_cached_projects(client, reporter)
+        refreshed, missing = refresh_cached_projects(client, reporter, unfinished)
         # Metadata is announced only once the pages list the new upstream's files.
         if announce:
             client.patch_index([f"{coremetadata.INDEX_OPTION}=true"])
@@ -236,19 +232,17 @@ def flush_front_cache(container: Container) -> None:
         raise EngineError(f"could not empty the front server's page cache ({ctr.last_line(output)}): run `devpictl down` and `devpictl up`")
 
 
-def refresh_cached_projects(client: DevpiClient, reporter: Reporter) -> tuple[list[str], list[str]]:
-    """Make pages cached from the old upstream list the new upstream's files now.
+def refresh_cached_projects(client: DevpiClient, reporter: Reporter, unfinished: Path) -> tuple[list[str], list[str]]:
+    """Make pages cached from the old upstream list the new upstream's files now (devpictl/refresh.py).
 
-    devpi keeps a cached page until mirror_cache_expiry passes; a refresh drops it.
     Files already downloaded stay in the cache. Returns (refreshed, not upstream).
     """
     projects = sorted(client.list_projects())
-    refreshed: list[str] = []
-    missing: list[str] = []
-    with reporter.waiting(f"Refreshing {len(projects)} cached project pages"):
-        for project in projects:
-            (refreshed if client.refresh_project(project) else missing).append(project)
-    return refreshed, missing
+    done = refresh.already_done(unfinished)
+    todo = sum(1 for project in projects if project not in done)
+    resumed = f" ({len(projects) - todo} done before)" if todo < len(projects) else ""
+    with reporter.counting(f"Refreshing cached project pages{resumed}", todo) as advance:
+        return refresh.refresh(projects, client.refresh_project, unfinished, advance)
 
 
 def check_switch(container: Container, current: Upstream, wanted: Upstream, official: str, project: str, reporter: Reporter) -> None:
@@ -266,27 +260,57 @@ class SwitchResult:
     upstream: Upstream
     actions: list[str]
     core_metadata: bool = False  # whether the mirror's pages announce core metadata now
+    fallbacks: tuple[Upstream, ...] = ()
 
 
-def set_upstream(engine: DockerClient, instance: Instance, upstream: Upstream, *, check: bool, probe_project: str | None, reporter: Reporter) -> SwitchResult:
+def set_upstream(
+    engine: DockerClient,
+    instance: Instance,
+    upstream: Upstream,
+    *,
+    check: bool,
+    probe_project: str | None,
+    reporter: Reporter,
+    fallbacks: tuple[Upstream, ...] | None = None,
+) -> SwitchResult:
     container = ctr.running_container(engine, instance)
     if ctr.offline_enabled(container):
         raise Conflict(offline_switch_message(instance))
     probe_project = precedence.probe_project(instance, probe_project)
     official = official_url(container)
     check_not_itself(container, upstream, official)
-    keep_credentials(container, instance, upstream, official)
     actions: list[str] = []
     measure = core_metadata_measurement(container, reporter, probe_project=probe_project, check=check, offline=False)
     with DevpiClient(ctr.local_base_url(container)) as client:
         settled = password.login_root(client, instance)
         if settled:
             actions.append(settled)
-        previous = find_by_url(client.get_index().get("mirror_url"), official)
+        mirror_url = client.get_index().get("mirror_url")
+        previous = failover.current(container, mirror_url, official)
+        target, chain = failover.plan(container, upstream, fallbacks, failover.remembered(instance), mirror_url, official)
+        target = target or upstream  # plan keeps a given upstream
+        keep_credentials(container, instance, target, official)
+        if chain is not None:
+            checker = upstream_checker(container, probe_project, reporter) if check else None
+            failover.prepare(container, chain, official, checker, front=ctr.front_enabled(container), actions=actions)
         if check:
-            check_switch(container, previous, upstream, official, probe_project, reporter)
+            check_switch(container, previous, target, official, probe_project, reporter)
         configure_upstream(
-            client, upstream, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure
+            client, target, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure, previous
         )
+        if chain is None and ctr.front_enabled(container):
+            failover.drop(container, actions)
         core_metadata = core_metadata_state(client, container)
-    return SwitchResult(instance.name, previous, upstream, actions, core_metadata)
+    failover.remember(instance, chain)
+    primary, chosen = failover.primary_and_fallbacks(target, chain)
+    return SwitchResult(instance.name, previous, primary, actions, core_metadata, chosen)
+
+
+def upstream_checker(container: Container, probe_project: str, reporter: Reporter) -> Callable[[str], None]:
+    """check_upstream for ``probe_project``, with a spinner: how failover checks a chain's new upstreams."""
+
+    def check(url: str) -> None:
+        with reporter.waiting(f"Checking that {url} answers"):
+            probe.check_upstream(container, url, probe_project)
+
+    return check

@@ -75,6 +75,14 @@ fi
 # which never changes, in the volume (see nginx.conf).
 mkdir -p /tmp/nginx/cache /tmp/nginx/files /data/front-cache/metadata
 echo "map \"\" \$devpictl_generation { default \"$(date +%s%N)\"; }" > "$RUNDIR/nginx-generation.conf"
+# The container's name servers, for the failover server's upstreams: nginx resolves them
+# per request, so a mirror whose name stops resolving fails over instead of stopping nginx.
+servers="$(awk '/^nameserver/ { a = $2; if (a ~ /:/) a = "[" a "]"; printf "%s ", a }' /etc/resolv.conf 2>/dev/null || true)"
+echo "resolver ${servers:-127.0.0.11} valid=10s;" > "$RUNDIR/resolver.conf"
+# ... and the trust bundle it checks them with: the one devpictl handed in, else the system's.
+ca=/etc/ssl/certs/ca-certificates.crt
+[ -s "$RUNDIR/ca-bundle.pem" ] && ca="$RUNDIR/ca-bundle.pem"
+ln -sf "$ca" "$RUNDIR/failover-ca.pem"
 
 # The metrics (/+devpictl/metrics) and the size and hit ratio of the page at /:
 # templates/metrics.py counts the request lines nginx sends it and the volume's

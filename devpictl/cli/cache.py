@@ -35,6 +35,8 @@ def up(
     web: bool = options.WEB,
     front: bool = typer.Option(None, "--front/--no-front", help="Put nginx before devpi (files from disk, cached pages) [default: remembered, else on]."),
     offline: bool = typer.Option(None, "--offline/--online", help="Run devpi in offline mode: serve only files already cached, never ask the upstream; readiness then waits for the API only [default: remembered, else online]."),
+    fallback: str = options.FALLBACK,
+    max_lag: str = options.MAX_LAG,
     network: str = typer.Option(None, "--network", envvar="DEVPICTL_NETWORK", help="Also attach the cache to this Docker network."),
     probe_project: str = options.PROBE,
     memory: str = typer.Option(None, "--memory", envvar="DEVPICTL_MEMORY", help="Memory limit of the cache container, e.g. 2g or 1536m; beyond it the engine kills and restarts devpi [default: remembered, else 2g]."),
@@ -49,8 +51,8 @@ def up(
 
     Example: devpictl up --mirror nju
     """
+    from devpictl import failover, lifecycle, precedence
     from devpictl import image as img
-    from devpictl import lifecycle, precedence
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.mirrors import is_fastest, resolve
@@ -68,6 +70,10 @@ def up(
 
     instance = Instance(check_name(name))
     upstream = resolve(mirror) if mirror and not is_fastest(mirror) else None
+    fallbacks = failover.parse_fallbacks(fallback) if fallback is not None else None
+    if fallbacks:
+        failover.check_members((upstream, *fallbacks) if upstream is not None else fallbacks)
+    max_lag_hours = options.max_lag_hours(max_lag, mirror)
     if port is not None:
         check_port(port)
     if host is not None:
@@ -93,6 +99,7 @@ def up(
         ca_bundle=ca_bundle,
         probe_project=probe_project,
         check=check,
+        fallbacks=fallbacks,
         front=front,
         offline=offline,
         memory=memory,
@@ -108,7 +115,9 @@ def up(
 
         from devpictl.cli.upstream import fastest_upstream
 
-        opts = replace(opts, upstream=fastest_upstream(opts.probe_project, quiet=json_output))
+        chosen = fastest_upstream(opts.probe_project, quiet=json_output, max_lag_hours=max_lag_hours)
+        # The fastest may be one of the fallbacks given: it is then the primary only.
+        opts = replace(opts, upstream=chosen, fallbacks=failover.without(fallbacks, chosen))
     with cache_lock(instance), ui.reporter(json_output, verbose) as rep:
         result = lifecycle.up(engine, opts, rep)
     # Whatever chose the address (flag, DEVPICTL_HOST, remembered), warn on stderr:
@@ -121,6 +130,7 @@ def up(
                 "name": result.name,
                 "index_url": result.index_url,
                 "upstream": {"name": result.upstream.name, "url": result.upstream.public_url},
+                "fallbacks": [{"name": f.name, "url": f.public_url} for f in result.fallbacks],
                 "changed": result.changed,
                 "actions": result.actions,
                 "password_file": str(result.password_file),
@@ -142,6 +152,7 @@ def up(
 
 def status(
     name: str = typer.Option(None, "--name", "-n", envvar="DEVPICTL_NAME", help="Which cache [default: the only one; with several, all of them are listed]."),
+    lag: bool = typer.Option(False, "--lag", help="Also measure how far the upstream and each fallback are behind the official index (from this machine; takes a few seconds)."),
     json_output: bool = options.JSON,
 ) -> None:
     """Show the cache's state, health, URL, upstream, devpi version and size.
@@ -170,14 +181,16 @@ def status(
         name = names[0]
     instance = Instance(check_name(name))
     st = cache_status.status(engine, instance)
+    lags = upstream_lags(st) if lag else {}
     if json_output:
-        ui.print_json(st.as_dict())
+        ui.print_json({**st.as_dict(), **({"lag": lags} if lag else {})})
         return
     rows = [
         ("cache", st.name),
         ("state", f"{st.state} (health: {st.health})"),
         ("index url", st.index_url or "-"),
         ("upstream", f"{st.upstream_name} {st.upstream} ({describe_reachability(st)})" if st.upstream else "-"),
+        *([("fallbacks", describe_fallbacks(st))] if st.fallbacks else []),
         ("offline mode", "on (serves only cached files; the upstream is not asked)" if st.offline else "off"),
         ("devpi-server", st.devpi_version or "-"),
         ("front server", "nginx" if st.front_server else "off (devpi alone)"),
@@ -188,8 +201,30 @@ def status(
         ("root password", f"in {st.password_file}"),
         ("next", st.next_step),
     ]
+    if lag:
+        rows.insert(4 + bool(st.fallbacks), ("behind", "; ".join(f"{url}: {describe_lag(found)}" for url, found in lags.items()) or "-"))
     for key, value in rows:
         ui.out.print(f"{key:>14}: {value}")
+
+
+def upstream_lags(st) -> dict[str, dict]:
+    """{url: the lag keys of `mirrors test --json`} for the cache's upstream and fallbacks."""
+    from devpictl.cli.upstream import lag_fields, mirror_lags
+    from devpictl.mirrors import LAG_PROJECTS, Upstream
+
+    # The official index shows as words, not a URL: it is the reference itself.
+    urls = [url for url in [st.upstream, *(f["url"] for f in st.fallbacks)] if url and url.startswith(("http://", "https://"))]
+    members = [Upstream("custom", url) for url in urls]
+    found = mirror_lags(members, list(LAG_PROJECTS), None, 10.0) if members else {}
+    return {url: lag_fields(found.get(member)) for url, member in zip(urls, members, strict=True)}
+
+
+def describe_lag(fields: dict) -> str:
+    if fields.get("releases_behind") is None:
+        return f"not measured ({fields.get('lag_problem')})"
+    from devpictl.freshness import Lag
+
+    return Lag(fields["releases_behind"], fields["hours_behind"]).describe()
 
 
 def ls(json_output: bool = options.JSON) -> None:
@@ -233,6 +268,20 @@ def describe_core_metadata(st) -> str:
     if st.core_metadata:
         return "served (installers resolve without downloading wheels)"
     return f"not served: {st.core_metadata_note}"
+
+
+def describe_fallbacks(st) -> str:
+    """The fallbacks in order, each with its state; and what it means when none answers."""
+    states = []
+    for item in st.fallbacks:
+        if item["reachable"] is None:
+            states.append(f"{item['name']} {item['url']} (not asked)")
+        else:
+            states.append(f"{item['name']} {item['url']} ({'answering' if item['reachable'] else 'not answering: ' + str(item['problem'])})")
+    text = ", then ".join(states)
+    if st.upstream_reachable is False and all(item["reachable"] is False for item in st.fallbacks):
+        text += "; the upstream and every fallback are down: the cache serves only what it holds"
+    return text
 
 
 def describe_reachability(st) -> str:

@@ -22,6 +22,8 @@ CA_BUNDLE = typer.Option(None, "--ca-bundle", envvar="DEVPICTL_CA_BUNDLE", help=
 WEB = typer.Option(False, "--web", help="Also install devpi-web (its search indexer stays off).")
 PROBE = typer.Option(None, "--probe-project", envvar="DEVPICTL_PROBE_PROJECT", help="Project whose simple page must list files for the cache to count as ready [default: remembered, else pip].")
 CHECK = typer.Option(True, "--check/--no-check", help="Check that a new upstream answers a simple page before switching to it.")
+FALLBACK = typer.Option(None, "--fallback", envvar="DEVPICTL_FALLBACK", help="Upstreams to ask, in order, when the main one fails (connection error, timeout, 5xx): names or URLs, comma-separated, e.g. tuna,bfsu; 'none' for none [default: remembered, else none].")
+MAX_LAG = typer.Option(None, "--max-lag", envvar="DEVPICTL_MAX_LAG", help="With 'fastest': pass over mirrors further behind the official index than this, e.g. 6h or 1d.")
 TIMEOUT = typer.Option(180.0, "--timeout", envvar="DEVPICTL_TIMEOUT", help="Seconds to wait for devpi to become ready.")
 
 
@@ -71,3 +73,17 @@ def given_build_options(
         "apt_mirror": apt_mirror,
     }
     return frozenset(name for name, value in values.items() if value is not None)
+
+
+def max_lag_hours(max_lag: str | None, mirror: str | None) -> float | None:
+    """--max-lag in hours; only 'fastest' chooses a mirror it could apply to."""
+    from devpictl.errors import BadInput
+    from devpictl.mirrors import is_fastest
+    from devpictl.settings import duration_days
+
+    if max_lag is None:
+        return None
+    hours = duration_days(max_lag, "--max-lag", "6h") * 24
+    if not is_fastest(mirror):
+        raise BadInput("--max-lag chooses among mirrors: use it with --mirror fastest (or `set-upstream fastest`)")
+    return hours

@@ -133,6 +133,27 @@ class RichReporter:
         if not self.console.is_terminal:
             self.console.print(f"• {message}: done")
 
+    @contextlib.contextmanager
+    def counting(self, message: str, total: int) -> Iterator[Callable[[int], None]]:
+        """A count of ``total`` things: done/total, the rate, the time left."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._stop_live()
+        started = time.monotonic()
+        rate = TextColumn("{task.fields[rate]}")
+        columns = (TextColumn(message), BarColumn(), MofNCompleteColumn(), rate, TimeRemainingColumn())
+        with Progress(*columns, console=self.console, transient=True, disable=not self.console.is_terminal) as progress:
+            task = progress.add_task(message, total=total, rate="")
+
+            def advance(count: int) -> None:
+                progress.advance(task, count)
+                done = progress.tasks[0].completed
+                progress.update(task, rate=f"{done / max(time.monotonic() - started, 1e-3):.0f}/s")
+
+            yield advance
+        if not self.console.is_terminal:
+            self.console.print(f"• {message}: {total} done in {time.monotonic() - started:.1f} s")
+
     def close(self) -> None:
         self._stop_live()
 

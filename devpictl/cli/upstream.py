@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from devpictl.cli import options
+from devpictl.mirrors import LAG_PROJECTS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -31,6 +32,8 @@ def register(app: typer.Typer) -> None:
 def set_upstream(
     mirror: str = typer.Argument(..., help="A catalog name or your entry (see `devpictl mirrors`), an index URL, or 'fastest' to measure and take the fastest."),
     name: str = options.NAME,
+    fallback: str = options.FALLBACK,
+    max_lag: str = options.MAX_LAG,
     check: bool = options.CHECK,
     probe_project: str = options.PROBE,
     json_output: bool = options.JSON,
@@ -39,7 +42,7 @@ def set_upstream(
 
     Example: devpictl set-upstream tuna
     """
-    from devpictl import switching
+    from devpictl import failover, switching
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.mirrors import is_fastest, resolve
@@ -47,17 +50,25 @@ def set_upstream(
 
     instance = Instance(check_name(name))
     upstream = None if is_fastest(mirror) else resolve(mirror)
+    fallbacks: tuple[Upstream, ...] | None = failover.parse_fallbacks(fallback) if fallback is not None else None
+    if fallbacks:
+        failover.check_members((upstream, *fallbacks) if upstream is not None else fallbacks)
+    max_lag_hours = options.max_lag_hours(max_lag, mirror)
     engine = connect()
     if upstream is None:
-        upstream = fastest_upstream(probe_project, quiet=json_output)
+        upstream = fastest_upstream(probe_project, quiet=json_output, max_lag_hours=max_lag_hours)
+        fallbacks = failover.without(fallbacks, upstream)  # the fastest may be one of them: then it is the primary only
     with cache_lock(instance), ui.reporter(json_output) as rep:
-        result = switching.set_upstream(engine, instance, upstream, check=check, probe_project=probe_project, reporter=rep)
+        result = switching.set_upstream(
+            engine, instance, upstream, check=check, probe_project=probe_project, reporter=rep, fallbacks=fallbacks
+        )
     if json_output:
         ui.print_json(
             {
                 "name": result.name,
                 "previous": {"name": result.previous.name, "url": result.previous.public_url},
                 "upstream": {"name": result.upstream.name, "url": result.upstream.public_url},
+                "fallbacks": [{"name": f.name, "url": f.public_url} for f in result.fallbacks],
                 "changed": bool(result.actions),
                 "actions": result.actions,
                 "core_metadata": result.core_metadata,
@@ -109,6 +120,9 @@ def measure_mirrors(
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds each mirror gets in all, for its page and its wheel."),
     project: str = typer.Option("pip", "--project", help="Project whose simple page is timed and whose newest wheel is downloaded."),
     download: bool = typer.Option(True, "--wheel-url-from-page/--page-only", help="Download the newest wheel the page links (default), or time the page alone."),
+    lag: bool = typer.Option(True, "--lag/--no-lag", help="Also show how far each mirror is behind the official index, in releases and hours, from projects that release often."),
+    lag_projects: str = typer.Option(",".join(LAG_PROJECTS), "--lag-projects", help="Projects (comma-separated) whose newest releases measure the lag."),
+    reference: str = typer.Option(None, "--reference", help="Index the lag is measured against: a name or URL [default: the official index, at pip's default URL]."),
     json_output: bool = options.JSON,
 ) -> None:
     """Measure mirrors at once: time to a page's first byte, and wheel speed.
@@ -120,16 +134,23 @@ def measure_mirrors(
     """
     from devpictl import speedtest
     from devpictl.cli import ui
-    from devpictl.errors import UpstreamUnreachable
+    from devpictl.errors import BadInput, UpstreamUnreachable
     from devpictl.mirrors import every_upstream, resolve
     from devpictl.settings import check_timeout
 
     speedtest.check_project(project)
     check_timeout(timeout)
+    projects = [speedtest.check_project(p.strip()) for p in lag_projects.split(",") if p.strip()]
+    if lag and not projects:
+        raise BadInput("--lag-projects names no project: give some, e.g. boto3,botocore, or pass --no-lag")
+    against = resolve(reference) if reference else None
     upstreams = [resolve(spec) for spec in names] if names else every_upstream()
     pairs = speed_test(upstreams, project=project, timeout=timeout, download=download, console=None if json_output else ui.out)
+    lags = mirror_lags([u for u, _ in pairs], projects, against, timeout) if lag else {}
     if json_output:
-        ui.print_json([result.as_dict() for _, result in pairs])
+        ui.print_json([{**result.as_dict(), **lag_fields(lags.get(upstream))} for upstream, result in pairs])
+    elif lags:
+        ui.out.print(lag_table(pairs, lags))
     best = next(((u, r) for u, r in pairs if r.fastest), None)
     if best is None:
         raise UpstreamUnreachable(
@@ -176,8 +197,12 @@ def remove(name: str = typer.Argument(..., help="The name of a mirror you added.
     ui.out.print(f"Removed mirror {name.strip().lower()!r}{f' ({redact(url)})' if url else ''} from {config_file()}.")
 
 
-def fastest_upstream(project: str | None, *, quiet: bool) -> Upstream:
-    """Measure every mirror (showing the table on stderr unless ``quiet``) and return the fastest."""
+def fastest_upstream(project: str | None, *, quiet: bool, max_lag_hours: float | None = None) -> Upstream:
+    """Measure every mirror (showing the table on stderr unless ``quiet``) and return the fastest.
+
+    With ``max_lag_hours``, a mirror further behind the official index than that (or
+    whose lag could not be measured) is passed over.
+    """
     from devpictl import speedtest
     from devpictl.cli import ui
     from devpictl.errors import UpstreamUnreachable
@@ -185,7 +210,17 @@ def fastest_upstream(project: str | None, *, quiet: bool) -> Upstream:
 
     project = project or speedtest.DEFAULT_PROJECT
     pairs = speed_test(every_upstream(), project=project, timeout=speedtest.DEFAULT_TIMEOUT, console=None if quiet else ui.err)
-    best = next(((u, r) for u, r in pairs if r.fastest), None)
+    ranked = [(u, r) for u, r in pairs if r.rank is not None]
+    if max_lag_hours is not None and ranked:
+        lags = mirror_lags([u for u, _ in ranked], list(LAG_PROJECTS), None, speedtest.DEFAULT_TIMEOUT)
+        if not quiet:
+            ui.err.print(lag_table(ranked, lags))
+        ranked = [(u, r) for u, r in ranked if within(lags.get(u), max_lag_hours)]
+        if not ranked:
+            raise UpstreamUnreachable(
+                f"no mirror that answered is within {max_lag_hours:g} h of the official index: raise --max-lag, or name a mirror instead of 'fastest'"
+            )
+    best = ranked[0] if ranked else None
     if best is None:
         raise UpstreamUnreachable(
             f"no mirror served {project!r} in the speed test: check your network and proxy (HTTPS_PROXY, SSL_CERT_FILE), or name a mirror instead of 'fastest'"
@@ -194,6 +229,57 @@ def fastest_upstream(project: str | None, *, quiet: bool) -> Upstream:
     if not quiet:
         ui.err.print(f"• Fastest mirror: {upstream.name} ({describe_speed(result)})")
     return upstream
+
+
+def mirror_lags(upstreams: Sequence[Upstream], projects: Sequence[str], reference: Upstream | None, timeout: float) -> dict:
+    """{upstream: Freshness} behind ``reference`` (None: the official index at pip's default URL)."""
+    from devpictl import freshness, speedtest
+
+    base = (reference.url if reference is not None and reference.url else None) or speedtest.default_index_url()
+    if base is None:
+        return {u: freshness.Freshness(None, "pip is not importable here to name the official index") for u in upstreams}
+    measured = [u for u in upstreams if (u.url or base).rstrip("/") != base.rstrip("/")]
+    results = freshness.measure([u.url or base for u in measured], base, projects=projects, timeout=timeout)
+    lags = {u: freshness.Freshness(freshness.UP_TO_DATE, "the reference itself") for u in upstreams if u not in measured}
+    return {**lags, **dict(zip(measured, results, strict=True))}
+
+
+def within(fresh, max_hours: float) -> bool:
+    """Whether a mirror's measured lag is at most ``max_hours`` (an unmeasured one is not)."""
+    if fresh is None or fresh.lag is None:
+        return False
+    if not fresh.lag.releases:
+        return True
+    return fresh.lag.hours is not None and fresh.lag.hours <= max_hours
+
+
+def lag_fields(fresh) -> dict[str, object]:
+    """The lag keys of a mirror in `mirrors test --json`."""
+    if fresh is None:
+        return {}
+    if fresh.lag is None:
+        return {"releases_behind": None, "hours_behind": None, "missing": [], "lag_problem": fresh.problem}
+    return {**fresh.lag.as_dict(), "lag_problem": fresh.problem or None}
+
+
+def lag_table(pairs, lags) -> Table:
+    """How far each mirror is behind the reference, as a table."""
+    from rich.table import Table
+
+    table = Table(box=None, title="behind the official index")
+    table.add_column("mirror")
+    table.add_column("behind")
+    table.add_column("detail")
+    for upstream, result in pairs:
+        fresh = lags.get(upstream)
+        if fresh is None:
+            continue
+        if fresh.lag is None:
+            table.add_row(result.name, "-", fresh.problem, style="red")
+        else:
+            shown = ", ".join(fresh.lag.missing[:3]) + (" ..." if len(fresh.lag.missing) > 3 else "")
+            table.add_row(result.name, fresh.lag.describe(), fresh.problem or (f"lacks {shown}" if shown else ""))
+    return table
 
 
 def speed_test(

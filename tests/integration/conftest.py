@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.mirror_roots import make_bad_root, make_fallback_root
 from tests.integration.support import RUN_ID, TEST_LABEL, compose_upstream, host_pip_env, run_cli
 from tests.integration.wheels import make_project_set, wheel_metadata
 
@@ -178,10 +179,19 @@ def docker_compose_project_name():
 
 
 @pytest.fixture(scope="session")
-def docker_setup(base_image, upstream_root, metadata_upstream_root):
+def fallback_roots(tmp_path_factory, upstream_root) -> tuple[Path, Path]:
+    """The trees of the fallback test upstreams (tests/integration/mirror_roots.py): (fallback, bad)."""
+    fallback = make_fallback_root(tmp_path_factory.mktemp("fallback"), upstream_root / "files", "http://fallback:8080")
+    return fallback, make_bad_root(tmp_path_factory.mktemp("bad-fallback"), fallback)
+
+
+@pytest.fixture(scope="session")
+def docker_setup(base_image, upstream_root, metadata_upstream_root, fallback_roots):
     # docker-compose.yml reads these.
     os.environ["DEVPICTL_TEST_UPSTREAM_ROOT"] = str(upstream_root)
     os.environ["DEVPICTL_TEST_METADATA_UPSTREAM_ROOT"] = str(metadata_upstream_root)
+    os.environ["DEVPICTL_TEST_FALLBACK_ROOT"] = str(fallback_roots[0])
+    os.environ["DEVPICTL_TEST_BAD_FALLBACK_ROOT"] = str(fallback_roots[1])
     os.environ["DEVPICTL_TEST_BASE_IMAGE"] = base_image
     # docker-compose v1 has no `up --wait`; readiness is checked below.
     return ["up -d"]
@@ -202,3 +212,12 @@ def test_upstream(docker_services, docker_compose_project_name):
 def metadata_upstream(docker_services, docker_compose_project_name):
     """The second test upstream: the made wheels with their core metadata files, announced."""
     return compose_upstream(docker_services, docker_compose_project_name, "upstream-meta", "dpctl-app")
+
+
+@pytest.fixture(scope="session")
+def fallback_upstreams(docker_services, docker_compose_project_name) -> tuple[dict[str, str], dict[str, str]]:
+    """The fallback test upstreams (tests/integration/mirror_roots.py): (a release behind, at
+    /pypi/web/simple; corrupt files)."""
+    fallback = compose_upstream(docker_services, docker_compose_project_name, "fallback", "six", path="/pypi/web/simple")
+    return fallback, compose_upstream(docker_services, docker_compose_project_name, "fallback-bad", "six")
+

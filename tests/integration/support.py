@@ -39,13 +39,15 @@ def host_pip_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
     return {**env, "PIP_CONFIG_FILE": os.devnull}
 
-def compose_upstream(docker_services, project_name: str, service: str, probe: str, status: int = 200) -> dict[str, str]:
+def compose_upstream(
+    docker_services, project_name: str, service: str, probe: str, status: int = 200, path: str = "/simple"
+) -> dict[str, str]:
     """A compose service of the test, once it answers ``probe``'s page with ``status``: its URL on the
     compose network, its host URL, and its network."""
     import httpx
 
     port = docker_services.port_for(service, 8080)
-    host_url = f"http://127.0.0.1:{port}/simple"
+    host_url = f"http://127.0.0.1:{port}{path}"
 
     def answers() -> bool:
         try:
@@ -55,7 +57,7 @@ def compose_upstream(docker_services, project_name: str, service: str, probe: st
 
     docker_services.wait_until_responsive(check=answers, timeout=60, pause=0.5)
     return {
-        "url": f"http://{service}:8080/simple",
+        "url": f"http://{service}:8080{path}",
         "host_url": host_url,
         "network": f"{project_name}_default",
         "service": service,

@@ -252,6 +252,16 @@ CASES = [
     Case("password-file-is-a-directory", ["password", "--show"], 2, "root-password (Is a directory)", setup=password_file_is_a_directory),
     Case("password-file-not-utf8", ["password", "--rotate"], 2, "root-password is not UTF-8 text", setup=password_file_not_utf8),
     Case("unknown-network", lambda w: ["up", "--name", "fresh", "--port", free_port(), "--network", "nosuchnet"], 2, "no Docker network 'nosuchnet'"),
+    Case("fallback-fastest", ["up", "--fallback", "tuna,fastest"], 2, "--fallback takes mirror names or URLs, not 'fastest'"),
+    Case("fallback-unknown", ["set-upstream", "nju", "--fallback", "nosuch"], 2, "unknown mirror 'nosuch'"),
+    Case("fallback-retired", ["set-upstream", "nju", "--fallback", "douban"], 2, "'douban' is not offered"),
+    Case("fallback-is-the-primary", ["set-upstream", "tuna", "--fallback", "bfsu,tuna"], 2, "is in the chain twice"),
+    Case("fallback-not-simple", ["up", "--mirror", "nju", "--fallback", "https://m.example/pypi/index"], 2, "does not end in /simple"),
+    Case("fallback-with-credentials", ["set-upstream", "nju", "--fallback", "https://u:pw@m.example/simple"], 2, "needs credentials"),
+    Case("max-lag-without-fastest", ["up", "--mirror", "nju", "--max-lag", "6h"], 2, "use it with --mirror fastest"),
+    Case("max-lag-bad", ["set-upstream", "fastest", "--max-lag", "soon"], 2, "--max-lag 'soon' is not a duration"),
+    Case("lag-projects-empty", ["mirrors", "test", "tuna", "--lag-projects", ","], 2, "--lag-projects names no project"),
+    Case("remembered-fallback-string", ["up"], 2, "cache.toml: fallback = 'tuna' is not a list of mirror names or URLs", setup=remembered('fallback = "tuna"\n')),
 ]
 if HAVE_BACKUP:
     CASES += [

@@ -39,7 +39,7 @@ def answer(*args: str):
 def test_status(engine):
     engine.add("default", exec_answers=lambda cmd, env: (0, b"12345\t/data\n"))
     assert sorted(answer("status", "--name", "default")) == [
-        "cache_bytes", "core_metadata", "core_metadata_note", "devpi_version", "front_server", "health", "image",
+        "cache_bytes", "core_metadata", "core_metadata_note", "devpi_version", "fallbacks", "front_server", "health", "image",
         "index_url", "name", "next_step", "offline", "password_file", "state", "upstream", "upstream_name",
         "upstream_problem", "upstream_reachable", "volume",
     ]
@@ -79,3 +79,15 @@ def test_pip_config():
 def test_password_show():
     store_root_password(Instance("default"), "s3cret")
     assert sorted(answer("password", "--show")) == ["name", "password", "password_file"]
+
+
+def test_status_lag(engine, monkeypatch):
+    from devpictl import freshness
+    from devpictl.cli import upstream
+
+    engine.add("default", exec_answers=lambda cmd, env: (0, b"12345\t/data\n"))
+    monkeypatch.setattr(upstream, "mirror_lags", lambda members, *a: {m: freshness.Freshness(freshness.Lag(2, 9.0, ("boto3 2",))) for m in members})
+    data = answer("status", "--name", "default", "--lag")
+    assert data["lag"] == {CATALOG["nju"].url: {"releases_behind": 2, "hours_behind": 9.0, "missing": ["boto3 2"], "lag_problem": None}}
+    result = CliRunner().invoke(app, ["status", "--name", "default", "--lag"])
+    assert f"behind: {CATALOG['nju'].url}: 2 releases behind, 9 h" in result.stdout, result.stdout

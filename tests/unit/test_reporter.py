@@ -13,7 +13,7 @@ METHODS = [name for name, _ in inspect.getmembers(Reporter, inspect.isfunction) 
 
 
 def test_the_interface_is_what_the_core_calls():
-    assert sorted(METHODS) == ["log", "step", "transfer", "waiting"]
+    assert sorted(METHODS) == ["counting", "log", "step", "transfer", "waiting"]
 
 
 @pytest.mark.parametrize("cls", [QuietReporter, RichReporter])
@@ -30,6 +30,8 @@ def drive(reporter) -> None:
         pass
     with reporter.transfer("backing up") as advance:
         advance(1024)
+    with reporter.counting("refreshing pages", 3) as done:
+        done(3)
 
 
 def test_the_quiet_reporter_says_nothing(capsys):

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Benchmark `set-upstream` against the number of cached projects: parallel refresh vs one at a time.
+
+    python bench/switch.py --image IMG [--sizes 100,1000,5000] [--latencies 0,0.1]
+
+For each size N and latency it serves N made-up projects (one file link each) from a
+static test upstream reachable under two names on a Docker network, each answer after the
+latency (0: loopback speed; 0.1 s: a distant mirror), caches every page through a cache,
+then switches the cache to the other name: once with devpictl's parallel refresh
+(devpictl/refresh.py JOBS) and once back with one refresh at a time, in the same run. It
+prints a markdown table (seconds, projects per second, the ratio), writes it into
+docs/performance.md, and removes what it created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+
+LABEL = "devpictl.bench=1"
+START = "<!-- section: bench/switch.py -->"  # bench/bench.py keeps sections that start so
+END = "<!-- end of section -->"
+AGENT = "pip/24.1.2 devpictl-bench"
+# The test upstream: python's static server, each answer after the latency given (argv[1]).
+SLOW_SERVER = """
+import functools, http.server, sys, time
+class Slow(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(float(sys.argv[1]))
+        super().do_GET()
+http.server.ThreadingHTTPServer(("0.0.0.0", 8080), functools.partial(Slow, directory="/srv")).serve_forever()
+"""
+
+
+def make_tree(root: Path, count: int) -> list[str]:
+    """N projects of one (never downloaded) wheel each: only their pages matter here."""
+    names = [f"bench-p{i:05d}" for i in range(count)]
+    for name in names:
+        page = root / "simple" / name
+        page.mkdir(parents=True)
+        wheel = f"{name.replace('-', '_')}-1.0-py3-none-any.whl"
+        digest = hashlib.sha256(wheel.encode()).hexdigest()
+        (page / "index.html").write_text(f'<a href="../../files/{wheel}#sha256={digest}">{wheel}</a>\n')
+    return names
+
+
+def devpictl(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, "-m", "devpictl", *args], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"bench: devpictl {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def warm(index_url: str, names: list[str]) -> None:
+    """Cache every project's page, 16 at a time."""
+    with httpx.Client(trust_env=False, timeout=120, headers={"User-Agent": AGENT}) as client:
+        def one(name: str) -> None:
+            client.get(f"{index_url}{name}/").raise_for_status()
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(pool.map(one, names))
+
+
+def timed_switch(name: str, url: str, env: dict[str, str], jobs: int) -> float:
+    """Seconds `set_upstream` takes to switch cache ``name`` to ``url``, refreshing ``jobs`` at a time."""
+    script = (
+        "import sys, time\n"
+        "from devpictl import refresh, switching\n"
+        "from devpictl.reporter import QuietReporter\n"
+        "from devpictl.container import connect\n"
+        "from devpictl.mirrors import resolve\n"
+        "from devpictl.settings import Instance\n"
+        f"refresh.JOBS = {jobs}\n"
+        "start = time.perf_counter()\n"
+        f"result = switching.set_upstream(connect(), Instance({name!r}), resolve({url!r}), check=False, probe_project=None, reporter=QuietReporter())\n"
+        "print(time.perf_counter() - start)\n"
+        "print(result.actions, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"bench: switch failed:\n{done.stdout}{done.stderr}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", required=True, help="a devpictl image (devpictl build) to run the cache on")
+    parser.add_argument("--sizes", default="100,1000", help="numbers of cached projects, comma-separated")
+    parser.add_argument("--latencies", default="0,0.1", help="seconds the test upstream waits before each answer (a distant mirror), comma-separated")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "performance.md"))
+    args = parser.parse_args()
+
+    import docker
+
+    from devpictl import refresh
+
+    engine = docker.from_env()
+    work = Path(tempfile.mkdtemp(prefix="devpictl-bench-switch-"))
+    env = {**os.environ, "DEVPICTL_DATA_DIR": str(work / "data"), "DEVPICTL_CONFIG_DIR": str(work / "config"),
+           "DEVPICTL_LABELS": LABEL, "DEVPICTL_IMAGE": args.image}
+    network = engine.networks.create(f"devpictl-bench-switch-{os.getpid()}", labels={"devpictl.bench": "1"})
+    rows = []
+    try:
+        cases = [(int(s), float(lat)) for lat in args.latencies.split(",") for s in args.sizes.split(",")]
+        for size, latency in cases:
+            tree = work / f"tree{size}-{latency}"
+            names = make_tree(tree, size)
+            for path in [work, tree, *tree.rglob("*")]:
+                os.chmod(path, 0o755 if path.is_dir() else 0o644)
+            upstream = engine.containers.run(
+                args.image, entrypoint=["python", "-c", SLOW_SERVER, str(latency)], detach=True,
+                labels={"devpictl.bench": "1"}, volumes={str(tree): {"bind": "/srv", "mode": "ro"}}, network=network.name,
+            )
+            network.disconnect(upstream)
+            network.connect(upstream, aliases=["up-a", "up-b"])
+            cache = f"benchsw{size}"
+            try:
+                out = devpictl("up", "--name", cache, "--port", str(free_port()), "--network", network.name, "--mirror",
+                               "http://up-a:8080/simple", "--probe-project", names[0], "--json", env=env)
+                print(f"• {size}: caching every page", file=sys.stderr)
+                warm(json.loads(out)["index_url"], names)
+                print(f"• {size}: switching, {refresh.JOBS} at a time, then back one at a time", file=sys.stderr)
+                parallel = timed_switch(cache, "http://up-b:8080/simple", env, refresh.JOBS)
+                serial = timed_switch(cache, "http://up-a:8080/simple", env, 1)
+                rows.append((size, latency, parallel, serial))
+            finally:
+                subprocess.run([sys.executable, "-m", "devpictl", "down", "--name", cache, "--volumes", "--yes"], env=env, capture_output=True)
+                for leftover in engine.containers.list(all=True, filters={"label": f"devpictl.instance={cache}"}):
+                    leftover.remove(force=True)
+                upstream.remove(force=True)
+    finally:
+        network.reload()
+        for container in network.containers:
+            network.disconnect(container, force=True)
+        network.remove()
+        shutil.rmtree(work, ignore_errors=True)
+    table = [
+        f"| cached projects | upstream latency | switch, {refresh.JOBS} refreshes at once | projects/s | one at a time | projects/s | ratio |",
+        "|---|---|---|---|---|---|---|",
+        *(f"| {size} | {latency * 1000:.0f} ms | {parallel:.1f} s | {size / parallel:.0f} | {serial:.1f} s | {size / serial:.0f} | {parallel / serial:.2f} |"
+          for size, latency, parallel, serial in rows),
+    ]
+    print("\n".join(table))
+    write_section(Path(args.out), table)
+
+
+def write_section(path: Path, table: list[str]) -> None:
+    """Put the table into its section of docs/performance.md (bench/bench.py keeps it)."""
+    section = "\n".join([
+        f"{START}",
+        "## `set-upstream` against the number of cached projects",
+        "",
+        "Measured by `bench/switch.py` in one run: a cache holding N projects' pages (one file each,",
+        "from a static test upstream on a Docker network that answers after the latency shown)",
+        "switches to the same tree under another",
+        "name, refreshing every cached page, once with devpictl's parallel refresh and once back one",
+        "at a time; the ratio divides the first by the second. Load average when it ran: "
+        f"{os.getloadavg()[0]:.1f} (the machine's CPUs are shared).",
+        "",
+        *table,
+        "",
+        "    python bench/switch.py --image IMG --sizes 100,1000,5000 --latencies 0,0.1",
+        END,
+        "",
+    ])
+    old = path.read_text() if path.exists() else ""
+    if START in old:
+        start = old.index(START)
+        old = old[:start] + old[old.index(END, start) + len(END):].lstrip("\n")
+    path.write_text(old.rstrip("\n") + "\n\n" + section)
+
+
+if __name__ == "__main__":
+    main()
