@@ -18,7 +18,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from devpictl import container as ctr
-from devpictl import coremetadata, simplepage, speedtest
+from devpictl import coremetadata, replica, simplepage, speedtest
 from devpictl import image as img
 from devpictl.devpi import MIRROR_INDEX, DevpiClient
 from devpictl.errors import (
@@ -103,6 +103,8 @@ class UpOptions:
     pids_limit: int | None = None
     max_bytes: int | None = None  # keep the mirrored files under this size (0: no limit)
     check: bool = True  # check that a new upstream answers before switching to it
+    replica_of: str | None = None  # the primary's URL: run as its replica (replica.py)
+    replica_secret: Path | None = None  # the file holding the primary's devpi secret
     timeout: float = 180.0
     environ: Mapping[str, str] = field(default_factory=dict)
     # The build options the user gave (BuildOptions has defaults for the rest):
@@ -121,6 +123,7 @@ class UpResult:
     offline: bool = False
     core_metadata: bool = False  # whether the mirror's pages announce core metadata (PEP 658)
     port: int | None = None  # the port it is published on
+    primary_url: str | None = None  # what a replica follows
 
     @property
     def changed(self) -> bool:
@@ -182,6 +185,7 @@ def with_remembered(opts: UpOptions) -> tuple[UpOptions, UpOptions]:
         memory=opts.memory or stored.get("memory"),
         pids_limit=opts.pids_limit or stored.get("pids_limit"),
         max_bytes=opts.max_bytes if opts.max_bytes is not None else stored.get("max_bytes"),
+        replica_of=opts.replica_of or stored.get("replica_of"),
     )
     full = dataclasses.replace(
         given,
@@ -202,6 +206,8 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
     given, opts = with_remembered(requested)
     instance = opts.instance
     actions: list[str] = []
+    if requested.replica_secret is not None:
+        replica.store_replica_secret(instance, replica.read_replica_secret(requested.replica_secret))
     # The image runs with or without its front server; one built for `up` has
     # nginx exactly when the cache runs it.
     opts = dataclasses.replace(opts, build=dataclasses.replace(opts.build, front=bool(opts.front)))
@@ -238,22 +244,29 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
         base_url = ctr.local_base_url(container)
         with DevpiClient(base_url) as client:
             wait_for_api(client, container, opts.timeout, reporter)
-            settled = login_root(client, instance)
-            if settled:
-                actions.append(settled)
-            official = official_url(container)
-            if wanted is not None and not opts.offline:
-                check_not_itself(container, wanted, official)
-                keep_credentials(container, instance, wanted, official)
-            if wanted is not None and (opts.check or opts.offline):
-                current = find_by_url(client.get_index().get("mirror_url"), official)
-                if opts.offline and effective_url(wanted, official) != effective_url(current, official):
-                    raise Conflict(offline_switch_message(instance))
-                check_switch(container, current, wanted, official, opts.probe_project, reporter)
-            measure = core_metadata_measurement(container, reporter, probe_project=opts.probe_project, check=opts.check, offline=bool(opts.offline))
-            upstream = configure_upstream(
-                client, wanted, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure
-            )
+            if opts.replica_of:
+                # The primary's upstream and settings arrive by replication; nothing to set here.
+                replica.check_primary_answers(container, opts.replica_of)
+                replica.wait_until_caught_up(client, container, opts.replica_of, opts.timeout, reporter)
+                upstream = find_by_url(client.get_index().get("mirror_url"), official_url(container))
+            else:
+                settled = login_root(client, instance)
+                if settled:
+                    actions.append(settled)
+                official = official_url(container)
+                if wanted is not None and not opts.offline:
+                    check_not_itself(container, wanted, official)
+                    keep_credentials(container, instance, wanted, official)
+                if wanted is not None and (opts.check or opts.offline):
+                    current = find_by_url(client.get_index().get("mirror_url"), official)
+                    if opts.offline and effective_url(wanted, official) != effective_url(current, official):
+                        raise Conflict(offline_switch_message(instance))
+                    check_switch(container, current, wanted, official, opts.probe_project, reporter)
+                measure = core_metadata_measurement(container, reporter, probe_project=opts.probe_project, check=opts.check, offline=bool(opts.offline))
+                upstream = configure_upstream(
+                    client, wanted, official, reporter, actions, lambda: flush_front_caches(client, container),
+                    instance.unfinished_switch_file, measure,
+                )
             # Offline, devpi lists only the files it stored, so the probe project's page
             # may rightly be empty, and the upstream is never asked: an answering API is it.
             if not opts.offline:
@@ -275,9 +288,11 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
         "network": opts.network, "ca_bundle": str(opts.ca_bundle) if opts.ca_bundle else None,
         "probe_project": opts.probe_project, "front": opts.front, "offline": opts.offline,
         "memory": f"{memory // 1024**2}m" if memory else None, "pids_limit": pids or None,
-        "max_bytes": max_bytes(container),
+        "max_bytes": max_bytes(container), "replica_of": opts.replica_of,
     })
-    return UpResult(instance.name, index_url(base_url), upstream, actions, instance.password_file, host, bool(opts.offline), core_metadata, port)
+    return UpResult(
+        instance.name, index_url(base_url), upstream, actions, instance.password_file, host, bool(opts.offline), core_metadata, port, opts.replica_of
+    )
 
 
 def choose_image(engine, requested: UpOptions, opts: UpOptions, reporter: Reporter, actions: list[str]) -> str:
@@ -340,6 +355,11 @@ def check_unchanged(container, given: UpOptions) -> None:
         raise Conflict(
             f"cache {name!r} runs with another size limit: run `devpictl down --name {name}` first to change it, or `devpictl prune` now"
         )
+    if given.replica_of is not None and given.replica_of != replica.primary_of(container):
+        primary = replica.primary_of(container)
+        raise Conflict(
+            f"cache {name!r} is {'a replica of ' + primary if primary else 'a primary'}: run `devpictl down --name {name}` first to change that, or drop --replica-of"
+        )
     if given.offline is not None and given.offline != offline_enabled(container):
         raise Conflict(
             f"cache {name!r} runs {'in' if offline_enabled(container) else 'without'} offline mode: run `devpictl down --name {name}` first to change that"
@@ -386,22 +406,33 @@ def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], crea
         needs_init = not ctr.volume_initialised(engine, opts.image, instance)
         if needs_init:
             actions.append(f"set up volume {instance.volume}, which an interrupted `up` left empty")
-        elif read_root_password(instance) is None:
+        elif read_root_password(instance) is None and not opts.replica_of:
             raise LoginRefused(
                 f"volume {instance.volume} holds a cache whose root password devpictl does not have: put it in {instance.password_file}, or remove the volume"
             )
-    password, new_password = ensure_root_password(instance)
-    if new_password:
-        created.append(lambda: forget_root_password(instance))
+    files: dict[str, bytes] = {}
+    if opts.replica_of:
+        # A replica's users come from the primary; it proves itself with the primary's secret.
+        secret = replica.stored_replica_secret(instance)
+        if secret is None:
+            raise BadInput(
+                "a replica needs its primary's secret: write it with `devpictl password --replica-secret FILE` on the primary, then pass --replica-secret FILE"
+            )
+        files[replica.SECRET_FILE] = secret
+    else:
+        password, new_password = ensure_root_password(instance)
+        if new_password:
+            created.append(lambda: forget_root_password(instance))
+        # devpi-init needs the password only for a volume it has not set up; the entrypoint deletes
+        # it after init, and an initialised volume must not leave it in the container's files.
+        if needs_init:
+            files["root-password"] = password.encode()
     spec = ctr.ContainerSpec(
         instance, opts.image, opts.host, port, opts.network, front=bool(opts.front), offline=bool(opts.offline),
-        memory=memory_bytes(opts.memory), pids_limit=opts.pids_limit, max_bytes=opts.max_bytes or 0,
+        memory=memory_bytes(opts.memory), pids_limit=opts.pids_limit, max_bytes=opts.max_bytes or 0, primary_url=opts.replica_of,
     )
     container = ctr.create_container(engine, spec)
     created.append(lambda: ctr.remove(container))
-    # devpi-init needs the password only for a volume it has not set up; the entrypoint deletes
-    # it after init, and an initialised volume must not leave it in the container's files.
-    files = {"root-password": password.encode()} if needs_init else {}
     if opts.ca_bundle is not None:
         files["ca-bundle.pem"] = img.read_ca_bundle(opts.ca_bundle)
     if stored_credentials(instance):
@@ -707,6 +738,12 @@ def flush_front_cache(container) -> None:
         raise EngineError(f"could not empty the front server's page cache ({last_line(output)}): run `devpictl down` and `devpictl up`")
 
 
+def flush_front_caches(client: DevpiClient, container) -> None:
+    """Make cached pages misses in this cache's front server, then in its replicas' (replica.announce_new_pages)."""
+    flush_front_cache(container)
+    replica.announce_new_pages(client)
+
+
 def refresh_cached_projects(client: DevpiClient, reporter: Reporter) -> tuple[list[str], list[str]]:
     """Make pages cached from the old upstream list the new upstream's files now.
 
@@ -886,6 +923,7 @@ class SwitchResult:
 
 def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool, probe_project: str | None, reporter: Reporter) -> SwitchResult:
     container = running_container(engine, instance)
+    replica.refuse_on_replica(container, instance, "set-upstream")
     if offline_enabled(container):
         raise Conflict(offline_switch_message(instance))
     probe_project = probe_project or str(load_remembered(instance).get("probe_project") or DEFAULT_PROBE_PROJECT)
@@ -902,7 +940,7 @@ def set_upstream(engine, instance: Instance, upstream: Upstream, *, check: bool,
         if check:
             check_switch(container, previous, upstream, official, probe_project, reporter)
         configure_upstream(
-            client, upstream, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure
+            client, upstream, official, reporter, actions, lambda: flush_front_caches(client, container), instance.unfinished_switch_file, measure
         )
         core_metadata = core_metadata_state(client, container)
     return SwitchResult(instance.name, previous, upstream, actions, core_metadata)
@@ -931,6 +969,8 @@ class Status:
     # Whether the mirror's pages announce core metadata (PEP 658); None when not running.
     core_metadata: bool | None = None
     core_metadata_note: str | None = None  # why it is off
+    # role (primary or replica), the primary a replica follows, how far behind it is (replica.Replication)
+    replication: dict | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -973,6 +1013,7 @@ def status(engine, instance: Instance) -> Status:
     size = None
     reachable = problem = None
     core_metadata = core_metadata_note = None
+    replication = None
     if running:
         url = index_url(ctr.local_base_url(container))
         served = serving(container)
@@ -983,7 +1024,11 @@ def status(engine, instance: Instance) -> Status:
                 core_metadata, core_metadata_note = describe_core_metadata(container, served.ixconfig, version)
             except DevpictlError:
                 pass
-        reachable, problem = upstream_reachability(container, check_url, remembered_probe_project(instance), offline=offline)
+        replication = replica.replication_state(container)
+        if replication.role == replica.REPLICA:
+            reachable, problem = None, "a replica fetches through its primary"
+        else:
+            reachable, problem = upstream_reachability(container, check_url, remembered_probe_project(instance), offline=offline)
         code, out = ctr.exec_output(container, ["du", "-sb", "/data"])
         if code == 0 and out.split():
             size = int(out.split()[0])
@@ -1006,6 +1051,7 @@ def status(engine, instance: Instance) -> Status:
         next_step=next_step(instance.name, container.status, ctr.health(container), has_volume=True),
         core_metadata=core_metadata,
         core_metadata_note=core_metadata_note,
+        replication=replication.as_dict() if replication is not None else None,
     )
 
 

@@ -294,6 +294,7 @@ def build_context(options: BuildOptions) -> io.BytesIO:
             if options.apt_mirror:
                 add_bytes(tar, "apt-mirror.sh", (template_dir() / "apt-mirror.sh").read_bytes(), mode=0o755)
             add_bytes(tar, "flush-cache.sh", (template_dir() / "flush-cache.sh").read_bytes(), mode=0o755)
+            add_bytes(tar, "follow-primary.py", (template_dir() / "follow-primary.py").read_bytes())
         if options.ca_bundle is not None:
             add_bytes(tar, "ca-bundle.pem", read_ca_bundle(options.ca_bundle))
         if options.wheelhouse is not None:

@@ -16,6 +16,7 @@ from devpictl.errors import (
     LoginRefused,
     PasswordUnconfirmed,
 )
+from devpictl.replica import refuse_on_replica
 from devpictl.settings import (
     Instance,
     commit_root_password,
@@ -53,8 +54,9 @@ def rotate(engine, instance: Instance, *, client: DevpiClient | None = None) -> 
     holds the password devpi has; the next command that logs in asks devpi which.
     ``client`` is the seam tests use to fake devpi.
     """
-    stored_password(instance)
     container = running_container(engine, instance)
+    refuse_on_replica(container, instance, "password --rotate")
+    stored_password(instance)
     own_client = client is None
     client = client or DevpiClient(ctr.local_base_url(container))
     try:

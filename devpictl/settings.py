@@ -180,6 +180,11 @@ class Instance:
         return self.state_dir / "upstream-auth.json"
 
     @property
+    def replica_secret_file(self) -> Path:
+        """A replica's copy of its primary's devpi secret (0600): handed to each new container, never shown."""
+        return self.state_dir / "primary-secret"
+
+    @property
     def unfinished_switch_file(self) -> Path:
         """Present from just before an upstream switch's PATCH until every cached page was refreshed."""
         return self.state_dir / "upstream-switch.unfinished"
@@ -305,6 +310,7 @@ def cache_lock(instance: Instance) -> Iterator[None]:
 # back the same cache: flag > environment > remembered > built-in default.
 REMEMBERED_KEYS = (
     "host", "port", "image", "network", "ca_bundle", "probe_project", "front", "offline", "memory", "pids_limit", "max_bytes",
+    "replica_of",
 )
 
 # Resource limits of the cache container. devpi's RSS follows the largest project page it
@@ -409,6 +415,7 @@ def forget_cache(instance: Instance) -> list[str]:
         instance.failure_log,
         instance.unfinished_switch_file,
         instance.upstream_auth_file,
+        instance.replica_secret_file,
     ]
     removed = [path.name for path in files if path.exists()]
     for path in files:

@@ -15,6 +15,7 @@ from devpictl.coremetadata import MetadataCheck
 from devpictl.devpi import DevpiClient
 from devpictl.errors import BadInput, Conflict, DevpiError, Interrupted, ReadinessTimeout, UpstreamUnreachable
 from devpictl.mirrors import CATALOG, OFFICIAL, Upstream
+from devpictl.replica import PAGES_GENERATION
 
 OFFICIAL_URL = "https://official.index.example/simple"
 TUNA = CATALOG["tuna"]
@@ -43,7 +44,16 @@ class FakeDevpi:
         return [(r.method, r.url.path) for r in self.requests]
 
     def patches(self) -> list[list[str]]:
-        return [json.loads(r.content) for r in self.requests if r.method == "PATCH"]
+        """The PATCHes of root/pypi's settings, without the announcements to replicas (announcements())."""
+        return [json.loads(r.content) for r in self.requests if r.method == "PATCH" and not self.announces(r)]
+
+    def announcements(self) -> list[int]:
+        """Where, among all requests, the pages generation replicas watch was set (replica.announce_new_pages)."""
+        return [i for i, r in enumerate(self.requests) if r.method == "PATCH" and self.announces(r)]
+
+    @staticmethod
+    def announces(request: httpx.Request) -> bool:
+        return json.loads(request.content)[0].startswith(PAGES_GENERATION + "=")
 
     def authorised(self, request: httpx.Request) -> bool:
         return request.headers.get("x-devpi-auth") is not None

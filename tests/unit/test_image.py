@@ -212,7 +212,7 @@ class TestBuildContext:
 
     def test_default_context(self):
         members = self.members(img.BuildOptions())
-        assert set(members) == {"Dockerfile", "devpi-server.yml", "entrypoint.sh", "prune.py", "devpictl_mirror_auth.py", "nginx.conf", "flush-cache.sh", "index.html"}
+        assert set(members) == {"Dockerfile", "devpi-server.yml", "entrypoint.sh", "prune.py", "devpictl_mirror_auth.py", "nginx.conf", "flush-cache.sh", "follow-primary.py", "index.html"}
         assert members["entrypoint.sh"].mode == 0o755
         assert members["flush-cache.sh"].mode == 0o755
 
@@ -242,6 +242,7 @@ class TestBuildContext:
             "devpictl_mirror_auth.py",
             "nginx.conf",
             "flush-cache.sh",
+            "follow-primary.py",
             "index.html",
             "ca-bundle.pem",
             "wheelhouse/devpi_server-6.20.3-py3-none-any.whl",

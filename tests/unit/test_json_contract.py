@@ -10,7 +10,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from devpictl import cache
+from devpictl import cache, replica
 from devpictl import container as ctr
 from devpictl.cli import app
 from devpictl.mirrors import CATALOG
@@ -27,6 +27,8 @@ def engine(monkeypatch) -> FakeEngine:
     monkeypatch.setattr(cache, "serving", lambda container, timeout=10: cache.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {}))
     monkeypatch.setattr(cache, "upstream_reachability", lambda *a, **k: (True, None))
     monkeypatch.setattr(cache, "describe_core_metadata", lambda *a: (False, "not measured"))
+    state = replica.Replication(replica.REPLICA, "http://primary.example:3141", 12, 14, 2, 0)
+    monkeypatch.setattr(replica, "replication_state", lambda container: state)
     return engine
 
 
@@ -40,8 +42,11 @@ def test_status(engine):
     engine.add("default", exec_answers=lambda cmd, env: (0, b"12345\t/data\n"))
     assert sorted(answer("status", "--name", "default")) == [
         "cache_bytes", "core_metadata", "core_metadata_note", "devpi_version", "front_server", "health", "image",
-        "index_url", "name", "next_step", "offline", "password_file", "state", "upstream", "upstream_name",
+        "index_url", "name", "next_step", "offline", "password_file", "replication", "state", "upstream", "upstream_name",
         "upstream_problem", "upstream_reachable", "volume",
+    ]
+    assert sorted(answer("status", "--name", "default")["replication"]) == [
+        "files_waiting", "lag", "primary_serial", "primary_url", "replicas", "role", "serial",
     ]
 
 
