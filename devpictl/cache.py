@@ -207,7 +207,7 @@ def up(engine, requested: UpOptions, reporter: Reporter) -> UpResult:
     instance = opts.instance
     actions: list[str] = []
     if requested.replica_secret is not None:
-        replica.store_replica_secret(instance, replica.read_replica_secret(requested.replica_secret))
+        replica.read_replica_secret(requested.replica_secret)  # a bad file is refused before anything changes
     # The image runs with or without its front server; one built for `up` has
     # nginx exactly when the cache runs it.
     opts = dataclasses.replace(opts, build=dataclasses.replace(opts.build, front=bool(opts.front)))
@@ -413,6 +413,8 @@ def create(engine, opts: UpOptions, reporter: Reporter, actions: list[str], crea
     files: dict[str, bytes] = {}
     if opts.replica_of:
         # A replica's users come from the primary; it proves itself with the primary's secret.
+        if opts.replica_secret is not None:
+            replica.store_replica_secret(instance, replica.read_replica_secret(opts.replica_secret))
         secret = replica.stored_replica_secret(instance)
         if secret is None:
             raise BadInput(
