@@ -19,6 +19,16 @@ PRIMARY_URL="${DEVPICTL_PRIMARY_URL:-}"
 # requests with it): a file devpictl hands in, or a secret mount (compose, k8s).
 SHARED_SECRET="${DEVPICTL_SECRET_FILE:-$RUNDIR/devpi-secret}"
 
+# The load-balancing front of `devpictl export compose`: nginx alone, before the
+# replicas DEVPICTL_BALANCE names (host:port, space-separated).
+if [ -n "${DEVPICTL_BALANCE:-}" ]; then
+    mkdir -p /tmp/nginx
+    for server in $DEVPICTL_BALANCE; do
+        echo "server $server max_fails=2 fail_timeout=5s;"
+    done > /tmp/nginx/balancer-servers.conf
+    exec nginx -e stderr -c /etc/devpictl/balancer.conf -g 'daemon off;'
+fi
+
 # Files devpictl copies into the container before its first start; they are
 # read here rather than passed as environment, so `docker inspect` shows none.
 if [ -s "$RUNDIR/ca-bundle.pem" ]; then
@@ -88,6 +98,13 @@ if [ "${DEVPICTL_MAX_BYTES:-0}" != "0" ] && [ -f /usr/local/lib/devpictl/prune.p
             sleep 600
         done
     ) &
+fi
+
+# `devpictl export`: a primary sets its own upstream (templates/set-mirror.py).
+if [ -n "${DEVPICTL_MIRROR_URL:-}" ] && [ -z "$PRIMARY_URL" ]; then
+    devpi_port="$DEVPI_PORT"
+    [ "${DEVPICTL_FRONT:-1}" = "1" ] || devpi_port="$PORT"
+    python3 /usr/local/lib/devpictl/set-mirror.py "$devpi_port" &
 fi
 
 if [ "${DEVPICTL_FRONT:-1}" != "1" ]; then

@@ -76,3 +76,12 @@ def test_pip_config():
 def test_password_show():
     store_root_password(Instance("default"), "s3cret")
     assert sorted(answer("password", "--show")) == ["name", "password", "password_file"]
+
+
+def test_export(tmp_path):
+    assert sorted(answer("export", "k8s", "-o", str(tmp_path))) == ["files", "next_step", "secrets_created"]
+
+
+def test_password_replica_secret(engine, tmp_path):
+    engine.add("default", exec_answers=lambda cmd, env: (0, b"s" * 44))
+    assert sorted(answer("password", "--replica-secret", str(tmp_path / "out.secret"))) == ["name", "secret_file"]
