@@ -204,7 +204,7 @@ def status(
         ("cache size", ui.human_size(st.cache_bytes)),
         ("image", st.image or "-"),
         ("volume", st.volume),
-        ("root password", f"in {st.password_file}"),
+        ("root password", "the primary's (users come from there)" if is_replica(st) else f"in {st.password_file}"),
         ("next", st.next_step),
     ]
     for key, value in rows:
@@ -252,6 +252,10 @@ def describe_core_metadata(st) -> str:
     if st.core_metadata:
         return "served (installers resolve without downloading wheels)"
     return f"not served: {st.core_metadata_note}"
+
+
+def is_replica(st) -> bool:
+    return bool(st.replication) and st.replication["role"] == "replica"
 
 
 def describe_replication(replication: dict | None) -> str:

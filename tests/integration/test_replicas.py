@@ -155,6 +155,16 @@ def test_an_upload_to_the_primary_reaches_both_replicas(cluster, tmp_path):
         assert (tmp_path / name / wheel.name).read_bytes() == wheel.read_bytes()
 
 
+def test_a_write_sent_to_a_replica_reaches_the_primary_and_the_other_replica(cluster, tmp_path):
+    a, b = REPLICAS
+    wheel = make_wheel(tmp_path / "made", "dpctl-via-replica", "1.0", [])
+    upload({**cluster, "primary_base": cluster["indexes"][a].split("/root/pypi/")[0]}, wheel)  # devpi relays it to the primary
+    for index in (dev_index(cluster["primary_index"]), dev_index(cluster["indexes"][b])):
+        def fetched(index=index) -> bool:
+            return pip_run(index, tmp_path, "download", "--no-deps", "dpctl-via-replica", "-d", str(tmp_path / "via")).returncode == 0
+        wait_for(f"the upload sent to replica {a} on {index}", fetched)
+
+
 def test_replicas_serve_what_they_hold_while_the_primary_is_down_and_catch_up_after(cluster, engine, tmp_path):
     # Mirrored files fetched through replica B, and an upload: both replicas hold all of them before the outage.
     fetched = pip_run(cluster["indexes"][REPLICAS[1]], tmp_path, "download", "--no-deps", "six", "dpctl-util", "-d", str(tmp_path / "held"))

@@ -65,6 +65,7 @@ class TestWhatStatusReads:
         result = CliRunner().invoke(app, ["status"])
         assert result.exit_code == 0, result.output
         assert f"role: replica of {PRIMARY_URL} (3 changes behind, 2 files to download)" in result.output
+        assert "root password: the primary's" in result.output
 
 
 class TestEntrypoint:
