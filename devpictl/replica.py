@@ -104,7 +104,9 @@ class Replication:
     serial: int | None = None  # the last change this devpi holds
     primary_serial: int | None = None  # the last change the primary announced (replica)
     lag: int | None = None  # changes still to apply (replica)
-    files_waiting: int | None = None  # files still to download from the primary (replica)
+    # devpi's file download queue (replica): every file entry replication brought, mirror
+    # links the primary never stored included; each is checked, and fetched if the primary has it
+    files_waiting: int | None = None
     replicas: list[dict] = field(default_factory=list)  # replicas that polled this primary lately
 
     def as_dict(self) -> dict:

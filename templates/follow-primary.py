@@ -4,7 +4,7 @@ A set-upstream on the primary changes root/pypi's mirror settings, refreshes the
 pages it cached, and last sets devpictl_pages_generation (devpictl's devpi plugin
 declares it). Replication applies these in order, so once the replica's devpi shows
 the new settings it also has the new pages, and the front server's cached copies
-of old pages must go. Asks the replica's own devpi every 2 s: a local, cheap call.
+of old pages must go. Asks the replica's own devpi every 5 s: a local, cheap call.
 """
 
 import json
@@ -33,4 +33,4 @@ while True:
         print("devpictl-follow-primary: root/pypi's settings changed on the primary: emptied the page cache", file=sys.stderr, flush=True)
     if now is not None:
         last = now
-    time.sleep(2)
+    time.sleep(5)

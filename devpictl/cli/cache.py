@@ -264,7 +264,7 @@ def describe_replication(replication: dict | None) -> str:
         return "-"
     if replication["role"] == "replica":
         lag = "lag unknown: the primary has not answered yet" if replication["lag"] is None else f"{replication['lag']} changes behind"
-        waiting = "" if replication["files_waiting"] is None else f", {replication['files_waiting']} files to download"
+        waiting = "" if replication["files_waiting"] is None else f", {replication['files_waiting']} files in its download queue"
         return f"replica of {replication['primary_url']} ({lag}{waiting})"
     replicas = replication["replicas"]
     if not replicas:

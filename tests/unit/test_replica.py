@@ -64,7 +64,7 @@ class TestWhatStatusReads:
         monkeypatch.setattr(replica, "replication_state", lambda c: replica.Replication("replica", PRIMARY_URL, 5, 8, 3, 2))
         result = CliRunner().invoke(app, ["status"])
         assert result.exit_code == 0, result.output
-        assert f"role: replica of {PRIMARY_URL} (3 changes behind, 2 files to download)" in result.output
+        assert f"role: replica of {PRIMARY_URL} (3 changes behind, 2 files in its download queue)" in result.output
         assert "root password: the primary's" in result.output
 
 
