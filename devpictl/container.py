@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 RUN_DIR = "/run/devpictl"
+PRIMARY_URL_ENV = "DEVPICTL_PRIMARY_URL"  # the entrypoint runs devpi as a replica of this URL
 
 
 def connect():
@@ -223,6 +224,7 @@ class ContainerSpec:
     memory: int = 0  # bytes; the engine kills the biggest process beyond it, the restart policy brings it back
     pids_limit: int = 0
     max_bytes: int = 0  # the entrypoint prunes mirrored files beyond it; 0: never
+    primary_url: str | None = None  # run as a replica of this devpi (no credentials in it: they travel as a file)
 
 
 def create_container(engine: DockerClient, spec: ContainerSpec):
@@ -244,6 +246,7 @@ def create_container(engine: DockerClient, spec: ContainerSpec):
                 "DEVPICTL_FRONT": "1" if spec.front else "0",
                 "DEVPICTL_OFFLINE": "1" if spec.offline else "0",
                 "DEVPICTL_MAX_BYTES": str(spec.max_bytes),
+                **({PRIMARY_URL_ENV: spec.primary_url} if spec.primary_url else {}),
             },
             # tini as PID 1: signals reach devpi and zombies are reaped.
             init=True,

@@ -1,6 +1,6 @@
 """Failover across upstreams (`--fallback`): a server block of the cache's own nginx.
 
-devpi's root/pypi fetches from ``http://127.0.0.1:3143/<primary>/simple``, a server of
+devpi's root/pypi fetches from ``http://127.0.0.1:3144/<primary>/simple``, a server of
 the front server's nginx on the container's loopback. It passes every request to the
 same path under the primary's root, and on a connection error, a timeout or a 5xx
 (for files also a 404) to the next upstream's, in order. Pages are rewritten so that
@@ -24,7 +24,7 @@ from devpictl.errors import BadInput, Conflict, EngineError
 from devpictl.mirrors import Upstream, effective_url, find_by_url, is_fastest, resolve
 from devpictl.settings import load_remembered, save_remembered
 
-PORT = 3143  # on the container's loopback only, beside the front server (3141) and devpi (3142)
+PORT = 3144  # on the container's loopback only, beside the front server (3141), devpi (3142) and the metrics (3143)
 DIRECTORY = "/data/failover"
 SERVER_CONF = f"{DIRECTORY}/server.conf"
 CHAIN_FILE = f"{DIRECTORY}/chain.json"

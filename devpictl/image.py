@@ -290,6 +290,7 @@ def build_context(options: BuildOptions) -> io.BytesIO:
         add_bytes(tar, "prune.py", (template_dir() / "prune.py").read_bytes())
         add_bytes(tar, "metrics.py", (template_dir() / "metrics.py").read_bytes())
         add_bytes(tar, "frontlog.py", (Path(__file__).parent / "frontlog.py").read_bytes())
+        add_bytes(tar, "set-mirror.py", (template_dir() / "set-mirror.py").read_bytes())
         add_bytes(tar, "devpictl_mirror_auth.py", (template_dir() / "devpictl_mirror_auth.py").read_bytes())
         if options.front:
             add_bytes(tar, "nginx.conf", render_nginx_conf().encode())
@@ -297,6 +298,8 @@ def build_context(options: BuildOptions) -> io.BytesIO:
             if options.apt_mirror:
                 add_bytes(tar, "apt-mirror.sh", (template_dir() / "apt-mirror.sh").read_bytes(), mode=0o755)
             add_bytes(tar, "flush-cache.sh", (template_dir() / "flush-cache.sh").read_bytes(), mode=0o755)
+            add_bytes(tar, "follow-primary.py", (template_dir() / "follow-primary.py").read_bytes())
+            add_bytes(tar, "balancer.conf", (template_dir() / "balancer.conf").read_bytes())
         if options.ca_bundle is not None:
             add_bytes(tar, "ca-bundle.pem", read_ca_bundle(options.ca_bundle))
         if options.wheelhouse is not None:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
-from devpictl import devpi, failover, password, precedence, switching
+from devpictl import devpi, failover, password, precedence, replica, switching
 from devpictl import image as img
 from devpictl.devpi import DevpiClient
 from devpictl.errors import (
+    BadInput,
     CacheUnreachable,
     Conflict,
     DevpictlError,
@@ -22,7 +23,7 @@ from devpictl.errors import (
     ReadinessTimeout,
     UpstreamUnreachable,
 )
-from devpictl.mirrors import OFFICIAL, Upstream, effective_url
+from devpictl.mirrors import OFFICIAL, Upstream, effective_url, find_by_url
 from devpictl.network import DEFAULT_HOST
 from devpictl.reporter import Reporter
 from devpictl.settings import (
@@ -51,6 +52,7 @@ class UpResult:
     offline: bool = False
     core_metadata: bool = False  # whether the mirror's pages announce core metadata (PEP 658)
     port: int | None = None  # the port it is published on
+    primary_url: str | None = None  # what a replica follows
     fallbacks: tuple[Upstream, ...] = ()  # asked in order when ``upstream`` fails (docs/failover.md)
 
     @property
@@ -67,6 +69,8 @@ def up(engine: DockerClient, requested: precedence.UpOptions, reporter: Reporter
     given, opts = precedence.with_remembered(requested)
     instance = opts.instance
     actions: list[str] = []
+    if requested.replica_secret is not None:
+        replica.read_replica_secret(requested.replica_secret)  # a bad file is refused before anything changes
     # The image runs with or without its front server; one built for `up` has
     # nginx exactly when the cache runs it.
     opts = dataclasses.replace(opts, build=dataclasses.replace(opts.build, front=bool(opts.front)))
@@ -103,29 +107,14 @@ def up(engine: DockerClient, requested: precedence.UpOptions, reporter: Reporter
         base_url = ctr.local_base_url(container)
         with DevpiClient(base_url) as client:
             wait_for_api(client, container, opts.timeout, reporter)
-            settled = password.login_root(client, instance)
-            if settled:
-                actions.append(settled)
-            official = switching.official_url(container)
-            mirror_url = client.get_index().get("mirror_url")
-            current = failover.current(container, mirror_url, official)
-            wanted, chain = failover.plan(container, wanted, opts.fallbacks, failover.remembered(instance), mirror_url, official)
-            if wanted is not None and not opts.offline:
-                switching.check_not_itself(container, wanted, official)
-                switching.keep_credentials(container, instance, wanted, official)
-            if chain is not None and not opts.offline:
-                check = switching.upstream_checker(container, opts.probe_project, reporter) if opts.check else None
-                failover.prepare(container, chain, official, check, front=ctr.front_enabled(container), actions=actions)
-            if wanted is not None and (opts.check or opts.offline):
-                if opts.offline and effective_url(wanted, official) != effective_url(current, official):
-                    raise Conflict(switching.offline_switch_message(instance))
-                switching.check_switch(container, current, wanted, official, opts.probe_project, reporter)
-            measure = switching.core_metadata_measurement(container, reporter, probe_project=opts.probe_project, check=opts.check, offline=bool(opts.offline))
-            serving_upstream = switching.configure_upstream(
-                client, wanted, official, reporter, actions, lambda: switching.flush_front_cache(container), instance.unfinished_switch_file, measure, current
-            )
-            if chain is None and not opts.offline and ctr.front_enabled(container):
-                failover.drop(container, actions)
+            if opts.replica_of:
+                # The primary's upstream and settings arrive by replication; nothing to set here.
+                replica.check_primary_answers(container, opts.replica_of)
+                replica.wait_until_caught_up(client, container, opts.replica_of, opts.timeout, reporter)
+                serving_upstream = find_by_url(client.get_index().get("mirror_url"), switching.official_url(container))
+                chain = None
+            else:
+                serving_upstream, chain = set_up_upstream(client, container, opts, wanted, reporter, actions)
             # Offline, devpi lists only the files it stored, so the probe project's page
             # may rightly be empty, and the upstream is never asked: an answering API is it.
             if not opts.offline:
@@ -148,12 +137,50 @@ def up(engine: DockerClient, requested: precedence.UpOptions, reporter: Reporter
         "probe_project": opts.probe_project, "front": opts.front, "offline": opts.offline,
         "memory": f"{memory // 1024**2}m" if memory else None, "pids_limit": pids or None,
         "max_bytes": ctr.max_bytes(container),
-        "fallback": [failover.spec(f) for f in chain.fallbacks] if chain else [],
+        "fallback": [failover.spec(f) for f in chain.fallbacks] if chain else [], "replica_of": opts.replica_of,
     })
     primary, fallbacks = failover.primary_and_fallbacks(serving_upstream, chain)
     return UpResult(
-        instance.name, devpi.index_url(base_url), primary, actions, instance.password_file, host, bool(opts.offline), core_metadata, port, fallbacks
+        instance.name, devpi.index_url(base_url), primary, actions, instance.password_file, host, bool(opts.offline), core_metadata, port,
+        primary_url=opts.replica_of, fallbacks=fallbacks,
     )
+
+
+def set_up_upstream(
+    client: DevpiClient,
+    container: Container,
+    opts: precedence.CacheSettings,
+    wanted: Upstream | None,
+    reporter: Reporter,
+    actions: list[str],
+) -> tuple[Upstream, failover.Chain | None]:
+    """Log in and point root/pypi at ``wanted`` and its fallbacks (None: keep what it has); (the upstream, the chain)."""
+    instance = opts.instance
+    settled = password.login_root(client, instance)
+    if settled:
+        actions.append(settled)
+    official = switching.official_url(container)
+    mirror_url = client.get_index().get("mirror_url")
+    current = failover.current(container, mirror_url, official)
+    wanted, chain = failover.plan(container, wanted, opts.fallbacks, failover.remembered(instance), mirror_url, official)
+    if wanted is not None and not opts.offline:
+        switching.check_not_itself(container, wanted, official)
+        switching.keep_credentials(container, instance, wanted, official)
+    if chain is not None and not opts.offline:
+        check = switching.upstream_checker(container, opts.probe_project, reporter) if opts.check else None
+        failover.prepare(container, chain, official, check, front=ctr.front_enabled(container), actions=actions)
+    if wanted is not None and (opts.check or opts.offline):
+        if opts.offline and effective_url(wanted, official) != effective_url(current, official):
+            raise Conflict(switching.offline_switch_message(instance))
+        switching.check_switch(container, current, wanted, official, opts.probe_project, reporter)
+    measure = switching.core_metadata_measurement(container, reporter, probe_project=opts.probe_project, check=opts.check, offline=opts.offline)
+    upstream = switching.configure_upstream(
+        client, wanted, official, reporter, actions, lambda: switching.flush_front_caches(client, container),
+        instance.unfinished_switch_file, measure, current,
+    )
+    if chain is None and not opts.offline and ctr.front_enabled(container):
+        failover.drop(container, actions)
+    return upstream, chain
 
 
 def choose_image(engine: DockerClient, requested: precedence.UpOptions, opts: precedence.CacheSettings, reporter: Reporter, actions: list[str]) -> str:
@@ -216,6 +243,11 @@ def check_unchanged(container: Container, given: precedence.UpOptions) -> None:
         raise Conflict(
             f"cache {name!r} runs with another size limit: run `devpictl down --name {name}` first to change it, or `devpictl prune` now"
         )
+    if given.replica_of is not None and given.replica_of != replica.primary_of(container):
+        primary = replica.primary_of(container)
+        raise Conflict(
+            f"cache {name!r} is {'a replica of ' + primary if primary else 'a primary'}: run `devpictl down --name {name}` first to change that, or drop --replica-of"
+        )
     if given.offline is not None and given.offline != ctr.offline_enabled(container):
         raise Conflict(
             f"cache {name!r} runs {'in' if ctr.offline_enabled(container) else 'without'} offline mode: run `devpictl down --name {name}` first to change that"
@@ -262,22 +294,35 @@ def create(engine: DockerClient, opts: precedence.CacheSettings, reporter: Repor
         needs_init = not ctr.volume_initialised(engine, opts.image, instance)
         if needs_init:
             actions.append(f"set up volume {instance.volume}, which an interrupted `up` left empty")
-        elif read_root_password(instance) is None:
+        elif read_root_password(instance) is None and not opts.replica_of:
             raise LoginRefused(
                 f"volume {instance.volume} holds a cache whose root password devpictl does not have: put it in {instance.password_file}, or remove the volume"
             )
-    password, new_password = ensure_root_password(instance)
-    if new_password:
-        created.append(lambda: forget_root_password(instance))
+    files: dict[str, bytes] = {}
+    if opts.replica_of:
+        # A replica's users come from the primary; it proves itself with the primary's secret.
+        if opts.replica_secret is not None:
+            replica.store_replica_secret(instance, replica.read_replica_secret(opts.replica_secret))
+        secret = replica.stored_replica_secret(instance)
+        if secret is None:
+            raise BadInput(
+                "a replica needs its primary's secret: write it with `devpictl password --replica-secret FILE` on the primary, then pass --replica-secret FILE"
+            )
+        files[replica.SECRET_FILE] = secret
+    else:
+        root_password, new_password = ensure_root_password(instance)
+        if new_password:
+            created.append(lambda: forget_root_password(instance))
+        # devpi-init needs the password only for a volume it has not set up; the entrypoint deletes
+        # it after init, and an initialised volume must not leave it in the container's files.
+        if needs_init:
+            files["root-password"] = root_password.encode()
     spec = ctr.ContainerSpec(
         instance, opts.image, opts.host, port, opts.network, front=bool(opts.front), offline=bool(opts.offline),
-        memory=memory_bytes(opts.memory), pids_limit=opts.pids_limit, max_bytes=opts.max_bytes or 0,
+        memory=memory_bytes(opts.memory), pids_limit=opts.pids_limit, max_bytes=opts.max_bytes or 0, primary_url=opts.replica_of,
     )
     container = ctr.create_container(engine, spec)
     created.append(lambda: ctr.remove(container))
-    # devpi-init needs the password only for a volume it has not set up; the entrypoint deletes
-    # it after init, and an initialised volume must not leave it in the container's files.
-    files = {"root-password": password.encode()} if needs_init else {}
     if opts.ca_bundle is not None:
         files["ca-bundle.pem"] = img.read_ca_bundle(opts.ca_bundle)
     if switching.stored_credentials(instance):

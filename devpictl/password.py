@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
+from devpictl import replica
 from devpictl.devpi import DevpiClient
 from devpictl.errors import (
     CacheNotFound,
@@ -57,8 +58,9 @@ def rotate(engine: DockerClient, instance: Instance, *, client: DevpiClient | No
     holds the password devpi has; the next command that logs in asks devpi which.
     ``client`` is the seam tests use to fake devpi.
     """
-    stored_password(instance)
     container = ctr.running_container(engine, instance)
+    replica.refuse_on_replica(container, instance, "password --rotate")
+    stored_password(instance)
     own_client = client is None
     client = client or DevpiClient(ctr.local_base_url(container))
     try:

@@ -37,6 +37,8 @@ class UpOptions:
     max_bytes: int | None = None  # keep the mirrored files under this size (0: no limit)
     fallbacks: tuple[Upstream, ...] | None = None  # upstreams to fail over to; None: the remembered ones
     check: bool = True  # check that a new upstream answers before switching to it
+    replica_of: str | None = None  # the primary's URL: run as its replica (replica.py)
+    replica_secret: Path | None = None  # the file holding the primary's devpi secret
     timeout: float = 180.0
     environ: Mapping[str, str] = field(default_factory=dict)
     # The build options the user gave (BuildOptions has defaults for the rest):
@@ -64,6 +66,8 @@ class CacheSettings:
     max_bytes: int
     fallbacks: tuple[Upstream, ...] | None
     check: bool
+    replica_of: str | None
+    replica_secret: Path | None
     timeout: float
     environ: Mapping[str, str]
     build_given: frozenset[str]
@@ -86,6 +90,7 @@ def with_remembered(opts: UpOptions) -> tuple[UpOptions, CacheSettings]:
         memory=opts.memory or stored.get("memory"),
         pids_limit=opts.pids_limit or stored.get("pids_limit"),
         max_bytes=opts.max_bytes if opts.max_bytes is not None else stored.get("max_bytes"),
+        replica_of=opts.replica_of or stored.get("replica_of"),
     )
     full = CacheSettings(
         instance=given.instance,
@@ -104,6 +109,8 @@ def with_remembered(opts: UpOptions) -> tuple[UpOptions, CacheSettings]:
         max_bytes=given.max_bytes or 0,
         fallbacks=given.fallbacks,
         check=given.check,
+        replica_of=given.replica_of,
+        replica_secret=given.replica_secret,
         timeout=given.timeout,
         environ=given.environ,
         build_given=given.build_given,

@@ -125,6 +125,11 @@ class Instance:
         return self.state_dir / "upstream-auth.json"
 
     @property
+    def replica_secret_file(self) -> Path:
+        """A replica's copy of its primary's devpi secret (0600): handed to each new container, never shown."""
+        return self.state_dir / "primary-secret"
+
+    @property
     def unfinished_switch_file(self) -> Path:
         """Present from just before an upstream switch's PATCH until every cached page was refreshed."""
         return self.state_dir / "upstream-switch.unfinished"
@@ -261,6 +266,7 @@ class Remembered(TypedDict, total=False):
     pids_limit: int
     max_bytes: int
     fallback: list[str]  # `--fallback`: mirror names or URLs, in order
+    replica_of: str  # `--replica-of`: the primary's URL
 
 
 REMEMBERED_KEYS = tuple(Remembered.__annotations__)
@@ -370,6 +376,7 @@ def forget_cache(instance: Instance) -> list[str]:
         instance.failure_log,
         instance.unfinished_switch_file,
         instance.upstream_auth_file,
+        instance.replica_secret_file,
     ]
     removed = [path.name for path in files if path.exists()]
     for path in files:

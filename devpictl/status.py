@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
-from devpictl import coremetadata, devpi, failover, precedence, probe, switching
+from devpictl import coremetadata, devpi, failover, precedence, probe, replica, switching
 from devpictl.devpi import DevpiClient
 from devpictl.errors import CacheNotFound, DevpictlError
 from devpictl.mirrors import Upstream, effective_url
@@ -45,6 +45,8 @@ class Status:
     core_metadata_note: str | None = None  # why it is off
     # The upstreams asked when ``upstream`` fails, in order: {name, url, reachable, problem}.
     fallbacks: list[dict] = field(default_factory=list)
+    # role (primary or replica), the primary a replica follows, how far behind it is (replica.Replication)
+    replication: dict | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -81,6 +83,7 @@ def status(engine: DockerClient, instance: Instance) -> Status:
     reachable = problem = None
     core_metadata = core_metadata_note = None
     fallbacks: list[dict] = []
+    replication = None
     if running:
         url = devpi.index_url(ctr.local_base_url(container))
         served = serving(container)
@@ -101,9 +104,13 @@ def status(engine: DockerClient, instance: Instance) -> Status:
             project = precedence.probe_project(instance)
         except DevpictlError:  # a broken cache.toml must not break status
             project = precedence.DEFAULT_PROBE_PROJECT
-        reachable, problem = upstream_reachability(container, check_url, project, offline=offline)
-        for item in fallbacks:
-            item["reachable"], item["problem"] = upstream_reachability(container, item["url"], project, offline=offline)
+        replication = replica.replication_state(container)
+        if replication.role == replica.REPLICA:
+            reachable, problem = None, "a replica fetches through its primary"
+        else:
+            reachable, problem = upstream_reachability(container, check_url, project, offline=offline)
+            for item in fallbacks:
+                item["reachable"], item["problem"] = upstream_reachability(container, item["url"], project, offline=offline)
         code, out = ctr.exec_output(container, ["du", "-sb", "/data"])
         if code == 0 and out.split():
             size = int(out.split()[0])
@@ -127,6 +134,7 @@ def status(engine: DockerClient, instance: Instance) -> Status:
         core_metadata=core_metadata,
         core_metadata_note=core_metadata_note,
         fallbacks=fallbacks,
+        replication=replication.as_dict() if replication is not None else None,
     )
 
 

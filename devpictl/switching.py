@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from devpictl import container as ctr
-from devpictl import coremetadata, failover, password, precedence, probe, refresh
+from devpictl import coremetadata, failover, password, precedence, probe, refresh, replica
 from devpictl import image as img
 from devpictl.devpi import DevpiClient
 from devpictl.errors import BadInput, Conflict, DevpictlError, DevpiError, EngineError, Interrupted
@@ -232,6 +232,12 @@ def flush_front_cache(container: Container) -> None:
         raise EngineError(f"could not empty the front server's page cache ({ctr.last_line(output)}): run `devpictl down` and `devpictl up`")
 
 
+def flush_front_caches(client: DevpiClient, container: Container) -> None:
+    """Make cached pages misses in this cache's front server, then in its replicas' (replica.announce_new_pages)."""
+    flush_front_cache(container)
+    replica.announce_new_pages(client)
+
+
 def refresh_cached_projects(client: DevpiClient, reporter: Reporter, unfinished: Path) -> tuple[list[str], list[str]]:
     """Make pages cached from the old upstream list the new upstream's files now (devpictl/refresh.py).
 
@@ -274,6 +280,7 @@ def set_upstream(
     fallbacks: tuple[Upstream, ...] | None = None,
 ) -> SwitchResult:
     container = ctr.running_container(engine, instance)
+    replica.refuse_on_replica(container, instance, "set-upstream")
     if ctr.offline_enabled(container):
         raise Conflict(offline_switch_message(instance))
     probe_project = precedence.probe_project(instance, probe_project)
@@ -296,7 +303,7 @@ def set_upstream(
         if check:
             check_switch(container, previous, target, official, probe_project, reporter)
         configure_upstream(
-            client, target, official, reporter, actions, lambda: flush_front_cache(container), instance.unfinished_switch_file, measure, previous
+            client, target, official, reporter, actions, lambda: flush_front_caches(client, container), instance.unfinished_switch_file, measure, previous
         )
         if chain is None and ctr.front_enabled(container):
             failover.drop(container, actions)

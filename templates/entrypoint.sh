@@ -1,7 +1,8 @@
 #!/bin/bash
 # Entrypoint of the devpictl image: init the server dir once, then run
 # devpi-server, behind nginx unless DEVPICTL_FRONT=0, and in devpi's offline
-# mode (only cached files, no upstream) when DEVPICTL_OFFLINE=1.
+# mode (only cached files, no upstream) when DEVPICTL_OFFLINE=1, and as a replica
+# of the devpi at DEVPICTL_PRIMARY_URL when that is set (docs/scale-out.md).
 # Everything lives under /data (a volume), so restarts and re-created
 # containers keep the cache, its users and its login secret.
 set -euo pipefail
@@ -14,6 +15,20 @@ PASSWORD_FILE="${DEVPICTL_ROOT_PASSWORD_FILE:-$RUNDIR/root-password}"
 PORT=3141
 DEVPI_PORT=3142
 METRICS_PORT=3143
+PRIMARY_URL="${DEVPICTL_PRIMARY_URL:-}"
+# devpi's secret, shared by a primary and its replicas (they sign replication
+# requests with it): a file devpictl hands in, or a secret mount (compose, k8s).
+SHARED_SECRET="${DEVPICTL_SECRET_FILE:-$RUNDIR/devpi-secret}"
+
+# The load-balancing front of `devpictl export compose`: nginx alone, before the
+# replicas DEVPICTL_BALANCE names (host:port, space-separated).
+if [ -n "${DEVPICTL_BALANCE:-}" ]; then
+    mkdir -p /tmp/nginx
+    for server in $DEVPICTL_BALANCE; do
+        echo "server $server max_fails=2 fail_timeout=5s;"
+    done > /tmp/nginx/balancer-servers.conf
+    exec nginx -e stderr -c /etc/devpictl/balancer.conf -g 'daemon off;'
+fi
 
 # Files devpictl copies into the container before its first start; they are
 # read here rather than passed as environment, so `docker inspect` shows none.
@@ -26,7 +41,22 @@ if [ -s "$RUNDIR/proxy.env" ]; then
     set +a
 fi
 
-if [ ! -e "$SERVERDIR/.nodeinfo" ]; then
+if [ -s "$SHARED_SECRET" ] && ! cmp -s "$SHARED_SECRET" "$SECRETFILE"; then
+    # devpi insists on a 0600 file in a directory only its user may write.
+    cp "$SHARED_SECRET" "$SECRETFILE.new" && chmod 0600 "$SECRETFILE.new" && mv "$SECRETFILE.new" "$SECRETFILE"
+fi
+# A file devpictl handed in goes once it is in the volume; a read-only secret mount stays.
+[ "$SHARED_SECRET" = "$RUNDIR/devpi-secret" ] && rm -f "$SHARED_SECRET" 2>/dev/null || true
+
+if [ -n "$PRIMARY_URL" ] && [ ! -e "$SERVERDIR/.nodeinfo" ]; then
+    if [ ! -s "$SECRETFILE" ]; then
+        echo "devpictl-entrypoint: a replica needs its primary's secret (\`devpictl password --replica-secret FILE\` on the primary); none was handed in" >&2
+        exit 64
+    fi
+    mkdir -p "$SERVERDIR"
+    # A replica has no users of its own: they, and everything else, come from the primary.
+    devpi-init --serverdir "$SERVERDIR" --primary-url "$PRIMARY_URL"
+elif [ ! -e "$SERVERDIR/.nodeinfo" ]; then
     password=""
     if [ -f "$PASSWORD_FILE" ]; then
         password="$(cat "$PASSWORD_FILE")"
@@ -46,6 +76,14 @@ if [ ! -s "$SECRETFILE" ]; then
     devpi-gen-secret --secretfile "$SECRETFILE"
 fi
 
+# Behind its front server every cache can take replicas: the front server lets only
+# requests signed for a replica read devpi's changelog (it holds users' password
+# hashes). Without the front server devpi would show it to anyone, so no role.
+if [ -n "$PRIMARY_URL" ]; then
+    set -- "$@" --primary-url "$PRIMARY_URL"
+elif [ "${DEVPICTL_FRONT:-1}" = "1" ]; then
+    set -- "$@" --role primary
+fi
 if [ "${DEVPICTL_OFFLINE:-0}" = "1" ]; then
     set -- "$@" --offline-mode
 fi
@@ -61,6 +99,13 @@ if [ "${DEVPICTL_MAX_BYTES:-0}" != "0" ] && [ -f /usr/local/lib/devpictl/prune.p
             sleep 600
         done
     ) &
+fi
+
+# `devpictl export`: a primary sets its own upstream (templates/set-mirror.py).
+if [ -n "${DEVPICTL_MIRROR_URL:-}" ] && [ -z "$PRIMARY_URL" ]; then
+    devpi_port="$DEVPI_PORT"
+    [ "${DEVPICTL_FRONT:-1}" = "1" ] || devpi_port="$PORT"
+    python3 /usr/local/lib/devpictl/set-mirror.py "$devpi_port" &
 fi
 
 if [ "${DEVPICTL_FRONT:-1}" != "1" ]; then
@@ -105,12 +150,19 @@ devpi-server -c /etc/devpi/devpi-server.yml --host 127.0.0.1 --port "$DEVPI_PORT
 devpi_pid=$!
 nginx -e stderr -c /etc/devpictl/nginx.conf -g 'daemon off;' &
 nginx_pid=$!
-trap 'kill -TERM "$devpi_pid" "$nginx_pid" "$metrics_pid" 2>/dev/null || true' TERM INT
+# A replica empties its page cache when the primary's mirror settings change
+# (set-upstream there), so it never keeps serving the old upstream's links.
+follow_pid=""
+if [ -n "$PRIMARY_URL" ]; then
+    python3 /usr/local/lib/devpictl/follow-primary.py "$DEVPI_PORT" &
+    follow_pid=$!
+fi
+trap 'kill -TERM "$devpi_pid" "$nginx_pid" "$metrics_pid" $follow_pid 2>/dev/null || true' TERM INT
 # devpi and nginx run as one unit: when either ends, stop the other, and let the
 # restart policy bring both back.
 set +e
 wait -n "$devpi_pid" "$nginx_pid"
 status=$?
-kill -TERM "$devpi_pid" "$nginx_pid" "$metrics_pid" 2>/dev/null
+kill -TERM "$devpi_pid" "$nginx_pid" "$metrics_pid" $follow_pid 2>/dev/null
 wait
 exit "$status"

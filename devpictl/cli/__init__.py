@@ -12,6 +12,7 @@ from devpictl.cli import (
     backup,
     build,
     cache,
+    export,
     password,
     pipconfig,
     prune,
@@ -78,6 +79,7 @@ password.register(app)
 warm.register(app)
 prune.register(app)
 stats.register(app)
+export.register(app)
 
 
 def stop_on_sigterm(signum, frame) -> None:

@@ -42,6 +42,8 @@ def up(
     memory: str = typer.Option(None, "--memory", envvar="DEVPICTL_MEMORY", help="Memory limit of the cache container, e.g. 2g or 1536m; beyond it the engine kills and restarts devpi [default: remembered, else 2g]."),
     max_size: str = typer.Option(None, "--max-size", envvar="DEVPICTL_MAX_SIZE", help="Keep the mirrored files under this size, least recently used out first, e.g. 20G; 0 for no limit [default: remembered, else none]."),
     pids_limit: int = typer.Option(None, "--pids-limit", envvar="DEVPICTL_PIDS_LIMIT", help="Most processes and threads the cache container may run [default: remembered, else 512]."),
+    replica_of: str = typer.Option(None, "--replica-of", envvar="DEVPICTL_REPLICA_OF", help="Run as a devpi replica of the devpictl cache at this URL (http://HOST:PORT): it follows the primary's changes and serves from its own volume [default: remembered, else a primary]."),
+    replica_secret: Path = typer.Option(None, "--replica-secret", envvar="DEVPICTL_REPLICA_SECRET", dir_okay=False, help="With --replica-of: the file `devpictl password --replica-secret FILE` wrote on the primary (kept, then needed no more)."),
     check: bool = options.CHECK,
     timeout: float = options.TIMEOUT,
     json_output: bool = options.JSON,
@@ -49,12 +51,16 @@ def up(
 ) -> None:
     """Build if needed, run, set the upstream and wait until the cache serves files.
 
+    With --replica-of, the cache is a replica of another devpictl cache (its
+    upstream and users come from there) and `up` returns once it has caught up.
+
     Example: devpictl up --mirror nju
     """
-    from devpictl import failover, lifecycle, precedence
+    from devpictl import failover, lifecycle, precedence, replica
     from devpictl import image as img
     from devpictl.cli import ui
     from devpictl.container import connect
+    from devpictl.errors import BadInput
     from devpictl.mirrors import is_fastest, resolve
     from devpictl.network import check_host, network_warning, publishes_to_network
     from devpictl.settings import (
@@ -69,6 +75,14 @@ def up(
     )
 
     instance = Instance(check_name(name))
+    if replica_of is not None:
+        replica_of = replica.check_primary_url(replica_of)
+        if mirror is not None:
+            raise BadInput("a replica fetches through its primary: drop --mirror, and run `devpictl set-upstream` on the primary")
+        if offline:
+            raise BadInput("a replica cannot run in offline mode (it keeps serving what it holds while the primary is away): drop --offline")
+    elif replica_secret is not None:
+        raise BadInput("--replica-secret goes with --replica-of URL: give the primary's URL too, or drop --replica-secret")
     upstream = resolve(mirror) if mirror and not is_fastest(mirror) else None
     fallbacks = failover.parse_fallbacks(fallback) if fallback is not None else None
     if fallbacks:
@@ -105,6 +119,8 @@ def up(
         memory=memory,
         pids_limit=pids_limit,
         max_bytes=size_bytes(max_size, "--max-size", "20G") if max_size is not None else None,
+        replica_of=replica_of,
+        replica_secret=replica_secret,
         timeout=timeout,
         environ=dict(os.environ),
         build_given=options.given_build_options(base_image, pip_mirror, wheelhouse, web, devpi_server_version, apt_mirror),
@@ -136,6 +152,7 @@ def up(
                 "password_file": str(result.password_file),
                 "offline": result.offline,
                 "core_metadata": result.core_metadata,
+                "primary_url": result.primary_url,
             }
         )
         return
@@ -145,6 +162,8 @@ def up(
     else:
         ui.out.print(f"Cache {result.name!r} is already up with upstream {result.upstream.name}; nothing changed.")
     ui.out.print(f"Cache {result.name!r} is ready. Index URL: [bold]{result.index_url}[/]")
+    if result.primary_url:
+        ui.out.print(f"It is a replica of {result.primary_url}: uploads and settings go to the primary, and reach it from there.")
     if result.offline:
         ui.out.print("Offline mode: it serves only files it has cached and asks no upstream (`devpictl down` and `up --online` to end it).")
     ui.out.print(f"Point pip at it: devpictl pip-config --write{'' if name == 'default' else ' --name ' + name}")
@@ -192,13 +211,14 @@ def status(
         ("upstream", f"{st.upstream_name} {st.upstream} ({describe_reachability(st)})" if st.upstream else "-"),
         *([("fallbacks", describe_fallbacks(st))] if st.fallbacks else []),
         ("offline mode", "on (serves only cached files; the upstream is not asked)" if st.offline else "off"),
+        ("role", describe_replication(st.replication)),
         ("devpi-server", st.devpi_version or "-"),
         ("front server", "nginx" if st.front_server else "off (devpi alone)"),
         ("core metadata", describe_core_metadata(st)),
         ("cache size", ui.human_size(st.cache_bytes)),
         ("image", st.image or "-"),
         ("volume", st.volume),
-        ("root password", f"in {st.password_file}"),
+        ("root password", "the primary's (users come from there)" if is_replica(st) else f"in {st.password_file}"),
         ("next", st.next_step),
     ]
     if lag:
@@ -282,6 +302,25 @@ def describe_fallbacks(st) -> str:
     if st.upstream_reachable is False and all(item["reachable"] is False for item in st.fallbacks):
         text += "; the upstream and every fallback are down: the cache serves only what it holds"
     return text
+
+
+def is_replica(st) -> bool:
+    return bool(st.replication) and st.replication["role"] == "replica"
+
+
+def describe_replication(replication: dict | None) -> str:
+    """A cache's place in devpi replication, as status shows it."""
+    if replication is None:
+        return "-"
+    if replication["role"] == "replica":
+        lag = "lag unknown: the primary has not answered yet" if replication["lag"] is None else f"{replication['lag']} changes behind"
+        waiting = "" if replication["files_waiting"] is None else f", {replication['files_waiting']} files in its download queue"
+        return f"replica of {replication['primary_url']} ({lag}{waiting})"
+    replicas = replication["replicas"]
+    if not replicas:
+        return "primary (no replica has polled it since it started)"
+    lags = ", ".join(f"{r['address']} {r['lag'] if r['lag'] is not None else '?'} behind" for r in replicas)
+    return f"primary of {len(replicas)} replica{'s' if len(replicas) > 1 else ''} ({lags})"
 
 
 def describe_reachability(st) -> str:

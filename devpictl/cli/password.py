@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from devpictl.cli import options
@@ -14,15 +16,20 @@ def register(app: typer.Typer) -> None:
 def password(
     show: bool = typer.Option(False, "--show", help="Print the stored root password. This is the one command that prints a secret: mind your terminal's scrollback and logs."),
     rotate: bool = typer.Option(False, "--rotate", help="Give root a new generated password in devpi and in devpictl's store, together; prints where it is kept, not the password."),
+    replica_secret: Path = typer.Option(None, "--replica-secret", dir_okay=False, help="Write the cache's devpi secret into this file (0600), for `devpictl up --replica-of URL --replica-secret FILE` on another machine; prints nothing secret."),
     name: str = options.NAME,
     json_output: bool = options.JSON,
 ) -> None:
-    """Show or rotate the cache's root password (exactly one of --show, --rotate).
+    """Show or rotate the root password, or write the secret replicas need.
 
     The password lives in a 0600 file in devpictl's data directory. --show
     prints it, the only place devpictl ever prints a secret. --rotate logs in
     with the stored password, has devpi change it, and only then replaces the
     stored file; if devpi refuses, nothing changes.
+
+    --replica-secret writes devpi's own secret, which a primary and its
+    replicas share (replicas sign their requests with it): copy the file to the
+    replica's machine as you would the password.
 
     Example: devpictl password --rotate
     """
@@ -31,10 +38,20 @@ def password(
     from devpictl.settings import Instance, cache_lock, check_name
 
     instance = Instance(check_name(name))
-    if show and rotate:
-        raise BadInput("--show and --rotate do not go together: rotate first, then show the new password with --show")
-    if not show and not rotate:
-        raise BadInput("say what to do with the root password: --show to print it, or --rotate to change it")
+    if sum((show, rotate, replica_secret is not None)) > 1:
+        raise BadInput("--show, --rotate and --replica-secret do not go together: give one (rotate first, then show the new password with --show)")
+    if not show and not rotate and replica_secret is None:
+        raise BadInput("say what to do with the root password: --show to print it, or --rotate to change it (or --replica-secret FILE)")
+    if replica_secret is not None:
+        from devpictl import replica
+        from devpictl.container import connect
+
+        replica.export_secret(connect(), instance, replica_secret)
+        if json_output:
+            ui.print_json({"name": instance.name, "secret_file": str(replica_secret)})
+        else:
+            ui.out.print(f"Wrote the devpi secret of cache {instance.name!r} to {replica_secret} (mode 0600); copy it to the replica's machine as you would a password")
+        return
     if show:
         from devpictl.password import stored_password
 

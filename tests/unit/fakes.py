@@ -16,6 +16,7 @@ from devpictl import image as img
 from devpictl import precedence
 from devpictl.devpi import DevpiClient
 from devpictl.mirrors import CATALOG, Upstream
+from devpictl.replica import PAGES_GENERATION
 from devpictl.settings import Instance
 
 # Engine calls that create, change or remove something.
@@ -209,8 +210,16 @@ class FakeDevpi:
         return [(r.method, r.url.path) for r in self.requests]
 
     def patches(self) -> list[list[str]]:
-        """The bodies of the PATCHes of root/pypi, in order."""
-        return [json.loads(r.content) for r in self.requests if (r.method, r.url.path) == ("PATCH", "/root/pypi")]
+        """The bodies of the PATCHes of root/pypi's settings, in order, without the announcements to replicas (announcements())."""
+        return [json.loads(r.content) for r in self.requests if (r.method, r.url.path) == ("PATCH", "/root/pypi") and not self.announces(r)]
+
+    def announcements(self) -> list[int]:
+        """Where, among all requests, the pages generation replicas watch was set (replica.announce_new_pages)."""
+        return [i for i, r in enumerate(self.requests) if r.method == "PATCH" and self.announces(r)]
+
+    @staticmethod
+    def announces(request: httpx.Request) -> bool:
+        return json.loads(request.content)[0].startswith(PAGES_GENERATION + "=")
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)

@@ -165,6 +165,20 @@ def password_file_not_utf8(world: World, monkeypatch) -> None:
     Instance("default").password_file.write_bytes(b"\xff\xfe\x00pw\n")
 
 
+def a_replica(world: World, monkeypatch) -> None:
+    """A running cache 'rep' that is a replica of another cache."""
+    world.engine.add("rep", port=3142, env=("DEVPICTL_FRONT=1", "DEVPICTL_OFFLINE=0", "DEVPICTL_PRIMARY_URL=http://cache-a:3141"))
+
+
+def secret_file(text: str) -> Callable[[World], str]:
+    def make(world: World) -> str:
+        path = world.tmp / "primary.secret"
+        path.write_text(text)
+        return str(path)
+
+    return make
+
+
 def nothing_resolves(world: World, monkeypatch) -> None:
     """Host names fail to resolve without asking any DNS server."""
     def getaddrinfo(host, *args, **kwargs):
@@ -224,7 +238,23 @@ CASES = [
     Case("wheelhouse-missing", lambda w: ["build", "--wheelhouse", str(w.tmp / "nowheels")], 2, "is not a directory"),
     Case("down-volumes-unconfirmed", ["down", "--volumes"], 2, "add --yes to confirm"),
     Case("password-no-action", ["password"], 2, "--show to print it, or --rotate"),
-    Case("password-two-actions", ["password", "--show", "--rotate"], 2, "--show and --rotate do not go together"),
+    Case("up-replica-of-not-a-url", ["up", "--replica-of", "cache-a:3141"], 2, "is not a cache's URL"),
+    Case("up-replica-of-credentials", ["up", "--replica-of", "http://root:pw@cache-a:3141"], 2, "carries a user or password"),
+    Case("up-replica-of-index-url", ["up", "--replica-of", "http://cache-a:3141/root/pypi/+simple/"], 2, "has a path"),
+    Case("up-replica-with-mirror", ["up", "--replica-of", "http://cache-a:3141", "--mirror", "tuna"], 2, "a replica fetches through its primary"),
+    Case("up-replica-offline", ["up", "--replica-of", "http://cache-a:3141", "--offline"], 2, "a replica cannot run in offline mode"),
+    Case("up-replica-secret-alone", lambda w: ["up", "--replica-secret", secret_file("x" * 44)(w)], 2, "goes with --replica-of"),
+    Case("up-replica-secret-short", lambda w: ["up", "--name", "rep2", "--replica-of", "http://cache-a:3141", "--replica-secret", secret_file("short")(w)], 2, "holds no devpi secret"),
+    Case("up-replica-of-on-a-primary", lambda w: ["up", "--replica-of", "http://cache-a:3141", "--replica-secret", secret_file("x" * 44)(w)], 4, "is a primary: run `devpictl down"),
+    Case("export-unknown-target", lambda w: ["export", "helm", "-o", str(w.tmp / "out")], 2, "give compose or k8s"),
+    Case("export-option-of-the-other", lambda w: ["export", "compose", "--storage", "5Gi", "-o", str(w.tmp / "out")], 2, "--storage do not apply to `export compose`"),
+    Case("export-no-replicas", lambda w: ["export", "k8s", "--replicas", "0", "-o", str(w.tmp / "out")], 2, "--replicas 0 is out of range"),
+    Case("export-upstream-credentials", lambda w: ["export", "k8s", "--mirror", "https://me:pw@pypi.corp.example/simple", "-o", str(w.tmp / "out")], 2, "carries a user or password"),
+    Case("export-bad-k8s-name", lambda w: ["export", "k8s", "--name", "Devpi_1", "-o", str(w.tmp / "out")], 2, "is not a Kubernetes name"),
+    Case("set-upstream-on-a-replica", ["set-upstream", "tuna", "--name", "rep"], 4, "run `devpictl set-upstream` on the primary", setup=a_replica),
+    Case("rotate-on-a-replica", ["password", "--rotate", "--name", "rep"], 4, "run `devpictl password --rotate` on the primary", setup=a_replica),
+    Case("replica-secret-of-a-replica", lambda w: ["password", "--replica-secret", str(w.tmp / "out.secret"), "--name", "rep"], 4, "on the primary", setup=a_replica),
+    Case("password-two-actions", ["password", "--show", "--rotate"], 2, "do not go together"),
     Case("pip-config-bad-url", ["pip-config", "--url", "cache.lan:3141/simple", "--write"], 2, "is not an index URL"),
     Case("pip-config-unknown-tool", ["pip-config", "--tool", "pipx", "--write"], 2, "unknown tool 'pipx'"),
     Case("remove-builtin-mirror", ["mirrors", "remove", "tuna"], 2, "'tuna' is a built-in mirror"),

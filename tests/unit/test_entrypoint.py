@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import subprocess
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from devpictl import image as img
 
 ENTRYPOINT = img.template_dir() / "entrypoint.sh"
+PRIMARY_URL = "http://cache-a:3141"
+SECRET = "s" * 44
 
 
 @pytest.fixture
@@ -65,3 +68,35 @@ class TestEntrypoint:
             shipped = tar.extractfile("entrypoint.sh").read()
         assert shipped == ENTRYPOINT.read_bytes()
         assert b"--offline-mode" in shipped
+
+
+class TestReplicaRoles:
+    """What entrypoint.sh gives devpi for a primary and a replica (`up --replica-of`)."""
+
+    def test_a_replica_follows_its_primary(self, entrypoint):
+        args = entrypoint(DEVPICTL_FRONT="1", DEVPICTL_PRIMARY_URL=PRIMARY_URL)
+        assert args[-2:] == ["--primary-url", PRIMARY_URL]
+        assert "--role" not in args
+
+    def test_behind_its_front_server_a_cache_can_take_replicas(self, entrypoint):
+        args = entrypoint(DEVPICTL_FRONT="1")
+        assert args[-2:] == ["--role", "primary"]
+
+    def test_without_its_front_server_devpi_would_show_its_changelog_to_anyone(self, entrypoint):
+        assert "--role" not in entrypoint(DEVPICTL_FRONT="0")
+
+    def test_a_handed_in_secret_replaces_devpis_and_goes(self, entrypoint, tmp_path):
+        handed = tmp_path / "root/run/devpictl/devpi-secret"
+        handed.write_text(SECRET)
+        entrypoint(DEVPICTL_FRONT="0", DEVPICTL_PRIMARY_URL=PRIMARY_URL)
+        secret = tmp_path / "root/data/secret"
+        assert secret.read_text() == SECRET
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600  # devpi refuses any other mode
+        assert not handed.exists()
+
+    def test_a_mounted_secret_stays(self, entrypoint, tmp_path):
+        mounted = tmp_path / "mounted-secret"
+        mounted.write_text(SECRET)
+        entrypoint(DEVPICTL_FRONT="0", DEVPICTL_SECRET_FILE=str(mounted))
+        assert (tmp_path / "root/data/secret").read_text() == SECRET
+        assert mounted.exists()

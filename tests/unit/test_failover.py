@@ -37,7 +37,7 @@ def test_parse_fallbacks():
         ((CATALOG["nju"], Upstream("custom", CATALOG["nju"].url + "/")), "in the chain twice"),
         ((CATALOG["nju"], Upstream("custom", "https://m.example/index")), "does not end in /simple"),
         ((CATALOG["nju"], Upstream("custom", "https://u:p@m.example/simple")), "needs credentials"),
-        ((CATALOG["nju"], Upstream("custom", "http://127.0.0.1:3143/nju/simple")), "own failover server"),
+        ((CATALOG["nju"], Upstream("custom", "http://127.0.0.1:3144/nju/simple")), "own failover server"),
     ],
 )
 def test_chains_refused(members, fragment):
@@ -47,7 +47,7 @@ def test_chains_refused(members, fragment):
 
 def test_the_official_index_may_be_in_a_chain():
     failover.check_members((OFFICIAL, CATALOG["tuna"]))
-    assert chain("pypi", "tuna").local_url(OFFICIAL_URL) == "http://127.0.0.1:3143/pypi/simple"
+    assert chain("pypi", "tuna").local_url(OFFICIAL_URL) == "http://127.0.0.1:3144/pypi/simple"
 
 
 def test_the_local_url_names_the_primary_only():
@@ -55,7 +55,7 @@ def test_the_local_url_names_the_primary_only():
     assert chain("nju", "tuna").local_url(OFFICIAL_URL) != chain("tuna", "nju").local_url(OFFICIAL_URL)
     custom = failover.make_chain(Upstream("custom", "https://a.example/simple"), (CATALOG["tuna"],))
     other = failover.make_chain(Upstream("custom", "https://b.example/simple"), (CATALOG["tuna"],))
-    assert re.fullmatch(r"http://127\.0\.0\.1:3143/custom-[0-9a-f]{10}/simple", custom.local_url(OFFICIAL_URL))
+    assert re.fullmatch(r"http://127\.0\.0\.1:3144/custom-[0-9a-f]{10}/simple", custom.local_url(OFFICIAL_URL))
     assert custom.local_url(OFFICIAL_URL) != other.local_url(OFFICIAL_URL)
 
 
@@ -71,7 +71,7 @@ def test_render_chains_each_upstream_in_order():
     # Links to each upstream's root come back to this server.
     for base in ("https://mirror.nju.edu.cn/pypi/web/", "https://pypi.tuna.tsinghua.edu.cn/"):
         assert f"sub_filter '{base}' '/nju/';" in text
-    assert "listen 127.0.0.1:3143;" in text
+    assert "listen 127.0.0.1:3144;" in text
     assert "proxy_ssl_verify on;" in text
 
 
@@ -109,7 +109,7 @@ def test_plan_with_fallbacks_given():
     container = container_with_chain(None)
     target, made = failover.plan(container, CATALOG["nju"], (CATALOG["tuna"],), [], OFFICIAL_URL, OFFICIAL_URL)
     assert made == failover.Chain(CATALOG["nju"], (CATALOG["tuna"],))
-    assert target.url == "http://127.0.0.1:3143/nju/simple"
+    assert target.url == "http://127.0.0.1:3144/nju/simple"
     assert not target.sends_serial_header  # devpi ignores the serial header of what it fetches through the chain
 
 
@@ -121,7 +121,7 @@ def test_plan_keeps_the_remembered_fallbacks_but_not_the_new_primary():
 
 def test_plan_without_a_mirror_keeps_the_running_chains_primary():
     container = container_with_chain(NJU_CHAIN)
-    running = "http://127.0.0.1:3143/nju/simple"
+    running = "http://127.0.0.1:3144/nju/simple"
     _, made = failover.plan(container, None, (CATALOG["bfsu"],), ["tuna"], running, OFFICIAL_URL)
     assert made == failover.Chain(CATALOG["nju"], (CATALOG["bfsu"],))
     # `--fallback none`: back to the primary alone.
@@ -130,7 +130,7 @@ def test_plan_without_a_mirror_keeps_the_running_chains_primary():
 
 def test_describe_and_members_read_the_volume():
     container = container_with_chain(NJU_CHAIN)
-    found = failover.describe(container, "http://127.0.0.1:3143/nju/simple")
+    found = failover.describe(container, "http://127.0.0.1:3144/nju/simple")
     assert found.name == "nju+tuna"
     assert [m["name"] for m in failover.members_of(container)] == ["nju", "tuna"]
     assert failover.members_of(container_with_chain(None)) == []

@@ -262,13 +262,16 @@ class TestBuildContext:
 
     def test_default_context(self):
         members = self.members(img.BuildOptions())
-        assert set(members) == {"Dockerfile", "devpi-server.yml", "entrypoint.sh", "prune.py", "metrics.py", "frontlog.py", "devpictl_mirror_auth.py", "nginx.conf", "flush-cache.sh", "index.html"}
+        assert set(members) == {
+            "Dockerfile", "devpi-server.yml", "entrypoint.sh", "prune.py", "metrics.py", "frontlog.py", "set-mirror.py",
+            "devpictl_mirror_auth.py", "nginx.conf", "flush-cache.sh", "follow-primary.py", "balancer.conf", "index.html",
+        }
         assert members["entrypoint.sh"].mode == 0o755
         assert members["flush-cache.sh"].mode == 0o755
 
     def test_without_front_server_no_nginx_files(self):
         members = self.members(img.BuildOptions(front=False))
-        assert set(members) == {"Dockerfile", "devpi-server.yml", "entrypoint.sh", "prune.py", "metrics.py", "frontlog.py", "devpictl_mirror_auth.py"}
+        assert set(members) == {"Dockerfile", "devpi-server.yml", "entrypoint.sh", "prune.py", "metrics.py", "frontlog.py", "set-mirror.py", "devpictl_mirror_auth.py"}
         assert "nginx" not in img.render_dockerfile(img.BuildOptions(front=False))
         assert members["Dockerfile"].mode == 0o644
 
@@ -291,9 +294,12 @@ class TestBuildContext:
             "prune.py",
             "metrics.py",
             "frontlog.py",
+            "set-mirror.py",
             "devpictl_mirror_auth.py",
             "nginx.conf",
             "flush-cache.sh",
+            "follow-primary.py",
+            "balancer.conf",
             "index.html",
             "ca-bundle.pem",
             "wheelhouse/devpi_server-6.20.3-py3-none-any.whl",

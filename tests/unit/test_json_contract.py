@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devpictl import container as ctr
+from devpictl import replica
 from devpictl import status as cache_status
 from devpictl.cli import app
 from devpictl.mirrors import CATALOG
@@ -27,6 +28,8 @@ def engine(monkeypatch) -> FakeEngine:
     monkeypatch.setattr(cache_status, "serving", lambda container, timeout=10: cache_status.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {}))
     monkeypatch.setattr(cache_status, "upstream_reachability", lambda *a, **k: (True, None))
     monkeypatch.setattr(cache_status, "describe_core_metadata", lambda *a: (False, "not measured"))
+    state = replica.Replication(replica.REPLICA, "http://primary.example:3141", 12, 14, 2, 0)
+    monkeypatch.setattr(replica, "replication_state", lambda container: state)
     return engine
 
 
@@ -40,8 +43,11 @@ def test_status(engine):
     engine.add("default", exec_answers=lambda cmd, env: (0, b"12345\t/data\n"))
     assert sorted(answer("status", "--name", "default")) == [
         "cache_bytes", "core_metadata", "core_metadata_note", "devpi_version", "fallbacks", "front_server", "health", "image",
-        "index_url", "name", "next_step", "offline", "password_file", "state", "upstream", "upstream_name",
+        "index_url", "name", "next_step", "offline", "password_file", "replication", "state", "upstream", "upstream_name",
         "upstream_problem", "upstream_reachable", "volume",
+    ]
+    assert sorted(answer("status", "--name", "default")["replication"]) == [
+        "files_waiting", "lag", "primary_serial", "primary_url", "replicas", "role", "serial",
     ]
 
 
@@ -91,3 +97,12 @@ def test_status_lag(engine, monkeypatch):
     assert data["lag"] == {CATALOG["nju"].url: {"releases_behind": 2, "hours_behind": 9.0, "missing": ["boto3 2"], "lag_problem": None}}
     result = CliRunner().invoke(app, ["status", "--name", "default", "--lag"])
     assert f"behind: {CATALOG['nju'].url}: 2 releases behind, 9 h" in result.stdout, result.stdout
+
+
+def test_export(tmp_path):
+    assert sorted(answer("export", "k8s", "-o", str(tmp_path))) == ["files", "next_step", "secrets_created"]
+
+
+def test_password_replica_secret(engine, tmp_path):
+    engine.add("default", exec_answers=lambda cmd, env: (0, b"s" * 44))
+    assert sorted(answer("password", "--replica-secret", str(tmp_path / "out.secret"))) == ["name", "secret_file"]

@@ -36,7 +36,7 @@ class TestHelp:
         assert undocumented_parameters(COMMAND) == []
 
     def test_expected_commands_exist(self):
-        assert set(COMMAND.commands) == {"build", "up", "status", "logs", "down", "set-upstream", "mirrors", "pip-config", "backup", "restore", "password", "ls", "ps", "warm", "prune", "stats"}
+        assert set(COMMAND.commands) == {"build", "up", "status", "logs", "down", "set-upstream", "mirrors", "pip-config", "backup", "restore", "password", "ls", "ps", "warm", "prune", "stats", "export"}
 
     @pytest.mark.parametrize("name", sorted(COMMAND.commands))
     def test_every_command_has_help(self, name):

@@ -1,0 +1,111 @@
+"""Replicas (`up --replica-of`): the primary's URL, what status reads from devpi, the entrypoint's roles, the secret."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from devpictl import container as ctr
+from devpictl import replica
+from devpictl import status as cache_status
+from devpictl.cli import app
+from devpictl.devpi import DevpiClient
+from devpictl.errors import DevpiError
+from devpictl.settings import Instance
+from tests.unit.fakes import FakeEngine
+
+PRIMARY_URL = "http://cache-a:3141"
+SECRET = "s" * 44
+
+
+def test_the_primary_url_is_its_root_without_a_trailing_slash():
+    assert replica.check_primary_url("http://cache-a:3141/") == PRIMARY_URL
+    assert replica.check_primary_url("HTTPS://cache-a.example") == "https://cache-a.example"
+
+
+class TestWhatStatusReads:
+    def test_a_replica_behind_its_primary(self):
+        answer = {
+            "serial": 40, "primary-serial": 43, "role": "REPLICA",
+            "metrics": [["devpi_server_replica_file_download_queue_size", "gauge", 7], ["other", "counter", 1]],
+        }
+        state = replica.replication(answer, PRIMARY_URL)
+        assert (state.role, state.primary_url, state.serial, state.primary_serial, state.lag, state.files_waiting) == (
+            "replica", PRIMARY_URL, 40, 43, 3, 7
+        )
+
+    def test_a_replica_that_never_heard_from_its_primary_has_no_lag(self):
+        state = replica.replication({"serial": -1, "primary-serial": None, "metrics": []}, PRIMARY_URL)
+        assert state.lag is None and state.files_waiting is None
+
+    def test_a_primary_lists_the_replicas_that_polled_it(self, monkeypatch):
+        monkeypatch.setattr(replica.time, "time", lambda: 1000.0)
+        answer = {"serial": 10, "role": "MASTER", "polling_replicas": {
+            "uuid-a": {"remote-ip": "172.18.0.3", "serial": 10, "last-request": 998.0},
+            "uuid-b": {"remote-ip": "172.18.0.4", "serial": 7, "last-request": 990.5},
+        }}
+        state = replica.replication(answer, None)
+        assert state.role == "primary"
+        assert state.replicas == [
+            {"address": "172.18.0.3", "serial": 10, "lag": 0, "seconds_since_contact": 2.0},
+            {"address": "172.18.0.4", "serial": 7, "lag": 3, "seconds_since_contact": 9.5},
+        ]
+
+    def test_status_text_names_the_role(self, monkeypatch):
+        engine = FakeEngine()
+        engine.add("default", exec_answers=lambda cmd, env: (0, b"1\t/data\n"),
+                   env=("DEVPICTL_FRONT=1", f"DEVPICTL_PRIMARY_URL={PRIMARY_URL}"))
+        monkeypatch.setattr(ctr, "connect", lambda: engine)
+        monkeypatch.setattr(cache_status, "serving", lambda container, timeout=10: None)
+        monkeypatch.setattr(replica, "replication_state", lambda c: replica.Replication("replica", PRIMARY_URL, 5, 8, 3, 2))
+        result = CliRunner().invoke(app, ["status"])
+        assert result.exit_code == 0, result.output
+        assert f"role: replica of {PRIMARY_URL} (3 changes behind, 2 files in its download queue)" in result.output
+        assert "root password: the primary's" in result.output
+
+
+class TestAnnouncingNewPages:
+    def client(self, status: int, message: str, seen: list) -> DevpiClient:
+        def handle(request: httpx.Request) -> httpx.Response:
+            seen.append(json.loads(request.content))
+            return httpx.Response(status, json={"message": message, "result": {}})
+
+        return DevpiClient("http://127.0.0.1:3141", transport=httpx.MockTransport(handle))
+
+    def test_sets_the_generation_replicas_watch(self):
+        seen: list = []
+        replica.announce_new_pages(self.client(200, "", seen))
+        [[item]] = seen
+        assert item.startswith("devpictl_pages_generation=")
+
+    def test_an_image_without_the_setting_has_no_replicas_to_tell(self):
+        replica.announce_new_pages(self.client(400, "indexconfig got unexpected keyword arguments: devpictl_pages_generation", []))
+
+    def test_any_other_refusal_is_an_error(self):
+        with pytest.raises(DevpiError):
+            replica.announce_new_pages(self.client(403, "forbidden", []))
+
+
+class TestTheSecret:
+    def test_kept_0600_and_never_printed(self, tmp_path):
+        given = tmp_path / "primary.secret"
+        given.write_text(SECRET + "\n")
+        instance = Instance("rep")
+        replica.store_replica_secret(instance, replica.read_replica_secret(given))
+        assert replica.stored_replica_secret(instance) == SECRET.encode()
+        assert stat.S_IMODE(instance.replica_secret_file.stat().st_mode) == 0o600
+
+    def test_exported_from_a_running_primary(self, monkeypatch, tmp_path):
+        engine = FakeEngine()
+        engine.add("default", exec_answers=lambda cmd, env: (0, SECRET.encode()) if cmd == ["cat", replica.SERVER_SECRET] else (1, b""))
+        monkeypatch.setattr(ctr, "connect", lambda: engine)
+        out = tmp_path / "out.secret"
+        result = CliRunner().invoke(app, ["password", "--replica-secret", str(out)])
+        assert result.exit_code == 0, result.output
+        assert SECRET not in result.output
+        assert out.read_text().strip() == SECRET
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600
