@@ -14,8 +14,7 @@ import time
 import httpx
 import pytest
 
-from tests.integration.support import RUN_ID, free_port, run_cli
-from tests.integration.support import file_url, pip_run, sha256
+from tests.integration.support import RUN_ID, file_url, free_port, pip_run, run_cli, sha256
 
 PROJECT = f"devpictlexport{RUN_ID}"
 READY = 420  # seconds for the set to answer: three devpi starts, and each replica's first contact derives devpi's key

@@ -14,8 +14,20 @@ import time
 import httpx
 import pytest
 
-from tests.integration.support import RUN_ID, free_port, installer_env, run_cli
-from tests.integration.support import cache_env, file_url, one_error_line, pip_command, pip_run, remove_cache, sha256, up_on_test_upstream
+from tests.integration.support import (
+    RUN_ID,
+    cache_env,
+    file_url,
+    free_port,
+    installer_env,
+    one_error_line,
+    pip_command,
+    pip_run,
+    remove_cache,
+    run_cli,
+    sha256,
+    up_on_test_upstream,
+)
 from tests.integration.wheels import make_wheel
 
 PRIMARY = f"prim{RUN_ID}"
