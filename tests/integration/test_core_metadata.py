@@ -260,13 +260,15 @@ def test_warm_pip_resolution_is_answered_by_the_front_server_alone(cache, engine
 
 
 def test_mirrors_test_shows_which_upstream_serves_metadata(test_upstream, metadata_upstream):
+    # A generous --timeout: this is about the metadata column, and a mirror that runs out of time
+    # on a loaded machine is measured as nothing (None), not as "no metadata".
     result = run_cli("mirrors", "test", metadata_upstream["host_url"], test_upstream["host_url"], "--project", "dpctl-app", "--json",
-                     env={"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"})
+                     "--timeout", "60", env={"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"})
     assert result.exit_code == 0, result.output
     rows = {row["url"]: row for row in json.loads(result.stdout)}
-    assert rows[metadata_upstream["host_url"]]["core_metadata"] is True
-    assert rows[test_upstream["host_url"]]["core_metadata"] is False
+    assert rows[metadata_upstream["host_url"]]["core_metadata"] is True, rows
+    assert rows[test_upstream["host_url"]]["core_metadata"] is False, rows
     assert "answers HTTP 404" in rows[test_upstream["host_url"]]["core_metadata_detail"]
-    table = run_cli("mirrors", "test", metadata_upstream["host_url"], test_upstream["host_url"], "--project", "dpctl-app",
+    table = run_cli("mirrors", "test", metadata_upstream["host_url"], test_upstream["host_url"], "--project", "dpctl-app", "--timeout", "60",
                     env={"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"})
     assert "metadata" in table.stdout.splitlines()[0].split()
