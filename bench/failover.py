@@ -28,6 +28,9 @@ from pathlib import Path
 
 import httpx
 
+# Run as a script, bench/ is on sys.path: bench.py's helpers.
+from bench import devpictl, free_port, must
+
 LABEL = "devpictl.bench=1"
 AGENT = "pip/24.1.2 devpictl-bench"
 SILENT = "import socket, time\ns = socket.socket()\ns.bind(('0.0.0.0', 8080))\ns.listen(1000)\ntime.sleep(10**6)\n"
@@ -64,21 +67,6 @@ def fetch_set(index_url: str, names: list[str]) -> tuple[float, int]:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             results = list(pool.map(one, names))
         return time.perf_counter() - start, results.count(False)
-
-
-def devpictl(*args: str, env: dict[str, str]) -> str:
-    done = subprocess.run([sys.executable, "-m", "devpictl", *args], env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"bench: devpictl {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-    return done.stdout
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main() -> None:
@@ -118,9 +106,9 @@ def main() -> None:
             cache = f"benchfo-{primary}"
             caches.append(cache)
             check = [] if primary != "silent" else ["--no-check"]
-            out = devpictl("up", "--name", cache, "--port", str(free_port()), "--network", network.name, "--mirror",
+            out = must(devpictl("up", "--name", cache, "--port", str(free_port()), "--network", network.name, "--mirror",
                            f"http://{primary}:8080/simple", "--fallback", "http://fallback:8080/simple",
-                           "--probe-project", names[0], "--json", *check, env=env)
+                           "--probe-project", names[0], "--json", *check, env=env))
             if primary == "gone":
                 gone.stop(timeout=2)
             print(f"• {label}: fetching {len(names)} projects cold", file=sys.stderr)

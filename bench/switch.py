@@ -27,6 +27,9 @@ from pathlib import Path
 
 import httpx
 
+# Run as a script, bench/ is on sys.path: bench.py's helpers.
+from bench import devpictl, free_port, must
+
 LABEL = "devpictl.bench=1"
 START = "<!-- section: bench/switch.py -->"  # bench/bench.py keeps sections that start so
 END = "<!-- end of section -->"
@@ -52,21 +55,6 @@ def make_tree(root: Path, count: int) -> list[str]:
         digest = hashlib.sha256(wheel.encode()).hexdigest()
         (page / "index.html").write_text(f'<a href="../../files/{wheel}#sha256={digest}">{wheel}</a>\n')
     return names
-
-
-def devpictl(*args: str, env: dict[str, str]) -> str:
-    done = subprocess.run([sys.executable, "-m", "devpictl", *args], env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"bench: devpictl {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-    return done.stdout
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def warm(index_url: str, names: list[str]) -> None:
@@ -133,8 +121,8 @@ def main() -> None:
             network.connect(upstream, aliases=["up-a", "up-b"])
             cache = f"benchsw{size}"
             try:
-                out = devpictl("up", "--name", cache, "--port", str(free_port()), "--network", network.name, "--mirror",
-                               "http://up-a:8080/simple", "--probe-project", names[0], "--json", env=env)
+                out = must(devpictl("up", "--name", cache, "--port", str(free_port()), "--network", network.name, "--mirror",
+                               "http://up-a:8080/simple", "--probe-project", names[0], "--json", env=env))
                 print(f"• {size}: caching every page", file=sys.stderr)
                 warm(json.loads(out)["index_url"], names)
                 # Which goes first alternates from case to case, so neither always meets a warmer cache.

@@ -8,6 +8,7 @@ docs/scale-out.md says when to use which.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,21 +104,21 @@ def render_k8s(opts: ExportOptions) -> str:
     )
 
 
-def export_compose(opts: ExportOptions) -> Exported:
+def write_out(opts: ExportOptions, file_name: str, render: Callable[[ExportOptions], str]) -> tuple[Path, list[Path]]:
+    """Check ``opts``, write the manifest ``render`` makes, and make the secrets it needs: (the manifest, the secrets made)."""
     check_options(opts)
-    path = opts.directory / COMPOSE_FILE
-    text = render_compose(opts)
-    write_manifest(path, text, opts.force)
-    made = ensure_secrets(opts.directory)
+    path = opts.directory / file_name
+    write_manifest(path, render(opts), opts.force)
+    return path, ensure_secrets(opts.directory)
+
+
+def export_compose(opts: ExportOptions) -> Exported:
+    path, made = write_out(opts, COMPOSE_FILE, render_compose)
     return Exported([path], made, f"cd {opts.directory} && docker-compose up -d; installers use http://{opts.host}:{opts.port}/root/pypi/+simple/")
 
 
 def export_k8s(opts: ExportOptions) -> Exported:
-    check_options(opts)
-    path = opts.directory / K8S_FILE
-    text = render_k8s(opts)
-    write_manifest(path, text, opts.force)
-    made = ensure_secrets(opts.directory)
+    path, made = write_out(opts, K8S_FILE, render_k8s)
     secret = (
         f"kubectl create secret generic {opts.name}-secrets --from-file={ROOT_PASSWORD}={SECRETS_DIR}/{ROOT_PASSWORD} "
         f"--from-file={DEVPI_SECRET}={SECRETS_DIR}/{DEVPI_SECRET}"

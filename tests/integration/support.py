@@ -63,6 +63,13 @@ def compose_upstream(
         "service": service,
     }
 
+def status_json(env: dict[str, str], name: str | None = None) -> dict:
+    """`devpictl status --json` of the cache that ``env`` (or ``name``) selects."""
+    result = run_cli("status", *(["--name", name] if name else []), "--json", env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
 def installer_env(tmp_path: Path) -> dict[str, str]:
     """An environment in which pip sees no host settings, only the flags a test gives."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}

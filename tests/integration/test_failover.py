@@ -28,6 +28,7 @@ from tests.integration.support import (
     pip_run,
     remove_cache,
     run_cli,
+    status_json,
     upstream_container,
     upstream_requests,
     upstream_stopped,
@@ -60,16 +61,10 @@ def cache(engine, devpi_image, test_upstream, fallback_upstreams, tmp_path_facto
         remove_cache(engine, NAME, env)
 
 
-def status(cache) -> dict:
-    result = run_cli("status", "--json", env=cache["env"])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
 def test_up_reports_and_remembers_the_chain(cache):
     assert cache["up"]["upstream"]["url"] == cache["primary"]["url"]
     assert [f["url"] for f in cache["up"]["fallbacks"]] == [cache["fallback"]["url"], cache["bad"]["url"]]
-    st = status(cache)
+    st = status_json(cache["env"])
     assert st["upstream"] == cache["primary"]["url"], st
     assert [f["url"] for f in st["fallbacks"]] == [cache["fallback"]["url"], cache["bad"]["url"]], st
     assert all(f["reachable"] for f in st["fallbacks"]), st
@@ -89,7 +84,7 @@ def test_primary_down_cached_and_new_projects_install_from_the_fallback(cache, e
     jobs = [(installer, project) for project in [*CACHED, "dpctl-app", "dpctl-lib"] for installer in ("pip", "uv")]
     with upstream_stopped(engine), ThreadPoolExecutor(max_workers=4) as pool:
         runs = list(pool.map(lambda job: install_with_deps(*job[:1], cache["index_url"], job[1], tmp_path, jobs.index(job)), jobs))
-        st = status(cache)
+        st = status_json(cache["env"])
     failures = [(job, run.stdout + run.stderr) for job, run in zip(jobs, runs, strict=True) if run.returncode != 0]
     assert failures == []
     # dpctl-app was never cached: its page came from the fallback, a release behind (dpctl-lib 1.0).
@@ -153,7 +148,7 @@ def test_fallback_none_goes_back_to_one_upstream(cache, engine):
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
     assert answer["fallbacks"] == [] and answer["upstream"]["url"] == cache["primary"]["url"], answer
-    st = status(cache)
+    st = status_json(cache["env"])
     assert st["fallbacks"] == [] and st["upstream"] == cache["primary"]["url"], st
     assert upstream_container(engine).status  # the primary is still there for later modules
 

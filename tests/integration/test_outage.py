@@ -22,6 +22,7 @@ from tests.integration.support import (
     pip_run,
     remove_cache,
     run_cli,
+    status_json,
     up_on_test_upstream,
     upstream_stopped,
     uv_install,
@@ -47,14 +48,8 @@ def cache(engine, devpi_image, test_upstream, tmp_path_factory):
         remove_cache(engine, NAME, env)
 
 
-def status(cache) -> dict:
-    result = run_cli("status", "--json", env=cache["env"])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
 def test_status_says_the_upstream_answers(cache):
-    st = status(cache)
+    st = status_json(cache["env"])
     assert st["upstream_reachable"] is True, st
     assert st["offline"] is False
 
@@ -75,7 +70,7 @@ def test_with_the_upstream_gone(cache, engine, tmp_path):
 
         # status says so, quickly.
         started = time.monotonic()
-        st = status(cache)
+        st = status_json(cache["env"])
         assert time.monotonic() - started < 20
         assert st["upstream_reachable"] is False, st
         assert st["upstream_problem"]
@@ -92,7 +87,7 @@ def test_offline_mode_on_purpose(cache, engine, tmp_path):
         out = json.loads(result.stdout)
         assert out["offline"] is True and out["index_url"] == cache["index_url"]
 
-        st = status(cache)
+        st = status_json(cache["env"])
         assert st["offline"] is True and st["upstream_reachable"] is None, st
         assert "offline mode: on" in run_cli("status", env=cache["env"]).stdout
         container = engine.containers.get(f"devpictl-{NAME}")
@@ -131,5 +126,5 @@ def test_back_online(cache, engine, tmp_path):
     assert json.loads(result.stdout)["offline"] is False
     # Online again, the test upstream is measured: it has no .metadata files.
     assert json.loads(result.stdout)["core_metadata"] is False
-    st = status(cache)
+    st = status_json(cache["env"])
     assert st["offline"] is False and st["upstream_reachable"] is True, st

@@ -26,6 +26,7 @@ from tests.integration.support import (
     remove_cache,
     run_cli,
     sha256,
+    status_json,
     up_on_test_upstream,
 )
 from tests.integration.wheels import make_wheel
@@ -37,12 +38,6 @@ TOTAL_TIMEOUT = 240  # seconds for all of them together
 CATCH_UP = 240  # seconds a replica may take to show a change (the first contact derives devpi's key: ~35 s a side here)
 JSON = {"Accept": "application/json"}
 SIX = "six-1.16.0-py2.py3-none-any.whl"
-
-
-def status(env: dict[str, str], name: str) -> dict:
-    result = run_cli("status", "--name", name, "--json", env=env)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def wait_for(what: str, check, timeout: float = CATCH_UP, logs_of=()):
@@ -119,11 +114,11 @@ def cluster(engine, devpi_image, test_upstream, tmp_path_factory):
 def test_status_shows_roles_and_lag(cluster):
     envs = cluster["envs"]
     for name in REPLICAS:
-        replication = status(envs[name], name)["replication"]
+        replication = status_json(envs[name], name)["replication"]
         assert replication["role"] == "replica"
         assert replication["primary_url"] == f"http://devpictl-{PRIMARY}:3141"
         assert replication["lag"] == 0  # `up` returned once it had caught up
-    primary = status(envs[PRIMARY], PRIMARY)["replication"]
+    primary = status_json(envs[PRIMARY], PRIMARY)["replication"]
     assert primary["role"] == "primary"
     assert len(primary["replicas"]) == 2, primary  # both polled it while catching up
 
