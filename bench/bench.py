@@ -241,8 +241,15 @@ def help_seconds(runs: int = 7) -> float:
 def clean_env(workdir: Path) -> dict[str, str]:
     """An environment in which pip and uv see no host settings and keep no cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env.update(HOME=str(workdir), PIP_CONFIG_FILE=os.devnull, PIP_NO_CACHE_DIR="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
-               UV_NO_CACHE="1", UV_NO_CONFIG="1", UV_PYTHON=sys.executable)
+    env.update(
+        HOME=str(workdir),
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_NO_CACHE_DIR="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        UV_NO_CACHE="1",
+        UV_NO_CONFIG="1",
+        UV_PYTHON=sys.executable,
+    )
     if os.environ.get("SSL_CERT_FILE"):
         env["PIP_CERT"] = os.environ["SSL_CERT_FILE"]  # pip trusts only certifi's bundle otherwise
     return env
@@ -264,8 +271,19 @@ def resolve(tool: str, index_url: str, workdir: Path, python: str = sys.executab
 
         command = [uv.find_uv_bin(), "pip", "compile", "--quiet", "--index-url", index_url, "-o", os.devnull, str(RESOLVE)]
     else:
-        command = [python, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
-                   "--index-url", index_url, "-r", str(RESOLVE)]
+        command = [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--dry-run",
+            "--ignore-installed",
+            "--index-url",
+            index_url,
+            "-r",
+            str(RESOLVE),
+        ]
     before = os.times()
     start = time.perf_counter()
     done = subprocess.run(command, env=clean_env(workdir), capture_output=True, text=True)
@@ -287,7 +305,9 @@ def newest_pip(workdir: Path) -> tuple[str, str]:
     venv = workdir / "newest-pip"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
     python = str(venv / "bin" / "python")
-    done = subprocess.run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], env=clean_env(workdir), capture_output=True, text=True)
+    done = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], env=clean_env(workdir), capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise RuntimeError(f"upgrading pip failed: {(done.stdout + done.stderr).strip().splitlines()[-1:]}")
     return python, pip_version_of(python)
@@ -308,8 +328,22 @@ def local_metadata_index(tree: Path, workdir: Path) -> int:
     official = official_simple_url()
     for command in (
         [uv.find_uv_bin(), "pip", "compile", "--quiet", "--index-url", official, "-o", str(lock), str(RESOLVE)],
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--index-url", official,
-         "-d", str(tree / "files"), "-r", str(lock), PROBE],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--index-url",
+            official,
+            "-d",
+            str(tree / "files"),
+            "-r",
+            str(lock),
+            PROBE,
+        ],
     ):
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         if done.returncode != 0:
@@ -388,14 +422,21 @@ def machine() -> str:
     """The machine, as it describes itself."""
     import platform
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+        platform.processor(),
+    )
     mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:"))
     engine = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True).stdout.strip()
     import uv
 
     uv_version = subprocess.run([uv.find_uv_bin(), "--version"], capture_output=True, text=True).stdout.strip()
     pip_version = f"pip {pip_version_of(sys.executable)}"
-    proxy = "an HTTPS proxy from the environment" if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy")) else "no proxy in the environment"
+    proxy = (
+        "an HTTPS proxy from the environment"
+        if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy"))
+        else "no proxy in the environment"
+    )
     load = os.getloadavg()[1]  # other work on the machine skews every figure; say how much there was
     return (
         f"{os.cpu_count()} CPUs ({cpu}), load average {load:.1f} over the 5 minutes before the run, "
@@ -484,7 +525,12 @@ def main() -> None:
             seen = len(front_requests(engine, "devpictl-bench-pip"))
             newest_warm = median_resolution("pip", urls["pip"], work, args.resolve_runs, pip_python)
             warm_lines = front_requests(engine, "devpictl-bench-pip")[seen:]
-            newest = (pip_version, newest_direct, newest_warm, f"{passed_to_devpi(warm_lines)} of {len(warm_lines)} requests passed to devpi")
+            newest = (
+                pip_version,
+                newest_direct,
+                newest_warm,
+                f"{passed_to_devpi(warm_lines)} of {len(warm_lines)} requests passed to devpi",
+            )
         except (RuntimeError, subprocess.CalledProcessError) as exc:  # reported in the table, not hidden
             print(f"  {exc}", file=sys.stderr)
             newest = str(exc)
@@ -560,37 +606,103 @@ def main() -> None:
     ratios = [
         "| measure | devpictl | reference, same run | ratio | target |",
         "|---|---|---|---|---|",
-        row("resolve, `uv pip compile`: fresh cache", f"{uv_cold}, cache CPU {cache_cpu['uv']:.1f} s, stored {uv_stored / 1e6:.1f} MB of files",
-            f"official index directly {uv_direct}", uv_cold.seconds / uv_direct.seconds, "≤ 1.3, no wheel stored"),
-        row("resolve, `uv pip compile`: warm cache", f"{uv_warm}, {warm_passed['uv']}", f"official index directly {uv_direct}", uv_warm.seconds / uv_direct.seconds, "≤ 0.7"),
-        row(f"resolve, `pip install --dry-run` (pip {bench_pip}): fresh cache", f"{pip_cold}, cache CPU {cache_cpu['pip']:.1f} s, stored {pip_stored / 1e6:.1f} MB of files",
-            f"official index directly {pip_direct}", pip_cold.seconds / pip_direct.seconds, "(reference)"),
-        row(f"resolve, `pip install --dry-run` (pip {bench_pip}): warm cache", f"{pip_warm}, {warm_passed['pip']}", f"official index directly {pip_direct}",
-            pip_warm.seconds / pip_direct.seconds, "≤ 0.7"),
+        row(
+            "resolve, `uv pip compile`: fresh cache",
+            f"{uv_cold}, cache CPU {cache_cpu['uv']:.1f} s, stored {uv_stored / 1e6:.1f} MB of files",
+            f"official index directly {uv_direct}",
+            uv_cold.seconds / uv_direct.seconds,
+            "≤ 1.3, no wheel stored",
+        ),
+        row(
+            "resolve, `uv pip compile`: warm cache",
+            f"{uv_warm}, {warm_passed['uv']}",
+            f"official index directly {uv_direct}",
+            uv_warm.seconds / uv_direct.seconds,
+            "≤ 0.7",
+        ),
+        row(
+            f"resolve, `pip install --dry-run` (pip {bench_pip}): fresh cache",
+            f"{pip_cold}, cache CPU {cache_cpu['pip']:.1f} s, stored {pip_stored / 1e6:.1f} MB of files",
+            f"official index directly {pip_direct}",
+            pip_cold.seconds / pip_direct.seconds,
+            "(reference)",
+        ),
+        row(
+            f"resolve, `pip install --dry-run` (pip {bench_pip}): warm cache",
+            f"{pip_warm}, {warm_passed['pip']}",
+            f"official index directly {pip_direct}",
+            pip_warm.seconds / pip_direct.seconds,
+            "≤ 0.7",
+        ),
     ]
     if isinstance(newest, tuple):
         version, newest_direct, newest_warm, newest_passed = newest
-        ratios.append(row(f"resolve, `pip install --dry-run` (pip {version}, the newest, own venv): warm cache", f"{newest_warm}, {newest_passed}",
-                          f"official index directly {newest_direct}", newest_warm.seconds / newest_direct.seconds, "≤ 0.7"))
+        ratios.append(
+            row(
+                f"resolve, `pip install --dry-run` (pip {version}, the newest, own venv): warm cache",
+                f"{newest_warm}, {newest_passed}",
+                f"official index directly {newest_direct}",
+                newest_warm.seconds / newest_direct.seconds,
+                "≤ 0.7",
+            )
+        )
     else:
         ratios.append(f"| resolve, newest pip | not measured: {newest} | | | |")
     if local_wheels:
         ratios += [
-            row("resolve, `uv pip compile`, upstream with core metadata: fresh cache", f"{local_cold}, cache CPU {local_cpu:.1f} s, stored {local_stored / 1e6:.1f} MB of files",
-                f"that upstream directly {local_direct}", local_cold.seconds / local_direct.seconds, "≤ 1.3, no wheel stored"),
-            row("resolve, `uv pip compile`, upstream with core metadata: warm cache", f"{local_warm}",
-                f"that upstream directly {local_direct}", local_warm.seconds / local_direct.seconds, "(reference: a static server on this machine)"),
+            row(
+                "resolve, `uv pip compile`, upstream with core metadata: fresh cache",
+                f"{local_cold}, cache CPU {local_cpu:.1f} s, stored {local_stored / 1e6:.1f} MB of files",
+                f"that upstream directly {local_direct}",
+                local_cold.seconds / local_direct.seconds,
+                "≤ 1.3, no wheel stored",
+            ),
+            row(
+                "resolve, `uv pip compile`, upstream with core metadata: warm cache",
+                f"{local_warm}",
+                f"that upstream directly {local_direct}",
+                local_warm.seconds / local_direct.seconds,
+                "(reference: a static server on this machine)",
+            ),
         ]
     else:
         ratios.append(f"| resolve, upstream with core metadata | not measured: {local_problem} | | | |")
     ratios += [
-        row(f"{COLD_CLIENTS} concurrent cold requests for one file: bytes from the upstream",
-            f"{received / 1e6:.1f} MB, {oks.count(True)} of {COLD_CLIENTS} right", f"the file, {size / 1e6:.1f} MB", received / size, "≤ 1.1"),
-        row("warm, 8 concurrent: cache (nginx front + devpi)", f"{median['cache']:.3f} s", f"static nginx {median['static']:.3f} s", median["cache"] / median["static"], "≤ 1.2"),
-        row("warm, 8 concurrent: devpi alone (`--no-front`)", f"{median['stock']:.3f} s", f"static nginx {median['static']:.3f} s", median["stock"] / median["static"], "(reference)"),
-        row("cold, 8 concurrent: fresh cache", f"{cold.seconds:.2f} s, {cold.failures} failed",
-            f"official index directly {direct.seconds:.2f} s, {direct.failures} failed", cold.seconds / direct.seconds, "≤ 1.3, 0 failed"),
-        row("idle memory: cache (nginx front + devpi)", f"{idle_mb:.0f} MB", f"devpi alone {stock_mb:.0f} MB", idle_mb / stock_mb, "(reference)"),
+        row(
+            f"{COLD_CLIENTS} concurrent cold requests for one file: bytes from the upstream",
+            f"{received / 1e6:.1f} MB, {oks.count(True)} of {COLD_CLIENTS} right",
+            f"the file, {size / 1e6:.1f} MB",
+            received / size,
+            "≤ 1.1",
+        ),
+        row(
+            "warm, 8 concurrent: cache (nginx front + devpi)",
+            f"{median['cache']:.3f} s",
+            f"static nginx {median['static']:.3f} s",
+            median["cache"] / median["static"],
+            "≤ 1.2",
+        ),
+        row(
+            "warm, 8 concurrent: devpi alone (`--no-front`)",
+            f"{median['stock']:.3f} s",
+            f"static nginx {median['static']:.3f} s",
+            median["stock"] / median["static"],
+            "(reference)",
+        ),
+        row(
+            "cold, 8 concurrent: fresh cache",
+            f"{cold.seconds:.2f} s, {cold.failures} failed",
+            f"official index directly {direct.seconds:.2f} s, {direct.failures} failed",
+            cold.seconds / direct.seconds,
+            "≤ 1.3, 0 failed",
+        ),
+        row(
+            "idle memory: cache (nginx front + devpi)",
+            f"{idle_mb:.0f} MB",
+            f"devpi alone {stock_mb:.0f} MB",
+            idle_mb / stock_mb,
+            "(reference)",
+        ),
     ]
     targets = [
         "| measure | devpictl | target |",
@@ -607,11 +719,20 @@ def warm_section(text: str) -> str:
     """The section bench/warm_speed.py wrote into ``text``, markers and the newline after them included; "" if none."""
     if WARM_BEGIN not in text:
         return ""
-    return text[text.index(WARM_BEGIN): text.index(WARM_END) + len(WARM_END) + 1]
+    return text[text.index(WARM_BEGIN) : text.index(WARM_END) + len(WARM_END) + 1]
 
 
-def write_report(path: Path, ratios: list[str], targets: list[str], description: str, count: int, size_mb: float, args,
-                 warm_failures: int, local_wheels: int) -> None:
+def write_report(
+    path: Path,
+    ratios: list[str],
+    targets: list[str],
+    description: str,
+    count: int,
+    size_mb: float,
+    args,
+    warm_failures: int,
+    local_wheels: int,
+) -> None:
     requirements = ", ".join(line for line in RESOLVE.read_text().splitlines() if line and not line.startswith("#"))
     kept = warm_section(path.read_text()) if path.exists() else ""
     text = f"""# Performance
@@ -674,7 +795,7 @@ static servers and its Docker network when done. uv comes from the test extras.
     path.parent.mkdir(parents=True, exist_ok=True)
     # Sections other scripts write (bench/switch.py) stay after this report.
     old = path.read_text() if path.exists() else ""
-    kept = old[old.index(SECTION):] if SECTION in old else ""
+    kept = old[old.index(SECTION) :] if SECTION in old else ""
     path.write_text(text + ("\n" + kept if kept else ""))
 
 

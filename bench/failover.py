@@ -54,6 +54,7 @@ def make_tree(root: Path, count: int) -> list[str]:
 def fetch_set(index_url: str, names: list[str]) -> tuple[float, int]:
     """(seconds, failures) to fetch every project's page and file, 8 at a time."""
     with httpx.Client(trust_env=False, timeout=120, headers={"User-Agent": AGENT}, follow_redirects=True) as client:
+
         def one(name: str) -> bool:
             try:
                 page = client.get(f"{index_url}{name}/")
@@ -79,8 +80,13 @@ def main() -> None:
 
     engine = docker.from_env()
     work = Path(tempfile.mkdtemp(prefix="devpictl-bench-failover-"))
-    env = {**os.environ, "DEVPICTL_DATA_DIR": str(work / "data"), "DEVPICTL_CONFIG_DIR": str(work / "config"),
-           "DEVPICTL_LABELS": LABEL, "DEVPICTL_IMAGE": args.image}
+    env = {
+        **os.environ,
+        "DEVPICTL_DATA_DIR": str(work / "data"),
+        "DEVPICTL_CONFIG_DIR": str(work / "config"),
+        "DEVPICTL_LABELS": LABEL,
+        "DEVPICTL_IMAGE": args.image,
+    }
     os.chmod(work, 0o755)
     names = make_tree(work / "tree", args.projects)
     network = engine.networks.create(f"devpictl-bench-failover-{os.getpid()}", labels={"devpictl.bench": "1"})
@@ -88,7 +94,10 @@ def main() -> None:
 
     def serve(aliases: list[str], entrypoint: list[str]):
         container = engine.containers.run(
-            args.image, entrypoint=entrypoint, detach=True, labels={"devpictl.bench": "1"},
+            args.image,
+            entrypoint=entrypoint,
+            detach=True,
+            labels={"devpictl.bench": "1"},
             volumes={str(work / "tree"): {"bind": "/srv", "mode": "ro"}},
         )
         containers.append(container)
@@ -106,9 +115,26 @@ def main() -> None:
             cache = f"benchfo-{primary}"
             caches.append(cache)
             check = [] if primary != "silent" else ["--no-check"]
-            out = must(devpictl("up", "--name", cache, "--port", str(free_port()), "--network", network.name, "--mirror",
-                           f"http://{primary}:8080/simple", "--fallback", "http://fallback:8080/simple",
-                           "--probe-project", names[0], "--json", *check, env=env))
+            out = must(
+                devpictl(
+                    "up",
+                    "--name",
+                    cache,
+                    "--port",
+                    str(free_port()),
+                    "--network",
+                    network.name,
+                    "--mirror",
+                    f"http://{primary}:8080/simple",
+                    "--fallback",
+                    "http://fallback:8080/simple",
+                    "--probe-project",
+                    names[0],
+                    "--json",
+                    *check,
+                    env=env,
+                )
+            )
             if primary == "gone":
                 gone.stop(timeout=2)
             print(f"• {label}: fetching {len(names)} projects cold", file=sys.stderr)

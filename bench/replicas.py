@@ -74,16 +74,48 @@ def main() -> None:
     network = engine.networks.create("bench-repl-net", labels={"devpictl.bench": "1"})
     try:
         print("• primary and replica", file=sys.stderr)
-        primary_url = json.loads(must(devpictl(
-            "up", "--name", PRIMARY, "--port", str(free_port()), "--network", network.name, "--probe-project", PROBE, "--json", *ca, env=env,
-        )))["index_url"]
+        primary_url = json.loads(
+            must(
+                devpictl(
+                    "up",
+                    "--name",
+                    PRIMARY,
+                    "--port",
+                    str(free_port()),
+                    "--network",
+                    network.name,
+                    "--probe-project",
+                    PROBE,
+                    "--json",
+                    *ca,
+                    env=env,
+                )
+            )
+        )["index_url"]
         secret = work / "primary.secret"
         must(devpictl("password", "--name", PRIMARY, "--replica-secret", str(secret), env=env))
         start = time.perf_counter()
-        replica_url = json.loads(must(devpictl(
-            "up", "--name", REPLICA, "--port", str(free_port()), "--network", network.name, "--probe-project", PROBE,
-            "--replica-of", f"http://devpictl-{PRIMARY}:3141", "--replica-secret", str(secret), "--json", env=env,
-        )))["index_url"]
+        replica_url = json.loads(
+            must(
+                devpictl(
+                    "up",
+                    "--name",
+                    REPLICA,
+                    "--port",
+                    str(free_port()),
+                    "--network",
+                    network.name,
+                    "--probe-project",
+                    PROBE,
+                    "--replica-of",
+                    f"http://devpictl-{PRIMARY}:3141",
+                    "--replica-secret",
+                    str(secret),
+                    "--json",
+                    env=env,
+                )
+            )
+        )["index_url"]
         replica_up = time.perf_counter() - start
 
         print(f"• filling the primary; what the replica downloads by itself in {BY_ITSELF} s", file=sys.stderr)
@@ -111,7 +143,7 @@ def main() -> None:
 
     failures = cold.failures + first.failures + primary_warm.failures + replica_warm.failures
     print(f"""
-Measured {time.strftime('%Y-%m-%d')} on {machine()}; {len(wheels)} wheels, {cold.nbytes / 1e6:.1f} MB; one run.
+Measured {time.strftime("%Y-%m-%d")} on {machine()}; {len(wheels)} wheels, {cold.nbytes / 1e6:.1f} MB; one run.
 
 | what | figure |
 |---|---|

@@ -60,6 +60,7 @@ def make_tree(root: Path, count: int) -> list[str]:
 def warm(index_url: str, names: list[str]) -> None:
     """Cache every project's page, 16 at a time."""
     with httpx.Client(trust_env=False, timeout=120, headers={"User-Agent": AGENT}) as client:
+
         def one(name: str) -> None:
             client.get(f"{index_url}{name}/").raise_for_status()
 
@@ -92,7 +93,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", required=True, help="a devpictl image (devpictl build) to run the cache on")
     parser.add_argument("--sizes", default="100,1000", help="numbers of cached projects, comma-separated")
-    parser.add_argument("--latencies", default="0,0.1", help="seconds the test upstream waits before each answer (a distant mirror), comma-separated")
+    parser.add_argument(
+        "--latencies", default="0,0.1", help="seconds the test upstream waits before each answer (a distant mirror), comma-separated"
+    )
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "performance.md"))
     args = parser.parse_args()
 
@@ -102,8 +105,13 @@ def main() -> None:
 
     engine = docker.from_env()
     work = Path(tempfile.mkdtemp(prefix="devpictl-bench-switch-"))
-    env = {**os.environ, "DEVPICTL_DATA_DIR": str(work / "data"), "DEVPICTL_CONFIG_DIR": str(work / "config"),
-           "DEVPICTL_LABELS": LABEL, "DEVPICTL_IMAGE": args.image}
+    env = {
+        **os.environ,
+        "DEVPICTL_DATA_DIR": str(work / "data"),
+        "DEVPICTL_CONFIG_DIR": str(work / "config"),
+        "DEVPICTL_LABELS": LABEL,
+        "DEVPICTL_IMAGE": args.image,
+    }
     network = engine.networks.create(f"devpictl-bench-switch-{os.getpid()}", labels={"devpictl.bench": "1"})
     rows = []
     try:
@@ -114,15 +122,34 @@ def main() -> None:
             for path in [work, tree, *tree.rglob("*")]:
                 os.chmod(path, 0o755 if path.is_dir() else 0o644)
             upstream = engine.containers.run(
-                args.image, entrypoint=["python", "-c", SLOW_SERVER, str(latency)], detach=True,
-                labels={"devpictl.bench": "1"}, volumes={str(tree): {"bind": "/srv", "mode": "ro"}}, network=network.name,
+                args.image,
+                entrypoint=["python", "-c", SLOW_SERVER, str(latency)],
+                detach=True,
+                labels={"devpictl.bench": "1"},
+                volumes={str(tree): {"bind": "/srv", "mode": "ro"}},
+                network=network.name,
             )
             network.disconnect(upstream)
             network.connect(upstream, aliases=["up-a", "up-b"])
             cache = f"benchsw{size}"
             try:
-                out = must(devpictl("up", "--name", cache, "--port", str(free_port()), "--network", network.name, "--mirror",
-                               "http://up-a:8080/simple", "--probe-project", names[0], "--json", env=env))
+                out = must(
+                    devpictl(
+                        "up",
+                        "--name",
+                        cache,
+                        "--port",
+                        str(free_port()),
+                        "--network",
+                        network.name,
+                        "--mirror",
+                        "http://up-a:8080/simple",
+                        "--probe-project",
+                        names[0],
+                        "--json",
+                        env=env,
+                    )
+                )
                 print(f"• {size}: caching every page", file=sys.stderr)
                 warm(json.loads(out)["index_url"], names)
                 # Which goes first alternates from case to case, so neither always meets a warmer cache.
@@ -133,7 +160,9 @@ def main() -> None:
                 parallel, serial = times[refresh.JOBS], times[1]
                 rows.append((size, latency, parallel, serial))
             finally:
-                subprocess.run([sys.executable, "-m", "devpictl", "down", "--name", cache, "--volumes", "--yes"], env=env, capture_output=True)
+                subprocess.run(
+                    [sys.executable, "-m", "devpictl", "down", "--name", cache, "--volumes", "--yes"], env=env, capture_output=True
+                )
                 for leftover in engine.containers.list(all=True, filters={"label": f"devpictl.instance={cache}"}):
                     leftover.remove(force=True)
                 upstream.remove(force=True)
@@ -146,8 +175,10 @@ def main() -> None:
     table = [
         f"| cached projects | upstream latency | switch, {refresh.JOBS} refreshes at once | projects/s | one at a time | projects/s | ratio |",
         "|---|---|---|---|---|---|---|",
-        *(f"| {size} | {latency * 1000:.0f} ms | {parallel:.1f} s | {size / parallel:.0f} | {serial:.1f} s | {size / serial:.0f} | {parallel / serial:.2f} |"
-          for size, latency, parallel, serial in rows),
+        *(
+            f"| {size} | {latency * 1000:.0f} ms | {parallel:.1f} s | {size / parallel:.0f} | {serial:.1f} s | {size / serial:.0f} | {parallel / serial:.2f} |"
+            for size, latency, parallel, serial in rows
+        ),
     ]
     print("\n".join(table))
     write_section(Path(args.out), table)
@@ -155,27 +186,29 @@ def main() -> None:
 
 def write_section(path: Path, table: list[str]) -> None:
     """Put the table into its section of docs/performance.md (bench/bench.py keeps it)."""
-    section = "\n".join([
-        f"{START}",
-        "## `set-upstream` against the number of cached projects",
-        "",
-        "Measured by `bench/switch.py` in one run: a cache holding N projects' pages (one file each,",
-        "from a static test upstream on a Docker network that answers after the latency shown)",
-        "switches to the same tree under another",
-        "name, refreshing every cached page, once with devpictl's parallel refresh and once back one",
-        "at a time; the ratio divides the first by the second. Load average when it ran: "
-        f"{os.getloadavg()[0]:.1f} (the machine's CPUs are shared).",
-        "",
-        *table,
-        "",
-        "    python bench/switch.py --image IMG --sizes 100,1000,5000 --latencies 0,0.1",
-        END,
-        "",
-    ])
+    section = "\n".join(
+        [
+            f"{START}",
+            "## `set-upstream` against the number of cached projects",
+            "",
+            "Measured by `bench/switch.py` in one run: a cache holding N projects' pages (one file each,",
+            "from a static test upstream on a Docker network that answers after the latency shown)",
+            "switches to the same tree under another",
+            "name, refreshing every cached page, once with devpictl's parallel refresh and once back one",
+            "at a time; the ratio divides the first by the second. Load average when it ran: "
+            f"{os.getloadavg()[0]:.1f} (the machine's CPUs are shared).",
+            "",
+            *table,
+            "",
+            "    python bench/switch.py --image IMG --sizes 100,1000,5000 --latencies 0,0.1",
+            END,
+            "",
+        ]
+    )
     old = path.read_text() if path.exists() else ""
     if START in old:
         start = old.index(START)
-        old = old[:start] + old[old.index(END, start) + len(END):].lstrip("\n")
+        old = old[:start] + old[old.index(END, start) + len(END) :].lstrip("\n")
     path.write_text(old.rstrip("\n") + "\n\n" + section)
 
 

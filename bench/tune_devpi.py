@@ -112,7 +112,10 @@ def main() -> None:
         secret = Path(work) / "root-password"
         secret.write_text(PASSWORD)
         secret.chmod(0o644)  # read by the container's devpi user
-        rows = ["| devpi-server options | cold | warm (median of 5) | idle anon memory | idle memory (docker stats) |", "|---|---|---|---|---|"]
+        rows = [
+            "| devpi-server options | cold | warm (median of 5) | idle anon memory | idle memory (docker stats) |",
+            "|---|---|---|---|---|",
+        ]
         for option_set in OPTION_SETS:
             try:
                 rows.append(measure(engine, args.image, option_set, args.ca_bundle, wheels, str(secret)))

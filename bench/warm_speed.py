@@ -41,7 +41,9 @@ def lock(workdir: Path) -> Path:
     path = workdir / "pylock.toml"
     done = subprocess.run(
         [uv.find_uv_bin(), "pip", "compile", "--quiet", "--no-deps", "--format", "pylock.toml", "-o", str(path), str(WHEELS)],
-        env=clean_env(workdir), capture_output=True, text=True,
+        env=clean_env(workdir),
+        capture_output=True,
+        text=True,
     )
     if done.returncode != 0:
         sys.exit(f"bench: uv could not lock {WHEELS}:\n{done.stdout}{done.stderr}")
@@ -62,9 +64,14 @@ def pip_download(workdir: Path, target: Path, *index: str) -> tuple[float, int, 
 
 def section(rows: list[tuple[str, float, int, int]], description: str) -> str:
     warm_s = rows[0][1]
-    table = ["| fetch of the pinned set | files | MB | seconds | files/s | MB/s | `warm` takes, as a share of its time |", "|---|---|---|---|---|---|---|"]
+    table = [
+        "| fetch of the pinned set | files | MB | seconds | files/s | MB/s | `warm` takes, as a share of its time |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for what, seconds, files, nbytes in rows:
-        table.append(f"| {what} | {files} | {nbytes / 1e6:.1f} | {seconds:.2f} | {files / seconds:.1f} | {nbytes / 1e6 / seconds:.2f} | {warm_s / seconds:.2f} |")
+        table.append(
+            f"| {what} | {files} | {nbytes / 1e6:.1f} | {seconds:.2f} | {files / seconds:.1f} | {nbytes / 1e6 / seconds:.2f} | {warm_s / seconds:.2f} |"
+        )
     return f"""{WARM_BEGIN}
 ## `warm` throughput
 

@@ -135,7 +135,7 @@ def backup(engine: DockerClient, instance: Instance, path: Path, *, include_file
                     with tarfile.open(fileobj=StreamReader(iter(chunks), advance), mode="r|") as export:
                         top = workdir.rsplit("/", 1)[-1]
                         for member in export:
-                            member.name = EXPORT_DIR + member.name[len(top):]
+                            member.name = EXPORT_DIR + member.name[len(top) :]
                             out.addfile(member, export.extractfile(member) if member.isfile() else None)
             try:
                 os.link(partial, path)  # unlike a rename, never replaces a file that appeared meanwhile
@@ -258,9 +258,7 @@ def restore(engine: DockerClient, instance: Instance, path: Path, image: str, *,
     """
     manifest = read_manifest(path)
     if not force and not cache_is_empty(engine, instance):
-        raise Conflict(
-            f"cache {instance.name!r} is not empty: restore into a new --name, or pass --force to replace its data"
-        )
+        raise Conflict(f"cache {instance.name!r} is not empty: restore into a new --name, or pass --force to replace its data")
     if not ctr.image_exists(engine, image):
         raise BadInput(f"image {image} does not exist: build it with `devpictl build --image {image}` first")
     actions = []
@@ -286,7 +284,11 @@ def restore(engine: DockerClient, instance: Instance, path: Path, image: str, *,
         with reporter.waiting("Importing with devpi-import"):
             run(helper, ["devpi-import", "--serverdir", f"{STAGE_DIR}/server", "--no-events", f"{STAGE_DIR}/{EXPORT_DIR}"], "devpi-import")
         # The archive brings its root's password hash; the password devpictl stores stays the one that works.
-        run(helper, ["sh", "-c", f"cat {ctr.RUN_DIR}/root-password {ctr.RUN_DIR}/root-password | devpi-passwd --serverdir {STAGE_DIR}/server root"], "devpi-passwd")
+        run(
+            helper,
+            ["sh", "-c", f"cat {ctr.RUN_DIR}/root-password {ctr.RUN_DIR}/root-password | devpi-passwd --serverdir {STAGE_DIR}/server root"],
+            "devpi-passwd",
+        )
         # The import worked: only now does the old cache go.
         if container is not None:
             ctr.remove(container)

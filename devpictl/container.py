@@ -143,9 +143,7 @@ def runs_image(engine: DockerClient, container: Container, tag: str) -> bool:
 def run_once(engine: DockerClient, image: str, command: list[str], volume: str | None = None) -> str:
     """Run ``command`` in a throwaway container of ``image`` (the volume at /data) and return its output."""
     volumes = {volume: {"bind": "/data", "mode": "ro"}} if volume else {}
-    container = engine.containers.create(
-        image, entrypoint=command, network_mode="none", volumes=volumes, labels={LABEL_MANAGED: "1"}
-    )
+    container = engine.containers.create(image, entrypoint=command, network_mode="none", volumes=volumes, labels={LABEL_MANAGED: "1"})
     try:
         container.start()
         code = container.wait(timeout=120)["StatusCode"]
@@ -287,7 +285,9 @@ def start(container: Container) -> None:
     except docker.errors.APIError as exc:
         text = str(exc.explanation or exc)
         if "address already in use" in text or "port is already allocated" in text:
-            raise PortInUse(f"the engine could not publish the cache's port ({text.split(':')[-1].strip()}): pick another with --port") from None
+            raise PortInUse(
+                f"the engine could not publish the cache's port ({text.split(':')[-1].strip()}): pick another with --port"
+            ) from None
         raise EngineError(f"cannot start {container.name}: {text}") from None
 
 

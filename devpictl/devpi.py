@@ -49,7 +49,9 @@ class DevpiClient:
         except httpx.TimeoutException:
             raise CacheUnreachable(f"devpi at {self.base_url} did not answer {method} {path} in time: check `devpictl logs`") from None
         except httpx.TransportError as exc:
-            raise CacheUnreachable(f"cannot reach devpi at {self.base_url} ({type(exc).__name__}): is the cache up? try `devpictl status`") from None
+            raise CacheUnreachable(
+                f"cannot reach devpi at {self.base_url} ({type(exc).__name__}): is the cache up? try `devpictl status`"
+            ) from None
 
     @staticmethod
     def _error(response: httpx.Response, doing: str) -> DevpiError:
@@ -99,9 +101,7 @@ class DevpiClient:
         """Change ``user``'s password (PATCH /USER); the session stays logged in with the new one."""
         response = self._request("PATCH", f"/{user}", json={"password": password})
         if response.status_code in (401, 403):
-            raise LoginRefused(
-                f"devpi refused to change the password of {user} (HTTP {response.status_code}): log in as {user} first"
-            )
+            raise LoginRefused(f"devpi refused to change the password of {user} (HTTP {response.status_code}): log in as {user} first")
         if response.status_code != 200:
             raise self._error(response, f"change the password of {user}")
         # devpi answers with a token for the new password; the old token may die with it.
@@ -143,17 +143,16 @@ class DevpiClient:
 
     def simple_files(self, project: str, index: str = MIRROR_INDEX) -> list[str]:
         """The file names on the simple page of ``project``, as an installer sees it."""
-        response = self._request(
-            "GET", f"/{index}/+simple/{project}/", headers={"Accept": "text/html", "User-Agent": INSTALLER_AGENT}
-        )
+        response = self._request("GET", f"/{index}/+simple/{project}/", headers={"Accept": "text/html", "User-Agent": INSTALLER_AGENT})
         if response.status_code == 404:
             return []
         if response.status_code >= 500:
-            raise UpstreamUnreachable(f"devpi could not get {project!r} from its upstream (HTTP {response.status_code}): check the upstream with `devpictl status`")
+            raise UpstreamUnreachable(
+                f"devpi could not get {project!r} from its upstream (HTTP {response.status_code}): check the upstream with `devpictl status`"
+            )
         if response.status_code != 200:
             raise self._error(response, f"serve the simple page of {project}")
         from devpictl.simplepage import parse
 
         # Only links to distribution files count: a page of other links lists none.
         return [link.filename for link in parse(response.text, str(response.url))]
-

@@ -58,7 +58,9 @@ def check_options(opts: ExportOptions) -> None:
             "the upstream URL carries a user or password, which would sit in the manifests: give an upstream without credentials"
         )
     if not NAME_PATTERN.fullmatch(opts.name) or "." in opts.name or "_" in opts.name:
-        raise BadInput(f"--name {opts.name!r} is not a Kubernetes name: use lowercase letters, digits and '-', starting with a letter or digit")
+        raise BadInput(
+            f"--name {opts.name!r} is not a Kubernetes name: use lowercase letters, digits and '-', starting with a letter or digit"
+        )
 
 
 def ensure_secrets(directory: Path) -> list[Path]:
@@ -91,16 +93,31 @@ def mirror_url(opts: ExportOptions) -> str | None:
 
 def render_compose(opts: ExportOptions) -> str:
     return img.render_template(
-        "compose.yaml.j2", devpictl_version=__version__, image=opts.image, replicas=opts.replicas, host=opts.host,
-        port=opts.port, mirror_url=mirror_url(opts), networks=list(opts.networks), labels=extra_labels(),
+        "compose.yaml.j2",
+        devpictl_version=__version__,
+        image=opts.image,
+        replicas=opts.replicas,
+        host=opts.host,
+        port=opts.port,
+        mirror_url=mirror_url(opts),
+        networks=list(opts.networks),
+        labels=extra_labels(),
     )
 
 
 def render_k8s(opts: ExportOptions) -> str:
     return img.render_template(
-        "k8s.yaml.j2", devpictl_version=__version__, image=opts.image, replicas=opts.replicas, app=opts.name,
-        secret=f"{opts.name}-secrets", storage=opts.storage, uid=img.DEVPI_UID, mirror_url=mirror_url(opts),
-        oldest=K8S_OLDEST.rsplit(".", 1)[0], newest=K8S_NEWEST.rsplit(".", 1)[0],
+        "k8s.yaml.j2",
+        devpictl_version=__version__,
+        image=opts.image,
+        replicas=opts.replicas,
+        app=opts.name,
+        secret=f"{opts.name}-secrets",
+        storage=opts.storage,
+        uid=img.DEVPI_UID,
+        mirror_url=mirror_url(opts),
+        oldest=K8S_OLDEST.rsplit(".", 1)[0],
+        newest=K8S_NEWEST.rsplit(".", 1)[0],
     )
 
 
@@ -114,7 +131,9 @@ def write_out(opts: ExportOptions, file_name: str, render: Callable[[ExportOptio
 
 def export_compose(opts: ExportOptions) -> Exported:
     path, made = write_out(opts, COMPOSE_FILE, render_compose)
-    return Exported([path], made, f"cd {opts.directory} && docker-compose up -d; installers use http://{opts.host}:{opts.port}/root/pypi/+simple/")
+    return Exported(
+        [path], made, f"cd {opts.directory} && docker-compose up -d; installers use http://{opts.host}:{opts.port}/root/pypi/+simple/"
+    )
 
 
 def export_k8s(opts: ExportOptions) -> Exported:

@@ -115,7 +115,9 @@ def check_members(members: tuple[Upstream, ...]) -> None:
     for member in members:
         url = (member.public_url or "").rstrip("/")  # "" is the official index, devpi's default (…/simple)
         if url in seen:
-            raise BadInput(f"{member.display_url} is in the chain twice: give each upstream once (the primary with --mirror, the others with --fallback)")
+            raise BadInput(
+                f"{member.display_url} is in the chain twice: give each upstream once (the primary with --mirror, the others with --fallback)"
+            )
         seen.add(url)
         if url and not url.endswith("/simple"):
             raise BadInput(
@@ -139,7 +141,7 @@ def render(chain: Chain, official: str) -> str:
         "# The request's path after the first segment, as the client sent it (still encoded).",
         'map $request_uri $devpictl_failover_path { "~^/[^/]+/(?<rest>.*)$" $rest; default ""; }',
         "log_format devpictl_failover '$time_iso8601 failover \"$request\" $status $body_bytes_sent '",
-        "                             'upstreams=\"$upstream_addr\" statuses=\"$upstream_status\" $request_time s';",
+        '                             \'upstreams="$upstream_addr" statuses="$upstream_status" $request_time s\';',
         "server {",
         f"    listen 127.0.0.1:{PORT};",
         "    include /run/devpictl/resolver.conf;",
@@ -210,10 +212,16 @@ def _chain(kind: str, roots: list[str], errors: str) -> list[str]:
 
 def chain_document(chain: Chain, official: str) -> str:
     """What status reads back from the volume: the chain's members, without credentials."""
-    return json.dumps({
-        "key": chain.key(official),
-        "members": [{"name": label(m), "url": m.public_url, "spec": spec(m)} for m in chain.members],
-    }, indent=1) + "\n"
+    return (
+        json.dumps(
+            {
+                "key": chain.key(official),
+                "members": [{"name": label(m), "url": m.public_url, "spec": spec(m)} for m in chain.members],
+            },
+            indent=1,
+        )
+        + "\n"
+    )
 
 
 def supported(container) -> bool:
@@ -240,13 +248,18 @@ def install(container, chain: Chain, official: str) -> None:
         container,
         ["sh", "-c", script],
         {
-            "DEVPICTL_CONF": conf, "DEVPICTL_CHAIN": chain_document(chain, official), "DEVPICTL_WAIT": WAIT_FOR_RELOAD,
-            "DEVPICTL_DIGEST": digest_of(conf), "DEVPICTL_MARKER_URL": f"http://127.0.0.1:{PORT}{MARKER}",
+            "DEVPICTL_CONF": conf,
+            "DEVPICTL_CHAIN": chain_document(chain, official),
+            "DEVPICTL_WAIT": WAIT_FOR_RELOAD,
+            "DEVPICTL_DIGEST": digest_of(conf),
+            "DEVPICTL_MARKER_URL": f"http://127.0.0.1:{PORT}{MARKER}",
         },
     )
     if code != 0:
         remove(container)
-        raise EngineError(f"the front server refused the failover server ({output.strip().splitlines()[-1] if output.strip() else code}): see `devpictl logs`")
+        raise EngineError(
+            f"the front server refused the failover server ({output.strip().splitlines()[-1] if output.strip() else code}): see `devpictl logs`"
+        )
 
 
 def remove(container) -> None:
@@ -308,7 +321,9 @@ def plan(
     if wanted is None:
         if not fallbacks and not running:
             return None, None
-        wanted = resolve(str(running[0].get("spec"))) if running else find_by_url(mirror_url if isinstance(mirror_url, str) else None, official)
+        wanted = (
+            resolve(str(running[0].get("spec"))) if running else find_by_url(mirror_url if isinstance(mirror_url, str) else None, official)
+        )
     if not given:
         fallbacks = tuple(f for f in fallbacks if effective_url(f, official) != effective_url(wanted, official))
     if not fallbacks:
@@ -317,12 +332,12 @@ def plan(
     return chain.as_upstream(official), chain
 
 
-def prepare(
-    container, chain: Chain, official: str, check: Callable[[str], None] | None, *, front: bool, actions: list[str]
-) -> None:
+def prepare(container, chain: Chain, official: str, check: Callable[[str], None] | None, *, front: bool, actions: list[str]) -> None:
     """Check the chain's upstreams that are new to the cache (``check`` raises for one that does not answer), then install it."""
     if not front:
-        raise Conflict(f"--fallback works in the front server, which {container.name} runs without: run `devpictl down` and `devpictl up --front`, or drop --fallback")
+        raise Conflict(
+            f"--fallback works in the front server, which {container.name} runs without: run `devpictl down` and `devpictl up --front`, or drop --fallback"
+        )
     before = [str(m.get("url") or official).rstrip("/") for m in members_of(container)]
     if check is not None:
         for member in chain.members:

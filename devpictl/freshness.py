@@ -35,7 +35,11 @@ class Lag:
     missing: tuple[str, ...] = ()  # "project version", oldest first
 
     def as_dict(self) -> dict[str, object]:
-        return {"releases_behind": self.releases, "hours_behind": None if self.hours is None else round(self.hours, 1), "missing": list(self.missing)}
+        return {
+            "releases_behind": self.releases,
+            "hours_behind": None if self.hours is None else round(self.hours, 1),
+            "missing": list(self.missing),
+        }
 
     def describe(self) -> str:
         if not self.releases:

@@ -94,8 +94,12 @@ def check_version(version: str) -> str:
     if not VERSION_PATTERN.fullmatch(version):
         raise BadInput(f"devpi-server version {version!r} is not a release number: give e.g. {DEVPI_SERVER_VERSION}")
     if tuple(int(part) for part in version.split(".")) < MIN_DEVPI_SERVER:
-        raise BadInput(f"devpictl needs devpi-server {'.'.join(map(str, MIN_DEVPI_SERVER))} or newer, not {version}: give e.g. {DEVPI_SERVER_VERSION}")
+        raise BadInput(
+            f"devpictl needs devpi-server {'.'.join(map(str, MIN_DEVPI_SERVER))} or newer, not {version}: give e.g. {DEVPI_SERVER_VERSION}"
+        )
     return version
+
+
 CONTAINER_PORT = 3141
 DEVPI_INTERNAL_PORT = 3142  # devpi behind the front server, on the container's loopback (entrypoint.sh's DEVPI_PORT)
 METRICS_PORT = 3143  # templates/metrics.py on the container's loopback: lines in by udp, answers by tcp (entrypoint.sh's METRICS_PORT)
@@ -263,9 +267,13 @@ def check_inputs(options: BuildOptions) -> None:
     """Refuse unusable paths before anything is built."""
     if options.wheelhouse is not None:
         if not options.wheelhouse.is_dir():
-            raise BadInput(f"wheelhouse {options.wheelhouse} is not a directory: make one with `pip download -d DIR devpi-server=={options.devpi_server_version}`")
+            raise BadInput(
+                f"wheelhouse {options.wheelhouse} is not a directory: make one with `pip download -d DIR devpi-server=={options.devpi_server_version}`"
+            )
         if not any(options.wheelhouse.glob("devpi_server-*.whl")):
-            raise BadInput(f"wheelhouse {options.wheelhouse} holds no devpi_server wheel: fill it with `pip download -d {options.wheelhouse} devpi-server=={options.devpi_server_version}`")
+            raise BadInput(
+                f"wheelhouse {options.wheelhouse} holds no devpi_server wheel: fill it with `pip download -d {options.wheelhouse} devpi-server=={options.devpi_server_version}`"
+            )
     if options.ca_bundle is not None:
         read_ca_bundle(options.ca_bundle)
 
@@ -380,7 +388,15 @@ def save_build_log(lines: list[str]) -> Path:
 
 
 # What the engine says when FROM needs a registry it cannot reach or that lacks the image.
-REGISTRY_FAILURES = ("pull access denied", "manifest unknown", "no such host", "dial tcp", "i/o timeout", "TLS handshake timeout", "toomanyrequests")
+REGISTRY_FAILURES = (
+    "pull access denied",
+    "manifest unknown",
+    "no such host",
+    "dial tcp",
+    "i/o timeout",
+    "TLS handshake timeout",
+    "toomanyrequests",
+)
 
 
 # What the build's output says when apt could not fetch nginx.

@@ -131,18 +131,37 @@ def up(engine: DockerClient, requested: precedence.UpOptions, reporter: Reporter
         raise
     host, port = ctr.published_address(container)
     memory, pids = ctr.limits(container)  # what the container has, so a cache made without limits keeps none
-    save_remembered(instance, {
-        "host": opts.host, "port": port, "image": opts.image,
-        "network": opts.network, "ca_bundle": str(opts.ca_bundle) if opts.ca_bundle else None,
-        "probe_project": opts.probe_project, "front": opts.front, "offline": opts.offline,
-        "memory": f"{memory // 1024**2}m" if memory else None, "pids_limit": pids or None,
-        "max_bytes": ctr.max_bytes(container),
-        "fallback": [failover.spec(f) for f in chain.fallbacks] if chain else [], "replica_of": opts.replica_of,
-    })
+    save_remembered(
+        instance,
+        {
+            "host": opts.host,
+            "port": port,
+            "image": opts.image,
+            "network": opts.network,
+            "ca_bundle": str(opts.ca_bundle) if opts.ca_bundle else None,
+            "probe_project": opts.probe_project,
+            "front": opts.front,
+            "offline": opts.offline,
+            "memory": f"{memory // 1024**2}m" if memory else None,
+            "pids_limit": pids or None,
+            "max_bytes": ctr.max_bytes(container),
+            "fallback": [failover.spec(f) for f in chain.fallbacks] if chain else [],
+            "replica_of": opts.replica_of,
+        },
+    )
     primary, fallbacks = failover.primary_and_fallbacks(serving_upstream, chain)
     return UpResult(
-        instance.name, devpi.index_url(base_url), primary, actions, instance.password_file, host, bool(opts.offline), core_metadata, port,
-        primary_url=opts.replica_of, fallbacks=fallbacks,
+        instance.name,
+        devpi.index_url(base_url),
+        primary,
+        actions,
+        instance.password_file,
+        host,
+        bool(opts.offline),
+        core_metadata,
+        port,
+        primary_url=opts.replica_of,
+        fallbacks=fallbacks,
     )
 
 
@@ -173,17 +192,28 @@ def set_up_upstream(
         if opts.offline and effective_url(wanted, official) != effective_url(current, official):
             raise Conflict(switching.offline_switch_message(instance))
         switching.check_switch(container, current, wanted, official, opts.probe_project, reporter)
-    measure = switching.core_metadata_measurement(container, reporter, probe_project=opts.probe_project, check=opts.check, offline=opts.offline)
+    measure = switching.core_metadata_measurement(
+        container, reporter, probe_project=opts.probe_project, check=opts.check, offline=opts.offline
+    )
     upstream = switching.configure_upstream(
-        client, wanted, official, reporter, actions, lambda: switching.flush_front_caches(client, container),
-        instance.unfinished_switch_file, measure, current,
+        client,
+        wanted,
+        official,
+        reporter,
+        actions,
+        lambda: switching.flush_front_caches(client, container),
+        instance.unfinished_switch_file,
+        measure,
+        current,
     )
     if chain is None and not opts.offline and ctr.front_enabled(container):
         failover.drop(container, actions)
     return upstream, chain
 
 
-def choose_image(engine: DockerClient, requested: precedence.UpOptions, opts: precedence.CacheSettings, reporter: Reporter, actions: list[str]) -> str:
+def choose_image(
+    engine: DockerClient, requested: precedence.UpOptions, opts: precedence.CacheSettings, reporter: Reporter, actions: list[str]
+) -> str:
     """The image `up` runs: one whose contents and recipe match what the user asked for.
 
     An image named with --image is used as it is, or refused when it lacks what was
@@ -236,9 +266,7 @@ def check_unchanged(container: Container, given: precedence.UpOptions) -> None:
         )
     memory, pids = ctr.limits(container)
     if (given.memory is not None and memory_bytes(given.memory) != memory) or (given.pids_limit is not None and given.pids_limit != pids):
-        raise Conflict(
-            f"cache {name!r} runs with other resource limits: run `devpictl down --name {name}` first to change them"
-        )
+        raise Conflict(f"cache {name!r} runs with other resource limits: run `devpictl down --name {name}` first to change them")
     if given.max_bytes is not None and given.max_bytes != ctr.max_bytes(container):
         raise Conflict(
             f"cache {name!r} runs with another size limit: run `devpictl down --name {name}` first to change it, or `devpictl prune` now"
@@ -318,8 +346,17 @@ def create(engine: DockerClient, opts: precedence.CacheSettings, reporter: Repor
         if needs_init:
             files["root-password"] = root_password.encode()
     spec = ctr.ContainerSpec(
-        instance, opts.image, opts.host, port, opts.network, front=bool(opts.front), offline=bool(opts.offline),
-        memory=memory_bytes(opts.memory), pids_limit=opts.pids_limit, max_bytes=opts.max_bytes or 0, primary_url=opts.replica_of,
+        instance,
+        opts.image,
+        opts.host,
+        port,
+        opts.network,
+        front=bool(opts.front),
+        offline=bool(opts.offline),
+        memory=memory_bytes(opts.memory),
+        pids_limit=opts.pids_limit,
+        max_bytes=opts.max_bytes or 0,
+        primary_url=opts.replica_of,
     )
     container = ctr.create_container(engine, spec)
     created.append(lambda: ctr.remove(container))

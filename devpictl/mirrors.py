@@ -58,9 +58,7 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
-OFFICIAL = Upstream(
-    "pypi", None, "the official index, reached through devpi's and pip's defaults", True
-)
+OFFICIAL = Upstream("pypi", None, "the official index, reached through devpi's and pip's defaults", True)
 
 CATALOG: dict[str, Upstream] = {
     u.name: u
@@ -104,23 +102,16 @@ def parse_index_url(url: str) -> str:
     """Check that ``url`` is an absolute http(s) URL and return it without a trailing slash."""
     text = url.strip()
     parts = urlsplit(text)
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or any(c.isspace() for c in text)
-        or parts.query
-        or parts.fragment
-    ):
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in text) or parts.query or parts.fragment:
         raise MalformedURL(
-            f"{redact(text)!r} is not an index URL: give http(s)://HOST[:PORT]/PATH, "
-            "e.g. https://mirror.example/pypi/simple"
+            f"{redact(text)!r} is not an index URL: give http(s)://HOST[:PORT]/PATH, e.g. https://mirror.example/pypi/simple"
         )
     try:
         parts.port  # noqa: B018 - raises on a port out of range
     except ValueError:
         raise MalformedURL(f"{redact(text)!r} has an invalid port: use a number from 1 to 65535") from None
     # devpi takes only a lowercase scheme (it answers 400 to HTTP://).
-    return (parts.scheme + text[len(parts.scheme):]).rstrip("/")
+    return (parts.scheme + text[len(parts.scheme) :]).rstrip("/")
 
 
 # Debian archives of the same universities and clouds, for the apt steps of an
@@ -170,9 +161,7 @@ def resolve(spec: str) -> Upstream:
     users = user_mirrors()
     if key in users:
         return users[key]
-    raise UnknownMirror(
-        f"unknown mirror {spec!r}: use one of {', '.join([*CATALOG, *users])} or an http(s) URL"
-    )
+    raise UnknownMirror(f"unknown mirror {spec!r}: use one of {', '.join([*CATALOG, *users])} or an http(s) URL")
 
 
 def index_key(url: str) -> tuple[str, str, int | None, str]:
@@ -236,7 +225,9 @@ def _user_entries(config: dict, path: Path) -> dict[str, Upstream]:
         try:
             url = parse_index_url(entry["url"])
         except MalformedURL:
-            raise BadInput(f"{where} has url {redact(entry['url'])!r}, not an http(s) index URL: fix it, or `devpictl mirrors remove {name}`") from None
+            raise BadInput(
+                f"{where} has url {redact(entry['url'])!r}, not an http(s) index URL: fix it, or `devpictl mirrors remove {name}`"
+            ) from None
         entries[name] = Upstream(name, url, note, user=True)
     return entries
 
@@ -268,7 +259,9 @@ def add_user_mirror(name: str, url: str, note: str = "") -> Upstream:
     config = settings.load_config()
     users = _user_entries(config, path)
     if key in users:
-        raise BadInput(f"you already have a mirror named {key!r} ({users[key].display_url}): `devpictl mirrors remove {key}` first to replace it")
+        raise BadInput(
+            f"you already have a mirror named {key!r} ({users[key].display_url}): `devpictl mirrors remove {key}` first to replace it"
+        )
     for existing in [*CATALOG.values(), *users.values()]:
         if existing.url and index_key(existing.url) == index_key(url):
             raise BadInput(f"{redact(url)} is already the mirror {existing.name!r} ({redact(existing.url)}): use that name")

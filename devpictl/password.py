@@ -135,8 +135,6 @@ def login_root(client: DevpiClient, instance: Instance) -> str | None:
             return f"devpi took the password of an interrupted rotation: moved {instance.pending_password_file} to {instance.password_file}"
     password = read_root_password(instance)
     if password is None:
-        raise LoginRefused(
-            f"devpictl has no root password for cache {instance.name!r}: put it in {instance.password_file}"
-        )
+        raise LoginRefused(f"devpictl has no root password for cache {instance.name!r}: put it in {instance.password_file}")
     client.login("root", password)
     return settled

@@ -46,9 +46,11 @@ class PruneResult:
 def prune(engine: DockerClient, instance: Instance, *, max_bytes: int | None, unused_days: float | None, dry_run: bool) -> PruneResult:
     """Remove (or with ``dry_run`` list) mirrored files beyond ``max_bytes`` or unused for ``unused_days``."""
     container = ctr.running_container(engine, instance)
-    args = [*(["--max-bytes", str(max_bytes)] if max_bytes is not None else []),
-            *(["--unused-days", str(unused_days)] if unused_days is not None else []),
-            *(["--dry-run"] if dry_run else [])]
+    args = [
+        *(["--max-bytes", str(max_bytes)] if max_bytes is not None else []),
+        *(["--unused-days", str(unused_days)] if unused_days is not None else []),
+        *(["--dry-run"] if dry_run else []),
+    ]
     script = (img.template_dir() / "prune.py").read_text()
     code, output = ctr.exec_output(container, [f"{img.VENV}/bin/python", "-c", script, *args])
     try:
@@ -57,5 +59,6 @@ def prune(engine: DockerClient, instance: Instance, *, max_bytes: int | None, un
         answer = None
     if answer is None:
         raise DevpiError(f"pruning in {container.name} failed ({ctr.last_line(output) or code}): see `devpictl logs`")
-    return PruneResult(instance.name, answer["files"], answer["bytes"], answer["freed_bytes"], answer["kept_bytes"],
-                       answer["dry_run"], answer["removed"])
+    return PruneResult(
+        instance.name, answer["files"], answer["bytes"], answer["freed_bytes"], answer["kept_bytes"], answer["dry_run"], answer["removed"]
+    )

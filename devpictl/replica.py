@@ -36,7 +36,9 @@ def check_primary_url(url: str) -> str:
     try:
         checked = parse_index_url(url)
     except MalformedURL:
-        raise MalformedURL(f"--replica-of {redact(url)!r} is not a cache's URL: give http(s)://HOST[:PORT] of the primary, e.g. http://cache-a:3141") from None
+        raise MalformedURL(
+            f"--replica-of {redact(url)!r} is not a cache's URL: give http(s)://HOST[:PORT] of the primary, e.g. http://cache-a:3141"
+        ) from None
     parts = urlsplit(checked)
     if parts.username or parts.password:
         raise BadInput(
@@ -67,9 +69,13 @@ def read_replica_secret(path: Path) -> bytes:
     try:
         data = path.read_bytes().strip()
     except OSError as exc:
-        raise BadInput(f"cannot read --replica-secret {path} ({exc.strerror}): write it with `devpictl password --replica-secret FILE` on the primary") from None
+        raise BadInput(
+            f"cannot read --replica-secret {path} ({exc.strerror}): write it with `devpictl password --replica-secret FILE` on the primary"
+        ) from None
     if len(data) < MIN_SECRET_BYTES:
-        raise BadInput(f"--replica-secret {path} holds no devpi secret ({len(data)} bytes): write it with `devpictl password --replica-secret FILE` on the primary")
+        raise BadInput(
+            f"--replica-secret {path} holds no devpi secret ({len(data)} bytes): write it with `devpictl password --replica-secret FILE` on the primary"
+        )
     return data
 
 
@@ -90,7 +96,9 @@ def export_secret(engine, instance: Instance, path: Path) -> None:
     code, output = ctr.exec_output(container, ["cat", SERVER_SECRET])
     secret = output.strip().encode()
     if code != 0 or len(secret) < MIN_SECRET_BYTES:
-        raise CacheNotFound(f"cache {instance.name!r} has no devpi secret yet: wait until `devpictl up --name {instance.name}` has finished")
+        raise CacheNotFound(
+            f"cache {instance.name!r} has no devpi secret yet: wait until `devpictl up --name {instance.name}` has finished"
+        )
     write_atomic(path, secret + b"\n", 0o600)
 
 

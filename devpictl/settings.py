@@ -360,7 +360,6 @@ def load_remembered(instance: Instance) -> Remembered:
 def save_remembered(instance: Instance, values: Mapping[str, object]) -> None:
     import tomlkit
 
-
     data = {k: v for k, v in values.items() if k in REMEMBERED_KEYS and v is not None}
     instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     header = "# Written by `devpictl up`: how this cache was created. Flags and DEVPICTL_* variables win.\n"
@@ -403,7 +402,6 @@ def load_config() -> dict:
 def save_config(data: dict) -> None:
     """Replace config.toml with ``data`` in one step; a document from load_config keeps its comments."""
     import tomlkit
-
 
     path = config_file()
     try:

@@ -251,7 +251,9 @@ def _fail(result: MirrorResult, status: str, reason: str) -> None:
     result.bytes = 0
 
 
-async def _measure_one(client: httpx.AsyncClient, result: MirrorResult, project: str, timeout: float, download: bool, cap: int, notify) -> None:
+async def _measure_one(
+    client: httpx.AsyncClient, result: MirrorResult, project: str, timeout: float, download: bool, cap: int, notify
+) -> None:
     start = time.perf_counter()
     deadline = start + timeout
     phase = "the simple page did not start"
@@ -311,7 +313,9 @@ async def _measure_one(client: httpx.AsyncClient, result: MirrorResult, project:
         _fail(result, ERROR, _short(exc))
 
 
-async def _check_core_metadata(client: httpx.AsyncClient, result: MirrorResult, wheel_url: str, announced: str | None, deadline: float) -> None:
+async def _check_core_metadata(
+    client: httpx.AsyncClient, result: MirrorResult, wheel_url: str, announced: str | None, deadline: float
+) -> None:
     """Record whether ``<wheel_url>.metadata`` answers and matches its announced hash.
 
     It gets at most half the time left, so the wheel still gets its share; its

@@ -75,7 +75,9 @@ def status(engine: DockerClient, instance: Instance) -> Status:
         option = "" if instance.name == "default" else f" --name {instance.name}"
         if ctr.volume_exists(engine, instance):
             raise CacheNotFound(f"cache {instance.name!r} is down (its data is kept): bring it back with `devpictl up{option}`")
-        raise CacheNotFound(f"no cache named {instance.name!r}: create it with `devpictl up{option}`, or list the caches with `devpictl ls`")
+        raise CacheNotFound(
+            f"no cache named {instance.name!r}: create it with `devpictl up{option}`, or list the caches with `devpictl ls`"
+        )
     running = container.status == "running"
     offline = ctr.offline_enabled(container)
     url = upstream_url = upstream_name = version = check_url = None

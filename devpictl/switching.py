@@ -58,7 +58,9 @@ def stored_credentials(instance: Instance) -> dict[str, str]:
     except ValueError:
         entries = None
     if not isinstance(entries, dict):
-        raise BadInput(f"{instance.upstream_auth_file} is not devpictl's JSON: delete it and give the upstream URL with its credentials again")
+        raise BadInput(
+            f"{instance.upstream_auth_file} is not devpictl's JSON: delete it and give the upstream URL with its credentials again"
+        )
     return entries
 
 
@@ -74,9 +76,7 @@ def check_not_itself(container: Container, upstream: Upstream, official: str) ->
     inside = local and port in (img.CONTAINER_PORT, img.DEVPI_INTERNAL_PORT)
     outside = port == published_port and (local or host == published_host)
     if inside or outside:
-        raise BadInput(
-            f"{upstream.display_url} is this cache itself: give the index it should fetch from, e.g. `--mirror pypi`"
-        )
+        raise BadInput(f"{upstream.display_url} is this cache itself: give the index it should fetch from, e.g. `--mirror pypi`")
 
 
 def keep_credentials(container: Container, instance: Instance, upstream: Upstream, official: str) -> None:
@@ -175,7 +175,9 @@ def configure_upstream(
             client.patch_index([f"{coremetadata.INDEX_OPTION}=true"])
         flush()
     except DevpictlError as exc:
-        exc.args = (f"the upstream was switched to {target.name}, but its cached pages were not all refreshed ({exc}); run the same command again to finish",)
+        exc.args = (
+            f"the upstream was switched to {target.name}, but its cached pages were not all refreshed ({exc}); run the same command again to finish",
+        )
         raise
     except KeyboardInterrupt:
         raise Interrupted(
@@ -303,7 +305,15 @@ def set_upstream(
         if check:
             check_switch(container, previous, target, official, probe_project, reporter)
         configure_upstream(
-            client, target, official, reporter, actions, lambda: flush_front_caches(client, container), instance.unfinished_switch_file, measure, previous
+            client,
+            target,
+            official,
+            reporter,
+            actions,
+            lambda: flush_front_caches(client, container),
+            instance.unfinished_switch_file,
+            measure,
+            previous,
         )
         if chain is None and ctr.front_enabled(container):
             failover.drop(container, actions)

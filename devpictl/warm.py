@@ -41,6 +41,7 @@ SERVED_FROM = "X-Devpictl-Served-From"
 
 # --- what fits the targets -----------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Targets:
     """The wheel tags the cache is filled for, and how to tell pip the same."""
@@ -103,46 +104,63 @@ def select(pin: Pin, links: Sequence[simplepage.Link], targets: Targets) -> list
         return (found[1] if found else None) == version
 
     candidates = [link for link in links if named_by_pin(link) and (not pin.sha256 or link.sha256 in pin.sha256)]
-    wheels = [
-        link for link in candidates
-        if link.filename.endswith(".whl") and targets.tags & parse_wheel_filename(link.filename)[3]
-    ]
+    wheels = [link for link in candidates if link.filename.endswith(".whl") and targets.tags & parse_wheel_filename(link.filename)[3]]
     return wheels or [link for link in candidates if not link.filename.endswith(".whl")][:1]
 
 
 # --- requirements files: pip resolves them --------------------------------------------------
+
 
 def resolve_requirements(path: Path, index_url: str, targets: Targets) -> list[Pin]:
     """The packages (and exact files) pip picks for ``path`` through the cache, for each target."""
     pip = pip_command()
     if pip is None:
         raise BadInput("resolving a requirements file needs pip, which is not installed: install pip, or give a lock file")
-    command = ["--isolated", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-",
-               "--index-url", index_url, "-r", str(path)]
+    command = [
+        "--isolated",
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--quiet",
+        "--report",
+        "-",
+        "--index-url",
+        index_url,
+        "-r",
+        str(path),
+    ]
     if urlsplit(index_url).scheme == "http":
         command += ["--trusted-host", urlsplit(index_url).hostname or ""]
-    runs = [[]] if targets.here else [
-        ["--only-binary=:all:", "--python-version", python, *(f"--platform={p}" for p in targets.platforms)]
-        for python in (targets.pythons or (f"{sys.version_info[0]}.{sys.version_info[1]}",))
-    ]
+    runs = (
+        [[]]
+        if targets.here
+        else [
+            ["--only-binary=:all:", "--python-version", python, *(f"--platform={p}" for p in targets.platforms)]
+            for python in (targets.pythons or (f"{sys.version_info[0]}.{sys.version_info[1]}",))
+        ]
+    )
     pins: set[Pin] = set()
     for extra in runs:
         done = run_pip(pip, *command, *extra)
         if done.returncode != 0:
             reason = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
-            raise BadInput(f"pip could not resolve {path} through the cache ({reason}): fix the requirements, or check the upstream with `devpictl status`")
+            raise BadInput(
+                f"pip could not resolve {path} through the cache ({reason}): fix the requirements, or check the upstream with `devpictl status`"
+            )
         for item in json.loads(done.stdout).get("install", []):
             info = item.get("download_info") or {}
             digest = ((info.get("archive_info") or {}).get("hashes") or {}).get("sha256")
             url = info.get("url", "")
             if not url.startswith(("http://", "https://")):  # a local path or VCS requirement: nothing to cache
                 continue
-            pins.add(Pin(
-                name=canonicalize_name(item["metadata"]["name"]),
-                version=item["metadata"]["version"],
-                filenames=frozenset({simplepage.file_name(url)}),
-                sha256=frozenset({digest.lower()}) if digest else frozenset(),
-            ))
+            pins.add(
+                Pin(
+                    name=canonicalize_name(item["metadata"]["name"]),
+                    version=item["metadata"]["version"],
+                    filenames=frozenset({simplepage.file_name(url)}),
+                    sha256=frozenset({digest.lower()}) if digest else frozenset(),
+                )
+            )
     return sorted(pins, key=lambda pin: (pin.name, pin.version, sorted(pin.filenames)))
 
 
@@ -162,6 +180,7 @@ def read_pins(paths: Sequence[Path], index_url: str, targets: Targets) -> list[P
 
 
 # --- fetching through the cache --------------------------------------------------------------
+
 
 @dataclass
 class FileResult:
@@ -307,4 +326,3 @@ def describe(targets: Targets) -> str:
     if targets.here:
         return "this machine"
     return f"Python {', '.join(targets.pythons)}" + (f" on {', '.join(targets.platforms)}" if targets.platforms else "")
-

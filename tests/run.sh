@@ -5,7 +5,7 @@
 #
 #   1. a fresh virtual environment with the newest versions pyproject allows;
 #   2. deptry: devpictl, bench/ and tests/ import only what pyproject declares;
-#      ruff lints them; mypy checks devpictl's types;
+#      ruff lints them and checks their format; mypy checks devpictl's types;
 #   3. the unit tests in a second fresh environment holding the LOWEST versions
 #      pyproject allows (uv's --resolution lowest-direct);
 #   4. the whole suite (unit + Docker) on the newest versions. Arguments go to
@@ -45,8 +45,9 @@ say "deptry: every import declared, every declared dependency used"
 "$NEWEST/bin/deptry" . --exclude '^(devpictl|templates|\.venv)/' --ignore DEP002 \
     --optional-dependencies-dev-groups none
 
-say "ruff: lint ([tool.ruff] in pyproject.toml); mypy: types ([tool.mypy])"
+say "ruff: lint and format ([tool.ruff] in pyproject.toml); mypy: types ([tool.mypy])"
 "$NEWEST/bin/ruff" check devpictl tests bench
+"$NEWEST/bin/ruff" format --check devpictl tests bench
 "$NEWEST/bin/mypy"
 
 say "unit tests on the lowest versions pyproject allows: $LOWEST"

@@ -23,7 +23,9 @@ def build(
     wheelhouse: Path = options.WHEELHOUSE,
     ca_bundle: Path = options.CA_BUNDLE,
     web: bool = options.WEB,
-    front: bool = typer.Option(True, "--front/--no-front", help="Install nginx as the front server (needs apt in the build unless the base image has nginx)."),
+    front: bool = typer.Option(
+        True, "--front/--no-front", help="Install nginx as the front server (needs apt in the build unless the base image has nginx)."
+    ),
     print_only: bool = typer.Option(False, "--print", help="Show the rendered Dockerfile and build nothing."),
     json_output: bool = options.JSON,
     verbose: bool = options.VERBOSE,

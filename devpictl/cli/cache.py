@@ -21,9 +21,22 @@ def register(app: typer.Typer) -> None:
 
 
 def up(
-    mirror: str = typer.Option(None, "--mirror", "-m", envvar="DEVPICTL_MIRROR", help="Upstream: a catalog name or your entry (see `devpictl mirrors`), an index URL, or 'fastest' (measure, take the fastest). Default: keep the cache's, or pypi."),
-    port: int = typer.Option(None, "--port", "-p", envvar="DEVPICTL_PORT", help="Host port to publish the cache on [default: remembered, else 3141]."),
-    host: str = typer.Option(None, "--host", envvar="DEVPICTL_HOST", help="Host address to publish on; 0.0.0.0 opens the cache to your network [default: remembered, else 127.0.0.1]."),
+    mirror: str = typer.Option(
+        None,
+        "--mirror",
+        "-m",
+        envvar="DEVPICTL_MIRROR",
+        help="Upstream: a catalog name or your entry (see `devpictl mirrors`), an index URL, or 'fastest' (measure, take the fastest). Default: keep the cache's, or pypi.",
+    ),
+    port: int = typer.Option(
+        None, "--port", "-p", envvar="DEVPICTL_PORT", help="Host port to publish the cache on [default: remembered, else 3141]."
+    ),
+    host: str = typer.Option(
+        None,
+        "--host",
+        envvar="DEVPICTL_HOST",
+        help="Host address to publish on; 0.0.0.0 opens the cache to your network [default: remembered, else 127.0.0.1].",
+    ),
     name: str = options.NAME,
     image: str = options.UP_IMAGE,
     devpi_server_version: str = options.DEVPI_VERSION,
@@ -33,17 +46,49 @@ def up(
     wheelhouse: Path = options.WHEELHOUSE,
     ca_bundle: Path = options.CA_BUNDLE,
     web: bool = options.WEB,
-    front: bool = typer.Option(None, "--front/--no-front", help="Put nginx before devpi (files from disk, cached pages) [default: remembered, else on]."),
-    offline: bool = typer.Option(None, "--offline/--online", help="Run devpi in offline mode: serve only files already cached, never ask the upstream; readiness then waits for the API only [default: remembered, else online]."),
+    front: bool = typer.Option(
+        None, "--front/--no-front", help="Put nginx before devpi (files from disk, cached pages) [default: remembered, else on]."
+    ),
+    offline: bool = typer.Option(
+        None,
+        "--offline/--online",
+        help="Run devpi in offline mode: serve only files already cached, never ask the upstream; readiness then waits for the API only [default: remembered, else online].",
+    ),
     fallback: str = options.FALLBACK,
     max_lag: str = options.MAX_LAG,
     network: str = typer.Option(None, "--network", envvar="DEVPICTL_NETWORK", help="Also attach the cache to this Docker network."),
     probe_project: str = options.PROBE,
-    memory: str = typer.Option(None, "--memory", envvar="DEVPICTL_MEMORY", help="Memory limit of the cache container, e.g. 2g or 1536m; beyond it the engine kills and restarts devpi [default: remembered, else 2g]."),
-    max_size: str = typer.Option(None, "--max-size", envvar="DEVPICTL_MAX_SIZE", help="Keep the mirrored files under this size, least recently used out first, e.g. 20G; 0 for no limit [default: remembered, else none]."),
-    pids_limit: int = typer.Option(None, "--pids-limit", envvar="DEVPICTL_PIDS_LIMIT", help="Most processes and threads the cache container may run [default: remembered, else 512]."),
-    replica_of: str = typer.Option(None, "--replica-of", envvar="DEVPICTL_REPLICA_OF", help="Run as a devpi replica of the devpictl cache at this URL (http://HOST:PORT): it follows the primary's changes and serves from its own volume [default: remembered, else a primary]."),
-    replica_secret: Path = typer.Option(None, "--replica-secret", envvar="DEVPICTL_REPLICA_SECRET", dir_okay=False, help="With --replica-of: the file `devpictl password --replica-secret FILE` wrote on the primary (kept, then needed no more)."),
+    memory: str = typer.Option(
+        None,
+        "--memory",
+        envvar="DEVPICTL_MEMORY",
+        help="Memory limit of the cache container, e.g. 2g or 1536m; beyond it the engine kills and restarts devpi [default: remembered, else 2g].",
+    ),
+    max_size: str = typer.Option(
+        None,
+        "--max-size",
+        envvar="DEVPICTL_MAX_SIZE",
+        help="Keep the mirrored files under this size, least recently used out first, e.g. 20G; 0 for no limit [default: remembered, else none].",
+    ),
+    pids_limit: int = typer.Option(
+        None,
+        "--pids-limit",
+        envvar="DEVPICTL_PIDS_LIMIT",
+        help="Most processes and threads the cache container may run [default: remembered, else 512].",
+    ),
+    replica_of: str = typer.Option(
+        None,
+        "--replica-of",
+        envvar="DEVPICTL_REPLICA_OF",
+        help="Run as a devpi replica of the devpictl cache at this URL (http://HOST:PORT): it follows the primary's changes and serves from its own volume [default: remembered, else a primary].",
+    ),
+    replica_secret: Path = typer.Option(
+        None,
+        "--replica-secret",
+        envvar="DEVPICTL_REPLICA_SECRET",
+        dir_okay=False,
+        help="With --replica-of: the file `devpictl password --replica-secret FILE` wrote on the primary (kept, then needed no more).",
+    ),
     check: bool = options.CHECK,
     timeout: float = options.TIMEOUT,
     json_output: bool = options.JSON,
@@ -80,7 +125,9 @@ def up(
         if mirror is not None:
             raise BadInput("a replica fetches through its primary: drop --mirror, and run `devpictl set-upstream` on the primary")
         if offline:
-            raise BadInput("a replica cannot run in offline mode (it keeps serving what it holds while the primary is away): drop --offline")
+            raise BadInput(
+                "a replica cannot run in offline mode (it keeps serving what it holds while the primary is away): drop --offline"
+            )
     elif replica_secret is not None:
         raise BadInput("--replica-secret goes with --replica-of URL: give the primary's URL too, or drop --replica-secret")
     upstream = resolve(mirror) if mirror and not is_fastest(mirror) else None
@@ -98,8 +145,14 @@ def up(
     if pids_limit is not None:
         check_pids_limit(pids_limit)
     build_opts = options.build_options(
-        base_image, pip_mirror, wheelhouse, ca_bundle, web, front=front is not False,
-        devpi_server_version=devpi_server_version, apt_mirror=apt_mirror,
+        base_image,
+        pip_mirror,
+        wheelhouse,
+        ca_bundle,
+        web,
+        front=front is not False,
+        devpi_server_version=devpi_server_version,
+        apt_mirror=apt_mirror,
     )
     img.check_inputs(build_opts)
     opts = precedence.UpOptions(
@@ -170,8 +223,14 @@ def up(
 
 
 def status(
-    name: str = typer.Option(None, "--name", "-n", envvar="DEVPICTL_NAME", help="Which cache [default: the only one; with several, all of them are listed]."),
-    lag: bool = typer.Option(False, "--lag", help="Also measure how far the upstream and each fallback are behind the official index (from this machine; takes a few seconds)."),
+    name: str = typer.Option(
+        None, "--name", "-n", envvar="DEVPICTL_NAME", help="Which cache [default: the only one; with several, all of them are listed]."
+    ),
+    lag: bool = typer.Option(
+        False,
+        "--lag",
+        help="Also measure how far the upstream and each fallback are behind the official index (from this machine; takes a few seconds).",
+    ),
     json_output: bool = options.JSON,
 ) -> None:
     """Show the cache's state, health, URL, upstream, devpi version and size.
@@ -297,7 +356,9 @@ def describe_fallbacks(st) -> str:
         if item["reachable"] is None:
             states.append(f"{item['name']} {item['url']} (not asked)")
         else:
-            states.append(f"{item['name']} {item['url']} ({'answering' if item['reachable'] else 'not answering: ' + str(item['problem'])})")
+            states.append(
+                f"{item['name']} {item['url']} ({'answering' if item['reachable'] else 'not answering: ' + str(item['problem'])})"
+            )
     text = ", then ".join(states)
     if st.upstream_reachable is False and all(item["reachable"] is False for item in st.fallbacks):
         text += "; the upstream and every fallback are down: the cache serves only what it holds"

@@ -18,7 +18,9 @@ def print_result(result, json_output: bool) -> None:
     from devpictl.cli import ui
 
     if json_output:
-        ui.print_json({"files": [str(p) for p in result.files], "secrets_created": [str(p) for p in result.secrets], "next_step": result.next_step})
+        ui.print_json(
+            {"files": [str(p) for p in result.files], "secrets_created": [str(p) for p in result.secrets], "next_step": result.next_step}
+        )
         return
     for path in result.files:
         ui.out.print(f"Wrote {path}")
@@ -28,17 +30,40 @@ def print_result(result, json_output: bool) -> None:
 
 
 def export_manifests(
-    target: str = typer.Argument(..., metavar="compose|k8s", help="compose: compose.yaml for docker-compose or `docker compose`; k8s: devpi.yaml for Kubernetes."),
-    directory: Path = typer.Option(Path("."), "--dir", "-o", file_okay=False, help="Where to write the manifest and its secrets/ directory [default: here]."),
+    target: str = typer.Argument(
+        ..., metavar="compose|k8s", help="compose: compose.yaml for docker-compose or `docker compose`; k8s: devpi.yaml for Kubernetes."
+    ),
+    directory: Path = typer.Option(
+        Path("."), "--dir", "-o", file_okay=False, help="Where to write the manifest and its secrets/ directory [default: here]."
+    ),
     replicas: int = typer.Option(2, "--replicas", help="How many replicas follow the primary and serve installers (1-50)."),
-    image: str = typer.Option(DEFAULT_IMAGE, "--image", envvar="DEVPICTL_IMAGE", help="The image devpictl built (`devpictl build`) that every service runs."),
-    mirror: str = typer.Option(None, "--mirror", "-m", envvar="DEVPICTL_MIRROR", help="The primary's upstream: a catalog name, your entry or an index URL without credentials [default: pypi]."),
-    host: str = typer.Option(None, "--host", help="compose: host address the front is published on; 0.0.0.0 opens it to your network [default: 127.0.0.1]."),
+    image: str = typer.Option(
+        DEFAULT_IMAGE, "--image", envvar="DEVPICTL_IMAGE", help="The image devpictl built (`devpictl build`) that every service runs."
+    ),
+    mirror: str = typer.Option(
+        None,
+        "--mirror",
+        "-m",
+        envvar="DEVPICTL_MIRROR",
+        help="The primary's upstream: a catalog name, your entry or an index URL without credentials [default: pypi].",
+    ),
+    host: str = typer.Option(
+        None, "--host", help="compose: host address the front is published on; 0.0.0.0 opens it to your network [default: 127.0.0.1]."
+    ),
     port: int = typer.Option(None, "--port", "-p", help="compose: host port the front is published on [default: 3141]."),
-    network: list[str] = typer.Option(None, "--network", help="compose: an existing Docker network the primary joins too (to reach its upstream); repeatable."),
-    name: str = typer.Option(None, "--name", "-n", help="k8s: the Service installers use; the StatefulSets, Services and Secret are named after it [default: devpi]."),
+    network: list[str] = typer.Option(
+        None, "--network", help="compose: an existing Docker network the primary joins too (to reach its upstream); repeatable."
+    ),
+    name: str = typer.Option(
+        None,
+        "--name",
+        "-n",
+        help="k8s: the Service installers use; the StatefulSets, Services and Secret are named after it [default: devpi].",
+    ),
     storage: str = typer.Option(None, "--storage", help="k8s: each pod's volume claim, in Kubernetes' notation [default: 20Gi]."),
-    force: bool = typer.Option(False, "--force", help="Replace a manifest already there (its secrets are kept, so running caches keep working)."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace a manifest already there (its secrets are kept, so running caches keep working)."
+    ),
     json_output: bool = options.JSON,
 ) -> None:
     """Write a primary, replicas and a front for compose or Kubernetes.
@@ -62,9 +87,16 @@ def export_manifests(
     if given:
         raise BadInput(f"{', '.join(given)} do not apply to `export {target}`: drop them")
     opts = export.ExportOptions(
-        directory=directory, image=image, replicas=replicas, upstream=resolve(mirror) if mirror else None,
-        host=check_host(host) if host else "127.0.0.1", port=check_port(port) if port else 3141, networks=tuple(network or ()),
-        name=name or "devpi", storage=storage or "20Gi", force=force,
+        directory=directory,
+        image=image,
+        replicas=replicas,
+        upstream=resolve(mirror) if mirror else None,
+        host=check_host(host) if host else "127.0.0.1",
+        port=check_port(port) if port else 3141,
+        networks=tuple(network or ()),
+        name=name or "devpi",
+        storage=storage or "20Gi",
+        force=force,
     )
     result = export.export_compose(opts) if target == "compose" else export.export_k8s(opts)
     print_result(result, json_output)

@@ -11,19 +11,73 @@ from devpictl.image import DEFAULT_BASE_IMAGE, DEFAULT_IMAGE, DEVPI_SERVER_VERSI
 NAME = typer.Option("default", "--name", "-n", envvar="DEVPICTL_NAME", help="Which cache (several can run side by side).")
 JSON = typer.Option(False, "--json", help="Print a JSON result for scripts instead of progress.")
 VERBOSE = typer.Option(False, "--verbose", help="Print every line of an image build, not just its progress.")
-IMAGE = typer.Option(None, "--image", envvar="DEVPICTL_IMAGE", help=f"Image tag to build [default: devpictl/devpi-server:VERSION, -web and -nofront added for those builds, e.g. {DEFAULT_IMAGE}].")
-DEVPI_VERSION = typer.Option(None, "--devpi-server-version", envvar="DEVPICTL_DEVPI_SERVER_VERSION", help=f"devpi-server release the image pins [default: {DEVPI_SERVER_VERSION}].")
-UP_IMAGE = typer.Option(None, "--image", envvar="DEVPICTL_IMAGE", help=f"Image tag to run (built if missing), used as it is [default: remembered, else {DEFAULT_IMAGE}; build options pick the image built with them].")
-BASE_IMAGE = typer.Option(None, "--base-image", envvar="DEVPICTL_BASE_IMAGE", help=f"Image with python3 (and venv) to build on [default: {DEFAULT_BASE_IMAGE}].")
-APT_MIRROR = typer.Option(None, "--apt-mirror", envvar="DEVPICTL_APT_MIRROR", help="Debian archive for the build's apt steps (nginx): a name (see `devpictl mirrors`) or a URL ending in /debian (default: the base image's).")
-PIP_MIRROR = typer.Option(None, "--pip-mirror", envvar="DEVPICTL_PIP_MIRROR", help="Index the build's pip installs devpi from: a catalog name or URL (default: pip's default).")
-WHEELHOUSE = typer.Option(None, "--wheelhouse", envvar="DEVPICTL_WHEELHOUSE", help="Build offline: pip installs only from this directory of wheels.", file_okay=False)
-CA_BUNDLE = typer.Option(None, "--ca-bundle", envvar="DEVPICTL_CA_BUNDLE", help="PEM bundle to trust for HTTPS (a TLS-inspecting proxy's CA), in the build and in the cache.", dir_okay=False)
+IMAGE = typer.Option(
+    None,
+    "--image",
+    envvar="DEVPICTL_IMAGE",
+    help=f"Image tag to build [default: devpictl/devpi-server:VERSION, -web and -nofront added for those builds, e.g. {DEFAULT_IMAGE}].",
+)
+DEVPI_VERSION = typer.Option(
+    None,
+    "--devpi-server-version",
+    envvar="DEVPICTL_DEVPI_SERVER_VERSION",
+    help=f"devpi-server release the image pins [default: {DEVPI_SERVER_VERSION}].",
+)
+UP_IMAGE = typer.Option(
+    None,
+    "--image",
+    envvar="DEVPICTL_IMAGE",
+    help=f"Image tag to run (built if missing), used as it is [default: remembered, else {DEFAULT_IMAGE}; build options pick the image built with them].",
+)
+BASE_IMAGE = typer.Option(
+    None, "--base-image", envvar="DEVPICTL_BASE_IMAGE", help=f"Image with python3 (and venv) to build on [default: {DEFAULT_BASE_IMAGE}]."
+)
+APT_MIRROR = typer.Option(
+    None,
+    "--apt-mirror",
+    envvar="DEVPICTL_APT_MIRROR",
+    help="Debian archive for the build's apt steps (nginx): a name (see `devpictl mirrors`) or a URL ending in /debian (default: the base image's).",
+)
+PIP_MIRROR = typer.Option(
+    None,
+    "--pip-mirror",
+    envvar="DEVPICTL_PIP_MIRROR",
+    help="Index the build's pip installs devpi from: a catalog name or URL (default: pip's default).",
+)
+WHEELHOUSE = typer.Option(
+    None,
+    "--wheelhouse",
+    envvar="DEVPICTL_WHEELHOUSE",
+    help="Build offline: pip installs only from this directory of wheels.",
+    file_okay=False,
+)
+CA_BUNDLE = typer.Option(
+    None,
+    "--ca-bundle",
+    envvar="DEVPICTL_CA_BUNDLE",
+    help="PEM bundle to trust for HTTPS (a TLS-inspecting proxy's CA), in the build and in the cache.",
+    dir_okay=False,
+)
 WEB = typer.Option(False, "--web", help="Also install devpi-web (its search indexer stays off).")
-PROBE = typer.Option(None, "--probe-project", envvar="DEVPICTL_PROBE_PROJECT", help="Project whose simple page must list files for the cache to count as ready [default: remembered, else pip].")
+PROBE = typer.Option(
+    None,
+    "--probe-project",
+    envvar="DEVPICTL_PROBE_PROJECT",
+    help="Project whose simple page must list files for the cache to count as ready [default: remembered, else pip].",
+)
 CHECK = typer.Option(True, "--check/--no-check", help="Check that a new upstream answers a simple page before switching to it.")
-FALLBACK = typer.Option(None, "--fallback", envvar="DEVPICTL_FALLBACK", help="Upstreams to ask, in order, when the main one fails (connection error, timeout, 5xx): names or URLs, comma-separated, e.g. tuna,bfsu; 'none' for none [default: remembered, else none].")
-MAX_LAG = typer.Option(None, "--max-lag", envvar="DEVPICTL_MAX_LAG", help="With 'fastest': pass over mirrors further behind the official index than this, e.g. 6h or 1d.")
+FALLBACK = typer.Option(
+    None,
+    "--fallback",
+    envvar="DEVPICTL_FALLBACK",
+    help="Upstreams to ask, in order, when the main one fails (connection error, timeout, 5xx): names or URLs, comma-separated, e.g. tuna,bfsu; 'none' for none [default: remembered, else none].",
+)
+MAX_LAG = typer.Option(
+    None,
+    "--max-lag",
+    envvar="DEVPICTL_MAX_LAG",
+    help="With 'fastest': pass over mirrors further behind the official index than this, e.g. 6h or 1d.",
+)
 TIMEOUT = typer.Option(180.0, "--timeout", envvar="DEVPICTL_TIMEOUT", help="Seconds to wait for devpi to become ready.")
 
 

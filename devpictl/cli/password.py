@@ -14,9 +14,22 @@ def register(app: typer.Typer) -> None:
 
 
 def password(
-    show: bool = typer.Option(False, "--show", help="Print the stored root password. This is the one command that prints a secret: mind your terminal's scrollback and logs."),
-    rotate: bool = typer.Option(False, "--rotate", help="Give root a new generated password in devpi and in devpictl's store, together; prints where it is kept, not the password."),
-    replica_secret: Path = typer.Option(None, "--replica-secret", dir_okay=False, help="Write the cache's devpi secret into this file (0600), for `devpictl up --replica-of URL --replica-secret FILE` on another machine; prints nothing secret."),
+    show: bool = typer.Option(
+        False,
+        "--show",
+        help="Print the stored root password. This is the one command that prints a secret: mind your terminal's scrollback and logs.",
+    ),
+    rotate: bool = typer.Option(
+        False,
+        "--rotate",
+        help="Give root a new generated password in devpi and in devpictl's store, together; prints where it is kept, not the password.",
+    ),
+    replica_secret: Path = typer.Option(
+        None,
+        "--replica-secret",
+        dir_okay=False,
+        help="Write the cache's devpi secret into this file (0600), for `devpictl up --replica-of URL --replica-secret FILE` on another machine; prints nothing secret.",
+    ),
     name: str = options.NAME,
     json_output: bool = options.JSON,
 ) -> None:
@@ -39,7 +52,9 @@ def password(
 
     instance = Instance(check_name(name))
     if sum((show, rotate, replica_secret is not None)) > 1:
-        raise BadInput("--show, --rotate and --replica-secret do not go together: give one (rotate first, then show the new password with --show)")
+        raise BadInput(
+            "--show, --rotate and --replica-secret do not go together: give one (rotate first, then show the new password with --show)"
+        )
     if not show and not rotate and replica_secret is None:
         raise BadInput("say what to do with the root password: --show to print it, or --rotate to change it (or --replica-secret FILE)")
     if replica_secret is not None:
@@ -50,7 +65,9 @@ def password(
         if json_output:
             ui.print_json({"name": instance.name, "secret_file": str(replica_secret)})
         else:
-            ui.out.print(f"Wrote the devpi secret of cache {instance.name!r} to {replica_secret} (mode 0600); copy it to the replica's machine as you would a password")
+            ui.out.print(
+                f"Wrote the devpi secret of cache {instance.name!r} to {replica_secret} (mode 0600); copy it to the replica's machine as you would a password"
+            )
         return
     if show:
         from devpictl.password import stored_password

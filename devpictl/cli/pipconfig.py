@@ -28,16 +28,55 @@ def register(app: typer.Typer) -> None:
 
 def pip_config(
     name: str = options.NAME,
-    tool: list[str] = typer.Option(None, "--tool", "-t", metavar="TOOL[,TOOL]", help="Installer to configure: pip, uv, pdm, poetry, pipenv; repeat it or separate with commas [default: pip; with --undo: all]."),
-    write: bool = typer.Option(False, "--write", help="Write the settings into each tool's config file, keeping every other setting; the first write saves the original for --undo."),
+    tool: list[str] = typer.Option(
+        None,
+        "--tool",
+        "-t",
+        metavar="TOOL[,TOOL]",
+        help="Installer to configure: pip, uv, pdm, poetry, pipenv; repeat it or separate with commas [default: pip; with --undo: all].",
+    ),
+    write: bool = typer.Option(
+        False,
+        "--write",
+        help="Write the settings into each tool's config file, keeping every other setting; the first write saves the original for --undo.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff that --write (or --undo) would make, and change nothing."),
     undo: bool = typer.Option(False, "--undo", help="Put back, byte for byte, the files devpictl changed (deleting those it created)."),
-    shell: str = typer.Option(None, "--shell", metavar="[sh|fish|powershell]", help="Print environment variables for your shell instead (bash/zsh unless you name fish or powershell): eval \"$(devpictl pip-config --shell)\"."),
-    scope: str = typer.Option(None, "--scope", metavar="[user|global|site]", help="pip's file: user, global (every user; needs root) or site (one Python environment) [default: user]."),
-    python: Path = typer.Option(None, "--python", metavar="PATH", help="For --scope site: the interpreter of the environment to configure, e.g. .venv/bin/python [default: the one running devpictl]."),
-    project: Path = typer.Option(None, "--project", metavar="DIR", help="For poetry and pipenv: the project directory whose pyproject.toml (poetry) or Pipfile (pipenv) gets the cache as its default source."),
-    url: str = typer.Option(None, "--url", metavar="URL", help="Use this index URL instead of asking Docker for the running cache's, e.g. a cache on another machine."),
-    force: bool = typer.Option(False, "--force", help="With --write: make the cache uv's default even if another index is. With --undo: restore a file changed since devpictl wrote it."),
+    shell: str = typer.Option(
+        None,
+        "--shell",
+        metavar="[sh|fish|powershell]",
+        help='Print environment variables for your shell instead (bash/zsh unless you name fish or powershell): eval "$(devpictl pip-config --shell)".',
+    ),
+    scope: str = typer.Option(
+        None,
+        "--scope",
+        metavar="[user|global|site]",
+        help="pip's file: user, global (every user; needs root) or site (one Python environment) [default: user].",
+    ),
+    python: Path = typer.Option(
+        None,
+        "--python",
+        metavar="PATH",
+        help="For --scope site: the interpreter of the environment to configure, e.g. .venv/bin/python [default: the one running devpictl].",
+    ),
+    project: Path = typer.Option(
+        None,
+        "--project",
+        metavar="DIR",
+        help="For poetry and pipenv: the project directory whose pyproject.toml (poetry) or Pipfile (pipenv) gets the cache as its default source.",
+    ),
+    url: str = typer.Option(
+        None,
+        "--url",
+        metavar="URL",
+        help="Use this index URL instead of asking Docker for the running cache's, e.g. a cache on another machine.",
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="With --write: make the cache uv's default even if another index is. With --undo: restore a file changed since devpictl wrote it.",
+    ),
     json_output: bool = options.JSON,
 ) -> None:
     """Show or write what points pip, uv, pdm, poetry and pipenv at the cache.
@@ -52,8 +91,17 @@ def pip_config(
     tools = parse_tools(tool, default=() if undo else ("pip",))
     shell_syntax = parse_shell(shell) if shell is not None else None
     _check_combination(
-        tools, tools_given=bool(tool), write=write, dry_run=dry_run, undo=undo, shell=shell_syntax,
-        scope=scope, python=python, project=project, url=url, force=force,
+        tools,
+        tools_given=bool(tool),
+        write=write,
+        dry_run=dry_run,
+        undo=undo,
+        shell=shell_syntax,
+        scope=scope,
+        python=python,
+        project=project,
+        url=url,
+        force=force,
     )
     if python is not None and scope is None:
         scope = "site"
@@ -71,8 +119,18 @@ def pip_config(
 
 
 def _check_combination(
-    tools: tuple[str, ...], *, tools_given: bool, write: bool, dry_run: bool, undo: bool, shell: str | None,
-    scope: str | None, python: Path | None, project: Path | None, url: str | None, force: bool,
+    tools: tuple[str, ...],
+    *,
+    tools_given: bool,
+    write: bool,
+    dry_run: bool,
+    undo: bool,
+    shell: str | None,
+    scope: str | None,
+    python: Path | None,
+    project: Path | None,
+    url: str | None,
+    force: bool,
 ) -> None:
     """Refuse, before anything else happens, options that cannot go together."""
     from devpictl.clientconfig.registry import INSTALLERS
@@ -126,19 +184,21 @@ def _show(tools, index_url, scope, python, project, json_output) -> None:
 
     files = {tool: _tool_file(tool, scope, python, project) for tool in tools}
     if json_output:
-        ui.print_json({
-            "index_url": index_url,
-            "written": False,
-            "tools": {
-                tool: {
-                    "file": str(files[tool]) if files[tool] else None,
-                    "settings": get(tool).settings(index_url),
-                    "env": get(tool).env_vars(index_url),
-                    **({"command": get(tool).command(index_url)} if get(tool).command(index_url) else {}),
-                }
-                for tool in tools
-            },
-        })
+        ui.print_json(
+            {
+                "index_url": index_url,
+                "written": False,
+                "tools": {
+                    tool: {
+                        "file": str(files[tool]) if files[tool] else None,
+                        "settings": get(tool).settings(index_url),
+                        "env": get(tool).env_vars(index_url),
+                        **({"command": get(tool).command(index_url)} if get(tool).command(index_url) else {}),
+                    }
+                    for tool in tools
+                },
+            }
+        )
         return
     parts = []
     for tool in tools:
@@ -187,8 +247,17 @@ def _write(tools, index_url, scope, python, project, dry_run, force, json_output
     changes: dict[str, mf.Change | None] = {}
     for tool in tools:
         path = _tool_file(tool, scope, python, project)
-        changes[tool] = None if path is None else mf.plan_change(
-            get(tool), path, index_url, scope=(scope or "user") if "scope" in get(tool).options else None, force=force, manifest=manifest
+        changes[tool] = (
+            None
+            if path is None
+            else mf.plan_change(
+                get(tool),
+                path,
+                index_url,
+                scope=(scope or "user") if "scope" in get(tool).options else None,
+                force=force,
+                manifest=manifest,
+            )
         )
     applied = {}
     if not dry_run:
@@ -222,7 +291,9 @@ def _write(tools, index_url, scope, python, project, dry_run, force, json_output
                 _say(f"{tool} has no setting outside a project; run this in your project (or add --project DIR):")
                 typer.echo(f"  {command}")
             else:
-                _say(f"{tool} has no setting outside a project: add --project DIR, the directory of its {_project_installer(tool).project_file_name}")
+                _say(
+                    f"{tool} has no setting outside a project: add --project DIR, the directory of its {_project_installer(tool).project_file_name}"
+                )
             continue
         if dry_run:
             typer.echo(change.diff() if change.changed else f"# {tool}: {change.path} already points at the cache\n", nl=False)
@@ -274,13 +345,15 @@ def _undo(tools, paths, dry_run, force, json_output) -> None:
         for restore in restores:
             mf.apply_restore(restore, manifest)
     if json_output:
-        ui.print_json({
-            "dry_run": dry_run,
-            "undone": [
-                {"tool": r.tool, "file": str(r.path), "deleted": r.original is None, **({"diff": r.diff()} if dry_run else {})}
-                for r in restores
-            ],
-        })
+        ui.print_json(
+            {
+                "dry_run": dry_run,
+                "undone": [
+                    {"tool": r.tool, "file": str(r.path), "deleted": r.original is None, **({"diff": r.diff()} if dry_run else {})}
+                    for r in restores
+                ],
+            }
+        )
         return
     if not restores:
         which = ", ".join(tools) if tools else "any tool"

@@ -12,7 +12,9 @@ def register(app: typer.Typer) -> None:
 
 
 def prune(
-    max_size: str = typer.Option(None, "--max-size", help="Remove the least recently used mirrored files until the rest fit, e.g. 20G (K, M, G, T: powers of 1024)."),
+    max_size: str = typer.Option(
+        None, "--max-size", help="Remove the least recently used mirrored files until the rest fit, e.g. 20G (K, M, G, T: powers of 1024)."
+    ),
     unused_for: str = typer.Option(None, "--unused-for", help="Remove mirrored files nobody downloaded for this long, e.g. 90d (h, d, w)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; remove nothing."),
     name: str = options.NAME,

@@ -30,7 +30,9 @@ def register(app: typer.Typer) -> None:
 
 
 def set_upstream(
-    mirror: str = typer.Argument(..., help="A catalog name or your entry (see `devpictl mirrors`), an index URL, or 'fastest' to measure and take the fastest."),
+    mirror: str = typer.Argument(
+        ..., help="A catalog name or your entry (see `devpictl mirrors`), an index URL, or 'fastest' to measure and take the fastest."
+    ),
     name: str = options.NAME,
     fallback: str = options.FALLBACK,
     max_lag: str = options.MAX_LAG,
@@ -95,7 +97,9 @@ def mirrors(ctx: typer.Context, json_output: bool = options.JSON) -> None:
 
     entries = every_upstream()
     if json_output:
-        ui.print_json([{"name": m.name, "url": m.url and m.display_url, "note": m.note, **({"user": True} if m.user else {})} for m in entries])
+        ui.print_json(
+            [{"name": m.name, "url": m.url and m.display_url, "note": m.note, **({"user": True} if m.user else {})} for m in entries]
+        )
         return
     from rich.table import Table
 
@@ -116,13 +120,25 @@ def mirrors(ctx: typer.Context, json_output: bool = options.JSON) -> None:
 
 @mirrors_app.command("test")
 def measure_mirrors(
-    names: list[str] = typer.Argument(None, metavar="NAME|URL", help="Mirrors to measure: catalog names, your entries or index URLs [default: all]."),
+    names: list[str] = typer.Argument(
+        None, metavar="NAME|URL", help="Mirrors to measure: catalog names, your entries or index URLs [default: all]."
+    ),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds each mirror gets in all, for its page and its wheel."),
     project: str = typer.Option("pip", "--project", help="Project whose simple page is timed and whose newest wheel is downloaded."),
-    download: bool = typer.Option(True, "--wheel-url-from-page/--page-only", help="Download the newest wheel the page links (default), or time the page alone."),
-    lag: bool = typer.Option(True, "--lag/--no-lag", help="Also show how far each mirror is behind the official index, in releases and hours, from projects that release often."),
-    lag_projects: str = typer.Option(",".join(LAG_PROJECTS), "--lag-projects", help="Projects (comma-separated) whose newest releases measure the lag."),
-    reference: str = typer.Option(None, "--reference", help="Index the lag is measured against: a name or URL [default: the official index, at pip's default URL]."),
+    download: bool = typer.Option(
+        True, "--wheel-url-from-page/--page-only", help="Download the newest wheel the page links (default), or time the page alone."
+    ),
+    lag: bool = typer.Option(
+        True,
+        "--lag/--no-lag",
+        help="Also show how far each mirror is behind the official index, in releases and hours, from projects that release often.",
+    ),
+    lag_projects: str = typer.Option(
+        ",".join(LAG_PROJECTS), "--lag-projects", help="Projects (comma-separated) whose newest releases measure the lag."
+    ),
+    reference: str = typer.Option(
+        None, "--reference", help="Index the lag is measured against: a name or URL [default: the official index, at pip's default URL]."
+    ),
     json_output: bool = options.JSON,
 ) -> None:
     """Measure mirrors at once: time to a page's first byte, and wheel speed.
@@ -180,7 +196,9 @@ def add(
 
     upstream = add_user_mirror(name, url, note)
     lowered = " (mirror names are lower case)" if upstream.name != name.strip() else ""
-    ui.out.print(f"Added mirror {upstream.name!r}{lowered} ({upstream.display_url}) to {config_file()}. Use it: devpictl up --mirror {upstream.name}")
+    ui.out.print(
+        f"Added mirror {upstream.name!r}{lowered} ({upstream.display_url}) to {config_file()}. Use it: devpictl up --mirror {upstream.name}"
+    )
 
 
 @mirrors_app.command("remove")

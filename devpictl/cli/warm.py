@@ -21,10 +21,20 @@ def split_values(values: list[str] | None) -> list[str]:
 
 
 def warm(
-    files: list[Path] = typer.Argument(..., metavar="FILE", help="Lock files (uv.lock, pylock.toml, poetry.lock, pdm.lock) or requirements files, which pip resolves through the cache."),
+    files: list[Path] = typer.Argument(
+        ...,
+        metavar="FILE",
+        help="Lock files (uv.lock, pylock.toml, poetry.lock, pdm.lock) or requirements files, which pip resolves through the cache.",
+    ),
     name: str = options.NAME,
-    python: list[str] = typer.Option(None, "--python", help="Python version to fill for (MAJOR.MINOR); repeat or comma-separate [default: this machine's]."),
-    platform: list[str] = typer.Option(None, "--platform", help="Wheel platform tag to fill for, e.g. manylinux_2_28_x86_64; repeat or comma-separate [default: this machine's]."),
+    python: list[str] = typer.Option(
+        None, "--python", help="Python version to fill for (MAJOR.MINOR); repeat or comma-separate [default: this machine's]."
+    ),
+    platform: list[str] = typer.Option(
+        None,
+        "--platform",
+        help="Wheel platform tag to fill for, e.g. manylinux_2_28_x86_64; repeat or comma-separate [default: this machine's].",
+    ),
     jobs: int = typer.Option(8, "--jobs", "-j", min=1, max=64, help="How many files to fetch at once."),
     json_output: bool = options.JSON,
 ) -> None:
@@ -71,7 +81,9 @@ def warm(
             ui.err.print(f"  missing: {missing}", markup=False)
     if not report.complete:
         problems = len(report.missing) + report.count(core.FAILED)
-        raise WarmIncomplete(f"{problems} of what {', '.join(f.name for f in files)} needs could not be stored (listed above): the upstream lacks it or failed; run warm again to retry")
+        raise WarmIncomplete(
+            f"{problems} of what {', '.join(f.name for f in files)} needs could not be stored (listed above): the upstream lacks it or failed; run warm again to retry"
+        )
 
 
 class DrawnProgress:
@@ -89,8 +101,14 @@ class DrawnProgress:
         from devpictl.cli import ui
 
         self.bar = Progress(
-            TextColumn("Warming"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-            TextColumn("{task.fields[transfer]}"), TimeRemainingColumn(), console=ui.err, transient=True,
+            TextColumn("Warming"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files"),
+            TextColumn("{task.fields[transfer]}"),
+            TimeRemainingColumn(),
+            console=ui.err,
+            transient=True,
         )
         self.task = self.bar.add_task("warm", total=None, transfer="")
         self.bytes = 0

@@ -43,7 +43,8 @@ def unified_diff(path: Path, old: bytes | None, new: bytes | None) -> str:
         return [] if data is None else data.decode("utf-8", "replace").splitlines(keepends=True)
 
     diff = difflib.unified_diff(
-        lines(old), lines(new),
+        lines(old),
+        lines(new),
         fromfile=str(path) if old is not None else "/dev/null",
         tofile=str(path) if new is not None else "/dev/null",
     )
@@ -93,8 +94,15 @@ def plan_change(
     if crlf:
         new_text = new_text.replace("\n", "\r\n")
     suffix = installer.legacy_backup_suffix
-    change = Change(installer.name, path, old, new_text.encode("utf-8"), scope, added,
-                    legacy_backup=path.with_name(path.name + suffix) if suffix else None)
+    change = Change(
+        installer.name,
+        path,
+        old,
+        new_text.encode("utf-8"),
+        scope,
+        added,
+        legacy_backup=path.with_name(path.name + suffix) if suffix else None,
+    )
     change.notes = [f"{name} is set in your environment and wins over {path}" for name in installer.overriding_env if env.get(name)]
     change.notes += installer.notes(path, new_text, env)
     return change
@@ -150,7 +158,9 @@ class Manifest:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
             write_atomic(self.file, data.encode(), 0o600)
         except OSError as exc:
-            raise DevpictlError(f"cannot write {self.file} ({exc.strerror}): fix the permissions of devpictl's data dir (DEVPICTL_DATA_DIR)") from None
+            raise DevpictlError(
+                f"cannot write {self.file} ({exc.strerror}): fix the permissions of devpictl's data dir (DEVPICTL_DATA_DIR)"
+            ) from None
 
     def backup_path(self, entry: dict) -> Path | None:
         return self.backups / entry["backup"] if entry.get("backup") else None
@@ -162,7 +172,9 @@ class Manifest:
         try:
             return backup.read_bytes()
         except OSError as exc:
-            raise DevpictlError(f"the saved original {backup} cannot be read ({exc.strerror}): devpictl cannot restore {entry['path']}") from None
+            raise DevpictlError(
+                f"the saved original {backup} cannot be read ({exc.strerror}): devpictl cannot restore {entry['path']}"
+            ) from None
 
     def record(self, change: Change) -> tuple[dict, bool]:
         """Remember ``change``'s file before it is written: the original only the first time."""
@@ -188,7 +200,9 @@ class Manifest:
                     self.backups.mkdir(parents=True, exist_ok=True, mode=0o700)
                     write_atomic(self.backups / name, original, 0o600)  # it may hold index credentials
                 except OSError as exc:
-                    raise DevpictlError(f"cannot save the original of {change.path} in {self.backups} ({exc.strerror}): fix the permissions of devpictl's data dir") from None
+                    raise DevpictlError(
+                        f"cannot save the original of {change.path} in {self.backups} ({exc.strerror}): fix the permissions of devpictl's data dir"
+                    ) from None
                 entry["backup"] = name
         entry = {**entry, "added": change.added, "written_sha256": _sha256(change.new)}
         entries[key] = entry
@@ -256,7 +270,9 @@ class Restore:
         return unified_diff(self.path, self.current, self.original)
 
 
-def plan_undo(manifest: Manifest, tools: tuple[str, ...] | None = None, paths: list[Path] | None = None, force: bool = False) -> list[Restore]:
+def plan_undo(
+    manifest: Manifest, tools: tuple[str, ...] | None = None, paths: list[Path] | None = None, force: bool = False
+) -> list[Restore]:
     """What ``--undo`` would restore (nothing: an empty list); refuses (changing nothing) if a
     file changed since devpictl wrote it and ``force`` is off."""
     wanted = {str(real_path(p)) for p in paths} if paths else None

@@ -45,7 +45,9 @@ def edit_toml(text: str, index_url: str, added: dict | None = None, where: str =
     added = dict(added or {})
     pypi = doc.get("pypi")
     if pypi is not None and not isinstance(pypi, tomlkit.items.Table):
-        raise BadInput(f"cannot change {where} without rewriting it (pypi is not a [pypi] table): run `pdm config pypi.url {index_url}` instead")
+        raise BadInput(
+            f"cannot change {where} without rewriting it (pypi is not a [pypi] table): run `pdm config pypi.url {index_url}` instead"
+        )
     if pypi is None:
         doc["pypi"] = pypi = tomlkit.table()
     verify = pypi.unwrap().get("verify_ssl")

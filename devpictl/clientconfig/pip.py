@@ -93,10 +93,15 @@ def python_prefix(python: str | os.PathLike) -> Path:
     try:
         result = subprocess.run(
             [os.fspath(python), "-c", "import sys; print(sys.prefix)"],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BadInput(f"cannot run {python} ({getattr(exc, 'strerror', None) or exc}): give --python the path of a Python interpreter") from None
+        raise BadInput(
+            f"cannot run {python} ({getattr(exc, 'strerror', None) or exc}): give --python the path of a Python interpreter"
+        ) from None
     if result.returncode != 0 or not result.stdout.strip():
         raise BadInput(f"{python} did not report its sys.prefix (exit {result.returncode}): give --python the path of a Python interpreter")
     return Path(result.stdout.strip())
@@ -229,10 +234,11 @@ class Pip(Installer):
     def notes(self, path: Path, new_text: str, env) -> list[str]:
         notes = [
             f"[{section}] in {path} sets index-url too, and wins over [global] for `pip {section}`"
-            for section in index_url_sources(new_text, str(path)) if section != "global"
+            for section in index_url_sources(new_text, str(path))
+            if section != "global"
         ]
         files = [real_path(f) for scope in SCOPES for f in config_files(env)[scope]]
-        for other in files[files.index(path) + 1:] if path in files else []:
+        for other in files[files.index(path) + 1 :] if path in files else []:
             with contextlib.suppress(OSError, UnicodeDecodeError):
                 if other.is_file() and index_url_sources(other.read_text("utf-8"), str(other)):
                     notes.append(f"{other} also sets index-url, and pip reads it after {path}")

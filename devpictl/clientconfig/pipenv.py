@@ -28,7 +28,9 @@ def edit_pipfile(text: str, index_url: str, where: str = "Pipfile") -> str:
         toml.put_array_entry(doc, TABLE, source(index_url), INDEX_NAME, None if first_is_ours or not sources else 0)
         return toml.dumps(doc)
     except toml.LayoutError as exc:
-        raise BadInput(f"cannot change {where} without rewriting it ({exc}): add the [[source]] table that `devpictl pip-config --tool pipenv` prints by hand") from None
+        raise BadInput(
+            f"cannot change {where} without rewriting it ({exc}): add the [[source]] table that `devpictl pip-config --tool pipenv` prints by hand"
+        ) from None
 
 
 class Pipenv(ProjectInstaller):

@@ -43,15 +43,18 @@ def edit_toml(text: str, index_url: str, force: bool = False, where: str = "uv.t
     # uv uses the first index marked default, and an [[index]] default wins over index-url;
     # so only another default ahead of ours (or any, before we have one) is in the way.
     ahead = [
-        i for i, item in enumerate(indexes)
+        i
+        for i, item in enumerate(indexes)
         if isinstance(item, dict) and item.get("default") is True and item.get("name") != INDEX_NAME and (ours is None or i < ours)
     ]
     pip_table = data.get("pip")
     if not isinstance(pip_table, dict):
         pip_table = {}
-    legacy = [] if ours is not None else [
-        (key, value) for key, value in (("index-url", data.get("index-url")), ("pip.index-url", pip_table.get("index-url"))) if value
-    ]
+    legacy = (
+        []
+        if ours is not None
+        else [(key, value) for key, value in (("index-url", data.get("index-url")), ("pip.index-url", pip_table.get("index-url"))) if value]
+    )
     if not force and (ahead or legacy):
         if ahead:
             other = indexes[ahead[0]]
@@ -63,7 +66,9 @@ def edit_toml(text: str, index_url: str, force: bool = False, where: str = "uv.t
         toml.put_array_entry(doc, TABLE, index(index_url), INDEX_NAME, ahead[0] if ahead else None)
         return toml.dumps(doc)
     except toml.LayoutError as exc:
-        raise BadInput(f"cannot change {where} without rewriting it ({exc}): add the [[index]] table that `devpictl pip-config --tool uv` prints by hand") from None
+        raise BadInput(
+            f"cannot change {where} without rewriting it ({exc}): add the [[index]] table that `devpictl pip-config --tool uv` prints by hand"
+        ) from None
 
 
 class Uv(Installer):

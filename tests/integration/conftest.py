@@ -163,6 +163,7 @@ def write_simple_index(root: Path, core_metadata: bool = False) -> None:
 
 # --- pytest-docker: the test upstream ---------------------------------------
 
+
 @pytest.fixture(scope="session")
 def docker_compose_command():
     return "docker-compose" if shutil.which("docker-compose") else "docker compose"
@@ -220,4 +221,3 @@ def fallback_upstreams(docker_services, docker_compose_project_name) -> tuple[di
     /pypi/web/simple; corrupt files)."""
     fallback = compose_upstream(docker_services, docker_compose_project_name, "fallback", "six", path="/pypi/web/simple")
     return fallback, compose_upstream(docker_services, docker_compose_project_name, "fallback-bad", "six")
-

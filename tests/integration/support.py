@@ -34,10 +34,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None):
     result = CliRunner().invoke(app, list(args), env=env)
     return result
 
+
 def host_pip_env() -> dict[str, str]:
     """For pip on the host fetching test inputs: pip's defaults, but the host's trust bundle (PIP_CERT)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
     return {**env, "PIP_CONFIG_FILE": os.devnull}
+
 
 def compose_upstream(
     docker_services, project_name: str, service: str, probe: str, status: int = 200, path: str = "/simple"
@@ -62,6 +64,7 @@ def compose_upstream(
         "network": f"{project_name}_default",
         "service": service,
     }
+
 
 def status_json(env: dict[str, str], name: str | None = None) -> dict:
     """`devpictl status --json` of the cache that ``env`` (or ``name``) selects."""
@@ -105,6 +108,7 @@ def pip_install(index_url: str, requirement: str, tmp_path: Path) -> subprocess.
         timeout=300,
     )
 
+
 def cache_env(name: str, data_dir: Path, image: str) -> dict[str, str]:
     return {"DEVPICTL_DATA_DIR": str(data_dir), "DEVPICTL_IMAGE": image, "DEVPICTL_NAME": name}
 
@@ -112,8 +116,17 @@ def cache_env(name: str, data_dir: Path, image: str) -> dict[str, str]:
 def up_on_test_upstream(env: dict[str, str], test_upstream: dict[str, str]) -> str:
     """`up` a cache on the test upstream (joined to its network, probing six); its index URL."""
     result = run_cli(
-        "up", "--port", str(free_port()), "--network", test_upstream["network"],
-        "--mirror", test_upstream["url"], "--probe-project", "six", "--json", env=env,
+        "up",
+        "--port",
+        str(free_port()),
+        "--network",
+        test_upstream["network"],
+        "--mirror",
+        test_upstream["url"],
+        "--probe-project",
+        "six",
+        "--json",
+        env=env,
     )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)["index_url"]
@@ -196,9 +209,7 @@ def pip_command(index_url: str, *args: str) -> list[str]:
 
 
 def pip_run(index_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        pip_command(index_url, *args), capture_output=True, text=True, env=installer_env(tmp_path), timeout=300
-    )
+    return subprocess.run(pip_command(index_url, *args), capture_output=True, text=True, env=installer_env(tmp_path), timeout=300)
 
 
 def processes_args() -> str:

@@ -40,8 +40,17 @@ def lock_files(upstream_url: str, tmp_path) -> list[str]:
     locked = uv_run(tmp_path, "lock", "--directory", str(project), "--default-index", upstream_url)
     assert locked.returncode == 0, locked.stdout + locked.stderr
     exported = uv_run(
-        tmp_path, "export", "--directory", str(project), "--default-index", upstream_url, "--frozen",
-        "--format", "pylock.toml", "--output-file", "pylock.toml",
+        tmp_path,
+        "export",
+        "--directory",
+        str(project),
+        "--default-index",
+        upstream_url,
+        "--frozen",
+        "--format",
+        "pylock.toml",
+        "--output-file",
+        "pylock.toml",
     )
     assert exported.returncode == 0, exported.stdout + exported.stderr
     poetry_project = tmp_path / "lab-poetry"
@@ -51,7 +60,11 @@ def lock_files(upstream_url: str, tmp_path) -> list[str]:
     )
     poetry = subprocess.run(
         [sys.executable, "-m", "poetry", "lock", "--no-interaction"],
-        cwd=poetry_project, capture_output=True, text=True, env=installer_env(tmp_path), timeout=300,
+        cwd=poetry_project,
+        capture_output=True,
+        text=True,
+        env=installer_env(tmp_path),
+        timeout=300,
     )
     assert poetry.returncode == 0, poetry.stdout + poetry.stderr
     return [str(project / "uv.lock"), str(project / "pylock.toml"), str(poetry_project / "poetry.lock")]
@@ -85,7 +98,10 @@ def test_warm_backup_restore_offline_then_pip_and_uv_install_everything(engine, 
             target = tmp_path / "pip-target"
             pip = subprocess.run(
                 [sys.executable, "-m", "pip", "install", "--target", str(target), "--index-url", index_url, "--retries", "0", *WANTED],
-                capture_output=True, text=True, env=installer_env(tmp_path), timeout=300,
+                capture_output=True,
+                text=True,
+                env=installer_env(tmp_path),
+                timeout=300,
             )
             assert pip.returncode == 0, pip.stdout + pip.stderr
             assert f"Successfully installed {' '.join(INSTALLED)}" in pip.stdout, pip.stdout

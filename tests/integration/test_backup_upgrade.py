@@ -54,8 +54,18 @@ def served_file(index_url: str, project: str, filename: str) -> bytes:
 
 def test_old_devpi_cache_with_a_mirrored_file_and_an_upload(state, old_image, test_upstream, upstream_root, tmp_path):
     result = run_cli(
-        "up", "--name", ORIGINAL, "--image", old_image, "--port", str(free_port()),
-        "--mirror", test_upstream["url"], *state["common"], "--json", env=state["env"],
+        "up",
+        "--name",
+        ORIGINAL,
+        "--image",
+        old_image,
+        "--port",
+        str(free_port()),
+        "--mirror",
+        test_upstream["url"],
+        *state["common"],
+        "--json",
+        env=state["env"],
     )
     assert result.exit_code == 0, result.output
     state["url"] = json.loads(result.stdout)["index_url"]
@@ -69,10 +79,16 @@ def test_old_devpi_cache_with_a_mirrored_file_and_an_upload(state, old_image, te
     base = state["url"].split("/root/pypi/")[0]
     auth = ("root", password(state, ORIGINAL))
     headers = {"Accept": "application/json"}
-    assert httpx.put(f"{base}/root/dev", json={"type": "stage", "bases": []}, auth=auth, headers=headers, trust_env=False).status_code in (200, 201)
+    assert httpx.put(f"{base}/root/dev", json={"type": "stage", "bases": []}, auth=auth, headers=headers, trust_env=False).status_code in (
+        200,
+        201,
+    )
     upload = httpx.post(
-        f"{base}/root/dev/", data={":action": "file_upload", "name": "six", "version": "1.16.0"},
-        files={"content": (wheel.name, wheel.read_bytes())}, auth=auth, trust_env=False,
+        f"{base}/root/dev/",
+        data={":action": "file_upload", "name": "six", "version": "1.16.0"},
+        files={"content": (wheel.name, wheel.read_bytes())},
+        auth=auth,
+        trust_env=False,
     )
     assert upload.status_code == 200, upload.text
     status = json.loads(run_cli("status", "--name", ORIGINAL, "--json", env=state["env"]).stdout)
@@ -152,14 +168,18 @@ def test_restore_force_replaces_the_data_of_a_running_cache(state, engine, test_
     """--force on a running cache: the import lands beside the old data, then takes its place, and up brings it back."""
     base = json.loads(run_cli("status", "--name", COPY, "--json", env=state["env"]).stdout)["index_url"].split("/root/pypi/")[0]
     auth = ("root", password(state, COPY))
-    made = httpx.put(f"{base}/root/scratch", json={"type": "stage", "bases": []}, auth=auth, headers={"Accept": "application/json"}, trust_env=False)
+    made = httpx.put(
+        f"{base}/root/scratch", json={"type": "stage", "bases": []}, auth=auth, headers={"Accept": "application/json"}, trust_env=False
+    )
     assert made.status_code in (200, 201), made.text
     result = run_cli("restore", "--force", str(state["dir"] / "meta.tar.gz"), "--name", COPY, env=state["env"])
     assert result.exit_code == 0, result.output
     indexes = httpx.get(f"{base}/root", headers={"Accept": "application/json"}, trust_env=False).json()["result"]["indexes"]
     assert "dev" in indexes and "scratch" not in indexes  # the archive's data, not the old
     assert hashlib.sha256(served_file(f"{base}/root/dev/+simple/", "six", state["wheel"].name)).hexdigest() == state["sha256"]
-    login = httpx.post(f"{base}/+login", json={"user": "root", "password": password(state, COPY)}, headers={"Accept": "application/json"}, trust_env=False)
+    login = httpx.post(
+        f"{base}/+login", json={"user": "root", "password": password(state, COPY)}, headers={"Accept": "application/json"}, trust_env=False
+    )
     assert login.status_code == 200
     leftovers = engine.containers.get(f"devpictl-{COPY}").exec_run(["ls", "-A", "/data"]).output.decode().split()
     assert ".devpictl-restore" not in leftovers, leftovers
@@ -180,7 +200,8 @@ def test_a_backup_taken_while_uploads_land_restores_whole(state, devpi_image, tm
             while not stop.is_set():
                 n = len(uploaded) + 1
                 answer = http.post(
-                    f"{base}/root/dev/", data={":action": "file_upload", "name": f"busy{n}", "version": "1.0"},
+                    f"{base}/root/dev/",
+                    data={":action": "file_upload", "name": f"busy{n}", "version": "1.0"},
                     files={"content": (f"busy{n}-1.0-py3-none-any.whl", b"uploaded while the backup ran " * 40)},
                 )
                 assert answer.status_code == 200, answer.text
@@ -212,5 +233,10 @@ def test_upgrading_devpi_keeps_everything(state, engine, devpi_image, tmp_path):
     assert hashlib.sha256(served_file(state["url"], "six", state["wheel"].name)).hexdigest() == state["sha256"]
     base = state["url"].split("/root/pypi/")[0]
     assert hashlib.sha256(served_file(f"{base}/root/dev/+simple/", "six", state["wheel"].name)).hexdigest() == state["sha256"]
-    login = httpx.post(f"{base}/+login", json={"user": "root", "password": password(state, ORIGINAL)}, headers={"Accept": "application/json"}, trust_env=False)
+    login = httpx.post(
+        f"{base}/+login",
+        json={"user": "root", "password": password(state, ORIGINAL)},
+        headers={"Accept": "application/json"},
+        trust_env=False,
+    )
     assert login.status_code == 200

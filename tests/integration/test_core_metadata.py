@@ -43,8 +43,17 @@ def cache(engine, devpi_image, test_upstream, metadata_upstream, tmp_path_factor
     data_dir = tmp_path_factory.mktemp("devpictl-data-meta")
     env = cache_env(NAME, data_dir, devpi_image)
     result = run_cli(
-        "up", "--port", str(free_port()), "--network", metadata_upstream["network"],
-        "--mirror", metadata_upstream["url"], "--probe-project", "dpctl-app", "--json", env=env,
+        "up",
+        "--port",
+        str(free_port()),
+        "--network",
+        metadata_upstream["network"],
+        "--mirror",
+        metadata_upstream["url"],
+        "--probe-project",
+        "dpctl-app",
+        "--json",
+        env=env,
     )
     try:
         assert result.exit_code == 0, result.output
@@ -98,7 +107,10 @@ def resolved(index_url: str, tmp_path) -> str:
 
 def test_up_measures_and_announces_core_metadata(cache):
     assert cache["up"]["core_metadata"] is True
-    assert any(a.startswith("announcing core metadata: dpctl_app-1.0-py3-none-any.whl.metadata matches the announced sha256") for a in cache["up"]["actions"]), cache["up"]
+    assert any(
+        a.startswith("announcing core metadata: dpctl_app-1.0-py3-none-any.whl.metadata matches the announced sha256")
+        for a in cache["up"]["actions"]
+    ), cache["up"]
     status = run_cli("status", "--json", env=cache["env"])
     assert json.loads(status.stdout)["core_metadata"] is True
     text = run_cli("status", env=cache["env"]).stdout
@@ -206,7 +218,9 @@ def test_concurrent_requests_for_an_uncached_file_cost_one_upstream_fetch(cache,
 
 def test_upload_time_is_not_served_so_uv_exclude_newer_finds_nothing(cache, tmp_path):
     """PEP 700: devpi 6.20 sends no upload-time, and uv then excludes every file (docs/core-metadata.md)."""
-    page = httpx.get(f"{cache['index_url']}dpctl-app/", headers={"User-Agent": INSTALLER_AGENT, "Accept": JSON_PAGE}, trust_env=False, timeout=30)
+    page = httpx.get(
+        f"{cache['index_url']}dpctl-app/", headers={"User-Agent": INSTALLER_AGENT, "Accept": JSON_PAGE}, trust_env=False, timeout=30
+    )
     assert page.headers["content-type"].startswith(JSON_PAGE)
     files = page.json()["files"]
     assert files and not any("upload-time" in f for f in files)
@@ -262,13 +276,32 @@ def test_warm_pip_resolution_is_answered_by_the_front_server_alone(cache, engine
 def test_mirrors_test_shows_which_upstream_serves_metadata(test_upstream, metadata_upstream):
     # A generous --timeout: this is about the metadata column, and a mirror that runs out of time
     # on a loaded machine is measured as nothing (None), not as "no metadata".
-    result = run_cli("mirrors", "test", metadata_upstream["host_url"], test_upstream["host_url"], "--project", "dpctl-app", "--json",
-                     "--timeout", "60", env={"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"})
+    result = run_cli(
+        "mirrors",
+        "test",
+        metadata_upstream["host_url"],
+        test_upstream["host_url"],
+        "--project",
+        "dpctl-app",
+        "--json",
+        "--timeout",
+        "60",
+        env={"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"},
+    )
     assert result.exit_code == 0, result.output
     rows = {row["url"]: row for row in json.loads(result.stdout)}
     assert rows[metadata_upstream["host_url"]]["core_metadata"] is True, rows
     assert rows[test_upstream["host_url"]]["core_metadata"] is False, rows
     assert "answers HTTP 404" in rows[test_upstream["host_url"]]["core_metadata_detail"]
-    table = run_cli("mirrors", "test", metadata_upstream["host_url"], test_upstream["host_url"], "--project", "dpctl-app", "--timeout", "60",
-                    env={"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"})
+    table = run_cli(
+        "mirrors",
+        "test",
+        metadata_upstream["host_url"],
+        test_upstream["host_url"],
+        "--project",
+        "dpctl-app",
+        "--timeout",
+        "60",
+        env={"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"},
+    )
     assert "metadata" in table.stdout.splitlines()[0].split()

@@ -27,7 +27,9 @@ def compose_command() -> list[str]:
 def compose(directory, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*compose_command(), "-p", PROJECT, "-f", str(directory / "compose.yaml"), *args],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -36,8 +38,21 @@ def deployed(engine, devpi_image, test_upstream, tmp_path_factory):
     directory = tmp_path_factory.mktemp("export-compose")
     port = free_port()
     result = run_cli(
-        "export", "compose", "-o", str(directory), "--replicas", "2", "--image", devpi_image, "--port", str(port),
-        "--mirror", test_upstream["url"], "--network", test_upstream["network"], "--json",
+        "export",
+        "compose",
+        "-o",
+        str(directory),
+        "--replicas",
+        "2",
+        "--image",
+        devpi_image,
+        "--port",
+        str(port),
+        "--mirror",
+        test_upstream["url"],
+        "--network",
+        test_upstream["network"],
+        "--json",
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["files"] == [str(directory / "compose.yaml")]

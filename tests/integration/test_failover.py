@@ -48,8 +48,19 @@ def cache(engine, devpi_image, test_upstream, fallback_upstreams, tmp_path_facto
     warm = tmp_path_factory.mktemp("warm")
     try:
         result = run_cli(
-            "up", "--port", str(free_port()), "--network", test_upstream["network"], "--mirror", test_upstream["url"],
-            "--fallback", f"{fallback['url']},{bad['url']}", "--probe-project", "six", "--json", env=env,
+            "up",
+            "--port",
+            str(free_port()),
+            "--network",
+            test_upstream["network"],
+            "--mirror",
+            test_upstream["url"],
+            "--fallback",
+            f"{fallback['url']},{bad['url']}",
+            "--probe-project",
+            "six",
+            "--json",
+            env=env,
         )
         assert result.exit_code == 0, result.output
         answer = json.loads(result.stdout)
@@ -114,8 +125,14 @@ def test_primary_back_new_projects_come_from_it(cache, engine, tmp_path):
 
 def test_a_fallback_serving_other_bytes_is_refused(cache, engine, tmp_path):
     result = run_cli(
-        "set-upstream", cache["primary"]["url"], "--fallback", f"{cache['bad']['url']},{cache['fallback']['url']}",
-        "--probe-project", "six", "--json", env=cache["env"],
+        "set-upstream",
+        cache["primary"]["url"],
+        "--fallback",
+        f"{cache['bad']['url']},{cache['fallback']['url']}",
+        "--probe-project",
+        "six",
+        "--json",
+        env=cache["env"],
     )
     assert result.exit_code == 0, result.output
     assert [f["url"] for f in json.loads(result.stdout)["fallbacks"]] == [cache["bad"]["url"], cache["fallback"]["url"]]
@@ -166,7 +183,18 @@ def test_mirrors_test_reports_the_lagging_fallback(engine, test_upstream, fallba
     primary, fallback = host_url(engine, "upstream", "/simple"), host_url(engine, "fallback", "/pypi/web/simple")
     # --page-only: the fallback links its files on its compose-network name, which the host cannot resolve.
     result = run_cli(
-        "mirrors", "test", fallback, primary, "--reference", primary, "--lag-projects", "dpctl-lib,six", "--project", "six", "--page-only", "--json",
+        "mirrors",
+        "test",
+        fallback,
+        primary,
+        "--reference",
+        primary,
+        "--lag-projects",
+        "dpctl-lib,six",
+        "--project",
+        "six",
+        "--page-only",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     by_url = {r["url"]: r for r in json.loads(result.stdout)}

@@ -57,7 +57,9 @@ def test_image_refuses_to_create_a_cache_without_a_root_password(engine, devpi_i
     else:
         secret.write_text(content)
     container = engine.containers.run(
-        devpi_image, detach=True, labels={"devpictl.test": "1"},
+        devpi_image,
+        detach=True,
+        labels={"devpictl.test": "1"},
         environment={"DEVPICTL_FRONT": "0", "DEVPICTL_ROOT_PASSWORD_FILE": "/run/secrets/root-password"},
         volumes={str(secret): {"bind": "/run/secrets/root-password", "mode": "ro"}},
     )
@@ -77,9 +79,15 @@ def test_up_repairs_a_cache_that_an_interrupted_up_left_half_made(engine, devpi_
     engine.volumes.create(volume, labels=labels)
     port = free_port()
     broken = engine.containers.create(
-        devpi_image, name=f"devpictl-{name}", labels=labels, ports={"3141/tcp": ("127.0.0.1", port)},
-        volumes={volume: {"bind": "/data", "mode": "rw"}}, restart_policy={"Name": "unless-stopped"}, init=True,
-        environment={"DEVPICTL_FRONT": "1", "DEVPICTL_OFFLINE": "0"}, network=test_upstream["network"],
+        devpi_image,
+        name=f"devpictl-{name}",
+        labels=labels,
+        ports={"3141/tcp": ("127.0.0.1", port)},
+        volumes={volume: {"bind": "/data", "mode": "rw"}},
+        restart_policy={"Name": "unless-stopped"},
+        init=True,
+        environment={"DEVPICTL_FRONT": "1", "DEVPICTL_OFFLINE": "0"},
+        network=test_upstream["network"],
     )
     broken.start()
     for _ in range(600):  # until the engine has restarted it at least once: the state the issue found
@@ -90,11 +98,20 @@ def test_up_repairs_a_cache_that_an_interrupted_up_left_half_made(engine, devpi_
     else:
         pytest.fail(f"the engine never restarted the broken container: {broken.logs().decode()[-500:]}")
     result = run_cli(
-        "up", "--port", str(port), "--network", test_upstream["network"], "--mirror", test_upstream["url"],
-        "--probe-project", "six", "--timeout", "120", env=isolated["env"],
+        "up",
+        "--port",
+        str(port),
+        "--network",
+        test_upstream["network"],
+        "--mirror",
+        test_upstream["url"],
+        "--probe-project",
+        "six",
+        "--timeout",
+        "120",
+        env=isolated["env"],
     )
     assert result.exit_code == 0, result.output
     assert "unfinished container" in result.output and "left empty" in result.output
     status = run_cli("status", "--json", env=isolated["env"])
     assert status.exit_code == 0 and '"state": "running"' in status.stdout, status.output
-

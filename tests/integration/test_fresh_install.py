@@ -27,8 +27,11 @@ README_INSTALL = "pipx install ."
 def container_python(engine, image: str) -> str:
     """X.Y of the image's python3."""
     out = engine.containers.run(
-        image, ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        remove=True, network_mode="none", labels={"devpictl.test": "1"},
+        image,
+        ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        remove=True,
+        network_mode="none",
+        labels={"devpictl.test": "1"},
     )
     return out.decode().strip()
 
@@ -55,7 +58,11 @@ def run_offline(engine, image: str, script: str, wheelhouse: Path, source: Path 
     if source is not None:
         volumes[str(source)] = {"bind": "/src", "mode": "ro"}
     container = engine.containers.create(
-        image, ["sh", "-ec", script], network_mode="none", volumes=volumes, labels={"devpictl.test": "1"},
+        image,
+        ["sh", "-ec", script],
+        network_mode="none",
+        volumes=volumes,
+        labels={"devpictl.test": "1"},
         # pip (also pip inside pipx) finds everything in the wheelhouse, or fails.
         environment={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wh", "HOME": "/root"},
     )
@@ -76,14 +83,19 @@ def check_commands(output: str) -> None:
 
 
 def test_the_wheel_installs_into_a_bare_venv_and_runs(engine, base_image, wheelhouse):
-    output = run_offline(engine, base_image, """
+    output = run_offline(
+        engine,
+        base_image,
+        """
         python3 -m venv /opt/devpictl
         /opt/devpictl/bin/pip install -q devpictl
         cd /
         /opt/devpictl/bin/devpictl --version
         /opt/devpictl/bin/devpictl --help
         /opt/devpictl/bin/devpictl build --print
-    """, wheelhouse)
+    """,
+        wheelhouse,
+    )
     check_commands(output)
 
 
@@ -110,7 +122,10 @@ def test_readme_install_command_works_with_debians_python_and_pipx(engine, pipx_
     files = [name for name in archive.decode().split("\0") if name]
     subprocess.run(["tar", "-C", str(ROOT), "-cf", str(tmp_path / "src.tar"), *files], check=True)
     subprocess.run(["tar", "-C", str(source), "-xf", str(tmp_path / "src.tar")], check=True)
-    output = run_offline(engine, pipx_image, f"""
+    output = run_offline(
+        engine,
+        pipx_image,
+        f"""
         test -f /usr/lib/python3*/EXTERNALLY-MANAGED   # the system Python refuses pip install (PEP 668)
         cp -r /src /tmp/devpictl && cd /tmp/devpictl
         {README_INSTALL}
@@ -118,5 +133,8 @@ def test_readme_install_command_works_with_debians_python_and_pipx(engine, pipx_
         ~/.local/bin/devpictl --version
         ~/.local/bin/devpictl --help
         ~/.local/bin/devpictl build --print
-    """, wheelhouse, source)
+    """,
+        wheelhouse,
+        source,
+    )
     check_commands(output)

@@ -43,8 +43,14 @@ def cache(engine, devpi_image, test_upstream, upstream_root, tmp_path_factory):
         assert digest == sha256((upstream_root / "files" / SIX).read_bytes())
         warm = httpx.get(url, trust_env=False, timeout=60)
         assert warm.status_code == 200 and sha256(warm.content) == digest
-        yield {"env": env, "index_url": index_url, "file_url": url, "sha256": digest,
-               "base": index_url.split("/root/pypi/")[0], "password_file": data_dir / "caches" / NAME / "root-password"}
+        yield {
+            "env": env,
+            "index_url": index_url,
+            "file_url": url,
+            "sha256": digest,
+            "base": index_url.split("/root/pypi/")[0],
+            "password_file": data_dir / "caches" / NAME / "root-password",
+        }
     finally:
         remove_cache(engine, NAME, env)
 
@@ -78,11 +84,7 @@ def wait_until_healthy(container, restarts_before: int, timeout: float = 120) ->
     while True:
         container.reload()
         state = container.attrs["State"]
-        if (
-            state["Running"]
-            and container.attrs["RestartCount"] > restarts_before
-            and state.get("Health", {}).get("Status") == "healthy"
-        ):
+        if state["Running"] and container.attrs["RestartCount"] > restarts_before and state.get("Health", {}).get("Status") == "healthy":
             return
         assert time.monotonic() < deadline, f"not back and healthy within {timeout:.0f} s: {state}"
         time.sleep(1)
@@ -93,15 +95,22 @@ def auth_status(cache, token: str) -> list:
     import base64
 
     header = base64.b64encode(f"root:{token}".encode()).decode()
-    response = httpx.get(f"{cache['base']}/+api", headers={"Accept": "application/json", "X-Devpi-Auth": header}, trust_env=False, timeout=30)
+    response = httpx.get(
+        f"{cache['base']}/+api", headers={"Accept": "application/json", "X-Devpi-Auth": header}, trust_env=False, timeout=30
+    )
     response.raise_for_status()
     return response.json()["result"]["authstatus"]
 
 
 def test_a_crashed_container_comes_back_by_itself(cache, engine):
     password = cache["password_file"].read_text().strip()
-    login = httpx.post(f"{cache['base']}/+login", json={"user": "root", "password": password},
-                       headers={"Accept": "application/json"}, trust_env=False, timeout=30)
+    login = httpx.post(
+        f"{cache['base']}/+login",
+        json={"user": "root", "password": password},
+        headers={"Accept": "application/json"},
+        trust_env=False,
+        timeout=30,
+    )
     token = login.json()["result"]["password"]
     assert auth_status(cache, token)[:2] == ["ok", "root"]
     container = engine.containers.get(f"devpictl-{NAME}")

@@ -74,7 +74,6 @@ def test_a_known_sequence_of_requests_is_counted(cache, upstream_root):
     assert after["devpictl_volume_bytes", ()] > 0
 
 
-
 def test_nginx_never_failed_to_hand_a_line_over(cache, engine):
     """The metrics listen before nginx starts: no request line was refused (nginx logs each one it could not send)."""
     log = engine.containers.get(f"devpictl-{NAME}").logs().decode(errors="replace")

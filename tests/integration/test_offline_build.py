@@ -12,7 +12,17 @@ from tests.integration.support import RUN_ID, host_pip_env, run_cli
 def test_wheelhouse_build_needs_no_network(engine, base_image, tmp_path):
     wheelhouse = tmp_path / "wheelhouse"
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(wheelhouse), f"devpi-server=={DEVPI_SERVER_VERSION}"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--only-binary=:all:",
+            "-d",
+            str(wheelhouse),
+            f"devpi-server=={DEVPI_SERVER_VERSION}",
+        ],
         check=True,
         env=host_pip_env(),
     )

@@ -66,8 +66,12 @@ def upload(cluster, wheel) -> None:
     assert created.status_code in (200, 201, 409), created.text
     project, version = wheel.name.split("-")[:2]
     answer = httpx.post(
-        f"{base}/root/dev/", data={":action": "file_upload", "name": project, "version": version},
-        files={"content": (wheel.name, wheel.read_bytes())}, auth=auth, trust_env=False, timeout=60,
+        f"{base}/root/dev/",
+        data={":action": "file_upload", "name": project, "version": version},
+        files={"content": (wheel.name, wheel.read_bytes())},
+        auth=auth,
+        trust_env=False,
+        timeout=60,
     )
     assert answer.status_code == 200, answer.text
 
@@ -93,15 +97,29 @@ def cluster(engine, devpi_image, test_upstream, tmp_path_factory):
         indexes = {}
         for name in REPLICAS:
             result = run_cli(
-                "up", "--port", str(free_port()), "--network", network.name, "--replica-of", f"http://devpictl-{PRIMARY}:3141",
-                "--replica-secret", str(secret), "--probe-project", "six", "--json", env=envs[name],
+                "up",
+                "--port",
+                str(free_port()),
+                "--network",
+                network.name,
+                "--replica-of",
+                f"http://devpictl-{PRIMARY}:3141",
+                "--replica-secret",
+                str(secret),
+                "--probe-project",
+                "six",
+                "--json",
+                env=envs[name],
             )
             assert result.exit_code == 0, result.output
             answer = json.loads(result.stdout)
             assert answer["primary_url"] == f"http://devpictl-{PRIMARY}:3141"
             indexes[name] = answer["index_url"]
         yield {
-            "envs": envs, "primary_index": primary_index, "indexes": indexes, "secret": secret,
+            "envs": envs,
+            "primary_index": primary_index,
+            "indexes": indexes,
+            "secret": secret,
             "primary_base": primary_index.split("/root/pypi/")[0],
             "root_password": (dirs[PRIMARY] / "caches" / PRIMARY / "root-password").read_text().strip(),
         }
@@ -155,9 +173,13 @@ def test_an_upload_to_the_primary_reaches_both_replicas(cluster, tmp_path):
     wheel = make_wheel(tmp_path / "made", "dpctl-uploaded", "1.0", [])
     upload(cluster, wheel)
     for name in REPLICAS:
+
         def fetched(name=name) -> bool:
-            done = pip_run(dev_index(cluster["indexes"][name]), tmp_path, "download", "--no-deps", "dpctl-uploaded", "-d", str(tmp_path / name))
+            done = pip_run(
+                dev_index(cluster["indexes"][name]), tmp_path, "download", "--no-deps", "dpctl-uploaded", "-d", str(tmp_path / name)
+            )
             return done.returncode == 0
+
         wait_for(f"the upload on replica {name}", fetched)
         assert (tmp_path / name / wheel.name).read_bytes() == wheel.read_bytes()
 
@@ -167,8 +189,10 @@ def test_a_write_sent_to_a_replica_reaches_the_primary_and_the_other_replica(clu
     wheel = make_wheel(tmp_path / "made", "dpctl-via-replica", "1.0", [])
     upload({**cluster, "primary_base": cluster["indexes"][a].split("/root/pypi/")[0]}, wheel)  # devpi relays it to the primary
     for index in (dev_index(cluster["primary_index"]), dev_index(cluster["indexes"][b])):
+
         def fetched(index=index) -> bool:
             return pip_run(index, tmp_path, "download", "--no-deps", "dpctl-via-replica", "-d", str(tmp_path / "via")).returncode == 0
+
         wait_for(f"the upload sent to replica {a} on {index}", fetched)
 
 
@@ -185,7 +209,11 @@ def test_replicas_serve_what_they_hold_while_the_primary_is_down_and_catch_up_af
     primary.stop(timeout=20)
     try:
         for name in REPLICAS:
-            for index, project in ((cluster["indexes"][name], "six"), (cluster["indexes"][name], "dpctl-util"), (dev_index(cluster["indexes"][name]), "dpctl-held")):
+            for index, project in (
+                (cluster["indexes"][name], "six"),
+                (cluster["indexes"][name], "dpctl-util"),
+                (dev_index(cluster["indexes"][name]), "dpctl-held"),
+            ):
                 done = pip_run(index, tmp_path, "download", "--no-deps", project, "-d", str(tmp_path / f"down-{name}"))
                 assert done.returncode == 0, f"{name} {project}: {done.stdout}{done.stderr}"
     finally:
@@ -194,10 +222,16 @@ def test_replicas_serve_what_they_hold_while_the_primary_is_down_and_catch_up_af
     wheel = make_wheel(tmp_path / "made", "dpctl-after", "1.0", [])
     upload(cluster, wheel)
     for name in REPLICAS:
+
         def fetched(name=name) -> bool:
-            done = pip_run(dev_index(cluster["indexes"][name]), tmp_path, "download", "--no-deps", "dpctl-after", "-d", str(tmp_path / f"after-{name}"))
+            done = pip_run(
+                dev_index(cluster["indexes"][name]), tmp_path, "download", "--no-deps", "dpctl-after", "-d", str(tmp_path / f"after-{name}")
+            )
             return done.returncode == 0
-        wait_for(f"the upload made after the outage on replica {name}", fetched, logs_of=(engine.containers.get(f"devpictl-{name}"), primary))
+
+        wait_for(
+            f"the upload made after the outage on replica {name}", fetched, logs_of=(engine.containers.get(f"devpictl-{name}"), primary)
+        )
 
 
 def test_concurrent_installers_over_both_replicas(cluster, tmp_path):
@@ -233,7 +267,9 @@ def test_a_set_upstream_on_the_primary_reaches_the_replicas_cached_pages(cluster
     assert switched.exit_code == 0, switched.output
     assert json.loads(switched.stdout)["core_metadata"] is True
     for name in REPLICAS:
+
         def announced(name=name) -> bool:
             page = httpx.get(f"{cluster['indexes'][name]}dpctl-util/", headers=agent, trust_env=False, timeout=30)
             return page.status_code == 200 and "data-core-metadata" in page.text
+
         wait_for(f"the new upstream's page on replica {name}", announced)

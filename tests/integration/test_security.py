@@ -131,7 +131,9 @@ def test_anonymous_upload_is_refused(cache, upstream_root):
     assert 400 <= response.status_code < 500, response.text
     # A private index of root's: an anonymous upload needs a login first.
     password = password_of(cache)
-    created = httpx.put(f"{cache['base']}/root/private", json={"type": "stage", "bases": []}, auth=("root", password), headers=JSON, trust_env=False)
+    created = httpx.put(
+        f"{cache['base']}/root/private", json={"type": "stage", "bases": []}, auth=("root", password), headers=JSON, trust_env=False
+    )
     assert created.status_code in (200, 201), created.text
     response = httpx.post(f"{cache['base']}/root/private/", data=form, files=files, trust_env=False)
     assert response.status_code in (401, 403), response.text

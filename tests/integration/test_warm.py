@@ -119,8 +119,19 @@ def test_up_max_size_keeps_the_cache_under_its_limit_by_itself(engine, devpi_ima
     env = cache_env(name, tmp_path / "data", devpi_image)
     try:
         result = run_cli(
-            "up", "--port", str(free_port()), "--network", test_upstream["network"], "--mirror", test_upstream["url"],
-            "--probe-project", "six", "--max-size", "1K", "--json", env=env,
+            "up",
+            "--port",
+            str(free_port()),
+            "--network",
+            test_upstream["network"],
+            "--mirror",
+            test_upstream["url"],
+            "--probe-project",
+            "six",
+            "--max-size",
+            "1K",
+            "--json",
+            env=env,
         )
         assert result.exit_code == 0, result.output
         index_url = json.loads(result.stdout)["index_url"]
@@ -140,19 +151,36 @@ def test_a_twine_upload_installs_through_the_cache_and_survives_prune(cache, tmp
     base = cache["index_url"].split("/root/pypi/")[0]
     password = (Path(cache["env"]["DEVPICTL_DATA_DIR"]) / "caches" / NAME / "root-password").read_text().strip()
     created = httpx.put(
-        f"{base}/root/team", json={"type": "stage", "bases": ["root/pypi"]}, auth=("root", password),
-        headers={"Accept": "application/json"}, trust_env=False,
+        f"{base}/root/team",
+        json={"type": "stage", "bases": ["root/pypi"]},
+        auth=("root", password),
+        headers={"Accept": "application/json"},
+        trust_env=False,
     )
     assert created.status_code in (200, 201), created.text
     wheel = make_wheel(tmp_path, "dpctl-private", "1.0", ["six==1.16.0"])  # ours, needing a mirrored project
     twine_env = {
-        **installer_env(tmp_path), "TWINE_USERNAME": "root", "TWINE_PASSWORD": password,
+        **installer_env(tmp_path),
+        "TWINE_USERNAME": "root",
+        "TWINE_PASSWORD": password,
         "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
     }
     upload = subprocess.run(
-        [sys.executable, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar",
-         "--repository-url", f"{base}/root/team/", str(wheel)],
-        capture_output=True, text=True, env=twine_env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "twine",
+            "upload",
+            "--non-interactive",
+            "--disable-progress-bar",
+            "--repository-url",
+            f"{base}/root/team/",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        env=twine_env,
+        timeout=120,
     )
     assert upload.returncode == 0, upload.stdout + upload.stderr
     assert password not in upload.stdout + upload.stderr
@@ -165,7 +193,10 @@ def test_a_twine_upload_installs_through_the_cache_and_survives_prune(cache, tmp
     target = tmp_path / "target"
     installed = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--target", str(target), "--index-url", f"{base}/root/team/+simple/", "dpctl-private"],
-        capture_output=True, text=True, env=installer_env(tmp_path), timeout=300,
+        capture_output=True,
+        text=True,
+        env=installer_env(tmp_path),
+        timeout=300,
     )
     assert installed.returncode == 0, installed.stdout + installed.stderr
     assert "Successfully installed dpctl-private-1.0 six-1.16.0" in installed.stdout, installed.stdout

@@ -18,8 +18,21 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko
 def web_cache(engine, base_image, ca_bundle, test_upstream, tmp_path_factory):
     env = cache_env(NAME, tmp_path_factory.mktemp("devpictl-data"), TAG)
     result = run_cli(
-        "up", "--web", "--base-image", base_image, "--ca-bundle", ca_bundle, "--port", str(free_port()),
-        "--network", test_upstream["network"], "--mirror", test_upstream["url"], "--probe-project", "six", "--json",
+        "up",
+        "--web",
+        "--base-image",
+        base_image,
+        "--ca-bundle",
+        ca_bundle,
+        "--port",
+        str(free_port()),
+        "--network",
+        test_upstream["network"],
+        "--mirror",
+        test_upstream["url"],
+        "--probe-project",
+        "six",
+        "--json",
         env=env,
     )
     try:

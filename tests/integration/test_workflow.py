@@ -50,8 +50,15 @@ def simple_files(index_url: str, project: str) -> list[str]:
 
 def test_up_on_official_index_then_pip_install(cache, ca_bundle, test_upstream, tmp_path):
     result = run_cli(
-        "up", "--port", str(cache["port"]), "--ca-bundle", ca_bundle,
-        "--network", test_upstream["network"], "--json", env=cache["env"],
+        "up",
+        "--port",
+        str(cache["port"]),
+        "--ca-bundle",
+        ca_bundle,
+        "--network",
+        test_upstream["network"],
+        "--json",
+        env=cache["env"],
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -81,9 +88,7 @@ def test_front_server_serves_stored_files_from_disk(cache, engine):
     assert response.status_code == 200
     assert response.headers.get("X-Devpictl-Served-From") == "disk"
     assert sha256(response.content) == digest
-    on_disk = engine.containers.get(f"devpictl-{NAME}").exec_run(
-        ["sha256sum", "/data/server/+files" + httpx.URL(url).path]
-    )
+    on_disk = engine.containers.get(f"devpictl-{NAME}").exec_run(["sha256sum", "/data/server/+files" + httpx.URL(url).path])
     assert on_disk.exit_code == 0 and on_disk.output.decode().split()[0] == digest
 
 
@@ -174,9 +179,19 @@ def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
     browser = shutil.which("chromium")
     assert browser, "chromium is missing: tests/run.sh installs it with apt"
     return subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=10000", *args],
-        capture_output=True, text=True, timeout=180,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=10000",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -215,15 +230,25 @@ def test_root_password_is_nowhere_to_be_seen(cache, engine):
     assert password not in ps
     # ... and the image does not run devpi as root.
     # The uid of every devpi-server process (not the exec user): from /proc, which needs no ps in the image.
-    uids = container.exec_run(
-        ["sh", "-c", "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^[^ ]*python[^ ]* [^ ]*devpi-server' && awk '/^Uid:/ {print $2}' $p/status; done"],
-        user="root",
-    ).output.decode().split()
+    uids = (
+        container.exec_run(
+            [
+                "sh",
+                "-c",
+                "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^[^ ]*python[^ ]* [^ ]*devpi-server' && awk '/^Uid:/ {print $2}' $p/status; done",
+            ],
+            user="root",
+        )
+        .output.decode()
+        .split()
+    )
     assert uids and set(uids) == {"3141"}, uids
     # anonymous users may not create users (restrict-modify root)
     response = httpx.put(
-        f"http://127.0.0.1:{cache['port']}/intruder", json={"password": "x"},
-        headers={"Accept": "application/json"}, trust_env=False,
+        f"http://127.0.0.1:{cache['port']}/intruder",
+        json={"password": "x"},
+        headers={"Accept": "application/json"},
+        trust_env=False,
     )
     assert response.status_code in (401, 403), response.text
 

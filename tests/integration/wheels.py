@@ -30,10 +30,13 @@ def make_project_set(directory: Path) -> list[Path]:
 def make_wheel(directory: Path, project: str, version: str, requires: list[str], payload: int = 0) -> Path:
     module = project.replace("-", "_")
     dist_info = f"{module}-{version}.dist-info"
-    metadata = "\n".join(
-        ["Metadata-Version: 2.1", f"Name: {project}", f"Version: {version}", "Summary: made by devpictl's tests"]
-        + [f"Requires-Dist: {r}" for r in requires]
-    ) + "\n"
+    metadata = (
+        "\n".join(
+            ["Metadata-Version: 2.1", f"Name: {project}", f"Version: {version}", "Summary: made by devpictl's tests"]
+            + [f"Requires-Dist: {r}" for r in requires]
+        )
+        + "\n"
+    )
     members = {
         f"{module}/__init__.py": f"VERSION = {version!r}\n".encode(),
         f"{dist_info}/METADATA": metadata.encode(),

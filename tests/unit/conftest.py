@@ -25,7 +25,8 @@ def running_cache(monkeypatch):
         # The container's devpi-server.yml: with enable-core-metadata, or as an older image wrote it.
         config = img.render_server_config(img.BuildOptions(devpi_server_version="6.20.3" if core_metadata else "6.19.1"))
         container = engine.add(
-            "default", env=("DEVPICTL_FRONT=1", f"DEVPICTL_OFFLINE={int(offline)}"),
+            "default",
+            env=("DEVPICTL_FRONT=1", f"DEVPICTL_OFFLINE={int(offline)}"),
             exec_answers=lambda cmd, env: (0, config.encode()) if cmd == ["cat", probe.SERVER_CONFIG] else (1, b"unexpected exec"),
         )
         server = FakeDevpi(ixconfig)

@@ -26,9 +26,17 @@ MUTATING = {"create", "run", "start", "stop", "kill", "restart", "remove", "put_
 class FakeContainer:
     """A cache container as devpictl reads it (labels, port, env) that records every call."""
 
-    def __init__(self, engine: FakeEngine, name: str = "default", *, port: int = 3141, host: str = "127.0.0.1",
-                 status: str = "running", env: tuple[str, ...] = ("DEVPICTL_FRONT=1", "DEVPICTL_OFFLINE=0"),
-                 exec_answers=None):
+    def __init__(
+        self,
+        engine: FakeEngine,
+        name: str = "default",
+        *,
+        port: int = 3141,
+        host: str = "127.0.0.1",
+        status: str = "running",
+        env: tuple[str, ...] = ("DEVPICTL_FRONT=1", "DEVPICTL_OFFLINE=0"),
+        exec_answers=None,
+    ):
         self.engine = engine
         self.name = f"devpictl-{name}"
         self.status = status
@@ -94,8 +102,12 @@ class FakeEngine:
         self.foreign_volumes: set[str] = set()  # named like a cache's, but without devpictl's labels
         self.network_names = set(networks)
         self.volume_sizes: dict[str, int] = {}  # what df() reports for a volume; others: not counted
-        self.containers = SimpleNamespace(get=self._get_container, create=self._mutation("containers.create"),
-                                          run=self._mutation("containers.run"), list=lambda **kw: list(self.by_name.values()))
+        self.containers = SimpleNamespace(
+            get=self._get_container,
+            create=self._mutation("containers.create"),
+            run=self._mutation("containers.run"),
+            list=lambda **kw: list(self.by_name.values()),
+        )
         self.volumes = SimpleNamespace(get=self._get_volume, create=self._mutation("volumes.create"), list=self._list_volumes)
         self.images = SimpleNamespace(get=self._get_image, remove=self._mutation("images.remove"))
         self.networks = SimpleNamespace(get=self._get_network)
@@ -133,7 +145,7 @@ class FakeEngine:
     def _volume_labels(self, name: str) -> dict[str, str]:
         """devpictl's labels for its volumes (devpictl-NAME-data); none for any other."""
         if name.startswith("devpictl-") and name.endswith("-data"):
-            return {"devpictl.managed": "1", "devpictl.instance": name[len("devpictl-"):-len("-data")]}
+            return {"devpictl.managed": "1", "devpictl.instance": name[len("devpictl-") : -len("-data")]}
         return {}
 
     def _list_volumes(self, filters=None):
@@ -145,10 +157,12 @@ class FakeEngine:
         ]
 
     def df(self) -> dict:
-        return {"Volumes": [
-            {"Name": name, "Labels": self._volume_labels(name), "UsageData": {"Size": self.volume_sizes.get(name, -1)}}
-            for name in sorted(self.volume_names)
-        ]}
+        return {
+            "Volumes": [
+                {"Name": name, "Labels": self._volume_labels(name), "UsageData": {"Size": self.volume_sizes.get(name, -1)}}
+                for name in sorted(self.volume_names)
+            ]
+        }
 
     def _get_image(self, tag):
         if tag not in self.image_tags:
@@ -176,8 +190,9 @@ class FakeDevpi:
     PATCH /root/pypi and refreshes need one. ``version`` set: GET /+status answers with it.
     """
 
-    def __init__(self, ixconfig: dict | None = None, projects: tuple[str, ...] = (), *,
-                 password: str = ROOT_PASSWORD, version: str | None = None):
+    def __init__(
+        self, ixconfig: dict | None = None, projects: tuple[str, ...] = (), *, password: str = ROOT_PASSWORD, version: str | None = None
+    ):
         # devpi-init's root/pypi: the official index, with a trailing slash.
         self.ixconfig = {"type": "mirror", "volatile": False, "mirror_url": OFFICIAL_URL + "/", "title": "PyPI"}
         self.ixconfig.update(ixconfig or {})
@@ -270,8 +285,14 @@ class FakeDevpi:
         self.password = json.loads(request.content)["password"]
         if self.drop_patch:
             raise httpx.ReadError("connection reset", request=request)
-        return httpx.Response(200, json={"type": "userpassword", "message": "user updated, new proxy auth",
-                                         "result": {"password": self.new_token(), "expiration": 36000}})
+        return httpx.Response(
+            200,
+            json={
+                "type": "userpassword",
+                "message": "user updated, new proxy auth",
+                "result": {"password": self.new_token(), "expiration": 36000},
+            },
+        )
 
     def new_token(self) -> str:
         token = f"token-{len(self.requests)}"
@@ -376,8 +397,9 @@ class CreatingEngine(FakeEngine):
     def _create_container(self, image, name=None, **kwargs):
         self.calls.append("containers.create")
         host, port = kwargs["ports"]["3141/tcp"]
-        container = FakeContainer(self, name.removeprefix("devpictl-"), host=host, port=port,
-                                  env=tuple(f"{k}={v}" for k, v in kwargs["environment"].items()))
+        container = FakeContainer(
+            self, name.removeprefix("devpictl-"), host=host, port=port, env=tuple(f"{k}={v}" for k, v in kwargs["environment"].items())
+        )
         container.attrs["HostConfig"].update(Memory=kwargs.get("mem_limit"), PidsLimit=kwargs.get("pids_limit"))
         engine = self
 
@@ -407,13 +429,15 @@ class CreatingEngine(FakeEngine):
 
 # The front server's log lines (and one of devpi's) for a known sequence of requests: stats and metrics count them.
 T = "2026-11-25T10:{:02d}:00+00:00"
-LOG = "\n".join([
-    "2026-11-25 10:00:00,000 INFO  [req0] GET /root/pypi/+simple/six/",  # devpi's own line: not counted
-    f'{T.format(0)} front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 800 cache=MISS disk=- 0.2 s "pip/24.0"',
-    f'{T.format(1)} front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 800 cache=HIT disk=- 0.0 s "pip/24.0"',
-    f'{T.format(2)} front 172.17.0.1 "GET /root/pypi/%2Bf/ab/cd/six-1.16.0-py2.py3-none-any.whl HTTP/1.1" 200 11000 cache=MISS disk=- 0.5 s "pip/24.0"',
-    f'{T.format(3)} front 172.17.0.1 "GET /root/pypi/+f/ab/cd/six-1.16.0-py2.py3-none-any.whl HTTP/1.1" 200 11000 cache=- disk=disk 0.0 s "uv/0.9"',
-    f'{T.format(4)} front 172.17.0.1 "GET /root/pypi/+f/ab/cd/Django-5.0-py3-none-any.whl.metadata HTTP/1.1" 200 900 cache=HIT disk=- 0.0 s "uv/0.9"',
-    f'{T.format(5)} front 127.0.0.1 "GET /+api HTTP/1.1" 200 300 cache=- disk=- 0.0 s "devpictl-healthcheck"',
-    f'{T.format(6)} front 172.17.0.1 "GET /root/pypi/+simple/nosuch/ HTTP/1.1" 404 50 cache=MISS disk=- 0.1 s "pip/24.0"',
-])
+LOG = "\n".join(
+    [
+        "2026-11-25 10:00:00,000 INFO  [req0] GET /root/pypi/+simple/six/",  # devpi's own line: not counted
+        f'{T.format(0)} front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 800 cache=MISS disk=- 0.2 s "pip/24.0"',
+        f'{T.format(1)} front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 800 cache=HIT disk=- 0.0 s "pip/24.0"',
+        f'{T.format(2)} front 172.17.0.1 "GET /root/pypi/%2Bf/ab/cd/six-1.16.0-py2.py3-none-any.whl HTTP/1.1" 200 11000 cache=MISS disk=- 0.5 s "pip/24.0"',
+        f'{T.format(3)} front 172.17.0.1 "GET /root/pypi/+f/ab/cd/six-1.16.0-py2.py3-none-any.whl HTTP/1.1" 200 11000 cache=- disk=disk 0.0 s "uv/0.9"',
+        f'{T.format(4)} front 172.17.0.1 "GET /root/pypi/+f/ab/cd/Django-5.0-py3-none-any.whl.metadata HTTP/1.1" 200 900 cache=HIT disk=- 0.0 s "uv/0.9"',
+        f'{T.format(5)} front 127.0.0.1 "GET /+api HTTP/1.1" 200 300 cache=- disk=- 0.0 s "devpictl-healthcheck"',
+        f'{T.format(6)} front 172.17.0.1 "GET /root/pypi/+simple/nosuch/ HTTP/1.1" 404 50 cache=MISS disk=- 0.1 s "pip/24.0"',
+    ]
+)

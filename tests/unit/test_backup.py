@@ -178,11 +178,14 @@ class TestReadManifest:
         with pytest.raises(Exception, match=f"no {bkp.MANIFEST} of format 1"):
             bkp.read_manifest(path)
 
-    @pytest.mark.parametrize("dataindex, fragment", [
-        ({"dumpversion": "2", "users": [], "indexes": {}}, "lists no users and indexes"),
-        ({"dumpversion": "1", "users": {}, "indexes": {}}, None),
-        ({"dumpversion": 2, "users": {}, "indexes": {}}, "dump version 1 or 2"),
-    ])
+    @pytest.mark.parametrize(
+        "dataindex, fragment",
+        [
+            ({"dumpversion": "2", "users": [], "indexes": {}}, "lists no users and indexes"),
+            ({"dumpversion": "1", "users": {}, "indexes": {}}, None),
+            ({"dumpversion": 2, "users": {}, "indexes": {}}, "dump version 1 or 2"),
+        ],
+    )
     def test_dataindex_is_checked(self, tmp_path, dataindex, fragment):
         path = backup_archive(tmp_path / "a.tar.gz", dataindex=dataindex)
         if fragment is None:

@@ -81,6 +81,7 @@ def link_member(kind: bytes, name: str, target: str) -> tuple:
 
 def hostile_archive(**kwargs) -> Callable[[World], str]:
     """An archive that must be refused whole, before the engine is asked anything."""
+
     def make(world: World) -> str:
         return str(backup_archive(world.tmp / "hostile.tar.gz", **kwargs))
 
@@ -181,6 +182,7 @@ def secret_file(text: str) -> Callable[[World], str]:
 
 def nothing_resolves(world: World, monkeypatch) -> None:
     """Host names fail to resolve without asking any DNS server."""
+
     def getaddrinfo(host, *args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
@@ -204,10 +206,17 @@ def image_without_web(world: World, monkeypatch) -> None:
     world.engine.image_tags.add("team/devpi:1")
     world.engine.image_labels["team/devpi:1"] = {"devpictl.devpi-web": "", "devpictl.front": "nginx"}
 
+
 CASES = [
     Case("apt-mirror-not-debian", ["build", "--apt-mirror", "https://apt.example/ubuntu"], 2, "is not a Debian archive"),
     Case("apt-mirror-unknown", ["up", "--apt-mirror", "nosuch"], 2, "unknown apt mirror 'nosuch'"),
-    Case("image-lacks-web", ["up", "--web", "--image", "team/devpi:1"], 4, "image team/devpi:1 has no devpi-web (--web)", setup=image_without_web),
+    Case(
+        "image-lacks-web",
+        ["up", "--web", "--image", "team/devpi:1"],
+        4,
+        "image team/devpi:1 has no devpi-web (--web)",
+        setup=image_without_web,
+    ),
     Case("max-size-bad", ["up", "--max-size", "lots"], 2, "--max-size 'lots' is not a size"),
     Case("prune-nothing-to-do", ["prune"], 2, "say what to remove"),
     Case("prune-bad-duration", ["prune", "--unused-for", "soon"], 2, "--unused-for 'soon' is not a duration"),
@@ -241,19 +250,62 @@ CASES = [
     Case("up-replica-of-not-a-url", ["up", "--replica-of", "cache-a:3141"], 2, "is not a cache's URL"),
     Case("up-replica-of-credentials", ["up", "--replica-of", "http://root:pw@cache-a:3141"], 2, "carries a user or password"),
     Case("up-replica-of-index-url", ["up", "--replica-of", "http://cache-a:3141/root/pypi/+simple/"], 2, "has a path"),
-    Case("up-replica-with-mirror", ["up", "--replica-of", "http://cache-a:3141", "--mirror", "tuna"], 2, "a replica fetches through its primary"),
+    Case(
+        "up-replica-with-mirror",
+        ["up", "--replica-of", "http://cache-a:3141", "--mirror", "tuna"],
+        2,
+        "a replica fetches through its primary",
+    ),
     Case("up-replica-offline", ["up", "--replica-of", "http://cache-a:3141", "--offline"], 2, "a replica cannot run in offline mode"),
     Case("up-replica-secret-alone", lambda w: ["up", "--replica-secret", secret_file("x" * 44)(w)], 2, "goes with --replica-of"),
-    Case("up-replica-secret-short", lambda w: ["up", "--name", "rep2", "--replica-of", "http://cache-a:3141", "--replica-secret", secret_file("short")(w)], 2, "holds no devpi secret"),
-    Case("up-replica-of-on-a-primary", lambda w: ["up", "--replica-of", "http://cache-a:3141", "--replica-secret", secret_file("x" * 44)(w)], 4, "is a primary: run `devpictl down"),
+    Case(
+        "up-replica-secret-short",
+        lambda w: ["up", "--name", "rep2", "--replica-of", "http://cache-a:3141", "--replica-secret", secret_file("short")(w)],
+        2,
+        "holds no devpi secret",
+    ),
+    Case(
+        "up-replica-of-on-a-primary",
+        lambda w: ["up", "--replica-of", "http://cache-a:3141", "--replica-secret", secret_file("x" * 44)(w)],
+        4,
+        "is a primary: run `devpictl down",
+    ),
     Case("export-unknown-target", lambda w: ["export", "helm", "-o", str(w.tmp / "out")], 2, "give compose or k8s"),
-    Case("export-option-of-the-other", lambda w: ["export", "compose", "--storage", "5Gi", "-o", str(w.tmp / "out")], 2, "--storage do not apply to `export compose`"),
+    Case(
+        "export-option-of-the-other",
+        lambda w: ["export", "compose", "--storage", "5Gi", "-o", str(w.tmp / "out")],
+        2,
+        "--storage do not apply to `export compose`",
+    ),
     Case("export-no-replicas", lambda w: ["export", "k8s", "--replicas", "0", "-o", str(w.tmp / "out")], 2, "--replicas 0 is out of range"),
-    Case("export-upstream-credentials", lambda w: ["export", "k8s", "--mirror", "https://me:pw@pypi.corp.example/simple", "-o", str(w.tmp / "out")], 2, "carries a user or password"),
+    Case(
+        "export-upstream-credentials",
+        lambda w: ["export", "k8s", "--mirror", "https://me:pw@pypi.corp.example/simple", "-o", str(w.tmp / "out")],
+        2,
+        "carries a user or password",
+    ),
     Case("export-bad-k8s-name", lambda w: ["export", "k8s", "--name", "Devpi_1", "-o", str(w.tmp / "out")], 2, "is not a Kubernetes name"),
-    Case("set-upstream-on-a-replica", ["set-upstream", "tuna", "--name", "rep"], 4, "run `devpictl set-upstream` on the primary", setup=a_replica),
-    Case("rotate-on-a-replica", ["password", "--rotate", "--name", "rep"], 4, "run `devpictl password --rotate` on the primary", setup=a_replica),
-    Case("replica-secret-of-a-replica", lambda w: ["password", "--replica-secret", str(w.tmp / "out.secret"), "--name", "rep"], 4, "on the primary", setup=a_replica),
+    Case(
+        "set-upstream-on-a-replica",
+        ["set-upstream", "tuna", "--name", "rep"],
+        4,
+        "run `devpictl set-upstream` on the primary",
+        setup=a_replica,
+    ),
+    Case(
+        "rotate-on-a-replica",
+        ["password", "--rotate", "--name", "rep"],
+        4,
+        "run `devpictl password --rotate` on the primary",
+        setup=a_replica,
+    ),
+    Case(
+        "replica-secret-of-a-replica",
+        lambda w: ["password", "--replica-secret", str(w.tmp / "out.secret"), "--name", "rep"],
+        4,
+        "on the primary",
+        setup=a_replica,
+    ),
     Case("password-two-actions", ["password", "--show", "--rotate"], 2, "do not go together"),
     Case("pip-config-bad-url", ["pip-config", "--url", "cache.lan:3141/simple", "--write"], 2, "is not an index URL"),
     Case("pip-config-unknown-tool", ["pip-config", "--tool", "pipx", "--write"], 2, "unknown tool 'pipx'"),
@@ -263,11 +315,18 @@ CASES = [
     Case("host-with-port", ["up", "--host", "127.0.0.1:80"], 2, "carries a port: give the address alone and the port with --port 80"),
     Case("host-bracketed-with-port", ["up", "--host", "[::1]:80"], 2, "carries a port"),
     Case("host-unresolvable", ["up", "--host", "cache.example.invalid"], 2, "does not resolve", setup=nothing_resolves),
-    Case("memory-not-an-amount", ["up", "--memory", "lots"], 2, "--memory 'lots' is not a size: give a number with K, M, G or T, e.g. 2g or 1536m"),
+    Case(
+        "memory-not-an-amount",
+        ["up", "--memory", "lots"],
+        2,
+        "--memory 'lots' is not a size: give a number with K, M, G or T, e.g. 2g or 1536m",
+    ),
     Case("memory-too-little", ["up", "--memory", "10m"], 2, "--memory '10m' is too little"),
     Case("pids-limit-too-low", ["up", "--pids-limit", "5"], 2, "--pids-limit 5 is too low"),
     Case("remembered-memory-bad", ["up"], 2, "cache.toml: memory = 'x' is not a size", setup=remembered('memory = "x"\n')),
-    Case("remembered-pids-limit-string", ["up"], 2, "cache.toml: pids_limit = 'many' is too low", setup=remembered('pids_limit = "many"\n')),
+    Case(
+        "remembered-pids-limit-string", ["up"], 2, "cache.toml: pids_limit = 'many' is too low", setup=remembered('pids_limit = "many"\n')
+    ),
     Case("timeout-nan", ["up", "--timeout", "nan"], 2, "--timeout nan is not a time limit"),
     Case("timeout-inf", ["up", "--timeout", "inf"], 2, "--timeout inf is not a time limit"),
     Case("timeout-zero", ["up", "--timeout", "0"], 2, "--timeout 0 is not a time limit"),
@@ -276,12 +335,23 @@ CASES = [
     Case("remembered-port-negative", ["up"], 2, "cache.toml: port = -5 is not a port number", setup=remembered("port = -5\n")),
     Case("remembered-port-too-big", ["up"], 2, "cache.toml: port = 99999 is not a port number", setup=remembered("port = 99999\n")),
     Case("remembered-host-number", ["up"], 2, "cache.toml: host = 123 is not a non-empty string", setup=remembered("host = 123\n")),
-    Case("remembered-host-not-an-address", ["up"], 2, "cache.toml: host 'not an ip' is not an IP address", setup=remembered('host = "not an ip"\n')),
+    Case(
+        "remembered-host-not-an-address",
+        ["up"],
+        2,
+        "cache.toml: host 'not an ip' is not an IP address",
+        setup=remembered('host = "not an ip"\n'),
+    ),
     Case("remembered-image-empty", ["up"], 2, "cache.toml: image = '' is not a non-empty string", setup=remembered('image = ""\n')),
     Case("remembered-offline-string", ["up"], 2, "cache.toml: offline = 'no' is not true or false", setup=remembered('offline = "no"\n')),
     Case("password-file-is-a-directory", ["password", "--show"], 2, "root-password (Is a directory)", setup=password_file_is_a_directory),
     Case("password-file-not-utf8", ["password", "--rotate"], 2, "root-password is not UTF-8 text", setup=password_file_not_utf8),
-    Case("unknown-network", lambda w: ["up", "--name", "fresh", "--port", free_port(), "--network", "nosuchnet"], 2, "no Docker network 'nosuchnet'"),
+    Case(
+        "unknown-network",
+        lambda w: ["up", "--name", "fresh", "--port", free_port(), "--network", "nosuchnet"],
+        2,
+        "no Docker network 'nosuchnet'",
+    ),
     Case("fallback-fastest", ["up", "--fallback", "tuna,fastest"], 2, "--fallback takes mirror names or URLs, not 'fastest'"),
     Case("fallback-unknown", ["set-upstream", "nju", "--fallback", "nosuch"], 2, "unknown mirror 'nosuch'"),
     Case("fallback-retired", ["set-upstream", "nju", "--fallback", "douban"], 2, "'douban' is not offered"),
@@ -291,7 +361,13 @@ CASES = [
     Case("max-lag-without-fastest", ["up", "--mirror", "nju", "--max-lag", "6h"], 2, "use it with --mirror fastest"),
     Case("max-lag-bad", ["set-upstream", "fastest", "--max-lag", "soon"], 2, "--max-lag 'soon' is not a duration"),
     Case("lag-projects-empty", ["mirrors", "test", "tuna", "--lag-projects", ","], 2, "--lag-projects names no project"),
-    Case("remembered-fallback-string", ["up"], 2, "cache.toml: fallback = 'tuna' is not a list of mirror names or URLs", setup=remembered('fallback = "tuna"\n')),
+    Case(
+        "remembered-fallback-string",
+        ["up"],
+        2,
+        "cache.toml: fallback = 'tuna' is not a list of mirror names or URLs",
+        setup=remembered('fallback = "tuna"\n'),
+    ),
 ]
 if HAVE_BACKUP:
     CASES += [
@@ -299,14 +375,58 @@ if HAVE_BACKUP:
         Case("restore-missing-archive", lambda w: ["restore", str(w.tmp / "none.tar.gz")], 2, "does not exist"),
         Case("restore-into-non-empty", lambda w: ["restore", valid_archive(w)], 4, "is not empty", setup=cache_with_data),
         Case("restore-truncated-archive", lambda w: ["restore", "--force", truncated_archive(w)], 2, "is not a usable devpictl backup"),
-        Case("restore-symlink-member", lambda w: ["restore", "--force", hostile_archive(extra=(link_member(tarfile.SYMTYPE, "devpi-export/x", "/data"),))(w)], 2, "member 'devpi-export/x' is a symlink"),
-        Case("restore-hardlink-member", lambda w: ["restore", "--force", hostile_archive(extra=(link_member(tarfile.LNKTYPE, "devpi-export/pw", "/run/devpictl/root-password"),))(w)], 2, "is a hardlink"),
-        Case("restore-device-member", lambda w: ["restore", "--force", hostile_archive(extra=(link_member(tarfile.CHRTYPE, "devpi-export/null", ""),))(w)], 2, "is a device or special file"),
-        Case("restore-absolute-member", lambda w: ["restore", "--force", hostile_archive(extra=(regular_member("/data/secret"),))(w)], 2, "unsafe member name '/data/secret'"),
-        Case("restore-dotdot-member", lambda w: ["restore", "--force", hostile_archive(extra=(regular_member("devpi-export/../secret"),))(w)], 2, "unsafe member name"),
-        Case("restore-member-outside-export", lambda w: ["restore", "--force", hostile_archive(extra=(regular_member("elsewhere/x"),))(w)], 2, "nor under devpi-export/"),
-        Case("restore-foreign-export", lambda w: ["restore", "--force", hostile_archive(dataindex={"hello": "world"})(w)], 2, "is not a devpi export of dump version"),
-        Case("restore-unknown-dumpversion", lambda w: ["restore", "--force", hostile_archive(dataindex={"dumpversion": "9", "users": {}, "indexes": {}})(w)], 2, "not a devpi export"),
+        Case(
+            "restore-symlink-member",
+            lambda w: ["restore", "--force", hostile_archive(extra=(link_member(tarfile.SYMTYPE, "devpi-export/x", "/data"),))(w)],
+            2,
+            "member 'devpi-export/x' is a symlink",
+        ),
+        Case(
+            "restore-hardlink-member",
+            lambda w: [
+                "restore",
+                "--force",
+                hostile_archive(extra=(link_member(tarfile.LNKTYPE, "devpi-export/pw", "/run/devpictl/root-password"),))(w),
+            ],
+            2,
+            "is a hardlink",
+        ),
+        Case(
+            "restore-device-member",
+            lambda w: ["restore", "--force", hostile_archive(extra=(link_member(tarfile.CHRTYPE, "devpi-export/null", ""),))(w)],
+            2,
+            "is a device or special file",
+        ),
+        Case(
+            "restore-absolute-member",
+            lambda w: ["restore", "--force", hostile_archive(extra=(regular_member("/data/secret"),))(w)],
+            2,
+            "unsafe member name '/data/secret'",
+        ),
+        Case(
+            "restore-dotdot-member",
+            lambda w: ["restore", "--force", hostile_archive(extra=(regular_member("devpi-export/../secret"),))(w)],
+            2,
+            "unsafe member name",
+        ),
+        Case(
+            "restore-member-outside-export",
+            lambda w: ["restore", "--force", hostile_archive(extra=(regular_member("elsewhere/x"),))(w)],
+            2,
+            "nor under devpi-export/",
+        ),
+        Case(
+            "restore-foreign-export",
+            lambda w: ["restore", "--force", hostile_archive(dataindex={"hello": "world"})(w)],
+            2,
+            "is not a devpi export of dump version",
+        ),
+        Case(
+            "restore-unknown-dumpversion",
+            lambda w: ["restore", "--force", hostile_archive(dataindex={"dumpversion": "9", "users": {}, "indexes": {}})(w)],
+            2,
+            "not a devpi export",
+        ),
     ]
 
 

@@ -20,12 +20,18 @@ PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 
 
 class TestEngineUnreachable:
-    @pytest.mark.parametrize("text, said", [
-        ("('Connection aborted.', PermissionError(13, 'Permission denied'))",
-         "(permission denied on the engine's socket): add your user to the docker group"),
-        ("('Connection aborted.', FileNotFoundError(2, 'No such file or directory'))", "(no engine socket): start Docker"),
-        ("Connection refused", "(connection refused): start Docker"),
-    ], ids=["permission", "no-socket", "refused"])
+    @pytest.mark.parametrize(
+        "text, said",
+        [
+            (
+                "('Connection aborted.', PermissionError(13, 'Permission denied'))",
+                "(permission denied on the engine's socket): add your user to the docker group",
+            ),
+            ("('Connection aborted.', FileNotFoundError(2, 'No such file or directory'))", "(no engine socket): start Docker"),
+            ("Connection refused", "(connection refused): start Docker"),
+        ],
+        ids=["permission", "no-socket", "refused"],
+    )
     def test_the_reason_and_the_fix(self, text, said):
         message = ctr.engine_unreachable_message(docker.errors.DockerException(text))
         assert message.startswith(f"cannot reach the Docker engine {said}")
@@ -160,13 +166,16 @@ class TestPorts:
         with pytest.raises(PortInUse, match="this machine has no address 192.0.2.1: pass --host"):
             ctr.check_port_free("192.0.2.1", 3141)  # TEST-NET-1: never assigned to a machine
 
-    @pytest.mark.parametrize("host, port, published, base", [
-        ("127.0.0.1", "3199", ("127.0.0.1", 3199), "http://127.0.0.1:3199"),
-        ("0.0.0.0", "3141", ("0.0.0.0", 3141), "http://127.0.0.1:3141"),
-        ("", "3141", ("0.0.0.0", 3141), "http://127.0.0.1:3141"),
-        ("::1", "3141", ("::1", 3141), "http://[::1]:3141"),
-        ("::", "3141", ("::", 3141), "http://[::]:3141"),
-    ])
+    @pytest.mark.parametrize(
+        "host, port, published, base",
+        [
+            ("127.0.0.1", "3199", ("127.0.0.1", 3199), "http://127.0.0.1:3199"),
+            ("0.0.0.0", "3141", ("0.0.0.0", 3141), "http://127.0.0.1:3141"),
+            ("", "3141", ("0.0.0.0", 3141), "http://127.0.0.1:3141"),
+            ("::1", "3141", ("::1", 3141), "http://[::1]:3141"),
+            ("::", "3141", ("::", 3141), "http://[::]:3141"),
+        ],
+    )
     def test_published_address_and_the_url_to_reach_it(self, host, port, published, base):
         container = FakeEngine().add("default")
         container.attrs["HostConfig"]["PortBindings"]["3141/tcp"] = [{"HostIp": host, "HostPort": port}]
@@ -207,10 +216,17 @@ class TestCreate:
         assert created["network"] == "testnet"
         assert created["environment"] == {"DEVPICTL_FRONT": "0", "DEVPICTL_OFFLINE": "0", "DEVPICTL_MAX_BYTES": str(20 * 1024**3)}
 
-    @pytest.mark.parametrize("error, said", [
-        (docker.errors.NotFound("404", explanation="network testnet not found"), "network testnet not found; check --network and --image"),
-        (docker.errors.APIError("500", explanation="Conflict. The name is in use"), "Conflict. The name is in use"),
-    ], ids=["not-found", "refused"])
+    @pytest.mark.parametrize(
+        "error, said",
+        [
+            (
+                docker.errors.NotFound("404", explanation="network testnet not found"),
+                "network testnet not found; check --network and --image",
+            ),
+            (docker.errors.APIError("500", explanation="Conflict. The name is in use"), "Conflict. The name is in use"),
+        ],
+        ids=["not-found", "refused"],
+    )
     def test_an_engine_that_refuses_is_one_error(self, error, said):
         engine = FakeEngine()
 
@@ -254,11 +270,18 @@ class TestHandInFiles:
 
 
 class TestStartAndRemove:
-    @pytest.mark.parametrize("text, error, said", [
-        ("driver failed: Bind for 127.0.0.1:3141 failed: port is already allocated", PortInUse,
-         "the engine could not publish the cache's port (port is already allocated): pick another with --port"),
-        ("OCI runtime create failed", EngineError, "cannot start devpictl-default: OCI runtime create failed"),
-    ], ids=["port", "other"])
+    @pytest.mark.parametrize(
+        "text, error, said",
+        [
+            (
+                "driver failed: Bind for 127.0.0.1:3141 failed: port is already allocated",
+                PortInUse,
+                "the engine could not publish the cache's port (port is already allocated): pick another with --port",
+            ),
+            ("OCI runtime create failed", EngineError, "cannot start devpictl-default: OCI runtime create failed"),
+        ],
+        ids=["port", "other"],
+    )
     def test_a_start_the_engine_refuses(self, text, error, said):
         container = FakeEngine().add("default")
 
@@ -334,9 +357,16 @@ class TestReadingItBack:
         del container.attrs["State"]
         assert ctr.health(container) == "none"  # an image without a health check
 
-    @pytest.mark.parametrize("status, restarts, failed", [
-        ("running", 2, False), ("running", 3, True), ("restarting", 2, True), ("exited", 2, True), ("dead", 2, True),
-    ])
+    @pytest.mark.parametrize(
+        "status, restarts, failed",
+        [
+            ("running", 2, False),
+            ("running", 3, True),
+            ("restarting", 2, True),
+            ("exited", 2, True),
+            ("dead", 2, True),
+        ],
+    )
     def test_failed_since(self, status, restarts, failed):
         container = FakeEngine().add("default", status=status)
         container.attrs["RestartCount"] = restarts

@@ -46,7 +46,9 @@ class TestVerdict:
         assert coremetadata.announcement(attrs) == value
 
     def test_served_when_it_answers_and_matches(self):
-        assert coremetadata.judge(WHEEL, f"sha256={DIGEST.upper()}", 200, DIGEST) == MetadataCheck(True, f"{WHEEL}.metadata matches the announced sha256")
+        assert coremetadata.judge(WHEEL, f"sha256={DIGEST.upper()}", 200, DIGEST) == MetadataCheck(
+            True, f"{WHEEL}.metadata matches the announced sha256"
+        )
         assert coremetadata.judge(WHEEL, "true", 200, DIGEST).served
 
     def test_an_unannounced_file_is_not_trusted_for_the_others(self):
@@ -58,7 +60,9 @@ class TestVerdict:
         assert coremetadata.judge(WHEEL, "true", 404, None) == MetadataCheck(False, f"{WHEEL}.metadata answers HTTP 404")
         assert not coremetadata.judge(WHEEL, f"sha256={'0' * 64}", 200, DIGEST).served
 
-    @pytest.mark.parametrize("version, supported", [("6.20.3", True), ("6.20.0", True), ("7.1", True), ("6.19.1", False), ("6.17.0", False), ("dev", False)])
+    @pytest.mark.parametrize(
+        "version, supported", [("6.20.3", True), ("6.20.0", True), ("7.1", True), ("6.19.1", False), ("6.17.0", False), ("dev", False)]
+    )
     def test_supported_by(self, version, supported):
         assert coremetadata.supported_by(version) is supported
 
@@ -168,7 +172,9 @@ class TestMirrorsTest:
         with_metadata, without = speedtest.measure(
             [("meta", "https://meta.example/simple"), ("bare", "https://bare.example/simple")],
             transport=httpx.MockTransport(
-                lambda request: mock_mirror("true", (200, METADATA) if request.url.host == "meta.example" else (404, b"")).handle_request(request)
+                lambda request: mock_mirror("true", (200, METADATA) if request.url.host == "meta.example" else (404, b"")).handle_request(
+                    request
+                )
             ),
         )
         console = Console(width=200, color_system=None, record=True)
@@ -196,7 +202,13 @@ class TestStatus:
         "enabled, flag, version, shown, note",
         [
             (True, True, "6.20.3", "core metadata: served", None),
-            (True, False, "6.20.3", "core metadata: not served: the upstream was not found to serve .metadata files", "the upstream was not found"),
+            (
+                True,
+                False,
+                "6.20.3",
+                "core metadata: not served: the upstream was not found to serve .metadata files",
+                "the upstream was not found",
+            ),
             (False, True, "6.20.3", "core metadata: not served: this image's devpi-server runs without enable-core-metadata", "rebuild"),
             (False, False, "6.17.0", "core metadata: not served: devpi-server 6.17.0 has no core metadata support", "6.20 or newer"),
         ],

@@ -125,7 +125,10 @@ class TestDevpiPlugin:
         module, path = plugin
         path.write_text(json.dumps({"https://mirror.example/private/simple": BASIC}))
         # devpi passes its URL object, as a directory
-        assert module.devpiserver_get_mirror_auth(mirror_url="https://mirror.example/private/simple/", www_authenticate_header="Basic") == BASIC
+        assert (
+            module.devpiserver_get_mirror_auth(mirror_url="https://mirror.example/private/simple/", www_authenticate_header="Basic")
+            == BASIC
+        )
         assert module.devpiserver_get_mirror_auth(mirror_url="https://other.example/simple/", www_authenticate_header="Basic") is None
 
     def test_no_file_no_answer(self, plugin):

@@ -16,8 +16,8 @@ FAMILY = [cls for _, cls in inspect.getmembers(errors, inspect.isclass) if issub
 
 def documented_codes() -> set[int]:
     text = README.read_text()
-    table = text[text.index("| code | meaning |"):]
-    table = table[:table.index("\n\n")]
+    table = text[text.index("| code | meaning |") :]
+    table = table[: table.index("\n\n")]
     return {int(code) for code in re.findall(r"^\| (\d+) \|", table, flags=re.M)}
 
 
@@ -33,14 +33,28 @@ def test_every_exit_code_constant_is_documented():
     assert errors.EXIT_TERMINATED in documented_codes()
 
 
-@pytest.mark.parametrize("cls, code", [
-    (errors.BadInput, 2), (errors.UnknownMirror, 2), (errors.MalformedURL, 2),
-    (errors.EngineUnavailable, 3), (errors.EngineError, 3),
-    (errors.PortInUse, 4), (errors.Conflict, 4),
-    (errors.UpstreamUnreachable, 5), (errors.WarmIncomplete, 5),
-    (errors.DevpiError, 6), (errors.LoginRefused, 6), (errors.CacheUnreachable, 6), (errors.PasswordUnconfirmed, 6),
-    (errors.ReadinessTimeout, 7), (errors.CacheNotFound, 8), (errors.Interrupted, 130),
-], ids=lambda value: value.__name__ if isinstance(value, type) else str(value))
+@pytest.mark.parametrize(
+    "cls, code",
+    [
+        (errors.BadInput, 2),
+        (errors.UnknownMirror, 2),
+        (errors.MalformedURL, 2),
+        (errors.EngineUnavailable, 3),
+        (errors.EngineError, 3),
+        (errors.PortInUse, 4),
+        (errors.Conflict, 4),
+        (errors.UpstreamUnreachable, 5),
+        (errors.WarmIncomplete, 5),
+        (errors.DevpiError, 6),
+        (errors.LoginRefused, 6),
+        (errors.CacheUnreachable, 6),
+        (errors.PasswordUnconfirmed, 6),
+        (errors.ReadinessTimeout, 7),
+        (errors.CacheNotFound, 8),
+        (errors.Interrupted, 130),
+    ],
+    ids=lambda value: value.__name__ if isinstance(value, type) else str(value),
+)
 def test_the_code_of_each_kind_of_failure(cls, code):
     assert cls.exit_code == code
 

@@ -62,11 +62,20 @@ def test_the_local_url_names_the_primary_only():
 def test_render_chains_each_upstream_in_order():
     text = failover.render(chain("nju", "tuna", "pypi"), OFFICIAL_URL)
     # Pages: the primary, then each fallback, on errors and 5xx but not on 404 (no such project).
-    assert "location ~ ^/[^/]+/simple/ {\n        proxy_pass https://mirror.nju.edu.cn/pypi/web/$devpictl_failover_path;\n        error_page 500 502 503 504 = @page1;" in text
-    assert "location @page1 {\n        proxy_pass https://pypi.tuna.tsinghua.edu.cn/$devpictl_failover_path;\n        error_page 500 502 503 504 = @page2;" in text
+    assert (
+        "location ~ ^/[^/]+/simple/ {\n        proxy_pass https://mirror.nju.edu.cn/pypi/web/$devpictl_failover_path;\n        error_page 500 502 503 504 = @page1;"
+        in text
+    )
+    assert (
+        "location @page1 {\n        proxy_pass https://pypi.tuna.tsinghua.edu.cn/$devpictl_failover_path;\n        error_page 500 502 503 504 = @page2;"
+        in text
+    )
     assert "location @page2 {\n        proxy_pass https://official.example/$devpictl_failover_path;\n    }" in text
     # Files: a 404 too, as a mirror a little behind lacks new files.
-    assert "location / {\n        proxy_pass https://mirror.nju.edu.cn/pypi/web/$devpictl_failover_path;\n        error_page 404 500 502 503 504 = @file1;" in text
+    assert (
+        "location / {\n        proxy_pass https://mirror.nju.edu.cn/pypi/web/$devpictl_failover_path;\n        error_page 404 500 502 503 504 = @file1;"
+        in text
+    )
     assert "location @file2 {\n        proxy_pass https://official.example/$devpictl_failover_path;\n    }" in text
     # Links to each upstream's root come back to this server.
     for base in ("https://mirror.nju.edu.cn/pypi/web/", "https://pypi.tuna.tsinghua.edu.cn/"):

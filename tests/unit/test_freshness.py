@@ -63,12 +63,14 @@ def test_worst_over_projects():
 
 
 def test_reference_releases_from_the_json_api_take_each_versions_first_upload():
-    page = {"files": [
-        {"filename": "boto3-1.0-py3-none-any.whl", "upload-time": "2026-11-24T10:00:00.123456Z"},
-        {"filename": "boto3-1.0.tar.gz", "upload-time": "2026-11-24T09:00:00Z"},
-        {"filename": "boto3-1.1.tar.gz"},
-        {"filename": "not-a-dist.txt", "upload-time": "2026-11-24T09:00:00Z"},
-    ]}
+    page = {
+        "files": [
+            {"filename": "boto3-1.0-py3-none-any.whl", "upload-time": "2026-11-24T10:00:00.123456Z"},
+            {"filename": "boto3-1.0.tar.gz", "upload-time": "2026-11-24T09:00:00Z"},
+            {"filename": "boto3-1.1.tar.gz"},
+            {"filename": "not-a-dist.txt", "upload-time": "2026-11-24T09:00:00Z"},
+        ]
+    }
     found = freshness.reference_releases(json.dumps(page), "application/vnd.pypi.simple.v1+json", "https://r.example/simple/boto3/")
     assert found == {v("1.0"): datetime(2026, 11, 24, 9, 0, tzinfo=UTC), v("1.1"): None}
 
@@ -88,8 +90,10 @@ def test_measure_against_a_json_reference():
     def handle(request: httpx.Request) -> httpx.Response:
         host = request.url.host
         if host == "ref.example":
-            files = [{"filename": "boto3-1.0.tar.gz", "upload-time": "2026-11-01T00:00:00Z"},
-                     {"filename": "boto3-1.1.tar.gz", "upload-time": uploaded}]
+            files = [
+                {"filename": "boto3-1.0.tar.gz", "upload-time": "2026-11-01T00:00:00Z"},
+                {"filename": "boto3-1.1.tar.gz", "upload-time": uploaded},
+            ]
             return httpx.Response(200, json={"files": files}, headers={"content-type": "application/vnd.pypi.simple.v1+json"})
         if host == "behind.example":
             return httpx.Response(200, text='<a href="boto3-1.0.tar.gz#sha256=00">boto3-1.0.tar.gz</a>')
@@ -109,7 +113,10 @@ def test_measure_against_a_json_reference():
 
 def test_a_silent_reference_measures_nothing():
     results = freshness.measure(
-        ["https://m.example/simple"], "https://ref.example/simple", projects=["boto3"], now=NOW,
+        ["https://m.example/simple"],
+        "https://ref.example/simple",
+        projects=["boto3"],
+        now=NOW,
         transport=httpx.MockTransport(lambda request: httpx.Response(500)),
     )
     assert results[0].lag is None and "reference index did not answer" in results[0].problem

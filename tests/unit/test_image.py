@@ -220,7 +220,9 @@ class TestRenderServerConfig:
         assert "  indexer-backend: null\n" in text
         assert self.parse(text)["indexer-backend"] == "null"
 
-    @pytest.mark.parametrize("version, announced", [("6.17.0", False), ("6.19.1", False), ("6.20.0", True), ("6.20.3", True), ("7.0", True)])
+    @pytest.mark.parametrize(
+        "version, announced", [("6.17.0", False), ("6.19.1", False), ("6.20.0", True), ("6.20.3", True), ("7.0", True)]
+    )
     def test_core_metadata_only_where_devpi_knows_it(self, version, announced):
         # An older devpi-server would refuse or ignore an option it does not know.
         options = self.parse(img.render_server_config(img.BuildOptions(devpi_server_version=version)))
@@ -263,15 +265,35 @@ class TestBuildContext:
     def test_default_context(self):
         members = self.members(img.BuildOptions())
         assert set(members) == {
-            "Dockerfile", "devpi-server.yml", "entrypoint.sh", "prune.py", "metrics.py", "frontlog.py", "set-mirror.py",
-            "devpictl_mirror_auth.py", "nginx.conf", "flush-cache.sh", "follow-primary.py", "balancer.conf", "index.html",
+            "Dockerfile",
+            "devpi-server.yml",
+            "entrypoint.sh",
+            "prune.py",
+            "metrics.py",
+            "frontlog.py",
+            "set-mirror.py",
+            "devpictl_mirror_auth.py",
+            "nginx.conf",
+            "flush-cache.sh",
+            "follow-primary.py",
+            "balancer.conf",
+            "index.html",
         }
         assert members["entrypoint.sh"].mode == 0o755
         assert members["flush-cache.sh"].mode == 0o755
 
     def test_without_front_server_no_nginx_files(self):
         members = self.members(img.BuildOptions(front=False))
-        assert set(members) == {"Dockerfile", "devpi-server.yml", "entrypoint.sh", "prune.py", "metrics.py", "frontlog.py", "set-mirror.py", "devpictl_mirror_auth.py"}
+        assert set(members) == {
+            "Dockerfile",
+            "devpi-server.yml",
+            "entrypoint.sh",
+            "prune.py",
+            "metrics.py",
+            "frontlog.py",
+            "set-mirror.py",
+            "devpictl_mirror_auth.py",
+        }
         assert "nginx" not in img.render_dockerfile(img.BuildOptions(front=False))
         assert members["Dockerfile"].mode == 0o644
 
@@ -412,7 +434,9 @@ class TestBuildImage:
         api = FakeAPI(
             [
                 {"stream": "Step 5/12 : RUN python3 -m venv /opt/devpi && pip install ...\n"},
-                {"stream": "WARNING: Retrying ... SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed'))\n"},
+                {
+                    "stream": "WARNING: Retrying ... SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed'))\n"
+                },
                 {"stream": "ERROR: No matching distribution found for devpi-server==6.20.3\n"},
                 {"error": "The command '/bin/sh -c python3 -m venv' returned a non-zero code: 1", "errorDetail": {"code": 1}},
             ]

@@ -19,7 +19,9 @@ def engine(monkeypatch) -> FakeEngine:
     engine = FakeEngine()
     monkeypatch.setattr(ctr, "connect", lambda: engine)
     # What a running cache's devpi says; these tests reach no devpi.
-    monkeypatch.setattr(cache_status, "serving", lambda container, timeout=10: cache_status.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {}))
+    monkeypatch.setattr(
+        cache_status, "serving", lambda container, timeout=10: cache_status.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {})
+    )
     return engine
 
 
@@ -48,8 +50,14 @@ class TestLs:
         assert caches["old"]["state"] == "exited"
         assert caches["old"]["next_step"] == "stopped: devpictl up --name old starts it"
         assert caches["kept"] == {
-            "name": "kept", "state": "down", "health": None, "index_url": None, "upstream_name": None, "upstream": None,
-            "cache_bytes": 12_500_000, "volume": "devpictl-kept-data",
+            "name": "kept",
+            "state": "down",
+            "health": None,
+            "index_url": None,
+            "upstream_name": None,
+            "upstream": None,
+            "cache_bytes": 12_500_000,
+            "volume": "devpictl-kept-data",
             "next_step": "down, data kept: devpictl up --name kept brings it back",
         }
         assert caches["gone"]["volume"] is None
@@ -134,5 +142,8 @@ def test_a_port_another_cache_holds_is_named(engine):
     engine.image_tags.add(img.DEFAULT_IMAGE)
     result = invoke("up", "--name", "new", "--port", "3141")
     assert result.exit_code == 4, result.output
-    assert result.stderr == "error: port 3141 belongs to devpictl cache 'other': pick another with --port, or `devpictl down --name other` first\n"
+    assert (
+        result.stderr
+        == "error: port 3141 belongs to devpictl cache 'other': pick another with --port, or `devpictl down --name other` first\n"
+    )
     assert engine.mutations() == []

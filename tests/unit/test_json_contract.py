@@ -25,7 +25,9 @@ URL = "http://cache.example:3141/root/pypi/+simple/"
 def engine(monkeypatch) -> FakeEngine:
     engine = FakeEngine()
     monkeypatch.setattr(ctr, "connect", lambda: engine)
-    monkeypatch.setattr(cache_status, "serving", lambda container, timeout=10: cache_status.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {}))
+    monkeypatch.setattr(
+        cache_status, "serving", lambda container, timeout=10: cache_status.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {})
+    )
     monkeypatch.setattr(cache_status, "upstream_reachability", lambda *a, **k: (True, None))
     monkeypatch.setattr(cache_status, "describe_core_metadata", lambda *a: (False, "not measured"))
     state = replica.Replication(replica.REPLICA, "http://primary.example:3141", 12, 14, 2, 0)
@@ -42,12 +44,35 @@ def answer(*args: str):
 def test_status(engine):
     engine.add("default", exec_answers=lambda cmd, env: (0, b"12345\t/data\n"))
     assert sorted(answer("status", "--name", "default")) == [
-        "cache_bytes", "core_metadata", "core_metadata_note", "devpi_version", "fallbacks", "front_server", "health", "image",
-        "index_url", "name", "next_step", "offline", "password_file", "replication", "state", "upstream", "upstream_name",
-        "upstream_problem", "upstream_reachable", "volume",
+        "cache_bytes",
+        "core_metadata",
+        "core_metadata_note",
+        "devpi_version",
+        "fallbacks",
+        "front_server",
+        "health",
+        "image",
+        "index_url",
+        "name",
+        "next_step",
+        "offline",
+        "password_file",
+        "replication",
+        "state",
+        "upstream",
+        "upstream_name",
+        "upstream_problem",
+        "upstream_reachable",
+        "volume",
     ]
     assert sorted(answer("status", "--name", "default")["replication"]) == [
-        "files_waiting", "lag", "primary_serial", "primary_url", "replicas", "role", "serial",
+        "files_waiting",
+        "lag",
+        "primary_serial",
+        "primary_url",
+        "replicas",
+        "role",
+        "serial",
     ]
 
 
@@ -60,14 +85,32 @@ def test_ls(engine):
 def test_prune(engine):
     reply = {"files": 0, "bytes": 0, "freed_bytes": 0, "kept_bytes": 0, "dry_run": True, "removed": []}
     engine.add("default", exec_answers=lambda cmd, env: (0, json.dumps(reply).encode()))
-    assert sorted(answer("prune", "--max-size", "1G", "--dry-run")) == ["bytes", "dry_run", "files", "freed_bytes", "kept_bytes", "name", "removed"]
+    assert sorted(answer("prune", "--max-size", "1G", "--dry-run")) == [
+        "bytes",
+        "dry_run",
+        "files",
+        "freed_bytes",
+        "kept_bytes",
+        "name",
+        "removed",
+    ]
 
 
 def test_stats(engine):
     engine.add("default", exec_answers=lambda cmd, env: (0, b""))
     assert sorted(answer("stats", "--name", "default")) == [
-        "bytes_fetched", "bytes_served", "files", "hourly_hit_ratio", "hourly_requests", "index_bytes", "metadata",
-        "name", "pages", "requests", "since", "top_projects",
+        "bytes_fetched",
+        "bytes_served",
+        "files",
+        "hourly_hit_ratio",
+        "hourly_requests",
+        "index_bytes",
+        "metadata",
+        "name",
+        "pages",
+        "requests",
+        "since",
+        "top_projects",
     ]
 
 
@@ -92,7 +135,9 @@ def test_status_lag(engine, monkeypatch):
     from devpictl.cli import upstream
 
     engine.add("default", exec_answers=lambda cmd, env: (0, b"12345\t/data\n"))
-    monkeypatch.setattr(upstream, "mirror_lags", lambda members, *a: {m: freshness.Freshness(freshness.Lag(2, 9.0, ("boto3 2",))) for m in members})
+    monkeypatch.setattr(
+        upstream, "mirror_lags", lambda members, *a: {m: freshness.Freshness(freshness.Lag(2, 9.0, ("boto3 2",))) for m in members}
+    )
     data = answer("status", "--name", "default", "--lag")
     assert data["lag"] == {CATALOG["nju"].url: {"releases_behind": 2, "hours_behind": 9.0, "missing": ["boto3 2"], "lag_problem": None}}
     result = CliRunner().invoke(app, ["status", "--name", "default", "--lag"])

@@ -86,8 +86,11 @@ class TestWaitUntilReady:
 class TestWaitForApi:
     """A container that stops or restarts during start-up fails `up` at once, not after the whole timeout."""
 
-    @pytest.mark.parametrize("states", [["running", "restarting"], ["running", "exited"], ["running", "running+1"]],
-                             ids=["restarting", "exited", "restarted-between-polls"])
+    @pytest.mark.parametrize(
+        "states",
+        [["running", "restarting"], ["running", "exited"], ["running", "running+1"]],
+        ids=["restarting", "exited", "restarted-between-polls"],
+    )
     def test_a_failing_container_is_a_failure(self, clock, states):
         container = FakeEngine().add("default")
         container.attrs["RestartCount"] = 2  # restarts from before this `up` do not count
@@ -148,8 +151,14 @@ def builds(monkeypatch) -> list[tuple[str, img.BuildOptions]]:
 
 def choose(engine: FakeEngine, *, image: str | None = None, given: frozenset[str] = frozenset(), front: bool = True, **build):
     requested = precedence.UpOptions(
-        instance=Instance("default"), upstream=None, host=None, port=None, image=image,
-        build=img.BuildOptions(front=front, **build), front=front, build_given=given,
+        instance=Instance("default"),
+        upstream=None,
+        host=None,
+        port=None,
+        image=image,
+        build=img.BuildOptions(front=front, **build),
+        front=front,
+        build_given=given,
     )
     _, opts = precedence.with_remembered(requested)
     actions: list[str] = []
@@ -214,7 +223,9 @@ class TestUpgrade:
         return {"removed": removed, "answers": answers}
 
     def options(self) -> precedence.UpOptions:
-        return precedence.UpOptions(instance=settings.Instance("c"), upstream=None, host=None, port=None, image="new:1", build=img.BuildOptions())
+        return precedence.UpOptions(
+            instance=settings.Instance("c"), upstream=None, host=None, port=None, image="new:1", build=img.BuildOptions()
+        )
 
     def old_container(self):
         class Image:

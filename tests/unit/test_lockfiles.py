@@ -21,7 +21,10 @@ def write(tmp_path, name: str, text: str):
 
 class TestLockFiles:
     def test_uv_lock(self, tmp_path):
-        path = write(tmp_path, "uv.lock", f"""
+        path = write(
+            tmp_path,
+            "uv.lock",
+            f"""
 version = 1
 [[package]]
 name = "demo"
@@ -34,13 +37,22 @@ version = "1.16.0"
 source = {{ registry = "https://index.example/simple" }}
 sdist = {{ url = "https://files.example/six-1.16.0.tar.gz", hash = "sha256:{SHA_SDIST}", size = 11 }}
 wheels = [{{ url = "https://files.example/six-1.16.0-py2.py3-none-any.whl", hash = "sha256:{SHA_WHEEL}", size = 1100 }}]
-""")
-        assert lockfiles.read_lock(path) == [lockfiles.Pin(
-            "six", "1.16.0", frozenset({"six-1.16.0.tar.gz", "six-1.16.0-py2.py3-none-any.whl"}), frozenset({SHA_SDIST, SHA_WHEEL}),
-        )]
+""",
+        )
+        assert lockfiles.read_lock(path) == [
+            lockfiles.Pin(
+                "six",
+                "1.16.0",
+                frozenset({"six-1.16.0.tar.gz", "six-1.16.0-py2.py3-none-any.whl"}),
+                frozenset({SHA_SDIST, SHA_WHEEL}),
+            )
+        ]
 
     def test_pylock(self, tmp_path):
-        path = write(tmp_path, "pylock.toml", f"""
+        path = write(
+            tmp_path,
+            "pylock.toml",
+            f"""
 lock-version = "1.0"
 created-by = "test"
 [[packages]]
@@ -50,12 +62,18 @@ wheels = [{{ name = "six-1.16.0-py2.py3-none-any.whl", url = "https://files.exam
 [[packages]]
 name = "local"
 directory = {{ path = "." }}
-""")
-        assert lockfiles.read_lock(path) == [lockfiles.Pin("six", "1.16.0", frozenset({"six-1.16.0-py2.py3-none-any.whl"}), frozenset({SHA_WHEEL}))]
+""",
+        )
+        assert lockfiles.read_lock(path) == [
+            lockfiles.Pin("six", "1.16.0", frozenset({"six-1.16.0-py2.py3-none-any.whl"}), frozenset({SHA_WHEEL}))
+        ]
 
     @pytest.mark.parametrize("name", ["poetry.lock", "pdm.lock"])
     def test_poetry_and_pdm(self, tmp_path, name):
-        path = write(tmp_path, name, f"""
+        path = write(
+            tmp_path,
+            name,
+            f"""
 [[package]]
 name = "six"
 version = "1.16.0"
@@ -67,8 +85,11 @@ version = "0.1"
 [package.source]
 type = "git"
 url = "https://git.example/mine.git"
-""")
-        assert lockfiles.read_lock(path) == [lockfiles.Pin("six", "1.16.0", frozenset({"six-1.16.0-py2.py3-none-any.whl"}), frozenset({SHA_WHEEL}))]
+""",
+        )
+        assert lockfiles.read_lock(path) == [
+            lockfiles.Pin("six", "1.16.0", frozenset({"six-1.16.0-py2.py3-none-any.whl"}), frozenset({SHA_WHEEL}))
+        ]
 
     def test_bad_lock_is_one_clear_error(self, tmp_path):
         with pytest.raises(BadInput, match="uv.lock is not valid TOML"):

@@ -20,8 +20,17 @@ class TestCheckHost:
 
     @pytest.mark.parametrize(
         "value, literal",
-        [("127.0.0.1", "127.0.0.1"), ("localhost", "127.0.0.1"), ("LOCALHOST.", "127.0.0.1"), ("::1", "::1"),
-         ("[::1]", "::1"), ("0.0.0.0", "0.0.0.0"), ("::", "::"), (" 10.0.0.5 ", "10.0.0.5"), ("0:0::1", "::1")],
+        [
+            ("127.0.0.1", "127.0.0.1"),
+            ("localhost", "127.0.0.1"),
+            ("LOCALHOST.", "127.0.0.1"),
+            ("::1", "::1"),
+            ("[::1]", "::1"),
+            ("0.0.0.0", "0.0.0.0"),
+            ("::", "::"),
+            (" 10.0.0.5 ", "10.0.0.5"),
+            ("0:0::1", "::1"),
+        ],
     )
     def test_literals(self, value, literal, monkeypatch):
         monkeypatch.setattr("socket.getaddrinfo", lambda *a, **kw: pytest.fail("a literal needs no resolver"))
@@ -30,17 +39,26 @@ class TestCheckHost:
     def test_a_name_resolves_to_its_ipv4_address_first(self, monkeypatch):
         import socket
 
-        answers = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2001:db8::5", 0, 0, 0)),
-                   (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.5", 0))]
+        answers = [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2001:db8::5", 0, 0, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.5", 0)),
+        ]
         monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **kw: answers if host == "cache.example" else pytest.fail(host))
         assert network.check_host("cache.example") == "192.0.2.5"
 
     @pytest.mark.parametrize(
         "value, fragment",
-        [("not an ip", "is not an IP address or host name"), ("127.0.0.1:80", "carries a port"), ("[::1]:3141", "carries a port"),
-         ("localhost:3141", "carries a port"), ("", "is not an IP address"), ("http://127.0.0.1", "is not an IP address"),
-         ("[::1", "is not an IP address"), ("::1]", "is not an IP address"),
-         ("256.1.1.1", "does not resolve")],
+        [
+            ("not an ip", "is not an IP address or host name"),
+            ("127.0.0.1:80", "carries a port"),
+            ("[::1]:3141", "carries a port"),
+            ("localhost:3141", "carries a port"),
+            ("", "is not an IP address"),
+            ("http://127.0.0.1", "is not an IP address"),
+            ("[::1", "is not an IP address"),
+            ("::1]", "is not an IP address"),
+            ("256.1.1.1", "does not resolve"),
+        ],
     )
     def test_refused(self, value, fragment, monkeypatch):
         import socket
@@ -52,8 +70,10 @@ class TestCheckHost:
         with pytest.raises(BadInput, match=fragment):
             network.check_host(value)
 
-    @pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.9.9.9", True), ("::1", True),
-                                                ("0.0.0.0", False), ("::", False), ("192.0.2.1", False), ("", False)])
+    @pytest.mark.parametrize(
+        "host, loopback",
+        [("127.0.0.1", True), ("127.9.9.9", True), ("::1", True), ("0.0.0.0", False), ("::", False), ("192.0.2.1", False), ("", False)],
+    )
     def test_only_loopback_is_local(self, host, loopback):
         assert network.publishes_to_network(host) is not loopback
 

@@ -62,7 +62,9 @@ class TestShow:
         result = invoke("password", "--show", "--json")
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout) == {
-            "name": "default", "password": stored, "password_file": str(Instance("default").password_file),
+            "name": "default",
+            "password": stored,
+            "password_file": str(Instance("default").password_file),
         }
 
     def test_an_interrupted_rotation_is_pointed_out(self, stored):
@@ -132,9 +134,11 @@ class TestRotate:
 
     @pytest.mark.parametrize(
         "status, body",
-        [(403, {"type": "error", "message": "no permission to change password for user root"}),
-         (400, {"type": "error", "message": "invalid password"}),
-         (500, {"type": "error", "message": "internal error"})],
+        [
+            (403, {"type": "error", "message": "no permission to change password for user root"}),
+            (400, {"type": "error", "message": "invalid password"}),
+            (500, {"type": "error", "message": "internal error"}),
+        ],
     )
     def test_refusal_leaves_the_stored_file_unchanged(self, engine, devpi, stored, status, body):
         import httpx

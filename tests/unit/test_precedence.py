@@ -70,13 +70,29 @@ class TestProbeProject:
 # setting: (flag, environment variable, remembered key, the value each source gives: flag, environment,
 # remembered, default, and how to read what `up` used off the engine)
 SETTINGS = {
-    "port": ("--port", "DEVPICTL_PORT", "port", (3301, 3300, 3299, 3141),
-             lambda engine: engine.created["devpictl-default"]["ports"]["3141/tcp"][1]),
-    "probe-project": ("--probe-project", "DEVPICTL_PROBE_PROJECT", "probe_project", ("attrs", "numpy", "six", "pip"),
-                      lambda engine: engine.ready[-1]),
-    "memory": ("--memory", "DEVPICTL_MEMORY", "memory", ("1g", "3g", "1536m", "2g"),
-               lambda engine: {1024**3: "1g", 3 * 1024**3: "3g", 1536 * 1024**2: "1536m", 2 * 1024**3: "2g"}[
-                   engine.created["devpictl-default"]["mem_limit"]]),
+    "port": (
+        "--port",
+        "DEVPICTL_PORT",
+        "port",
+        (3301, 3300, 3299, 3141),
+        lambda engine: engine.created["devpictl-default"]["ports"]["3141/tcp"][1],
+    ),
+    "probe-project": (
+        "--probe-project",
+        "DEVPICTL_PROBE_PROJECT",
+        "probe_project",
+        ("attrs", "numpy", "six", "pip"),
+        lambda engine: engine.ready[-1],
+    ),
+    "memory": (
+        "--memory",
+        "DEVPICTL_MEMORY",
+        "memory",
+        ("1g", "3g", "1536m", "2g"),
+        lambda engine: {1024**3: "1g", 3 * 1024**3: "3g", 1536 * 1024**2: "1536m", 2 * 1024**3: "2g"}[
+            engine.created["devpictl-default"]["mem_limit"]
+        ],
+    ),
 }
 SOURCES = ("flag", "environment", "remembered", "default")
 

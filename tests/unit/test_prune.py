@@ -22,7 +22,9 @@ SCRIPT = img.template_dir() / "prune.py"
 DAY = 86400
 
 
-@pytest.mark.parametrize(("text", "size"), [("20G", 20 * 1024**3), ("500m", 500 * 1024**2), ("1.5T", int(1.5 * 1024**4)), ("0", 0), ("10GiB", 10 * 1024**3)])
+@pytest.mark.parametrize(
+    ("text", "size"), [("20G", 20 * 1024**3), ("500m", 500 * 1024**2), ("1.5T", int(1.5 * 1024**4)), ("0", 0), ("10GiB", 10 * 1024**3)]
+)
 def test_sizes(text, size):
     assert core.parse_size(text) == size
 
@@ -75,15 +77,24 @@ class TestScript:
         assert run_script(tmp_path, "--max-bytes", "0")["removed"] == []
 
     def test_only_the_mirrors_files_are_looked_at(self):
-        assert "MIRROR_FILES = \"/data/server/+files/root/pypi/+f\"" in SCRIPT.read_text()
+        assert 'MIRROR_FILES = "/data/server/+files/root/pypi/+f"' in SCRIPT.read_text()
 
 
 class TestCommand:
     @pytest.fixture
     def cache(self, monkeypatch):
         engine = FakeEngine()
-        answer = {"files": 3, "bytes": 3000, "freed_bytes": 2000, "kept_bytes": 1000, "dry_run": True,
-                  "removed": [{"file": "ab/cdef/old.whl", "bytes": 1000, "unused_days": 30.0}, {"file": "ab/cdef/mid.whl", "bytes": 1000, "unused_days": 10.0}]}
+        answer = {
+            "files": 3,
+            "bytes": 3000,
+            "freed_bytes": 2000,
+            "kept_bytes": 1000,
+            "dry_run": True,
+            "removed": [
+                {"file": "ab/cdef/old.whl", "bytes": 1000, "unused_days": 30.0},
+                {"file": "ab/cdef/mid.whl", "bytes": 1000, "unused_days": 10.0},
+            ],
+        }
         container = engine.add("default", exec_answers=lambda cmd, env: (0, (json.dumps(answer) + "\n").encode()))
         monkeypatch.setattr(ctr, "connect", lambda: engine)
         return container

@@ -46,21 +46,21 @@ def options_block() -> str:
 def test_the_option_lists_are_the_clis():
     text = README.read_text()
     assert START in text and END in text, "README lost its option list"
-    written = text[text.index(START):text.index(END) + len(END)]
+    written = text[text.index(START) : text.index(END) + len(END)]
     assert written == options_block(), "README's option list is out of date; replace it with:\n" + options_block()
 
 
 def test_the_command_table_names_every_command():
     text = README.read_text()
-    table = text[text.index("| command | what it does |"):]
-    table = table[:table.index("\n\n")]
+    table = text[text.index("| command | what it does |") :]
+    table = table[: table.index("\n\n")]
     named = set(re.findall(r"^\| `([a-z-]+)", table, flags=re.M))
     assert named == {path[0] for path, _ in commands()}
 
 
 def test_the_layout_names_every_module_and_template():
     text = README.read_text()
-    layout = text[text.index("## Layout"):]
+    layout = text[text.index("## Layout") :]
     root = README.parent
     names = [p.name for p in (root / "devpictl").glob("*.py") if not p.name.startswith("__")]
     names += [p.stem for p in (root / "devpictl" / "clientconfig").glob("*.py") if not p.name.startswith("__")]

@@ -79,6 +79,9 @@ def test_an_error_stops_new_refreshes(unfinished):
 
 def test_a_missing_project_is_remembered_as_missing(unfinished):
     refresh.refresh(["a", "b"], Recorder(missing={"b"}), unfinished, lambda n: None)
-    assert unfinished.read_text().splitlines() == ["https://new.example/simple", "a", "-b"] or \
-        unfinished.read_text().splitlines() == ["https://new.example/simple", "-b", "a"]
+    assert unfinished.read_text().splitlines() == ["https://new.example/simple", "a", "-b"] or unfinished.read_text().splitlines() == [
+        "https://new.example/simple",
+        "-b",
+        "a",
+    ]
     assert refresh.already_done(unfinished) == {"a": True, "b": False}

@@ -30,12 +30,19 @@ def test_the_primary_url_is_its_root_without_a_trailing_slash():
 class TestWhatStatusReads:
     def test_a_replica_behind_its_primary(self):
         answer = {
-            "serial": 40, "primary-serial": 43, "role": "REPLICA",
+            "serial": 40,
+            "primary-serial": 43,
+            "role": "REPLICA",
             "metrics": [["devpi_server_replica_file_download_queue_size", "gauge", 7], ["other", "counter", 1]],
         }
         state = replica.replication(answer, PRIMARY_URL)
         assert (state.role, state.primary_url, state.serial, state.primary_serial, state.lag, state.files_waiting) == (
-            "replica", PRIMARY_URL, 40, 43, 3, 7
+            "replica",
+            PRIMARY_URL,
+            40,
+            43,
+            3,
+            7,
         )
 
     def test_a_replica_that_never_heard_from_its_primary_has_no_lag(self):
@@ -44,10 +51,14 @@ class TestWhatStatusReads:
 
     def test_a_primary_lists_the_replicas_that_polled_it(self, monkeypatch):
         monkeypatch.setattr(replica.time, "time", lambda: 1000.0)
-        answer = {"serial": 10, "role": "MASTER", "polling_replicas": {
-            "uuid-a": {"remote-ip": "172.18.0.3", "serial": 10, "last-request": 998.0},
-            "uuid-b": {"remote-ip": "172.18.0.4", "serial": 7, "last-request": 990.5},
-        }}
+        answer = {
+            "serial": 10,
+            "role": "MASTER",
+            "polling_replicas": {
+                "uuid-a": {"remote-ip": "172.18.0.3", "serial": 10, "last-request": 998.0},
+                "uuid-b": {"remote-ip": "172.18.0.4", "serial": 7, "last-request": 990.5},
+            },
+        }
         state = replica.replication(answer, None)
         assert state.role == "primary"
         assert state.replicas == [
@@ -57,8 +68,9 @@ class TestWhatStatusReads:
 
     def test_status_text_names_the_role(self, monkeypatch):
         engine = FakeEngine()
-        engine.add("default", exec_answers=lambda cmd, env: (0, b"1\t/data\n"),
-                   env=("DEVPICTL_FRONT=1", f"DEVPICTL_PRIMARY_URL={PRIMARY_URL}"))
+        engine.add(
+            "default", exec_answers=lambda cmd, env: (0, b"1\t/data\n"), env=("DEVPICTL_FRONT=1", f"DEVPICTL_PRIMARY_URL={PRIMARY_URL}")
+        )
         monkeypatch.setattr(ctr, "connect", lambda: engine)
         monkeypatch.setattr(cache_status, "serving", lambda container, timeout=10: None)
         monkeypatch.setattr(replica, "replication_state", lambda c: replica.Replication("replica", PRIMARY_URL, 5, 8, 3, 2))

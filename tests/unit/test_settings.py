@@ -124,8 +124,17 @@ class TestExtraLabels:
 
 
 class TestResourceLimits:
-    @pytest.mark.parametrize("value, size", [("2g", 2 * 1024**3), ("1536m", 1536 * 1024**2), ("300M", 300 * 1024**2), ("1G", 1024**3),
-                                             ("256m", 256 * 1024**2), ("262144k", 256 * 1024**2)])
+    @pytest.mark.parametrize(
+        "value, size",
+        [
+            ("2g", 2 * 1024**3),
+            ("1536m", 1536 * 1024**2),
+            ("300M", 300 * 1024**2),
+            ("1G", 1024**3),
+            ("256m", 256 * 1024**2),
+            ("262144k", 256 * 1024**2),
+        ],
+    )
     def test_memory_notation(self, value, size):
         assert memory_bytes(value) == size
 

@@ -12,10 +12,14 @@ PAGE_URL = "https://mirror.example/simple/six/"
 
 def test_relative_links_resolve_against_the_page_and_keep_their_hash():
     html = '<a href="../../packages/six-1.16.0-py2.py3-none-any.whl#sha256=ABC123">six</a>'
-    assert parse(html, PAGE_URL) == [Link(
-        url="https://mirror.example/packages/six-1.16.0-py2.py3-none-any.whl", filename="six-1.16.0-py2.py3-none-any.whl",
-        sha256="abc123", yanked=False,
-    )]
+    assert parse(html, PAGE_URL) == [
+        Link(
+            url="https://mirror.example/packages/six-1.16.0-py2.py3-none-any.whl",
+            filename="six-1.16.0-py2.py3-none-any.whl",
+            sha256="abc123",
+            yanked=False,
+        )
+    ]
 
 
 def test_yanked_and_core_metadata_are_read_from_the_attributes():
@@ -47,13 +51,16 @@ def test_file_name_is_the_unquoted_last_path_segment():
     assert file_name("https://files.example/p/my%2Bpkg-1.0.tar.gz?x=1") == "my+pkg-1.0.tar.gz"
 
 
-@pytest.mark.parametrize("filename, expected", [
-    ("Six-1.16.0-py2.py3-none-any.whl", ("six", Version("1.16.0"))),
-    ("zope.interface-6.0.tar.gz", ("zope-interface", Version("6.0"))),
-    ("pip-24.0rc1.tar.gz", ("pip", Version("24.0rc1"))),
-    ("not-a-wheel.whl", None),
-    ("six-notaversion.tar.gz", None),
-    ("README.txt", None),
-])
+@pytest.mark.parametrize(
+    "filename, expected",
+    [
+        ("Six-1.16.0-py2.py3-none-any.whl", ("six", Version("1.16.0"))),
+        ("zope.interface-6.0.tar.gz", ("zope-interface", Version("6.0"))),
+        ("pip-24.0rc1.tar.gz", ("pip", Version("24.0rc1"))),
+        ("not-a-wheel.whl", None),
+        ("six-notaversion.tar.gz", None),
+        ("README.txt", None),
+    ],
+)
 def test_name_and_version(filename, expected):
     assert name_and_version(filename) == expected

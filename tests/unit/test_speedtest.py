@@ -263,8 +263,21 @@ class TestThroughTheSeam:
 
         (result,) = speedtest.measure([("m", "https://mirror.example/simple")], transport=mock(handler))
         data = result.as_dict()
-        assert set(data) == {"name", "url", "status", "reason", "ttfb_seconds", "file_url", "bytes", "seconds", "bytes_per_second", "rank",
-                             "fastest", "core_metadata", "core_metadata_detail"}
+        assert set(data) == {
+            "name",
+            "url",
+            "status",
+            "reason",
+            "ttfb_seconds",
+            "file_url",
+            "bytes",
+            "seconds",
+            "bytes_per_second",
+            "rank",
+            "fastest",
+            "core_metadata",
+            "core_metadata_detail",
+        }
         assert data["core_metadata"] is False  # the mock answers 200 for the .metadata too, but the page announces none
         assert data["fastest"] is True and data["rank"] == 1 and data["bytes"] == 100
 

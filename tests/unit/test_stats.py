@@ -34,7 +34,9 @@ def test_only_lines_since_count():
 
 def test_the_command(monkeypatch):
     engine = FakeEngine()
-    container = engine.add("default", exec_answers=lambda cmd, env: (0, b"123456\t/data/server/+files/root/pypi\n2048\t/data/server/+files/root/dev\n"))
+    container = engine.add(
+        "default", exec_answers=lambda cmd, env: (0, b"123456\t/data/server/+files/root/pypi\n2048\t/data/server/+files/root/dev\n")
+    )
     container.logs = lambda **kw: LOG.encode()
     monkeypatch.setattr(ctr, "connect", lambda: engine)
     text = CliRunner().invoke(app, ["stats", "--since", "100w"])

@@ -48,7 +48,7 @@ class TestReachability:
         save_remembered(Instance("default"), {"probe_project": "six"})
         container = scripted_container(FakeEngine(), check=LISTED)
         cache_status.status(container.engine, Instance("default"))
-        (cmd, env), = [(c, e) for c, e in container.execs if "DEVPICTL_CHECK_URL" in e]
+        ((cmd, env),) = [(c, e) for c, e in container.execs if "DEVPICTL_CHECK_URL" in e]
         assert env["DEVPICTL_CHECK_URL"] == f"{TUNA.url}/six/"
         assert env["DEVPICTL_CHECK_TIMEOUT"] == str(cache_status.STATUS_UPSTREAM_TIMEOUT)
         assert cache_status.STATUS_UPSTREAM_TIMEOUT <= 5

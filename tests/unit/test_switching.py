@@ -41,9 +41,7 @@ class TestUpstreamChanges:
         ]
 
     def test_official_on_a_fresh_index_only_turns_off_the_project_list(self):
-        assert switching.upstream_changes(OFFICIAL, {"mirror_url": OFFICIAL_URL + "/"}, OFFICIAL_URL) == [
-            "mirror_no_project_list=true"
-        ]
+        assert switching.upstream_changes(OFFICIAL, {"mirror_url": OFFICIAL_URL + "/"}, OFFICIAL_URL) == ["mirror_no_project_list=true"]
 
     @pytest.mark.parametrize("upstream", [TUNA, CATALOG["nju"], OFFICIAL])
     def test_no_changes_when_already_configured(self, upstream):
@@ -97,9 +95,7 @@ class TestConfigureUpstream:
         server = FakeDevpi(configured(OFFICIAL), projects=("pip", "requests"))
         result, actions = self.run(server, TUNA)
         assert result is TUNA
-        assert server.patches() == [
-            ["mirror_url=https://pypi.tuna.tsinghua.edu.cn/simple", "mirror_ignore_serial_header=true"]
-        ]
+        assert server.patches() == [["mirror_url=https://pypi.tuna.tsinghua.edu.cn/simple", "mirror_ignore_serial_header=true"]]
         assert server.calls() == [
             ("POST", "/+login"),
             ("GET", "/root/pypi"),
@@ -184,8 +180,14 @@ class TestConfigureUpstream:
         with server.client() as client:
             client.login("root", ROOT_PASSWORD)
             switching.configure_upstream(
-                client, wanted, OFFICIAL_URL, reporter.QuietReporter(), actions, lambda: events.append("flush"),
-                unfinished_file(), None if served is None else measure,
+                client,
+                wanted,
+                OFFICIAL_URL,
+                reporter.QuietReporter(),
+                actions,
+                lambda: events.append("flush"),
+                unfinished_file(),
+                None if served is None else measure,
             )
         return actions, [e for e in events if e == "flush" or e[0] != "GET"], measured
 
@@ -267,7 +269,9 @@ class TestUnfinishedSwitch:
         actions: list[str] = []
         with DevpiClient("http://127.0.0.1:3141", transport=httpx.MockTransport(handle)) as client:
             client.login("root", ROOT_PASSWORD)
-            switching.configure_upstream(client, wanted, OFFICIAL_URL, reporter.QuietReporter(), actions, lambda: self.flushes.append("flush"), unfinished_file())
+            switching.configure_upstream(
+                client, wanted, OFFICIAL_URL, reporter.QuietReporter(), actions, lambda: self.flushes.append("flush"), unfinished_file()
+            )
         return actions
 
     @pytest.fixture(autouse=True)
@@ -275,10 +279,14 @@ class TestUnfinishedSwitch:
         self.flushes: list[str] = []
         self.marker_at_patch = None
 
-    @pytest.mark.parametrize("error, raised, fragment", [
-        (KeyboardInterrupt, Interrupted, "interrupted after the upstream was switched to tuna"),
-        (httpx.ReadTimeout, DevpiError, "the upstream was switched to tuna, but its cached pages were not all refreshed"),
-    ], ids=["interrupted", "refresh-times-out"])
+    @pytest.mark.parametrize(
+        "error, raised, fragment",
+        [
+            (KeyboardInterrupt, Interrupted, "interrupted after the upstream was switched to tuna"),
+            (httpx.ReadTimeout, DevpiError, "the upstream was switched to tuna, but its cached pages were not all refreshed"),
+        ],
+        ids=["interrupted", "refresh-times-out"],
+    )
     def test_running_the_same_switch_again_finishes_it(self, error, raised, fragment):
         server = FakeDevpi(configured(OFFICIAL), projects=("pip", "requests"))
         with pytest.raises(raised) as info:
@@ -327,13 +335,16 @@ class TestOfficialUrl:
 
 
 class TestNotItsOwnUpstream:
-    @pytest.mark.parametrize("url", [
-        "http://127.0.0.1:3141/root/pypi/+simple",  # the front server, seen from inside
-        "http://localhost:3142/root/pypi/+simple",  # devpi behind it
-        "http://127.0.0.1:3199/root/pypi/+simple",  # its published port
-        "http://192.0.2.7:3199/root/pypi/+simple",  # its published address
-        "http://devpictl-default:3141/root/pypi/+simple",  # its own name on a Docker network
-    ])
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://127.0.0.1:3141/root/pypi/+simple",  # the front server, seen from inside
+            "http://localhost:3142/root/pypi/+simple",  # devpi behind it
+            "http://127.0.0.1:3199/root/pypi/+simple",  # its published port
+            "http://192.0.2.7:3199/root/pypi/+simple",  # its published address
+            "http://devpictl-default:3141/root/pypi/+simple",  # its own name on a Docker network
+        ],
+    )
     def test_refused(self, url):
         container = FakeEngine().add("default", host="192.0.2.7", port=3199)
         with pytest.raises(BadInput, match="is this cache itself"):
@@ -355,7 +366,9 @@ class TestSetUpstream:
         monkeypatch.setattr(switching, "keep_credentials", lambda *a: None)
         monkeypatch.setattr(switching, "core_metadata_measurement", lambda *a, **k: None)
         monkeypatch.setattr(switching, "core_metadata_state", lambda *a: False)
-        result = switching.set_upstream(engine, Instance("default"), TUNA, check=True, probe_project=None, reporter=reporter.QuietReporter())
+        result = switching.set_upstream(
+            engine, Instance("default"), TUNA, check=True, probe_project=None, reporter=reporter.QuietReporter()
+        )
         assert seen["checked"] == [] and result.actions == []
 
     def test_set_upstream_on_an_offline_cache_is_a_conflict(self, running_cache):

@@ -80,10 +80,13 @@ class FakeCache:
         path = request.url.path
         self.requests.append((request.method, path))
         if path == "/root/pypi/+simple/six/":
-            return httpx.Response(200, text=(
-                f'<a href="../../+f/aa/six-1.16.0-py2.py3-none-any.whl#sha256={SHA_WHEEL}" data-core-metadata="true">w</a>\n'
-                f'<a href="../../+f/bb/six-1.16.0.tar.gz#sha256={SHA_SDIST}">s</a>\n'
-            ))
+            return httpx.Response(
+                200,
+                text=(
+                    f'<a href="../../+f/aa/six-1.16.0-py2.py3-none-any.whl#sha256={SHA_WHEEL}" data-core-metadata="true">w</a>\n'
+                    f'<a href="../../+f/bb/six-1.16.0.tar.gz#sha256={SHA_SDIST}">s</a>\n'
+                ),
+            )
         if path.startswith("/root/pypi/+simple/"):
             return httpx.Response(404)
         name = path.rsplit("/", 1)[-1]
@@ -139,10 +142,12 @@ class TestWarm:
         cache = FakeCache()
         cache.wheel_bytes = b"tampered"
         report = run(cache, [lockfiles.Pin("six", "1.16.0")])
-        assert report.as_dict()["failed"] == [{
-            "file": "six-1.16.0-py2.py3-none-any.whl",
-            "problem": "sha256 does not match the page or the lock: the upstream served other bytes",
-        }]
+        assert report.as_dict()["failed"] == [
+            {
+                "file": "six-1.16.0-py2.py3-none-any.whl",
+                "problem": "sha256 does not match the page or the lock: the upstream served other bytes",
+            }
+        ]
 
 
 def test_cli_needs_a_running_cache(monkeypatch, tmp_path):

@@ -16,8 +16,6 @@ PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 COMMAND = typer.main.get_command(app)
 
 
-
-
 class TestHelp:
     def test_app_has_help(self):
         result = invoke("--help")
@@ -36,7 +34,25 @@ class TestHelp:
         assert undocumented_parameters(COMMAND) == []
 
     def test_expected_commands_exist(self):
-        assert set(COMMAND.commands) == {"build", "up", "status", "logs", "down", "set-upstream", "mirrors", "pip-config", "backup", "restore", "password", "ls", "ps", "warm", "prune", "stats", "export"}
+        assert set(COMMAND.commands) == {
+            "build",
+            "up",
+            "status",
+            "logs",
+            "down",
+            "set-upstream",
+            "mirrors",
+            "pip-config",
+            "backup",
+            "restore",
+            "password",
+            "ls",
+            "ps",
+            "warm",
+            "prune",
+            "stats",
+            "export",
+        }
 
     @pytest.mark.parametrize("name", sorted(COMMAND.commands))
     def test_every_command_has_help(self, name):
@@ -174,6 +190,7 @@ class TestEngineUnavailable:
     )
     def test_real_connect_failure_is_translated(self, monkeypatch, docker_says, message):
         """connect() itself turns docker-py's exception into EngineUnavailable, keeping the reason."""
+
         def from_env(**kwargs):
             raise docker.errors.DockerException(docker_says)
 
@@ -202,5 +219,3 @@ class TestDebug:
     def test_without_debug_the_exception_is_not_raised(self):
         result = invoke("up", "--mirror", "douban")
         assert isinstance(result.exception, SystemExit)
-
-

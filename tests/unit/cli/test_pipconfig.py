@@ -1,7 +1,6 @@
 """`devpictl pip-config` through CliRunner: showing, --shell, --write, --dry-run, --undo, and
 its one-line errors. --url stands in for a running cache, so no test needs Docker."""
 
-
 from __future__ import annotations
 
 import json
@@ -150,8 +149,8 @@ class TestWriteAndUndo:
         assert f"+++ {configured}/home/.config/pip/pip.conf\n" in out
         assert f"+index-url = {URL}\n" in out
         assert '+[[index]]\n+name = "devpictl"\n' in out
-        assert '+[pypi]\n' in out
-        assert '+[[tool.poetry.source]]\n' in out
+        assert "+[pypi]\n" in out
+        assert "+[[tool.poetry.source]]\n" in out
         assert snapshot(configured) == before
 
     def test_write_keeps_every_other_setting_and_undo_restores_the_bytes(self, configured):
@@ -166,15 +165,18 @@ class TestWriteAndUndo:
         )
         assert stat.S_IMODE((home / ".config/pip/pip.conf").stat().st_mode) == 0o600
         assert tomllib.loads((home / ".config/uv/uv.toml").read_text()) == {
-            "link-mode": "copy", "index": [{"name": "devpictl", "url": URL, "default": True}],
+            "link-mode": "copy",
+            "index": [{"name": "devpictl", "url": URL, "default": True}],
         }
         assert (home / ".config/uv/uv.toml").read_text().startswith(UV_TOML)
         assert tomllib.loads((home / ".config/pdm/config.toml").read_text()) == {
-            "check_update": False, "pypi": {"url": URL, "verify_ssl": False},
+            "check_update": False,
+            "pypi": {"url": URL, "verify_ssl": False},
         }
         pyproject = tomllib.loads((configured / "project/pyproject.toml").read_text())
         assert pyproject["tool"]["poetry"] == {
-            "package-mode": False, "source": [{"name": "devpictl", "url": URL, "priority": "primary"}],
+            "package-mode": False,
+            "source": [{"name": "devpictl", "url": URL, "priority": "primary"}],
         }
 
         # A second write (another cache) keeps the first originals.
@@ -361,7 +363,10 @@ class TestPipenv:
 def test_poetry_alone_says_what_to_run():
     result = invoke("--url", URL, "--tool", "poetry")
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[0] == f"# poetry: your project's pyproject.toml, or run: poetry source add --priority=primary devpictl {URL}"
+    assert (
+        result.stdout.splitlines()[0]
+        == f"# poetry: your project's pyproject.toml, or run: poetry source add --priority=primary devpictl {URL}"
+    )
 
 
 class TestPipConfig:

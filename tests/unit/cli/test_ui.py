@@ -51,7 +51,12 @@ class TestBuildProgress:
 
 def test_sizes_people_read():
     assert [ui.human_size(n) for n in (None, 0, 1, 29_000, 12_500_000, 1_200_000_000)] == [
-        "unknown", "0 kB", "1 kB", "29 kB", "12.5 MB", "1.20 GB"
+        "unknown",
+        "0 kB",
+        "1 kB",
+        "29 kB",
+        "12.5 MB",
+        "1.20 GB",
     ]
 
 
@@ -66,5 +71,8 @@ def test_the_rich_reporter_on_a_pipe_prints_plain_lines():
         advance(1024)
     reporter.close()
     assert out.getvalue().splitlines() == [
-        "• creating the container", "  Step 1/9 : FROM debian", "• waiting for devpi ...", "• backing up: done",
+        "• creating the container",
+        "  Step 1/9 : FROM debian",
+        "• waiting for devpi ...",
+        "• backing up: done",
     ]

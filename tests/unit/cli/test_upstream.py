@@ -1,6 +1,5 @@
 """`devpictl mirrors` and its subcommands, and 'fastest', through CliRunner."""
 
-
 from __future__ import annotations
 
 import json
@@ -207,9 +206,7 @@ class TestAdd:
         import tomllib
 
         config_file().parent.mkdir(parents=True)
-        config_file().write_text(
-            'theme = "dark"\n[defaults]\nport = 3142\n[mirrors.old]\nurl = "https://old.example/simple"\nnote = ""\n'
-        )
+        config_file().write_text('theme = "dark"\n[defaults]\nport = 3142\n[mirrors.old]\nurl = "https://old.example/simple"\nnote = ""\n')
         original = tomllib.loads(config_file().read_text())
         add("corp", CORP)
         after_add = tomllib.loads(config_file().read_text())
@@ -431,7 +428,9 @@ class TestFastest:
 
         def up(engine, opts, reporter):
             seen.append(opts)
-            return lifecycle.UpResult(opts.instance.name, "http://127.0.0.1:3141/root/pypi/+simple/", opts.upstream, ["started"], tmp_path / "pw")
+            return lifecycle.UpResult(
+                opts.instance.name, "http://127.0.0.1:3141/root/pypi/+simple/", opts.upstream, ["started"], tmp_path / "pw"
+            )
 
         monkeypatch.setattr(lifecycle, "up", up)
         result = invoke("up", "--mirror", "fastest", "--json")
@@ -455,7 +454,11 @@ class TestFastest:
     def test_fastest_from_the_environment(self, indexes, local_only, engine, switched, monkeypatch):
         add("fast", indexes["fast"].url)
         seen = []
-        monkeypatch.setattr(lifecycle, "up", lambda engine, opts, reporter: seen.append(opts) or lifecycle.UpResult("default", "u", opts.upstream, [], Path("pw")))
+        monkeypatch.setattr(
+            lifecycle,
+            "up",
+            lambda engine, opts, reporter: seen.append(opts) or lifecycle.UpResult("default", "u", opts.upstream, [], Path("pw")),
+        )
         result = invoke("up", "--json", env={"DEVPICTL_MIRROR": "fastest"})
         assert result.exit_code == 0, result.output
         assert seen[0].upstream.name == "fast"

@@ -119,6 +119,5 @@ class TestManifestAndUndo:
         path.write_text("[global]\ntimeout = 60\n")
         change = mf.plan_change(registry.get("pip"), path, HTTP_URL, manifest=manifest)
         assert change.diff() == (
-            f"--- {path}\n+++ {path}\n@@ -1,2 +1,4 @@\n [global]\n timeout = 60\n"
-            f"+index-url = {HTTP_URL}\n+trusted-host = 127.0.0.1\n"
+            f"--- {path}\n+++ {path}\n@@ -1,2 +1,4 @@\n [global]\n timeout = 60\n+index-url = {HTTP_URL}\n+trusted-host = 127.0.0.1\n"
         )

@@ -33,9 +33,7 @@ class TestPipSettings:
         assert pip.settings(HTTPS_URL) == {"index-url": HTTPS_URL}
 
     def test_render(self):
-        assert pip.render_conf(pip.settings(HTTP_URL)) == (
-            f"[global]\nindex-url = {HTTP_URL}\ntrusted-host = 127.0.0.1\n"
-        )
+        assert pip.render_conf(pip.settings(HTTP_URL)) == (f"[global]\nindex-url = {HTTP_URL}\ntrusted-host = 127.0.0.1\n")
 
 
 class TestSetIniKeys:
@@ -85,23 +83,9 @@ class TestSetIniKeys:
         assert new == f"[global]\nindex-url = {HTTP_URL}\ntimeout = 60\n"
 
     def test_replaces_multiline_trusted_host_and_keeps_others_continuations(self):
-        old = (
-            "[global]\n"
-            "trusted-host = a.example\n"
-            "    b.example\n"
-            "find-links =\n"
-            "    /srv/wheels\n"
-            "    /opt/wheels\n"
-        )
+        old = "[global]\ntrusted-host = a.example\n    b.example\nfind-links =\n    /srv/wheels\n    /opt/wheels\n"
         new = pip.set_ini_keys(old, "global", NEW)
-        assert new == (
-            "[global]\n"
-            "trusted-host = 127.0.0.1\n"
-            "find-links =\n"
-            "    /srv/wheels\n"
-            "    /opt/wheels\n"
-            f"index-url = {HTTP_URL}\n"
-        )
+        assert new == (f"[global]\ntrusted-host = 127.0.0.1\nfind-links =\n    /srv/wheels\n    /opt/wheels\nindex-url = {HTTP_URL}\n")
         assert read_ini(new)["global"]["find-links"] == "\n/srv/wheels\n/opt/wheels"
 
     def test_both_spellings_collapse_into_one_key(self):
@@ -117,7 +101,7 @@ class TestSetIniKeys:
     def test_adds_global_when_missing(self):
         old = "[install]\nno-compile = true"  # no final newline
         assert pip.set_ini_keys(old, "global", NEW) == (
-            "[install]\nno-compile = true\n\n[global]\n" f"index-url = {HTTP_URL}\ntrusted-host = 127.0.0.1\n"
+            f"[install]\nno-compile = true\n\n[global]\nindex-url = {HTTP_URL}\ntrusted-host = 127.0.0.1\n"
         )
 
     def test_new_keys_go_after_the_last_line_of_the_section(self):

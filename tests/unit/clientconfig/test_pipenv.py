@@ -44,7 +44,8 @@ class TestEditPipfile:
     def test_a_pipfile_without_sources(self):
         new = pipenv.edit_pipfile('[packages]\nrequests = "*"\n', HTTPS_URL)
         assert tomllib.loads(new) == {
-            "packages": {"requests": "*"}, "source": [{"name": "devpictl", "url": HTTPS_URL, "verify_ssl": True}],
+            "packages": {"requests": "*"},
+            "source": [{"name": "devpictl", "url": HTTPS_URL, "verify_ssl": True}],
         }
 
     def test_inline_array_is_refused_not_rewritten(self):

@@ -36,7 +36,8 @@ def devpictl(*args: str) -> str:
 def tool_env(isolation, tmp_path) -> dict[str, str]:
     """The environment for a tool run: the test's home, and none of the host's installer settings."""
     env = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith(("PIP_", "UV_", "PDM_", "POETRY_", "PIPENV_")) and k not in ("VIRTUAL_ENV", "PYTHONPATH")
     }
     env.update(
@@ -178,7 +179,9 @@ def local_index(tmp_path):
     project.mkdir(parents=True)
     wheel = make_wheel(project)
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    (project / "index.html").write_text(f'<!DOCTYPE html><html><body><a href="{wheel.name}#sha256={digest}">{wheel.name}</a></body></html>\n')
+    (project / "index.html").write_text(
+        f'<!DOCTYPE html><html><body><a href="{wheel.name}#sha256={digest}">{wheel.name}</a></body></html>\n'
+    )
     (root / "simple" / "index.html").write_text('<!DOCTYPE html><html><body><a href="devpictl-demo/">devpictl-demo</a></body></html>\n')
     served: list[str] = []
 
@@ -205,15 +208,18 @@ def test_uv_resolves_from_the_index_in_its_config_file(tool_env, isolation, tmp_
 
     url, served = local_index
     path = isolation / ".config/uv/uv.toml"
-    original = write(path, (
-        "# my uv settings\n"
-        'link-mode = "copy"\n'
-        "\n"
-        "[[index]]  # only for packages pinned to it\n"
-        'name = "gpu"\n'
-        'url = "http://127.0.0.1:9/never-used/"\n'
-        "explicit = true\n"
-    ))
+    original = write(
+        path,
+        (
+            "# my uv settings\n"
+            'link-mode = "copy"\n'
+            "\n"
+            "[[index]]  # only for packages pinned to it\n"
+            'name = "gpu"\n'
+            'url = "http://127.0.0.1:9/never-used/"\n'
+            "explicit = true\n"
+        ),
+    )
     devpictl("--url", url, "--tool", "uv", "--write")
 
     work = tmp_path / "work"
@@ -221,7 +227,9 @@ def test_uv_resolves_from_the_index_in_its_config_file(tool_env, isolation, tmp_
     (work / "requirements.in").write_text("devpictl-demo\n")
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     # No --index-url or --default-index: the index comes from uv.toml alone.
-    out = run([find_uv_bin(), "pip", "compile", "requirements.in", "--python-version", version, "--emit-index-url", "--quiet"], tool_env, work)
+    out = run(
+        [find_uv_bin(), "pip", "compile", "requirements.in", "--python-version", version, "--emit-index-url", "--quiet"], tool_env, work
+    )
     assert "devpictl-demo==1.0" in out.splitlines()
     assert f"--index-url {url}" in out.splitlines()
     assert "/simple/devpictl-demo/" in served
@@ -245,7 +253,7 @@ def test_pdm_reads_its_global_config(tool_env, isolation, tmp_path):
     pdm = tool_or_fail("pdm")
     path = isolation / ".config/pdm/config.toml"
     # check_update = false also keeps pdm off the network.
-    original = write(path, "# mine\ncheck_update = false\n\n[venv]\nbackend = \"venv\"  # no virtualenv here\n")
+    original = write(path, '# mine\ncheck_update = false\n\n[venv]\nbackend = "venv"  # no virtualenv here\n')
     url = "http://cache.lan:3141/root/pypi/+simple/"
     devpictl("--url", url, "--tool", "pdm", "--write")
 
@@ -262,28 +270,35 @@ def test_pdm_reads_its_global_config(tool_env, isolation, tmp_path):
 def test_poetry_reads_the_project_source(tool_env, tmp_path):
     poetry = tool_or_fail("poetry")
     project = tmp_path / "project"
-    original = write(project / "pyproject.toml", (
-        "[project]\n"
-        'name = "demo"\n'
-        'version = "0.1.0"\n'
-        'requires-python = ">=3.10"\n'
-        "\n"
-        "[tool.poetry]\n"
-        "package-mode = false  # an application\n"
-        "\n"
-        "[[tool.poetry.source]]\n"
-        'name = "corp"\n'
-        'url = "https://corp.example/simple/"\n'
-        'priority = "supplemental"\n'
-    ))
+    original = write(
+        project / "pyproject.toml",
+        (
+            "[project]\n"
+            'name = "demo"\n'
+            'version = "0.1.0"\n'
+            'requires-python = ">=3.10"\n'
+            "\n"
+            "[tool.poetry]\n"
+            "package-mode = false  # an application\n"
+            "\n"
+            "[[tool.poetry.source]]\n"
+            'name = "corp"\n'
+            'url = "https://corp.example/simple/"\n'
+            'priority = "supplemental"\n'
+        ),
+    )
     url = "http://127.0.0.1:3141/root/pypi/+simple/"
     devpictl("--url", url, "--tool", "poetry", "--project", str(project), "--write")
 
     shown = [line.split(None, 2) for line in run([poetry, "source", "show", "--no-ansi"], tool_env, project).splitlines() if line.strip()]
     fields = [(parts[0], parts[2].strip()) for parts in shown if len(parts) == 3 and parts[1] == ":"]
     assert fields == [
-        ("name", "corp"), ("url", "https://corp.example/simple/"), ("priority", "supplemental"),
-        ("name", "devpictl"), ("url", url), ("priority", "primary"),
+        ("name", "corp"),
+        ("url", "https://corp.example/simple/"),
+        ("priority", "supplemental"),
+        ("name", "devpictl"),
+        ("url", url),
+        ("priority", "primary"),
     ]
     run([poetry, "check", "--no-ansi"], tool_env, project)
 
@@ -296,19 +311,22 @@ def test_pipenv_locks_from_the_first_source_in_its_pipfile(tool_env, tmp_path, l
     url, served = local_index
     project = tmp_path / "project"
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    original = write(project / "Pipfile", (
-        "# my project\n"
-        "[[source]]\n"
-        'url = "https://pypi.example/simple"\n'
-        "verify_ssl = true\n"
-        'name = "pypi"  # never reached here\n'
-        "\n"
-        "[packages]\n"
-        'devpictl-demo = "*"\n'
-        "\n"
-        "[requires]\n"
-        f'python_version = "{version}"\n'
-    ))
+    original = write(
+        project / "Pipfile",
+        (
+            "# my project\n"
+            "[[source]]\n"
+            'url = "https://pypi.example/simple"\n'
+            "verify_ssl = true\n"
+            'name = "pypi"  # never reached here\n'
+            "\n"
+            "[packages]\n"
+            'devpictl-demo = "*"\n'
+            "\n"
+            "[requires]\n"
+            f'python_version = "{version}"\n'
+        ),
+    )
     devpictl("--url", url, "--tool", "pipenv", "--project", str(project), "--write")
 
     # The project's own environment, made from this Python; nothing else of the host's.

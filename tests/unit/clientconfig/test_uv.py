@@ -76,7 +76,7 @@ class TestEditUvToml:
         # uv uses the first index marked default.
         other = '# corp\n[[index]]\nname = "corp"\nurl = "https://corp.example/simple"\ndefault = true\n'
         new = uv.edit_toml(other, HTTP_URL, force=True)
-        assert new == "# corp\n" + UV_BLOCK + "\n" + other[len("# corp\n"):]
+        assert new == "# corp\n" + UV_BLOCK + "\n" + other[len("# corp\n") :]
         assert [i["name"] for i in tomllib.loads(new)["index"]] == ["devpictl", "corp"]
 
     def test_after_taking_over_a_later_write_needs_no_force(self):
@@ -102,7 +102,7 @@ class TestEditUvToml:
     def test_multiline_strings_and_arrays_are_kept(self):
         text = (
             'note = """\n[[index]]\nname = "devpictl"\n"""\n'
-            "exclude-newer-package = { a = \"2024-01-01T00:00:00Z\" }\n"
+            'exclude-newer-package = { a = "2024-01-01T00:00:00Z" }\n'
             "no-binary-package = [\n  \"a\",  # ] not the end\n  'b',\n]\n"
         )
         new = uv.edit_toml(text, HTTP_URL)
