@@ -17,6 +17,7 @@ from devpictl.cli import (
     pipconfig,
     prune,
     stats,
+    status,
     upstream,
     warm,
 )
@@ -72,6 +73,7 @@ def root(
 
 build.register(app)
 cache.register(app)
+status.register(app)
 upstream.register(app)
 pipconfig.register(app)
 backup.register(app)

@@ -178,7 +178,7 @@ def test_an_image_without_the_failover_include_is_refused():
 def test_status_says_when_the_upstream_and_every_fallback_are_down():
     from types import SimpleNamespace
 
-    from devpictl.cli.cache import describe_fallbacks
+    from devpictl.cli.status import describe_fallbacks
 
     down = {"name": "tuna", "url": CATALOG["tuna"].url, "reachable": False, "problem": "URLError: timed out"}
     up = {**down, "name": "bfsu", "url": CATALOG["bfsu"].url, "reachable": True, "problem": None}
