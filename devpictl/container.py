@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime
-import errno
 import io
-import socket
 import tarfile
 import time
 from collections.abc import Iterator, Mapping
@@ -182,23 +180,6 @@ def check_volume_is_ours(engine: DockerClient, instance: Instance) -> None:
         raise EngineError(
             f"volume {instance.volume!r} was not made by devpictl, so `down --volumes` leaves it: remove it with `docker volume rm` if you mean to"
         )
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Fail early, with the fix, when something on this machine already listens on host:port."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        # SO_REUSEADDR: only a listener counts as "in use", not connections in TIME_WAIT
-        # left by a cache that was just removed.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise PortInUse(f"port {port} on {host} is already in use: pick another with --port") from None
-            if exc.errno == errno.EADDRNOTAVAIL:
-                raise PortInUse(f"this machine has no address {host}: pass --host with one of its addresses, e.g. 127.0.0.1") from None
-            raise
 
 
 def check_network(engine: DockerClient, name: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
-from devpictl import devpi, failover, password, precedence, replica, switching
+from devpictl import devpi, failover, network, precedence, replica, switching
 from devpictl import image as img
 from devpictl.devpi import DevpiClient
 from devpictl.errors import (
@@ -23,7 +23,7 @@ from devpictl.errors import (
     ReadinessTimeout,
     UpstreamUnreachable,
 )
-from devpictl.mirrors import OFFICIAL, Upstream, effective_url, find_by_url
+from devpictl.mirrors import OFFICIAL, Upstream, find_by_url
 from devpictl.network import DEFAULT_HOST
 from devpictl.reporter import Reporter
 from devpictl.settings import (
@@ -114,7 +114,7 @@ def up(engine: DockerClient, requested: precedence.UpOptions, reporter: Reporter
                 serving_upstream = find_by_url(client.get_index().get("mirror_url"), switching.official_url(container))
                 chain = None
             else:
-                serving_upstream, chain = set_up_upstream(client, container, opts, wanted, reporter, actions)
+                serving_upstream, chain = switching.set_up_upstream(client, container, opts, wanted, reporter, actions)
             # Offline, devpi lists only the files it stored, so the probe project's page
             # may rightly be empty, and the upstream is never asked: an answering API is it.
             if not opts.offline:
@@ -163,52 +163,6 @@ def up(engine: DockerClient, requested: precedence.UpOptions, reporter: Reporter
         primary_url=opts.replica_of,
         fallbacks=fallbacks,
     )
-
-
-def set_up_upstream(
-    client: DevpiClient,
-    container: Container,
-    opts: precedence.CacheSettings,
-    wanted: Upstream | None,
-    reporter: Reporter,
-    actions: list[str],
-) -> tuple[Upstream, failover.Chain | None]:
-    """Log in and point root/pypi at ``wanted`` and its fallbacks (None: keep what it has); (the upstream, the chain)."""
-    instance = opts.instance
-    settled = password.login_root(client, instance)
-    if settled:
-        actions.append(settled)
-    official = switching.official_url(container)
-    mirror_url = client.get_index().get("mirror_url")
-    current = failover.current(container, mirror_url, official)
-    wanted, chain = failover.plan(container, wanted, opts.fallbacks, failover.remembered(instance), mirror_url, official)
-    if wanted is not None and not opts.offline:
-        switching.check_not_itself(container, wanted, official)
-        switching.keep_credentials(container, instance, wanted, official)
-    if chain is not None and not opts.offline:
-        check = switching.upstream_checker(container, opts.probe_project, reporter) if opts.check else None
-        failover.prepare(container, chain, official, check, front=ctr.front_enabled(container), actions=actions)
-    if wanted is not None and (opts.check or opts.offline):
-        if opts.offline and effective_url(wanted, official) != effective_url(current, official):
-            raise Conflict(switching.offline_switch_message(instance))
-        switching.check_switch(container, current, wanted, official, opts.probe_project, reporter)
-    measure = switching.core_metadata_measurement(
-        container, reporter, probe_project=opts.probe_project, check=opts.check, offline=opts.offline
-    )
-    upstream = switching.configure_upstream(
-        client,
-        wanted,
-        official,
-        reporter,
-        actions,
-        lambda: switching.flush_front_caches(client, container),
-        instance.unfinished_switch_file,
-        measure,
-        current,
-    )
-    if chain is None and not opts.offline and ctr.front_enabled(container):
-        failover.drop(container, actions)
-    return upstream, chain
 
 
 def choose_image(
@@ -310,7 +264,7 @@ def create(engine: DockerClient, opts: precedence.CacheSettings, reporter: Repor
     port = opts.port
     ensure_image(engine, opts, reporter, actions)
     ctr.check_no_cache_on_port(engine, port)
-    ctr.check_port_free(opts.host, port)
+    network.check_port_free(opts.host, port)
     if opts.network:
         ctr.check_network(engine, opts.network)
     fresh_volume = ctr.ensure_volume(engine, instance)

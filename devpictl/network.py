@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import re
+import socket
 
-from devpictl.errors import BadInput
+from devpictl.errors import BadInput, PortInUse
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -85,3 +87,20 @@ def network_warning(host: str, port: int | None = None) -> str:
         "and, with the root password, write to it (upload packages, create users, change the upstream); "
         "to keep it local, run `devpictl down` and `devpictl up --host 127.0.0.1`"
     )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail early, with the fix, when something on this machine already listens on host:port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR: only a listener counts as "in use", not connections in TIME_WAIT
+        # left by a cache that was just removed.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(f"port {port} on {host} is already in use: pick another with --port") from None
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise PortInUse(f"this machine has no address {host}: pass --host with one of its addresses, e.g. 127.0.0.1") from None
+            raise

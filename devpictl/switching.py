@@ -25,6 +25,50 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 
+def set_up_upstream(
+    client: DevpiClient,
+    container: Container,
+    opts: precedence.CacheSettings,
+    wanted: Upstream | None,
+    reporter: Reporter,
+    actions: list[str],
+) -> tuple[Upstream, failover.Chain | None]:
+    """Log in and point root/pypi at ``wanted`` and its fallbacks (None: keep what it has); (the upstream, the chain)."""
+    instance = opts.instance
+    settled = password.login_root(client, instance)
+    if settled:
+        actions.append(settled)
+    official = official_url(container)
+    mirror_url = client.get_index().get("mirror_url")
+    current = failover.current(container, mirror_url, official)
+    wanted, chain = failover.plan(container, wanted, opts.fallbacks, failover.remembered(instance), mirror_url, official)
+    if wanted is not None and not opts.offline:
+        check_not_itself(container, wanted, official)
+        keep_credentials(container, instance, wanted, official)
+    if chain is not None and not opts.offline:
+        check = upstream_checker(container, opts.probe_project, reporter) if opts.check else None
+        failover.prepare(container, chain, official, check, front=ctr.front_enabled(container), actions=actions)
+    if wanted is not None and (opts.check or opts.offline):
+        if opts.offline and effective_url(wanted, official) != effective_url(current, official):
+            raise Conflict(offline_switch_message(instance))
+        check_switch(container, current, wanted, official, opts.probe_project, reporter)
+    measure = core_metadata_measurement(container, reporter, probe_project=opts.probe_project, check=opts.check, offline=opts.offline)
+    upstream = configure_upstream(
+        client,
+        wanted,
+        official,
+        reporter,
+        actions,
+        lambda: flush_front_caches(client, container),
+        instance.unfinished_switch_file,
+        measure,
+        current,
+    )
+    if chain is None and not opts.offline and ctr.front_enabled(container):
+        failover.drop(container, actions)
+    return upstream, chain
+
+
 def upstream_changes(upstream: Upstream, ixconfig: Mapping[str, object], official_url: str) -> list[str]:
     """The PATCH items that make root/pypi fetch from ``upstream``; empty when it already does."""
     wanted: dict[str, object] = {

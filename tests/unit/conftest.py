@@ -6,7 +6,7 @@ import pytest
 
 from devpictl import container as ctr
 from devpictl import image as img
-from devpictl import lifecycle, password, probe, switching
+from devpictl import lifecycle, network, password, probe, switching
 from devpictl.coremetadata import MetadataCheck
 from devpictl.image import DEFAULT_IMAGE
 from devpictl.mirrors import OFFICIAL
@@ -59,7 +59,7 @@ def fresh_engine(monkeypatch):
     """
     engine = CreatingEngine(images=(DEFAULT_IMAGE,), networks=("testnet",))
     monkeypatch.setattr(ctr, "connect", lambda: engine)
-    monkeypatch.setattr(ctr, "check_port_free", lambda host, port: None)
+    monkeypatch.setattr(network, "check_port_free", lambda host, port: None)
     monkeypatch.setattr(ctr, "volume_initialised", lambda engine, image, instance: True)
     server = FakeDevpi(configured(OFFICIAL))
     server.serve(monkeypatch)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
 from devpictl import container as ctr
 from devpictl import network
-from devpictl.errors import BadInput
+from devpictl.errors import BadInput, PortInUse
 from devpictl.mirrors import OFFICIAL
 from devpictl.settings import Instance, save_remembered
 from tests.unit.clihelp import invoke
@@ -128,3 +129,24 @@ class TestBindAllWarning:
         result = invoke("up")
         assert result.exit_code == 0, result.output
         assert "warning" not in result.output
+
+
+class TestPortFree:
+    def test_a_port_something_listens_on_is_in_use(self):
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            port = listener.getsockname()[1]
+            with pytest.raises(PortInUse) as info:
+                network.check_port_free("127.0.0.1", port)
+        assert str(info.value) == f"port {port} on 127.0.0.1 is already in use: pick another with --port"
+
+    def test_a_free_port_passes(self):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        network.check_port_free("127.0.0.1", port)
+
+    def test_an_address_this_machine_does_not_have(self):
+        with pytest.raises(PortInUse, match="this machine has no address 192.0.2.1: pass --host"):
+            network.check_port_free("192.0.2.1", 3141)  # TEST-NET-1: never assigned to a machine
