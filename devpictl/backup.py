@@ -53,15 +53,24 @@ STAGE_DIR = "/data/.devpictl-restore"
 
 @dataclass
 class RestoreResult:
+    name: str
     actions: list[str]
     restart: bool  # the cache was running and devpictl knows how it was made
+    index_url: str | None = None  # once the restored cache is up again
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "actions": self.actions, "index_url": self.index_url}
 
 
 @dataclass
 class BackupResult:
+    name: str
     path: Path
     size: int
     include_files: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "path": str(self.path), "bytes": self.size, "include_files": self.include_files}
 
 
 def default_path(instance: Instance) -> Path:
@@ -145,7 +154,7 @@ def backup(engine: DockerClient, instance: Instance, path: Path, *, include_file
             partial.unlink(missing_ok=True)
     finally:
         ctr.exec_output(container, ["rm", "-rf", workdir])
-    return BackupResult(path, path.stat().st_size, include_files)
+    return BackupResult(instance.name, path, path.stat().st_size, include_files)
 
 
 def image_devpi_version(container: Container) -> str | None:
@@ -314,7 +323,7 @@ def restore(engine: DockerClient, instance: Instance, path: Path, image: str, *,
     helper.remove(force=True)
     run_after = was_running and bool(load_remembered(instance))
     actions.append(f"restored {path.name} (cache {manifest.get('cache')!r}, {manifest.get('created')}) into {instance.volume}")
-    return RestoreResult(actions, restart=run_after)
+    return RestoreResult(instance.name, actions, restart=run_after)
 
 
 # Runs in the restore container once devpi-import succeeded. Each mv is one rename

@@ -49,6 +49,9 @@ class Exported:
     secrets: list[Path]  # created by this run; kept ones are not listed
     next_step: str
 
+    def as_dict(self) -> dict[str, object]:
+        return {"files": [str(p) for p in self.files], "secrets_created": [str(p) for p in self.secrets], "next_step": self.next_step}
+
 
 def check_options(opts: ExportOptions) -> None:
     if not 1 <= opts.replicas <= 50:

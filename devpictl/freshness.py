@@ -111,6 +111,12 @@ class Freshness:
     lag: Lag | None
     problem: str = ""
 
+    def as_dict(self) -> dict[str, object]:
+        """The lag keys of a mirror in `mirrors test --json` and `status --lag --json`."""
+        if self.lag is None:
+            return {"releases_behind": None, "hours_behind": None, "missing": [], "lag_problem": self.problem}
+        return {**self.lag.as_dict(), "lag_problem": self.problem or None}
+
 
 def measure(
     mirrors: Sequence[str],

@@ -329,6 +329,17 @@ def proxy_build_args(environ: dict[str, str]) -> dict[str, str]:
     return {name: environ[name] for name in PROXY_VARIABLES if environ.get(name)}
 
 
+@dataclass(frozen=True)
+class Built:
+    """`build --json`: the image tag and the ID the engine gave it."""
+
+    image: str
+    id: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"image": self.image, "id": self.id}
+
+
 def build_image(
     api,
     options: BuildOptions,

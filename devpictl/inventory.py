@@ -32,7 +32,7 @@ class KnownCache:
     volume: str | None  # None once the volume is deleted
     next_step: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 

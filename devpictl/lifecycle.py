@@ -59,6 +59,31 @@ class UpResult:
     def changed(self) -> bool:
         return bool(self.actions)
 
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "index_url": self.index_url,
+            "upstream": self.upstream.public_dict(),
+            "fallbacks": [f.public_dict() for f in self.fallbacks],
+            "changed": self.changed,
+            "actions": self.actions,
+            "password_file": str(self.password_file),
+            "offline": self.offline,
+            "core_metadata": self.core_metadata,
+            "primary_url": self.primary_url,
+        }
+
+
+@dataclass
+class DownResult:
+    """What `down` did to one cache."""
+
+    name: str
+    actions: list[str]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "actions": self.actions}
+
 
 def proxy_env_file(environ: Mapping[str, str]) -> bytes:
     lines = [f"{k}={shlex.quote(v)}" for k, v in img.proxy_build_args(dict(environ)).items()]

@@ -44,6 +44,14 @@ class Upstream:
         """The URL as devpictl prints it: credentials show as ***."""
         return redact(self.url) if self.url else "(the official index, devpi's default)"
 
+    def as_dict(self) -> dict[str, object]:
+        """The entry of `mirrors --json`: the URL redacted (None for the official index), ``user`` only for the user's own."""
+        return {"name": self.name, "url": self.url and self.display_url, "note": self.note, **({"user": True} if self.user else {})}
+
+    def public_dict(self) -> dict[str, object]:
+        """This upstream inside a cache's result (`up`, `set-upstream`): name and URL without credentials."""
+        return {"name": self.name, "url": self.public_url}
+
 
 def without_credentials(url: str) -> str:
     parts = urlsplit(url)

@@ -48,6 +48,21 @@ class Rotation:
     password_file: Path
     settled: str | None = None  # what an earlier, interrupted rotation left and this one settled
 
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "rotated": True, "password_file": str(self.password_file)}
+
+
+@dataclass
+class ShownPassword:
+    """`password --show --json`: the stored root password and the file it is kept in."""
+
+    name: str
+    password: str
+    password_file: Path
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "password": self.password, "password_file": str(self.password_file)}
+
 
 def rotate(engine: DockerClient, instance: Instance, *, client: DevpiClient | None = None) -> Rotation:
     """Give root a new password in devpi, then in the store; a refusal changes neither.

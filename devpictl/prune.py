@@ -39,7 +39,7 @@ class PruneResult:
     dry_run: bool
     removed: list[dict] = field(default_factory=list)  # {"file", "bytes", "unused_days"}
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
 
 

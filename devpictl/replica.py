@@ -89,7 +89,18 @@ def stored_replica_secret(instance: Instance) -> bytes | None:
     return text.encode() if text else None
 
 
-def export_secret(engine, instance: Instance, path: Path) -> None:
+@dataclass
+class SecretExported:
+    """`password --replica-secret --json`: where the primary's devpi secret went."""
+
+    name: str
+    secret_file: Path
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "secret_file": str(self.secret_file)}
+
+
+def export_secret(engine, instance: Instance, path: Path) -> SecretExported:
     """Write the running primary's devpi secret into ``path`` (0600), for `up --replica-of` elsewhere."""
     container = ctr.running_container(engine, instance)
     refuse_on_replica(container, instance, "password --replica-secret")
@@ -100,6 +111,7 @@ def export_secret(engine, instance: Instance, path: Path) -> None:
             f"cache {instance.name!r} has no devpi secret yet: wait until `devpictl up --name {instance.name}` has finished"
         )
     write_atomic(path, secret + b"\n", 0o600)
+    return SecretExported(instance.name, path)
 
 
 @dataclass
@@ -116,7 +128,7 @@ class Replication:
     files_waiting: int | None = None
     replicas: list[dict] = field(default_factory=list)  # replicas that polled this primary lately
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
 
 

@@ -28,6 +28,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from devpictl import __version__, coremetadata
+from devpictl.freshness import Freshness
 from devpictl.mirrors import redact
 from devpictl.settings import check_timeout
 from devpictl.simplepage import Link, file_name, name_and_version
@@ -112,6 +113,17 @@ class MirrorResult:
             "core_metadata": self.core_metadata,
             "core_metadata_detail": self.core_metadata_detail,
         }
+
+
+@dataclass
+class MirrorCheck:
+    """One mirror in `mirrors test --json`: its speed test, with how far it is behind when that was measured."""
+
+    result: MirrorResult
+    freshness: Freshness | None = None  # None: --no-lag
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.result.as_dict(), **(self.freshness.as_dict() if self.freshness is not None else {})}
 
 
 def check_project(name: str) -> str:

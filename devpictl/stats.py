@@ -30,7 +30,7 @@ class Counts:
         total = self.local + self.fetched
         return self.local / total if total else None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"local": self.local, "fetched": self.fetched, "hit_ratio": self.hit_ratio}
 
 
@@ -48,7 +48,7 @@ class Stats:
     hourly_counts: defaultdict = field(default_factory=lambda: defaultdict(Counts))  # hour -> pages, files and metadata
     index_bytes: dict[str, int] = field(default_factory=dict)  # "user/index" -> bytes of its stored files
 
-    def as_dict(self, top: int = 10) -> dict:
+    def as_dict(self, top: int = 10) -> dict[str, object]:
         return {
             "since": self.since,
             "requests": self.requests,
@@ -62,6 +62,17 @@ class Stats:
             "hourly_hit_ratio": {hour: counts.hit_ratio for hour, counts in sorted(self.hourly_counts.items())},
             "index_bytes": self.index_bytes,
         }
+
+
+@dataclass
+class CacheStats:
+    """`stats --json`: one cache's name and what it did."""
+
+    name: str
+    stats: Stats
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, **self.stats.as_dict()}
 
 
 @dataclass

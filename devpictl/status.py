@@ -48,8 +48,19 @@ class Status:
     # role (primary or replica), the primary a replica follows, how far behind it is (replica.Replication)
     replication: dict | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
+
+
+@dataclass
+class StatusReport:
+    """`status --json`: the cache's status, and with --lag how far each upstream is behind ({url: lag keys})."""
+
+    status: Status
+    lag: dict[str, dict[str, object]] | None = None  # None: not asked
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.status.as_dict(), **({"lag": self.lag} if self.lag is not None else {})}
 
 
 # status asks the upstream with this deadline, so it stays quick when the upstream is gone.

@@ -314,6 +314,17 @@ class SwitchResult:
     core_metadata: bool = False  # whether the mirror's pages announce core metadata now
     fallbacks: tuple[Upstream, ...] = ()
 
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "previous": self.previous.public_dict(),
+            "upstream": self.upstream.public_dict(),
+            "fallbacks": [f.public_dict() for f in self.fallbacks],
+            "changed": bool(self.actions),
+            "actions": self.actions,
+            "core_metadata": self.core_metadata,
+        }
+
 
 def set_upstream(
     engine: DockerClient,

@@ -206,7 +206,7 @@ class WarmReport:
     def complete(self) -> bool:
         return not self.missing and not self.count(FAILED)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {
             "stored": self.count(STORED),
             "stored_bytes": self.stored_bytes,
@@ -215,6 +215,19 @@ class WarmReport:
             "missing": self.missing,
             "complete": self.complete,
         }
+
+
+@dataclass
+class WarmSummary:
+    """`warm --json`: which cache was warmed, through which index URL, for how many packages, and the report."""
+
+    name: str
+    index_url: str
+    packages: int
+    report: WarmReport
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "index_url": self.index_url, "packages": self.packages, **self.report.as_dict()}
 
 
 class Progress(Protocol):

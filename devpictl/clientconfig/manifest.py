@@ -270,6 +270,23 @@ class Restore:
         return unified_diff(self.path, self.current, self.original)
 
 
+@dataclass
+class Undone:
+    """`pip-config --undo --json`: the files put back (or, with ``dry_run``, that would be, with their diffs)."""
+
+    dry_run: bool
+    restores: list[Restore]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "dry_run": self.dry_run,
+            "undone": [
+                {"tool": r.tool, "file": str(r.path), "deleted": r.original is None, **({"diff": r.diff()} if self.dry_run else {})}
+                for r in self.restores
+            ],
+        }
+
+
 def plan_undo(
     manifest: Manifest, tools: tuple[str, ...] | None = None, paths: list[Path] | None = None, force: bool = False
 ) -> list[Restore]:
