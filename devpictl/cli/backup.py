@@ -37,7 +37,7 @@ def backup(
     with ui.reporter(json_output) as rep:
         result = bkp.backup(engine, instance, target, include_files=include_files, reporter=rep)
     if json_output:
-        ui.print_json({"name": instance.name, "path": str(result.path), "bytes": result.size, "include_files": result.include_files})
+        ui.print_json(result)
     else:
         ui.out.print(f"Wrote {result.path} ({ui.human_size(result.size)})")
 
@@ -68,16 +68,15 @@ def restore(
     engine = connect()
     with cache_lock(instance), ui.reporter(json_output) as rep:
         result = bkp.restore(engine, instance, path, image, force=force, reporter=rep)
-        index_url = None
         if result.restart:
             opts = precedence.UpOptions(instance=instance, upstream=None, host=None, port=None, image=image, build=BuildOptions())
-            index_url = lifecycle.up(engine, opts, rep).index_url
+            result.index_url = lifecycle.up(engine, opts, rep).index_url
     if json_output:
-        ui.print_json({"name": instance.name, "actions": result.actions, "index_url": index_url})
+        ui.print_json(result)
         return
     for action in result.actions:
         ui.out.print(action)
-    if index_url:
-        ui.out.print(f"Cache {instance.name!r} is ready. Index URL: [bold]{index_url}[/]")
+    if result.index_url:
+        ui.out.print(f"Cache {instance.name!r} is ready. Index URL: [bold]{result.index_url}[/]")
     else:
         ui.out.print(f"Start it with: devpictl up --name {instance.name}")

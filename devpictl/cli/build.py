@@ -52,6 +52,6 @@ def build(
         rep.step(f"Building {image} from {opts.base_image}")
         image_id = img.build_image(engine.api, opts, image, dict(os.environ), rep.log)
     if json_output:
-        ui.print_json({"image": image, "id": image_id})
+        ui.print_json(img.Built(image, image_id))
     else:
         ui.out.print(f"Built {image}")

@@ -191,20 +191,7 @@ def up(
     if publishes_to_network(result.host):
         ui.err.print(f"[yellow]warning:[/] {network_warning(result.host, result.port)}")
     if json_output:
-        ui.print_json(
-            {
-                "name": result.name,
-                "index_url": result.index_url,
-                "upstream": {"name": result.upstream.name, "url": result.upstream.public_url},
-                "fallbacks": [{"name": f.name, "url": f.public_url} for f in result.fallbacks],
-                "changed": result.changed,
-                "actions": result.actions,
-                "password_file": str(result.password_file),
-                "offline": result.offline,
-                "core_metadata": result.core_metadata,
-                "primary_url": result.primary_url,
-            }
-        )
+        ui.print_json(result)
         return
     if result.changed:
         for action in result.actions:
@@ -275,7 +262,7 @@ def down(
     with cache_lock(instance):
         actions = lifecycle.down(engine, instance, volumes=volumes)
     if json_output:
-        ui.print_json({"name": instance.name, "actions": actions})
+        ui.print_json(lifecycle.DownResult(instance.name, actions))
     elif actions:
         for action in actions:
             ui.out.print(action)

@@ -18,9 +18,7 @@ def print_result(result, json_output: bool) -> None:
     from devpictl.cli import ui
 
     if json_output:
-        ui.print_json(
-            {"files": [str(p) for p in result.files], "secrets_created": [str(p) for p in result.secrets], "next_step": result.next_step}
-        )
+        ui.print_json(result)
         return
     for path in result.files:
         ui.out.print(f"Wrote {path}")

@@ -61,16 +61,16 @@ def password(
         from devpictl import replica
         from devpictl.container import connect
 
-        replica.export_secret(connect(), instance, replica_secret)
+        exported = replica.export_secret(connect(), instance, replica_secret)
         if json_output:
-            ui.print_json({"name": instance.name, "secret_file": str(replica_secret)})
+            ui.print_json(exported)
         else:
             ui.out.print(
                 f"Wrote the devpi secret of cache {instance.name!r} to {replica_secret} (mode 0600); copy it to the replica's machine as you would a password"
             )
         return
     if show:
-        from devpictl.password import stored_password
+        from devpictl.password import ShownPassword, stored_password
 
         secret = stored_password(instance)
         if instance.pending_password_file.exists():
@@ -79,7 +79,7 @@ def password(
                 f"`devpictl password --rotate --name {instance.name}` asks devpi and keeps the right one"
             )
         if json_output:
-            ui.print_json({"name": instance.name, "password": secret, "password_file": str(instance.password_file)})
+            ui.print_json(ShownPassword(instance.name, secret, instance.password_file))
         else:
             # Plain write: no markup or wrapping may change a secret's characters.
             typer.echo(secret)
@@ -90,7 +90,7 @@ def password(
     with cache_lock(instance):
         rotation = pw.rotate(connect(), instance)
     if json_output:
-        ui.print_json({"name": rotation.name, "rotated": True, "password_file": str(rotation.password_file)})
+        ui.print_json(rotation)
     else:
         if rotation.settled:
             ui.out.print(rotation.settled)

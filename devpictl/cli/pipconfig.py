@@ -180,25 +180,11 @@ def _tool_file(tool: str, scope: str | None, python: Path | None, project: Path 
 
 def _show(tools, index_url, scope, python, project, json_output) -> None:
     from devpictl.cli import ui
-    from devpictl.clientconfig.registry import get
+    from devpictl.clientconfig.registry import ShownConfig, get
 
     files = {tool: _tool_file(tool, scope, python, project) for tool in tools}
     if json_output:
-        ui.print_json(
-            {
-                "index_url": index_url,
-                "written": False,
-                "tools": {
-                    tool: {
-                        "file": str(files[tool]) if files[tool] else None,
-                        "settings": get(tool).settings(index_url),
-                        "env": get(tool).env_vars(index_url),
-                        **({"command": get(tool).command(index_url)} if get(tool).command(index_url) else {}),
-                    }
-                    for tool in tools
-                },
-            }
-        )
+        ui.print_json(ShownConfig(index_url, files))
         return
     parts = []
     for tool in tools:
@@ -212,11 +198,11 @@ def _show(tools, index_url, scope, python, project, json_output) -> None:
 
 def _show_shell(tools, index_url, shell, json_output) -> None:
     from devpictl.cli import ui
-    from devpictl.clientconfig.registry import get
+    from devpictl.clientconfig.registry import ShellEnv, get
     from devpictl.clientconfig.shell import render
 
     if json_output:
-        ui.print_json({"index_url": index_url, "env": {tool: get(tool).env_vars(index_url) for tool in tools}})
+        ui.print_json(ShellEnv(index_url, tuple(tools)))
         return
     out = []
     for tool in tools:
@@ -240,7 +226,7 @@ def _say(line: str, note: bool = False) -> None:
 def _write(tools, index_url, scope, python, project, dry_run, force, json_output) -> None:
     from devpictl.cli import ui
     from devpictl.clientconfig import manifest as mf
-    from devpictl.clientconfig.registry import get
+    from devpictl.clientconfig.registry import Written, get
 
     manifest = mf.Manifest()
     # Plan every file first: a refusal for one tool leaves all of them unchanged.
@@ -259,29 +245,14 @@ def _write(tools, index_url, scope, python, project, dry_run, force, json_output
                 manifest=manifest,
             )
         )
-    applied = {}
+    applied: dict[str, mf.Applied] = {}
     if not dry_run:
         for tool, change in changes.items():
             if change is not None and change.changed:
                 applied[tool] = mf.apply_change(change, manifest)
 
     if json_output:
-        report: dict[str, dict[str, object]] = {}
-        for tool, change in changes.items():
-            if change is None:
-                command = get(tool).command(index_url)
-                report[tool] = {"file": None, "changed": False, **({"command": command} if command else {})}
-                continue
-            done = applied.get(tool)
-            report[tool] = {
-                "file": str(change.path),
-                "changed": change.changed,
-                "created": change.old is None,
-                "backup": str(done.backup) if done and done.backup else None,
-                "notes": change.notes,
-                **({"diff": change.diff()} if dry_run else {}),
-            }
-        ui.print_json({"index_url": index_url, "dry_run": dry_run, "written": bool(applied), "tools": report})
+        ui.print_json(Written(index_url, dry_run, changes, applied))
         return
 
     for tool, change in changes.items():
@@ -345,15 +316,7 @@ def _undo(tools, paths, dry_run, force, json_output) -> None:
         for restore in restores:
             mf.apply_restore(restore, manifest)
     if json_output:
-        ui.print_json(
-            {
-                "dry_run": dry_run,
-                "undone": [
-                    {"tool": r.tool, "file": str(r.path), "deleted": r.original is None, **({"diff": r.diff()} if dry_run else {})}
-                    for r in restores
-                ],
-            }
-        )
+        ui.print_json(mf.Undone(dry_run, restores))
         return
     if not restores:
         which = ", ".join(tools) if tools else "any tool"

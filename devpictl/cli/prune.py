@@ -41,7 +41,7 @@ def prune(
     unused_days = core.parse_days(unused_for) if unused_for is not None else None
     result = core.prune(connect(), instance, max_bytes=max_bytes, unused_days=unused_days, dry_run=dry_run)
     if json_output:
-        ui.print_json(result.as_dict())
+        ui.print_json(result)
         return
     verb = "Would remove" if dry_run else "Removed"
     if dry_run:

@@ -54,7 +54,7 @@ def stats(
     container = ctr.running_container(ctr.connect(), instance)
     result = core.cache_stats(container, start)
     if json_output:
-        ui.print_json({"name": instance.name, **result.as_dict()})
+        ui.print_json(core.CacheStats(instance.name, result))
         return
     if not ctr.front_enabled(container):
         ui.err.print("Cache runs without its front server: only the requests it logs are counted.")

@@ -52,7 +52,7 @@ def status(
     st = cache_status.status(engine, instance)
     lags = upstream_lags(st) if lag else {}
     if json_output:
-        ui.print_json({**st.as_dict(), **({"lag": lags} if lag else {})})
+        ui.print_json(cache_status.StatusReport(st, lags if lag else None))
         return
     rows = [
         ("cache", st.name),
@@ -77,16 +77,17 @@ def status(
         ui.out.print(f"{key:>14}: {value}")
 
 
-def upstream_lags(st) -> dict[str, dict]:
+def upstream_lags(st) -> dict[str, dict[str, object]]:
     """{url: the lag keys of `mirrors test --json`} for the cache's upstream and fallbacks."""
-    from devpictl.cli.upstream import lag_fields, mirror_lags
+    from devpictl.cli.upstream import mirror_lags
     from devpictl.mirrors import LAG_PROJECTS, Upstream
 
     # The official index shows as words, not a URL: it is the reference itself.
     urls = [url for url in [st.upstream, *(f["url"] for f in st.fallbacks)] if url and url.startswith(("http://", "https://"))]
     members = [Upstream("custom", url) for url in urls]
     found = mirror_lags(members, list(LAG_PROJECTS), None, 10.0) if members else {}
-    return {url: lag_fields(found.get(member)) for url, member in zip(urls, members, strict=True)}
+    lags = {url: found.get(member) for url, member in zip(urls, members, strict=True)}
+    return {url: fresh.as_dict() if fresh is not None else {} for url, fresh in lags.items()}
 
 
 def describe_lag(fields: dict) -> str:
@@ -116,7 +117,7 @@ def show_caches(caches, json_output: bool) -> None:
     from devpictl.cli import ui
 
     if json_output:
-        ui.print_json([c.as_dict() for c in caches])
+        ui.print_json(caches)
         return
     if not caches:
         ui.out.print("No caches here yet: `devpictl up` makes one.")

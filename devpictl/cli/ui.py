@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
 from devpictl.reporter import QuietReporter, Reporter
+from devpictl.results import Result, to_json
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -34,8 +34,9 @@ def print_error(exc: Exception) -> None:
     err.print(Text(f"error: {exc}", style="bold red"))
 
 
-def print_json(data: object) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+def print_json(result: Result | Sequence[Result]) -> None:
+    """A command's --json answer: one typed result, or a list of them (devpictl/results.py)."""
+    sys.stdout.write(to_json(result) + "\n")
 
 
 # The classic builder announces each Dockerfile instruction this way.

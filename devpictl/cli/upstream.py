@@ -65,17 +65,7 @@ def set_upstream(
             engine, instance, upstream, check=check, probe_project=probe_project, reporter=rep, fallbacks=fallbacks
         )
     if json_output:
-        ui.print_json(
-            {
-                "name": result.name,
-                "previous": {"name": result.previous.name, "url": result.previous.public_url},
-                "upstream": {"name": result.upstream.name, "url": result.upstream.public_url},
-                "fallbacks": [{"name": f.name, "url": f.public_url} for f in result.fallbacks],
-                "changed": bool(result.actions),
-                "actions": result.actions,
-                "core_metadata": result.core_metadata,
-            }
-        )
+        ui.print_json(result)
     elif result.actions:
         for action in result.actions:
             ui.out.print(action)
@@ -97,9 +87,7 @@ def mirrors(ctx: typer.Context, json_output: bool = options.JSON) -> None:
 
     entries = every_upstream()
     if json_output:
-        ui.print_json(
-            [{"name": m.name, "url": m.url and m.display_url, "note": m.note, **({"user": True} if m.user else {})} for m in entries]
-        )
+        ui.print_json(entries)
         return
     from rich.table import Table
 
@@ -164,7 +152,7 @@ def measure_mirrors(
     pairs = speed_test(upstreams, project=project, timeout=timeout, download=download, console=None if json_output else ui.out)
     lags = mirror_lags([u for u, _ in pairs], projects, against, timeout) if lag else {}
     if json_output:
-        ui.print_json([{**result.as_dict(), **lag_fields(lags.get(upstream))} for upstream, result in pairs])
+        ui.print_json([speedtest.MirrorCheck(result, lags.get(upstream)) for upstream, result in pairs])
     elif lags:
         ui.out.print(lag_table(pairs, lags))
     best = next(((u, r) for u, r in pairs if r.fastest), None)
@@ -269,15 +257,6 @@ def within(fresh, max_hours: float) -> bool:
     if not fresh.lag.releases:
         return True
     return fresh.lag.hours is not None and fresh.lag.hours <= max_hours
-
-
-def lag_fields(fresh) -> dict[str, object]:
-    """The lag keys of a mirror in `mirrors test --json`."""
-    if fresh is None:
-        return {}
-    if fresh.lag is None:
-        return {"releases_behind": None, "hours_behind": None, "missing": [], "lag_problem": fresh.problem}
-    return {**fresh.lag.as_dict(), "lag_problem": fresh.problem or None}
 
 
 def lag_table(pairs, lags) -> Table:

@@ -68,7 +68,7 @@ def warm(
             with DrawnProgress() as progress:
                 report = core.warm(index_url, pins, targets, progress, jobs)
     if json_output:
-        ui.print_json({"name": instance.name, "index_url": index_url, "packages": len(pins), **report.as_dict()})
+        ui.print_json(core.WarmSummary(instance.name, index_url, len(pins), report))
     else:
         ui.out.print(
             f"Cache {instance.name!r}: stored {report.count(core.STORED)} files ({ui.human_size(report.stored_bytes)}), "
