@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.mirror_roots import make_bad_root, make_fallback_root
-from tests.integration.support import RUN_ID, TEST_LABEL, compose_upstream, host_pip_env, run_cli
+from tests.integration.support import RUN_ID, TEST_LABEL, compose_upstream, free_port, host_pip_env, run_cli
 from tests.integration.wheels import make_project_set, wheel_metadata
 
 HERE = Path(__file__).parent
@@ -194,6 +194,7 @@ def docker_setup(base_image, upstream_root, metadata_upstream_root, fallback_roo
     os.environ["DEVPICTL_TEST_FALLBACK_ROOT"] = str(fallback_roots[0])
     os.environ["DEVPICTL_TEST_BAD_FALLBACK_ROOT"] = str(fallback_roots[1])
     os.environ["DEVPICTL_TEST_BASE_IMAGE"] = base_image
+    os.environ["DEVPICTL_TEST_UPSTREAM_PORT"] = str(free_port())
     # docker-compose v1 has no `up --wait`; readiness is checked below.
     return ["up -d"]
 

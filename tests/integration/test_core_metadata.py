@@ -291,7 +291,7 @@ def test_mirrors_test_shows_which_upstream_serves_metadata(test_upstream, metada
     assert result.exit_code == 0, result.output
     rows = {row["url"]: row for row in json.loads(result.stdout)}
     assert rows[metadata_upstream["host_url"]]["core_metadata"] is True, rows
-    assert rows[test_upstream["host_url"]]["core_metadata"] is False, rows
+    assert rows[test_upstream["host_url"]]["core_metadata"] is False, rows[test_upstream["host_url"]]
     assert "answers HTTP 404" in rows[test_upstream["host_url"]]["core_metadata_detail"]
     table = run_cli(
         "mirrors",

@@ -115,11 +115,14 @@ def test_primary_back_new_projects_come_from_it(cache, engine, tmp_path):
             break
     else:
         pytest.fail("the failover server never reached the primary again")
+    # The test upstreams serve the whole session: count this test's requests, not earlier modules'.
+    page, wheel = "/simple/dpctl-big/", "/files/dpctl_big-1.0-py3-none-any.whl"
+    page_before, wheel_before = upstream_requests(engine, "upstream", page), upstream_requests(engine, "upstream", wheel)
     fallback_before = upstream_requests(engine, "fallback", "/pypi/web/simple/dpctl-big/")
     installed = pip_install(cache["index_url"], "dpctl-big", tmp_path)
     assert installed.returncode == 0, installed.stdout + installed.stderr
-    assert upstream_requests(engine, "upstream", "/simple/dpctl-big/") == 1
-    assert upstream_requests(engine, "upstream", "/files/dpctl_big-1.0-py3-none-any.whl") == 1
+    assert upstream_requests(engine, "upstream", page) == page_before + 1
+    assert upstream_requests(engine, "upstream", wheel) == wheel_before + 1
     assert upstream_requests(engine, "fallback", "/pypi/web/simple/dpctl-big/") == fallback_before
 
 
