@@ -48,6 +48,26 @@ def ca_bundle(tmp_path):
     return path
 
 
+# What every build context holds, and what an image with its front server adds.
+CONTEXT = {
+    "Dockerfile",
+    "devpi-server.yml",
+    "entrypoint.sh",
+    "prune.py",
+    "metrics.py",
+    "frontlog.py",
+    "set-mirror.py",
+    "devpictl_mirror_auth.py",
+}
+FRONT_CONTEXT = {
+    "nginx.conf",
+    "flush-cache.sh",
+    "follow-primary.py",
+    "balancer.conf",
+    "index.html",
+}
+
+
 class TestRenderDockerfile:
     def test_base_image_is_in_both_from_lines(self):
         text = render(base_image="registry.local/py:3.11")
@@ -264,36 +284,13 @@ class TestBuildContext:
 
     def test_default_context(self):
         members = self.members(img.BuildOptions())
-        assert set(members) == {
-            "Dockerfile",
-            "devpi-server.yml",
-            "entrypoint.sh",
-            "prune.py",
-            "metrics.py",
-            "frontlog.py",
-            "set-mirror.py",
-            "devpictl_mirror_auth.py",
-            "nginx.conf",
-            "flush-cache.sh",
-            "follow-primary.py",
-            "balancer.conf",
-            "index.html",
-        }
+        assert set(members) == CONTEXT | FRONT_CONTEXT
         assert members["entrypoint.sh"].mode == 0o755
         assert members["flush-cache.sh"].mode == 0o755
 
     def test_without_front_server_no_nginx_files(self):
         members = self.members(img.BuildOptions(front=False))
-        assert set(members) == {
-            "Dockerfile",
-            "devpi-server.yml",
-            "entrypoint.sh",
-            "prune.py",
-            "metrics.py",
-            "frontlog.py",
-            "set-mirror.py",
-            "devpictl_mirror_auth.py",
-        }
+        assert set(members) == CONTEXT
         assert "nginx" not in img.render_dockerfile(img.BuildOptions(front=False))
         assert members["Dockerfile"].mode == 0o644
 
@@ -309,20 +306,7 @@ class TestBuildContext:
         (wheelhouse / "subdir").mkdir()
         options = img.BuildOptions(ca_bundle=ca_bundle, wheelhouse=wheelhouse)
         members = self.members(options)
-        assert set(members) == {
-            "Dockerfile",
-            "devpi-server.yml",
-            "entrypoint.sh",
-            "prune.py",
-            "metrics.py",
-            "frontlog.py",
-            "set-mirror.py",
-            "devpictl_mirror_auth.py",
-            "nginx.conf",
-            "flush-cache.sh",
-            "follow-primary.py",
-            "balancer.conf",
-            "index.html",
+        assert set(members) == CONTEXT | FRONT_CONTEXT | {
             "ca-bundle.pem",
             "wheelhouse/devpi_server-6.20.3-py3-none-any.whl",
             "wheelhouse/pluggy-1.5.0-py3-none-any.whl",
