@@ -113,8 +113,8 @@ def cache_env(name: str, data_dir: Path, image: str) -> dict[str, str]:
     return {"DEVPICTL_DATA_DIR": str(data_dir), "DEVPICTL_IMAGE": image, "DEVPICTL_NAME": name}
 
 
-def up_on_test_upstream(env: dict[str, str], test_upstream: dict[str, str]) -> str:
-    """`up` a cache on the test upstream (joined to its network, probing six); its index URL."""
+def up_answer(env: dict[str, str], test_upstream: dict[str, str], *options: str) -> dict:
+    """`up --json` of a cache on the test upstream (joined to its network, probing six), with ``options`` too."""
     result = run_cli(
         "up",
         "--port",
@@ -125,11 +125,17 @@ def up_on_test_upstream(env: dict[str, str], test_upstream: dict[str, str]) -> s
         test_upstream["url"],
         "--probe-project",
         "six",
+        *options,
         "--json",
         env=env,
     )
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)["index_url"]
+    return json.loads(result.stdout)
+
+
+def up_on_test_upstream(env: dict[str, str], test_upstream: dict[str, str], *options: str) -> str:
+    """`up` a cache on the test upstream; its index URL."""
+    return up_answer(env, test_upstream, *options)["index_url"]
 
 
 def labelled(engine, name: str) -> tuple[list, list]:

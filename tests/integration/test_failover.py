@@ -23,12 +23,12 @@ from tests.integration.support import (
     RUN_ID,
     cache_env,
     file_url,
-    free_port,
     pip_install,
     pip_run,
     remove_cache,
     run_cli,
     status_json,
+    up_answer,
     upstream_container,
     upstream_requests,
     upstream_stopped,
@@ -47,23 +47,7 @@ def cache(engine, devpi_image, test_upstream, fallback_upstreams, tmp_path_facto
     env = cache_env(NAME, tmp_path_factory.mktemp("devpictl-data-failover"), devpi_image)
     warm = tmp_path_factory.mktemp("warm")
     try:
-        result = run_cli(
-            "up",
-            "--port",
-            str(free_port()),
-            "--network",
-            test_upstream["network"],
-            "--mirror",
-            test_upstream["url"],
-            "--fallback",
-            f"{fallback['url']},{bad['url']}",
-            "--probe-project",
-            "six",
-            "--json",
-            env=env,
-        )
-        assert result.exit_code == 0, result.output
-        answer = json.loads(result.stdout)
+        answer = up_answer(env, test_upstream, "--fallback", f"{fallback['url']},{bad['url']}")
         for project in CACHED:
             done = pip_install(answer["index_url"], project, warm)
             assert done.returncode == 0, done.stdout + done.stderr

@@ -15,7 +15,6 @@ from tests.integration.support import (
     RUN_ID,
     cache_env,
     file_url,
-    free_port,
     installer_env,
     one_error_line,
     pip_install,
@@ -118,23 +117,7 @@ def test_up_max_size_keeps_the_cache_under_its_limit_by_itself(engine, devpi_ima
     name = f"small{RUN_ID}"
     env = cache_env(name, tmp_path / "data", devpi_image)
     try:
-        result = run_cli(
-            "up",
-            "--port",
-            str(free_port()),
-            "--network",
-            test_upstream["network"],
-            "--mirror",
-            test_upstream["url"],
-            "--probe-project",
-            "six",
-            "--max-size",
-            "1K",
-            "--json",
-            env=env,
-        )
-        assert result.exit_code == 0, result.output
-        index_url = json.loads(result.stdout)["index_url"]
+        index_url = up_on_test_upstream(env, test_upstream, "--max-size", "1K")
         installed = pip_install(index_url, "six==1.16.0", tmp_path)
         assert installed.returncode == 0, installed.stdout + installed.stderr
         assert stored(engine, name, index_url, SIX)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 
-from tests.integration.support import RUN_ID, cache_env, free_port, leftovers, one_error_line, remove_cache, run_cli
+from tests.integration.support import RUN_ID, cache_env, free_port, leftovers, one_error_line, remove_cache, run_cli, up_on_test_upstream
 
 NAME = f"web{RUN_ID}"
 TAG = f"devpictl-test/devpi-web:{RUN_ID}"
@@ -17,27 +15,9 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko
 @pytest.fixture(scope="module")
 def web_cache(engine, base_image, ca_bundle, test_upstream, tmp_path_factory):
     env = cache_env(NAME, tmp_path_factory.mktemp("devpictl-data"), TAG)
-    result = run_cli(
-        "up",
-        "--web",
-        "--base-image",
-        base_image,
-        "--ca-bundle",
-        ca_bundle,
-        "--port",
-        str(free_port()),
-        "--network",
-        test_upstream["network"],
-        "--mirror",
-        test_upstream["url"],
-        "--probe-project",
-        "six",
-        "--json",
-        env=env,
-    )
     try:
-        assert result.exit_code == 0, result.output
-        yield json.loads(result.stdout)["index_url"].removesuffix("/root/pypi/+simple/")
+        index_url = up_on_test_upstream(env, test_upstream, "--web", "--base-image", base_image, "--ca-bundle", ca_bundle)
+        yield index_url.removesuffix("/root/pypi/+simple/")
     finally:
         remove_cache(engine, NAME, env)
         engine.images.remove(TAG, force=True)
