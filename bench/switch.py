@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""Benchmark `set-upstream` against the number of cached projects: parallel refresh vs one at a time.
+"""Benchmark `set-upstream` against the number of cached projects: forgetting the pages vs refreshing them.
 
     python bench/switch.py --image IMG [--sizes 100,1000,5000] [--latencies 0,0.1]
 
 For each size N and latency it serves N made-up projects (one file link each) from a
 static test upstream reachable under two names on a Docker network, each answer after the
 latency (0: loopback speed; 0.1 s: a distant mirror), caches every page through a cache,
-then switches the cache to the other name: once with devpictl's parallel refresh
-(devpictl/refresh.py JOBS) and once back with one refresh at a time, in the same run. It
-prints a markdown table (seconds, projects per second, the ratio), writes it into
-docs/performance.md, and removes what it created.
+then switches the cache to the other name the default way (devpi forgets every cached
+page in one request), asks for every page again through the cache (the cost the switch
+left to later requests), and switches back with --refresh-pages (each page fetched during
+the switch, devpictl/refresh.py), in the same run. It prints a markdown table, writes it
+into docs/performance.md, and removes what it created.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -57,29 +59,30 @@ def make_tree(root: Path, count: int) -> list[str]:
     return names
 
 
-def warm(index_url: str, names: list[str]) -> None:
-    """Cache every project's page, 16 at a time."""
+def warm(index_url: str, names: list[str]) -> float:
+    """Ask the cache for every project's page, 16 at a time; the seconds it took."""
     with httpx.Client(trust_env=False, timeout=120, headers={"User-Agent": AGENT}) as client:
 
         def one(name: str) -> None:
             client.get(f"{index_url}{name}/").raise_for_status()
 
+        start = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             list(pool.map(one, names))
+        return time.perf_counter() - start
 
 
-def timed_switch(name: str, url: str, env: dict[str, str], jobs: int) -> float:
-    """Seconds `set_upstream` takes to switch cache ``name`` to ``url``, refreshing ``jobs`` at a time."""
+def timed_switch(name: str, url: str, env: dict[str, str], refresh_pages: bool) -> float:
+    """Seconds `set_upstream` takes to switch cache ``name`` to ``url``, forgetting or (``refresh_pages``) refreshing its pages."""
     script = (
         "import sys, time\n"
-        "from devpictl import refresh, switching\n"
+        "from devpictl import switching\n"
         "from devpictl.reporter import QuietReporter\n"
         "from devpictl.container import connect\n"
         "from devpictl.mirrors import resolve\n"
         "from devpictl.settings import Instance\n"
-        f"refresh.JOBS = {jobs}\n"
         "start = time.perf_counter()\n"
-        f"result = switching.set_upstream(connect(), Instance({name!r}), resolve({url!r}), check=False, probe_project=None, reporter=QuietReporter())\n"
+        f"result = switching.set_upstream(connect(), Instance({name!r}), resolve({url!r}), check=False, probe_project=None, reporter=QuietReporter(), refresh_pages={refresh_pages})\n"
         "print(time.perf_counter() - start)\n"
         "print(result.actions, file=sys.stderr)\n"
     )
@@ -100,8 +103,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import docker
-
-    from devpictl import refresh
 
     engine = docker.from_env()
     work = Path(tempfile.mkdtemp(prefix="devpictl-bench-switch-"))
@@ -152,13 +153,13 @@ def main() -> None:
                 )
                 print(f"• {size}: caching every page", file=sys.stderr)
                 warm(json.loads(out)["index_url"], names)
-                # Which goes first alternates from case to case, so neither always meets a warmer cache.
-                first, second = (refresh.JOBS, 1) if len(rows) % 2 == 0 else (1, refresh.JOBS)
-                print(f"• {size}: switching, {first} at a time, then back {second} at a time", file=sys.stderr)
-                times = {first: timed_switch(cache, "http://up-b:8080/simple", env, first)}
-                times[second] = timed_switch(cache, "http://up-a:8080/simple", env, second)
-                parallel, serial = times[refresh.JOBS], times[1]
-                rows.append((size, latency, parallel, serial))
+                print(
+                    f"• {size}: switching (forgetting the pages), asking for each again, switching back (refreshing them)", file=sys.stderr
+                )
+                forget = timed_switch(cache, "http://up-b:8080/simple", env, refresh_pages=False)
+                later = warm(json.loads(out)["index_url"], names)
+                refreshed = timed_switch(cache, "http://up-a:8080/simple", env, refresh_pages=True)
+                rows.append((size, latency, forget, later, refreshed))
             finally:
                 subprocess.run(
                     [sys.executable, "-m", "devpictl", "down", "--name", cache, "--volumes", "--yes"], env=env, capture_output=True
@@ -173,11 +174,11 @@ def main() -> None:
         network.remove()
         shutil.rmtree(work, ignore_errors=True)
     table = [
-        f"| cached projects | upstream latency | switch, {refresh.JOBS} refreshes at once | projects/s | one at a time | projects/s | ratio |",
-        "|---|---|---|---|---|---|---|",
+        "| cached projects | upstream latency | switch | every page asked again after it | switch with --refresh-pages | switch / --refresh-pages |",
+        "|---|---|---|---|---|---|",
         *(
-            f"| {size} | {latency * 1000:.0f} ms | {parallel:.1f} s | {size / parallel:.0f} | {serial:.1f} s | {size / serial:.0f} | {parallel / serial:.2f} |"
-            for size, latency, parallel, serial in rows
+            f"| {size} | {latency * 1000:.0f} ms | {forget:.1f} s | {later:.1f} s | {refreshed:.1f} s | {forget / refreshed:.3f} |"
+            for size, latency, forget, later, refreshed in rows
         ),
     ]
     print("\n".join(table))
@@ -193,10 +194,12 @@ def write_section(path: Path, table: list[str]) -> None:
             "",
             "Measured by `bench/switch.py` in one run: a cache holding N projects' pages (one file each,",
             "from a static test upstream on a Docker network that answers after the latency shown)",
-            "switches to the same tree under another",
-            "name, refreshing every cached page, once with devpictl's parallel refresh and once back one",
-            "at a time; the ratio divides the first by the second. Load average when it ran: "
-            f"{os.getloadavg()[0]:.1f} (the machine's CPUs are shared).",
+            "switches to the same tree under another name the default way: devpi forgets every cached",
+            "page in one request, and each is fetched from the new upstream at its next request. Then",
+            "16 clients ask for every page again (what the switch left to later requests: the same",
+            "fetch a page costs when mirror_cache_expiry passes), and the cache switches back with",
+            "`--refresh-pages`, which fetches each page during the switch. The last column divides",
+            f"the first switch's time by the second's. Load average when it ran: {os.getloadavg()[0]:.1f} (the machine's CPUs are shared).",
             "",
             *table,
             "",

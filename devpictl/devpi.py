@@ -18,6 +18,8 @@ JSON = {"Accept": "application/json"}
 # devpi answers installers with plain simple pages; other user agents get devpi-web's richer, slower HTML.
 INSTALLER_AGENT = "pip/24.0 devpictl"
 MIRROR_INDEX = "root/pypi"
+# Forgetting a large cache's pages is one write transaction: seconds for thousands of pages.
+EXPIRE_TIMEOUT = 300.0  # the front server waits as long (nginx.conf.j2 proxy_read_timeout)
 
 
 def index_url(base_url: str) -> str:
@@ -140,6 +142,20 @@ class DevpiClient:
         if response.status_code == 404 or response.status_code >= 500:
             return False
         raise self._error(response, f"refresh {project}")
+
+    def expire_pages(self, index: str = MIRROR_INDEX) -> int | None:
+        """Make devpi forget every page the mirror ``index`` cached, in one transaction; how many.
+
+        Each is fetched again from the mirror's upstream of now on its next request
+        (templates/devpictl_mirror_auth.py). None: this devpi lacks devpictl's plugin
+        request (an image built before it), so pages must be refreshed one by one.
+        """
+        response = self._request("POST", f"/{index}/+devpictl/expire-pages", timeout=EXPIRE_TIMEOUT)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._error(response, f"forget the pages {index} cached")
+        return int(response.json()["result"]["expired"])
 
     def simple_files(self, project: str, index: str = MIRROR_INDEX) -> list[str]:
         """The file names on the simple page of ``project``, as an installer sees it."""

@@ -139,7 +139,8 @@ def up(engine: DockerClient, requested: precedence.UpOptions, reporter: Reporter
                 serving_upstream = find_by_url(client.get_index().get("mirror_url"), switching.official_url(container))
                 chain = None
             else:
-                serving_upstream, chain = switching.set_up_upstream(client, container, opts, wanted, reporter, actions)
+                switched = switching.set_up_upstream(client, container, opts.switch_options(), wanted, reporter, actions)
+                serving_upstream, chain = switched.upstream, switched.chain
             # Offline, devpi lists only the files it stored, so the probe project's page
             # may rightly be empty, and the upstream is never asked: an answering API is it.
             if not opts.offline:

@@ -37,6 +37,7 @@ class UpOptions:
     max_bytes: int | None = None  # keep the mirrored files under this size (0: no limit)
     fallbacks: tuple[Upstream, ...] | None = None  # upstreams to fail over to; None: the remembered ones
     check: bool = True  # check that a new upstream answers before switching to it
+    refresh_pages: bool = False  # after a switch, fetch every cached page now instead of at its next request
     replica_of: str | None = None  # the primary's URL: run as its replica (replica.py)
     replica_secret: Path | None = None  # the file holding the primary's devpi secret
     timeout: float = 180.0
@@ -44,6 +45,18 @@ class UpOptions:
     # The build options the user gave (BuildOptions has defaults for the rest):
     # an existing image must match these, see choose_image.
     build_given: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class SwitchOptions:
+    """What pointing root/pypi at an upstream needs to know (switching.set_up_upstream)."""
+
+    instance: Instance
+    probe_project: str
+    fallbacks: tuple[Upstream, ...] | None = None  # None: the remembered ones
+    check: bool = True
+    offline: bool = False
+    refresh_pages: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,11 +79,15 @@ class CacheSettings:
     max_bytes: int
     fallbacks: tuple[Upstream, ...] | None
     check: bool
+    refresh_pages: bool
     replica_of: str | None
     replica_secret: Path | None
     timeout: float
     environ: Mapping[str, str]
     build_given: frozenset[str]
+
+    def switch_options(self) -> SwitchOptions:
+        return SwitchOptions(self.instance, self.probe_project, self.fallbacks, self.check, self.offline, self.refresh_pages)
 
 
 def with_remembered(opts: UpOptions) -> tuple[UpOptions, CacheSettings]:
@@ -109,6 +126,7 @@ def with_remembered(opts: UpOptions) -> tuple[UpOptions, CacheSettings]:
         max_bytes=given.max_bytes or 0,
         fallbacks=given.fallbacks,
         check=given.check,
+        refresh_pages=given.refresh_pages,
         replica_of=given.replica_of,
         replica_secret=given.replica_secret,
         timeout=given.timeout,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-JOBS = 8  # refreshes at once: devpi fetches pages in parallel; more only queue in its thread pool
+JOBS = 8  # refreshes asked at once; devpi runs them one after the other (bench/switch.py), so more only queue
 MISSING = "-"  # prefix of a project the new upstream does not have, in the unfinished file
 
 

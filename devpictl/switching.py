@@ -25,25 +25,34 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 
+@dataclass(frozen=True)
+class Switched:
+    previous: Upstream  # what root/pypi fetched from before
+    upstream: Upstream  # what it fetches from now: the failover server when ``chain`` is set
+    chain: failover.Chain | None
+
+
 def set_up_upstream(
     client: DevpiClient,
     container: Container,
-    opts: precedence.CacheSettings,
+    opts: precedence.SwitchOptions,
     wanted: Upstream | None,
     reporter: Reporter,
     actions: list[str],
-) -> tuple[Upstream, failover.Chain | None]:
-    """Log in and point root/pypi at ``wanted`` and its fallbacks (None: keep what it has); (the upstream, the chain)."""
+) -> Switched:
+    """Log in and point root/pypi at ``wanted`` and its fallbacks (None: keep what it has); what `up` and set-upstream share."""
     instance = opts.instance
+    official = official_url(container)
+    if wanted is not None and not opts.offline:
+        check_not_itself(container, wanted, official)  # before anything changes, the login's settling included
+    measure = core_metadata_measurement(container, reporter, probe_project=opts.probe_project, check=opts.check, offline=opts.offline)
     settled = password.login_root(client, instance)
     if settled:
         actions.append(settled)
-    official = official_url(container)
     mirror_url = client.get_index().get("mirror_url")
     current = failover.current(container, mirror_url, official)
     wanted, chain = failover.plan(container, wanted, opts.fallbacks, failover.remembered(instance), mirror_url, official)
     if wanted is not None and not opts.offline:
-        check_not_itself(container, wanted, official)
         keep_credentials(container, instance, wanted, official)
     if chain is not None and not opts.offline:
         check = upstream_checker(container, opts.probe_project, reporter) if opts.check else None
@@ -52,7 +61,6 @@ def set_up_upstream(
         if opts.offline and effective_url(wanted, official) != effective_url(current, official):
             raise Conflict(offline_switch_message(instance))
         check_switch(container, current, wanted, official, opts.probe_project, reporter)
-    measure = core_metadata_measurement(container, reporter, probe_project=opts.probe_project, check=opts.check, offline=opts.offline)
     upstream = configure_upstream(
         client,
         wanted,
@@ -63,10 +71,11 @@ def set_up_upstream(
         instance.unfinished_switch_file,
         measure,
         current,
+        refresh_pages=opts.refresh_pages,
     )
     if chain is None and not opts.offline and ctr.front_enabled(container):
         failover.drop(container, actions)
-    return upstream, chain
+    return Switched(current, upstream, chain)
 
 
 def upstream_changes(upstream: Upstream, ixconfig: Mapping[str, object], official_url: str) -> list[str]:
@@ -163,13 +172,15 @@ def configure_upstream(
     unfinished: Path,
     core_metadata: Callable[[str], coremetadata.MetadataCheck] | None = None,
     current: Upstream | None = None,
+    *,
+    refresh_pages: bool = False,
 ) -> Upstream:
-    """Point root/pypi at ``wanted`` (None: keep its upstream) and refresh what it cached.
+    """Point root/pypi at ``wanted`` (None: keep its upstream) and renew what it cached.
 
     ``flush`` empties the front server's page cache after any change. The file
     ``unfinished`` exists from just before a switch's PATCH until its pages are
-    refreshed, so a run that was stopped in between is finished by the next one,
-    even when that one has nothing to PATCH.
+    renewed (renew_cached_pages), so a run that was stopped in between is finished
+    by the next one, even when that one has nothing to PATCH.
 
     ``core_metadata`` measures whether an upstream URL serves core metadata;
     mirror_provides_core_metadata follows it. Without a verdict (None: nothing
@@ -213,26 +224,22 @@ def configure_upstream(
         flush()
         return target
     try:
-        refreshed, missing = refresh_cached_projects(client, reporter, unfinished)
-        # Metadata is announced only once the pages list the new upstream's files.
+        renewed = renew_cached_pages(client, reporter, unfinished, refresh_pages)
+        # Metadata is announced only once no page lists the old upstream's files.
         if announce:
             client.patch_index([f"{coremetadata.INDEX_OPTION}=true"])
         flush()
     except DevpictlError as exc:
         exc.args = (
-            f"the upstream was switched to {target.name}, but its cached pages were not all refreshed ({exc}); run the same command again to finish",
+            f"the upstream was switched to {target.name}, but its cached pages were not all renewed ({exc}); run the same command again to finish",
         )
         raise
     except KeyboardInterrupt:
         raise Interrupted(
-            f"interrupted after the upstream was switched to {target.name}, before its cached pages were refreshed: run the same command again to finish"
+            f"interrupted after the upstream was switched to {target.name}, before its cached pages were renewed: run the same command again to finish"
         ) from None
     unfinished.unlink(missing_ok=True)
-    if refreshed:
-        actions.append(f"refreshed {len(refreshed)} cached project pages from the new upstream")
-    if missing:
-        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        actions.append(f"{len(missing)} cached projects are not on the new upstream: {shown}")
+    actions.extend(renewed)
     if announce:
         actions.append(f"announcing core metadata: {check.detail}")
     return target
@@ -282,6 +289,28 @@ def flush_front_caches(client: DevpiClient, container: Container) -> None:
     """Make cached pages misses in this cache's front server, then in its replicas' (replica.announce_new_pages)."""
     flush_front_cache(container)
     replica.announce_new_pages(client)
+
+
+def renew_cached_pages(client: DevpiClient, reporter: Reporter, unfinished: Path, refresh_pages: bool) -> list[str]:
+    """After a switch, make no cached page list the old upstream's files any more; what was done, as actions.
+
+    At once by default: devpi forgets every cached page in one transaction, and each
+    is fetched from the new upstream on its next request, as when mirror_cache_expiry
+    passes (seconds, however many there are). ``refresh_pages``, or a devpi without
+    devpictl's plugin request: each page is fetched again now (refresh_cached_projects),
+    which takes minutes on a large cache but tells which projects the new upstream lacks.
+    """
+    if not refresh_pages:
+        with reporter.waiting("Forgetting the pages cached from the old upstream"):
+            expired = client.expire_pages()
+        if expired is not None:
+            return [f"forgot {expired} cached project pages: each comes from the new upstream at its next request"] if expired else []
+    refreshed, missing = refresh_cached_projects(client, reporter, unfinished)
+    actions = [f"refreshed {len(refreshed)} cached project pages from the new upstream"] if refreshed else []
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        actions.append(f"{len(missing)} cached projects are not on the new upstream: {shown}")
+    return actions
 
 
 def refresh_cached_projects(client: DevpiClient, reporter: Reporter, unfinished: Path) -> tuple[list[str], list[str]]:
@@ -335,47 +364,22 @@ def set_upstream(
     probe_project: str | None,
     reporter: Reporter,
     fallbacks: tuple[Upstream, ...] | None = None,
+    refresh_pages: bool = False,
 ) -> SwitchResult:
     container = ctr.running_container(engine, instance)
     replica.refuse_on_replica(container, instance, "set-upstream")
     if ctr.offline_enabled(container):
         raise Conflict(offline_switch_message(instance))
-    probe_project = precedence.probe_project(instance, probe_project)
-    official = official_url(container)
-    check_not_itself(container, upstream, official)
+    opts = precedence.SwitchOptions(
+        instance, precedence.probe_project(instance, probe_project), fallbacks, check=check, refresh_pages=refresh_pages
+    )
     actions: list[str] = []
-    measure = core_metadata_measurement(container, reporter, probe_project=probe_project, check=check, offline=False)
     with DevpiClient(ctr.local_base_url(container)) as client:
-        settled = password.login_root(client, instance)
-        if settled:
-            actions.append(settled)
-        mirror_url = client.get_index().get("mirror_url")
-        previous = failover.current(container, mirror_url, official)
-        target, chain = failover.plan(container, upstream, fallbacks, failover.remembered(instance), mirror_url, official)
-        target = target or upstream  # plan keeps a given upstream
-        keep_credentials(container, instance, target, official)
-        if chain is not None:
-            checker = upstream_checker(container, probe_project, reporter) if check else None
-            failover.prepare(container, chain, official, checker, front=ctr.front_enabled(container), actions=actions)
-        if check:
-            check_switch(container, previous, target, official, probe_project, reporter)
-        configure_upstream(
-            client,
-            target,
-            official,
-            reporter,
-            actions,
-            lambda: flush_front_caches(client, container),
-            instance.unfinished_switch_file,
-            measure,
-            previous,
-        )
-        if chain is None and ctr.front_enabled(container):
-            failover.drop(container, actions)
+        switched = set_up_upstream(client, container, opts, upstream, reporter, actions)
         core_metadata = core_metadata_state(client, container)
-    failover.remember(instance, chain)
-    primary, chosen = failover.primary_and_fallbacks(target, chain)
-    return SwitchResult(instance.name, previous, primary, actions, core_metadata, chosen)
+    failover.remember(instance, switched.chain)
+    primary, chosen = failover.primary_and_fallbacks(switched.upstream, switched.chain)
+    return SwitchResult(instance.name, switched.previous, primary, actions, core_metadata, chosen)
 
 
 def upstream_checker(container: Container, probe_project: str, reporter: Reporter) -> Callable[[str], None]:

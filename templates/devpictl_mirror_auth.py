@@ -1,5 +1,6 @@
 """devpi-server plugin of devpictl: the upstream's credentials, kept out of devpi's readable config;
-and a mirror index setting that tells replicas to empty their front server's page cache.
+a mirror index setting that tells replicas to empty their front server's page cache;
+and one request that forgets every page a mirror cached, for a switch of upstream.
 
 devpi shows root/pypi's mirror_url to anonymous readers, so devpictl sets it without
 user and password and hands these in a file instead (0444 in devpi's 0700 run dir).
@@ -33,3 +34,35 @@ PAGES_GENERATION = "devpictl_pages_generation"
 @hookimpl
 def devpiserver_indexconfig_defaults(index_type):
     return {PAGES_GENERATION: ""} if index_type == "mirror" else {}
+
+
+# POST by the index's owner: every cached page of a mirror index is forgotten at once,
+# so each is fetched again, from the mirror_url of now, on its next request.
+EXPIRE_PAGES_ROUTE = "/{user}/{index}/+devpictl/expire-pages"
+
+
+@hookimpl
+def devpiserver_pyramid_configure(config, pyramid_config):
+    pyramid_config.add_route("devpictl-expire-pages", EXPIRE_PAGES_ROUTE)
+    pyramid_config.add_view(expire_pages, route_name="devpictl-expire-pages", request_method="POST", permission="index_modify")
+
+
+def expire_pages(context, request):
+    """Forget every page the mirror cached: what devpi's own refresh does, without the fetch.
+
+    devpi's refresh (POST .../+simple/NAME/refresh) drops one page and fetches it again
+    inside a write transaction, so a switch refreshing thousands of pages takes minutes.
+    Here all go in the one write transaction of this request: each page's stored links
+    become empty (replicas follow, as with devpi's refresh) and its fetch time is
+    forgotten, so the next request for it fetches the page from the new upstream and
+    points the files it lists, stored or not, at that upstream's URLs.
+    """
+    from pyramid.response import Response
+
+    stage = context.stage
+    if stage.ixconfig.get("type") != "mirror":
+        return Response(json={"message": f"{stage.name} is not a mirror index"}, status=400)
+    projects = list(stage.list_projects_perstage())
+    for project in projects:
+        stage.clear_simplelinks_cache(project)
+    return Response(json={"type": "expired-pages", "result": {"expired": len(projects)}})

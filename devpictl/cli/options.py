@@ -66,6 +66,11 @@ PROBE = typer.Option(
     help="Project whose simple page must list files for the cache to count as ready [default: remembered, else pip].",
 )
 CHECK = typer.Option(True, "--check/--no-check", help="Check that a new upstream answers a simple page before switching to it.")
+REFRESH_PAGES = typer.Option(
+    False,
+    "--refresh-pages",
+    help="After a switch, fetch every cached page from the new upstream now, with progress, and name the projects it lacks (minutes on a large cache) instead of at each page's next request.",
+)
 FALLBACK = typer.Option(
     None,
     "--fallback",

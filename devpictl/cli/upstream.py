@@ -37,6 +37,7 @@ def set_upstream(
     fallback: str = options.FALLBACK,
     max_lag: str = options.MAX_LAG,
     check: bool = options.CHECK,
+    refresh_pages: bool = options.REFRESH_PAGES,
     probe_project: str = options.PROBE,
     json_output: bool = options.JSON,
 ) -> None:
@@ -62,7 +63,14 @@ def set_upstream(
         fallbacks = failover.without(fallbacks, upstream)  # the fastest may be one of them: then it is the primary only
     with cache_lock(instance), ui.reporter(json_output) as rep:
         result = switching.set_upstream(
-            engine, instance, upstream, check=check, probe_project=probe_project, reporter=rep, fallbacks=fallbacks
+            engine,
+            instance,
+            upstream,
+            check=check,
+            probe_project=probe_project,
+            reporter=rep,
+            fallbacks=fallbacks,
+            refresh_pages=refresh_pages,
         )
     if json_output:
         ui.print_json(result)

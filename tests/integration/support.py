@@ -205,6 +205,13 @@ def file_url(index_url: str, project: str, filename: str) -> tuple[str, str]:
     return str(httpx.URL(f"{index_url}{project}/").join(match.group(1))), match.group(2)
 
 
+def simple_files(index_url: str, project: str) -> list[str]:
+    """The file names the cache's simple page of ``project`` lists, sorted, as an installer asks."""
+    response = httpx.get(f"{index_url}{project}/", headers={"User-Agent": INSTALLER_AGENT}, trust_env=False, timeout=30)
+    response.raise_for_status()
+    return sorted(re.findall(r">([^<]+\.(?:whl|tar\.gz|zip))</a>", response.text))
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -25,6 +25,7 @@ from tests.integration.support import (
     remove_cache,
     run_cli,
     sha256,
+    simple_files,
     upstream_stopped,
     uv_install,
 )
@@ -40,12 +41,6 @@ def cache(engine, devpi_image, test_upstream, ca_bundle, tmp_path_factory):
     info = {"env": env, "port": free_port(), "data_dir": data_dir}
     yield info
     remove_cache(engine, NAME, env)
-
-
-def simple_files(index_url: str, project: str) -> list[str]:
-    response = httpx.get(f"{index_url}{project}/", headers={"User-Agent": INSTALLER_AGENT}, trust_env=False, timeout=30)
-    response.raise_for_status()
-    return sorted(re.findall(r">([^<]+\.(?:whl|tar\.gz|zip))</a>", response.text))
 
 
 def test_up_on_official_index_then_pip_install(cache, ca_bundle, test_upstream, tmp_path):

@@ -184,7 +184,7 @@ EMPTY_PAGE = "<html><body><h1>root/pypi: links for pip</h1></body></html>"
 
 
 class FakeDevpi:
-    """A tiny stateful devpi-server: login, root's password, root/pypi's ixconfig, its cached projects, refresh, pages.
+    """A tiny stateful devpi-server: login, root's password, root/pypi's ixconfig, its cached projects, refresh, expiry, pages.
 
     POST /+login takes root with ``password`` and hands out a token; PATCH /root (the password),
     PATCH /root/pypi and refreshes need one. ``version`` set: GET /+status answers with it.
@@ -203,6 +203,8 @@ class FakeDevpi:
         self.requests: list[httpx.Request] = []
         self.simple_pages: list[httpx.Response] = []  # answers to the next simple-page GETs, in order
         self.not_upstream: set[str] = set()  # projects the new upstream lacks: their refresh fails
+        self.expire_route = True  # devpictl's plugin answers POST /root/pypi/+devpictl/expire-pages (False: an older image)
+        self.expired: list[str] = []  # the projects whose pages it forgot
         self.refuse_patch: httpx.Response | None = None  # answer PATCH /root with this instead
         self.drop_patch = False  # PATCH /root: apply, then drop the connection
         self.lose_patch = False  # PATCH /root: drop the connection before devpi applies it
@@ -268,6 +270,11 @@ class FakeDevpi:
                 # devpi 6.20 answers 500 when the upstream has no such project.
                 return httpx.Response(500, text="<html>Internal Server Error</html>")
             return httpx.Response(302, headers={"location": path.removesuffix("refresh")})
+        if (method, path) == ("POST", "/root/pypi/+devpictl/expire-pages") and self.expire_route:
+            if not self.authorised(request):
+                return httpx.Response(403, json={"type": "error", "message": "forbidden"})
+            self.expired.extend(self.projects)
+            return httpx.Response(200, json={"type": "expired-pages", "result": {"expired": len(self.projects)}})
         if method == "GET" and path.startswith("/root/pypi/+simple/"):
             if self.simple_pages:
                 return self.simple_pages.pop(0)

@@ -82,18 +82,56 @@ class TestConfigureUpstream:
         self.run(FakeDevpi(configured(TUNA)), TUNA)
         assert self.flushes == []
 
-    def run(self, server: FakeDevpi, wanted: Upstream | None) -> tuple[Upstream, list[str]]:
+    def run(self, server: FakeDevpi, wanted: Upstream | None, refresh_pages: bool = False) -> tuple[Upstream, list[str]]:
         actions: list[str] = []
         with server.client() as client:
             client.login("root", ROOT_PASSWORD)
             result = switching.configure_upstream(
-                client, wanted, OFFICIAL_URL, reporter.QuietReporter(), actions, self.flushes.append_one, unfinished_file()
+                client,
+                wanted,
+                OFFICIAL_URL,
+                reporter.QuietReporter(),
+                actions,
+                self.flushes.append_one,
+                unfinished_file(),
+                refresh_pages=refresh_pages,
             )
         return result, actions
 
-    def test_switching_patches_then_refreshes_every_cached_project(self):
+    def test_switching_patches_then_forgets_every_cached_page_at_once(self):
         server = FakeDevpi(configured(OFFICIAL), projects=("pip", "requests"))
         result, actions = self.run(server, TUNA)
+        assert result is TUNA
+        assert server.calls() == [
+            ("POST", "/+login"),
+            ("GET", "/root/pypi"),
+            ("PATCH", "/root/pypi"),
+            # One request, one transaction in devpi: no page is fetched here.
+            ("POST", "/root/pypi/+devpictl/expire-pages"),
+        ]
+        assert server.expired == ["pip", "requests"]
+        assert actions == [
+            "switched upstream from pypi to tuna",
+            "forgot 2 cached project pages: each comes from the new upstream at its next request",
+        ]
+        assert self.flushes == ["flush"]  # after the pages were forgotten
+        assert not unfinished_file().exists()
+
+    def test_an_image_without_devpictls_expiry_refreshes_each_page(self):
+        server = FakeDevpi(configured(OFFICIAL), projects=("pip", "requests"))
+        server.expire_route = False  # devpi answers 404: an image built before the plugin had it
+        _, actions = self.run(server, TUNA)
+        assert server.calls()[3:] == [
+            ("POST", "/root/pypi/+devpictl/expire-pages"),
+            ("GET", "/root/pypi"),  # the cached projects
+            ("POST", "/root/pypi/+simple/pip/refresh"),
+            ("POST", "/root/pypi/+simple/requests/refresh"),
+        ]
+        assert actions[1].startswith("refreshed 2 cached project pages")
+
+    def test_switching_patches_then_refreshes_every_cached_project(self):
+        server = FakeDevpi(configured(OFFICIAL), projects=("pip", "requests"))
+        result, actions = self.run(server, TUNA, refresh_pages=True)
         assert result is TUNA
         assert server.patches() == [["mirror_url=https://pypi.tuna.tsinghua.edu.cn/simple", "mirror_ignore_serial_header=true"]]
         assert server.calls() == [
@@ -117,15 +155,15 @@ class TestConfigureUpstream:
         result, actions = self.run(server, OFFICIAL)
         assert result is OFFICIAL
         assert server.patches() == [["mirror_url=https://official.index.example/simple", "mirror_ignore_serial_header=false"]]
-        assert ("POST", "/root/pypi/+simple/pip/refresh") in server.calls()
+        assert server.expired == ["pip"]
         assert actions[0] == "switched upstream from tuna to pypi"
-        assert actions[1].startswith("refreshed 1 cached project pages")
+        assert actions[1].startswith("forgot 1 cached project pages")
         assert len(actions) == 2
 
     def test_projects_missing_upstream_are_reported(self):
         server = FakeDevpi(configured(OFFICIAL), projects=("zzz-internal", "pip", "aaa-private"))
         server.not_upstream = {"aaa-private", "zzz-internal"}
-        _, actions = self.run(server, TUNA)
+        _, actions = self.run(server, TUNA, refresh_pages=True)
         refreshes = [path for _, path in server.calls() if path.endswith("/refresh")]
         assert len(refreshes) == 3
         assert actions[0] == "switched upstream from pypi to tuna"
@@ -133,9 +171,10 @@ class TestConfigureUpstream:
         assert actions[2].startswith("2 cached projects are not on the new upstream")
         assert actions[2].endswith("aaa-private, zzz-internal")
 
-    def test_switching_an_empty_cache_refreshes_nothing(self):
+    @pytest.mark.parametrize("refresh_pages", [False, True], ids=["forget", "refresh"])
+    def test_switching_an_empty_cache_refreshes_nothing(self, refresh_pages):
         server = FakeDevpi(configured(OFFICIAL))
-        _, actions = self.run(server, TUNA)
+        _, actions = self.run(server, TUNA, refresh_pages)
         assert actions == ["switched upstream from pypi to tuna"]
         assert not any(path.endswith("/refresh") for _, path in server.calls())
 
@@ -201,7 +240,7 @@ class TestConfigureUpstream:
             ("PATCH", "/root/pypi", ["mirror_provides_core_metadata=false"]),
             "flush",
             ("PATCH", "/root/pypi", ["mirror_url=https://pypi.tuna.tsinghua.edu.cn/simple", "mirror_ignore_serial_header=true"]),
-            ("POST", "/root/pypi/+simple/pip/refresh", None),
+            ("POST", "/root/pypi/+devpictl/expire-pages", None),
             "flush",
         ]
         assert actions[0] == "stopped announcing core metadata: x.whl.metadata answers HTTP 404"
@@ -213,8 +252,8 @@ class TestConfigureUpstream:
         assert measured == [OFFICIAL_URL]
         assert events[1:] == [
             ("PATCH", "/root/pypi", ["mirror_url=https://official.index.example/simple", "mirror_ignore_serial_header=false"]),
-            # Pages cached from the old upstream list its files until refreshed: announce only then.
-            ("POST", "/root/pypi/+simple/pip/refresh", None),
+            # Pages cached from the old upstream list its files until forgotten: announce only then.
+            ("POST", "/root/pypi/+devpictl/expire-pages", None),
             ("PATCH", "/root/pypi", ["mirror_provides_core_metadata=true"]),
             "flush",
         ]
@@ -256,9 +295,11 @@ class TestConfigureUpstream:
 class TestUnfinishedSwitch:
     """A switch stopped between its PATCH and the last refreshed page is finished by running it again."""
 
-    def switch(self, server: FakeDevpi, wanted: Upstream | None, fail_on: str | None = None, error=None) -> list[str]:
+    def switch(self, server: FakeDevpi, wanted: Upstream | None, fail_on: str | None = None, error=None, refresh_pages=True) -> list[str]:
+        """configure_upstream; ``fail_on``: the path of a request (a refreshed project's name) that fails with ``error``."""
+
         def handle(request):
-            if fail_on and request.url.path == f"/root/pypi/+simple/{fail_on}/refresh":
+            if fail_on and request.url.path in (f"/root/pypi/+simple/{fail_on}/refresh", fail_on):
                 if error is KeyboardInterrupt:
                     raise KeyboardInterrupt
                 raise httpx.ReadTimeout("slow upstream", request=request)
@@ -270,7 +311,14 @@ class TestUnfinishedSwitch:
         with DevpiClient("http://127.0.0.1:3141", transport=httpx.MockTransport(handle)) as client:
             client.login("root", ROOT_PASSWORD)
             switching.configure_upstream(
-                client, wanted, OFFICIAL_URL, reporter.QuietReporter(), actions, lambda: self.flushes.append("flush"), unfinished_file()
+                client,
+                wanted,
+                OFFICIAL_URL,
+                reporter.QuietReporter(),
+                actions,
+                lambda: self.flushes.append("flush"),
+                unfinished_file(),
+                refresh_pages=refresh_pages,
             )
         return actions
 
@@ -283,7 +331,7 @@ class TestUnfinishedSwitch:
         "error, raised, fragment",
         [
             (KeyboardInterrupt, Interrupted, "interrupted after the upstream was switched to tuna"),
-            (httpx.ReadTimeout, DevpiError, "the upstream was switched to tuna, but its cached pages were not all refreshed"),
+            (httpx.ReadTimeout, DevpiError, "the upstream was switched to tuna, but its cached pages were not all renewed"),
         ],
         ids=["interrupted", "refresh-times-out"],
     )
@@ -304,6 +352,19 @@ class TestUnfinishedSwitch:
         assert actions[0] == "finishing the switch to tuna that an earlier run left unfinished"
         assert not unfinished_file().exists()
         assert self.switch(server, TUNA) == []  # and now it is done
+
+    def test_a_switch_whose_pages_were_not_forgotten_is_finished_by_the_next_run(self):
+        server = FakeDevpi(configured(OFFICIAL), projects=("pip",))
+        expiry = "/root/pypi/+devpictl/expire-pages"
+        with pytest.raises(DevpiError, match="its cached pages were not all renewed"):
+            self.switch(server, TUNA, fail_on=expiry, error=httpx.ReadTimeout, refresh_pages=False)
+        assert server.expired == [] and unfinished_file().exists()
+        actions = self.switch(server, None, refresh_pages=False)
+        assert actions == [
+            "finishing the switch to tuna that an earlier run left unfinished",
+            "forgot 1 cached project pages: each comes from the new upstream at its next request",
+        ]
+        assert server.expired == ["pip"] and not unfinished_file().exists()
 
     def test_a_finished_switch_leaves_no_marker(self):
         server = FakeDevpi(configured(OFFICIAL), projects=("pip",))
