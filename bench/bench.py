@@ -73,6 +73,17 @@ def devpictl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "devpictl", *args], env=env, capture_output=True, text=True)
 
 
+def bench_env(work: Path, image: str) -> dict[str, str]:
+    """The environment the bench runs devpictl in: its own data and config under ``work``, the bench's label, ``image``."""
+    return {
+        **os.environ,
+        "DEVPICTL_DATA_DIR": str(work / "data"),
+        "DEVPICTL_CONFIG_DIR": str(work / "config"),
+        "DEVPICTL_LABELS": LABEL,
+        "DEVPICTL_IMAGE": image,
+    }
+
+
 def must(result: subprocess.CompletedProcess) -> str:
     if result.returncode != 0:
         sys.exit(f"bench: {' '.join(map(str, result.args[2:]))} failed:\n{result.stdout}{result.stderr}")
@@ -469,7 +480,7 @@ def main() -> None:
 
     engine = docker.from_env()
     work = Path(tempfile.mkdtemp(prefix="devpictl-bench-"))
-    env = {**os.environ, "DEVPICTL_DATA_DIR": str(work / "data"), "DEVPICTL_LABELS": LABEL, "DEVPICTL_IMAGE": args.image}
+    env = bench_env(work, args.image)
     ca = ["--ca-bundle", args.ca_bundle] if args.ca_bundle else []
     names = ["bench", "bench-stock", "bench-up", "bench-uv", "bench-pip", "bench-local"]
     static = local = network = None

@@ -29,9 +29,8 @@ from pathlib import Path
 import httpx
 
 # Run as a script, bench/ is on sys.path: bench.py's helpers.
-from bench import devpictl, free_port, must
+from bench import bench_env, devpictl, free_port, must
 
-LABEL = "devpictl.bench=1"
 AGENT = "pip/24.1.2 devpictl-bench"
 SILENT = "import socket, time\ns = socket.socket()\ns.bind(('0.0.0.0', 8080))\ns.listen(1000)\ntime.sleep(10**6)\n"
 
@@ -80,13 +79,7 @@ def main() -> None:
 
     engine = docker.from_env()
     work = Path(tempfile.mkdtemp(prefix="devpictl-bench-failover-"))
-    env = {
-        **os.environ,
-        "DEVPICTL_DATA_DIR": str(work / "data"),
-        "DEVPICTL_CONFIG_DIR": str(work / "config"),
-        "DEVPICTL_LABELS": LABEL,
-        "DEVPICTL_IMAGE": args.image,
-    }
+    env = bench_env(work, args.image)
     os.chmod(work, 0o755)
     names = make_tree(work / "tree", args.projects)
     network = engine.networks.create(f"devpictl-bench-failover-{os.getpid()}", labels={"devpictl.bench": "1"})

@@ -32,9 +32,8 @@ import time
 from pathlib import Path
 
 # Run as a script, bench/ is on sys.path: bench.py's helpers, as it measures them.
-from bench import devpictl, fetch_set, free_port, machine, median_fetch, must, pins
+from bench import bench_env, devpictl, fetch_set, free_port, machine, median_fetch, must, pins
 
-LABEL = "devpictl.bench=1"
 PRIMARY, REPLICA = "bench-repl-primary", "bench-repl-replica"
 PROBE = "tqdm"  # outside the set: readiness warms nothing measured
 DELAY_PINS = ["botocore==1.35.0", "boto3==1.35.0", "s3transfer==0.10.2", "jmespath==1.0.1", "markdown==3.6"]
@@ -69,7 +68,7 @@ def main() -> None:
 
     engine = docker.from_env()
     work = Path(tempfile.mkdtemp(prefix="devpictl-bench-replicas-"))
-    env = {**os.environ, "DEVPICTL_DATA_DIR": str(work / "data"), "DEVPICTL_LABELS": LABEL, "DEVPICTL_IMAGE": args.image}
+    env = bench_env(work, args.image)
     ca = ["--ca-bundle", args.ca_bundle] if args.ca_bundle else []
     network = engine.networks.create("bench-repl-net", labels={"devpictl.bench": "1"})
     try:

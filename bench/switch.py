@@ -30,9 +30,8 @@ from pathlib import Path
 import httpx
 
 # Run as a script, bench/ is on sys.path: bench.py's helpers.
-from bench import devpictl, free_port, must
+from bench import bench_env, devpictl, free_port, must
 
-LABEL = "devpictl.bench=1"
 START = "<!-- section: bench/switch.py -->"  # bench/bench.py keeps sections that start so
 END = "<!-- end of section -->"
 AGENT = "pip/24.1.2 devpictl-bench"
@@ -106,13 +105,7 @@ def main() -> None:
 
     engine = docker.from_env()
     work = Path(tempfile.mkdtemp(prefix="devpictl-bench-switch-"))
-    env = {
-        **os.environ,
-        "DEVPICTL_DATA_DIR": str(work / "data"),
-        "DEVPICTL_CONFIG_DIR": str(work / "config"),
-        "DEVPICTL_LABELS": LABEL,
-        "DEVPICTL_IMAGE": args.image,
-    }
+    env = bench_env(work, args.image)
     network = engine.networks.create(f"devpictl-bench-switch-{os.getpid()}", labels={"devpictl.bench": "1"})
     rows = []
     try:

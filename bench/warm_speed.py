@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ROOT, WARM_BEGIN, WARM_END, WHEELS, clean_env, devpictl, free_port, machine, must, warm_section
+from bench import ROOT, WARM_BEGIN, WARM_END, WHEELS, bench_env, clean_env, devpictl, free_port, machine, must, warm_section
 
 NAMES = ["bench-warm", "bench-warm-pip"]
 
@@ -113,7 +113,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="devpictl-bench-warm-"))
-    env = {**os.environ, "DEVPICTL_DATA_DIR": str(work / "data"), "DEVPICTL_LABELS": "devpictl.bench=1", "DEVPICTL_IMAGE": args.image}
+    env = bench_env(work, args.image)
     ca = ["--ca-bundle", args.ca_bundle] if args.ca_bundle else []
 
     def up(name: str) -> str:

@@ -64,6 +64,15 @@ def unfinished_file():
     return settings.Instance("default").unfinished_switch_file
 
 
+def configure(
+    client: DevpiClient, wanted: Upstream | None, actions: list[str], flush, measure=None, refresh_pages: bool = False
+) -> Upstream:
+    """configure_upstream as `set-upstream` runs it, on the cache "default", with the official index at OFFICIAL_URL."""
+    return switching.configure_upstream(
+        client, wanted, OFFICIAL_URL, reporter.QuietReporter(), actions, flush, unfinished_file(), measure, refresh_pages=refresh_pages
+    )
+
+
 class Flushes(list):
     def append_one(self) -> None:
         self.append("flush")
@@ -86,16 +95,7 @@ class TestConfigureUpstream:
         actions: list[str] = []
         with server.client() as client:
             client.login("root", ROOT_PASSWORD)
-            result = switching.configure_upstream(
-                client,
-                wanted,
-                OFFICIAL_URL,
-                reporter.QuietReporter(),
-                actions,
-                self.flushes.append_one,
-                unfinished_file(),
-                refresh_pages=refresh_pages,
-            )
+            result = configure(client, wanted, actions, self.flushes.append_one, refresh_pages=refresh_pages)
         return result, actions
 
     def test_switching_patches_then_forgets_every_cached_page_at_once(self):
@@ -218,16 +218,7 @@ class TestConfigureUpstream:
         actions: list[str] = []
         with server.client() as client:
             client.login("root", ROOT_PASSWORD)
-            switching.configure_upstream(
-                client,
-                wanted,
-                OFFICIAL_URL,
-                reporter.QuietReporter(),
-                actions,
-                lambda: events.append("flush"),
-                unfinished_file(),
-                None if served is None else measure,
-            )
+            configure(client, wanted, actions, lambda: events.append("flush"), None if served is None else measure)
         return actions, [e for e in events if e == "flush" or e[0] != "GET"], measured
 
     def test_a_switch_to_an_upstream_without_metadata_stops_announcing_it_first(self):
@@ -289,7 +280,7 @@ class TestConfigureUpstream:
     def test_without_login_the_patch_is_refused(self):
         server = FakeDevpi(configured(OFFICIAL))
         with server.client() as client, pytest.raises(DevpiError, match="HTTP 403"):
-            switching.configure_upstream(client, TUNA, OFFICIAL_URL, reporter.QuietReporter(), [], lambda: None, unfinished_file())
+            configure(client, TUNA, [], lambda: None)
 
 
 class TestUnfinishedSwitch:
@@ -310,16 +301,7 @@ class TestUnfinishedSwitch:
         actions: list[str] = []
         with DevpiClient("http://127.0.0.1:3141", transport=httpx.MockTransport(handle)) as client:
             client.login("root", ROOT_PASSWORD)
-            switching.configure_upstream(
-                client,
-                wanted,
-                OFFICIAL_URL,
-                reporter.QuietReporter(),
-                actions,
-                lambda: self.flushes.append("flush"),
-                unfinished_file(),
-                refresh_pages=refresh_pages,
-            )
+            configure(client, wanted, actions, lambda: self.flushes.append("flush"), refresh_pages=refresh_pages)
         return actions
 
     @pytest.fixture(autouse=True)
