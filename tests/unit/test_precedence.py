@@ -40,6 +40,19 @@ class TestRemembered:
         assert precedence.with_remembered(up_options())[1].host == "0.0.0.0"
 
 
+class TestSwitchOptions:
+    """What `up` hands switching.set_up_upstream: decided settings, and this run's switch choices (never remembered)."""
+
+    def test_the_decided_settings_and_this_runs_choices(self):
+        save_remembered(Instance("default"), {"offline": True, "probe_project": "six"})
+        opts = precedence.with_remembered(up_options(check=False, refresh_pages=True))[1].switch_options()
+        assert opts == precedence.SwitchOptions(Instance("default"), "six", None, check=False, offline=True, refresh_pages=True)
+
+    def test_by_default_pages_are_forgotten_not_refreshed(self):
+        opts = precedence.with_remembered(up_options())[1].switch_options()
+        assert (opts.check, opts.offline, opts.refresh_pages) == (True, False, False)
+
+
 class TestExplicitBeatsRemembered:
     """A value given on purpose wins over what `up` remembered, even when it is false or zero."""
 

@@ -415,6 +415,19 @@ class TestFastest:
         assert json.loads(result.stdout)["upstream"] == {"name": "slow", "url": indexes["slow"].url}
         assert result.stderr == ""
 
+    @pytest.mark.parametrize("flag, wanted", [([], False), (["--refresh-pages"], True)])
+    def test_refresh_pages_reaches_the_switch(self, engine, monkeypatch, flag, wanted):
+        seen = {}
+
+        def set_upstream(engine, instance, upstream, **kwargs):
+            seen.update(kwargs)
+            return switching.SwitchResult(instance.name, OFFICIAL, upstream, [])
+
+        monkeypatch.setattr(switching, "set_upstream", set_upstream)
+        result = invoke("set-upstream", "tuna", *flag)
+        assert result.exit_code == 0, result.output
+        assert seen["refresh_pages"] is wanted
+
     def test_none_answers(self, local_only, engine, switched):
         add("gone", closed_port_url())
         result = invoke("set-upstream", "fastest", "--json")
