@@ -57,12 +57,21 @@ def expire_pages(context, request):
     forgotten, so the next request for it fetches the page from the new upstream and
     points the files it lists, stored or not, at that upstream's URLs.
     """
-    from pyramid.response import Response
-
     stage = context.stage
     if stage.ixconfig.get("type") != "mirror":
-        return Response(json={"message": f"{stage.name} is not a mirror index"}, status=400)
-    projects = list(stage.list_projects_perstage())
+        return answer(request, 400, {"message": f"{stage.name} is not a mirror index"})
+    if not stage.no_project_list:
+        # The list would be the upstream's every name (a million on the official index).
+        return answer(request, 409, {"message": f"{stage.name} lists its upstream's projects: set mirror_no_project_list first"})
+    projects = list(stage.list_projects_perstage())  # the projects it cached
     for project in projects:
         stage.clear_simplelinks_cache(project)
-    return Response(json={"type": "expired-pages", "result": {"expired": len(projects)}})
+    return answer(request, 200, {"type": "expired-pages", "result": {"expired": len(projects)}})
+
+
+def answer(request, status, body):
+    response = request.response
+    response.status_code = status
+    response.content_type = "application/json"
+    response.body = json.dumps(body).encode()
+    return response

@@ -6,6 +6,7 @@ with the pages, containers and options tests build from them.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 from types import SimpleNamespace
 
@@ -448,3 +449,12 @@ LOG = "\n".join(
         f'{T.format(6)} front 172.17.0.1 "GET /root/pypi/+simple/nosuch/ HTTP/1.1" 404 50 cache=MISS disk=- 0.1 s "pip/24.0"',
     ]
 )
+
+
+def devpi_plugin():
+    """devpictl's devpi plugin (templates/devpictl_mirror_auth.py), loaded as devpi loads it."""
+    spec = importlib.util.spec_from_file_location("devpictl_mirror_auth", img.template_dir() / "devpictl_mirror_auth.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

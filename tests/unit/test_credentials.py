@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import stat
 import subprocess
@@ -17,7 +16,7 @@ from devpictl import password, probe, simplepage, switching
 from devpictl.cli import app
 from devpictl.mirrors import OFFICIAL, parse_index_url, resolve
 from devpictl.settings import Instance, ensure_root_password
-from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, FakeDevpi, FakeEngine, configured
+from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, FakeDevpi, FakeEngine, configured, devpi_plugin
 from tests.unit.upstream_check import local_server, run_check
 
 SECRET = "s3cret-Pa55"
@@ -115,9 +114,7 @@ class TestDevpiPlugin:
 
     @pytest.fixture
     def plugin(self, tmp_path, monkeypatch):
-        spec = importlib.util.spec_from_file_location("devpictl_mirror_auth", img.template_dir() / "devpictl_mirror_auth.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = devpi_plugin()
         monkeypatch.setattr(module, "AUTH_FILE", str(tmp_path / "upstream-auth.json"))
         return module, tmp_path / "upstream-auth.json"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from devpictl.devpi import DevpiClient
 from devpictl.errors import BadInput, Conflict, DevpiError, Interrupted
 from devpictl.mirrors import CATALOG, OFFICIAL, Upstream
 from devpictl.settings import Instance
-from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, TUNA, FakeDevpi, FakeEngine, configured, exec_answering
+from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, TUNA, FakeDevpi, FakeEngine, configured, devpi_plugin, exec_answering
 
 
 class TestUpstreamChanges:
@@ -419,3 +420,58 @@ class TestSetUpstream:
         make(True, configured(OFFICIAL))
         with pytest.raises(Conflict, match="--online"):
             switching.set_upstream(engine, Instance("default"), TUNA, check=True, probe_project=None, reporter=reporter.QuietReporter())
+
+
+class FakeStage:
+    """The parts of devpi's MirrorStage that the plugin's expire-pages view uses."""
+
+    def __init__(self, projects, *, kind="mirror", no_project_list=True):
+        self.name = "root/pypi"
+        self.ixconfig = {"type": kind}
+        self.no_project_list = no_project_list
+        self.projects = list(projects)
+        self.cleared: list[str] = []
+
+    def list_projects_perstage(self):
+        return frozenset(self.projects)
+
+    def clear_simplelinks_cache(self, project):
+        self.cleared.append(project)
+
+
+class TestExpirePagesView:
+    """The plugin's POST /{user}/{index}/+devpictl/expire-pages, called as devpi's pyramid calls it."""
+
+    def call(self, stage: FakeStage) -> tuple[int, dict]:
+        request = SimpleNamespace(response=SimpleNamespace())
+        response = devpi_plugin().expire_pages(SimpleNamespace(stage=stage), request)
+        assert response.content_type == "application/json"
+        return response.status_code, json.loads(response.body)
+
+    def test_every_cached_page_is_forgotten_in_the_one_request(self):
+        stage = FakeStage(["pip", "six", "requests"])
+        assert self.call(stage) == (200, {"type": "expired-pages", "result": {"expired": 3}})
+        assert sorted(stage.cleared) == ["pip", "requests", "six"]
+
+    def test_a_mirror_listing_its_upstreams_projects_is_refused(self):
+        stage = FakeStage(["pip"], no_project_list=False)
+        status, body = self.call(stage)
+        assert status == 409 and "mirror_no_project_list" in body["message"]
+        assert stage.cleared == []
+
+    def test_not_a_mirror(self):
+        stage = FakeStage(["mine"], kind="stage")
+        assert self.call(stage)[0] == 400 and stage.cleared == []
+
+    def test_the_route_is_the_clients_and_only_the_index_owner_may_post(self):
+        routes, views = [], []
+        config = SimpleNamespace(add_route=lambda *a: routes.append(a), add_view=lambda *a, **k: views.append(k))
+        devpi_plugin().devpiserver_pyramid_configure(config=None, pyramid_config=config)
+        assert routes == [("devpictl-expire-pages", "/{user}/{index}/+devpictl/expire-pages")]
+        assert views == [{"route_name": "devpictl-expire-pages", "request_method": "POST", "permission": "index_modify"}]
+        # what DevpiClient.expire_pages asks for root/pypi
+        server = FakeDevpi(configured(OFFICIAL), projects=("pip",))
+        with server.client() as client:
+            client.login("root", ROOT_PASSWORD)
+            assert client.expire_pages() == 1
+        assert server.calls()[-1] == ("POST", "/root/pypi/+devpictl/expire-pages")
