@@ -45,6 +45,31 @@ EXPIRE_PAGES_ROUTE = "/{user}/{index}/+devpictl/expire-pages"
 def devpiserver_pyramid_configure(config, pyramid_config):
     pyramid_config.add_route("devpictl-expire-pages", EXPIRE_PAGES_ROUTE)
     pyramid_config.add_view(expire_pages, route_name="devpictl-expire-pages", request_method="POST", permission="index_modify")
+    xom = pyramid_config.registry["xom"]
+    if xom.is_replica():
+        # Before devpi starts its threads, as devpi registers its own.
+        xom.keyfs.PROJSIMPLELINKS.on_key_change(PageForgotten(xom))
+
+
+class PageForgotten:
+    """On a replica: a page the primary forgot is fetched at its next request, not after mirror_cache_expiry.
+
+    A replica keeps in memory when it last fetched each page, and answers "not found"
+    for a page that is empty but was fetched within mirror_cache_expiry. When the
+    primary's emptied page arrives by replication, that time goes too.
+    """
+
+    def __init__(self, xom):
+        self.xom = xom
+
+    def __call__(self, event):
+        if event.value:
+            return  # new links: nothing was forgotten
+        params = event.typedkey.params
+        with self.xom.keyfs.read_transaction():
+            stage = self.xom.model.getstage(params["user"], params["index"])
+            if stage is not None and stage.ixconfig.get("type") == "mirror":
+                stage.cache_retrieve_times.expire(params["project"])
 
 
 def expire_pages(context, request):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from types import SimpleNamespace
 
@@ -463,10 +464,19 @@ class TestExpirePagesView:
         stage = FakeStage(["mine"], kind="stage")
         assert self.call(stage)[0] == 400 and stage.cleared == []
 
-    def test_the_route_is_the_clients_and_only_the_index_owner_may_post(self):
-        routes, views = [], []
-        config = SimpleNamespace(add_route=lambda *a: routes.append(a), add_view=lambda *a, **k: views.append(k))
+    @staticmethod
+    def configure(replica: bool) -> tuple[list, list, list]:
+        """The plugin's pyramid hook on a primary or a replica: (routes, views, key-change subscribers)."""
+        routes, views, subscribers = [], [], []
+        keyfs = SimpleNamespace(PROJSIMPLELINKS=SimpleNamespace(on_key_change=subscribers.append))
+        xom = SimpleNamespace(is_replica=lambda: replica, keyfs=keyfs)
+        config = SimpleNamespace(add_route=lambda *a: routes.append(a), add_view=lambda *a, **k: views.append(k), registry={"xom": xom})
         devpi_plugin().devpiserver_pyramid_configure(config=None, pyramid_config=config)
+        return routes, views, subscribers
+
+    def test_the_route_is_the_clients_and_only_the_index_owner_may_post(self):
+        routes, views, subscribers = self.configure(replica=False)
+        assert subscribers == []  # a primary forgets its pages itself
         assert routes == [("devpictl-expire-pages", "/{user}/{index}/+devpictl/expire-pages")]
         assert views == [{"route_name": "devpictl-expire-pages", "request_method": "POST", "permission": "index_modify"}]
         # what DevpiClient.expire_pages asks for root/pypi
@@ -475,3 +485,15 @@ class TestExpirePagesView:
             client.login("root", ROOT_PASSWORD)
             assert client.expire_pages() == 1
         assert server.calls()[-1] == ("POST", "/root/pypi/+devpictl/expire-pages")
+
+    @pytest.mark.parametrize("value, forgotten", [({}, ["dpctl-util"]), (None, ["dpctl-util"]), ({"links": [["x", "y"]]}, [])])
+    def test_a_replica_forgets_when_it_last_fetched_a_page_the_primary_emptied(self, value, forgotten):
+        (subscriber,) = self.configure(replica=True)[2]
+        expired: list[str] = []
+        stage = SimpleNamespace(ixconfig={"type": "mirror"}, cache_retrieve_times=SimpleNamespace(expire=expired.append))
+        subscriber.xom.keyfs.read_transaction = contextlib.nullcontext
+        subscriber.xom.model = SimpleNamespace(getstage=lambda user, index: stage if (user, index) == ("root", "pypi") else None)
+        subscriber(
+            SimpleNamespace(value=value, typedkey=SimpleNamespace(params={"user": "root", "index": "pypi", "project": "dpctl-util"}))
+        )
+        assert expired == forgotten
