@@ -603,7 +603,7 @@ def main() -> None:
             devpictl("down", "--name", name, "--volumes", "--yes", env=env)
         for container in (static, local):
             if container is not None:
-                container.remove(force=True)
+                container.remove(force=True, v=True)  # and the anonymous volume of the image's VOLUME
         if network is not None:
             network.remove()
         shutil.rmtree(work, ignore_errors=True)

@@ -137,7 +137,7 @@ def main() -> None:
         for cache in caches:
             subprocess.run([sys.executable, "-m", "devpictl", "down", "--name", cache, "--volumes", "--yes"], env=env, capture_output=True)
         for container in containers:
-            container.remove(force=True)
+            container.remove(force=True, v=True)  # and the anonymous volume of the image's VOLUME
         network.remove()
         shutil.rmtree(work, ignore_errors=True)
     healthy = rows[0][1]

@@ -159,7 +159,7 @@ def main() -> None:
                 )
                 for leftover in engine.containers.list(all=True, filters={"label": f"devpictl.instance={cache}"}):
                     leftover.remove(force=True)
-                upstream.remove(force=True)
+                upstream.remove(force=True, v=True)  # and the anonymous volume of the image's VOLUME
     finally:
         network.reload()
         for container in network.containers:
