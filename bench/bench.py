@@ -73,6 +73,12 @@ def devpictl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "devpictl", *args], env=env, capture_output=True, text=True)
 
 
+def up(name: str, probe: str, *flags: str, env: dict[str, str]) -> str:
+    """`devpictl up --json` of cache ``name`` on a free port, ready once ``probe``'s page lists files; its index URL."""
+    out = must(devpictl("up", "--name", name, "--port", str(free_port()), "--probe-project", probe, "--json", *flags, env=env))
+    return json.loads(out)["index_url"]
+
+
 def bench_env(work: Path, image: str) -> dict[str, str]:
     """The environment the bench runs devpictl in: its own data and config under ``work``, the bench's label, ``image``."""
     return {
@@ -485,10 +491,9 @@ def main() -> None:
     names = ["bench", "bench-stock", "bench-up", "bench-uv", "bench-pip", "bench-local"]
     static = local = network = None
 
-    def up(name: str, *flags: str) -> str:
+    def up_cache(name: str, *flags: str) -> str:
         # The readiness probe is a project outside both sets, so it warms nothing measured.
-        out = must(devpictl("up", "--name", name, "--port", str(free_port()), "--probe-project", PROBE, "--json", *flags, *ca, env=env))
-        return json.loads(out)["index_url"]
+        return up(name, PROBE, *flags, *ca, env=env)
 
     try:
         description = machine()
@@ -504,7 +509,7 @@ def main() -> None:
         # Cold first, on a cache nothing has touched; the direct reference after it (a
         # caching proxy on the way would then favour the reference, not devpictl).
         stage("• cold: through a fresh cache, then the official index directly")
-        cache_url = up("bench")
+        cache_url = up_cache("bench")
         cold = fetch_set(cache_url, pins())
         wheels = cold.names
         direct = fetch_set(official_simple_url(), wheels)
@@ -516,7 +521,7 @@ def main() -> None:
         urls = {}
         for tool in ("uv", "pip"):
             name = f"bench-{tool}"
-            url = urls[tool] = up(name)
+            url = urls[tool] = up_cache(name)
             stored_before, cpu_before = stored_bytes(engine, f"devpictl-{name}"), cpu_seconds(engine, f"devpictl-{name}")
             cold_run = resolve(tool, url, work)
             stored = stored_bytes(engine, f"devpictl-{name}") - stored_before
@@ -566,7 +571,7 @@ def main() -> None:
             network.connect(local, aliases=["localindex"])
             local_direct_url = f"http://127.0.0.1:{local_port}/simple/"
             wait_http(local_direct_url)
-            local_url = up("bench-local", "--network", network.name, "--mirror", "http://localindex:8080/simple")
+            local_url = up_cache("bench-local", "--network", network.name, "--mirror", "http://localindex:8080/simple")
             stored_before, cpu_before = stored_bytes(engine, "devpictl-bench-local"), cpu_seconds(engine, "devpictl-bench-local")
             local_cold = resolve("uv", local_url, work)
             local_stored = stored_bytes(engine, "devpictl-bench-local") - stored_before
@@ -575,7 +580,7 @@ def main() -> None:
             local_warm = median_resolution("uv", local_url, work, args.resolve_runs)
 
         stage("• devpi alone (--no-front)")
-        stock_url = up("bench-stock", "--no-front")
+        stock_url = up_cache("bench-stock", "--no-front")
         fetch_set(stock_url, wheels)  # warm it
 
         stage("• static limit: nginx serving identical pages and files from disk")

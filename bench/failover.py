@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -29,7 +28,7 @@ from pathlib import Path
 import httpx
 
 # Run as a script, bench/ is on sys.path: bench.py's helpers.
-from bench import bench_env, devpictl, free_port, must
+from bench import bench_env, up
 
 AGENT = "pip/24.1.2 devpictl-bench"
 SILENT = "import socket, time\ns = socket.socket()\ns.bind(('0.0.0.0', 8080))\ns.listen(1000)\ntime.sleep(10**6)\n"
@@ -108,30 +107,22 @@ def main() -> None:
             cache = f"benchfo-{primary}"
             caches.append(cache)
             check = [] if primary != "silent" else ["--no-check"]
-            out = must(
-                devpictl(
-                    "up",
-                    "--name",
-                    cache,
-                    "--port",
-                    str(free_port()),
-                    "--network",
-                    network.name,
-                    "--mirror",
-                    f"http://{primary}:8080/simple",
-                    "--fallback",
-                    "http://fallback:8080/simple",
-                    "--probe-project",
-                    names[0],
-                    "--json",
-                    *check,
-                    env=env,
-                )
+            index_url = up(
+                cache,
+                names[0],
+                "--network",
+                network.name,
+                "--mirror",
+                f"http://{primary}:8080/simple",
+                "--fallback",
+                "http://fallback:8080/simple",
+                *check,
+                env=env,
             )
             if primary == "gone":
                 gone.stop(timeout=2)
             print(f"• {label}: fetching {len(names)} projects cold", file=sys.stderr)
-            seconds, failures = fetch_set(json.loads(out)["index_url"], names[1:])
+            seconds, failures = fetch_set(index_url, names[1:])
             rows.append((label, seconds, failures))
     finally:
         for cache in caches:

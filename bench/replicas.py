@@ -23,7 +23,6 @@ The image must exist (`devpictl build --image TAG`).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 
 # Run as a script, bench/ is on sys.path: bench.py's helpers, as it measures them.
-from bench import bench_env, devpictl, fetch_set, free_port, machine, median_fetch, must, pins
+from bench import bench_env, devpictl, fetch_set, machine, median_fetch, must, pins, up
 
 PRIMARY, REPLICA = "bench-repl-primary", "bench-repl-replica"
 PROBE = "tqdm"  # outside the set: readiness warms nothing measured
@@ -73,48 +72,21 @@ def main() -> None:
     network = engine.networks.create("bench-repl-net", labels={"devpictl.bench": "1"})
     try:
         print("• primary and replica", file=sys.stderr)
-        primary_url = json.loads(
-            must(
-                devpictl(
-                    "up",
-                    "--name",
-                    PRIMARY,
-                    "--port",
-                    str(free_port()),
-                    "--network",
-                    network.name,
-                    "--probe-project",
-                    PROBE,
-                    "--json",
-                    *ca,
-                    env=env,
-                )
-            )
-        )["index_url"]
+        primary_url = up(PRIMARY, PROBE, "--network", network.name, *ca, env=env)
         secret = work / "primary.secret"
         must(devpictl("password", "--name", PRIMARY, "--replica-secret", str(secret), env=env))
         start = time.perf_counter()
-        replica_url = json.loads(
-            must(
-                devpictl(
-                    "up",
-                    "--name",
-                    REPLICA,
-                    "--port",
-                    str(free_port()),
-                    "--network",
-                    network.name,
-                    "--probe-project",
-                    PROBE,
-                    "--replica-of",
-                    f"http://devpictl-{PRIMARY}:3141",
-                    "--replica-secret",
-                    str(secret),
-                    "--json",
-                    env=env,
-                )
-            )
-        )["index_url"]
+        replica_url = up(
+            REPLICA,
+            PROBE,
+            "--network",
+            network.name,
+            "--replica-of",
+            f"http://devpictl-{PRIMARY}:3141",
+            "--replica-secret",
+            str(secret),
+            env=env,
+        )
         replica_up = time.perf_counter() - start
 
         print(f"• filling the primary; what the replica downloads by itself in {BY_ITSELF} s", file=sys.stderr)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 import httpx
 
 # Run as a script, bench/ is on sys.path: bench.py's helpers.
-from bench import bench_env, devpictl, free_port, must
+from bench import bench_env, up
 
 START = "<!-- section: bench/switch.py -->"  # bench/bench.py keeps sections that start so
 END = "<!-- end of section -->"
@@ -127,30 +126,14 @@ def main() -> None:
             network.connect(upstream, aliases=["up-a", "up-b"])
             cache = f"benchsw{size}"
             try:
-                out = must(
-                    devpictl(
-                        "up",
-                        "--name",
-                        cache,
-                        "--port",
-                        str(free_port()),
-                        "--network",
-                        network.name,
-                        "--mirror",
-                        "http://up-a:8080/simple",
-                        "--probe-project",
-                        names[0],
-                        "--json",
-                        env=env,
-                    )
-                )
+                index_url = up(cache, names[0], "--network", network.name, "--mirror", "http://up-a:8080/simple", env=env)
                 print(f"• {size}: caching every page", file=sys.stderr)
-                warm(json.loads(out)["index_url"], names)
+                warm(index_url, names)
                 print(
                     f"• {size}: switching (forgetting the pages), asking for each again, switching back (refreshing them)", file=sys.stderr
                 )
                 forget = timed_switch(cache, "http://up-b:8080/simple", env, refresh_pages=False)
-                later = warm(json.loads(out)["index_url"], names)
+                later = warm(index_url, names)
                 refreshed = timed_switch(cache, "http://up-a:8080/simple", env, refresh_pages=True)
                 rows.append((size, latency, forget, later, refreshed))
             finally:

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ROOT, WARM_BEGIN, WARM_END, WHEELS, bench_env, clean_env, devpictl, free_port, machine, must, warm_section
+from bench import ROOT, WARM_BEGIN, WARM_END, WHEELS, bench_env, clean_env, devpictl, machine, must, up, warm_section
 
 NAMES = ["bench-warm", "bench-warm-pip"]
 
@@ -116,9 +116,8 @@ def main() -> None:
     env = bench_env(work, args.image)
     ca = ["--ca-bundle", args.ca_bundle] if args.ca_bundle else []
 
-    def up(name: str) -> str:
-        out = must(devpictl("up", "--name", name, "--port", str(free_port()), "--probe-project", "tqdm", "--json", *ca, env=env))
-        return json.loads(out)["index_url"]
+    def up_cache(name: str) -> str:
+        return up(name, "tqdm", *ca, env=env)
 
     try:
         description = machine()
@@ -126,14 +125,14 @@ def main() -> None:
         must(devpictl("build", "--image", args.image, "--base-image", args.base_image, *ca, env=env))
         pylock = lock(work)
         print("• devpictl warm into a fresh cache", file=sys.stderr)
-        up(NAMES[0])
+        up_cache(NAMES[0])
         start = time.perf_counter()
         report = json.loads(must(devpictl("warm", str(pylock), "--name", NAMES[0], "--json", env=env)))
         warm_s = time.perf_counter() - start
         if not report["complete"] or report["present"]:
             sys.exit(f"bench: warm did not store the whole set on a fresh cache: {report}")
         print("• pip download through a fresh cache", file=sys.stderr)
-        through = pip_download(work, work / "through", "--index-url", up(NAMES[1]))
+        through = pip_download(work, work / "through", "--index-url", up_cache(NAMES[1]))
         print("• pip download from the official index", file=sys.stderr)
         direct = pip_download(work, work / "direct")
     finally:
