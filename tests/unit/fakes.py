@@ -206,6 +206,7 @@ class FakeDevpi:
         self.not_upstream: set[str] = set()  # projects the new upstream lacks: their refresh fails
         self.expire_route = True  # devpictl's plugin answers POST /root/pypi/+devpictl/expire-pages (False: an older image)
         self.expired: list[str] = []  # the projects whose pages it forgot
+        self.refuse_expire: httpx.Response | None = None  # answer the expiry with this instead
         self.refuse_patch: httpx.Response | None = None  # answer PATCH /root with this instead
         self.drop_patch = False  # PATCH /root: apply, then drop the connection
         self.lose_patch = False  # PATCH /root: drop the connection before devpi applies it
@@ -274,6 +275,8 @@ class FakeDevpi:
         if (method, path) == ("POST", "/root/pypi/+devpictl/expire-pages") and self.expire_route:
             if not self.authorised(request):
                 return httpx.Response(403, json={"type": "error", "message": "forbidden"})
+            if self.refuse_expire is not None:
+                return self.refuse_expire
             self.expired.extend(self.projects)
             return httpx.Response(200, json={"type": "expired-pages", "result": {"expired": len(self.projects)}})
         if method == "GET" and path.startswith("/root/pypi/+simple/"):

@@ -9,12 +9,14 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
+from devpictl import container as ctr
 from devpictl import reporter, settings, switching
 from devpictl.coremetadata import MetadataCheck
 from devpictl.devpi import DevpiClient
 from devpictl.errors import BadInput, Conflict, DevpiError, Interrupted
 from devpictl.mirrors import CATALOG, OFFICIAL, Upstream
 from devpictl.settings import Instance
+from tests.unit.clihelp import assert_one_line_error, invoke
 from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, TUNA, FakeDevpi, FakeEngine, configured, devpi_plugin, exec_answering
 
 
@@ -415,6 +417,29 @@ class TestSetUpstream:
             engine, Instance("default"), TUNA, check=True, probe_project=None, reporter=reporter.QuietReporter()
         )
         assert seen["checked"] == [] and result.actions == []
+
+    def test_a_refused_expiry_is_one_line_and_the_next_run_finishes_the_switch(self, running_cache, monkeypatch):
+        engine, make, seen = running_cache
+        make(False, configured(OFFICIAL))
+        server = seen["server"][0]
+        server.projects = ["pip"]
+        server.refuse_expire = httpx.Response(409, json={"message": "root/pypi lists its upstream's projects"})
+        monkeypatch.setattr(ctr, "connect", lambda: engine)
+        result = invoke("set-upstream", "tuna", "--no-check", "--json")  # --json: no progress lines before it
+        assert_one_line_error(
+            result,
+            DevpiError.exit_code,
+            "the upstream was switched to tuna, but its cached pages were not all renewed",
+            "devpi refused to forget the pages root/pypi cached: HTTP 409",
+            "run the same command again to finish",
+        )
+        server.refuse_expire = None
+        again = invoke("set-upstream", "tuna", "--no-check", "--json")
+        assert again.exit_code == 0, again.output
+        assert json.loads(again.stdout)["actions"] == [
+            "finishing the switch to tuna that an earlier run left unfinished",
+            "forgot 1 cached project pages: each comes from the new upstream at its next request",
+        ]
 
     def test_set_upstream_on_an_offline_cache_is_a_conflict(self, running_cache):
         engine, make, _ = running_cache
