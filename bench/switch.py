@@ -3,13 +3,13 @@
 
     python bench/switch.py --image IMG [--sizes 100,1000,5000] [--latencies 0,0.1]
 
-For each size N and latency it serves N made-up projects (one file link each) from a
+For each size N and latency it serves N made-up projects (four releases each) from a
 static test upstream reachable under two names on a Docker network, each answer after the
-latency (0: loopback speed; 0.1 s: a distant mirror), caches every page through a cache,
-then switches the cache to the other name the default way (devpi forgets every cached
-page in one request), asks for every page again through the cache (the cost the switch
-left to later requests), and switches back with --refresh-pages (each page fetched during
-the switch, devpictl/refresh.py), in the same run. It prints a markdown table, writes it
+latency (0: loopback speed; 0.1 s: a distant mirror), caches every page and one file of each
+through a cache, then switches the cache to the other name the default way (devpi marks
+every cached page stale in one request, keeping its link to the stored file), asks for every
+page again through the cache (the cost the switch left to later requests), and switches back
+with --refresh-pages (each page fetched during the switch, devpictl/refresh.py), in the same run. It prints a markdown table, writes it
 into docs/performance.md, and removes what it created.
 """
 
@@ -30,6 +30,7 @@ import httpx
 
 # Run as a script, bench/ is on sys.path: bench.py's helpers.
 from bench import bench_env, up
+from devpictl.simplepage import parse
 
 START = "<!-- section: bench/switch.py -->"  # bench/bench.py keeps sections that start so
 END = "<!-- end of section -->"
@@ -45,24 +46,35 @@ http.server.ThreadingHTTPServer(("0.0.0.0", 8080), functools.partial(Slow, direc
 """
 
 
+RELEASES = ("1.0", "1.1", "1.2", "1.3")  # on each page; the cache stores the first one's file
+
+
 def make_tree(root: Path, count: int) -> list[str]:
-    """N projects of one (never downloaded) wheel each: only their pages matter here."""
+    """N projects of four small files each: a switch checks each link, and keeps the stored one's."""
     names = [f"bench-p{i:05d}" for i in range(count)]
+    (root / "files").mkdir(parents=True)
     for name in names:
         page = root / "simple" / name
         page.mkdir(parents=True)
-        wheel = f"{name.replace('-', '_')}-1.0-py3-none-any.whl"
-        digest = hashlib.sha256(wheel.encode()).hexdigest()
-        (page / "index.html").write_text(f'<a href="../../files/{wheel}#sha256={digest}">{wheel}</a>\n')
+        links = []
+        for release in RELEASES:
+            wheel = f"{name.replace('-', '_')}-{release}-py3-none-any.whl"
+            (root / "files" / wheel).write_bytes(wheel.encode())  # devpi checks the bytes, nothing reads them
+            links.append(f'<a href="../../files/{wheel}#sha256={hashlib.sha256(wheel.encode()).hexdigest()}">{wheel}</a>')
+        (page / "index.html").write_text("\n".join(links) + "\n")
     return names
 
 
-def warm(index_url: str, names: list[str]) -> float:
-    """Ask the cache for every project's page, 16 at a time; the seconds it took."""
+def warm(index_url: str, names: list[str], store: bool = False) -> float:
+    """Ask the cache for every project's page (and, ``store``, its first release's file), 16 at a time; the seconds it took."""
     with httpx.Client(trust_env=False, timeout=120, headers={"User-Agent": AGENT}) as client:
 
         def one(name: str) -> None:
-            client.get(f"{index_url}{name}/").raise_for_status()
+            page = client.get(f"{index_url}{name}/")
+            page.raise_for_status()
+            if store:
+                first = min(parse(page.text, str(page.url)), key=lambda link: link.filename)
+                client.get(first.url).raise_for_status()
 
         start = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
@@ -127,10 +139,11 @@ def main() -> None:
             cache = f"benchsw{size}"
             try:
                 index_url = up(cache, names[0], "--network", network.name, "--mirror", "http://up-a:8080/simple", env=env)
-                print(f"• {size}: caching every page", file=sys.stderr)
-                warm(index_url, names)
+                print(f"• {size}: caching every page and one file of each", file=sys.stderr)
+                warm(index_url, names, store=True)
                 print(
-                    f"• {size}: switching (forgetting the pages), asking for each again, switching back (refreshing them)", file=sys.stderr
+                    f"• {size}: switching (marking the pages stale), asking for each again, switching back (refreshing them)",
+                    file=sys.stderr,
                 )
                 forget = timed_switch(cache, "http://up-b:8080/simple", env, refresh_pages=False)
                 later = warm(index_url, names)
@@ -168,10 +181,11 @@ def write_section(path: Path, table: list[str]) -> None:
             f"{START}",
             "## `set-upstream` against the number of cached projects",
             "",
-            "Measured by `bench/switch.py` in one run: a cache holding N projects' pages (one file each,",
-            "from a static test upstream on a Docker network that answers after the latency shown)",
-            "switches to the same tree under another name the default way: devpi forgets every cached",
-            "page in one request, and each is fetched from the new upstream at its next request. Then",
+            "Measured by `bench/switch.py` in one run: a cache holding N projects' pages (four releases",
+            "each, one of them stored, from a static test upstream on a Docker network that answers after",
+            "the latency shown) switches to the same tree under another name the default way: devpi marks",
+            "every cached page stale in one request (keeping each page's link to its stored file, the",
+            "fallback while the new upstream fails), and each is fetched from the new upstream at its next request. Then",
             "16 clients ask for every page again (what the switch left to later requests: the same",
             "fetch a page costs when mirror_cache_expiry passes), and the cache switches back with",
             "`--refresh-pages`, which fetches each page during the switch. The last column divides",

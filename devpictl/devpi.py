@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -25,6 +26,20 @@ EXPIRE_TIMEOUT = 300.0  # the front server waits as long (nginx.conf.j2 proxy_re
 def index_url(base_url: str) -> str:
     """The simple index installers use: the mirror root/pypi of the cache at ``base_url``."""
     return f"{base_url}/{MIRROR_INDEX}/+simple/"
+
+
+@dataclass(frozen=True)
+class ExpiredPages:
+    """What a switch did to the mirror's cached pages (templates/devpictl_mirror_auth.py's expire-pages)."""
+
+    pages: int  # the pages it had cached: each comes from the new upstream at its next request
+    kept: int | None  # of those, kept (with their stored files) as the fallback; None: an image whose plugin drops them all
+
+
+@dataclass(frozen=True)
+class PageCounts:
+    cached: int  # pages the mirror holds
+    from_previous_upstream: int  # of those, pages a switch marked that the new upstream has not answered yet
 
 
 class DevpiClient:
@@ -143,10 +158,11 @@ class DevpiClient:
             return False
         raise self._error(response, f"refresh {project}")
 
-    def expire_pages(self, index: str = MIRROR_INDEX) -> int | None:
-        """Make devpi forget every page the mirror ``index`` cached, in one transaction; how many.
+    def expire_pages(self, index: str = MIRROR_INDEX) -> ExpiredPages | None:
+        """Mark every page the mirror ``index`` cached stale, in one transaction.
 
-        Each is fetched again from the mirror's upstream of now on its next request
+        Each is fetched again from the mirror's upstream of now on its next request, and
+        is served with the files the cache holds while that upstream fails
         (templates/devpictl_mirror_auth.py). None: this devpi lacks devpictl's plugin
         request (an image built before it), so pages must be refreshed one by one.
         """
@@ -155,7 +171,17 @@ class DevpiClient:
             return None
         if response.status_code != 200:
             raise self._error(response, f"forget the pages {index} cached")
-        return int(response.json()["result"]["expired"])
+        result = response.json()["result"]
+        kept = result.get("kept")
+        return ExpiredPages(int(result["expired"]), None if kept is None else int(kept))
+
+    def page_counts(self, index: str = MIRROR_INDEX) -> PageCounts | None:
+        """How many pages the mirror ``index`` holds, and how many are still the previous upstream's; None: not known here."""
+        response = self._request("GET", f"/{index}/+devpictl/pages")
+        if response.status_code != 200:
+            return None  # an image without the request, or a mirror that lists its upstream's projects
+        result = response.json()["result"]
+        return PageCounts(int(result["cached"]), int(result["marked"]))
 
     def simple_files(self, project: str, index: str = MIRROR_INDEX) -> list[str]:
         """The file names on the simple page of ``project``, as an installer sees it."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
 from devpictl import coremetadata, devpi, failover, precedence, probe, replica, switching
-from devpictl.devpi import DevpiClient
+from devpictl.devpi import DevpiClient, PageCounts
 from devpictl.errors import CacheNotFound, DevpictlError
 from devpictl.mirrors import Upstream, effective_url
 from devpictl.settings import Instance
@@ -47,6 +47,10 @@ class Status:
     fallbacks: list[dict] = field(default_factory=list)
     # role (primary or replica), the primary a replica follows, how far behind it is (replica.Replication)
     replication: dict | None = None
+    # The mirror's cached pages, and how many of them a switch left from the previous
+    # upstream (fetched from the new one at their next request); None: not known.
+    cached_pages: int | None = None
+    pages_from_previous_upstream: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -97,12 +101,13 @@ def status(engine: DockerClient, instance: Instance) -> Status:
     core_metadata = core_metadata_note = None
     fallbacks: list[dict] = []
     replication = None
+    pages = None
     if running:
         url = devpi.index_url(ctr.local_base_url(container))
         served = serving(container)
         if served is not None:
             upstream_name, upstream_url = served.upstream.name, served.upstream.display_url
-            check_url, version = served.check_url, served.devpi_version
+            check_url, version, pages = served.check_url, served.devpi_version, served.pages
             chain = failover.members_of(container) if failover.is_local(served.ixconfig.get("mirror_url")) else []
             if chain:
                 official = switching.official_url(container)
@@ -148,6 +153,8 @@ def status(engine: DockerClient, instance: Instance) -> Status:
         core_metadata_note=core_metadata_note,
         fallbacks=fallbacks,
         replication=replication.as_dict() if replication is not None else None,
+        cached_pages=pages.cached if pages is not None else None,
+        pages_from_previous_upstream=pages.from_previous_upstream if pages is not None else None,
     )
 
 
@@ -159,6 +166,7 @@ class Serving:
     check_url: str  # the upstream's URL, the official index's included
     devpi_version: str | None
     ixconfig: Mapping[str, object]  # root/pypi's settings
+    pages: PageCounts | None = None
 
 
 def serving(container: Container, timeout: float = 10) -> Serving | None:
@@ -169,7 +177,8 @@ def serving(container: Container, timeout: float = 10) -> Serving | None:
             ixconfig = client.get_index()
             official = switching.official_url(container)
             found = failover.current(container, ixconfig.get("mirror_url"), official)
-            return Serving(found, effective_url(found, official), devpi_server_version(client.server_status()), ixconfig)
+            version = devpi_server_version(client.server_status())
+            return Serving(found, effective_url(found, official), version, ixconfig, client.page_counts())
     except DevpictlError:
         return None
 

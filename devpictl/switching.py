@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from devpictl import container as ctr
 from devpictl import coremetadata, failover, password, precedence, probe, refresh, replica
 from devpictl import image as img
-from devpictl.devpi import DevpiClient
+from devpictl.devpi import DevpiClient, ExpiredPages
 from devpictl.errors import BadInput, Conflict, DevpictlError, DevpiError, EngineError, Interrupted
 from devpictl.mirrors import Upstream, effective_url, find_by_url
 from devpictl.network import is_loopback
@@ -292,25 +292,38 @@ def flush_front_caches(client: DevpiClient, container: Container) -> None:
 
 
 def renew_cached_pages(client: DevpiClient, reporter: Reporter, unfinished: Path, refresh_pages: bool) -> list[str]:
-    """After a switch, make no cached page list the old upstream's files any more; what was done, as actions.
+    """After a switch, make every cached page come from the new upstream; what was done, as actions.
 
-    At once by default: devpi forgets every cached page in one transaction, and each
-    is fetched from the new upstream on its next request, as when mirror_cache_expiry
-    passes (seconds, however many there are). ``refresh_pages``, or a devpi without
-    devpictl's plugin request: each page is fetched again now (refresh_cached_projects),
-    which takes minutes on a large cache but tells which projects the new upstream lacks.
+    First, at once: devpi marks every cached page stale in one transaction. Each is
+    fetched from the new upstream on its next request, as when mirror_cache_expiry
+    passes (seconds, however many there are); until then, and while the new upstream
+    fails, devpi serves it listing the files the cache holds. ``refresh_pages``, or a
+    devpi without devpictl's plugin request: then each page is fetched again now
+    (refresh_cached_projects), which takes minutes on a large cache but tells which
+    projects the new upstream lacks; a page whose refresh fails stays as marked.
     """
-    if not refresh_pages:
-        with reporter.waiting("Forgetting the pages cached from the old upstream"):
+    resumed_refresh = refresh_pages and bool(refresh.already_done(unfinished))
+    expired = None
+    if not resumed_refresh:  # a resumed refresh marked every page before its first refresh
+        with reporter.waiting("Marking the pages cached from the old upstream stale"):
             expired = client.expire_pages()
-        if expired is not None:
-            return [f"forgot {expired} cached project pages: each comes from the new upstream at its next request"] if expired else []
+    if expired is not None and not refresh_pages:
+        return [describe_expired(expired)] if expired.pages else []
     refreshed, missing = refresh_cached_projects(client, reporter, unfinished)
     actions = [f"refreshed {len(refreshed)} cached project pages from the new upstream"] if refreshed else []
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
         actions.append(f"{len(missing)} cached projects are not on the new upstream: {shown}")
     return actions
+
+
+def describe_expired(expired: ExpiredPages) -> str:
+    if expired.kept is None:  # an image whose plugin forgets the pages
+        return f"forgot {expired.pages} cached project pages: each comes from the new upstream at its next request"
+    return (
+        f"marked {expired.pages} cached project pages stale: each comes from the new upstream at its next request; "
+        f"{expired.kept} with stored files are served as they are while that upstream fails"
+    )
 
 
 def refresh_cached_projects(client: DevpiClient, reporter: Reporter, unfinished: Path) -> tuple[list[str], list[str]]:

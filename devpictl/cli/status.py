@@ -66,6 +66,7 @@ def status(
         ("front server", "nginx" if st.front_server else "off (devpi alone)"),
         ("core metadata", describe_core_metadata(st)),
         ("cache size", ui.human_size(st.cache_bytes)),
+        *([("cached pages", describe_pages(st))] if st.cached_pages is not None else []),
         ("image", st.image or "-"),
         ("volume", st.volume),
         ("root password", "the primary's (users come from there)" if is_replica(st) else f"in {st.password_file}"),
@@ -75,6 +76,15 @@ def status(
         rows.insert(4 + bool(st.fallbacks), ("behind", "; ".join(f"{url}: {describe_lag(found)}" for url, found in lags.items()) or "-"))
     for key, value in rows:
         ui.out.print(f"{key:>14}: {value}")
+
+
+def describe_pages(st) -> str:
+    if not st.pages_from_previous_upstream:
+        return str(st.cached_pages)
+    return (
+        f"{st.cached_pages}, {st.pages_from_previous_upstream} still from the previous upstream "
+        "(each comes from this one at its next request, and is served with the files the cache holds while it fails)"
+    )
 
 
 def upstream_lags(st) -> dict[str, dict[str, object]]:

@@ -186,14 +186,16 @@ def upstream_requests(engine, service: str, path: str) -> int:
 
 
 @contextlib.contextmanager
-def upstream_stopped(engine) -> Iterator[None]:
-    """Cut the test upstream for the block; it runs again afterwards, whatever happens."""
-    upstream = upstream_container(engine)
-    upstream.stop(timeout=2)
+def upstream_stopped(engine, *services: str) -> Iterator[None]:
+    """Cut the test upstreams ``services`` (the test upstream by default) for the block; they run again afterwards, whatever happens."""
+    upstreams = [upstream_container(engine, service) for service in services or ("upstream",)]
+    for upstream in upstreams:
+        upstream.stop(timeout=2)
     try:
         yield
     finally:
-        upstream.start()
+        for upstream in upstreams:
+            upstream.start()
 
 
 def file_url(index_url: str, project: str, filename: str) -> tuple[str, str]:

@@ -2,9 +2,9 @@
 
 A cache on the test upstream holds pages it never downloaded a file of, then switches to
 the ``fallback`` test upstream (another host and path, a release behind). With the old
-upstream stopped, the pages and the files they list come from the new one: devpi forgot
-every cached page in one request (templates/devpictl_mirror_auth.py), and fetching a page
-again points its files at the new upstream. Back with --refresh-pages, every page is
+upstream stopped, the pages and the files they list come from the new one: devpi marked
+every cached page stale in one request (templates/devpictl_mirror_auth.py), and fetching a
+page again points its files at the new upstream. Back with --refresh-pages, every page is
 fetched at once, one refresh each.
 """
 
@@ -51,12 +51,15 @@ def cache(engine, devpi_image, test_upstream, fallback_upstreams, tmp_path_facto
         remove_cache(engine, NAME, env)
 
 
-def test_a_switch_forgets_every_cached_page_and_the_new_upstream_serves_them(cache, engine, tmp_path):
+def test_a_switch_marks_every_cached_page_stale_and_the_new_upstream_serves_them(cache, engine, tmp_path):
     assert LAGGING in simple_files(cache["index_url"], "dpctl-lib")  # cached from the primary
     result = run_cli("set-upstream", cache["fallback"]["url"], "--probe-project", "six", "--json", env=cache["env"])
     assert result.exit_code == 0, result.output
     actions = json.loads(result.stdout)["actions"]
-    assert f"forgot {len(PAGES) + 1} cached project pages: each comes from the new upstream at its next request" in actions, actions
+    assert (
+        f"marked {len(PAGES) + 1} cached project pages stale: each comes from the new upstream at its next request; "
+        "1 with stored files are served as they are while that upstream fails"
+    ) in actions, actions
     assert not any(a.startswith("refreshed") for a in actions), actions
     files_before = upstream_requests(engine, "fallback", f"/pypi/web/files/{NEW_WHEEL}")
     with upstream_stopped(engine):

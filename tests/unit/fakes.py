@@ -205,7 +205,10 @@ class FakeDevpi:
         self.simple_pages: list[httpx.Response] = []  # answers to the next simple-page GETs, in order
         self.not_upstream: set[str] = set()  # projects the new upstream lacks: their refresh fails
         self.expire_route = True  # devpictl's plugin answers POST /root/pypi/+devpictl/expire-pages (False: an older image)
-        self.expired: list[str] = []  # the projects whose pages it forgot
+        self.expired: list[str] = []  # the projects whose pages it marked stale
+        self.stored: set[str] = set()  # projects with stored files: their marked pages are kept as the fallback
+        self.keeps_pages = True  # False: an image whose plugin forgot the pages (it answers no "kept")
+        self.page_counts: dict | None = None  # what GET /root/pypi/+devpictl/pages answers (None: 404, an older image)
         self.refuse_expire: httpx.Response | None = None  # answer the expiry with this instead
         self.refuse_patch: httpx.Response | None = None  # answer PATCH /root with this instead
         self.drop_patch = False  # PATCH /root: apply, then drop the connection
@@ -278,7 +281,12 @@ class FakeDevpi:
             if self.refuse_expire is not None:
                 return self.refuse_expire
             self.expired.extend(self.projects)
-            return httpx.Response(200, json={"type": "expired-pages", "result": {"expired": len(self.projects)}})
+            result = {"expired": len(self.projects)}
+            if self.keeps_pages:
+                result["kept"] = len(self.stored & set(self.projects))
+            return httpx.Response(200, json={"type": "expired-pages", "result": result})
+        if (method, path) == ("GET", "/root/pypi/+devpictl/pages") and self.page_counts is not None:
+            return httpx.Response(200, json={"type": "pages", "result": self.page_counts})
         if method == "GET" and path.startswith("/root/pypi/+simple/"):
             if self.simple_pages:
                 return self.simple_pages.pop(0)

@@ -45,6 +45,7 @@ def test_status(engine):
     engine.add("default", exec_answers=lambda cmd, env: (0, b"12345\t/data\n"))
     assert sorted(answer("status", "--name", "default")) == [
         "cache_bytes",
+        "cached_pages",
         "core_metadata",
         "core_metadata_note",
         "devpi_version",
@@ -56,6 +57,7 @@ def test_status(engine):
         "name",
         "next_step",
         "offline",
+        "pages_from_previous_upstream",
         "password_file",
         "replication",
         "state",

@@ -84,6 +84,19 @@ class TestStatusCommand:
         assert f"upstream: tuna {TUNA.url} (answering)" in result.stdout
         assert json.loads(invoke("status", "--json").stdout)["upstream_reachable"] is True
 
+    def test_pages_still_from_the_previous_upstream(self, engine, status_devpi):
+        scripted_container(engine, check=LISTED)
+        assert json.loads(invoke("status", "--json").stdout)["cached_pages"] is None  # an image without the count
+        assert "cached pages" not in invoke("status").stdout
+        status_devpi.page_counts = {"cached": 40, "marked": 0}
+        assert "  cached pages: 40\n" in invoke("status").stdout
+        status_devpi.page_counts = {"cached": 40, "marked": 12}
+        assert "cached pages: 40, 12 still from the previous upstream (each comes from this one at its next request" in invoke(
+            "status"
+        ).stdout.replace("\n", " ")
+        data = json.loads(invoke("status", "--json").stdout)
+        assert (data["cached_pages"], data["pages_from_previous_upstream"]) == (40, 12)
+
     def test_offline_is_not_asked(self, engine, status_devpi):
         container = scripted_container(engine, check=LISTED, offline=True)
         result = invoke("status")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -17,7 +15,7 @@ from devpictl.errors import BadInput, Conflict, DevpiError, Interrupted
 from devpictl.mirrors import CATALOG, OFFICIAL, Upstream
 from devpictl.settings import Instance
 from tests.unit.clihelp import assert_one_line_error, invoke
-from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, TUNA, FakeDevpi, FakeEngine, configured, devpi_plugin, exec_answering
+from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, TUNA, FakeDevpi, FakeEngine, configured, exec_answering
 
 
 class TestUpstreamChanges:
@@ -102,8 +100,9 @@ class TestConfigureUpstream:
             result = configure(client, wanted, actions, self.flushes.append_one, refresh_pages=refresh_pages)
         return result, actions
 
-    def test_switching_patches_then_forgets_every_cached_page_at_once(self):
+    def test_switching_patches_then_marks_every_cached_page_stale_at_once(self):
         server = FakeDevpi(configured(OFFICIAL), projects=("pip", "requests"))
+        server.stored = {"pip"}
         result, actions = self.run(server, TUNA)
         assert result is TUNA
         assert server.calls() == [
@@ -116,10 +115,17 @@ class TestConfigureUpstream:
         assert server.expired == ["pip", "requests"]
         assert actions == [
             "switched upstream from pypi to tuna",
-            "forgot 2 cached project pages: each comes from the new upstream at its next request",
+            "marked 2 cached project pages stale: each comes from the new upstream at its next request; "
+            "1 with stored files are served as they are while that upstream fails",
         ]
-        assert self.flushes == ["flush"]  # after the pages were forgotten
+        assert self.flushes == ["flush"]  # after the pages were marked
         assert not unfinished_file().exists()
+
+    def test_an_image_whose_plugin_forgets_the_pages_says_so(self):
+        server = FakeDevpi(configured(OFFICIAL), projects=("pip",))
+        server.keeps_pages = False
+        _, actions = self.run(server, TUNA)
+        assert actions[1] == "forgot 1 cached project pages: each comes from the new upstream at its next request"
 
     def test_an_image_without_devpictls_expiry_refreshes_each_page(self):
         server = FakeDevpi(configured(OFFICIAL), projects=("pip", "requests"))
@@ -142,13 +148,15 @@ class TestConfigureUpstream:
             ("POST", "/+login"),
             ("GET", "/root/pypi"),
             ("PATCH", "/root/pypi"),
+            # Marked first: a page whose refresh fails, or is never reached, keeps its fallback.
+            ("POST", "/root/pypi/+devpictl/expire-pages"),
             ("GET", "/root/pypi"),
             ("POST", "/root/pypi/+simple/pip/refresh"),
             ("POST", "/root/pypi/+simple/requests/refresh"),
         ]
         # The first GET reads the config only; the second lists what the cache holds.
         assert "no_projects" in server.requests[1].url.params
-        assert "no_projects" not in server.requests[3].url.params
+        assert "no_projects" not in server.requests[4].url.params
         assert actions[0] == "switched upstream from pypi to tuna"
         assert actions[1].startswith("refreshed 2 cached project pages")
         assert len(actions) == 2
@@ -161,7 +169,7 @@ class TestConfigureUpstream:
         assert server.patches() == [["mirror_url=https://official.index.example/simple", "mirror_ignore_serial_header=false"]]
         assert server.expired == ["pip"]
         assert actions[0] == "switched upstream from tuna to pypi"
-        assert actions[1].startswith("forgot 1 cached project pages")
+        assert actions[1].startswith("marked 1 cached project pages stale")
         assert len(actions) == 2
 
     def test_projects_missing_upstream_are_reported(self):
@@ -334,6 +342,8 @@ class TestUnfinishedSwitch:
         # pip's page was refreshed before the stop (devpictl/refresh.py): resumed, not redone.
         assert ("POST", "/root/pypi/+simple/pip/refresh") not in server.calls()
         assert ("POST", "/root/pypi/+simple/requests/refresh") in server.calls()
+        # Every page was marked stale before the first refresh; marking again would undo pip's.
+        assert server.expired == ["pip", "requests"]
         assert self.flushes == ["flush"]
         assert actions[0] == "finishing the switch to tuna that an earlier run left unfinished"
         assert not unfinished_file().exists()
@@ -348,7 +358,8 @@ class TestUnfinishedSwitch:
         actions = self.switch(server, None, refresh_pages=False)
         assert actions == [
             "finishing the switch to tuna that an earlier run left unfinished",
-            "forgot 1 cached project pages: each comes from the new upstream at its next request",
+            "marked 1 cached project pages stale: each comes from the new upstream at its next request; "
+            "0 with stored files are served as they are while that upstream fails",
         ]
         assert server.expired == ["pip"] and not unfinished_file().exists()
 
@@ -438,7 +449,8 @@ class TestSetUpstream:
         assert again.exit_code == 0, again.output
         assert json.loads(again.stdout)["actions"] == [
             "finishing the switch to tuna that an earlier run left unfinished",
-            "forgot 1 cached project pages: each comes from the new upstream at its next request",
+            "marked 1 cached project pages stale: each comes from the new upstream at its next request; "
+            "0 with stored files are served as they are while that upstream fails",
         ]
 
     def test_set_upstream_on_an_offline_cache_is_a_conflict(self, running_cache):
@@ -446,79 +458,3 @@ class TestSetUpstream:
         make(True, configured(OFFICIAL))
         with pytest.raises(Conflict, match="--online"):
             switching.set_upstream(engine, Instance("default"), TUNA, check=True, probe_project=None, reporter=reporter.QuietReporter())
-
-
-class FakeStage:
-    """The parts of devpi's MirrorStage that the plugin's expire-pages view uses."""
-
-    def __init__(self, projects, *, kind="mirror", no_project_list=True):
-        self.name = "root/pypi"
-        self.ixconfig = {"type": kind}
-        self.no_project_list = no_project_list
-        self.projects = list(projects)
-        self.cleared: list[str] = []
-
-    def list_projects_perstage(self):
-        return frozenset(self.projects)
-
-    def clear_simplelinks_cache(self, project):
-        self.cleared.append(project)
-
-
-class TestExpirePagesView:
-    """The plugin's POST /{user}/{index}/+devpictl/expire-pages, called as devpi's pyramid calls it."""
-
-    def call(self, stage: FakeStage) -> tuple[int, dict]:
-        request = SimpleNamespace(response=SimpleNamespace())
-        response = devpi_plugin().expire_pages(SimpleNamespace(stage=stage), request)
-        assert response.content_type == "application/json"
-        return response.status_code, json.loads(response.body)
-
-    def test_every_cached_page_is_forgotten_in_the_one_request(self):
-        stage = FakeStage(["pip", "six", "requests"])
-        assert self.call(stage) == (200, {"type": "expired-pages", "result": {"expired": 3}})
-        assert sorted(stage.cleared) == ["pip", "requests", "six"]
-
-    def test_a_mirror_listing_its_upstreams_projects_is_refused(self):
-        stage = FakeStage(["pip"], no_project_list=False)
-        status, body = self.call(stage)
-        assert status == 409 and "mirror_no_project_list" in body["message"]
-        assert stage.cleared == []
-
-    def test_not_a_mirror(self):
-        stage = FakeStage(["mine"], kind="stage")
-        assert self.call(stage)[0] == 400 and stage.cleared == []
-
-    @staticmethod
-    def configure(replica: bool) -> tuple[list, list, list]:
-        """The plugin's pyramid hook on a primary or a replica: (routes, views, key-change subscribers)."""
-        routes, views, subscribers = [], [], []
-        keyfs = SimpleNamespace(PROJSIMPLELINKS=SimpleNamespace(on_key_change=subscribers.append))
-        xom = SimpleNamespace(is_replica=lambda: replica, keyfs=keyfs)
-        config = SimpleNamespace(add_route=lambda *a: routes.append(a), add_view=lambda *a, **k: views.append(k), registry={"xom": xom})
-        devpi_plugin().devpiserver_pyramid_configure(config=None, pyramid_config=config)
-        return routes, views, subscribers
-
-    def test_the_route_is_the_clients_and_only_the_index_owner_may_post(self):
-        routes, views, subscribers = self.configure(replica=False)
-        assert subscribers == []  # a primary forgets its pages itself
-        assert routes == [("devpictl-expire-pages", "/{user}/{index}/+devpictl/expire-pages")]
-        assert views == [{"route_name": "devpictl-expire-pages", "request_method": "POST", "permission": "index_modify"}]
-        # what DevpiClient.expire_pages asks for root/pypi
-        server = FakeDevpi(configured(OFFICIAL), projects=("pip",))
-        with server.client() as client:
-            client.login("root", ROOT_PASSWORD)
-            assert client.expire_pages() == 1
-        assert server.calls()[-1] == ("POST", "/root/pypi/+devpictl/expire-pages")
-
-    @pytest.mark.parametrize("value, forgotten", [({}, ["dpctl-util"]), (None, ["dpctl-util"]), ({"links": [["x", "y"]]}, [])])
-    def test_a_replica_forgets_when_it_last_fetched_a_page_the_primary_emptied(self, value, forgotten):
-        (subscriber,) = self.configure(replica=True)[2]
-        expired: list[str] = []
-        stage = SimpleNamespace(ixconfig={"type": "mirror"}, cache_retrieve_times=SimpleNamespace(expire=expired.append))
-        subscriber.xom.keyfs.read_transaction = contextlib.nullcontext
-        subscriber.xom.model = SimpleNamespace(getstage=lambda user, index: stage if (user, index) == ("root", "pypi") else None)
-        subscriber(
-            SimpleNamespace(value=value, typedkey=SimpleNamespace(params={"user": "root", "index": "pypi", "project": "dpctl-util"}))
-        )
-        assert expired == forgotten
