@@ -173,11 +173,12 @@ REMEMBERED: dict[str, Setting] = {**FIELDS, "fallback": Setting(remembered_mirro
 
 
 def ask(instance: Instance, *, fastest: bool = False, **values: Any) -> CacheSettings:
-    """What `up` is asked for (CacheSettings' fields), each value checked before anything is touched; None or "" is not given.
+    """What `up` is asked for (CacheSettings' fields; None: not given), each value checked before anything is touched.
 
     ``fastest``: --mirror fastest, which the CLI measures before it sets ``upstream``.
     """
-    asked = {key: FIELDS[key].check_given(value) for key, value in values.items() if key in FIELDS and value not in (None, "")}
+    checked = {key: FIELDS[key].check_given(value) for key, value in values.items() if key in FIELDS and value is not None}
+    asked = {key: value for key, value in checked.items() if value != ""}  # an empty --image, --network... is not given
     if "replica_of" in asked:
         if values.get("upstream") is not None or fastest:
             raise BadInput("a replica fetches through its primary: drop --mirror, and run `devpictl set-upstream` on the primary")
