@@ -33,12 +33,8 @@ from devpictl.errors import (
     Interrupted,
 )
 from devpictl.image import DEVPI_UID, add_bytes
-from devpictl.settings import (
-    Instance,
-    ensure_root_password,
-    forget_root_password,
-    load_remembered,
-)
+from devpictl.precedence import load_remembered
+from devpictl.settings import Instance, ensure_root_password, forget_root_password
 
 if TYPE_CHECKING:
     from docker import DockerClient

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from devpictl import container as ctr
 from devpictl.errors import BadInput, Conflict, EngineError
 from devpictl.mirrors import Upstream, effective_url, find_by_url, is_fastest, resolve
-from devpictl.settings import load_remembered, save_remembered
+from devpictl.precedence import load_remembered, save_remembered
 
 PORT = 3144  # on the container's loopback only, beside the front server (3141), devpi (3142) and the metrics (3143)
 DIRECTORY = "/data/failover"

@@ -14,27 +14,11 @@ from devpictl import container as ctr
 from devpictl import devpi, failover, network, precedence, replica, switching
 from devpictl import image as img
 from devpictl.devpi import DevpiClient
-from devpictl.errors import (
-    BadInput,
-    CacheUnreachable,
-    Conflict,
-    DevpictlError,
-    LoginRefused,
-    ReadinessTimeout,
-    UpstreamUnreachable,
-)
+from devpictl.errors import BadInput, CacheUnreachable, Conflict, DevpictlError, LoginRefused, ReadinessTimeout, UpstreamUnreachable
 from devpictl.mirrors import OFFICIAL, Upstream, find_by_url
 from devpictl.network import DEFAULT_HOST
 from devpictl.reporter import Reporter
-from devpictl.settings import (
-    Instance,
-    ensure_root_password,
-    forget_cache,
-    forget_root_password,
-    memory_bytes,
-    read_root_password,
-    save_remembered,
-)
+from devpictl.settings import Instance, ensure_root_password, forget_cache, forget_root_password, memory_bytes, read_root_password
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -90,19 +74,18 @@ def proxy_env_file(environ: Mapping[str, str]) -> bytes:
     return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
-def up(engine: DockerClient, requested: precedence.UpOptions, reporter: Reporter) -> UpResult:
-    given, opts = precedence.with_remembered(requested)
+def up(engine: DockerClient, requested: precedence.CacheSettings, reporter: Reporter) -> UpResult:
+    opts = precedence.decide(requested)
     instance = opts.instance
     actions: list[str] = []
-    if requested.replica_secret is not None:
-        replica.read_replica_secret(requested.replica_secret)  # a bad file is refused before anything changes
+    if opts.replica_secret is not None:
+        replica.read_replica_secret(opts.replica_secret)  # a bad file is refused before anything changes
     # The image runs with or without its front server; one built for `up` has
     # nginx exactly when the cache runs it.
-    opts = dataclasses.replace(opts, build=dataclasses.replace(opts.build, front=bool(opts.front)))
-    image = choose_image(engine, requested, opts, reporter, actions)
-    if given.image is not None or image != opts.image:  # else: no image asked for, keep the container's
-        given = dataclasses.replace(given, image=image)
-    opts = dataclasses.replace(opts, image=image)
+    opts = dataclasses.replace(opts, build=dataclasses.replace(opts.build, front=opts.front))
+    image = choose_image(engine, opts, reporter, actions)
+    if image != opts.image:  # else: unless one was given, keep the container's
+        opts = dataclasses.replace(opts, image=image, given=opts.given | {"image"})
     container = ctr.find_container(engine, instance)
     created: list[Callable[[], None]] = []
     try:
@@ -116,8 +99,8 @@ def up(engine: DockerClient, requested: precedence.UpOptions, reporter: Reporter
             actions.append(f"removed the unfinished container {instance.container}")
             container = None
         if container is not None:
-            check_unchanged(container, given)
-            if given.image is not None and not ctr.runs_image(engine, container, given.image):
+            check_unchanged(container, opts)
+            if "image" in opts.given and not ctr.runs_image(engine, container, opts.image):
                 upgrade(engine, container, opts, reporter, actions)
                 container = None
         if container is None:
@@ -157,23 +140,13 @@ def up(engine: DockerClient, requested: precedence.UpOptions, reporter: Reporter
         raise
     host, port = ctr.published_address(container)
     memory, pids = ctr.limits(container)  # what the container has, so a cache made without limits keeps none
-    save_remembered(
-        instance,
-        {
-            "host": opts.host,
-            "port": port,
-            "image": opts.image,
-            "network": opts.network,
-            "ca_bundle": str(opts.ca_bundle) if opts.ca_bundle else None,
-            "probe_project": opts.probe_project,
-            "front": opts.front,
-            "offline": opts.offline,
-            "memory": f"{memory // 1024**2}m" if memory else None,
-            "pids_limit": pids or None,
-            "max_bytes": ctr.max_bytes(container),
-            "fallback": [failover.spec(f) for f in chain.fallbacks] if chain else [],
-            "replica_of": opts.replica_of,
-        },
+    precedence.remember(
+        opts,
+        port=port,
+        memory=f"{memory // 1024**2}m" if memory else None,
+        pids_limit=pids or None,
+        max_bytes=ctr.max_bytes(container),
+        fallback=[failover.spec(f) for f in chain.fallbacks] if chain else [],
     )
     primary, fallbacks = failover.primary_and_fallbacks(serving_upstream, chain)
     return UpResult(
@@ -183,7 +156,7 @@ def up(engine: DockerClient, requested: precedence.UpOptions, reporter: Reporter
         actions,
         instance.password_file,
         host,
-        bool(opts.offline),
+        opts.offline,
         core_metadata,
         port,
         primary_url=opts.replica_of,
@@ -191,9 +164,7 @@ def up(engine: DockerClient, requested: precedence.UpOptions, reporter: Reporter
     )
 
 
-def choose_image(
-    engine: DockerClient, requested: precedence.UpOptions, opts: precedence.CacheSettings, reporter: Reporter, actions: list[str]
-) -> str:
+def choose_image(engine: DockerClient, opts: precedence.CacheSettings, reporter: Reporter, actions: list[str]) -> str:
     """The image `up` runs: one whose contents and recipe match what the user asked for.
 
     An image named with --image is used as it is, or refused when it lacks what was
@@ -202,8 +173,9 @@ def choose_image(
     silent mismatch. A missing image is built later, by ensure_image.
     """
     build = opts.build
-    if requested.image:
-        tag = requested.image
+    asked = "image" in opts.asked
+    if asked:
+        tag = opts.image
     elif opts.build_given or not build.front:
         tag = img.variant_image(build)
     else:
@@ -214,7 +186,7 @@ def choose_image(
     differences = img.recipe_differences(labels, build, opts.build_given)
     if not differences:
         return tag
-    if requested.image:
+    if asked:
         raise Conflict(
             f"image {tag} has {'; '.join(differences)}: rebuild it with `devpictl build --image {tag}` and those options, or drop --image"
         )
@@ -232,31 +204,31 @@ def ensure_image(engine: DockerClient, opts: precedence.CacheSettings, reporter:
         actions.append(f"built image {opts.image}")
 
 
-def check_unchanged(container: Container, given: precedence.UpOptions) -> None:
-    """Refuse flags that would need a new container: those take `down` first."""
-    name = given.instance.name
+def check_unchanged(container: Container, opts: precedence.CacheSettings) -> None:
+    """Refuse settings given or remembered that would need a new container: those take `down` first."""
+    name, given = opts.instance.name, opts.given
     host, port = ctr.published_address(container)
-    if (given.port is not None and port != given.port) or (given.host is not None and host != given.host):
+    if ("port" in given and port != opts.port) or ("host" in given and host != opts.host):
         raise Conflict(
             f"cache {name!r} is published on {host}:{port}: run `devpictl down --name {name}` first to move it, or drop --host/--port"
         )
-    if given.front is not None and given.front != ctr.front_enabled(container):
+    if "front" in given and opts.front != ctr.front_enabled(container):
         raise Conflict(
             f"cache {name!r} runs {'with' if ctr.front_enabled(container) else 'without'} its front server: run `devpictl down --name {name}` first to change that"
         )
     memory, pids = ctr.limits(container)
-    if (given.memory is not None and memory_bytes(given.memory) != memory) or (given.pids_limit is not None and given.pids_limit != pids):
+    if ("memory" in given and memory_bytes(opts.memory) != memory) or ("pids_limit" in given and opts.pids_limit != pids):
         raise Conflict(f"cache {name!r} runs with other resource limits: run `devpictl down --name {name}` first to change them")
-    if given.max_bytes is not None and given.max_bytes != ctr.max_bytes(container):
+    if "max_bytes" in given and opts.max_bytes != ctr.max_bytes(container):
         raise Conflict(
             f"cache {name!r} runs with another size limit: run `devpictl down --name {name}` first to change it, or `devpictl prune` now"
         )
-    if given.replica_of is not None and given.replica_of != replica.primary_of(container):
+    if "replica_of" in given and opts.replica_of != replica.primary_of(container):
         primary = replica.primary_of(container)
         raise Conflict(
             f"cache {name!r} is {'a replica of ' + primary if primary else 'a primary'}: run `devpictl down --name {name}` first to change that, or drop --replica-of"
         )
-    if given.offline is not None and given.offline != ctr.offline_enabled(container):
+    if "offline" in given and opts.offline != ctr.offline_enabled(container):
         raise Conflict(
             f"cache {name!r} runs {'in' if ctr.offline_enabled(container) else 'without'} offline mode: run `devpictl down --name {name}` first to change that"
         )
@@ -331,11 +303,11 @@ def create(engine: DockerClient, opts: precedence.CacheSettings, reporter: Repor
         opts.host,
         port,
         opts.network,
-        front=bool(opts.front),
-        offline=bool(opts.offline),
+        front=opts.front,
+        offline=opts.offline,
         memory=memory_bytes(opts.memory),
         pids_limit=opts.pids_limit,
-        max_bytes=opts.max_bytes or 0,
+        max_bytes=opts.max_bytes,
         primary_url=opts.replica_of,
     )
     container = ctr.create_container(engine, spec)

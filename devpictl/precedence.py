@@ -1,50 +1,157 @@
-"""What `up` is asked for, and the one place its precedence is settled: flag > environment > remembered > default.
+"""A cache's settings, one declaration each, and the one place flag > environment > remembered > default is settled.
 
-(Typer fills flags and environment variables; cache.toml holds what `up` remembered.)
+Typer reads the flag, then the environment variable; cache.toml holds what `up` remembered, so
+that `up` after `down` (or a reboot) brings back the same cache; the dataclass default is the last.
+Each remembered setting says how a value given to `up` is checked and how one read back is.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from devpictl import image as img
+from devpictl.errors import BadInput
+from devpictl.files import write_atomic
 from devpictl.mirrors import Upstream
-from devpictl.network import DEFAULT_HOST
-from devpictl.settings import DEFAULT_MEMORY, DEFAULT_PIDS_LIMIT, DEFAULT_PORT, Instance, load_remembered
+from devpictl.network import DEFAULT_HOST, check_host
+from devpictl.settings import (
+    DEFAULT_MEMORY,
+    DEFAULT_PIDS_LIMIT,
+    DEFAULT_PORT,
+    Instance,
+    check_pids_limit,
+    check_port,
+    check_timeout,
+    memory_bytes,
+    read_toml,
+    size_bytes,
+)
 
 DEFAULT_PROBE_PROJECT = "pip"
+T = TypeVar("T")
+
+
+def wrong(value: object, source: str, expected: str) -> BadInput:
+    return BadInput(f"{source} {value!r} is not {expected}: fix it, or delete the line to use the default")
+
+
+# How a value read back from cache.toml is checked: (value, "PATH: key =") -> the value to use.
+def text(value: object, source: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise wrong(value, source, "a non-empty string")
+    return value
+
+
+def boolean(value: object, source: str) -> bool:
+    if not isinstance(value, bool):
+        raise wrong(value, source, "true or false")
+    return value
+
+
+def port_number(value: object, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise wrong(value, source, "a port number from 1 to 65535")
+    return value
+
+
+def byte_count(value: object, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise wrong(value, source, "a number of bytes (0 for no limit)")
+    return value
+
+
+def pathname(value: object, source: str) -> Path:
+    return Path(text(value, source))
+
+
+def remembered_host(value: object, source: str) -> str:
+    return check_host(text(value, source), source.removesuffix(" ="))  # its errors read "PATH: host '...'"
+
+
+def remembered_memory(value: object, source: str) -> str:
+    memory_bytes(text(value, source), source)
+    return str(value)
+
+
+def remembered_mirrors(value: object, source: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise wrong(value, source, "a list of mirror names or URLs")
+    return value
+
+
+# How a value given to `up` (flag or environment variable) is checked: value -> the value to use.
+def given_memory(value: str) -> str:
+    memory_bytes(value)
+    return value
+
+
+def given_max_size(value: str) -> int:
+    return size_bytes(value, "--max-size", "20G")
+
+
+def given_replica_of(value: str) -> str:
+    from devpictl import replica
+
+    return replica.check_primary_url(value)
 
 
 @dataclass(frozen=True)
-class UpOptions:
+class Setting:
+    """How one remembered setting is checked: read back from cache.toml, and given to `up` (None: as it is)."""
+
+    remembered: Callable[[Any, str], Any]
+    given: Callable[[Any], Any] | None = None
+
+    def check_given(self, value: object) -> Any:
+        return self.given(value) if self.given is not None else value
+
+
+def remembered(default: T, check_remembered: Callable[[Any, str], Any], check_given: Callable[[Any], Any] | None = None) -> T:
+    """A field of CacheSettings that `up` remembers in cache.toml, under its own name."""
+    return field(default=default, metadata={"setting": Setting(check_remembered, check_given)})
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """Every setting of one `up`: what was given, else remembered, else the built-in default."""
+
     instance: Instance
-    upstream: Upstream | None  # None: keep what the cache has (pypi for a new one)
-    # None below: what `up` remembered for this cache, else the built-in default.
-    host: str | None
-    port: int | None
-    image: str | None
-    build: img.BuildOptions
-    network: str | None = None
-    ca_bundle: Path | None = None
-    probe_project: str | None = None
-    front: bool | None = None  # nginx before devpi
-    offline: bool | None = None  # devpi's --offline-mode: serve only cached files, never ask the upstream
-    memory: str | None = None  # the container's memory limit, Docker's notation (2g)
-    pids_limit: int | None = None
-    max_bytes: int | None = None  # keep the mirrored files under this size (0: no limit)
-    fallbacks: tuple[Upstream, ...] | None = None  # upstreams to fail over to; None: the remembered ones
+    build: img.BuildOptions = field(default_factory=img.BuildOptions)
+    host: str = remembered(DEFAULT_HOST, remembered_host, check_host)
+    port: int = remembered(DEFAULT_PORT, port_number, check_port)
+    image: str = remembered("", text)  # "": devpictl's tag for the build (see __post_init__)
+    network: str | None = remembered(None, text)
+    ca_bundle: Path | None = remembered(None, pathname)
+    probe_project: str = remembered(DEFAULT_PROBE_PROJECT, text)
+    front: bool = remembered(True, boolean)  # nginx before devpi
+    offline: bool = remembered(False, boolean)  # devpi's --offline-mode: serve only cached files, never ask the upstream
+    memory: str = remembered(DEFAULT_MEMORY, remembered_memory, given_memory)  # Docker's notation (2g)
+    pids_limit: int = remembered(DEFAULT_PIDS_LIMIT, check_pids_limit, check_pids_limit)
+    max_bytes: int = remembered(0, byte_count, given_max_size)  # keep the mirrored files under this size (0: no limit)
+    replica_of: str | None = remembered(None, text, given_replica_of)  # the primary's URL: run as its replica (replica.py)
+    # This run's alone, never remembered:
+    upstream: Upstream | None = None  # None: keep what the cache has (pypi for a new one)
+    fallbacks: tuple[Upstream, ...] | None = None  # upstreams to fail over to; None: the remembered ones (`fallback`)
     check: bool = True  # check that a new upstream answers before switching to it
     refresh_pages: bool = False  # after a switch, fetch every cached page now instead of at its next request
-    replica_of: str | None = None  # the primary's URL: run as its replica (replica.py)
     replica_secret: Path | None = None  # the file holding the primary's devpi secret
     timeout: float = 180.0
     environ: Mapping[str, str] = field(default_factory=dict)
-    # The build options the user gave (BuildOptions has defaults for the rest):
-    # an existing image must match these, see choose_image.
+    # The build options the user gave (BuildOptions has defaults for the rest): an existing image must match these.
     build_given: frozenset[str] = frozenset()
+    asked: frozenset[str] = frozenset()  # the remembered settings given by flag or environment variable
+    given: frozenset[str] = frozenset()  # those asked or remembered: what an existing container must match
+
+    def __post_init__(self) -> None:
+        if not self.image:
+            object.__setattr__(self, "image", img.default_image(self.build.devpi_server_version))
+
+    def switch_options(self) -> SwitchOptions:
+        return SwitchOptions(self.instance, self.probe_project, self.fallbacks, self.check, self.offline, self.refresh_pages)
 
 
 @dataclass(frozen=True)
@@ -59,83 +166,63 @@ class SwitchOptions:
     refresh_pages: bool = False
 
 
-@dataclass(frozen=True)
-class CacheSettings:
-    """Every setting of `up` decided: what was asked, else remembered, else the built-in default."""
-
-    instance: Instance
-    upstream: Upstream | None  # None: keep what the cache has (pypi for a new one)
-    host: str
-    port: int
-    image: str
-    build: img.BuildOptions
-    network: str | None
-    ca_bundle: Path | None
-    probe_project: str
-    front: bool
-    offline: bool
-    memory: str
-    pids_limit: int
-    max_bytes: int
-    fallbacks: tuple[Upstream, ...] | None
-    check: bool
-    refresh_pages: bool
-    replica_of: str | None
-    replica_secret: Path | None
-    timeout: float
-    environ: Mapping[str, str]
-    build_given: frozenset[str]
-
-    def switch_options(self) -> SwitchOptions:
-        return SwitchOptions(self.instance, self.probe_project, self.fallbacks, self.check, self.offline, self.refresh_pages)
+# The fields `up` remembers, and every setting cache.toml may hold: those and `fallback`
+# (the failover chain's mirror names or URLs, in order), which failover.plan resolves.
+FIELDS: dict[str, Setting] = {f.name: f.metadata["setting"] for f in dataclasses.fields(CacheSettings) if "setting" in f.metadata}
+REMEMBERED: dict[str, Setting] = {**FIELDS, "fallback": Setting(remembered_mirrors)}
 
 
-def with_remembered(opts: UpOptions) -> tuple[UpOptions, CacheSettings]:
-    """(opts with remembered values filled in, every setting decided)."""
-    stored = load_remembered(opts.instance)
-    remembered_bundle = stored.get("ca_bundle")
-    given = dataclasses.replace(
-        opts,
-        host=opts.host or stored.get("host"),
-        port=opts.port or stored.get("port"),
-        image=opts.image or stored.get("image"),
-        network=opts.network or stored.get("network"),
-        ca_bundle=opts.ca_bundle or (Path(remembered_bundle) if remembered_bundle else None),
-        probe_project=opts.probe_project or stored.get("probe_project"),
-        front=opts.front if opts.front is not None else stored.get("front"),
-        offline=opts.offline if opts.offline is not None else stored.get("offline"),
-        memory=opts.memory or stored.get("memory"),
-        pids_limit=opts.pids_limit or stored.get("pids_limit"),
-        max_bytes=opts.max_bytes if opts.max_bytes is not None else stored.get("max_bytes"),
-        replica_of=opts.replica_of or stored.get("replica_of"),
-    )
-    full = CacheSettings(
-        instance=given.instance,
-        upstream=given.upstream,
-        host=given.host or DEFAULT_HOST,
-        port=given.port or DEFAULT_PORT,
-        image=given.image or img.default_image(given.build.devpi_server_version),
-        build=given.build,
-        network=given.network,
-        ca_bundle=given.ca_bundle,
-        probe_project=given.probe_project or DEFAULT_PROBE_PROJECT,
-        front=given.front if given.front is not None else True,
-        offline=bool(given.offline),
-        memory=given.memory or DEFAULT_MEMORY,
-        pids_limit=given.pids_limit or DEFAULT_PIDS_LIMIT,
-        max_bytes=given.max_bytes or 0,
-        fallbacks=given.fallbacks,
-        check=given.check,
-        refresh_pages=given.refresh_pages,
-        replica_of=given.replica_of,
-        replica_secret=given.replica_secret,
-        timeout=given.timeout,
-        environ=given.environ,
-        build_given=given.build_given,
-    )
-    return given, full
+def ask(instance: Instance, *, fastest: bool = False, **values: Any) -> CacheSettings:
+    """What `up` is asked for (CacheSettings' fields; None: not given), each value checked before anything is touched.
+
+    ``fastest``: --mirror fastest, which the CLI measures before it sets ``upstream``.
+    """
+    checked = {key: FIELDS[key].check_given(value) for key, value in values.items() if key in FIELDS and value is not None}
+    asked = {key: value for key, value in checked.items() if value != ""}  # an empty --image, --network... is not given
+    if "replica_of" in asked:
+        if values.get("upstream") is not None or fastest:
+            raise BadInput("a replica fetches through its primary: drop --mirror, and run `devpictl set-upstream` on the primary")
+        if asked.get("offline"):
+            raise BadInput(
+                "a replica cannot run in offline mode (it keeps serving what it holds while the primary is away): drop --offline"
+            )
+    elif values.get("replica_secret") is not None:
+        raise BadInput("--replica-secret goes with --replica-of URL: give the primary's URL too, or drop --replica-secret")
+    if "timeout" in values:
+        check_timeout(values["timeout"])
+    this_run = {key: value for key, value in values.items() if key not in FIELDS}
+    return CacheSettings(instance, **asked, **this_run, asked=frozenset(asked), given=frozenset(asked))
+
+
+def decide(wanted: CacheSettings) -> CacheSettings:
+    """``wanted`` with what `up` remembered in place of what was not asked."""
+    stored = {key: value for key, value in load_remembered(wanted.instance).items() if key in FIELDS}
+    kept = {key: value for key, value in stored.items() if key not in wanted.asked}
+    return dataclasses.replace(wanted, **kept, given=wanted.asked | frozenset(stored))
 
 
 def probe_project(instance: Instance, given: str | None = None) -> str:
     """The project whose page shows that an upstream answers: given (--probe-project), else remembered, else pip."""
-    return given or load_remembered(instance).get("probe_project") or DEFAULT_PROBE_PROJECT
+    return decide(ask(instance, probe_project=given)).probe_project
+
+
+def load_remembered(instance: Instance) -> dict[str, Any]:
+    """What `up` remembered, each value checked: a wrong type or value is one error naming the file and key."""
+    path = instance.settings_file
+    stored = read_toml(path)
+    return {key: REMEMBERED[key].remembered(value, f"{path}: {key} =") for key, value in stored.items() if key in REMEMBERED}
+
+
+def save_remembered(instance: Instance, values: Mapping[str, object]) -> None:
+    import tomlkit
+
+    data = {k: str(v) if isinstance(v, Path) else v for k, v in values.items() if k in REMEMBERED and v is not None}
+    instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    header = "# Written by `devpictl up`: how this cache was created. Flags and DEVPICTL_* variables win.\n"
+    write_atomic(instance.settings_file, (header + tomlkit.dumps(data)).encode("utf-8"))
+
+
+def remember(settings: CacheSettings, **running: object) -> None:
+    """Keep ``settings`` for the next `up`, ``running`` (what the container has; None: nothing) over them."""
+    decided = {key: getattr(settings, key) for key in FIELDS}
+    save_remembered(settings.instance, {**decided, **running})

@@ -8,14 +8,12 @@ import os
 import re
 import secrets
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict, cast
 
 from devpictl.errors import BadInput
 from devpictl.files import sync_directory, write_atomic
-from devpictl.network import check_host
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
 DEFAULT_NAME = "default"
@@ -251,26 +249,6 @@ def cache_lock(instance: Instance) -> Iterator[None]:
         os.close(fd)
 
 
-# What `up` remembers of a cache, so that `up` after `down` (or a reboot) brings
-# back the same cache: flag > environment > remembered > built-in default.
-class Remembered(TypedDict, total=False):
-    host: str
-    port: int
-    image: str
-    network: str
-    ca_bundle: str
-    probe_project: str
-    front: bool
-    offline: bool
-    memory: str
-    pids_limit: int
-    max_bytes: int
-    fallback: list[str]  # `--fallback`: mirror names or URLs, in order
-    replica_of: str  # `--replica-of`: the primary's URL
-
-
-REMEMBERED_KEYS = tuple(Remembered.__annotations__)
-
 # Resource limits of the cache container. devpi's RSS follows the largest project page it
 # handles (a 34 MB page took the container to 1.1 GiB); a runaway must not take the host.
 DEFAULT_MEMORY = "2g"
@@ -323,47 +301,6 @@ def read_toml(path: Path) -> dict:
         return tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise BadInput(f"{path} is not valid TOML ({exc}): fix it or delete it") from None
-
-
-def load_remembered(instance: Instance) -> Remembered:
-    """What `up` remembered, each value checked: a wrong type or value is one error naming the file and key."""
-    path = instance.settings_file
-    values = {k: v for k, v in read_toml(path).items() if k in REMEMBERED_KEYS}
-
-    def wrong(key: str, expected: str) -> BadInput:
-        return BadInput(f"{path}: {key} = {values[key]!r} is not {expected}: fix it, or delete the line to use the default")
-
-    for key, value in values.items():
-        if key in ("front", "offline"):
-            if not isinstance(value, bool):
-                raise wrong(key, "true or false")
-        elif key == "pids_limit":
-            check_pids_limit(value, f"{path}: pids_limit =")
-        elif key == "max_bytes":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise wrong(key, "a number of bytes (0 for no limit)")
-        elif key == "fallback":
-            if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
-                raise wrong(key, "a list of mirror names or URLs")
-        elif key == "port":
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-                raise wrong(key, "a port number from 1 to 65535")
-        elif not isinstance(value, str) or not value.strip():
-            raise wrong(key, "a non-empty string")
-        elif key == "host":
-            values[key] = check_host(value, f"{path}: host")
-        elif key == "memory":
-            memory_bytes(value, f"{path}: memory =")
-    return cast(Remembered, values)  # each key and type checked above
-
-
-def save_remembered(instance: Instance, values: Mapping[str, object]) -> None:
-    import tomlkit
-
-    data = {k: v for k, v in values.items() if k in REMEMBERED_KEYS and v is not None}
-    instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    header = "# Written by `devpictl up`: how this cache was created. Flags and DEVPICTL_* variables win.\n"
-    write_atomic(instance.settings_file, (header + tomlkit.dumps(data)).encode("utf-8"))
 
 
 def forget_cache(instance: Instance) -> list[str]:

@@ -59,18 +59,16 @@ def restore(
     from devpictl import lifecycle, precedence
     from devpictl.cli import ui
     from devpictl.container import connect
-    from devpictl.image import DEFAULT_IMAGE, BuildOptions
-    from devpictl.settings import Instance, cache_lock, check_name, load_remembered
+    from devpictl.settings import Instance, cache_lock, check_name
 
     instance = Instance(check_name(name))
     bkp.read_manifest(path)  # a bad archive fails here, before the engine is touched
-    image = image or str(load_remembered(instance).get("image") or DEFAULT_IMAGE)
+    image = precedence.decide(precedence.ask(instance, image=image)).image
     engine = connect()
     with cache_lock(instance), ui.reporter(json_output) as rep:
         result = bkp.restore(engine, instance, path, image, force=force, reporter=rep)
         if result.restart:
-            opts = precedence.UpOptions(instance=instance, upstream=None, host=None, port=None, image=image, build=BuildOptions())
-            result.index_url = lifecycle.up(engine, opts, rep).index_url
+            result.index_url = lifecycle.up(engine, precedence.ask(instance, image=image), rep).index_url
     if json_output:
         ui.print_json(result)
         return

@@ -99,49 +99,17 @@ def up(
 
     Example: devpictl up --mirror nju
     """
-    from devpictl import failover, lifecycle, precedence, replica
+    from dataclasses import replace
+
     from devpictl import image as img
+    from devpictl import lifecycle, precedence
     from devpictl.cli import ui
     from devpictl.container import connect
-    from devpictl.errors import BadInput
-    from devpictl.mirrors import is_fastest, resolve
-    from devpictl.network import check_host, network_warning, publishes_to_network
-    from devpictl.settings import (
-        Instance,
-        cache_lock,
-        check_name,
-        check_pids_limit,
-        check_port,
-        check_timeout,
-        memory_bytes,
-        size_bytes,
-    )
+    from devpictl.network import network_warning, publishes_to_network
+    from devpictl.settings import Instance, cache_lock, check_name
 
     instance = Instance(check_name(name))
-    if replica_of is not None:
-        replica_of = replica.check_primary_url(replica_of)
-        if mirror is not None:
-            raise BadInput("a replica fetches through its primary: drop --mirror, and run `devpictl set-upstream` on the primary")
-        if offline:
-            raise BadInput(
-                "a replica cannot run in offline mode (it keeps serving what it holds while the primary is away): drop --offline"
-            )
-    elif replica_secret is not None:
-        raise BadInput("--replica-secret goes with --replica-of URL: give the primary's URL too, or drop --replica-secret")
-    upstream = resolve(mirror) if mirror and not is_fastest(mirror) else None
-    fallbacks = failover.parse_fallbacks(fallback) if fallback is not None else None
-    if fallbacks:
-        failover.check_members((upstream, *fallbacks) if upstream is not None else fallbacks)
-    max_lag_hours = options.max_lag_hours(max_lag, mirror)
-    if port is not None:
-        check_port(port)
-    if host is not None:
-        host = check_host(host)
-    check_timeout(timeout)
-    if memory is not None:
-        memory_bytes(memory)
-    if pids_limit is not None:
-        check_pids_limit(pids_limit)
+    choice = options.upstream_choice(mirror or None, fallback, max_lag)  # an empty --mirror keeps the cache's upstream
     build_opts = options.build_options(
         base_image,
         pip_mirror,
@@ -153,39 +121,34 @@ def up(
         apt_mirror=apt_mirror,
     )
     img.check_inputs(build_opts)
-    opts = precedence.UpOptions(
-        instance=instance,
-        upstream=upstream,
+    opts = precedence.ask(
+        instance,
+        fastest=choice.fastest,
+        build=build_opts,
+        upstream=choice.upstream,
+        fallbacks=choice.fallbacks,
         host=host,
         port=port,
         image=image,
-        build=build_opts,
         network=network,
         ca_bundle=ca_bundle,
         probe_project=probe_project,
-        check=check,
-        refresh_pages=refresh_pages,
-        fallbacks=fallbacks,
         front=front,
         offline=offline,
         memory=memory,
         pids_limit=pids_limit,
-        max_bytes=size_bytes(max_size, "--max-size", "20G") if max_size is not None else None,
+        max_bytes=max_size,
         replica_of=replica_of,
         replica_secret=replica_secret,
+        check=check,
+        refresh_pages=refresh_pages,
         timeout=timeout,
         environ=dict(os.environ),
         build_given=options.given_build_options(base_image, pip_mirror, wheelhouse, web, devpi_server_version, apt_mirror),
     )
     engine = connect()
-    if is_fastest(mirror):
-        from dataclasses import replace
-
-        from devpictl.cli.upstream import fastest_upstream
-
-        chosen = fastest_upstream(opts.probe_project, quiet=json_output, max_lag_hours=max_lag_hours)
-        # The fastest may be one of the fallbacks given: it is then the primary only.
-        opts = replace(opts, upstream=chosen, fallbacks=failover.without(fallbacks, chosen))
+    upstream, fallbacks = choice.chosen(probe_project, quiet=json_output)
+    opts = replace(opts, upstream=upstream, fallbacks=fallbacks)
     with cache_lock(instance), ui.reporter(json_output, verbose) as rep:
         result = lifecycle.up(engine, opts, rep)
     # Whatever chose the address (flag, DEVPICTL_HOST, remembered), warn on stderr:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from devpictl.image import DEFAULT_BASE_IMAGE, DEFAULT_IMAGE, DEVPI_SERVER_VERSION
+
+if TYPE_CHECKING:
+    from devpictl.mirrors import Upstream
 
 NAME = typer.Option("default", "--name", "-n", envvar="DEVPICTL_NAME", help="Which cache (several can run side by side).")
 JSON = typer.Option(False, "--json", help="Print a JSON result for scripts instead of progress.")
@@ -134,15 +139,39 @@ def given_build_options(
     return frozenset(name for name, value in values.items() if value is not None)
 
 
-def max_lag_hours(max_lag: str | None, mirror: str | None) -> float | None:
-    """--max-lag in hours; only 'fastest' chooses a mirror it could apply to."""
+@dataclass(frozen=True)
+class UpstreamChoice:
+    """What `up --mirror` and `set-upstream MIRROR` are asked to fetch from, with --fallback and --max-lag, checked."""
+
+    upstream: Upstream | None  # None: 'fastest' (see chosen), or no --mirror: keep the cache's
+    fallbacks: tuple[Upstream, ...] | None  # None: the remembered ones
+    fastest: bool
+    max_lag_hours: float | None
+
+    def chosen(self, probe_project: str | None, *, quiet: bool) -> tuple[Upstream | None, tuple[Upstream, ...] | None]:
+        """(the upstream, its fallbacks): for 'fastest', the fastest mirror now (its table on stderr unless ``quiet``)."""
+        if not self.fastest:
+            return self.upstream, self.fallbacks
+        from devpictl import failover
+        from devpictl.cli.upstream import fastest_upstream
+
+        chosen = fastest_upstream(probe_project, quiet=quiet, max_lag_hours=self.max_lag_hours)
+        return chosen, failover.without(self.fallbacks, chosen)  # the fastest may be one of them: then it is the primary only
+
+
+def upstream_choice(mirror: str | None, fallback: str | None, max_lag: str | None) -> UpstreamChoice:
+    """The one reading of --mirror (or MIRROR), --fallback and --max-lag, for `up` and `set-upstream`."""
+    from devpictl import failover
     from devpictl.errors import BadInput
-    from devpictl.mirrors import is_fastest
+    from devpictl.mirrors import is_fastest, resolve
     from devpictl.settings import duration_days
 
-    if max_lag is None:
-        return None
-    hours = duration_days(max_lag, "--max-lag", "6h") * 24
-    if not is_fastest(mirror):
+    fastest = is_fastest(mirror)
+    upstream = resolve(mirror) if mirror is not None and not fastest else None
+    fallbacks = failover.parse_fallbacks(fallback) if fallback is not None else None
+    if fallbacks:
+        failover.check_members((upstream, *fallbacks) if upstream is not None else fallbacks)
+    hours = duration_days(max_lag, "--max-lag", "6h") * 24 if max_lag is not None else None
+    if hours is not None and not fastest:  # only 'fastest' chooses a mirror it could apply to
         raise BadInput("--max-lag chooses among mirrors: use it with --mirror fastest (or `set-upstream fastest`)")
-    return hours
+    return UpstreamChoice(upstream, fallbacks, fastest, hours)

@@ -45,22 +45,16 @@ def set_upstream(
 
     Example: devpictl set-upstream tuna
     """
-    from devpictl import failover, switching
+    from devpictl import switching
     from devpictl.cli import ui
     from devpictl.container import connect
-    from devpictl.mirrors import is_fastest, resolve
     from devpictl.settings import Instance, cache_lock, check_name
 
     instance = Instance(check_name(name))
-    upstream = None if is_fastest(mirror) else resolve(mirror)
-    fallbacks: tuple[Upstream, ...] | None = failover.parse_fallbacks(fallback) if fallback is not None else None
-    if fallbacks:
-        failover.check_members((upstream, *fallbacks) if upstream is not None else fallbacks)
-    max_lag_hours = options.max_lag_hours(max_lag, mirror)
+    choice = options.upstream_choice(mirror, fallback, max_lag)
     engine = connect()
-    if upstream is None:
-        upstream = fastest_upstream(probe_project, quiet=json_output, max_lag_hours=max_lag_hours)
-        fallbacks = failover.without(fallbacks, upstream)  # the fastest may be one of them: then it is the primary only
+    upstream, fallbacks = choice.chosen(probe_project, quiet=json_output)
+    assert upstream is not None  # MIRROR is required: a named mirror, or the fastest
     with cache_lock(instance), ui.reporter(json_output) as rep:
         result = switching.set_upstream(
             engine,

@@ -354,11 +354,9 @@ def scripted_container(engine: FakeEngine, *, check: tuple[int, bytes], offline:
     return engine.add("default", status=status, env=("DEVPICTL_FRONT=1", f"DEVPICTL_OFFLINE={int(offline)}"), exec_answers=answer)
 
 
-def up_options(**kwargs) -> precedence.UpOptions:
+def up_options(**kwargs) -> precedence.CacheSettings:
     """What `up` is asked for cache 'default' when nothing but ``kwargs`` is given."""
-    values = dict(instance=Instance("default"), upstream=None, host=None, port=None, image=None, build=img.BuildOptions())
-    values.update(kwargs)
-    return precedence.UpOptions(**values)
+    return precedence.ask(Instance("default"), **kwargs)
 
 
 def backup_archive(path, *, dataindex: object = None, extra: tuple = (), cut: int | None = None):

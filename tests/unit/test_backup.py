@@ -97,7 +97,7 @@ class TestRestoreForce:
 
     @pytest.mark.parametrize("status, restart", [("running", True), ("exited", False)])
     def test_a_running_cache_with_remembered_settings_is_started_again(self, archive, status, restart):
-        from devpictl.settings import save_remembered
+        from devpictl.precedence import save_remembered
 
         engine = RestoreEngine(ok)
         running_cache(engine).status = status

@@ -21,7 +21,8 @@ from devpictl import container as ctr
 from devpictl.cli import app
 from devpictl.errors import EngineUnavailable
 from devpictl.image import DEFAULT_IMAGE
-from devpictl.settings import Instance, config_file, ensure_root_password, save_config, save_remembered
+from devpictl.precedence import save_remembered
+from devpictl.settings import Instance, config_file, ensure_root_password, save_config
 from tests.unit.fakes import FakeEngine, backup_archive
 
 runner = CliRunner()

@@ -150,19 +150,12 @@ def builds(monkeypatch) -> list[tuple[str, img.BuildOptions]]:
 
 
 def choose(engine: FakeEngine, *, image: str | None = None, given: frozenset[str] = frozenset(), front: bool = True, **build):
-    requested = precedence.UpOptions(
-        instance=Instance("default"),
-        upstream=None,
-        host=None,
-        port=None,
-        image=image,
-        build=img.BuildOptions(front=front, **build),
-        front=front,
-        build_given=given,
+    requested = precedence.ask(
+        Instance("default"), image=image, build=img.BuildOptions(front=front, **build), front=front, build_given=given
     )
-    _, opts = precedence.with_remembered(requested)
+    opts = precedence.decide(requested)
     actions: list[str] = []
-    return lifecycle.choose_image(engine, requested, opts, reporter.QuietReporter(), actions), actions
+    return lifecycle.choose_image(engine, opts, reporter.QuietReporter(), actions), actions
 
 
 class TestChooseImage:
@@ -222,10 +215,8 @@ class TestUpgrade:
         monkeypatch.setattr(ctr, "remove", removed.append)
         return {"removed": removed, "answers": answers}
 
-    def options(self) -> precedence.UpOptions:
-        return precedence.UpOptions(
-            instance=settings.Instance("c"), upstream=None, host=None, port=None, image="new:1", build=img.BuildOptions()
-        )
+    def options(self) -> precedence.CacheSettings:
+        return precedence.ask(settings.Instance("c"), image="new:1")
 
     def old_container(self):
         class Image:
@@ -285,7 +276,7 @@ class TestDownVolumes:
     def state(self, name: str = "default") -> settings.Instance:
         instance = settings.Instance(name)
         settings.ensure_root_password(instance)
-        settings.save_remembered(instance, {"port": 3141})
+        precedence.save_remembered(instance, {"port": 3141})
         instance.failure_log.write_text("devpi said no\n")
         return instance
 

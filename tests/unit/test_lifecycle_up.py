@@ -13,7 +13,8 @@ from devpictl.cli import app
 from devpictl.coremetadata import MetadataCheck
 from devpictl.errors import Conflict, Terminated
 from devpictl.mirrors import OFFICIAL
-from devpictl.settings import Instance, load_remembered
+from devpictl.precedence import load_remembered
+from devpictl.settings import Instance
 from tests.unit.fakes import TUNA, configured, up_options
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"

@@ -11,7 +11,8 @@ from devpictl import container as ctr
 from devpictl import network
 from devpictl.errors import BadInput, PortInUse
 from devpictl.mirrors import OFFICIAL
-from devpictl.settings import Instance, save_remembered
+from devpictl.precedence import save_remembered
+from devpictl.settings import Instance
 from tests.unit.clihelp import invoke
 from tests.unit.fakes import configured
 

@@ -5,39 +5,41 @@ from __future__ import annotations
 import pytest
 
 from devpictl import precedence
-from devpictl.settings import Instance, save_remembered
+from devpictl.errors import BadInput
+from devpictl.precedence import load_remembered, save_remembered
+from devpictl.settings import Instance
 from tests.unit.clihelp import invoke
 from tests.unit.fakes import up_options
 
 
 class TestResourceLimits:
     def test_defaults(self):
-        full = precedence.with_remembered(up_options())[1]
+        full = precedence.decide(up_options())
         assert (full.memory, full.pids_limit) == ("2g", 512)
 
     def test_remembered_then_flag(self):
         save_remembered(Instance("default"), {"memory": "3g", "pids_limit": 300})
-        assert precedence.with_remembered(up_options())[1].memory == "3g"
-        assert precedence.with_remembered(up_options(memory="1g", pids_limit=100))[1].pids_limit == 100
+        assert precedence.decide(up_options()).memory == "3g"
+        assert precedence.decide(up_options(memory="1g", pids_limit=100)).pids_limit == 100
 
 
 class TestRemembered:
     def test_offline_defaults_to_off(self):
-        given, full = precedence.with_remembered(up_options())
-        assert given.offline is None and full.offline is False
+        full = precedence.decide(up_options())
+        assert "offline" not in full.given and full.offline is False
 
     def test_remembered_offline_comes_back(self):
         save_remembered(Instance("default"), {"offline": True, "port": 3200})
-        given, full = precedence.with_remembered(up_options())
-        assert given.offline is True and full.offline is True
+        full = precedence.decide(up_options())
+        assert "offline" in full.given and full.offline is True
 
     def test_flag_wins(self):
         save_remembered(Instance("default"), {"offline": True})
-        assert precedence.with_remembered(up_options(offline=False))[1].offline is False
+        assert precedence.decide(up_options(offline=False)).offline is False
 
     def test_remembered_host_is_what_up_binds(self):
         save_remembered(Instance("default"), {"host": "0.0.0.0"})
-        assert precedence.with_remembered(up_options())[1].host == "0.0.0.0"
+        assert precedence.decide(up_options()).host == "0.0.0.0"
 
 
 class TestSwitchOptions:
@@ -45,11 +47,11 @@ class TestSwitchOptions:
 
     def test_the_decided_settings_and_this_runs_choices(self):
         save_remembered(Instance("default"), {"offline": True, "probe_project": "six"})
-        opts = precedence.with_remembered(up_options(check=False, refresh_pages=True))[1].switch_options()
+        opts = precedence.decide(up_options(check=False, refresh_pages=True)).switch_options()
         assert opts == precedence.SwitchOptions(Instance("default"), "six", None, check=False, offline=True, refresh_pages=True)
 
     def test_by_default_pages_are_forgotten_not_refreshed(self):
-        opts = precedence.with_remembered(up_options())[1].switch_options()
+        opts = precedence.decide(up_options()).switch_options()
         assert (opts.check, opts.offline, opts.refresh_pages) == (True, False, False)
 
 
@@ -58,17 +60,29 @@ class TestExplicitBeatsRemembered:
 
     def test_no_front_beats_a_remembered_front(self):
         save_remembered(Instance("default"), {"front": True})
-        assert precedence.with_remembered(up_options(front=False))[1].front is False
+        assert precedence.decide(up_options(front=False)).front is False
 
     def test_no_size_limit_beats_a_remembered_one(self):
         save_remembered(Instance("default"), {"max_bytes": 20 * 1024**3})
-        assert precedence.with_remembered(up_options())[1].max_bytes == 20 * 1024**3
-        assert precedence.with_remembered(up_options(max_bytes=0))[1].max_bytes == 0
+        assert precedence.decide(up_options()).max_bytes == 20 * 1024**3
+        assert precedence.decide(up_options(max_bytes="0")).max_bytes == 0  # --max-size 0
 
     def test_what_was_not_given_stays_unsaid_before_the_defaults(self):
-        given, full = precedence.with_remembered(up_options())
-        assert (given.host, given.port, given.image, given.probe_project, given.front) == (None, None, None, None, None)
+        full = precedence.decide(up_options())
+        assert full.given & {"host", "port", "image", "probe_project", "front"} == set()
         assert (full.host, full.port, full.probe_project, full.front) == ("127.0.0.1", 3141, "pip", True)
+
+
+class TestRememberedValues:
+    @pytest.mark.parametrize("port", [1, 65535])
+    def test_remembered_port_bounds(self, port):
+        save_remembered(Instance("default"), {"port": port})
+        assert load_remembered(Instance("default"))["port"] == port
+
+    def test_remembered_port_just_beyond(self):
+        save_remembered(Instance("default"), {"port": 65536})
+        with pytest.raises(BadInput, match="port = 65536"):
+            load_remembered(Instance("default"))
 
 
 class TestProbeProject:

@@ -8,7 +8,7 @@ import pytest
 
 from devpictl import settings
 from devpictl.errors import BadInput
-from devpictl.settings import Instance, check_pids_limit, load_remembered, memory_bytes, save_remembered
+from devpictl.settings import check_pids_limit, memory_bytes
 
 
 class TestRootPassword:
@@ -141,16 +141,6 @@ class TestResourceLimits:
     def test_just_under_the_floor_is_refused(self):
         with pytest.raises(BadInput, match="too little"):
             memory_bytes(f"{256 * 1024 - 1}k")
-
-    @pytest.mark.parametrize("port", [1, 65535])
-    def test_remembered_port_bounds(self, port):
-        save_remembered(Instance("default"), {"port": port})
-        assert load_remembered(Instance("default"))["port"] == port
-
-    def test_remembered_port_just_beyond(self):
-        save_remembered(Instance("default"), {"port": 65536})
-        with pytest.raises(BadInput, match="port = 65536"):
-            load_remembered(Instance("default"))
 
     def test_pids_limit_floor(self):
         assert check_pids_limit(64) == 64

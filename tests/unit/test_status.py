@@ -8,7 +8,8 @@ import pytest
 
 from devpictl import container as ctr
 from devpictl import status as cache_status
-from devpictl.settings import Instance, save_remembered
+from devpictl.precedence import save_remembered
+from devpictl.settings import Instance
 from tests.unit.clihelp import invoke
 from tests.unit.fakes import EMPTY_PAGE, FILES_PAGE, TUNA, FakeDevpi, FakeEngine, configured, page_answer, scripted_container
 
