@@ -10,17 +10,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from devpictl import layout
 from devpictl.errors import BadInput, CacheNotFound, EngineError, EngineUnavailable, PortInUse
 from devpictl.frontlog import HEALTH_CHECK_AGENT
-from devpictl.image import CONTAINER_PORT, add_bytes
+from devpictl.image import add_bytes
 from devpictl.settings import LABEL_INSTANCE, LABEL_MANAGED, Instance
 
 if TYPE_CHECKING:
     from docker import DockerClient
     from docker.models.containers import Container
-
-RUN_DIR = "/run/devpictl"
-PRIMARY_URL_ENV = "DEVPICTL_PRIMARY_URL"  # the entrypoint runs devpi as a replica of this URL
 
 
 def connect():
@@ -68,7 +66,7 @@ def create_offline_helper(engine: DockerClient, image: str, instance: Instance) 
         entrypoint=["sleep", "3600"],
         detach=True,
         labels=instance.labels(),
-        volumes={instance.volume: {"bind": "/data", "mode": "rw"}},
+        volumes={instance.volume: {"bind": layout.DATA_DIR, "mode": "rw"}},
         network_mode="none",
     )
 
@@ -140,7 +138,7 @@ def runs_image(engine: DockerClient, container: Container, tag: str) -> bool:
 
 def run_once(engine: DockerClient, image: str, command: list[str], volume: str | None = None) -> str:
     """Run ``command`` in a throwaway container of ``image`` (the volume at /data) and return its output."""
-    volumes = {volume: {"bind": "/data", "mode": "ro"}} if volume else {}
+    volumes = {volume: {"bind": layout.DATA_DIR, "mode": "ro"}} if volume else {}
     container = engine.containers.create(image, entrypoint=command, network_mode="none", volumes=volumes, labels={LABEL_MANAGED: "1"})
     try:
         container.start()
@@ -216,16 +214,16 @@ def create_container(engine: DockerClient, spec: ContainerSpec):
             name=spec.instance.container,
             detach=True,
             labels=spec.instance.labels(),
-            ports={f"{CONTAINER_PORT}/tcp": (spec.host, spec.port)},
-            volumes={spec.instance.volume: {"bind": "/data", "mode": "rw"}},
+            ports={f"{layout.CONTAINER_PORT}/tcp": (spec.host, spec.port)},
+            volumes={spec.instance.volume: {"bind": layout.DATA_DIR, "mode": "rw"}},
             restart_policy={"Name": "unless-stopped"},  # type: ignore[arg-type]  # types-docker lacks this valid policy
             network=spec.network,
             # Switches, not secrets: the entrypoint reads them, `status` shows them.
             environment={
-                "DEVPICTL_FRONT": "1" if spec.front else "0",
-                "DEVPICTL_OFFLINE": "1" if spec.offline else "0",
-                "DEVPICTL_MAX_BYTES": str(spec.max_bytes),
-                **({PRIMARY_URL_ENV: spec.primary_url} if spec.primary_url else {}),
+                layout.ENV_FRONT: "1" if spec.front else "0",
+                layout.ENV_OFFLINE: "1" if spec.offline else "0",
+                layout.ENV_MAX_BYTES: str(spec.max_bytes),
+                **({layout.ENV_PRIMARY_URL: spec.primary_url} if spec.primary_url else {}),
             },
             # tini as PID 1: signals reach devpi and zombies are reaped.
             init=True,
@@ -242,7 +240,7 @@ def create_container(engine: DockerClient, spec: ContainerSpec):
 
 
 def hand_in_files(container: Container, files: Mapping[str, bytes]) -> None:
-    """Copy files into RUN_DIR of a created container, where the entrypoint reads them.
+    """Copy files into the run dir (layout.RUN_DIR) of a created container, where the entrypoint reads them.
 
     They travel in a tar through the engine's archive API, so they show in no
     `docker inspect`, environment or process list.
@@ -254,7 +252,7 @@ def hand_in_files(container: Container, files: Mapping[str, bytes]) -> None:
         for name, data in files.items():
             # The engine extracts as root; 0444 inside a 0700 dir owned by devpi.
             add_bytes(tar, name, data, mode=0o444)
-    if not container.put_archive(RUN_DIR, buf.getvalue()):
+    if not container.put_archive(layout.RUN_DIR, buf.getvalue()):
         raise EngineError(f"could not copy files into {container.name}: check the engine's logs")
 
 
@@ -273,9 +271,9 @@ def start(container: Container) -> None:
 
 
 def published_address(container: Container) -> tuple[str, int]:
-    bindings = container.attrs["HostConfig"]["PortBindings"].get(f"{CONTAINER_PORT}/tcp") or [{}]
+    bindings = container.attrs["HostConfig"]["PortBindings"].get(f"{layout.CONTAINER_PORT}/tcp") or [{}]
     host = bindings[0].get("HostIp") or "0.0.0.0"
-    return host, int(bindings[0].get("HostPort") or CONTAINER_PORT)
+    return host, int(bindings[0].get("HostPort") or layout.CONTAINER_PORT)
 
 
 def local_base_url(container: Container) -> str:
@@ -341,7 +339,7 @@ def failed_since(container: Container, restarts: int) -> bool:
 
 def volume_initialised(engine: DockerClient, image: str, instance: Instance) -> bool:
     """Whether the cache's volume holds a server dir devpi-init finished (an interrupted `up` may leave it empty)."""
-    answer = run_once(engine, image, ["sh", "-c", "test -e /data/server/.nodeinfo && echo yes || echo no"], volume=instance.volume)
+    answer = run_once(engine, image, ["sh", "-c", f"test -e {layout.SERVER_DIR}/.nodeinfo && echo yes || echo no"], volume=instance.volume)
     return answer.splitlines()[-1:] == ["yes"]
 
 
@@ -398,13 +396,13 @@ def container_env(container: Container) -> list[str]:
 
 
 def front_enabled(container: Container) -> bool:
-    return "DEVPICTL_FRONT=0" not in container_env(container)
+    return f"{layout.ENV_FRONT}=0" not in container_env(container)
 
 
 def max_bytes(container: Container) -> int:
     """The size the container keeps its mirrored files under (`up --max-size`); 0 for none."""
     for item in container_env(container):
-        if item.startswith("DEVPICTL_MAX_BYTES="):
+        if item.startswith(f"{layout.ENV_MAX_BYTES}="):
             value = item.partition("=")[2]
             return int(value) if value.isdigit() else 0
     return 0
@@ -412,4 +410,4 @@ def max_bytes(container: Container) -> int:
 
 def offline_enabled(container: Container) -> bool:
     """Whether the container runs devpi with --offline-mode (made by `up --offline`)."""
-    return "DEVPICTL_OFFLINE=1" in container_env(container)
+    return f"{layout.ENV_OFFLINE}=1" in container_env(container)

@@ -12,7 +12,7 @@ import json
 from pluggy import HookimplMarker
 
 hookimpl = HookimplMarker("devpiserver")
-AUTH_FILE = "/run/devpictl/upstream-auth.json"  # {"URL without trailing slash": "Basic ..."}
+AUTH_FILE = "{{ run_dir }}/{{ upstream_auth }}"  # {"URL without trailing slash": "Basic ..."}
 
 
 @hookimpl

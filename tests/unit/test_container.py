@@ -10,6 +10,7 @@ import docker.errors
 import pytest
 
 from devpictl import container as ctr
+from devpictl import layout
 from devpictl.errors import BadInput, CacheNotFound, EngineError, EngineUnavailable, PortInUse
 from devpictl.image import HEALTH_CHECK_AGENT
 from devpictl.settings import Instance
@@ -231,7 +232,7 @@ class TestHandInFiles:
         container.put_archive = lambda path, data: arrived.append((path, data)) or True
         ctr.hand_in_files(container, {"ca-bundle.pem": PEM})
         [(path, data)] = arrived
-        assert path == ctr.RUN_DIR
+        assert path == layout.RUN_DIR
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             [member] = tar.getmembers()
             assert (member.name, member.mode) == ("ca-bundle.pem", 0o444)
