@@ -30,27 +30,8 @@ def connect():
         engine = docker.from_env(timeout=120)
         engine.ping()
     except docker.errors.DockerException as exc:
-        raise EngineUnavailable(engine_unreachable_message(exc)) from None
+        raise EngineUnavailable.from_exception(exc) from None
     return engine
-
-
-# docker-py buries the reason in the text of a wrapped requests error.
-ENGINE_PROBLEMS = {
-    "permission denied": ("permission denied on the engine's socket", "add your user to the docker group and log in again, or run as root"),
-    "no such file or directory": ("no engine socket", "start Docker, or set DOCKER_HOST to a running engine"),
-    "connection refused": ("connection refused", "start Docker, or set DOCKER_HOST to a running engine"),
-}
-
-
-def engine_unreachable_message(exc: Exception) -> str:
-    """One line: why the engine did not answer, as far as docker-py tells, and what to do."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    for needle, (reason, fix) in ENGINE_PROBLEMS.items():
-        if needle in text.lower():
-            return f"cannot reach the Docker engine ({reason}): {fix}"
-    if len(text) > 160:
-        text = text[:157] + "..."
-    return f"cannot reach the Docker engine ({text}): start Docker, or set DOCKER_HOST to a running engine"
 
 
 def instance_names(engine: DockerClient) -> set[str]:
@@ -97,25 +78,15 @@ def image_labels(engine: DockerClient, tag: str) -> dict[str, str] | None:
 
 
 def image_exists(engine: DockerClient, tag: str) -> bool:
-    import docker.errors
-
-    try:
-        engine.images.get(tag)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
+    return image_labels(engine, tag) is not None
 
 
 def ensure_volume(engine: DockerClient, instance: Instance) -> bool:
     """Create the cache's data volume if missing; True when this call created it."""
-    import docker.errors
-
-    try:
-        engine.volumes.get(instance.volume)
+    if volume_exists(engine, instance):
         return False
-    except docker.errors.NotFound:
-        engine.volumes.create(instance.volume, labels=instance.labels())
-        return True
+    engine.volumes.create(instance.volume, labels=instance.labels())
+    return True
 
 
 def image_label(container: Container) -> str:
@@ -391,23 +362,25 @@ def last_line(text: str) -> str:
     return lines[-1].strip() if lines else "no output"
 
 
-def container_env(container: Container) -> list[str]:
-    return container.attrs.get("Config", {}).get("Env") or []
+def switch(container: Container, name: str) -> str | None:
+    """The value of the environment switch ``name`` (layout.ENV_*) the container runs with; None when unset."""
+    for item in container.attrs.get("Config", {}).get("Env") or []:
+        key, _, value = item.partition("=")
+        if key == name:
+            return value
+    return None
 
 
 def front_enabled(container: Container) -> bool:
-    return f"{layout.ENV_FRONT}=0" not in container_env(container)
+    return switch(container, layout.ENV_FRONT) != "0"
 
 
 def max_bytes(container: Container) -> int:
     """The size the container keeps its mirrored files under (`up --max-size`); 0 for none."""
-    for item in container_env(container):
-        if item.startswith(f"{layout.ENV_MAX_BYTES}="):
-            value = item.partition("=")[2]
-            return int(value) if value.isdigit() else 0
-    return 0
+    value = switch(container, layout.ENV_MAX_BYTES) or ""
+    return int(value) if value.isdigit() else 0
 
 
 def offline_enabled(container: Container) -> bool:
     """Whether the container runs devpi with --offline-mode (made by `up --offline`)."""
-    return f"{layout.ENV_OFFLINE}=1" in container_env(container)
+    return switch(container, layout.ENV_OFFLINE) == "1"

@@ -49,10 +49,7 @@ def check_primary_url(url: str) -> str:
 
 def primary_of(container) -> str | None:
     """The primary a cache's container follows; None for a primary."""
-    for item in container.attrs.get("Config", {}).get("Env") or []:
-        if item.startswith(layout.ENV_PRIMARY_URL + "="):
-            return item.partition("=")[2] or None
-    return None
+    return ctr.switch(container, layout.ENV_PRIMARY_URL) or None
 
 
 def refuse_on_replica(container, instance: Instance, command: str) -> None:
