@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from devpictl import __version__
+from devpictl import __version__, layout
 from devpictl import container as ctr
 from devpictl.devpi import DevpiClient
 from devpictl.errors import (
@@ -32,7 +32,7 @@ from devpictl.errors import (
     EngineError,
     Interrupted,
 )
-from devpictl.image import DEVPI_UID, add_bytes
+from devpictl.image import add_bytes
 from devpictl.precedence import load_remembered
 from devpictl.settings import Instance, ensure_root_password, forget_root_password
 
@@ -44,7 +44,7 @@ MANIFEST = "devpictl-backup.json"
 EXPORT_DIR = "devpi-export"
 FORMAT = 1
 # devpi-import fills a server dir here, beside the cache's own, which it replaces only once the import worked.
-STAGE_DIR = "/data/.devpictl-restore"
+STAGE_DIR = f"{layout.DATA_DIR}/.devpictl-restore"
 
 
 @dataclass
@@ -112,8 +112,8 @@ def backup(engine: DockerClient, instance: Instance, path: Path, *, include_file
     """Write the archive to ``path`` (checked with backup_path)."""
     container = ctr.running_container(engine, instance)
     # Unique per run: two backups at once must not share (and delete) each other's export.
-    workdir = f"/data/.devpictl-export-{secrets.token_hex(8)}"
-    command = ["devpi-export", "--serverdir", "/data/server"]
+    workdir = f"{layout.DATA_DIR}/.devpictl-export-{secrets.token_hex(8)}"
+    command = ["devpi-export", "--serverdir", layout.SERVER_DIR]
     if include_files:
         command.append("--include-mirrored-files")
     with reporter.waiting("Exporting with devpi-export"):
@@ -231,7 +231,7 @@ def export_tar(path: Path, out) -> None:
             info = tarfile.TarInfo(member.name)
             info.type = tarfile.DIRTYPE if member.isdir() else tarfile.REGTYPE
             info.mode = 0o700 if member.isdir() else 0o600
-            info.uid = info.gid = DEVPI_UID
+            info.uid = info.gid = layout.DEVPI_UID
             info.mtime = member.mtime
             info.size = 0 if member.isdir() else member.size
             clean.addfile(info, tar.extractfile(member) if member.isreg() else None)
@@ -285,13 +285,14 @@ def restore(engine: DockerClient, instance: Instance, path: Path, image: str, *,
             clean.seek(0)
             if not helper.put_archive(STAGE_DIR, clean):
                 raise EngineError(f"could not copy {path} into the volume: check the engine's logs")
-        ctr.hand_in_files(helper, {"root-password": (password + "\n").encode()})
+        ctr.hand_in_files(helper, {layout.ROOT_PASSWORD: (password + "\n").encode()})
         with reporter.waiting("Importing with devpi-import"):
             run(helper, ["devpi-import", "--serverdir", f"{STAGE_DIR}/server", "--no-events", f"{STAGE_DIR}/{EXPORT_DIR}"], "devpi-import")
         # The archive brings its root's password hash; the password devpictl stores stays the one that works.
+        handed_in = f"{layout.RUN_DIR}/{layout.ROOT_PASSWORD}"
         run(
             helper,
-            ["sh", "-c", f"cat {ctr.RUN_DIR}/root-password {ctr.RUN_DIR}/root-password | devpi-passwd --serverdir {STAGE_DIR}/server root"],
+            ["sh", "-c", f"cat {handed_in} {handed_in} | devpi-passwd --serverdir {STAGE_DIR}/server root"],
             "devpi-passwd",
         )
         # The import worked: only now does the old cache go.
@@ -326,8 +327,8 @@ def restore(engine: DockerClient, instance: Instance, path: Path, image: str, *,
 # inside the volume; the old server dir is deleted only after the new one is in place.
 SWAP = (
     f"set -e; rm -rf {STAGE_DIR}/old; "
-    f"if [ -e /data/server ]; then mv /data/server {STAGE_DIR}/old; fi; "
-    f"mv {STAGE_DIR}/server /data/server; rm -rf {STAGE_DIR}"
+    f"if [ -e {layout.SERVER_DIR} ]; then mv {layout.SERVER_DIR} {STAGE_DIR}/old; fi; "
+    f"mv {STAGE_DIR}/server {layout.SERVER_DIR}; rm -rf {STAGE_DIR}"
 )
 
 

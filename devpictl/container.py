@@ -10,17 +10,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from devpictl import layout
 from devpictl.errors import BadInput, CacheNotFound, EngineError, EngineUnavailable, PortInUse
 from devpictl.frontlog import HEALTH_CHECK_AGENT
-from devpictl.image import CONTAINER_PORT, add_bytes
+from devpictl.image import add_bytes
 from devpictl.settings import LABEL_INSTANCE, LABEL_MANAGED, Instance
 
 if TYPE_CHECKING:
     from docker import DockerClient
     from docker.models.containers import Container
-
-RUN_DIR = "/run/devpictl"
-PRIMARY_URL_ENV = "DEVPICTL_PRIMARY_URL"  # the entrypoint runs devpi as a replica of this URL
 
 
 def connect():
@@ -32,27 +30,8 @@ def connect():
         engine = docker.from_env(timeout=120)
         engine.ping()
     except docker.errors.DockerException as exc:
-        raise EngineUnavailable(engine_unreachable_message(exc)) from None
+        raise EngineUnavailable.from_exception(exc) from None
     return engine
-
-
-# docker-py buries the reason in the text of a wrapped requests error.
-ENGINE_PROBLEMS = {
-    "permission denied": ("permission denied on the engine's socket", "add your user to the docker group and log in again, or run as root"),
-    "no such file or directory": ("no engine socket", "start Docker, or set DOCKER_HOST to a running engine"),
-    "connection refused": ("connection refused", "start Docker, or set DOCKER_HOST to a running engine"),
-}
-
-
-def engine_unreachable_message(exc: Exception) -> str:
-    """One line: why the engine did not answer, as far as docker-py tells, and what to do."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    for needle, (reason, fix) in ENGINE_PROBLEMS.items():
-        if needle in text.lower():
-            return f"cannot reach the Docker engine ({reason}): {fix}"
-    if len(text) > 160:
-        text = text[:157] + "..."
-    return f"cannot reach the Docker engine ({text}): start Docker, or set DOCKER_HOST to a running engine"
 
 
 def instance_names(engine: DockerClient) -> set[str]:
@@ -68,7 +47,7 @@ def create_offline_helper(engine: DockerClient, image: str, instance: Instance) 
         entrypoint=["sleep", "3600"],
         detach=True,
         labels=instance.labels(),
-        volumes={instance.volume: {"bind": "/data", "mode": "rw"}},
+        volumes={instance.volume: {"bind": layout.DATA_DIR, "mode": "rw"}},
         network_mode="none",
     )
 
@@ -99,25 +78,15 @@ def image_labels(engine: DockerClient, tag: str) -> dict[str, str] | None:
 
 
 def image_exists(engine: DockerClient, tag: str) -> bool:
-    import docker.errors
-
-    try:
-        engine.images.get(tag)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
+    return image_labels(engine, tag) is not None
 
 
 def ensure_volume(engine: DockerClient, instance: Instance) -> bool:
     """Create the cache's data volume if missing; True when this call created it."""
-    import docker.errors
-
-    try:
-        engine.volumes.get(instance.volume)
+    if volume_exists(engine, instance):
         return False
-    except docker.errors.NotFound:
-        engine.volumes.create(instance.volume, labels=instance.labels())
-        return True
+    engine.volumes.create(instance.volume, labels=instance.labels())
+    return True
 
 
 def image_label(container: Container) -> str:
@@ -140,7 +109,7 @@ def runs_image(engine: DockerClient, container: Container, tag: str) -> bool:
 
 def run_once(engine: DockerClient, image: str, command: list[str], volume: str | None = None) -> str:
     """Run ``command`` in a throwaway container of ``image`` (the volume at /data) and return its output."""
-    volumes = {volume: {"bind": "/data", "mode": "ro"}} if volume else {}
+    volumes = {volume: {"bind": layout.DATA_DIR, "mode": "ro"}} if volume else {}
     container = engine.containers.create(image, entrypoint=command, network_mode="none", volumes=volumes, labels={LABEL_MANAGED: "1"})
     try:
         container.start()
@@ -216,16 +185,16 @@ def create_container(engine: DockerClient, spec: ContainerSpec):
             name=spec.instance.container,
             detach=True,
             labels=spec.instance.labels(),
-            ports={f"{CONTAINER_PORT}/tcp": (spec.host, spec.port)},
-            volumes={spec.instance.volume: {"bind": "/data", "mode": "rw"}},
+            ports={f"{layout.CONTAINER_PORT}/tcp": (spec.host, spec.port)},
+            volumes={spec.instance.volume: {"bind": layout.DATA_DIR, "mode": "rw"}},
             restart_policy={"Name": "unless-stopped"},  # type: ignore[arg-type]  # types-docker lacks this valid policy
             network=spec.network,
             # Switches, not secrets: the entrypoint reads them, `status` shows them.
             environment={
-                "DEVPICTL_FRONT": "1" if spec.front else "0",
-                "DEVPICTL_OFFLINE": "1" if spec.offline else "0",
-                "DEVPICTL_MAX_BYTES": str(spec.max_bytes),
-                **({PRIMARY_URL_ENV: spec.primary_url} if spec.primary_url else {}),
+                layout.ENV_FRONT: "1" if spec.front else "0",
+                layout.ENV_OFFLINE: "1" if spec.offline else "0",
+                layout.ENV_MAX_BYTES: str(spec.max_bytes),
+                **({layout.ENV_PRIMARY_URL: spec.primary_url} if spec.primary_url else {}),
             },
             # tini as PID 1: signals reach devpi and zombies are reaped.
             init=True,
@@ -242,7 +211,7 @@ def create_container(engine: DockerClient, spec: ContainerSpec):
 
 
 def hand_in_files(container: Container, files: Mapping[str, bytes]) -> None:
-    """Copy files into RUN_DIR of a created container, where the entrypoint reads them.
+    """Copy files into the run dir (layout.RUN_DIR) of a created container, where the entrypoint reads them.
 
     They travel in a tar through the engine's archive API, so they show in no
     `docker inspect`, environment or process list.
@@ -254,7 +223,7 @@ def hand_in_files(container: Container, files: Mapping[str, bytes]) -> None:
         for name, data in files.items():
             # The engine extracts as root; 0444 inside a 0700 dir owned by devpi.
             add_bytes(tar, name, data, mode=0o444)
-    if not container.put_archive(RUN_DIR, buf.getvalue()):
+    if not container.put_archive(layout.RUN_DIR, buf.getvalue()):
         raise EngineError(f"could not copy files into {container.name}: check the engine's logs")
 
 
@@ -273,9 +242,9 @@ def start(container: Container) -> None:
 
 
 def published_address(container: Container) -> tuple[str, int]:
-    bindings = container.attrs["HostConfig"]["PortBindings"].get(f"{CONTAINER_PORT}/tcp") or [{}]
+    bindings = container.attrs["HostConfig"]["PortBindings"].get(f"{layout.CONTAINER_PORT}/tcp") or [{}]
     host = bindings[0].get("HostIp") or "0.0.0.0"
-    return host, int(bindings[0].get("HostPort") or CONTAINER_PORT)
+    return host, int(bindings[0].get("HostPort") or layout.CONTAINER_PORT)
 
 
 def local_base_url(container: Container) -> str:
@@ -341,7 +310,7 @@ def failed_since(container: Container, restarts: int) -> bool:
 
 def volume_initialised(engine: DockerClient, image: str, instance: Instance) -> bool:
     """Whether the cache's volume holds a server dir devpi-init finished (an interrupted `up` may leave it empty)."""
-    answer = run_once(engine, image, ["sh", "-c", "test -e /data/server/.nodeinfo && echo yes || echo no"], volume=instance.volume)
+    answer = run_once(engine, image, ["sh", "-c", f"test -e {layout.SERVER_DIR}/.nodeinfo && echo yes || echo no"], volume=instance.volume)
     return answer.splitlines()[-1:] == ["yes"]
 
 
@@ -393,23 +362,25 @@ def last_line(text: str) -> str:
     return lines[-1].strip() if lines else "no output"
 
 
-def container_env(container: Container) -> list[str]:
-    return container.attrs.get("Config", {}).get("Env") or []
+def switch(container: Container, name: str) -> str | None:
+    """The value of the environment switch ``name`` (layout.ENV_*) the container runs with; None when unset."""
+    for item in container.attrs.get("Config", {}).get("Env") or []:
+        key, _, value = item.partition("=")
+        if key == name:
+            return value
+    return None
 
 
 def front_enabled(container: Container) -> bool:
-    return "DEVPICTL_FRONT=0" not in container_env(container)
+    return switch(container, layout.ENV_FRONT) != "0"
 
 
 def max_bytes(container: Container) -> int:
     """The size the container keeps its mirrored files under (`up --max-size`); 0 for none."""
-    for item in container_env(container):
-        if item.startswith("DEVPICTL_MAX_BYTES="):
-            value = item.partition("=")[2]
-            return int(value) if value.isdigit() else 0
-    return 0
+    value = switch(container, layout.ENV_MAX_BYTES) or ""
+    return int(value) if value.isdigit() else 0
 
 
 def offline_enabled(container: Container) -> bool:
     """Whether the container runs devpi with --offline-mode (made by `up --offline`)."""
-    return "DEVPICTL_OFFLINE=1" in container_env(container)
+    return switch(container, layout.ENV_OFFLINE) == "1"

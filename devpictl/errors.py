@@ -39,8 +39,27 @@ class MalformedURL(BadInput):
     pass
 
 
+# docker-py buries the reason in the text of a wrapped requests error.
+ENGINE_PROBLEMS = {
+    "permission denied": ("permission denied on the engine's socket", "add your user to the docker group and log in again, or run as root"),
+    "no such file or directory": ("no engine socket", "start Docker, or set DOCKER_HOST to a running engine"),
+    "connection refused": ("connection refused", "start Docker, or set DOCKER_HOST to a running engine"),
+}
+
+
 class EngineUnavailable(DevpictlError):
     exit_code = EXIT_ENGINE
+
+    @classmethod
+    def from_exception(cls, exc: Exception) -> EngineUnavailable:
+        """One line: why the engine did not answer, as far as docker-py tells, and what to do."""
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        for needle, (reason, fix) in ENGINE_PROBLEMS.items():
+            if needle in text.lower():
+                return cls(f"cannot reach the Docker engine ({reason}): {fix}")
+        if len(text) > 160:
+            text = text[:157] + "..."
+        return cls(f"cannot reach the Docker engine ({text}): start Docker, or set DOCKER_HOST to a running engine")
 
 
 class EngineError(DevpictlError):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from devpictl import __version__
+from devpictl import __version__, layout
 from devpictl import image as img
 from devpictl.errors import BadInput, Conflict
 from devpictl.files import write_atomic
@@ -25,8 +25,9 @@ K8S_NEWEST = "1.37.0"
 COMPOSE_FILE = "compose.yaml"
 K8S_FILE = "devpi.yaml"
 SECRETS_DIR = "secrets"
-ROOT_PASSWORD = "root-password"
-DEVPI_SECRET = "devpi-secret"
+# secrets/ holds the files the entrypoint reads from its run dir under devpictl, as secret mounts here.
+ROOT_PASSWORD = layout.ROOT_PASSWORD
+DEVPI_SECRET = layout.REPLICA_SECRET
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class ExportOptions:
     replicas: int = 2
     upstream: Upstream | None = None  # None: devpi's default, the official index
     host: str = "127.0.0.1"  # compose: where the front is published
-    port: int = 3141
+    port: int = layout.CONTAINER_PORT
     networks: tuple[str, ...] = ()  # compose: external networks the primary joins (to reach its upstream)
     name: str = "devpi"  # k8s: the Service installers use; the rest is named after it
     storage: str = "20Gi"  # k8s: each pod's volume claim
@@ -117,7 +118,6 @@ def render_k8s(opts: ExportOptions) -> str:
         app=opts.name,
         secret=f"{opts.name}-secrets",
         storage=opts.storage,
-        uid=img.DEVPI_UID,
         mirror_url=mirror_url(opts),
         oldest=K8S_OLDEST.rsplit(".", 1)[0],
         newest=K8S_NEWEST.rsplit(".", 1)[0],

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from devpictl import __version__, coremetadata
+from devpictl import __version__, buildlog, coremetadata, layout
 from devpictl.errors import BadInput, EngineError
 from devpictl.frontlog import HEALTH_CHECK_AGENT
 from devpictl.mirrors import Upstream
@@ -100,13 +100,8 @@ def check_version(version: str) -> str:
     return version
 
 
-CONTAINER_PORT = 3141
-DEVPI_INTERNAL_PORT = 3142  # devpi behind the front server, on the container's loopback (entrypoint.sh's DEVPI_PORT)
-METRICS_PORT = 3143  # templates/metrics.py on the container's loopback: lines in by udp, answers by tcp (entrypoint.sh's METRICS_PORT)
 MIRROR_CACHE_EXPIRY = 1800  # devpi's default; the front server caches pages as long
-VENV = "/opt/devpi"
 # The front server's caches (docs/core-metadata.md says what they cost and why).
-METADATA_CACHE = "/data/front-cache/metadata"  # on the volume: metadata never changes for a file
 METADATA_CACHE_SIZE = "1g"  # a wheel's METADATA is a few kB: room for ~100,000 files
 FILE_CACHE_SIZE = "10g"  # copies of files in their first fetch, dropped when unused
 FILE_CACHE_INACTIVE = "10m"  # after devpi stores a file, nginx serves it from disk instead
@@ -114,7 +109,6 @@ FILE_CACHE_INACTIVE = "10m"  # after devpi stores a file, nginx serves it from d
 # before it is passed on by itself: under pip's 15 s read timeout, so no installer gives up.
 LOCK_TIMEOUT = "10s"
 LOCK_AGE = "1h"  # no second fetch of one file while the first is still running
-DEVPI_UID = 3141
 
 # Environment variables handed to the build as build args. Docker treats these
 # names as predefined args and keeps them out of `docker history`.
@@ -154,7 +148,7 @@ def requirements(options: BuildOptions) -> list[str]:
 
 def pip_options(options: BuildOptions) -> list[str]:
     if options.wheelhouse is not None:
-        return ["--no-index", "--find-links", "/tmp/devpictl/wheelhouse"]
+        return ["--no-index", "--find-links", layout.WHEELHOUSE.path.rstrip("/")]
     if options.pip_index is None or options.pip_index.url is None:
         return []
     url = options.pip_index.url
@@ -169,8 +163,8 @@ def render_server_config(options: BuildOptions) -> str:
     """The YAML file devpi-server reads (it never reads an .ini file)."""
     # host and port come from the entrypoint: they depend on whether nginx is in front.
     settings: dict[str, object] = {
-        "serverdir": "/data/server",
-        "secretfile": "/data/secret",
+        "serverdir": layout.SERVER_DIR,
+        "secretfile": layout.SERVER_SECRET,
         # Only root may create users and indexes; anonymous sign-ups are refused.
         "restrict-modify": "root",
         "mirror-cache-expiry": MIRROR_CACHE_EXPIRY,
@@ -198,7 +192,12 @@ def render_server_config(options: BuildOptions) -> str:
 
 
 def render_template(name: str, **values: object) -> str:
+    """A template of templates/, given the image's layout (devpictl/layout.py) and ``values``."""
     import jinja2
+
+    names = layout.values()
+    if names.keys() & values.keys():
+        raise ValueError(f"{name}: {', '.join(sorted(names.keys() & values.keys()))} would hide the layout's names")
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(template_dir()),
@@ -207,18 +206,14 @@ def render_template(name: str, **values: object) -> str:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    return env.get_template(name).render(**values)
+    return env.get_template(name).render(**names, **values)
 
 
 def render_nginx_conf() -> str:
     return render_template(
         "nginx.conf.j2",
         devpictl_version=__version__,
-        port=CONTAINER_PORT,
-        devpi_port=DEVPI_INTERNAL_PORT,
-        metrics_port=METRICS_PORT,
         cache_expiry=MIRROR_CACHE_EXPIRY,
-        metadata_cache=METADATA_CACHE,
         metadata_cache_size=METADATA_CACHE_SIZE,
         file_cache_size=FILE_CACHE_SIZE,
         file_cache_inactive=FILE_CACHE_INACTIVE,
@@ -249,13 +244,10 @@ def render_dockerfile(options: BuildOptions) -> str:
         "Dockerfile.j2",
         devpictl_version=__version__,
         base_image=options.base_image,
-        ca_bundle=options.ca_bundle is not None,
+        with_ca_bundle=options.ca_bundle is not None,
         front=options.front,
         apt_mirror=options.apt_mirror,
-        wheelhouse=options.wheelhouse is not None,
-        venv=VENV,
-        uid=DEVPI_UID,
-        port=CONTAINER_PORT,
+        with_wheelhouse=options.wheelhouse is not None,
         pip_options=" ".join(pip_options(options)),
         requirements=" ".join(f"'{r}'" for r in requirements(options)),
         devpi_server_version=options.devpi_server_version,
@@ -288,32 +280,44 @@ def read_ca_bundle(path: Path) -> bytes:
     return data
 
 
+def image_files(options: BuildOptions) -> list[layout.ImageFile]:
+    """The files of the build context that go into the image (Dockerfile.j2 copies each)."""
+    files = [layout.PLUGIN, *layout.SERVER_FILES]
+    if options.front:
+        files += layout.FRONT_FILES
+        if options.apt_mirror:
+            files.append(layout.APT_MIRROR_FILE)
+    return files
+
+
+def image_file_text(name: str, options: BuildOptions) -> str:
+    """What the build context holds as ``name``: what devpictl makes, else the template of that name."""
+    if name == "devpi-server.yml":
+        return render_server_config(options)
+    if name == "nginx.conf":
+        return render_nginx_conf()
+    if name == "index.html":
+        return render_front_page(options)
+    if name == "frontlog.py":
+        return (Path(__file__).parent / name).read_text()
+    return render_template(name)
+
+
 def build_context(options: BuildOptions) -> io.BytesIO:
-    """The tar archive sent to the engine: Dockerfile, config, entrypoint, optional inputs."""
+    """The tar archive sent to the engine: Dockerfile, the image's files, optional inputs."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         add_bytes(tar, "Dockerfile", render_dockerfile(options).encode())
-        add_bytes(tar, "devpi-server.yml", render_server_config(options).encode())
-        add_bytes(tar, "entrypoint.sh", (template_dir() / "entrypoint.sh").read_bytes(), mode=0o755)
-        add_bytes(tar, "prune.py", (template_dir() / "prune.py").read_bytes())
-        add_bytes(tar, "metrics.py", (template_dir() / "metrics.py").read_bytes())
-        add_bytes(tar, "frontlog.py", (Path(__file__).parent / "frontlog.py").read_bytes())
-        add_bytes(tar, "set-mirror.py", (template_dir() / "set-mirror.py").read_bytes())
-        add_bytes(tar, "devpictl_mirror_auth.py", (template_dir() / "devpictl_mirror_auth.py").read_bytes())
-        if options.front:
-            add_bytes(tar, "nginx.conf", render_nginx_conf().encode())
-            add_bytes(tar, "index.html", render_front_page(options).encode())
-            if options.apt_mirror:
-                add_bytes(tar, "apt-mirror.sh", (template_dir() / "apt-mirror.sh").read_bytes(), mode=0o755)
-            add_bytes(tar, "flush-cache.sh", (template_dir() / "flush-cache.sh").read_bytes(), mode=0o755)
-            add_bytes(tar, "follow-primary.py", (template_dir() / "follow-primary.py").read_bytes())
-            add_bytes(tar, "balancer.conf", (template_dir() / "balancer.conf").read_bytes())
+        for image_file in image_files(options):
+            add_bytes(
+                tar, image_file.name, image_file_text(image_file.name, options).encode(), mode=0o755 if image_file.executable else 0o644
+            )
         if options.ca_bundle is not None:
-            add_bytes(tar, "ca-bundle.pem", read_ca_bundle(options.ca_bundle))
+            add_bytes(tar, layout.BUILD_CA_BUNDLE.name, read_ca_bundle(options.ca_bundle))
         if options.wheelhouse is not None:
             for wheel in sorted(options.wheelhouse.iterdir()):
                 if wheel.is_file():
-                    tar.add(wheel, arcname=f"wheelhouse/{wheel.name}")
+                    tar.add(wheel, arcname=f"{layout.WHEELHOUSE.name}{wheel.name}")
     buf.seek(0)
     return buf
 
@@ -376,8 +380,8 @@ def build_image(
                     on_log(line)
             elif "error" in chunk:
                 detail = chunk["error"].strip()
-                log = save_build_log(lines + [detail])
-                raise EngineError(f"{build_failure_message(detail, lines[-15:], options)} (full build log: {log})")
+                log = buildlog.save(lines + [detail])
+                raise EngineError(f"{buildlog.failure_message(detail, lines[-15:], options.base_image)} (full build log: {log})")
             elif "aux" in chunk and "ID" in chunk["aux"]:
                 image_id = chunk["aux"]["ID"]
     except docker.errors.APIError as exc:
@@ -386,47 +390,3 @@ def build_image(
     # devpictl.stage=install: the next build of the same recipe reuses its layers
     # instead of installing devpi again.
     return image_id or tag
-
-
-def save_build_log(lines: list[str]) -> Path:
-    """Keep a failed build's whole output where the error message can point."""
-    from devpictl.settings import data_dir
-
-    path = data_dir() / "last-failed-build.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-# What the engine says when FROM needs a registry it cannot reach or that lacks the image.
-REGISTRY_FAILURES = (
-    "pull access denied",
-    "manifest unknown",
-    "no such host",
-    "dial tcp",
-    "i/o timeout",
-    "TLS handshake timeout",
-    "toomanyrequests",
-)
-
-
-# What the build's output says when apt could not fetch nginx.
-APT_FAILURES = ("apt-mirror:", "Unable to locate package nginx", "Could not resolve", "Failed to fetch")
-
-
-def build_failure_message(detail: str, tail: list[str], options: BuildOptions) -> str:
-    text = "\n".join(tail + [detail])
-    if "CERTIFICATE_VERIFY_FAILED" in text:
-        hint = "the build's pip does not trust this network's TLS: pass --ca-bundle with your host's CA bundle (e.g. $SSL_CERT_FILE)"
-    elif any(sign in detail for sign in REGISTRY_FAILURES) or ("not found" in detail and "image" in detail):
-        hint = (
-            f"base image {options.base_image!r} is neither on the engine nor reachable in a registry: load an image with "
-            "python3 and its venv module and pass --base-image, or give the engine a registry mirror (registry-mirrors in /etc/docker/daemon.json)"
-        )
-    elif any(sign in text for sign in APT_FAILURES):
-        hint = "apt could not fetch nginx: pass --apt-mirror with a Debian mirror you can reach, or --no-front"
-    elif "No matching distribution" in text or "Could not find a version" in text:
-        hint = "pip could not get devpi-server: check --pip-mirror, --ca-bundle or use --wheelhouse for an offline build"
-    else:
-        hint = "see the build output above"
-    return f"image build failed ({detail.splitlines()[-1] if detail else 'unknown error'}): {hint}"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
-from devpictl import devpi, failover, network, precedence, replica, switching
+from devpictl import devpi, failover, layout, network, precedence, replica, switching
 from devpictl import image as img
 from devpictl.devpi import DevpiClient
 from devpictl.errors import BadInput, CacheUnreachable, Conflict, DevpictlError, LoginRefused, ReadinessTimeout, UpstreamUnreachable
@@ -243,7 +243,7 @@ def upgrade(engine: DockerClient, container: Container, opts: precedence.CacheSe
     ensure_image(engine, opts, reporter, actions)
     name = opts.instance.name
     needed = ctr.run_once(engine, opts.image, ["python", "-c", "from devpi_server.main import DATABASE_VERSION as v; print(v)"])
-    have = ctr.run_once(engine, opts.image, ["cat", "/data/server/.serverversion"], volume=opts.instance.volume)
+    have = ctr.run_once(engine, opts.image, ["cat", f"{layout.SERVER_DIR}/.serverversion"], volume=opts.instance.volume)
     if needed.split(".")[0] != have.split(".")[0]:
         raise Conflict(
             f"devpi-server in {opts.image} needs database version {needed}, cache {name!r} has {have}: "
@@ -288,7 +288,7 @@ def create(engine: DockerClient, opts: precedence.CacheSettings, reporter: Repor
             raise BadInput(
                 "a replica needs its primary's secret: write it with `devpictl password --replica-secret FILE` on the primary, then pass --replica-secret FILE"
             )
-        files[replica.SECRET_FILE] = secret
+        files[layout.REPLICA_SECRET] = secret
     else:
         root_password, new_password = ensure_root_password(instance)
         if new_password:
@@ -296,7 +296,7 @@ def create(engine: DockerClient, opts: precedence.CacheSettings, reporter: Repor
         # devpi-init needs the password only for a volume it has not set up; the entrypoint deletes
         # it after init, and an initialised volume must not leave it in the container's files.
         if needs_init:
-            files["root-password"] = root_password.encode()
+            files[layout.ROOT_PASSWORD] = root_password.encode()
     spec = ctr.ContainerSpec(
         instance,
         opts.image,
@@ -313,12 +313,12 @@ def create(engine: DockerClient, opts: precedence.CacheSettings, reporter: Repor
     container = ctr.create_container(engine, spec)
     created.append(lambda: ctr.remove(container))
     if opts.ca_bundle is not None:
-        files["ca-bundle.pem"] = img.read_ca_bundle(opts.ca_bundle)
+        files[layout.CA_BUNDLE] = img.read_ca_bundle(opts.ca_bundle)
     if switching.stored_credentials(instance):
-        files[switching.UPSTREAM_AUTH] = instance.upstream_auth_file.read_bytes()
+        files[layout.UPSTREAM_AUTH] = instance.upstream_auth_file.read_bytes()
     proxies = proxy_env_file(opts.environ)
     if proxies:
-        files["proxy.env"] = proxies
+        files[layout.PROXY_ENV] = proxies
     ctr.hand_in_files(container, files)
     reporter.step(f"Starting cache {instance.name!r} on {opts.host}:{port}")
     ctr.start(container)

@@ -7,19 +7,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
-from devpictl import coremetadata, simplepage, speedtest
+from devpictl import coremetadata, layout, simplepage, speedtest
 from devpictl import image as img
 from devpictl.errors import UpstreamUnreachable
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
 
-SERVER_CONFIG = "/etc/devpi/devpi-server.yml"  # the YAML file the image's devpi-server reads
-
 
 def check_script() -> str:
     """templates/upstream_check.py: run inside the cache, so the check sees the network, proxy and CA bundle devpi uses."""
-    return (img.template_dir() / "upstream_check.py").read_text()
+    return img.render_template("upstream_check.py")
 
 
 @dataclass(frozen=True)
@@ -33,10 +31,10 @@ class UpstreamProbe:
 
 def fetch_in_container(container: Container, url: str, timeout: float, *, digest: bool = False) -> tuple[dict | None, str]:
     """Ask ``url`` from inside the cache: (the check's answer, or None and why not)."""
-    environment = {"DEVPICTL_CHECK_URL": url, "DEVPICTL_CHECK_TIMEOUT": str(timeout)}
+    environment = {layout.ENV_CHECK_URL: url, layout.ENV_CHECK_TIMEOUT: str(timeout)}
     if digest:
-        environment["DEVPICTL_CHECK_WHAT"] = "digest"
-    code, output = ctr.exec_output(container, [f"{img.VENV}/bin/python", "-c", check_script()], environment)
+        environment[layout.ENV_CHECK_WHAT] = "digest"
+    code, output = ctr.exec_output(container, [layout.PYTHON, "-c", check_script()], environment)
     answer = ctr.last_line(output)
     if code != 0:
         return None, answer
@@ -90,5 +88,5 @@ def measure_core_metadata(container: Container, url: str, project: str, timeout:
 
 def serves_core_metadata(container: Container) -> bool:
     """Whether the container's devpi-server runs with enable-core-metadata (images devpictl built for devpi >= 6.20)."""
-    code, output = ctr.exec_output(container, ["cat", SERVER_CONFIG])
+    code, output = ctr.exec_output(container, ["cat", layout.SERVER_CONFIG])
     return code == 0 and f"  {coremetadata.SERVER_OPTION}: true" in output.splitlines()

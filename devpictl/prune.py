@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
 from devpictl import image as img
+from devpictl import layout
 from devpictl.errors import DevpiError
 from devpictl.settings import Instance, duration_days, size_bytes
 
@@ -51,8 +52,7 @@ def prune(engine: DockerClient, instance: Instance, *, max_bytes: int | None, un
         *(["--unused-days", str(unused_days)] if unused_days is not None else []),
         *(["--dry-run"] if dry_run else []),
     ]
-    script = (img.template_dir() / "prune.py").read_text()
-    code, output = ctr.exec_output(container, [f"{img.VENV}/bin/python", "-c", script, *args])
+    code, output = ctr.exec_output(container, [layout.PYTHON, "-c", img.render_template("prune.py"), *args])
     try:
         answer = json.loads(ctr.last_line(output)) if code == 0 else None
     except ValueError:

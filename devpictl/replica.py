@@ -15,15 +15,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from devpictl import container as ctr
-from devpictl import probe
+from devpictl import layout, probe
 from devpictl.devpi import DevpiClient
 from devpictl.errors import BadInput, CacheNotFound, CacheUnreachable, Conflict, DevpictlError, DevpiError, ReadinessTimeout
 from devpictl.files import write_atomic
 from devpictl.mirrors import MalformedURL, parse_index_url, redact
 from devpictl.settings import Instance, read_secret_file
 
-SECRET_FILE = "devpi-secret"  # in the container's run dir; the entrypoint moves it into the volume
-SERVER_SECRET = "/data/secret"  # devpi's --secretfile inside the image
 MIN_SECRET_BYTES = 32  # devpi refuses a shorter secret
 PAGES_GENERATION = "devpictl_pages_generation"  # declared by devpictl's devpi plugin (templates/)
 FILES_WAITING_METRIC = "devpi_server_replica_file_download_queue_size"
@@ -51,10 +49,7 @@ def check_primary_url(url: str) -> str:
 
 def primary_of(container) -> str | None:
     """The primary a cache's container follows; None for a primary."""
-    for item in container.attrs.get("Config", {}).get("Env") or []:
-        if item.startswith(ctr.PRIMARY_URL_ENV + "="):
-            return item.partition("=")[2] or None
-    return None
+    return ctr.switch(container, layout.ENV_PRIMARY_URL) or None
 
 
 def refuse_on_replica(container, instance: Instance, command: str) -> None:
@@ -104,7 +99,7 @@ def export_secret(engine, instance: Instance, path: Path) -> SecretExported:
     """Write the running primary's devpi secret into ``path`` (0600), for `up --replica-of` elsewhere."""
     container = ctr.running_container(engine, instance)
     refuse_on_replica(container, instance, "password --replica-secret")
-    code, output = ctr.exec_output(container, ["cat", SERVER_SECRET])
+    code, output = ctr.exec_output(container, ["cat", layout.SERVER_SECRET])
     secret = output.strip().encode()
     if code != 0 or len(secret) < MIN_SECRET_BYTES:
         raise CacheNotFound(

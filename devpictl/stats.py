@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
-from devpictl import frontlog
+from devpictl import frontlog, layout
 from devpictl.simplepage import name_and_version
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ def count(lines, since: datetime.datetime | None = None) -> Stats:
 
 def index_sizes(container: Container) -> dict[str, int]:
     """Bytes of stored files per index ("root/pypi": ...), as du counts them in the volume."""
-    code, output = ctr.exec_output(container, ["sh", "-c", "du -sb /data/server/+files/*/* 2>/dev/null || true"])
+    code, output = ctr.exec_output(container, ["sh", "-c", f"du -sb {layout.FILES_DIR}/*/* 2>/dev/null || true"])
     sizes = {}
     for line in output.splitlines():
         size, _, path = line.partition("\t")

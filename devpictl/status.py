@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
-from devpictl import coremetadata, devpi, failover, precedence, probe, replica, switching
+from devpictl import coremetadata, devpi, failover, layout, precedence, probe, replica, switching
 from devpictl.devpi import DevpiClient, PageCounts
 from devpictl.errors import CacheNotFound, DevpictlError
+from devpictl.front import Front
 from devpictl.mirrors import Upstream, effective_url
 from devpictl.settings import Instance
 
@@ -108,9 +109,8 @@ def status(engine: DockerClient, instance: Instance) -> Status:
         if served is not None:
             upstream_name, upstream_url = served.upstream.name, served.upstream.display_url
             check_url, version, pages = served.check_url, served.devpi_version, served.pages
-            chain = failover.members_of(container) if failover.is_local(served.ixconfig.get("mirror_url")) else []
+            chain, official = served.running, served.official
             if chain:
-                official = switching.official_url(container)
                 upstream_name, upstream_url = str(chain[0].get("name")), str(chain[0].get("url") or official)
                 check_url = upstream_url
                 fallbacks = [{"name": str(m.get("name")), "url": str(m.get("url") or official)} for m in chain[1:]]
@@ -129,7 +129,7 @@ def status(engine: DockerClient, instance: Instance) -> Status:
             reachable, problem = upstream_reachability(container, check_url, project, offline=offline)
             for item in fallbacks:
                 item["reachable"], item["problem"] = upstream_reachability(container, item["url"], project, offline=offline)
-        code, out = ctr.exec_output(container, ["du", "-sb", "/data"])
+        code, out = ctr.exec_output(container, ["du", "-sb", layout.DATA_DIR])
         if code == 0 and out.split():
             size = int(out.split()[0])
     return Status(
@@ -166,6 +166,8 @@ class Serving:
     check_url: str  # the upstream's URL, the official index's included
     devpi_version: str | None
     ixconfig: Mapping[str, object]  # root/pypi's settings
+    official: str  # the official index's URL, as devpi knows it
+    running: list[dict]  # the members of the failover chain root/pypi fetches through (Front.running); empty without one
     pages: PageCounts | None = None
 
 
@@ -176,9 +178,10 @@ def serving(container: Container, timeout: float = 10) -> Serving | None:
         with DevpiClient(base, timeout=timeout) as client:
             ixconfig = client.get_index()
             official = switching.official_url(container)
-            found = failover.current(container, ixconfig.get("mirror_url"), official)
+            running = Front(container).running(ixconfig.get("mirror_url"))
+            found = failover.current(running, ixconfig.get("mirror_url"), official)
             version = devpi_server_version(client.server_status())
-            return Serving(found, effective_url(found, official), version, ixconfig, client.page_counts())
+            return Serving(found, effective_url(found, official), version, ixconfig, official, running, client.page_counts())
     except DevpictlError:
         return None
 

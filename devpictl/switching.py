@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from devpictl import container as ctr
-from devpictl import coremetadata, failover, password, precedence, probe, refresh, replica
-from devpictl import image as img
+from devpictl import coremetadata, failover, layout, password, precedence, probe, refresh, replica
 from devpictl.devpi import DevpiClient, ExpiredPages
-from devpictl.errors import BadInput, Conflict, DevpictlError, DevpiError, EngineError, Interrupted
+from devpictl.errors import BadInput, Conflict, DevpictlError, DevpiError, Interrupted
+from devpictl.front import Front
 from devpictl.mirrors import Upstream, effective_url, find_by_url
 from devpictl.network import is_loopback
 from devpictl.reporter import Reporter
@@ -49,14 +49,16 @@ def set_up_upstream(
     settled = password.login_root(client, instance)
     if settled:
         actions.append(settled)
+    front = Front(container)
     mirror_url = client.get_index().get("mirror_url")
-    current = failover.current(container, mirror_url, official)
-    wanted, chain = failover.plan(container, wanted, opts.fallbacks, failover.remembered(instance), mirror_url, official)
+    running = front.running(mirror_url)
+    current = failover.current(running, mirror_url, official)
+    wanted, chain = failover.plan(running, wanted, opts.fallbacks, failover.remembered(instance), mirror_url, official)
     if wanted is not None and not opts.offline:
         keep_credentials(container, instance, wanted, official)
     if chain is not None and not opts.offline:
         check = upstream_checker(container, opts.probe_project, reporter) if opts.check else None
-        failover.prepare(container, chain, official, check, front=ctr.front_enabled(container), actions=actions)
+        actions += front.prepare(chain, official, check)
     if wanted is not None and (opts.check or opts.offline):
         if opts.offline and effective_url(wanted, official) != effective_url(current, official):
             raise Conflict(offline_switch_message(instance))
@@ -67,14 +69,14 @@ def set_up_upstream(
         official,
         reporter,
         actions,
-        lambda: flush_front_caches(client, container),
+        lambda: flush_front_caches(client, front),
         instance.unfinished_switch_file,
         measure,
         current,
         refresh_pages=opts.refresh_pages,
     )
-    if chain is None and not opts.offline and ctr.front_enabled(container):
-        failover.drop(container, actions)
+    if chain is None and not opts.offline and front.enabled:
+        actions += front.drop()
     return Switched(current, upstream, chain)
 
 
@@ -100,10 +102,6 @@ def upstream_changes(upstream: Upstream, ixconfig: Mapping[str, object], officia
     return changes
 
 
-# In RUN_DIR: {"URL": "Basic ..."}, read by devpictl's devpi plugin and by the upstream check.
-UPSTREAM_AUTH = "upstream-auth.json"
-
-
 def stored_credentials(instance: Instance) -> dict[str, str]:
     text = read_secret_file(instance.upstream_auth_file)
     try:
@@ -126,7 +124,7 @@ def check_not_itself(container: Container, upstream: Upstream, official: str) ->
     published_host, published_port = ctr.published_address(container)
     # From inside the container, loopback reaches the front server and devpi; the
     # published port reaches the cache from anywhere that can see its address.
-    inside = local and port in (img.CONTAINER_PORT, img.DEVPI_INTERNAL_PORT)
+    inside = local and port in (layout.CONTAINER_PORT, layout.DEVPI_PORT)
     outside = port == published_port and (local or host == published_host)
     if inside or outside:
         raise BadInput(f"{upstream.display_url} is this cache itself: give the index it should fetch from, e.g. `--mirror pypi`")
@@ -141,7 +139,7 @@ def keep_credentials(container: Container, instance: Instance, upstream: Upstrea
     entries[effective_url(upstream, official)] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
     data = json.dumps(entries)
     write_durably(instance.upstream_auth_file, data)
-    ctr.hand_in_files(container, {UPSTREAM_AUTH: data.encode()})
+    ctr.hand_in_files(container, {layout.UPSTREAM_AUTH: data.encode()})
 
 
 def official_url(container: Container) -> str:
@@ -152,7 +150,7 @@ def official_url(container: Container) -> str:
     """
     code, output = ctr.exec_output(
         container,
-        [f"{img.VENV}/bin/python", "-c", "from devpi_server.main import _pypi_ixconfig_default as d; print(d['mirror_url'])"],
+        [layout.PYTHON, "-c", "from devpi_server.main import _pypi_ixconfig_default as d; print(d['mirror_url'])"],
     )
     url = ctr.last_line(output)
     if code != 0 or not url.startswith(("http://", "https://")):
@@ -276,18 +274,9 @@ def offline_switch_message(instance: Instance) -> str:
     )
 
 
-def flush_front_cache(container: Container) -> None:
-    """Make the front server's cached pages misses, so a switched upstream shows at once."""
-    if not ctr.front_enabled(container):
-        return
-    code, output = ctr.exec_output(container, ["devpictl-flush-cache"])
-    if code != 0:
-        raise EngineError(f"could not empty the front server's page cache ({ctr.last_line(output)}): run `devpictl down` and `devpictl up`")
-
-
-def flush_front_caches(client: DevpiClient, container: Container) -> None:
+def flush_front_caches(client: DevpiClient, front: Front) -> None:
     """Make cached pages misses in this cache's front server, then in its replicas' (replica.announce_new_pages)."""
-    flush_front_cache(container)
+    front.flush()
     replica.announce_new_pages(client)
 
 

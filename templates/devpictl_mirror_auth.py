@@ -14,7 +14,7 @@ import time
 from pluggy import HookimplMarker
 
 hookimpl = HookimplMarker("devpiserver")
-AUTH_FILE = "/run/devpictl/upstream-auth.json"  # {"URL without trailing slash": "Basic ..."}
+AUTH_FILE = "{{ run_dir }}/{{ upstream_auth }}"  # {"URL without trailing slash": "Basic ..."}
 
 
 @hookimpl

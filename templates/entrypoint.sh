@@ -1,43 +1,50 @@
 #!/bin/bash
 # Entrypoint of the devpictl image: init the server dir once, then run
-# devpi-server, behind nginx unless DEVPICTL_FRONT=0, and in devpi's offline
-# mode (only cached files, no upstream) when DEVPICTL_OFFLINE=1, and as a replica
-# of the devpi at DEVPICTL_PRIMARY_URL when that is set (docs/scale-out.md).
-# Everything lives under /data (a volume), so restarts and re-created
+# devpi-server, behind nginx unless {{ env_front }}=0, and in devpi's offline
+# mode (only cached files, no upstream) when {{ env_offline }}=1, and as a replica
+# of the devpi at {{ env_primary_url }} when that is set (docs/scale-out.md).
+# Everything lives under {{ data_dir }} (a volume), so restarts and re-created
 # containers keep the cache, its users and its login secret.
 set -euo pipefail
 umask 077
 
-SERVERDIR=/data/server
-SECRETFILE=/data/secret
-RUNDIR=/run/devpictl
-PASSWORD_FILE="${DEVPICTL_ROOT_PASSWORD_FILE:-$RUNDIR/root-password}"
-PORT=3141
-DEVPI_PORT=3142
-METRICS_PORT=3143
-PRIMARY_URL="${DEVPICTL_PRIMARY_URL:-}"
+SERVERDIR={{ server_dir }}
+SECRETFILE={{ server_secret }}
+RUNDIR={{ run_dir }}
+PORT={{ container_port }}
+DEVPI_PORT={{ devpi_port }}
+METRICS_PORT={{ metrics_port }}
+# The switches devpictl, compose and k8s set.
+{# "${ {{- name }}" renders as "${NAME": Jinja's "-" drops the space before it. #}
+FRONT="${ {{- env_front }}:-1}"
+OFFLINE="${ {{- env_offline }}:-0}"
+MAX_BYTES="${ {{- env_max_bytes }}:-0}"
+MIRROR_URL="${ {{- env_mirror_url }}:-}"
+BALANCE="${ {{- env_balance }}:-}"
+PRIMARY_URL="${ {{- env_primary_url }}:-}"
+PASSWORD_FILE="${ {{- env_root_password_file }}:-$RUNDIR/{{ root_password }}}"
 # devpi's secret, shared by a primary and its replicas (they sign replication
 # requests with it): a file devpictl hands in, or a secret mount (compose, k8s).
-SHARED_SECRET="${DEVPICTL_SECRET_FILE:-$RUNDIR/devpi-secret}"
+SHARED_SECRET="${ {{- env_secret_file }}:-$RUNDIR/{{ replica_secret }}}"
 
 # The load-balancing front of `devpictl export compose`: nginx alone, before the
-# replicas DEVPICTL_BALANCE names (host:port, space-separated).
-if [ -n "${DEVPICTL_BALANCE:-}" ]; then
-    mkdir -p /tmp/nginx
-    for server in $DEVPICTL_BALANCE; do
+# replicas {{ env_balance }} names (host:port, space-separated).
+if [ -n "$BALANCE" ]; then
+    mkdir -p {{ nginx_dir }}
+    for server in $BALANCE; do
         echo "server $server max_fails=2 fail_timeout=5s;"
-    done > /tmp/nginx/balancer-servers.conf
-    exec nginx -e stderr -c /etc/devpictl/balancer.conf -g 'daemon off;'
+    done > {{ balancer_servers }}
+    exec nginx -e stderr -c {{ balancer_conf }} -g 'daemon off;'
 fi
 
 # Files devpictl copies into the container before its first start; they are
 # read here rather than passed as environment, so `docker inspect` shows none.
-if [ -s "$RUNDIR/ca-bundle.pem" ]; then
-    export REQUESTS_CA_BUNDLE="$RUNDIR/ca-bundle.pem" SSL_CERT_FILE="$RUNDIR/ca-bundle.pem"
+if [ -s "$RUNDIR/{{ ca_bundle }}" ]; then
+    export REQUESTS_CA_BUNDLE="$RUNDIR/{{ ca_bundle }}" SSL_CERT_FILE="$RUNDIR/{{ ca_bundle }}"
 fi
-if [ -s "$RUNDIR/proxy.env" ]; then
+if [ -s "$RUNDIR/{{ proxy_env }}" ]; then
     set -a
-    . "$RUNDIR/proxy.env"
+    . "$RUNDIR/{{ proxy_env }}"
     set +a
 fi
 
@@ -46,7 +53,7 @@ if [ -s "$SHARED_SECRET" ] && ! cmp -s "$SHARED_SECRET" "$SECRETFILE"; then
     cp "$SHARED_SECRET" "$SECRETFILE.new" && chmod 0600 "$SECRETFILE.new" && mv "$SECRETFILE.new" "$SECRETFILE"
 fi
 # A file devpictl handed in goes once it is in the volume; a read-only secret mount stays.
-[ "$SHARED_SECRET" = "$RUNDIR/devpi-secret" ] && rm -f "$SHARED_SECRET" 2>/dev/null || true
+[ "$SHARED_SECRET" = "$RUNDIR/{{ replica_secret }}" ] && rm -f "$SHARED_SECRET" 2>/dev/null || true
 
 if [ -n "$PRIMARY_URL" ] && [ ! -e "$SERVERDIR/.nodeinfo" ]; then
     if [ ! -s "$SECRETFILE" ]; then
@@ -81,35 +88,35 @@ fi
 # hashes). Without the front server devpi would show it to anyone, so no role.
 if [ -n "$PRIMARY_URL" ]; then
     set -- "$@" --primary-url "$PRIMARY_URL"
-elif [ "${DEVPICTL_FRONT:-1}" = "1" ]; then
+elif [ "$FRONT" = "1" ]; then
     set -- "$@" --role primary
 fi
-if [ "${DEVPICTL_OFFLINE:-0}" = "1" ]; then
+if [ "$OFFLINE" = "1" ]; then
     set -- "$@" --offline-mode
 fi
 
 # `up --max-size`: keep the mirrored files under the limit, least recently used
 # out first (templates/prune.py); a minute after start, then every 10 minutes.
-if [ "${DEVPICTL_MAX_BYTES:-0}" != "0" ] && [ -f /usr/local/lib/devpictl/prune.py ]; then
+if [ "$MAX_BYTES" != "0" ] && [ -f {{ prune_script }} ]; then
     (
         sleep 60
         while :; do
-            python3 /usr/local/lib/devpictl/prune.py --max-bytes "$DEVPICTL_MAX_BYTES" >/dev/null \
-                || echo "devpictl-entrypoint: pruning to $DEVPICTL_MAX_BYTES bytes failed" >&2
+            python3 {{ prune_script }} --max-bytes "$MAX_BYTES" >/dev/null \
+                || echo "devpictl-entrypoint: pruning to $MAX_BYTES bytes failed" >&2
             sleep 600
         done
     ) &
 fi
 
 # `devpictl export`: a primary sets its own upstream (templates/set-mirror.py).
-if [ -n "${DEVPICTL_MIRROR_URL:-}" ] && [ -z "$PRIMARY_URL" ]; then
+if [ -n "$MIRROR_URL" ] && [ -z "$PRIMARY_URL" ]; then
     devpi_port="$DEVPI_PORT"
-    [ "${DEVPICTL_FRONT:-1}" = "1" ] || devpi_port="$PORT"
-    python3 /usr/local/lib/devpictl/set-mirror.py "$devpi_port" &
+    [ "$FRONT" = "1" ] || devpi_port="$PORT"
+    python3 {{ set_mirror_script }} "$devpi_port" &
 fi
 
-if [ "${DEVPICTL_FRONT:-1}" != "1" ]; then
-    exec devpi-server -c /etc/devpi/devpi-server.yml --host 0.0.0.0 --port "$PORT" "$@"
+if [ "$FRONT" != "1" ]; then
+    exec devpi-server -c {{ server_config }} --host 0.0.0.0 --port "$PORT" "$@"
 fi
 
 if ! command -v nginx >/dev/null; then
@@ -118,23 +125,23 @@ if ! command -v nginx >/dev/null; then
 fi
 # Pages and files in their first fetch are kept in the container; core metadata,
 # which never changes, in the volume (see nginx.conf).
-mkdir -p /tmp/nginx/cache /tmp/nginx/files /data/front-cache/metadata
-echo "map \"\" \$devpictl_generation { default \"$(date +%s%N)\"; }" > "$RUNDIR/nginx-generation.conf"
+mkdir -p {{ page_cache }} {{ file_cache }} {{ metadata_cache }}
+{{ flush_cache }} --starting
 # The container's name servers, for the failover server's upstreams: nginx resolves them
 # per request, so a mirror whose name stops resolving fails over instead of stopping nginx.
 servers="$(awk '/^nameserver/ { a = $2; if (a ~ /:/) a = "[" a "]"; printf "%s ", a }' /etc/resolv.conf 2>/dev/null || true)"
-echo "resolver ${servers:-127.0.0.11} valid=10s;" > "$RUNDIR/resolver.conf"
+echo "resolver ${servers:-127.0.0.11} valid=10s;" > {{ resolver_conf }}
 # ... and the trust bundle it checks them with: the one devpictl handed in, else the system's.
 ca=/etc/ssl/certs/ca-certificates.crt
-[ -s "$RUNDIR/ca-bundle.pem" ] && ca="$RUNDIR/ca-bundle.pem"
-ln -sf "$ca" "$RUNDIR/failover-ca.pem"
+[ -s "$RUNDIR/{{ ca_bundle }}" ] && ca="$RUNDIR/{{ ca_bundle }}"
+ln -sf "$ca" {{ failover_ca }}
 
 # The metrics (/+devpictl/metrics) and the size and hit ratio of the page at /:
 # templates/metrics.py counts the request lines nginx sends it and the volume's
 # size. Started first, so nginx's first lines are counted; brought back if it ends.
 keep_metrics() {
     while :; do
-        python3 /usr/local/lib/devpictl/metrics.py --port "$METRICS_PORT" \
+        python3 {{ metrics_script }} --port "$METRICS_PORT" \
             || echo "devpictl-entrypoint: the metrics ended; starting them again" >&2
         sleep 5
     done
@@ -146,15 +153,15 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-devpi-server -c /etc/devpi/devpi-server.yml --host 127.0.0.1 --port "$DEVPI_PORT" "$@" &
+devpi-server -c {{ server_config }} --host 127.0.0.1 --port "$DEVPI_PORT" "$@" &
 devpi_pid=$!
-nginx -e stderr -c /etc/devpictl/nginx.conf -g 'daemon off;' &
+nginx -e stderr -c {{ nginx_conf }} -g 'daemon off;' &
 nginx_pid=$!
 # A replica empties its page cache when the primary's mirror settings change
 # (set-upstream there), so it never keeps serving the old upstream's links.
 follow_pid=""
 if [ -n "$PRIMARY_URL" ]; then
-    python3 /usr/local/lib/devpictl/follow-primary.py "$DEVPI_PORT" &
+    python3 {{ follow_primary_script }} "$DEVPI_PORT" &
     follow_pid=$!
 fi
 trap 'kill -TERM "$devpi_pid" "$nginx_pid" "$metrics_pid" $follow_pid 2>/dev/null || true' TERM INT

@@ -29,7 +29,7 @@ last = None
 while True:
     now = settings()
     if now is not None and last is not None and now != last:
-        subprocess.run(["devpictl-flush-cache"], check=False)
+        subprocess.run(["{{ flush_cache }}"], check=False)
         print("devpictl-follow-primary: root/pypi's settings changed on the primary: emptied the page cache", file=sys.stderr, flush=True)
     if now is not None:
         last = now

@@ -1,6 +1,6 @@
 """The cache's metrics, in Prometheus' text format (runs inside the container, beside nginx and devpi).
 
-    metrics.py --port 3143
+    metrics.py --port {{ metrics_port }}
 
 nginx sends each request line (log_format devpictl) here as a syslog datagram to
 127.0.0.1:PORT/udp; this process reads it the way `devpictl stats` does
@@ -28,8 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import frontlog
 
-DATA = "/data"
-FILES = "/data/server/+files"
+DATA = "{{ data_dir }}"
+FILES = "{{ files_dir }}"
 SIZE_EVERY = 120  # seconds between two counts of the volume
 HOURS_KEPT = 48  # hours of hit counts for the page's picture
 
@@ -67,10 +67,10 @@ class Counters:
             lines = [
                 "# HELP devpictl_requests_total Requests the front server answered, health checks and scrapes left out.",
                 "# TYPE devpictl_requests_total counter",
-                *(f'devpictl_requests_total{{kind="{k}",result="{r}"}} {n}' for (k, r), n in self.requests.items()),
+                *(sample("devpictl_requests_total", n, kind=k, result=r) for (k, r), n in self.requests.items()),
                 "# HELP devpictl_served_bytes_total Body bytes sent to clients.",
                 "# TYPE devpictl_served_bytes_total counter",
-                *(f'devpictl_served_bytes_total{{kind="{k}"}} {n}' for k, n in self.served.items()),
+                *(sample("devpictl_served_bytes_total", n, kind=k) for k, n in self.served.items()),
                 "# HELP devpictl_fetched_bytes_total Bytes of files fetched from the upstream (on their first request).",
                 "# TYPE devpictl_fetched_bytes_total counter",
                 f"devpictl_fetched_bytes_total {self.fetched_bytes}",
@@ -85,7 +85,7 @@ class Counters:
                     f"devpictl_volume_bytes {self.volume_bytes}",
                     "# HELP devpictl_index_bytes Bytes of the stored files of each index, counted every two minutes.",
                     "# TYPE devpictl_index_bytes gauge",
-                    *(f'devpictl_index_bytes{{index="{label(i)}"}} {n}' for i, n in sorted(self.index_bytes.items())),
+                    *(sample("devpictl_index_bytes", n, index=i) for i, n in sorted(self.index_bytes.items())),
                     "# HELP devpictl_sizes_counted_time_seconds When the sizes were counted.",
                     "# TYPE devpictl_sizes_counted_time_seconds gauge",
                     f"devpictl_sizes_counted_time_seconds {self.counted_at:.3f}",
@@ -109,6 +109,11 @@ class Counters:
 def label(value: str) -> str:
     """A label value in Prometheus' text format."""
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def sample(name: str, value: int, **labels: str) -> str:
+    """One line of Prometheus' text format: ``name{label="value",...} value``."""
+    return name + "{" + ",".join(f'{key}="{label(text)}"' for key, text in labels.items()) + "} " + str(value)
 
 
 def count_sizes(data: str = DATA, files: str = FILES) -> tuple[int, dict[str, int]]:

@@ -2,7 +2,7 @@
 
     prune.py [--max-bytes N] [--unused-days D] [--dry-run]
 
-Only the mirror's files (/data/server/+files/root/pypi/+f) are ever removed,
+Only the mirror's files ({{ mirror_files }}) are ever removed,
 never a file uploaded to a private index. devpi fetches a removed mirror file
 from its upstream again on the next request (it serves what is not on disk
 from the upstream). "Last used" is the later of the file's access and
@@ -17,7 +17,7 @@ import json
 import os
 import time
 
-MIRROR_FILES = "/data/server/+files/root/pypi/+f"
+MIRROR_FILES = "{{ mirror_files }}"
 
 
 def mirrored_files(root: str) -> list[tuple[float, int, str]]:

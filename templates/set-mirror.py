@@ -1,4 +1,4 @@
-"""At start of a primary made by `devpictl export`: point root/pypi at DEVPICTL_MIRROR_URL.
+"""At start of a primary made by `devpictl export`: point root/pypi at {{ env_mirror_url }}.
 
 devpictl sets the upstream through devpi's API after `up`; in compose or Kubernetes
 nobody runs devpictl, so the container does it itself, logged in as root with the
@@ -15,7 +15,7 @@ import urllib.request
 
 BASE = f"http://127.0.0.1:{sys.argv[1]}"
 WANTED = {
-    "mirror_url": os.environ["DEVPICTL_MIRROR_URL"],
+    "mirror_url": os.environ["{{ env_mirror_url }}"],
     # most mirrors send no PyPI serial header; devpictl up sets the same
     "mirror_ignore_serial_header": True,
     "mirror_no_project_list": True,
@@ -37,7 +37,7 @@ for _ in range(600):
         break
     except (OSError, ValueError):
         time.sleep(1)
-with open(os.environ["DEVPICTL_ROOT_PASSWORD_FILE"], encoding="utf-8") as fh:
+with open(os.environ["{{ env_root_password_file }}"], encoding="utf-8") as fh:
     password = fh.read().strip()
 token = call("POST", "/+login", {"user": "root", "password": password})["password"]
 auth = {"X-Devpi-Auth": base64.b64encode(f"root:{token}".encode()).decode()}

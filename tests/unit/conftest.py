@@ -6,8 +6,9 @@ import pytest
 
 from devpictl import container as ctr
 from devpictl import image as img
-from devpictl import lifecycle, network, password, probe, switching
+from devpictl import layout, lifecycle, network, password, probe, switching
 from devpictl.coremetadata import MetadataCheck
+from devpictl.front import Front
 from devpictl.image import DEFAULT_IMAGE
 from devpictl.mirrors import OFFICIAL
 from devpictl.settings import Instance, ensure_root_password
@@ -27,7 +28,7 @@ def running_cache(monkeypatch):
         container = engine.add(
             "default",
             env=("DEVPICTL_FRONT=1", f"DEVPICTL_OFFLINE={int(offline)}"),
-            exec_answers=lambda cmd, env: (0, config.encode()) if cmd == ["cat", probe.SERVER_CONFIG] else (1, b"unexpected exec"),
+            exec_answers=lambda cmd, env: (0, config.encode()) if cmd == ["cat", layout.SERVER_CONFIG] else (1, b"unexpected exec"),
         )
         server = FakeDevpi(ixconfig)
         seen["server"].append(server)
@@ -38,7 +39,7 @@ def running_cache(monkeypatch):
     monkeypatch.setattr(lifecycle, "wait_for_api", lambda *a, **kw: None)
     monkeypatch.setattr(lifecycle, "wait_until_ready", lambda client, project, *a: seen["ready"].append(project))
     monkeypatch.setattr(probe, "check_upstream", lambda container, url, project, *a: seen["checked"].append(url))
-    monkeypatch.setattr(switching, "flush_front_cache", lambda container: None)
+    monkeypatch.setattr(Front, "flush", lambda front: None)
     monkeypatch.setattr(password, "login_root", lambda client, instance: client.login("root", ROOT_PASSWORD))
 
     def measure(container, url, project, timeout=20.0):
@@ -66,7 +67,7 @@ def fresh_engine(monkeypatch):
     monkeypatch.setattr(switching, "official_url", lambda container: OFFICIAL_URL)
     monkeypatch.setattr(lifecycle, "wait_for_api", lambda *a, **kw: None)
     monkeypatch.setattr(password, "login_root", lambda client, instance: None)
-    monkeypatch.setattr(switching, "flush_front_cache", lambda container: None)
+    monkeypatch.setattr(Front, "flush", lambda front: None)
     engine.ready = []
     monkeypatch.setattr(lifecycle, "wait_until_ready", lambda client, project, *a: engine.ready.append(project))
     return engine

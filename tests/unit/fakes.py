@@ -6,8 +6,8 @@ with the pages, containers and options tests build from them.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
+import types
 from types import SimpleNamespace
 
 import docker.errors
@@ -460,10 +460,14 @@ LOG = "\n".join(
 )
 
 
+def rendered_module(template: str, name: str) -> types.ModuleType:
+    """A Python file of templates/, rendered as the image build renders it, loaded as module ``name``."""
+    module = types.ModuleType(name)
+    module.__file__ = template
+    exec(compile(img.render_template(template), template, "exec"), module.__dict__)
+    return module
+
+
 def devpi_plugin():
     """devpictl's devpi plugin (templates/devpictl_mirror_auth.py), loaded as devpi loads it."""
-    spec = importlib.util.spec_from_file_location("devpictl_mirror_auth", img.template_dir() / "devpictl_mirror_auth.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return rendered_module("devpictl_mirror_auth.py", "devpictl_mirror_auth")

@@ -9,7 +9,8 @@ import pytest
 
 from devpictl import backup as bkp
 from devpictl.errors import DevpiError, Interrupted
-from devpictl.image import DEFAULT_IMAGE, DEVPI_UID
+from devpictl.image import DEFAULT_IMAGE
+from devpictl.layout import DEVPI_UID
 from devpictl.reporter import QuietReporter
 from devpictl.settings import Instance, ensure_root_password, read_root_password
 from tests.unit.fakes import FakeContainer, FakeEngine, backup_archive

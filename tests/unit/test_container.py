@@ -10,6 +10,7 @@ import docker.errors
 import pytest
 
 from devpictl import container as ctr
+from devpictl import layout
 from devpictl.errors import BadInput, CacheNotFound, EngineError, EngineUnavailable, PortInUse
 from devpictl.image import HEALTH_CHECK_AGENT
 from devpictl.settings import Instance
@@ -32,11 +33,11 @@ class TestEngineUnreachable:
         ids=["permission", "no-socket", "refused"],
     )
     def test_the_reason_and_the_fix(self, text, said):
-        message = ctr.engine_unreachable_message(docker.errors.DockerException(text))
+        message = str(EngineUnavailable.from_exception(docker.errors.DockerException(text)))
         assert message.startswith(f"cannot reach the Docker engine {said}")
 
     def test_an_unknown_reason_is_kept_short_on_one_line(self):
-        message = ctr.engine_unreachable_message(docker.errors.DockerException("odd\n" + "x" * 300))
+        message = str(EngineUnavailable.from_exception(docker.errors.DockerException("odd\n" + "x" * 300)))
         assert "\n" not in message and len(message) < 250
         assert message.startswith("cannot reach the Docker engine (odd xxx")
         assert message.endswith("...): start Docker, or set DOCKER_HOST to a running engine")
@@ -231,7 +232,7 @@ class TestHandInFiles:
         container.put_archive = lambda path, data: arrived.append((path, data)) or True
         ctr.hand_in_files(container, {"ca-bundle.pem": PEM})
         [(path, data)] = arrived
-        assert path == ctr.RUN_DIR
+        assert path == layout.RUN_DIR
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             [member] = tar.getmembers()
             assert (member.name, member.mode) == ("ca-bundle.pem", 0o444)

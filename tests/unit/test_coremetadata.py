@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from devpictl import container as ctr
-from devpictl import coremetadata, probe, speedtest
+from devpictl import coremetadata, layout, probe, speedtest
 from devpictl.coremetadata import MetadataCheck
 from tests.unit.clihelp import invoke
 from tests.unit.fakes import TUNA, FakeDevpi, FakeEngine, configured, page_answer, scripted_container
@@ -218,7 +218,7 @@ class TestStatus:
         container = scripted_container(engine, check=(0, page_answer(f"{TUNA.url}/pip/", page(None))))
         yaml = "devpi-server:\n  serverdir: /data/server\n" + ("  enable-core-metadata: true\n" if enabled else "")
         answer = container.exec_answers
-        container.exec_answers = lambda cmd, env: (0, yaml.encode()) if cmd == ["cat", probe.SERVER_CONFIG] else answer(cmd, env)
+        container.exec_answers = lambda cmd, env: (0, yaml.encode()) if cmd == ["cat", layout.SERVER_CONFIG] else answer(cmd, env)
         result = invoke("status")
         assert result.exit_code == 0, result.output
         assert shown in result.stdout

@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from devpictl import container as ctr
 from devpictl import image as img
-from devpictl import password, probe, simplepage, switching
+from devpictl import layout, password, probe, simplepage, switching
 from devpictl.cli import app
+from devpictl.front import Front
 from devpictl.mirrors import OFFICIAL, parse_index_url, resolve
 from devpictl.settings import Instance, ensure_root_password
 from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, FakeDevpi, FakeEngine, configured, devpi_plugin
@@ -66,7 +67,7 @@ def switch(monkeypatch):
     server.serve(monkeypatch)
     monkeypatch.setattr(switching, "official_url", lambda container: OFFICIAL_URL)
     monkeypatch.setattr(probe, "check_upstream", lambda container, url, project, *a: checked.append(url))
-    monkeypatch.setattr(switching, "flush_front_cache", lambda container: None)
+    monkeypatch.setattr(Front, "flush", lambda front: None)
     monkeypatch.setattr(password, "login_root", lambda client, instance: client.login("root", ROOT_PASSWORD))
     monkeypatch.setattr(ctr, "hand_in_files", lambda container, files: handed.append(dict(files)))
     return server, handed, checked
@@ -86,7 +87,7 @@ class TestSwitchWithCredentials:
         server, handed, _ = switch
         assert runner.invoke(app, ["set-upstream", URL]).exit_code == 0
         expected = {"https://mirror.example/private/simple": BASIC}
-        assert [json.loads(files[switching.UPSTREAM_AUTH]) for files in handed] == [expected]
+        assert [json.loads(files[layout.UPSTREAM_AUTH]) for files in handed] == [expected]
         stored = Instance("default").upstream_auth_file
         assert json.loads(stored.read_text()) == expected
         assert stat.S_IMODE(stored.stat().st_mode) == 0o600

@@ -8,8 +8,9 @@ import subprocess
 import pytest
 
 from devpictl import image as img
+from devpictl import layout
 
-ENTRYPOINT = img.template_dir() / "entrypoint.sh"
+ENTRYPOINT = img.render_template("entrypoint.sh")  # as the image carries it
 PRIMARY_URL = "http://cache-a:3141"
 SECRET = "s" * 44
 
@@ -35,11 +36,17 @@ def entrypoint(tmp_path):
         linger = f'while [ ! -e "{tmp_path}/devpi-server.args" ]; do sleep 0.05; done\n' if stub == "nginx" else ""
         path.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{args}.tmp" && mv "{args}.tmp" "{args}"\n{linger}')
         path.chmod(0o755)
-    text = ENTRYPOINT.read_text()
-    for real in ("/data", "/run/devpictl", "/tmp/nginx"):
-        text = text.replace(real, f"{root}{real}")
+
+    def moved(text: str) -> str:
+        for real in ("/data", "/run/devpictl", "/tmp/nginx"):
+            text = text.replace(real, f"{root}{real}")
+        return text.replace(layout.FLUSH_CACHE, f"{bin_dir}/devpictl-flush-cache")
+
+    flush = bin_dir / "devpictl-flush-cache"
+    flush.write_text(moved(img.render_template("flush-cache.sh")))
+    flush.chmod(0o755)
     script = tmp_path / "entrypoint.sh"
-    script.write_text(text)
+    script.write_text(moved(ENTRYPOINT))
 
     def run(**env: str) -> list[str]:
         environ = {"PATH": f"{bin_dir}:/usr/bin:/bin", **env}
@@ -66,7 +73,7 @@ class TestEntrypoint:
 
         with tarfile.open(fileobj=img.build_context(img.BuildOptions())) as tar:
             shipped = tar.extractfile("entrypoint.sh").read()
-        assert shipped == ENTRYPOINT.read_bytes()
+        assert shipped == ENTRYPOINT.encode()
         assert b"--offline-mode" in shipped
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from devpictl import failover
+from devpictl import failover, front
 from devpictl.errors import BadInput, UnknownMirror
 from devpictl.mirrors import CATALOG, OFFICIAL, Upstream
 from tests.unit.fakes import FakeEngine
@@ -98,7 +98,7 @@ def container_with_chain(members: list[dict] | None):
     engine = FakeEngine()
 
     def answers(cmd, env):
-        if cmd[:2] == ["cat", failover.CHAIN_FILE] and members is not None:
+        if cmd[:2] == ["cat", front.CHAIN_FILE] and members is not None:
             return 0, json.dumps({"key": "nju", "members": members}).encode()
         return 1, b"No such file"
 
@@ -109,40 +109,40 @@ NJU_CHAIN = [{"name": "nju", "url": CATALOG["nju"].url, "spec": "nju"}, {"name":
 
 
 def test_plan_without_fallbacks_keeps_or_switches():
-    container = container_with_chain(None)
-    assert failover.plan(container, None, None, [], CATALOG["nju"].url, OFFICIAL_URL) == (None, None)
-    assert failover.plan(container, CATALOG["tuna"], None, [], CATALOG["nju"].url, OFFICIAL_URL) == (CATALOG["tuna"], None)
+    running = front.Front(container_with_chain(None)).running(CATALOG["nju"].url)
+    assert failover.plan(running, None, None, [], CATALOG["nju"].url, OFFICIAL_URL) == (None, None)
+    assert failover.plan(running, CATALOG["tuna"], None, [], CATALOG["nju"].url, OFFICIAL_URL) == (CATALOG["tuna"], None)
 
 
 def test_plan_with_fallbacks_given():
-    container = container_with_chain(None)
-    target, made = failover.plan(container, CATALOG["nju"], (CATALOG["tuna"],), [], OFFICIAL_URL, OFFICIAL_URL)
+    running = front.Front(container_with_chain(None)).running(OFFICIAL_URL)
+    target, made = failover.plan(running, CATALOG["nju"], (CATALOG["tuna"],), [], OFFICIAL_URL, OFFICIAL_URL)
     assert made == failover.Chain(CATALOG["nju"], (CATALOG["tuna"],))
     assert target.url == "http://127.0.0.1:3144/nju/simple"
     assert not target.sends_serial_header  # devpi ignores the serial header of what it fetches through the chain
 
 
 def test_plan_keeps_the_remembered_fallbacks_but_not_the_new_primary():
-    container = container_with_chain(None)
-    _, made = failover.plan(container, CATALOG["tuna"], None, ["tuna", "bfsu"], CATALOG["nju"].url, OFFICIAL_URL)
+    running = front.Front(container_with_chain(None)).running(CATALOG["nju"].url)
+    _, made = failover.plan(running, CATALOG["tuna"], None, ["tuna", "bfsu"], CATALOG["nju"].url, OFFICIAL_URL)
     assert made == failover.Chain(CATALOG["tuna"], (CATALOG["bfsu"],))
 
 
 def test_plan_without_a_mirror_keeps_the_running_chains_primary():
-    container = container_with_chain(NJU_CHAIN)
-    running = "http://127.0.0.1:3144/nju/simple"
-    _, made = failover.plan(container, None, (CATALOG["bfsu"],), ["tuna"], running, OFFICIAL_URL)
+    local = "http://127.0.0.1:3144/nju/simple"
+    running = front.Front(container_with_chain(NJU_CHAIN)).running(local)
+    _, made = failover.plan(running, None, (CATALOG["bfsu"],), ["tuna"], local, OFFICIAL_URL)
     assert made == failover.Chain(CATALOG["nju"], (CATALOG["bfsu"],))
     # `--fallback none`: back to the primary alone.
-    assert failover.plan(container, None, (), ["tuna"], running, OFFICIAL_URL) == (CATALOG["nju"], None)
+    assert failover.plan(running, None, (), ["tuna"], local, OFFICIAL_URL) == (CATALOG["nju"], None)
 
 
 def test_describe_and_members_read_the_volume():
-    container = container_with_chain(NJU_CHAIN)
-    found = failover.describe(container, "http://127.0.0.1:3144/nju/simple")
+    members = front.Front(container_with_chain(NJU_CHAIN)).members
+    found = failover.describe(members, "http://127.0.0.1:3144/nju/simple")
     assert found.name == "nju+tuna"
-    assert [m["name"] for m in failover.members_of(container)] == ["nju", "tuna"]
-    assert failover.members_of(container_with_chain(None)) == []
+    assert [m["name"] for m in members] == ["nju", "tuna"]
+    assert front.Front(container_with_chain(None)).members == []
 
 
 def test_prepare_checks_only_new_upstreams_then_installs():
@@ -150,7 +150,7 @@ def test_prepare_checks_only_new_upstreams_then_installs():
     scripts: list[dict] = []
 
     def answers(cmd, env):
-        if cmd[:2] == ["cat", failover.CHAIN_FILE]:
+        if cmd[:2] == ["cat", front.CHAIN_FILE]:
             return 0, json.dumps({"members": NJU_CHAIN}).encode()
         if cmd[0] == "grep":
             return 0, b"1\n"
@@ -159,8 +159,7 @@ def test_prepare_checks_only_new_upstreams_then_installs():
 
     container = engine.add("default", exec_answers=answers)
     checked: list[str] = []
-    actions: list[str] = []
-    failover.prepare(container, chain("nju", "tuna", "bfsu"), OFFICIAL_URL, checked.append, front=True, actions=actions)
+    actions = front.Front(container).prepare(chain("nju", "tuna", "bfsu"), OFFICIAL_URL, checked.append)
     assert checked == [CATALOG["bfsu"].url]
     assert actions == ["fallbacks: tuna, bfsu, in that order"]
     [installed] = scripts
@@ -172,7 +171,7 @@ def test_an_image_without_the_failover_include_is_refused():
     engine = FakeEngine()
     container = engine.add("default", exec_answers=lambda cmd, env: (1, b"") if cmd[0] == "grep" else (0, b""))
     with pytest.raises(Exception, match="no failover server: rebuild it"):
-        failover.install(container, chain("nju", "tuna"), OFFICIAL_URL)
+        front.Front(container).install(chain("nju", "tuna"), OFFICIAL_URL)
 
 
 def test_status_says_when_the_upstream_and_every_fallback_are_down():
@@ -190,9 +189,9 @@ def test_status_says_when_the_upstream_and_every_fallback_are_down():
 
 
 def test_a_cache_without_its_front_server_cannot_fail_over():
-    container = container_with_chain(None)
+    container = FakeEngine().add("default", env=("DEVPICTL_FRONT=0",))  # every exec fails: no chain in its volume
     with pytest.raises(Exception, match="--fallback works in the front server"):
-        failover.prepare(container, chain("nju", "tuna"), OFFICIAL_URL, None, front=False, actions=[])
+        front.Front(container).prepare(chain("nju", "tuna"), OFFICIAL_URL, None)
 
 
 def test_without_drops_the_chosen_primary():

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from devpictl import image as img
+from devpictl import layout
 from devpictl.errors import BadInput, EngineError
 from devpictl.mirrors import CATALOG, Upstream, resolve
 
@@ -298,7 +299,7 @@ class TestBuildContext:
         options = img.BuildOptions(base_image="base:1", web=True)
         assert self.read(options, "Dockerfile").decode() == img.render_dockerfile(options)
         assert self.read(options, "devpi-server.yml").decode() == img.render_server_config(options)
-        assert self.read(options, "entrypoint.sh") == (img.template_dir() / "entrypoint.sh").read_bytes()
+        assert self.read(options, "entrypoint.sh").decode() == img.render_template("entrypoint.sh")
         assert self.read(options, "entrypoint.sh").startswith(b"#!/bin/bash\n")
         assert self.read(options, "nginx.conf").decode() == img.render_nginx_conf()
 
@@ -521,8 +522,8 @@ def test_the_install_stage_is_labelled_and_kept_for_the_next_build():
 class TestNginxConf:
     def test_files_from_disk_pages_cached_rest_to_devpi(self):
         conf = img.render_nginx_conf()
-        assert f"listen {img.CONTAINER_PORT} " in conf
-        assert f"server 127.0.0.1:{img.DEVPI_INTERNAL_PORT};" in conf
+        assert f"listen {layout.CONTAINER_PORT} " in conf
+        assert f"server 127.0.0.1:{layout.DEVPI_PORT};" in conf
         assert "root /data/server/+files;" in conf and "try_files $uri @devpi;" in conf
         pages = location(conf, "location ~ ^/root/pypi/\\+simple/ {")
         # devpi marks pages no-store / Vary: User-Agent; without this nginx never caches them.
@@ -538,8 +539,8 @@ class TestNginxConf:
         # Immutable per file: no generation in the key, so an upstream switch keeps it; 200s only.
         assert "proxy_cache_key $uri;" in metadata
         assert "proxy_cache_valid 200 365d;" in metadata and "proxy_cache_valid any" not in metadata
-        assert f"proxy_cache_path {img.METADATA_CACHE} " in conf
-        assert img.METADATA_CACHE.startswith("/data/")
+        assert f"proxy_cache_path {layout.METADATA_CACHE} " in conf
+        assert layout.METADATA_CACHE.startswith("/data/")
         # It comes before the file locations: nginx takes the first regex location that matches.
         assert conf.index("\\.metadata$ {") < conf.index("location ~ ^/root/pypi/\\+f/ {") < conf.index("location ~ ^/[^/]+/[^/]+/\\+f/ {")
 

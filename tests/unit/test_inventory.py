@@ -11,7 +11,7 @@ from devpictl import status as cache_status
 from devpictl.mirrors import CATALOG
 from devpictl.settings import Instance
 from tests.unit.clihelp import invoke
-from tests.unit.fakes import FakeEngine
+from tests.unit.fakes import OFFICIAL_URL, FakeEngine
 
 
 @pytest.fixture
@@ -20,7 +20,9 @@ def engine(monkeypatch) -> FakeEngine:
     monkeypatch.setattr(ctr, "connect", lambda: engine)
     # What a running cache's devpi says; these tests reach no devpi.
     monkeypatch.setattr(
-        cache_status, "serving", lambda container, timeout=10: cache_status.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {})
+        cache_status,
+        "serving",
+        lambda container, timeout=10: cache_status.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {}, OFFICIAL_URL, []),
     )
     return engine
 

@@ -16,7 +16,7 @@ from devpictl import status as cache_status
 from devpictl.cli import app
 from devpictl.mirrors import CATALOG
 from devpictl.settings import Instance, store_root_password
-from tests.unit.fakes import FakeEngine
+from tests.unit.fakes import OFFICIAL_URL, FakeEngine
 
 URL = "http://cache.example:3141/root/pypi/+simple/"
 
@@ -26,7 +26,9 @@ def engine(monkeypatch) -> FakeEngine:
     engine = FakeEngine()
     monkeypatch.setattr(ctr, "connect", lambda: engine)
     monkeypatch.setattr(
-        cache_status, "serving", lambda container, timeout=10: cache_status.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {})
+        cache_status,
+        "serving",
+        lambda container, timeout=10: cache_status.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {}, OFFICIAL_URL, []),
     )
     monkeypatch.setattr(cache_status, "upstream_reachability", lambda *a, **k: (True, None))
     monkeypatch.setattr(cache_status, "describe_core_metadata", lambda *a: (False, "not measured"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import socket
 import subprocess
@@ -14,16 +13,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devpictl import frontlog
 from devpictl import image as img
-from tests.unit.fakes import LOG
+from tests.unit.fakes import LOG, rendered_module
 
 
 def load_script():
     """templates/metrics.py as the image runs it: frontlog.py beside it."""
     sys.modules.setdefault("frontlog", frontlog)
-    spec = importlib.util.spec_from_file_location("devpictl_metrics_script", img.template_dir() / "metrics.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return rendered_module("metrics.py", "devpictl_metrics_script")
 
 
 metrics = load_script()
@@ -91,7 +87,7 @@ def free_port() -> int:
 def test_the_script_counts_what_nginx_sends_and_answers_prometheus(tmp_path):
     """The script as the entrypoint runs it: lines in by udp, /metrics out by tcp."""
     (tmp_path / "frontlog.py").write_bytes((img.template_dir().parent / "devpictl" / "frontlog.py").read_bytes())
-    (tmp_path / "metrics.py").write_bytes((img.template_dir() / "metrics.py").read_bytes())
+    (tmp_path / "metrics.py").write_text(img.render_template("metrics.py"))
     port = free_port()
     process = subprocess.Popen([sys.executable, str(tmp_path / "metrics.py"), "--port", str(port)])
     try:

@@ -13,12 +13,13 @@ from typer.testing import CliRunner
 
 from devpictl import container as ctr
 from devpictl import image as img
+from devpictl import layout
 from devpictl import prune as core
 from devpictl.cli import app
 from devpictl.errors import BadInput
 from tests.unit.fakes import FakeEngine
 
-SCRIPT = img.template_dir() / "prune.py"
+SCRIPT = img.render_template("prune.py")  # as the image and `devpictl prune` run it
 DAY = 86400
 
 
@@ -50,7 +51,7 @@ def make_files(root, ages_days: dict[str, float], size: int = 1000) -> None:
 
 
 def run_script(root, *args: str) -> dict:
-    done = subprocess.run([sys.executable, str(SCRIPT), "--root", str(root), *args], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", SCRIPT, "--root", str(root), *args], capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 
 
@@ -77,7 +78,7 @@ class TestScript:
         assert run_script(tmp_path, "--max-bytes", "0")["removed"] == []
 
     def test_only_the_mirrors_files_are_looked_at(self):
-        assert 'MIRROR_FILES = "/data/server/+files/root/pypi/+f"' in SCRIPT.read_text()
+        assert 'MIRROR_FILES = "/data/server/+files/root/pypi/+f"' in SCRIPT
 
 
 class TestCommand:
@@ -105,7 +106,7 @@ class TestCommand:
         assert "  ab/cdef/old.whl (1 kB, unused 30.0 days)" in result.stdout
         assert "Would remove 2 of 3 mirrored files (2 kB); 1 kB of mirrored files would stay" in result.stdout
         [(cmd, _)] = cache.execs
-        assert cmd[0] == f"{img.VENV}/bin/python" and cmd[-3:] == ["--max-bytes", "1024", "--dry-run"]
+        assert cmd[0] == layout.PYTHON and cmd[-3:] == ["--max-bytes", "1024", "--dry-run"]
 
     def test_something_to_do_is_required_before_the_engine(self, monkeypatch):
         monkeypatch.setattr(ctr, "connect", lambda: pytest.fail("no engine for a bad input"))

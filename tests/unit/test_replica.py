@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devpictl import container as ctr
-from devpictl import replica
+from devpictl import layout, replica
 from devpictl import status as cache_status
 from devpictl.cli import app
 from devpictl.devpi import DevpiClient
@@ -113,7 +113,7 @@ class TestTheSecret:
 
     def test_exported_from_a_running_primary(self, monkeypatch, tmp_path):
         engine = FakeEngine()
-        engine.add("default", exec_answers=lambda cmd, env: (0, SECRET.encode()) if cmd == ["cat", replica.SERVER_SECRET] else (1, b""))
+        engine.add("default", exec_answers=lambda cmd, env: (0, SECRET.encode()) if cmd == ["cat", layout.SERVER_SECRET] else (1, b""))
         monkeypatch.setattr(ctr, "connect", lambda: engine)
         out = tmp_path / "out.secret"
         result = CliRunner().invoke(app, ["password", "--replica-secret", str(out)])

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from devpictl import probe
+from devpictl import layout, probe
 
 # (status, body, extra headers) for a GET of a path with these request headers.
 Answer = Callable[[str, dict[str, str]], tuple[int, bytes, dict[str, str]]]
@@ -52,7 +52,7 @@ def run_check(
         run_dir.mkdir(exist_ok=True)
         if auth is not None:
             (run_dir / "upstream-auth.json").write_text(json.dumps(auth))
-        script = script.replace("/run/devpictl", str(run_dir))
+        script = script.replace(layout.RUN_DIR, str(run_dir))
     env = {k: v for k, v in os.environ.items() if k.lower() != "http_proxy"}
     env.update(DEVPICTL_CHECK_URL=url, DEVPICTL_CHECK_TIMEOUT=f"{timeout:g}", NO_PROXY="127.0.0.1")
     if digest:

@@ -1,0 +1,115 @@
+"""The image's layout, named once: its ports, paths, environment switches and files.
+
+devpictl's Python takes these names from here. Every template, the shell and Python
+files the image runs included, is rendered with them (``values()``: each name in
+lower case, ``{{ run_dir }}``); tests/unit/test_layout.py fails when a template
+spells one out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Ports in the container.
+CONTAINER_PORT = 3141  # the front server, or devpi itself without one: the port a cache publishes
+DEVPI_PORT = 3142  # devpi behind the front server, on the container's loopback
+METRICS_PORT = 3143  # templates/metrics.py on the container's loopback: lines in by udp, answers by tcp
+FAILOVER_PORT = 3144  # the failover server (`--fallback`), on the container's loopback
+DEVPI_UID = 3141  # devpi's user and group
+
+VENV = "/opt/devpi"  # devpi-server and its plugins
+PYTHON = f"{VENV}/bin/python"
+
+# The data volume: what a re-created container keeps.
+DATA_DIR = "/data"
+SERVER_DIR = f"{DATA_DIR}/server"  # devpi's --serverdir
+SERVER_SECRET = f"{DATA_DIR}/secret"  # devpi's --secretfile
+FILES_DIR = f"{SERVER_DIR}/+files"  # stored files, at the path of their URL
+MIRROR_FILES = f"{FILES_DIR}/root/pypi/+f"  # the mirror's files: the only ones pruning removes
+FAILOVER_DIR = f"{DATA_DIR}/failover"  # the failover server block and its chain (devpictl/failover.py)
+METADATA_CACHE = f"{DATA_DIR}/front-cache/metadata"  # the front server's core metadata: it never changes for a file
+
+# The run dir: files devpictl hands in before the first start (read there, so no
+# `docker inspect` shows them), and what the entrypoint writes for nginx.
+RUN_DIR = "/run/devpictl"
+ROOT_PASSWORD = "root-password"  # devpi-init's, for a volume it has not set up; gone after init
+REPLICA_SECRET = "devpi-secret"  # the primary's secret; the entrypoint moves it into the volume
+CA_BUNDLE = "ca-bundle.pem"  # what the cache trusts for its upstream (--ca-bundle)
+PROXY_ENV = "proxy.env"  # the proxy variables of `up`'s environment
+UPSTREAM_AUTH = "upstream-auth.json"  # {"URL": "Basic ..."}, read by devpictl's devpi plugin and the upstream check
+PAGES_GENERATION_CONF = f"{RUN_DIR}/nginx-generation.conf"  # a new value makes every cached page a miss
+RESOLVER_CONF = f"{RUN_DIR}/resolver.conf"  # the failover server's name servers
+FAILOVER_CA = f"{RUN_DIR}/failover-ca.pem"  # the bundle the failover server checks upstreams with
+
+# nginx's pid, temporary files, and its caches that need not outlive the container.
+NGINX_DIR = "/tmp/nginx"
+PAGE_CACHE = f"{NGINX_DIR}/cache"  # installer pages, for the mirror's cache expiry
+FILE_CACHE = f"{NGINX_DIR}/files"  # files in their first fetch
+BALANCER_SERVERS = f"{NGINX_DIR}/balancer-servers.conf"  # the replicas of the load-balancing front
+
+# Where the image keeps what the build context brings.
+BUILD_DIR = "/tmp/devpictl"  # build-only inputs, in the install stage alone
+LIB_DIR = "/usr/local/lib/devpictl"
+CONFIG_DIR = "/etc/devpictl"
+WWW_DIR = f"{CONFIG_DIR}/www"
+SERVER_CONFIG = "/etc/devpi/devpi-server.yml"
+NGINX_CONF = f"{CONFIG_DIR}/nginx.conf"
+BALANCER_CONF = f"{CONFIG_DIR}/balancer.conf"
+ENTRYPOINT = "/usr/local/bin/devpictl-entrypoint"
+FLUSH_CACHE = "/usr/local/bin/devpictl-flush-cache"  # makes every cached page a miss
+PRUNE_SCRIPT = f"{LIB_DIR}/prune.py"
+METRICS_SCRIPT = f"{LIB_DIR}/metrics.py"
+SET_MIRROR_SCRIPT = f"{LIB_DIR}/set-mirror.py"
+FOLLOW_PRIMARY_SCRIPT = f"{LIB_DIR}/follow-primary.py"
+APT_MIRROR_SCRIPT = f"{LIB_DIR}/apt-mirror.sh"
+
+# Environment switches: set on the container (`up`, compose, k8s) and read by the entrypoint.
+ENV_FRONT = "DEVPICTL_FRONT"  # "0": devpi alone, no front server
+ENV_OFFLINE = "DEVPICTL_OFFLINE"  # "1": devpi's --offline-mode
+ENV_MAX_BYTES = "DEVPICTL_MAX_BYTES"  # prune mirrored files beyond this size; "0": never
+ENV_PRIMARY_URL = "DEVPICTL_PRIMARY_URL"  # run devpi as a replica of this URL
+ENV_ROOT_PASSWORD_FILE = "DEVPICTL_ROOT_PASSWORD_FILE"  # a secret mount instead of the run dir's root-password
+ENV_SECRET_FILE = "DEVPICTL_SECRET_FILE"  # a secret mount instead of the run dir's devpi-secret
+ENV_MIRROR_URL = "DEVPICTL_MIRROR_URL"  # an exported primary sets this upstream (templates/set-mirror.py)
+ENV_BALANCE = "DEVPICTL_BALANCE"  # nginx alone, balancing over these replicas (host:port, space-separated)
+# ... and what devpictl/probe.py hands templates/upstream_check.py.
+ENV_CHECK_URL = "DEVPICTL_CHECK_URL"
+ENV_CHECK_TIMEOUT = "DEVPICTL_CHECK_TIMEOUT"
+ENV_CHECK_WHAT = "DEVPICTL_CHECK_WHAT"  # "digest": a file's status and sha256 instead of a page
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """A file of the build context and where the image keeps it."""
+
+    name: str  # in the build context; the template of the same name, unless devpictl/image.py makes it
+    path: str
+    executable: bool = False
+
+
+# In the install stage: devpictl's devpi plugin, and the build's own inputs.
+PLUGIN = ImageFile("devpictl_mirror_auth.py", f"{BUILD_DIR}/plugin/devpictl_mirror_auth.py")
+BUILD_CA_BUNDLE = ImageFile(CA_BUNDLE, f"{BUILD_DIR}/{CA_BUNDLE}")
+WHEELHOUSE = ImageFile("wheelhouse/", f"{BUILD_DIR}/wheelhouse/")
+# In every image, and in images with the front server (nginx).
+SERVER_FILES = (
+    ImageFile("devpi-server.yml", SERVER_CONFIG),
+    ImageFile("entrypoint.sh", ENTRYPOINT, executable=True),
+    ImageFile("prune.py", PRUNE_SCRIPT),
+    ImageFile("metrics.py", METRICS_SCRIPT),
+    ImageFile("frontlog.py", f"{LIB_DIR}/frontlog.py"),  # devpictl/frontlog.py, beside metrics.py which imports it
+    ImageFile("set-mirror.py", SET_MIRROR_SCRIPT),
+)
+FRONT_FILES = (
+    ImageFile("nginx.conf", NGINX_CONF),
+    ImageFile("index.html", f"{WWW_DIR}/index.html"),
+    ImageFile("flush-cache.sh", FLUSH_CACHE, executable=True),
+    ImageFile("follow-primary.py", FOLLOW_PRIMARY_SCRIPT),
+    ImageFile("balancer.conf", BALANCER_CONF),
+)
+APT_MIRROR_FILE = ImageFile("apt-mirror.sh", APT_MIRROR_SCRIPT, executable=True)  # with --apt-mirror, before nginx is installed
+
+
+def values() -> dict[str, object]:
+    """Every name above in lower case, as the templates know them."""
+    return {name.lower(): value for name, value in globals().items() if name.isupper()}
