@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
 from devpictl import failover, layout
-from devpictl.errors import Conflict, EngineError
+from devpictl.errors import BadInput, Conflict, EngineError
 from devpictl.mirrors import effective_url
 
 if TYPE_CHECKING:
@@ -35,6 +35,9 @@ for _ in range(100):
     time.sleep(0.1)
 sys.exit("the front server did not load the failover server")
 """
+
+
+REFUSED = 65  # the install script's exit code when nginx refuses the new server block
 
 
 class Front:
@@ -84,11 +87,16 @@ class Front:
         conf = failover.render(chain, official)
         document = failover.chain_document(chain, official)
         nginx = f"nginx -e stderr -c {layout.NGINX_CONF}"
+        # nginx checks the new server block in a copy of its configuration first: one it
+        # refuses changes nothing, and the running chain (files, nginx, devpi) stays as it is.
+        check = f"{layout.NGINX_DIR}/failover-check.conf"
         script = (
             f"set -e; mkdir -p {layout.FAILOVER_DIR}; "
             f'printf %s "$DEVPICTL_CONF" > {SERVER_CONF}.new; printf %s "$DEVPICTL_CHAIN" > {CHAIN_FILE}.new; '
-            f"mv {SERVER_CONF}.new {SERVER_CONF}; mv {CHAIN_FILE}.new {CHAIN_FILE}; "
-            f"{nginx} -t -q; {nginx} -s reload; "
+            f'sed "s|include {layout.FAILOVER_DIR}/\\*\\.conf;|include {SERVER_CONF}.new;|" {layout.NGINX_CONF} > {check}; '
+            f"nginx -e stderr -q -t -c {check} || {{ rm -f {SERVER_CONF}.new {CHAIN_FILE}.new {check}; exit {REFUSED}; }}; "
+            f"rm -f {check}; mv {SERVER_CONF}.new {SERVER_CONF}; mv {CHAIN_FILE}.new {CHAIN_FILE}; "
+            f"{nginx} -s reload; "
             'python -c "$DEVPICTL_WAIT"'
         )
         code, output = ctr.exec_output(
@@ -102,11 +110,14 @@ class Front:
                 "DEVPICTL_MARKER_URL": f"http://127.0.0.1:{layout.FAILOVER_PORT}{failover.MARKER}",
             },
         )
+        said = output.strip().splitlines()[-1] if output.strip() else code
+        if code == REFUSED:
+            raise BadInput(
+                f"the front server refused the failover server for this chain ({said}); nothing was changed: check the --fallback URLs"
+            )
         if code != 0:
             self.remove()
-            raise EngineError(
-                f"the front server refused the failover server ({output.strip().splitlines()[-1] if output.strip() else code}): see `devpictl logs`"
-            )
+            raise EngineError(f"the front server refused the failover server ({said}): see `devpictl logs`")
         self._members = json.loads(document)["members"]
 
     def remove(self) -> None:

@@ -106,6 +106,9 @@ USER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 RESERVED = (FASTEST, "custom")
 
 
+NGINX_SPECIAL = frozenset("$'\";{}\\`")
+
+
 def parse_index_url(url: str) -> str:
     """Check that ``url`` is an absolute http(s) URL and return it without a trailing slash."""
     text = url.strip()
@@ -114,6 +117,12 @@ def parse_index_url(url: str) -> str:
         raise MalformedURL(
             f"{redact(text)!r} is not an index URL: give http(s)://HOST[:PORT]/PATH, e.g. https://mirror.example/pypi/simple"
         )
+    # The URL, less its credentials (which never reach nginx), goes into nginx's configuration
+    # (the failover server): these would end its token, quote or brace it, or make nginx
+    # read a variable ($http_...).
+    unsafe = sorted(set(text.replace(parts.netloc, parts.netloc.rpartition("@")[2], 1)) & NGINX_SPECIAL)
+    if unsafe:
+        raise MalformedURL(f"{redact(text)!r} has {' '.join(unsafe)} in it, which no index URL needs: percent-encode them, e.g. %24 for $")
     try:
         parts.port  # noqa: B018 - raises on a port out of range
     except ValueError:

@@ -231,6 +231,10 @@ CASES = [
     Case("url-other-scheme", ["set-upstream", "ftp://mirror.example/simple"], 2, "is not an index URL"),
     Case("url-bad-port", ["up", "--mirror", "http://mirror.example:99999/simple"], 2, "invalid port"),
     Case("url-with-space", ["mirrors", "add", "corp2", "https://mirror.example/py pi/simple"], 2, "is not an index URL"),
+    # A URL reaches nginx's configuration (the failover server): no variable, quote, ; or brace there.
+    Case("url-nginx-variable", ["set-upstream", "tuna", "--fallback", "http://$http_x_target:8080/simple"], 2, "which no index URL needs"),
+    Case("url-nginx-quote", ["set-upstream", "tuna", "--fallback", "http://host:8080/a';x/simple"], 2, "has ' ; in it"),
+    Case("url-nginx-brace", ["up", "--mirror", "https://mirror.example/{x}/simple"], 2, "has { } in it"),
     Case("port-0", ["up", "--port", "0"], 2, "port 0 is out of range"),
     Case("port-70000", ["up", "--port", "70000"], 2, "port 70000 is out of range"),
     Case("port-in-use", lambda w: ["up", "--name", "fresh", "--port", w.busy_port()], 4, "already in use"),

@@ -197,3 +197,27 @@ def test_a_cache_without_its_front_server_cannot_fail_over():
 def test_without_drops_the_chosen_primary():
     assert failover.without((CATALOG["tuna"], CATALOG["bfsu"]), CATALOG["tuna"]) == (CATALOG["bfsu"],)
     assert failover.without(None, CATALOG["tuna"]) is None
+
+
+def test_a_chain_nginx_refuses_leaves_the_running_chain_as_it_was():
+    """nginx checks the new server block in a copy of its configuration before anything is replaced."""
+    engine = FakeEngine()
+    commands: list[list[str]] = []
+
+    def answers(cmd, env):
+        commands.append(cmd)
+        if cmd[:2] == ["cat", front.CHAIN_FILE]:
+            return 0, json.dumps({"members": NJU_CHAIN}).encode()
+        if cmd[0] == "grep":
+            return 0, b"1\n"
+        return front.REFUSED, b'nginx: [emerg] invalid port in "http://a:x/simple/$devpictl_failover_path"\n'
+
+    container = engine.add("default", exec_answers=answers)
+    running = front.Front(container)
+    with pytest.raises(BadInput, match="nothing was changed: check the --fallback URLs"):
+        running.prepare(chain("nju", "tuna", "bfsu"), OFFICIAL_URL, None)
+    assert [m["name"] for m in running.members] == ["nju", "tuna"]  # still the running chain
+    (script,) = [cmd[2] for cmd in commands if cmd[:2] == ["sh", "-c"]]
+    assert not any("rm -rf" in " ".join(cmd) for cmd in commands)  # the failover server was not removed
+    # The check runs on the new block before the mv that would replace the running one.
+    assert script.index("-t -c /tmp/nginx/failover-check.conf") < script.index(f"mv {front.SERVER_CONF}.new {front.SERVER_CONF}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devpictl import settings
+from devpictl import mirrors, settings
 from devpictl.errors import BadInput, MalformedURL, UnknownMirror
 from devpictl.mirrors import (
     CATALOG,
@@ -233,3 +233,17 @@ class TestFastest:
     def test_resolve_refuses_fastest_outside_up_and_set_upstream(self):
         with pytest.raises(UnknownMirror, match="'fastest' works only with `up --mirror` and `set-upstream`"):
             resolve("fastest")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://$http_x_target:8080/simple", "http://host:8080/a';x/simple", 'https://m.example/"/simple', "https://m.example/a\\b/simple"],
+)
+def test_a_url_that_would_change_nginxs_configuration_is_refused(url):
+    with pytest.raises(MalformedURL, match="which no index URL needs"):
+        mirrors.parse_index_url(url)
+
+
+def test_credentials_may_hold_what_the_url_may_not():
+    # They never reach nginx: devpictl keeps them out of mirror_url and a chain refuses them.
+    assert mirrors.parse_index_url("https://ci:pa$$;w{o}rd@m.example/simple") == "https://ci:pa$$;w{o}rd@m.example/simple"
