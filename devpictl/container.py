@@ -10,9 +10,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from devpictl import layout
+from devpictl import frontlog, layout
 from devpictl.errors import BadInput, CacheNotFound, EngineError, EngineUnavailable, PortInUse
-from devpictl.frontlog import HEALTH_CHECK_AGENT
 from devpictl.image import add_bytes
 from devpictl.settings import LABEL_INSTANCE, LABEL_MANAGED, Instance
 
@@ -268,8 +267,8 @@ def health(container: Container) -> str:
 
 
 def is_health_check(line: str) -> bool:
-    """A log line of the health check's request: nginx names its agent, devpi logs a bare GET /+api."""
-    return f'"{HEALTH_CHECK_AGENT}"' in line or line.rstrip().endswith("] GET /+api")
+    """A log line of the health check's request: the front server's (frontlog.health_check_line), or devpi's bare GET /+api."""
+    return frontlog.health_check_line(line) or line.rstrip().endswith("] GET /+api")
 
 
 def log_lines(

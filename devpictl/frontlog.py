@@ -11,11 +11,15 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-# The health check's user agent: `devpictl logs`, `stats` and the metrics leave its requests out.
+# The health check's user agent. `devpictl logs`, `stats` and the metrics leave its requests
+# out, but only those from inside the container (where the engine runs it): any client may
+# send the agent, none from outside has a loopback address there (docker-proxy and the
+# engine's NAT give the bridge's).
 HEALTH_CHECK_AGENT = "devpictl-healthcheck"
+INSIDE = ("127.0.0.1", "::1")
 
 FRONT_LINE = re.compile(
-    r'^(?P<time>\S+) front \S+ "(?P<method>\S+) (?P<path>\S+)[^"]*" (?P<status>\d{3}) (?P<bytes>\d+) '
+    r'^(?P<time>\S+) front (?P<addr>\S+) "(?P<method>\S+) (?P<path>\S+)[^"]*" (?P<status>\d{3}) (?P<bytes>\d+) '
     r'cache=(?P<cache>\S*) disk=(?P<disk>\S*) \S+ s "(?P<agent>.*)"$'
 )
 SIMPLE = re.compile(r"^/root/pypi/\+simple/([^/]+)/")
@@ -51,10 +55,21 @@ def kind_of(path: str) -> str:
     return "other"
 
 
+def is_health_check(addr: str, agent: str) -> bool:
+    """The engine's health check: its agent, from inside the container."""
+    return agent == HEALTH_CHECK_AGENT and addr in INSIDE
+
+
+def health_check_line(line: str) -> bool:
+    """Whether a front server line is the health check's request."""
+    match = FRONT_LINE.match(line.rstrip("\n"))
+    return match is not None and is_health_check(match["addr"], match["agent"])
+
+
 def read(line: str) -> Request | None:
     """The request a front server line tells of; None for other lines and for health checks."""
     match = FRONT_LINE.match(line.rstrip("\n"))
-    if not match or match["agent"] == HEALTH_CHECK_AGENT:
+    if not match or is_health_check(match["addr"], match["agent"]):
         return None
     path = unquote(match["path"].split("?", 1)[0])
     status = int(match["status"])

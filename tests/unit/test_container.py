@@ -10,9 +10,9 @@ import docker.errors
 import pytest
 
 from devpictl import container as ctr
-from devpictl import layout
+from devpictl import frontlog, layout
 from devpictl.errors import BadInput, CacheNotFound, EngineError, EngineUnavailable, PortInUse
-from devpictl.image import HEALTH_CHECK_AGENT
+from devpictl.frontlog import HEALTH_CHECK_AGENT
 from devpictl.settings import Instance
 from tests.unit.fakes import CreatingEngine, FakeEngine
 
@@ -363,6 +363,10 @@ class TestReadingItBack:
         assert container.execs == [(["cat", "x"], {"A": "1"})]
 
     def test_health_checks_are_told_apart(self):
-        assert ctr.is_health_check(f'front 127.0.0.1 "GET /+api HTTP/1.1" 200 310 "{HEALTH_CHECK_AGENT}"')
+        line = '2026-11-25T10:55:16+00:00 front {} "{} HTTP/1.1" 200 310 cache=- disk=- 0.001 s "{}"'
+        assert ctr.is_health_check(line.format("127.0.0.1", "GET /+api", HEALTH_CHECK_AGENT))
         assert ctr.is_health_check("2026-11-25 10:55:16,670 INFO  [req0] GET /+api\n")
-        assert not ctr.is_health_check('front 172.17.0.1 "GET /+api HTTP/1.1" 200 310 "devpi-client/7.3.0"')
+        assert not ctr.is_health_check(line.format("172.17.0.1", "GET /+api", "devpi-client/7.3.0"))
+        # The agent is anyone's to send: from outside the container it hides nothing (a login guess included).
+        assert not ctr.is_health_check(line.format("172.17.0.1", "POST /+login", HEALTH_CHECK_AGENT))
+        assert frontlog.read(line.format("172.17.0.1", "POST /+login", HEALTH_CHECK_AGENT)) is not None
