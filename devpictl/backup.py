@@ -222,19 +222,35 @@ def export_tar(path: Path, out) -> None:
     """Write the export of the archive at ``path`` to ``out`` as a plain tar that holds only files and directories.
 
     The engine extracts as root and would follow what it is given, so devpictl hands
-    it a new tar made from checked members: owned by devpi, no special mode bits.
+    it a new tar made from checked members: owned by devpi, no special mode bits. An
+    archive that lists files only (as some tools write them) gets each missing
+    directory before its first file, so the engine makes none of them root's.
     """
+    made: set[str] = set()
+
+    def directory(name: str, mtime: float) -> tarfile.TarInfo:
+        made.add(name)
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700, mtime
+        info.uid = info.gid = layout.DEVPI_UID
+        return info
+
     with tarfile.open(path, "r:gz") as tar, tarfile.open(fileobj=out, mode="w") as clean:
         for member in checked_members(tar, path):
             if member.name == MANIFEST:
                 continue
-            info = tarfile.TarInfo(member.name)
-            info.type = tarfile.DIRTYPE if member.isdir() else tarfile.REGTYPE
-            info.mode = 0o700 if member.isdir() else 0o600
+            name = member.name.rstrip("/")
+            for parent in reversed(PurePosixPath(name).parents[:-1]):
+                if str(parent) not in made:
+                    clean.addfile(directory(str(parent), member.mtime))
+            if member.isdir():
+                if name not in made:
+                    clean.addfile(directory(name, member.mtime))
+                continue
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime, info.size = tarfile.REGTYPE, 0o600, member.mtime, member.size
             info.uid = info.gid = layout.DEVPI_UID
-            info.mtime = member.mtime
-            info.size = 0 if member.isdir() else member.size
-            clean.addfile(info, tar.extractfile(member) if member.isreg() else None)
+            clean.addfile(info, tar.extractfile(member))
 
 
 def cache_is_empty(engine: DockerClient, instance: Instance) -> bool:
@@ -271,7 +287,7 @@ def restore(engine: DockerClient, instance: Instance, path: Path, image: str, *,
     was_running = container is not None and container.status == "running"
     fresh_volume = ctr.ensure_volume(engine, instance)
     password, new_password = ensure_root_password(instance)
-    swapped = False
+    swapped = removed = False
     # A one-off container of the image, without network, does the import.
     helper = ctr.create_offline_helper(engine, image, instance)
     try:
@@ -298,11 +314,16 @@ def restore(engine: DockerClient, instance: Instance, path: Path, image: str, *,
         # The import worked: only now does the old cache go.
         if container is not None:
             ctr.remove(container)
+            removed = True
             actions.append(f"removed container {instance.container}")
-        swapped = True
         run(helper, ["sh", "-c", SWAP], "swapping in the imported data")
+        swapped = True
         if not fresh_volume:
             actions.append(f"replaced the old data in {instance.volume}")
+        try:  # as root: whatever the engine extracted, the stage goes; the restore is done either way
+            run(helper, ["rm", "-rf", STAGE_DIR], "removing the imported archive", user="root")
+        except DevpictlError as exc:
+            actions.append(f"left {STAGE_DIR} in the volume: {exc}")
     except BaseException as exc:
         if not swapped:
             with contextlib.suppress(Exception):
@@ -315,7 +336,7 @@ def restore(engine: DockerClient, instance: Instance, path: Path, image: str, *,
         if isinstance(exc, KeyboardInterrupt):
             raise Interrupted(interrupted_message(instance, fresh_volume, swapped, container is not None)) from None
         if isinstance(exc, DevpictlError):
-            exc.args = (f"{exc} ({'nothing was changed' if not swapped else 'the swap of the data failed'})",)
+            exc.args = (f"{exc} ({changed_so_far(instance, removed)})",)
         raise
     helper.remove(force=True)
     run_after = was_running and bool(load_remembered(instance))
@@ -323,13 +344,28 @@ def restore(engine: DockerClient, instance: Instance, path: Path, image: str, *,
     return RestoreResult(instance.name, actions, restart=run_after)
 
 
-# Runs in the restore container once devpi-import succeeded. Each mv is one rename
-# inside the volume; the old server dir is deleted only after the new one is in place.
-SWAP = (
-    f"set -e; rm -rf {STAGE_DIR}/old; "
-    f"if [ -e {layout.SERVER_DIR} ]; then mv {layout.SERVER_DIR} {STAGE_DIR}/old; fi; "
-    f"mv {STAGE_DIR}/server {layout.SERVER_DIR}; rm -rf {STAGE_DIR}"
-)
+def swap_script(server_dir: str, stage_dir: str) -> str:
+    """The shell that puts the imported server dir in place of the old one, or the old one back.
+
+    Runs in the restore container once devpi-import succeeded. Each mv is one rename
+    inside the volume; the old server dir stays beside it until the new one is in place,
+    and goes back where it was when that fails.
+    """
+    return (
+        f"set -e; rm -rf {stage_dir}/old; "
+        f"if [ -e {server_dir} ]; then mv {server_dir} {stage_dir}/old; fi; "
+        f"if ! mv {stage_dir}/server {server_dir}; then if [ -e {stage_dir}/old ]; then mv {stage_dir}/old {server_dir}; fi; exit 1; fi"
+    )
+
+
+SWAP = swap_script(layout.SERVER_DIR, STAGE_DIR)
+
+
+def changed_so_far(instance: Instance, removed_container: bool) -> str:
+    """What a failed restore changed, for its error line: the data never (a failed swap puts it back)."""
+    if not removed_container:
+        return "nothing was changed"
+    return f"the data of cache {instance.name!r} is unchanged; its container was removed: `devpictl up --name {instance.name}` starts it again"
 
 
 def interrupted_message(instance: Instance, fresh_volume: bool, swapped: bool, had_container: bool) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+from pathlib import PurePosixPath
 
 import pytest
 
@@ -147,7 +148,10 @@ class TestWhatTheEngineExtracts:
             assert all(m.name.startswith(bkp.EXPORT_DIR) for m in members)
             assert all(m.isreg() or m.isdir() for m in members)
             assert all(m.uid == DEVPI_UID and m.gid == DEVPI_UID for m in members)
-            assert {(m.name, m.type, m.mode) for m in members if m.isdir()} == {(bkp.EXPORT_DIR, tarfile.DIRTYPE, 0o700)}
+            # Every directory is in the tar, before its files: the engine makes none of them itself (as root).
+            dirs = [(m.name, m.type, m.mode) for m in members if m.isdir()]
+            assert dirs == [(d, tarfile.DIRTYPE, 0o700) for d in (bkp.EXPORT_DIR, f"{bkp.EXPORT_DIR}/root", f"{bkp.EXPORT_DIR}/root/dev")]
+            assert all(names.index(str(PurePosixPath(n).parent)) < names.index(n) for n in names if n != bkp.EXPORT_DIR)
             assert all(m.mode == 0o600 for m in members if not m.isdir())
             wheel = tar.extractfile(f"{bkp.EXPORT_DIR}/root/dev/six-1.16.0-py2.py3-none-any.whl").read()
         assert wheel == b"wheel bytes " * 100
@@ -213,3 +217,61 @@ class TestBackupExportDir:
             with pytest.raises(DevpiError):
                 bkp.backup(engine, Instance("default"), tmp_path / f"b{n}.tar.gz", include_files=False, reporter=QuietReporter())
         assert len(set(seen)) == 2 and all(s.startswith("/data/.devpictl-export-") for s in seen)
+
+
+class TestTheSwap:
+    """bkp.swap_script, run by a real shell on directories made here."""
+
+    @staticmethod
+    def run(tmp_path, *, imported: bool) -> int:
+        import subprocess
+
+        server, stage = tmp_path / "server", tmp_path / "stage"
+        (server / "old.txt").parent.mkdir(parents=True)
+        (server / "old.txt").write_text("old data")
+        stage.mkdir()
+        if imported:
+            (stage / "server").mkdir()
+            (stage / "server" / "new.txt").write_text("imported")
+        return subprocess.run(["sh", "-c", bkp.swap_script(str(server), str(stage))], capture_output=True).returncode
+
+    def test_the_imported_dir_takes_the_old_ones_place(self, tmp_path):
+        assert self.run(tmp_path, imported=True) == 0
+        assert (tmp_path / "server" / "new.txt").read_text() == "imported"
+        assert (tmp_path / "stage" / "old" / "old.txt").exists()  # removed by the cleanup after
+
+    def test_a_swap_that_fails_puts_the_old_data_back(self, tmp_path):
+        assert self.run(tmp_path, imported=False) != 0
+        assert (tmp_path / "server" / "old.txt").read_text() == "old data"
+
+    def test_a_failed_swap_says_the_data_is_unchanged_and_how_to_start_the_cache(self, archive):
+        engine = RestoreEngine(swap_fails)
+        running_cache(engine)
+        with pytest.raises(DevpiError) as info:
+            bkp.restore(engine, Instance("default"), archive, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
+        assert "the data of cache 'default' is unchanged; its container was removed: `devpictl up --name default` starts it again" in str(
+            info.value
+        )
+
+    def test_an_archive_of_files_only_gets_every_directory(self, tmp_path):
+        """Tools that list only files make such archives; the engine would make the directories root's."""
+        path = tmp_path / "files-only.tar.gz"
+        with tarfile.open(path, "w:gz") as tar:
+            for name, data in [(bkp.MANIFEST, b'{"format": 1}'), (f"{bkp.EXPORT_DIR}/root/dev/x-1.0.tar.gz", b"x")]:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        out = io.BytesIO()
+        bkp.export_tar(path, out)
+        out.seek(0)
+        with tarfile.open(fileobj=out) as clean:
+            assert [(m.name, m.isdir(), m.mode, m.uid) for m in clean] == [
+                (bkp.EXPORT_DIR, True, 0o700, DEVPI_UID),
+                (f"{bkp.EXPORT_DIR}/root", True, 0o700, DEVPI_UID),
+                (f"{bkp.EXPORT_DIR}/root/dev", True, 0o700, DEVPI_UID),
+                (f"{bkp.EXPORT_DIR}/root/dev/x-1.0.tar.gz", False, 0o600, DEVPI_UID),
+            ]
+
+
+def swap_fails(cmd):
+    return (1, b"mv: cannot move '/data/.devpictl-restore/server'\n") if cmd[0] == "sh" and cmd[-1] == bkp.SWAP else (0, b"")
