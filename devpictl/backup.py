@@ -12,6 +12,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import tarfile
 import tempfile
 import zlib
@@ -203,9 +204,25 @@ def member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     return handle.read()
 
 
+# What devpictl reads into memory from an archive: the manifest and devpi's dataindex.json.
+MAX_READ_BYTES = {MANIFEST: 1 << 20, f"{EXPORT_DIR}/dataindex.json": 1 << 30}
+
+
 def checked_members(tar: tarfile.TarFile, path: Path) -> Iterator[tarfile.TarInfo]:
-    """The archive's members, refusing any that could reach outside the import directory."""
+    """The archive's members, refusing any that could reach outside the import directory.
+
+    Each header is checked before its data is read: an archive that would expand beyond
+    the free space where restore unpacks it (a gzip bomb), or whose manifest or index
+    would not fit in memory, is refused at the first member that says so.
+    """
+    room = shutil.disk_usage(tempfile.gettempdir()).free
+    expanded = 0
     for member in tar:
+        expanded += member.size
+        if expanded > room:
+            raise unusable(path, f"it expands to more than the {room // (1 << 20)} MiB free in {tempfile.gettempdir()}")
+        if member.size > MAX_READ_BYTES.get(member.name, member.size):
+            raise unusable(path, f"its {member.name} is {member.size // (1 << 20)} MiB, more than devpictl reads")
         name = member.name
         parts = PurePosixPath(name).parts
         if name.startswith("/") or ".." in parts or not parts:
@@ -365,7 +382,9 @@ def changed_so_far(instance: Instance, removed_container: bool) -> str:
     """What a failed restore changed, for its error line: the data never (a failed swap puts it back)."""
     if not removed_container:
         return "nothing was changed"
-    return f"the data of cache {instance.name!r} is unchanged; its container was removed: `devpictl up --name {instance.name}` starts it again"
+    return (
+        f"the data of cache {instance.name!r} is unchanged; its container was removed: `devpictl up --name {instance.name}` starts it again"
+    )
 
 
 def interrupted_message(instance: Instance, fresh_volume: bool, swapped: bool, had_container: bool) -> str:

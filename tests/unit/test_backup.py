@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 import pytest
 
 from devpictl import backup as bkp
-from devpictl.errors import DevpiError, Interrupted
+from devpictl.errors import BadInput, DevpiError, Interrupted
 from devpictl.image import DEFAULT_IMAGE
 from devpictl.layout import DEVPI_UID
 from devpictl.reporter import QuietReporter
@@ -275,3 +275,21 @@ class TestTheSwap:
 
 def swap_fails(cmd):
     return (1, b"mv: cannot move '/data/.devpictl-restore/server'\n") if cmd[0] == "sh" and cmd[-1] == bkp.SWAP else (0, b"")
+
+
+class TestBounds:
+    """An archive is refused at the first header that would take more disk or memory than is there."""
+
+    def test_an_archive_expanding_beyond_the_free_space_is_refused(self, archive, monkeypatch):
+        import shutil
+        from types import SimpleNamespace
+
+        monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=1000))
+        with pytest.raises(BadInput, match="expands to more than the 0 MiB free"):
+            bkp.read_manifest(archive)
+
+    def test_a_huge_dataindex_is_refused_before_it_is_read(self, tmp_path, monkeypatch):
+        monkeypatch.setitem(bkp.MAX_READ_BYTES, f"{bkp.EXPORT_DIR}/dataindex.json", 10)
+        path = backup_archive(tmp_path / "big.tar.gz", dataindex={"dumpversion": "2", "users": {}, "indexes": {}, "pad": "x" * 100})
+        with pytest.raises(BadInput, match="dataindex.json is 0 MiB, more than devpictl reads"):
+            bkp.read_manifest(path)
