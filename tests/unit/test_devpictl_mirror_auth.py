@@ -43,12 +43,11 @@ class FakeKey:
 class FakeStage:
     """The parts of devpi's MirrorStage that the plugin's views use."""
 
-    def __init__(self, pages, *, stored=(STORED,), kind="mirror", no_project_list=True):
+    def __init__(self, pages, *, kind="mirror", no_project_list=True):
         self.name = "root/pypi"
         self.ixconfig = {"type": kind}
         self.no_project_list = no_project_list
         self.keys = {project: FakeKey(page) for project, page in pages.items()}
-        self.stored = set(stored)
         self.expired: list[str] = []
         self.cache_retrieve_times = SimpleNamespace(expire=self.expired.append)
 
@@ -58,11 +57,19 @@ class FakeStage:
     def key_projsimplelinks(self, project):
         return self.keys[project]
 
-    def _is_file_cached(self, link):
-        return link[1] in self.stored
-
     def page(self, project):
         return self.keys[project].value
+
+
+@pytest.fixture
+def plugin(tmp_path):
+    """The plugin, its files directory here, holding the one stored six wheel (and a file devpi is writing)."""
+    module = devpi_plugin()
+    module.FILES_DIR = str(tmp_path)
+    for relpath in (STORED.partition("#")[0], "root/pypi/+f/1e6/1c37477a1a4b/.six-1.15.0-py2.py3-none-any.whl-tmp"):
+        (tmp_path / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relpath).write_bytes(b"wheel")
+    return module
 
 
 def call(view, stage: FakeStage) -> tuple[int, dict]:
@@ -111,38 +118,42 @@ class TestMarkedPage:
 class TestExpirePagesView:
     """POST /{user}/{index}/+devpictl/expire-pages."""
 
-    def test_every_cached_page_is_marked_in_the_one_request(self):
+    def test_every_cached_page_is_marked_in_the_one_request(self, plugin):
         stage = FakeStage({"six": SIX_PAGE, "pip": {**SIX_PAGE, "links": [("pip-24.0.tar.gz", "root/pypi/+f/aaa/bbb/pip-24.0.tar.gz")]}})
-        assert call(devpi_plugin().expire_pages, stage) == (200, {"type": "expired-pages", "result": {"expired": 2, "kept": 1}})
+        assert call(plugin.expire_pages, stage) == (200, {"type": "expired-pages", "result": {"expired": 2, "kept": 1}})
         assert sorted(stage.expired) == ["pip", "six"]  # when each was fetched, and its ETag, forgotten
         assert stage.page("six")["links"] == [("six-1.16.0-py2.py3-none-any.whl", STORED)]
         assert stage.page("pip") == {}  # no stored file: emptied, as devpi's refresh does
 
-    def test_a_page_marked_before_stays_as_it_is(self):
+    def test_a_page_marked_before_stays_as_it_is(self, plugin):
         stage = FakeStage({"six": SIX_PAGE})
-        plugin = devpi_plugin()
         call(plugin.expire_pages, stage)
         first = stage.page("six")
         assert call(plugin.expire_pages, stage)[1]["result"] == {"expired": 1, "kept": 1}
         assert stage.page("six") is first and stage.expired == ["six", "six"]
 
-    def test_a_mirror_listing_its_upstreams_projects_is_refused(self):
+    def test_a_mirror_listing_its_upstreams_projects_is_refused(self, plugin):
         stage = FakeStage({"six": SIX_PAGE}, no_project_list=False)
-        status, body = call(devpi_plugin().expire_pages, stage)
+        status, body = call(plugin.expire_pages, stage)
         assert status == 409 and "mirror_no_project_list" in body["message"]
         assert stage.page("six") is SIX_PAGE and stage.expired == []
 
-    def test_not_a_mirror(self):
+    def test_not_a_mirror(self, plugin):
         stage = FakeStage({"mine": SIX_PAGE}, kind="stage")
-        assert call(devpi_plugin().expire_pages, stage)[0] == 400 and stage.page("mine") is SIX_PAGE
+        assert call(plugin.expire_pages, stage)[0] == 400 and stage.page("mine") is SIX_PAGE
+
+
+def test_the_stored_files_are_read_from_the_disk_in_one_walk(plugin):
+    found = plugin.stored_files("root/pypi")
+    assert STORED.partition("#")[0] in found and NEVER_FETCHED.partition("#")[0] not in found
+    assert plugin.stored_files("team/dev") == set()
 
 
 class TestCountPagesView:
     """GET /{user}/{index}/+devpictl/pages, which `status` reads."""
 
-    def test_counts_the_pages_still_from_the_previous_upstream(self):
+    def test_counts_the_pages_still_from_the_previous_upstream(self, plugin):
         stage = FakeStage({"six": SIX_PAGE, "pip": SIX_PAGE, "gone": {}})
-        plugin = devpi_plugin()
         assert call(plugin.count_pages, stage)[1]["result"] == {"cached": 3, "marked": 0}
         call(plugin.expire_pages, stage)
         assert call(plugin.count_pages, stage)[1]["result"] == {"cached": 3, "marked": 2}
