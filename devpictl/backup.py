@@ -33,7 +33,8 @@ from devpictl.errors import (
     Interrupted,
 )
 from devpictl.image import add_bytes
-from devpictl.precedence import load_remembered
+from devpictl.files import write_atomic
+from devpictl.precedence import REMEMBERED, load_remembered, save_remembered
 from devpictl.settings import Instance, ensure_root_password, forget_root_password
 
 if TYPE_CHECKING:
@@ -105,7 +106,17 @@ def backup_path(instance: Instance, path: Path | None) -> Path:
         raise Conflict(f"{path} already exists: give another PATH, or move it away")
     if not path.parent.is_dir():
         raise BadInput(f"directory {path.parent} does not exist: create it or give another PATH")
+    try:
+        partial_file(path)[1].unlink()
+    except OSError as exc:
+        raise BadInput(f"cannot write {path} ({exc.strerror or exc}): give a PATH in a directory you can write") from None
     return path
+
+
+def partial_file(path: Path) -> tuple[int, Path]:
+    """A new file beside ``path`` that becomes it once complete: (its descriptor, its path)."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    return fd, Path(name)
 
 
 def backup(engine: DockerClient, instance: Instance, path: Path, *, include_files: bool, reporter) -> BackupResult:
@@ -129,9 +140,12 @@ def backup(engine: DockerClient, instance: Instance, path: Path, *, include_file
             "devpictl": __version__,
             "devpi_server": version,
             "include_files": include_files,
+            **carried_settings(instance),
         }
-        fd, partial_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-        partial = Path(partial_name)
+        try:
+            fd, partial = partial_file(path)
+        except OSError as exc:
+            raise BadInput(f"cannot write {path} ({exc.strerror or exc}): give a PATH in a directory you can write") from None
         try:
             with reporter.transfer(f"Writing {path.name}") as advance, os.fdopen(fd, "wb") as raw:
                 chunks, _stat = container.get_archive(workdir)
@@ -140,17 +154,49 @@ def backup(engine: DockerClient, instance: Instance, path: Path, *, include_file
                     with tarfile.open(fileobj=StreamReader(iter(chunks), advance), mode="r|") as export:
                         top = workdir.rsplit("/", 1)[-1]
                         for member in export:
-                            member.name = EXPORT_DIR + member.name[len(top) :]
-                            out.addfile(member, export.extractfile(member) if member.isfile() else None)
+                            # A fresh header: the engine's PAX header of a long name would carry the old path over.
+                            out.addfile(
+                                renamed(member, EXPORT_DIR + member.name[len(top) :]),
+                                export.extractfile(member) if member.isfile() else None,
+                            )
+            try:
+                check_archive(partial)  # the check restore makes, so a backup that reports success restores
+            except ArchiveUnusable as exc:
+                raise DevpictlError(
+                    f"the archive failed the check `devpictl restore` makes ({exc}), so it was not kept: report this as a bug"
+                ) from None
             try:
                 os.link(partial, path)  # unlike a rename, never replaces a file that appeared meanwhile
             except FileExistsError:
                 raise Conflict(f"{path} appeared while the backup ran: give another PATH") from None
+        except OSError as exc:  # a full disk, a directory that went read-only
+            raise DevpictlError(f"could not write {path} ({exc.strerror or exc}): make room, or give another PATH") from None
         finally:
             partial.unlink(missing_ok=True)
     finally:
         ctr.exec_output(container, ["rm", "-rf", workdir])
     return BackupResult(instance.name, path, path.stat().st_size, include_files)
+
+
+def renamed(member: tarfile.TarInfo, name: str) -> tarfile.TarInfo:
+    """A header for ``member`` under ``name``, with nothing of the engine's (PAX) headers but what a file is."""
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE if member.isdir() else member.type
+    info.mode, info.mtime, info.size = member.mode, member.mtime, member.size
+    info.uid, info.gid, info.uname, info.gname = member.uid, member.gid, member.uname, member.gname
+    info.linkname = member.linkname
+    return info
+
+
+def carried_settings(instance: Instance) -> dict[str, object]:
+    """What `up` remembered for the cache, and its CA bundle's text, for the manifest: restore gives them to the new cache."""
+    stored = load_remembered(instance)
+    carried: dict[str, object] = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in stored.items()}}
+    ca_bundle = stored.get("ca_bundle")
+    if ca_bundle is not None:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            carried["ca_bundle_pem"] = Path(ca_bundle).read_text("utf-8")
+    return carried
 
 
 def image_devpi_version(container: Container) -> str | None:
@@ -162,37 +208,45 @@ def image_devpi_version(container: Container) -> str | None:
 DUMP_VERSIONS = ("1", "2")
 
 
+class ArchiveUnusable(Exception):
+    """Why an archive is not a backup restore takes."""
+
+
 def read_manifest(path: Path) -> dict:
-    """Check the whole archive before anything is touched; return its manifest.
+    """Check the whole archive before anything is touched; return its manifest."""
+    if not path.is_file():
+        raise BadInput(f"backup {path} does not exist: give the path of an archive `devpictl backup` wrote")
+    try:
+        return check_archive(path)
+    except ArchiveUnusable as exc:
+        raise BadInput(f"{path} is not a usable devpictl backup ({exc}): give an archive `devpictl backup` wrote") from None
+
+
+def check_archive(path: Path) -> dict:
+    """The manifest of the archive at ``path``, read whole; ArchiveUnusable says why restore would refuse it.
 
     Every member must be a regular file or a directory under ``devpi-export/``
     (or the manifest), and ``dataindex.json`` must be a devpi export.
     """
-    if not path.is_file():
-        raise BadInput(f"backup {path} does not exist: give the path of an archive `devpictl backup` wrote")
     manifest = dataindex = None
     try:
         with tarfile.open(path, "r:gz") as tar:
-            for member in checked_members(tar, path):  # reads the whole archive: a truncated one fails here
+            for member in checked_members(tar):  # reads the whole archive: a truncated one fails here
                 if member.name == MANIFEST:
                     manifest = json.loads(member_bytes(tar, member))
                 elif member.name == f"{EXPORT_DIR}/dataindex.json":
                     dataindex = json.loads(member_bytes(tar, member))
     except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error) as exc:
-        raise unusable(path, type(exc).__name__ + (f": {exc}" if str(exc) else "")) from None
+        raise ArchiveUnusable(type(exc).__name__ + (f": {exc}" if str(exc) else "")) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise unusable(path, f"no {MANIFEST} of format {FORMAT}")
+        raise ArchiveUnusable(f"no {MANIFEST} of format {FORMAT}")
     if dataindex is None:
-        raise unusable(path, "no devpi-export data in it")
+        raise ArchiveUnusable("no devpi-export data in it")
     if not isinstance(dataindex, dict) or dataindex.get("dumpversion") not in DUMP_VERSIONS:
-        raise unusable(path, f"{EXPORT_DIR}/dataindex.json is not a devpi export of dump version {' or '.join(DUMP_VERSIONS)}")
+        raise ArchiveUnusable(f"{EXPORT_DIR}/dataindex.json is not a devpi export of dump version {' or '.join(DUMP_VERSIONS)}")
     if not isinstance(dataindex.get("users"), dict) or not isinstance(dataindex.get("indexes"), dict):
-        raise unusable(path, f"{EXPORT_DIR}/dataindex.json lists no users and indexes")
+        raise ArchiveUnusable(f"{EXPORT_DIR}/dataindex.json lists no users and indexes")
     return manifest
-
-
-def unusable(path: Path, why: str) -> BadInput:
-    return BadInput(f"{path} is not a usable devpictl backup ({why}): give an archive `devpictl backup` wrote")
 
 
 def member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
@@ -203,18 +257,18 @@ def member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     return handle.read()
 
 
-def checked_members(tar: tarfile.TarFile, path: Path) -> Iterator[tarfile.TarInfo]:
+def checked_members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
     """The archive's members, refusing any that could reach outside the import directory."""
     for member in tar:
         name = member.name
         parts = PurePosixPath(name).parts
         if name.startswith("/") or ".." in parts or not parts:
-            raise unusable(path, f"unsafe member name {name!r}")
+            raise ArchiveUnusable(f"unsafe member name {name!r}")
         if name != MANIFEST and parts[0] != EXPORT_DIR:
-            raise unusable(path, f"member {name!r} is neither {MANIFEST} nor under {EXPORT_DIR}/")
+            raise ArchiveUnusable(f"member {name!r} is neither {MANIFEST} nor under {EXPORT_DIR}/")
         if not (member.isreg() or member.isdir()):
             kind = "a symlink" if member.issym() else "a hardlink" if member.islnk() else "a device or special file"
-            raise unusable(path, f"member {name!r} is {kind}; a backup holds only files and directories")
+            raise ArchiveUnusable(f"member {name!r} is {kind}; a backup holds only files and directories")
         yield member
 
 
@@ -224,8 +278,15 @@ def export_tar(path: Path, out) -> None:
     The engine extracts as root and would follow what it is given, so devpictl hands
     it a new tar made from checked members: owned by devpi, no special mode bits.
     """
-    with tarfile.open(path, "r:gz") as tar, tarfile.open(fileobj=out, mode="w") as clean:
-        for member in checked_members(tar, path):
+    try:
+        copy_checked(path, out)
+    except ArchiveUnusable as exc:  # read_manifest passed it: the file changed since
+        raise BadInput(f"{path} changed while restore read it ({exc}): give an archive `devpictl backup` wrote") from None
+
+
+def copy_checked(path: Path, out) -> None:
+    with tarfile.open(path, "r:gz") as tar, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as clean:
+        for member in checked_members(tar):
             if member.name == MANIFEST:
                 continue
             info = tarfile.TarInfo(member.name)
@@ -320,7 +381,45 @@ def restore(engine: DockerClient, instance: Instance, path: Path, image: str, *,
     helper.remove(force=True)
     run_after = was_running and bool(load_remembered(instance))
     actions.append(f"restored {path.name} (cache {manifest.get('cache')!r}, {manifest.get('created')}) into {instance.volume}")
+    actions.extend(carry_over_settings(engine, instance, manifest, image))
     return RestoreResult(instance.name, actions, restart=run_after)
+
+
+def carry_over_settings(engine: DockerClient, instance: Instance, manifest: dict, image: str) -> list[str]:
+    """Give a cache with no remembered settings those of the archive's cache, so its next `up` makes the same cache.
+
+    The image is the one restore used; a port another cache here publishes is left
+    for `up --port`; a CA bundle whose file is gone comes from the archive's copy.
+    """
+    settings = manifest.get("settings")
+    if instance.settings_file.exists() or not isinstance(settings, dict):
+        return []  # the cache keeps its own; an archive of an older devpictl carries none
+    kept = {}
+    for key, value in settings.items():
+        if key in REMEMBERED:
+            with contextlib.suppress(DevpictlError):  # a setting this devpictl does not take is left out
+                kept[key] = REMEMBERED[key].remembered(value, f"{MANIFEST}: {key} =")
+    notes = []
+    if kept.get("image") is not None and kept["image"] != image:
+        kept["image"] = image
+    port = kept.get("port")
+    if port is not None:
+        try:
+            ctr.check_no_cache_on_port(engine, port)
+        except DevpictlError:
+            del kept["port"]
+            notes.append(f"port {port} belongs to another cache here: give `devpictl up --name {instance.name} --port PORT`")
+    ca_bundle, pem = kept.get("ca_bundle"), manifest.get("ca_bundle_pem")
+    if ca_bundle is not None and not Path(ca_bundle).is_file():
+        if isinstance(pem, str) and pem:
+            write_atomic(instance.ca_bundle_copy, pem.encode("utf-8"), 0o644)
+            kept["ca_bundle"] = instance.ca_bundle_copy
+        else:
+            notes.append(f"its CA bundle {ca_bundle} is not here: give `devpictl up --name {instance.name} --ca-bundle FILE`")
+    if not kept:
+        return notes
+    save_remembered(instance, kept)
+    return [f"kept the settings of cache {manifest.get('cache')!r} for the next `up` ({', '.join(sorted(kept))})", *notes]
 
 
 # Runs in the restore container once devpi-import succeeded. Each mv is one rename

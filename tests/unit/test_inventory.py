@@ -76,6 +76,21 @@ class TestLs:
         assert lines[1].split()[:4] == ["default", "running", "(healthy)", "http://127.0.0.1:3141/root/pypi/+simple/"]
         assert "12.5 MB" in lines[2] and "devpictl up --name kept" in lines[2]
 
+    def test_whole_rows_when_stdout_is_not_a_terminal(self, engine, monkeypatch):
+        monkeypatch.setenv("COLUMNS", "80")
+        name = "a-cache-name-of-forty-characters-is-long"
+        engine.add(name, status="exited")
+        result = invoke("ls")  # CliRunner's stdout is no terminal
+        assert result.exit_code == 0, result.output
+        [header, row] = result.stdout.splitlines()
+        assert row.split()[0] == name and row.endswith(f"stopped: devpictl up --name {name} starts it")
+        assert len(row) > 80
+
+    def test_a_failed_ups_log_alone_is_no_cache(self, engine):
+        Instance("ghost").state_dir.mkdir(parents=True)
+        Instance("ghost").failure_log.write_text("devpi's log\n")
+        assert invoke("ls").stdout == "No caches here yet: `devpictl up` makes one.\n"
+
     def test_unhealthy_says_to_read_the_logs(self, engine):
         engine.add("sick").attrs["State"]["Health"]["Status"] = "unhealthy"
         (cache_entry,) = json.loads(invoke("ls", "--json").stdout)

@@ -109,6 +109,17 @@ class TestList:
         assert "user entry: office mirror" in row
         assert f"user entries are kept in {config_file()}" in result.stdout
 
+    def test_whole_rows_when_stdout_is_not_a_terminal(self, monkeypatch):
+        monkeypatch.setenv("COLUMNS", "80")
+        note = "the office mirror on the third floor, ask the infrastructure team before relying on it"
+        add("corp", CORP + "/a/long/path/to/the/simple/index", "--note", note)
+        result = invoke("mirrors")  # CliRunner's stdout is no terminal
+        (row,) = [line for line in result.stdout.splitlines() if line.split()[:1] == ["corp"]]
+        assert row.rstrip().endswith(f"user entry: {note}") and CORP + "/a/long/path/to/the/simple/index" in row
+        for upstream in CATALOG.values():
+            (line,) = [line for line in result.stdout.splitlines() if line.split()[:1] == [upstream.name]]
+            assert line.rstrip().endswith(upstream.note.split()[-1]), line
+
     def test_json_marks_user_entries(self):
         add("corp", CORP)
         data = json.loads(invoke("mirrors", "--json").stdout)
