@@ -32,8 +32,8 @@ from devpictl.errors import (
     EngineError,
     Interrupted,
 )
-from devpictl.image import add_bytes
 from devpictl.files import write_atomic
+from devpictl.image import add_bytes
 from devpictl.precedence import REMEMBERED, load_remembered, save_remembered
 from devpictl.settings import Instance, ensure_root_password, forget_root_password
 

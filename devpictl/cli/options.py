@@ -14,6 +14,29 @@ if TYPE_CHECKING:
     from devpictl.mirrors import Upstream
 
 NAME = typer.Option("default", "--name", "-n", envvar="DEVPICTL_NAME", help="Which cache (several can run side by side).")
+# For commands that read one cache: without --name, the only one here, as `status` picks it.
+WHICH_CACHE = typer.Option(
+    None, "--name", "-n", envvar="DEVPICTL_NAME", help="Which cache [default: the only one here; with several, name one]."
+)
+
+
+def only_cache(name: str | None) -> str:
+    """``name``, checked; else the only cache devpictl knows here. Several are one error that lists them."""
+    from devpictl import inventory
+    from devpictl.container import connect
+    from devpictl.errors import BadInput, CacheNotFound
+    from devpictl.settings import check_name
+
+    if name is not None:
+        return check_name(name)
+    names = inventory.known_names(connect())
+    if not names:
+        raise CacheNotFound("no caches here yet: create one with `devpictl up`")
+    if len(names) > 1:
+        raise BadInput(f"several caches here ({', '.join(names)}): pick one with --name, e.g. --name {names[0]} (`devpictl ls` shows them)")
+    return names[0]
+
+
 JSON = typer.Option(False, "--json", help="Print a JSON result for scripts instead of progress.")
 VERBOSE = typer.Option(False, "--verbose", help="Print every line of an image build, not just its progress.")
 IMAGE = typer.Option(

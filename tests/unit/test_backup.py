@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from devpictl import backup as bkp
-from devpictl.errors import BadInput, DevpictlError, DevpiError, Interrupted
+from devpictl.errors import DevpictlError, DevpiError, Interrupted
 from devpictl.image import DEFAULT_IMAGE
 from devpictl.layout import DEVPI_UID
 from devpictl.reporter import QuietReporter

@@ -164,3 +164,25 @@ def test_a_port_another_cache_holds_is_named(engine):
         == "error: port 3141 belongs to devpictl cache 'other': pick another with --port, or `devpictl down --name other` first\n"
     )
     assert engine.mutations() == []
+
+
+class TestReadingCommandsWithoutName:
+    """pip-config and stats without --name pick a cache as status does: the only one, or a list to choose from."""
+
+    @pytest.mark.parametrize("command", [["pip-config"], ["stats"]])
+    def test_several_are_listed_to_choose_from(self, engine, command):
+        engine.add("a")
+        engine.add("b", port=3142)
+        result = invoke(*command)
+        assert result.exit_code == 2, result.output
+        assert result.stderr == "error: several caches here (a, b): pick one with --name, e.g. --name a (`devpictl ls` shows them)\n"
+
+    def test_the_only_cache_is_used(self, engine):
+        engine.add("solo", port=3150)
+        result = invoke("pip-config")
+        assert result.exit_code == 0, result.output
+        assert "index-url = http://127.0.0.1:3150/root/pypi/+simple/\n" in result.stdout
+
+    def test_none_is_one_error_line(self, engine):
+        result = invoke("stats")
+        assert (result.exit_code, result.stderr) == (8, "error: no caches here yet: create one with `devpictl up`\n")
