@@ -31,7 +31,9 @@ def register(app: typer.Typer) -> None:
 
 def set_upstream(
     mirror: str = typer.Argument(
-        ..., help="A catalog name or your entry (see `devpictl mirrors`), an index URL, or 'fastest' to measure and take the fastest."
+        ...,
+        help="A catalog name or your entry (see `devpictl mirrors`), an index URL, or 'fastest' to measure and take the fastest.",
+        autocompletion=options.complete_mirror,
     ),
     name: str = options.NAME,
     fallback: str = options.FALLBACK,
@@ -111,7 +113,10 @@ def mirrors(ctx: typer.Context, json_output: bool = options.JSON) -> None:
 @mirrors_app.command("test")
 def measure_mirrors(
     names: list[str] = typer.Argument(
-        None, metavar="NAME|URL", help="Mirrors to measure: catalog names, your entries or index URLs [default: all]."
+        None,
+        metavar="NAME|URL",
+        help="Mirrors to measure: catalog names, your entries or index URLs [default: all].",
+        autocompletion=options.complete_mirror_name,
     ),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds each mirror gets in all, for its page and its wheel."),
     project: str = typer.Option("pip", "--project", help="Project whose simple page is timed and whose newest wheel is downloaded."),
