@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from devpictl.mirrors import Upstream
 
 NAME = typer.Option("default", "--name", "-n", envvar="DEVPICTL_NAME", help="Which cache (several can run side by side).")
+
+
 def complete_mirror_name(incomplete: str) -> list[str]:
     """Shell completion of a mirror's name: the catalog's, and your entries."""
     from devpictl.errors import DevpictlError
