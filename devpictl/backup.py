@@ -190,7 +190,10 @@ def renamed(member: tarfile.TarInfo, name: str) -> tarfile.TarInfo:
 
 def carried_settings(instance: Instance) -> dict[str, object]:
     """What `up` remembered for the cache, and its CA bundle's text, for the manifest: restore gives them to the new cache."""
-    stored = load_remembered(instance)
+    try:
+        stored = load_remembered(instance)
+    except DevpictlError:  # a broken cache.toml must not stop a backup: `up` names its fault
+        stored = {}
     carried: dict[str, object] = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in stored.items()}}
     ca_bundle = stored.get("ca_bundle")
     if ca_bundle is not None:
