@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import httpx
 import pytest
 
@@ -92,9 +94,12 @@ class TestWaitUntilReady:
             "2026-01-01 12:00:00,000 ERROR [req1] error fetching https://mirror.example/simple/pip/: "
             "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate in certificate chain (_ssl.c:1006)\n"
         )
-        container.logs = lambda **kw: log.encode()
+        asked = []
+        container.logs = lambda **kw: (asked.append(kw), log.encode())[1]
+        since = datetime.datetime.now(datetime.UTC)
         with server.client() as client, pytest.raises(UpstreamUnreachable) as info:
-            lifecycle.wait_until_ready(client, "pip", 180, reporter.QuietReporter(), container)
+            lifecycle.wait_until_ready(client, "pip", 180, reporter.QuietReporter(), container, since)
+        assert asked[0]["since"] == since  # only what devpi logged during this `up`
         message = str(info.value)
         assert "TLS certificate (CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate" in message
         assert "--ca-bundle" in message
