@@ -391,8 +391,8 @@ def restore(engine: DockerClient, instance: Instance, path: Path, image: str, *,
 def carry_over_settings(engine: DockerClient, instance: Instance, manifest: dict, image: str) -> list[str]:
     """Give a cache with no remembered settings those of the archive's cache, so its next `up` makes the same cache.
 
-    The image is the one restore used; a port another cache here publishes is left
-    for `up --port`; a CA bundle whose file is gone comes from the archive's copy.
+    The image is the one restore used; a port another cache here publishes, and a network
+    this engine lacks, are left for `up`'s flags; a CA bundle whose file is gone comes from the archive's copy.
     """
     settings = manifest.get("settings")
     if instance.settings_file.exists() or not isinstance(settings, dict):
@@ -412,6 +412,15 @@ def carry_over_settings(engine: DockerClient, instance: Instance, manifest: dict
         except DevpictlError:
             del kept["port"]
             notes.append(f"port {port} belongs to another cache here: give `devpictl up --name {instance.name} --port PORT`")
+    network = kept.get("network")
+    if network is not None:
+        try:
+            ctr.check_network(engine, network)
+        except DevpictlError:
+            del kept["network"]
+            notes.append(
+                f"network {network!r} is not on this engine: give `devpictl up --name {instance.name} --network NAME` if it needs one"
+            )
     ca_bundle, pem = kept.get("ca_bundle"), manifest.get("ca_bundle_pem")
     if ca_bundle is not None and not Path(ca_bundle).is_file():
         if isinstance(pem, str) and pem:

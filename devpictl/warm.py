@@ -294,7 +294,7 @@ def stored_since(headers: httpx.Headers, since: float) -> bool:
         modified = parsedate_to_datetime(headers.get("Last-Modified", ""))
     except (TypeError, ValueError):
         return False
-    return modified.timestamp() >= int(since)  # Last-Modified has whole seconds
+    return modified.timestamp() >= since  # whole seconds: a file stored in this run's first second counts as there already
 
 
 def file_size(headers: httpx.Headers) -> int:

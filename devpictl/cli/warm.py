@@ -61,7 +61,8 @@ def warm(
     core.check_files(files)
     container = ctr.running_container(ctr.connect(), instance)
     index_url = devpi.index_url(ctr.local_base_url(container))
-    started = time.time()  # pip, resolving a requirements file through the cache, may store files: they count as this run's
+    # pip, resolving a requirements file through the cache, stores files: they count as this run's.
+    started = time.time() if any(core.lock_reader(f) is None for f in files) else None
     with ui.reporter(json_output) as rep:
         with rep.waiting(f"Reading {', '.join(str(f) for f in files)}"):
             pins = core.read_pins(files, index_url, targets)

@@ -310,7 +310,9 @@ class TestSettingsCarryOver:
         }
         assert set(settings) == set(FIELDS) | {"fallback"}  # a new setting must be carried too: add it here
         path = self.backup_of(tmp_path, settings)
-        result = bkp.restore(RestoreEngine(ok), Instance("copy"), path, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
+        result = bkp.restore(
+            RestoreEngine(ok, networks=("corp",)), Instance("copy"), path, DEFAULT_IMAGE, force=False, reporter=QuietReporter()
+        )
         assert load_remembered(Instance("copy")) == settings
         assert any("kept the settings of cache 'default'" in a for a in result.actions)
 
@@ -332,6 +334,14 @@ class TestSettingsCarryOver:
         result = bkp.restore(engine, Instance("copy"), path, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
         assert load_remembered(Instance("copy")) == {"image": DEFAULT_IMAGE}
         assert any("port 3141 belongs to another cache" in a and "--port" in a for a in result.actions)
+
+    def test_a_network_this_engine_lacks_is_left_for_up(self, tmp_path):
+        from devpictl.precedence import load_remembered
+
+        path = self.backup_of(tmp_path, {"network": "corp", "probe_project": "six"}, ca_text=None)
+        result = bkp.restore(RestoreEngine(ok), Instance("copy"), path, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
+        assert load_remembered(Instance("copy")) == {"probe_project": "six"}
+        assert any("network 'corp' is not on this engine" in a and "--network" in a for a in result.actions)
 
     def test_a_cache_keeps_its_own_settings(self, tmp_path):
         from devpictl.precedence import load_remembered, save_remembered
