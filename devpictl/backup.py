@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from devpictl import __version__, layout
+from devpictl import __version__, carryover, layout
 from devpictl import container as ctr
 from devpictl.devpi import DevpiClient
 from devpictl.errors import (
@@ -106,7 +106,17 @@ def backup_path(instance: Instance, path: Path | None) -> Path:
         raise Conflict(f"{path} already exists: give another PATH, or move it away")
     if not path.parent.is_dir():
         raise BadInput(f"directory {path.parent} does not exist: create it or give another PATH")
+    try:
+        partial_file(path)[1].unlink()
+    except OSError as exc:
+        raise BadInput(f"cannot write {path} ({exc.strerror or exc}): give a PATH in a directory you can write") from None
     return path
+
+
+def partial_file(path: Path) -> tuple[int, Path]:
+    """A new file beside ``path`` that becomes it once complete: (its descriptor, its path)."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    return fd, Path(name)
 
 
 def backup(engine: DockerClient, instance: Instance, path: Path, *, include_files: bool, reporter) -> BackupResult:
@@ -130,9 +140,12 @@ def backup(engine: DockerClient, instance: Instance, path: Path, *, include_file
             "devpictl": __version__,
             "devpi_server": version,
             "include_files": include_files,
+            **carryover.carried_settings(instance),
         }
-        fd, partial_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-        partial = Path(partial_name)
+        try:
+            fd, partial = partial_file(path)
+        except OSError as exc:
+            raise BadInput(f"cannot write {path} ({exc.strerror or exc}): give a PATH in a directory you can write") from None
         try:
             with reporter.transfer(f"Writing {path.name}") as advance, os.fdopen(fd, "wb") as raw:
                 chunks, _stat = container.get_archive(workdir)
@@ -141,17 +154,38 @@ def backup(engine: DockerClient, instance: Instance, path: Path, *, include_file
                     with tarfile.open(fileobj=StreamReader(iter(chunks), advance), mode="r|") as export:
                         top = workdir.rsplit("/", 1)[-1]
                         for member in export:
-                            member.name = EXPORT_DIR + member.name[len(top) :]
-                            out.addfile(member, export.extractfile(member) if member.isfile() else None)
+                            # A fresh header: the engine's PAX header of a long name would carry the old path over.
+                            out.addfile(
+                                renamed(member, EXPORT_DIR + member.name[len(top) :]),
+                                export.extractfile(member) if member.isfile() else None,
+                            )
+            try:
+                check_archive(partial)  # the check restore makes, so a backup that reports success restores
+            except ArchiveUnusable as exc:
+                raise DevpictlError(
+                    f"the archive failed the check `devpictl restore` makes ({exc}), so it was not kept: report this as a bug"
+                ) from None
             try:
                 os.link(partial, path)  # unlike a rename, never replaces a file that appeared meanwhile
             except FileExistsError:
                 raise Conflict(f"{path} appeared while the backup ran: give another PATH") from None
+        except OSError as exc:  # a full disk, a directory that went read-only
+            raise DevpictlError(f"could not write {path} ({exc.strerror or exc}): make room, or give another PATH") from None
         finally:
             partial.unlink(missing_ok=True)
     finally:
         ctr.exec_output(container, ["rm", "-rf", workdir])
     return BackupResult(instance.name, path, path.stat().st_size, include_files)
+
+
+def renamed(member: tarfile.TarInfo, name: str) -> tarfile.TarInfo:
+    """A header for ``member`` under ``name``, with nothing of the engine's (PAX) headers but what a file is."""
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE if member.isdir() else member.type
+    info.mode, info.mtime, info.size = member.mode, member.mtime, member.size
+    info.uid, info.gid, info.uname, info.gname = member.uid, member.gid, member.uname, member.gname
+    info.linkname = member.linkname
+    return info
 
 
 def image_devpi_version(container: Container) -> str | None:
@@ -163,37 +197,45 @@ def image_devpi_version(container: Container) -> str | None:
 DUMP_VERSIONS = ("1", "2")
 
 
+class ArchiveUnusable(Exception):
+    """Why an archive is not a backup restore takes."""
+
+
 def read_manifest(path: Path) -> dict:
-    """Check the whole archive before anything is touched; return its manifest.
+    """Check the whole archive before anything is touched; return its manifest."""
+    if not path.is_file():
+        raise BadInput(f"backup {path} does not exist: give the path of an archive `devpictl backup` wrote")
+    try:
+        return check_archive(path)
+    except ArchiveUnusable as exc:
+        raise BadInput(f"{path} is not a usable devpictl backup ({exc}): give an archive `devpictl backup` wrote") from None
+
+
+def check_archive(path: Path) -> dict:
+    """The manifest of the archive at ``path``, read whole; ArchiveUnusable says why restore would refuse it.
 
     Every member must be a regular file or a directory under ``devpi-export/``
     (or the manifest), and ``dataindex.json`` must be a devpi export.
     """
-    if not path.is_file():
-        raise BadInput(f"backup {path} does not exist: give the path of an archive `devpictl backup` wrote")
     manifest = dataindex = None
     try:
         with tarfile.open(path, "r:gz") as tar:
-            for member in checked_members(tar, path):  # reads the whole archive: a truncated one fails here
+            for member in checked_members(tar):  # reads the whole archive: a truncated one fails here
                 if member.name == MANIFEST:
                     manifest = json.loads(member_bytes(tar, member))
                 elif member.name == f"{EXPORT_DIR}/dataindex.json":
                     dataindex = json.loads(member_bytes(tar, member))
     except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error) as exc:
-        raise unusable(path, type(exc).__name__ + (f": {exc}" if str(exc) else "")) from None
+        raise ArchiveUnusable(type(exc).__name__ + (f": {exc}" if str(exc) else "")) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise unusable(path, f"no {MANIFEST} of format {FORMAT}")
+        raise ArchiveUnusable(f"no {MANIFEST} of format {FORMAT}")
     if dataindex is None:
-        raise unusable(path, "no devpi-export data in it")
+        raise ArchiveUnusable("no devpi-export data in it")
     if not isinstance(dataindex, dict) or dataindex.get("dumpversion") not in DUMP_VERSIONS:
-        raise unusable(path, f"{EXPORT_DIR}/dataindex.json is not a devpi export of dump version {' or '.join(DUMP_VERSIONS)}")
+        raise ArchiveUnusable(f"{EXPORT_DIR}/dataindex.json is not a devpi export of dump version {' or '.join(DUMP_VERSIONS)}")
     if not isinstance(dataindex.get("users"), dict) or not isinstance(dataindex.get("indexes"), dict):
-        raise unusable(path, f"{EXPORT_DIR}/dataindex.json lists no users and indexes")
+        raise ArchiveUnusable(f"{EXPORT_DIR}/dataindex.json lists no users and indexes")
     return manifest
-
-
-def unusable(path: Path, why: str) -> BadInput:
-    return BadInput(f"{path} is not a usable devpictl backup ({why}): give an archive `devpictl backup` wrote")
 
 
 def member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
@@ -208,7 +250,7 @@ def member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
 MAX_READ_BYTES = {MANIFEST: 1 << 20, f"{EXPORT_DIR}/dataindex.json": 1 << 30}
 
 
-def checked_members(tar: tarfile.TarFile, path: Path) -> Iterator[tarfile.TarInfo]:
+def checked_members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
     """The archive's members, refusing any that could reach outside the import directory.
 
     Each header is checked before its data is read: an archive that would expand beyond
@@ -220,18 +262,18 @@ def checked_members(tar: tarfile.TarFile, path: Path) -> Iterator[tarfile.TarInf
     for member in tar:
         expanded += member.size
         if expanded > room:
-            raise unusable(path, f"it expands to more than the {room // (1 << 20)} MiB free in {tempfile.gettempdir()}")
+            raise ArchiveUnusable(f"it expands to more than the {room // (1 << 20)} MiB free in {tempfile.gettempdir()}")
         if member.size > MAX_READ_BYTES.get(member.name, member.size):
-            raise unusable(path, f"its {member.name} is {member.size // (1 << 20)} MiB, more than devpictl reads")
+            raise ArchiveUnusable(f"its {member.name} is {member.size // (1 << 20)} MiB, more than devpictl reads")
         name = member.name
         parts = PurePosixPath(name).parts
         if name.startswith("/") or ".." in parts or not parts:
-            raise unusable(path, f"unsafe member name {name!r}")
+            raise ArchiveUnusable(f"unsafe member name {name!r}")
         if name != MANIFEST and parts[0] != EXPORT_DIR:
-            raise unusable(path, f"member {name!r} is neither {MANIFEST} nor under {EXPORT_DIR}/")
+            raise ArchiveUnusable(f"member {name!r} is neither {MANIFEST} nor under {EXPORT_DIR}/")
         if not (member.isreg() or member.isdir()):
             kind = "a symlink" if member.issym() else "a hardlink" if member.islnk() else "a device or special file"
-            raise unusable(path, f"member {name!r} is {kind}; a backup holds only files and directories")
+            raise ArchiveUnusable(f"member {name!r} is {kind}; a backup holds only files and directories")
         yield member
 
 
@@ -243,6 +285,13 @@ def export_tar(path: Path, out) -> None:
     archive that lists files only (as some tools write them) gets each missing
     directory before its first file, so the engine makes none of them root's.
     """
+    try:
+        copy_checked(path, out)
+    except ArchiveUnusable as exc:  # read_manifest passed it: the file changed since
+        raise BadInput(f"{path} changed while restore read it ({exc}): give an archive `devpictl backup` wrote") from None
+
+
+def copy_checked(path: Path, out) -> None:
     made: set[str] = set()
 
     def directory(name: str, mtime: float) -> tarfile.TarInfo:
@@ -252,8 +301,8 @@ def export_tar(path: Path, out) -> None:
         info.uid = info.gid = layout.DEVPI_UID
         return info
 
-    with tarfile.open(path, "r:gz") as tar, tarfile.open(fileobj=out, mode="w") as clean:
-        for member in checked_members(tar, path):
+    with tarfile.open(path, "r:gz") as tar, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as clean:
+        for member in checked_members(tar):
             if member.name == MANIFEST:
                 continue
             name = member.name.rstrip("/")
@@ -358,6 +407,7 @@ def restore(engine: DockerClient, instance: Instance, path: Path, image: str, *,
     helper.remove(force=True)
     run_after = was_running and bool(load_remembered(instance))
     actions.append(f"restored {path.name} (cache {manifest.get('cache')!r}, {manifest.get('created')}) into {instance.volume}")
+    actions.extend(carryover.carry_over_settings(engine, instance, manifest, image))
     return RestoreResult(instance.name, actions, restart=run_after)
 
 

@@ -89,10 +89,14 @@ def ensure_volume(engine: DockerClient, instance: Instance) -> bool:
 
 
 def image_label(container: Container) -> str:
-    """The container's image as people know it: its first tag, else its short id."""
+    """The container's image as people know it: the tag it was created from while that tag still names it, else its first tag, else its short id."""
     image = container.image
     if image is None:  # removed under the container: the name it was created from
         return str(container.attrs.get("Config", {}).get("Image", "unknown"))
+    if len(image.tags) > 1:  # one image can carry several tags: the one it was made from, if it is still among them
+        created_from = container.attrs.get("Config", {}).get("Image")
+        if created_from in image.tags:
+            return str(created_from)
     return (image.tags or [image.short_id])[0]
 
 

@@ -8,6 +8,7 @@ settings). Each entry says what to do next.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
@@ -41,8 +42,13 @@ def known_names(engine: DockerClient) -> list[str]:
     names = ctr.instance_names(engine)
     caches = data_dir() / "caches"
     if caches.is_dir():
-        names |= {d.name for d in caches.iterdir() if d.is_dir() and any(d.iterdir())}
+        names |= {d.name for d in caches.iterdir() if d.is_dir() and holds_a_cache(d)}
     return sorted(names)
+
+
+def holds_a_cache(state_dir: Path) -> bool:
+    """Whether a state directory keeps more than the log of an `up` that failed and removed all it made."""
+    return any(f.name != Instance(state_dir.name).failure_log.name for f in state_dir.iterdir())
 
 
 def volume_sizes(engine: DockerClient) -> dict[str, int]:

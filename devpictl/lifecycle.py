@@ -7,6 +7,7 @@ import shlex
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,6 +76,7 @@ def proxy_env_file(environ: Mapping[str, str]) -> bytes:
 
 
 def up(engine: DockerClient, requested: precedence.CacheSettings, reporter: Reporter) -> UpResult:
+    started = datetime.now(UTC)  # a TLS failure devpi logged before this `up` is not this one's
     opts = precedence.decide(requested)
     instance = opts.instance
     actions: list[str] = []
@@ -127,7 +129,7 @@ def up(engine: DockerClient, requested: precedence.CacheSettings, reporter: Repo
             # Offline, devpi lists only the files it stored, so the probe project's page
             # may rightly be empty, and the upstream is never asked: an answering API is it.
             if not opts.offline:
-                wait_until_ready(client, opts.probe_project, opts.timeout, reporter)
+                wait_until_ready(client, opts.probe_project, opts.timeout, reporter, container, started)
             core_metadata = switching.core_metadata_state(client, container)
     except BaseException as exc:
         if created:
@@ -354,11 +356,14 @@ def wait_for_api(client: DevpiClient, container: Container, timeout: float, repo
             time.sleep(0.5)
 
 
-def wait_until_ready(client: DevpiClient, project: str, timeout: float, reporter: Reporter) -> list[str]:
+def wait_until_ready(
+    client: DevpiClient, project: str, timeout: float, reporter: Reporter, container: Container | None = None, since: datetime | None = None
+) -> list[str]:
     """Wait until the simple page of ``project`` lists files through the cache.
 
     An answering /+api is not enough: a fresh devpi can fail installs while it
-    is still setting up its mirror (docs/devpi-facts.md).
+    is still setting up its mirror (docs/devpi-facts.md). A TLS failure shows only
+    in devpi's log (the page answers 502): it ends the wait at once, naming --ca-bundle.
     """
     deadline = time.monotonic() + timeout
     last_problem = "it listed no files"
@@ -370,12 +375,41 @@ def wait_until_ready(client: DevpiClient, project: str, timeout: float, reporter
                     return files
             except (UpstreamUnreachable, CacheUnreachable) as exc:
                 last_problem = str(exc)
+                tls = tls_failure(log_since(container, since)) if container is not None else None
+                if tls is not None:
+                    raise UpstreamUnreachable(
+                        f"the cache does not trust its upstream's TLS certificate ({tls}): a proxy that re-signs HTTPS? "
+                        'run `devpictl up` again with --ca-bundle and your CA bundle (e.g. --ca-bundle "$SSL_CERT_FILE")'
+                    ) from None
             if time.monotonic() > deadline:
                 raise ReadinessTimeout(
                     f"the cache did not list files for {project!r} within {timeout:.0f} s ({last_problem}); "
                     "check the upstream and `devpictl logs`, or pick another with --mirror"
                 )
             time.sleep(1.0)
+
+
+def log_since(container: Container, since: datetime | None) -> str:
+    """The last lines of the container's log, those since ``since`` (this `up`'s start) where given."""
+    import docker.errors
+
+    try:
+        return container.logs(tail=100, since=since).decode(errors="replace")
+    except docker.errors.APIError:
+        return ""
+
+
+TLS_FAILURES = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed")
+
+
+def tls_failure(log: str) -> str | None:
+    """The last line of devpi's log that tells of a certificate it did not trust, cut short; None when there is none."""
+    for line in reversed(log.splitlines()):
+        if any(needle in line for needle in TLS_FAILURES):
+            start = line.find(next(n for n in TLS_FAILURES if n in line))
+            text = line[start:].strip()
+            return text[:160] + ("..." if len(text) > 160 else "")
+    return None
 
 
 def down(engine: DockerClient, instance: Instance, *, volumes: bool) -> list[str]:

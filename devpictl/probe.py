@@ -59,12 +59,19 @@ def check_upstream(container: Container, url: str, project: str, timeout: float 
     probe = probe_upstream(container, url, project, timeout)
     if not probe.answered:
         raise UpstreamUnreachable(
-            f"upstream {url} did not answer a simple page for {project!r} ({probe.problem}): check the URL, or pass --no-check to switch anyway"
+            f"upstream {url} did not answer a simple page for {project!r} ({probe.problem}): {unanswered_hint(probe.problem)}"
         )
     if not probe.files:
         raise UpstreamUnreachable(
             f"upstream {url} lists no files for {project!r}: is it a simple index? pass --probe-project or --no-check"
         )
+
+
+def unanswered_hint(problem: str | None) -> str:
+    """What to do about an upstream that did not answer: another mirror first, --no-check last."""
+    if problem and "certificate verify failed" in problem.lower().replace("_", " "):
+        return 'the cache does not trust its TLS certificate: pass --ca-bundle with your CA bundle (e.g. "$SSL_CERT_FILE")'
+    return "check the URL, or see which mirrors answer with `devpictl mirrors test` and pick another; --no-check switches anyway"
 
 
 def measure_core_metadata(container: Container, url: str, project: str, timeout: float = 20.0) -> coremetadata.MetadataCheck:

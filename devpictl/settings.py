@@ -118,6 +118,11 @@ class Instance:
         return self.state_dir / "last-failed-up.log"
 
     @property
+    def ca_bundle_copy(self) -> Path:
+        """The CA bundle a restored cache got from its archive, where the original's file was not here."""
+        return self.state_dir / "ca-bundle.pem"
+
+    @property
     def upstream_auth_file(self) -> Path:
         """The upstream credentials this cache was given (0600): handed to each new container, never to devpi's config."""
         return self.state_dir / "upstream-auth.json"
@@ -313,6 +318,7 @@ def forget_cache(instance: Instance) -> list[str]:
         instance.unfinished_switch_file,
         instance.upstream_auth_file,
         instance.replica_secret_file,
+        instance.ca_bundle_copy,
     ]
     removed = [path.name for path in files if path.exists()]
     for path in files:

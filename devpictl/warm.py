@@ -251,13 +251,21 @@ class QuietProgress:
         pass
 
 
-def fetch(client: httpx.Client, link: simplepage.Link, expected: frozenset[str], progress: Progress) -> FileResult:
-    """Have the cache store ``link``'s file (and its core metadata), checking its sha256."""
+def fetch(
+    client: httpx.Client, link: simplepage.Link, expected: frozenset[str], progress: Progress, since: float | None = None
+) -> FileResult:
+    """Have the cache store ``link``'s file (and its core metadata), checking its sha256.
+
+    A file on disk that the cache stored since ``since`` (a time.time()) was stored by
+    this run: pip, resolving a requirements file through the cache, fetched it.
+    """
     try:
         # One byte first: a file on the cache's disk is done. (No HEAD: the front server
         # turns a HEAD for a file it lacks into a full fetch it then discards.)
         probe = client.get(link.url, headers={"Range": "bytes=0-0"})
         if probe.status_code in (200, 206) and probe.headers.get(SERVED_FROM) == "disk":
+            if since is not None and stored_since(probe.headers, since):
+                return FileResult(link.filename, STORED, file_size(probe.headers))
             return FileResult(link.filename, PRESENT)
         digest = hashlib.sha256()
         nbytes = 0
@@ -278,6 +286,23 @@ def fetch(client: httpx.Client, link: simplepage.Link, expected: frozenset[str],
         return FileResult(link.filename, FAILED, problem=f"{type(exc).__name__}: {exc}")
 
 
+def stored_since(headers: httpx.Headers, since: float) -> bool:
+    """Whether the file's Last-Modified (when the cache wrote it to disk) is not before ``since``."""
+    from email.utils import parsedate_to_datetime
+
+    try:
+        modified = parsedate_to_datetime(headers.get("Last-Modified", ""))
+    except (TypeError, ValueError):
+        return False
+    return modified.timestamp() >= since  # whole seconds: a file stored in this run's first second counts as there already
+
+
+def file_size(headers: httpx.Headers) -> int:
+    """The whole file's size from the answer to a one-byte range request (Content-Range: bytes 0-0/SIZE)."""
+    total = headers.get("Content-Range", "").rpartition("/")[2]
+    return int(total) if total.isdigit() else 0
+
+
 def warm(
     index_url: str,
     pins: Sequence[Pin],
@@ -285,6 +310,7 @@ def warm(
     progress: Progress,
     jobs: int = DEFAULT_JOBS,
     transport: httpx.BaseTransport | None = None,  # the tests' seam
+    since: float | None = None,  # when this run began: files the cache stored since count as stored (fetch)
 ) -> WarmReport:
     """Fetch every file ``pins`` need through the cache at ``index_url``; report what was stored and missed."""
     report = WarmReport()
@@ -324,7 +350,7 @@ def warm(
         progress.planned(len(wanted))
 
         def one(item: tuple[simplepage.Link, frozenset[str]]) -> None:
-            result = fetch(client, item[0], item[1], progress)
+            result = fetch(client, item[0], item[1], progress, since)
             with lock:
                 report.files.append(result)
             progress.finished(result)

@@ -23,6 +23,7 @@ def up(
         "--mirror",
         "-m",
         envvar="DEVPICTL_MIRROR",
+        autocompletion=options.complete_mirror,
         help="Upstream: a catalog name or your entry (see `devpictl mirrors`), an index URL, or 'fastest' (measure, take the fastest). Default: keep the cache's, or pypi.",
     ),
     port: int = typer.Option(

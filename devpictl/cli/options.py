@@ -14,6 +14,54 @@ if TYPE_CHECKING:
     from devpictl.mirrors import Upstream
 
 NAME = typer.Option("default", "--name", "-n", envvar="DEVPICTL_NAME", help="Which cache (several can run side by side).")
+
+
+def complete_mirror_name(incomplete: str) -> list[str]:
+    """Shell completion of a mirror's name: the catalog's, and your entries."""
+    from devpictl.errors import DevpictlError
+    from devpictl.mirrors import CATALOG, user_mirrors
+
+    try:
+        names = [*CATALOG, *user_mirrors()]
+    except DevpictlError:  # a broken config.toml: complete the catalog
+        names = [*CATALOG]
+    return [name for name in names if name.startswith(incomplete.lower())]
+
+
+def complete_mirror(incomplete: str) -> list[str]:
+    """Shell completion of --mirror and set-upstream's MIRROR: a mirror's name, or 'fastest'."""
+    return complete_mirror_name(incomplete) + (["fastest"] if "fastest".startswith(incomplete.lower()) else [])
+
+
+def complete_mirrors(incomplete: str) -> list[str]:
+    """Shell completion of a comma-separated list of mirrors (--fallback): the last item is completed."""
+    done, _, last = incomplete.rpartition(",")
+    return [f"{done},{name}" if done else name for name in complete_mirror_name(last)]
+
+
+# For commands that read one cache: without --name, the only one here, as `status` picks it.
+WHICH_CACHE = typer.Option(
+    None, "--name", "-n", envvar="DEVPICTL_NAME", help="Which cache [default: the only one here; with several, name one]."
+)
+
+
+def only_cache(name: str | None) -> str:
+    """``name``, checked; else the only cache devpictl knows here. Several are one error that lists them."""
+    from devpictl import inventory
+    from devpictl.container import connect
+    from devpictl.errors import BadInput, CacheNotFound
+    from devpictl.settings import check_name
+
+    if name is not None:
+        return check_name(name)
+    names = inventory.known_names(connect())
+    if not names:
+        raise CacheNotFound("no caches here yet: create one with `devpictl up`")
+    if len(names) > 1:
+        raise BadInput(f"several caches here ({', '.join(names)}): pick one with --name, e.g. --name {names[0]} (`devpictl ls` shows them)")
+    return names[0]
+
+
 JSON = typer.Option(False, "--json", help="Print a JSON result for scripts instead of progress.")
 VERBOSE = typer.Option(False, "--verbose", help="Print every line of an image build, not just its progress.")
 IMAGE = typer.Option(
@@ -80,6 +128,7 @@ FALLBACK = typer.Option(
     None,
     "--fallback",
     envvar="DEVPICTL_FALLBACK",
+    autocompletion=complete_mirrors,
     help="Upstreams to ask, in order, when the main one fails (connection error, timeout, 5xx): names or URLs, comma-separated, e.g. tuna,bfsu; 'none' for none [default: remembered, else none].",
 )
 MAX_LAG = typer.Option(

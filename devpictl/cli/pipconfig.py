@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
 
 def pip_config(
-    name: str = options.NAME,
+    name: str = options.WHICH_CACHE,
     tool: list[str] = typer.Option(
         None,
         "--tool",
@@ -87,7 +87,8 @@ def pip_config(
     from devpictl.clientconfig.shell import parse_shell
     from devpictl.settings import check_name
 
-    check_name(name)
+    if name is not None:
+        check_name(name)
     tools = parse_tools(tool, default=() if undo else ("pip",))
     shell_syntax = parse_shell(shell) if shell is not None else None
     _check_combination(
@@ -157,7 +158,7 @@ def _check_combination(
         raise BadInput("--project is poetry's and pipenv's: add --tool poetry or --tool pipenv")
 
 
-def _index_url(name: str, url: str | None) -> str:
+def _index_url(name: str | None, url: str | None) -> str:
     """--url, checked; else the running cache's index URL (which needs the engine)."""
     if url is not None:
         from devpictl.mirrors import parse_index_url
@@ -167,7 +168,7 @@ def _index_url(name: str, url: str | None) -> str:
     from devpictl import devpi
     from devpictl.settings import Instance
 
-    running = ctr.running_container(ctr.connect(), Instance(name))
+    running = ctr.running_container(ctr.connect(), Instance(options.only_cache(name)))
     return devpi.index_url(ctr.local_base_url(running))
 
 

@@ -31,7 +31,7 @@ def ratio(counts) -> str:
 
 def stats(
     since: str = typer.Option("7d", "--since", help="How far back to count: h, d or w, e.g. 1d [default: 7d, or as far as the log goes]."),
-    name: str = options.NAME,
+    name: str = options.WHICH_CACHE,
     json_output: bool = options.JSON,
 ) -> None:
     """Show what the cache did: requests, hit ratio, bytes, top projects.
@@ -46,10 +46,10 @@ def stats(
     from devpictl import container as ctr
     from devpictl import stats as core
     from devpictl.cli import ui
-    from devpictl.settings import Instance, check_name, duration_days
+    from devpictl.settings import Instance, duration_days
 
-    instance = Instance(check_name(name))
     days = duration_days(since, "--since", "7d")
+    instance = Instance(options.only_cache(name))
     start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
     container = ctr.running_container(ctr.connect(), instance)
     result = core.cache_stats(container, start)

@@ -139,7 +139,7 @@ def show_caches(caches, json_output: bool) -> None:
     for c in caches:
         state = c.state if c.health in (None, "none") else f"{c.state} ({c.health})"
         table.add_row(c.name, state, c.index_url or "-", c.upstream_name or "-", ui.human_size(c.cache_bytes), c.next_step)
-    ui.out.print(table)
+    ui.print_table(table)
 
 
 def describe_core_metadata(st) -> str:

@@ -30,6 +30,19 @@ def human_size(size: int | None) -> str:
     return f"{-(-size // 1000)} kB" if size else "0 kB"
 
 
+def print_table(table, console: Console | None = None) -> None:
+    """A table on ``console`` (stdout): fitted to a terminal; whole rows for a pipe or a file, which a script or a log reads."""
+    from rich.measure import Measurement
+
+    console = console or out
+    if console.is_terminal:
+        console.print(table)
+        return
+    needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    wide = Console(file=console.file, width=max(console.width, needed), highlight=False, soft_wrap=True, no_color=console.no_color)
+    wide.print(table)
+
+
 def print_error(exc: Exception) -> None:
     err.print(Text(f"error: {exc}", style="bold red"))
 

@@ -31,7 +31,9 @@ def register(app: typer.Typer) -> None:
 
 def set_upstream(
     mirror: str = typer.Argument(
-        ..., help="A catalog name or your entry (see `devpictl mirrors`), an index URL, or 'fastest' to measure and take the fastest."
+        ...,
+        help="A catalog name or your entry (see `devpictl mirrors`), an index URL, or 'fastest' to measure and take the fastest.",
+        autocompletion=options.complete_mirror,
     ),
     name: str = options.NAME,
     fallback: str = options.FALLBACK,
@@ -100,7 +102,7 @@ def mirrors(ctx: typer.Context, json_output: bool = options.JSON) -> None:
     for m in entries:
         note = (f"user entry: {m.note}" if m.note else "user entry") if m.user else m.note
         table.add_row(m.name, m.display_url if m.url else "(default)", note)
-    ui.out.print(table)
+    ui.print_table(table)
     if any(m.user for m in entries):
         ui.out.print(f"[dim]user entries are kept in {config_file()}[/]")
     for retired, (why, instead) in RETIRED.items():
@@ -111,7 +113,10 @@ def mirrors(ctx: typer.Context, json_output: bool = options.JSON) -> None:
 @mirrors_app.command("test")
 def measure_mirrors(
     names: list[str] = typer.Argument(
-        None, metavar="NAME|URL", help="Mirrors to measure: catalog names, your entries or index URLs [default: all]."
+        None,
+        metavar="NAME|URL",
+        help="Mirrors to measure: catalog names, your entries or index URLs [default: all].",
+        autocompletion=options.complete_mirror_name,
     ),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds each mirror gets in all, for its page and its wheel."),
     project: str = typer.Option("pip", "--project", help="Project whose simple page is timed and whose newest wheel is downloaded."),
@@ -156,7 +161,7 @@ def measure_mirrors(
     if json_output:
         ui.print_json([speedtest.MirrorCheck(result, lags.get(upstream)) for upstream, result in pairs])
     elif lags:
-        ui.out.print(lag_table(pairs, lags))
+        ui.print_table(lag_table(pairs, lags))
     best = next(((u, r) for u, r in pairs if r.fastest), None)
     if best is None:
         raise UpstreamUnreachable(
@@ -222,7 +227,7 @@ def fastest_upstream(project: str | None, *, quiet: bool, max_lag_hours: float |
     if max_lag_hours is not None and ranked:
         lags = mirror_lags([u for u, _ in ranked], list(LAG_PROJECTS), None, speedtest.DEFAULT_TIMEOUT)
         if not quiet:
-            ui.err.print(lag_table(ranked, lags))
+            ui.print_table(lag_table(ranked, lags), ui.err)
         ranked = [(u, r) for u, r in ranked if within(lags.get(u), max_lag_hours)]
         if not ranked:
             raise UpstreamUnreachable(
@@ -291,6 +296,7 @@ def speed_test(
 ) -> list[tuple[Upstream, MirrorResult]]:
     """Measure ``upstreams`` at once, drawing a live table on ``console``; pairs in rank order."""
     from devpictl import speedtest
+    from devpictl.cli import ui
 
     chosen: list[Upstream] = []
     for upstream in upstreams:
@@ -312,7 +318,7 @@ def speed_test(
     else:  # a file or pipe gets the final table only
         results = speedtest.measure(targets, project=project, timeout=timeout, download=download)
         if console is not None:
-            console.print(results_table(results))
+            ui.print_table(results_table(results), console)
     pairs = list(zip(chosen, results, strict=True))
     return sorted(pairs, key=lambda pair: (pair[1].rank is None, pair[1].rank or 0))
 

@@ -47,6 +47,8 @@ def warm(
 
     Example: devpictl warm uv.lock --python 3.12
     """
+    import time
+
     from devpictl import container as ctr
     from devpictl import devpi
     from devpictl import warm as core
@@ -59,14 +61,16 @@ def warm(
     core.check_files(files)
     container = ctr.running_container(ctr.connect(), instance)
     index_url = devpi.index_url(ctr.local_base_url(container))
+    # pip, resolving a requirements file through the cache, stores files: they count as this run's.
+    started = time.time() if any(core.lock_reader(f) is None for f in files) else None
     with ui.reporter(json_output) as rep:
         with rep.waiting(f"Reading {', '.join(str(f) for f in files)}"):
             pins = core.read_pins(files, index_url, targets)
         if json_output or not ui.err.is_terminal:
-            report = core.warm(index_url, pins, targets, core.QuietProgress(), jobs)
+            report = core.warm(index_url, pins, targets, core.QuietProgress(), jobs, since=started)
         else:
             with DrawnProgress() as progress:
-                report = core.warm(index_url, pins, targets, progress, jobs)
+                report = core.warm(index_url, pins, targets, progress, jobs, since=started)
     if json_output:
         ui.print_json(core.WarmSummary(instance.name, index_url, len(pins), report))
     else:

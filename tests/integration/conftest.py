@@ -18,7 +18,7 @@ import pytest
 
 from tests.integration.mirror_roots import make_bad_root, make_fallback_root
 from tests.integration.support import RUN_ID, TEST_LABEL, compose_upstream, free_port, host_pip_env, run_cli
-from tests.integration.wheels import make_project_set, wheel_metadata
+from tests.integration.wheels import LONG_NAMED, make_project_set, make_wheel, wheel_metadata
 
 HERE = Path(__file__).parent
 # A pinned real wheel the test upstream serves; the official index has newer ones.
@@ -119,6 +119,7 @@ def upstream_root(tmp_path_factory, made_wheels):
     )
     for wheel in made_wheels:
         shutil.copy(wheel, files / wheel.name)
+    make_wheel(files, *LONG_NAMED)
     write_simple_index(root)
     return root
 

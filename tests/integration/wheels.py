@@ -21,6 +21,8 @@ PROJECT_SET = [
     ("dpctl-big", "1.0", [], 4_000_000),
 ]
 BIG = "dpctl_big-1.0-py3-none-any.whl"
+# Only on the test upstream: its path in devpi-export's directory is longer than tar's 100 characters (test_restore.py).
+LONG_NAMED = ("dpctl-a-project-whose-name-makes-its-backup-path-long", "1.0", [], 0)
 
 
 def make_project_set(directory: Path) -> list[Path]:

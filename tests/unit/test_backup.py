@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import io
 import tarfile
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import pytest
 
 from devpictl import backup as bkp
-from devpictl.errors import BadInput, DevpiError, Interrupted
+from devpictl.errors import BadInput, DevpictlError, DevpiError, Interrupted
 from devpictl.image import DEFAULT_IMAGE
 from devpictl.layout import DEVPI_UID
 from devpictl.reporter import QuietReporter
@@ -293,3 +293,141 @@ class TestBounds:
         path = backup_archive(tmp_path / "big.tar.gz", dataindex={"dumpversion": "2", "users": {}, "indexes": {}, "pad": "x" * 100})
         with pytest.raises(BadInput, match="dataindex.json is 0 MiB, more than devpictl reads"):
             bkp.read_manifest(path)
+
+
+LONG_WHEEL = "root/pypi/charset-normalizer/3.5.3/charset_normalizer-3.5.3-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+
+
+def engine_export(workdir: str, *, fmt: int = tarfile.PAX_FORMAT, extra: tuple = ()) -> bytes:
+    """What the engine's get_archive hands back for devpi-export's directory: PAX headers for long names, as Docker writes."""
+    top = workdir.rsplit("/", 1)[-1]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        directory = tarfile.TarInfo(top)
+        directory.type = tarfile.DIRTYPE
+        tar.addfile(directory)
+        members = [("dataindex.json", b'{"dumpversion": "2", "users": {"root": {}}, "indexes": {}}'), (LONG_WHEEL, b"wheel" * 50), *extra]
+        for name, data in members:
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def exporting_cache(engine: FakeEngine, **archive_kwargs) -> FakeContainer:
+    def answer(cmd, env):
+        if cmd[0] == "devpi-export":
+            container.workdir = cmd[-1]
+        return 0, b"6.20.3\n" if cmd[0] == "devpi-server" else b""
+
+    container = engine.add("default", exec_answers=answer)
+    container.get_archive = lambda path: ([engine_export(container.workdir, **archive_kwargs)], {})
+    return container
+
+
+class TestBackupWritesWhatRestoreTakes:
+    @pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT], ids=["pax", "gnu"])
+    def test_a_long_name_lands_under_the_export_dir(self, tmp_path, fmt):
+        exporting_cache(engine := FakeEngine(), fmt=fmt)
+        path = tmp_path / "b.tar.gz"
+        bkp.backup(engine, Instance("default"), path, include_files=True, reporter=QuietReporter())
+        assert bkp.read_manifest(path)["include_files"] is True
+        with tarfile.open(path) as tar:
+            assert tar.extractfile(f"{bkp.EXPORT_DIR}/{LONG_WHEEL}").read() == b"wheel" * 50
+
+    def test_an_archive_restore_would_refuse_is_not_kept(self, tmp_path, monkeypatch):
+        exporting_cache(engine := FakeEngine())
+        monkeypatch.setattr(bkp, "check_archive", lambda path: (_ for _ in ()).throw(bkp.ArchiveUnusable("no manifest")))
+        (tmp_path / "out").mkdir()
+        with pytest.raises(DevpictlError, match="failed the check `devpictl restore` makes \\(no manifest\\)"):
+            bkp.backup(engine, Instance("default"), tmp_path / "out" / "b.tar.gz", include_files=True, reporter=QuietReporter())
+        assert list((tmp_path / "out").iterdir()) == []  # neither the archive nor its partial file
+
+    def test_a_path_that_cannot_be_written_is_one_line_before_anything_runs(self, monkeypatch):
+        from devpictl import container as ctr
+        from tests.unit.clihelp import invoke
+
+        exporting_cache(engine := FakeEngine())
+        monkeypatch.setattr(ctr, "connect", lambda: engine)
+        result = invoke("backup", "/proc/x.tar.gz")
+        assert result.exit_code == 2
+        assert result.stderr.startswith("error: cannot write /proc/x.tar.gz (") and result.stderr.count("\n") == 1, result.stderr
+        assert "give a PATH in a directory you can write" in result.stderr
+        assert engine.by_name["devpictl-default"].execs == []  # devpi-export never ran
+
+
+class TestSettingsCarryOver:
+    def backup_of(self, tmp_path, settings: dict, ca_text: str | None = "PEM") -> Path:
+        from devpictl.precedence import save_remembered
+
+        if ca_text is not None:
+            (tmp_path / "ca.pem").write_text(ca_text)
+        save_remembered(Instance("default"), settings)
+        exporting_cache(engine := FakeEngine())
+        path = tmp_path / "b.tar.gz"
+        bkp.backup(engine, Instance("default"), path, include_files=True, reporter=QuietReporter())
+        return path
+
+    def test_a_new_cache_gets_every_remembered_setting_and_the_ca_bundle(self, tmp_path):
+        from devpictl.precedence import FIELDS, load_remembered
+
+        ca = tmp_path / "ca.pem"
+        settings = {
+            "host": "0.0.0.0",
+            "port": 3150,
+            "image": DEFAULT_IMAGE,
+            "network": "corp",
+            "ca_bundle": ca,
+            "probe_project": "six",
+            "front": False,
+            "offline": True,
+            "memory": "1g",
+            "pids_limit": 256,
+            "max_bytes": 10**9,
+            "replica_of": "http://primary:3141",
+            "fallback": ["tuna"],
+        }
+        assert set(settings) == set(FIELDS) | {"fallback"}  # a new setting must be carried too: add it here
+        path = self.backup_of(tmp_path, settings)
+        result = bkp.restore(
+            RestoreEngine(ok, networks=("corp",)), Instance("copy"), path, DEFAULT_IMAGE, force=False, reporter=QuietReporter()
+        )
+        assert load_remembered(Instance("copy")) == settings
+        assert any("kept the settings of cache 'default'" in a for a in result.actions)
+
+    def test_a_ca_bundle_gone_from_this_machine_comes_from_the_archive(self, tmp_path):
+        from devpictl.precedence import load_remembered
+
+        path = self.backup_of(tmp_path, {"ca_bundle": tmp_path / "ca.pem"}, ca_text="-----BEGIN CERTIFICATE-----\n")
+        (tmp_path / "ca.pem").unlink()
+        bkp.restore(RestoreEngine(ok), Instance("copy"), path, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
+        copy = load_remembered(Instance("copy"))["ca_bundle"]
+        assert copy == Instance("copy").ca_bundle_copy and copy.read_text() == "-----BEGIN CERTIFICATE-----\n"
+
+    def test_the_image_is_the_one_restore_used_and_a_taken_port_is_left(self, tmp_path):
+        from devpictl.precedence import load_remembered
+
+        path = self.backup_of(tmp_path, {"image": "old:1", "port": 3141}, ca_text=None)
+        engine = RestoreEngine(ok)
+        engine.add("default", port=3141)  # the cache backed up, still running here
+        result = bkp.restore(engine, Instance("copy"), path, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
+        assert load_remembered(Instance("copy")) == {"image": DEFAULT_IMAGE}
+        assert any("port 3141 belongs to another cache" in a and "--port" in a for a in result.actions)
+
+    def test_a_network_this_engine_lacks_is_left_for_up(self, tmp_path):
+        from devpictl.precedence import load_remembered
+
+        path = self.backup_of(tmp_path, {"network": "corp", "probe_project": "six"}, ca_text=None)
+        result = bkp.restore(RestoreEngine(ok), Instance("copy"), path, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
+        assert load_remembered(Instance("copy")) == {"probe_project": "six"}
+        assert any("network 'corp' is not on this engine" in a and "--network" in a for a in result.actions)
+
+    def test_a_cache_keeps_its_own_settings(self, tmp_path):
+        from devpictl.precedence import load_remembered, save_remembered
+
+        path = self.backup_of(tmp_path, {"probe_project": "six"}, ca_text=None)
+        engine = RestoreEngine(ok)
+        running_cache(engine)
+        save_remembered(Instance("default"), {"probe_project": "pip"})
+        bkp.restore(engine, Instance("default"), path, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
+        assert load_remembered(Instance("default")) == {"probe_project": "pip"}

@@ -370,3 +370,25 @@ class TestReadingItBack:
         # The agent is anyone's to send: from outside the container it hides nothing (a login guess included).
         assert not ctr.is_health_check(line.format("172.17.0.1", "POST /+login", HEALTH_CHECK_AGENT))
         assert frontlog.read(line.format("172.17.0.1", "POST /+login", HEALTH_CHECK_AGENT)) is not None
+
+
+class TestImageLabel:
+    """What `status` shows as the image: the tag the container was made from, even when another tag names the same image."""
+
+    def test_the_tag_it_was_created_from_among_several(self):
+        container = FakeEngine().add("default")
+        container.image.tags = ["aaa/other:latest", "devpictl/devpi-server:6.20.3"]
+        container.attrs["Config"]["Image"] = "devpictl/devpi-server:6.20.3"
+        assert ctr.image_label(container) == "devpictl/devpi-server:6.20.3"
+
+    def test_a_tag_moved_elsewhere_gives_the_first_one(self):
+        container = FakeEngine().add("default")
+        container.image.tags = ["team/devpi:2"]
+        container.attrs["Config"]["Image"] = "team/devpi:1"
+        assert ctr.image_label(container) == "team/devpi:2"
+
+    def test_a_removed_image_gives_the_name_it_was_created_from(self):
+        container = FakeEngine().add("default")
+        container.image = None
+        container.attrs["Config"]["Image"] = "team/devpi:1"
+        assert ctr.image_label(container) == "team/devpi:1"

@@ -76,6 +76,21 @@ class TestLs:
         assert lines[1].split()[:4] == ["default", "running", "(healthy)", "http://127.0.0.1:3141/root/pypi/+simple/"]
         assert "12.5 MB" in lines[2] and "devpictl up --name kept" in lines[2]
 
+    def test_whole_rows_when_stdout_is_not_a_terminal(self, engine, monkeypatch):
+        monkeypatch.setenv("COLUMNS", "80")
+        name = "a-cache-name-of-forty-characters-is-long"
+        engine.add(name, status="exited")
+        result = invoke("ls")  # CliRunner's stdout is no terminal
+        assert result.exit_code == 0, result.output
+        [header, row] = result.stdout.splitlines()
+        assert row.split()[0] == name and row.endswith(f"stopped: devpictl up --name {name} starts it")
+        assert len(row) > 80
+
+    def test_a_failed_ups_log_alone_is_no_cache(self, engine):
+        Instance("ghost").state_dir.mkdir(parents=True)
+        Instance("ghost").failure_log.write_text("devpi's log\n")
+        assert invoke("ls").stdout == "No caches here yet: `devpictl up` makes one.\n"
+
     def test_unhealthy_says_to_read_the_logs(self, engine):
         engine.add("sick").attrs["State"]["Health"]["Status"] = "unhealthy"
         (cache_entry,) = json.loads(invoke("ls", "--json").stdout)
@@ -149,3 +164,25 @@ def test_a_port_another_cache_holds_is_named(engine):
         == "error: port 3141 belongs to devpictl cache 'other': pick another with --port, or `devpictl down --name other` first\n"
     )
     assert engine.mutations() == []
+
+
+class TestReadingCommandsWithoutName:
+    """pip-config and stats without --name pick a cache as status does: the only one, or a list to choose from."""
+
+    @pytest.mark.parametrize("command", [["pip-config"], ["stats"]])
+    def test_several_are_listed_to_choose_from(self, engine, command):
+        engine.add("a")
+        engine.add("b", port=3142)
+        result = invoke(*command)
+        assert result.exit_code == 2, result.output
+        assert result.stderr == "error: several caches here (a, b): pick one with --name, e.g. --name a (`devpictl ls` shows them)\n"
+
+    def test_the_only_cache_is_used(self, engine):
+        engine.add("solo", port=3150)
+        result = invoke("pip-config")
+        assert result.exit_code == 0, result.output
+        assert "index-url = http://127.0.0.1:3150/root/pypi/+simple/\n" in result.stdout
+
+    def test_none_is_one_error_line(self, engine):
+        result = invoke("stats")
+        assert (result.exit_code, result.stderr) == (8, "error: no caches here yet: create one with `devpictl up`\n")

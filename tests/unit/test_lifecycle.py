@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import httpx
 import pytest
 
@@ -81,6 +83,35 @@ class TestWaitUntilReady:
         with DevpiClient("http://127.0.0.1:1", transport=httpx.MockTransport(refuse)) as client:
             with pytest.raises(ReadinessTimeout, match="cannot reach devpi"):
                 lifecycle.wait_until_ready(client, "pip", 3, reporter.QuietReporter())
+
+    def test_a_tls_failure_in_devpis_log_says_so_at_once_and_names_ca_bundle(self, clock):
+        from devpictl.errors import UpstreamUnreachable
+
+        server = FakeDevpi()
+        server.simple_pages = [httpx.Response(502, text="Bad Gateway")] * 10
+        container = FakeEngine().add("default")
+        log = (
+            "2026-01-01 12:00:00,000 ERROR [req1] error fetching https://mirror.example/simple/pip/: "
+            "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate in certificate chain (_ssl.c:1006)\n"
+        )
+        asked = []
+        container.logs = lambda **kw: (asked.append(kw), log.encode())[1]
+        since = datetime.datetime.now(datetime.UTC)
+        with server.client() as client, pytest.raises(UpstreamUnreachable) as info:
+            lifecycle.wait_until_ready(client, "pip", 180, reporter.QuietReporter(), container, since)
+        assert asked[0]["since"] == since  # only what devpi logged during this `up`
+        message = str(info.value)
+        assert "TLS certificate (CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate" in message
+        assert "--ca-bundle" in message
+        assert clock.now < 1010  # not after the whole timeout
+
+    def test_a_log_without_tls_failures_keeps_waiting(self, clock):
+        server = FakeDevpi()
+        server.simple_pages = [httpx.Response(502, text="Bad Gateway")] * 10
+        container = FakeEngine().add("default")
+        container.logs = lambda **kw: b"ERROR error fetching https://mirror.example/simple/pip/: ConnectTimeout\n"
+        with server.client() as client, pytest.raises(ReadinessTimeout, match="HTTP 502"):
+            lifecycle.wait_until_ready(client, "pip", 2, reporter.QuietReporter(), container)
 
 
 class TestWaitForApi:

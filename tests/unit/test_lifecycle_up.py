@@ -8,6 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from devpictl import container as ctr
 from devpictl import lifecycle, reporter
 from devpictl.cli import app
 from devpictl.coremetadata import MetadataCheck
@@ -67,6 +68,22 @@ class TestSignalDuringUp:
         assert engine.by_name == {} and "devpictl-default-data" not in engine.volume_names
         assert "container.remove" in engine.calls and "volume.remove" in engine.calls
         assert not Instance("default").password_file.exists()
+
+
+class TestFailedFirstUp:
+    def test_leaves_no_ghost_in_ls_and_keeps_the_log(self, engine, monkeypatch):
+        from devpictl.errors import UpstreamUnreachable
+
+        def unreachable(*args):
+            raise UpstreamUnreachable("upstream https://mirror.example/simple did not answer")
+
+        monkeypatch.setattr(lifecycle, "wait_until_ready", unreachable)
+        monkeypatch.setattr(ctr, "logs_tail", lambda container, lines=40: "devpi's last words\n")
+        result = runner.invoke(app, ["up", "--port", "3299"])
+        assert result.exit_code == 5, result.output
+        assert Instance("default").failure_log.read_text() == "devpi's last words\n"  # the error line points at it
+        listed = runner.invoke(app, ["ls"])
+        assert listed.stdout == "No caches here yet: `devpictl up` makes one.\n", listed.output
 
 
 class TestSizeLimit:

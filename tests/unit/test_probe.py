@@ -30,8 +30,17 @@ class TestInsideTheContainer:
             probe.check_upstream(exec_answering(0, b"12\n"), TUNA.url, "pip")
 
     def test_check_upstream_refuses_an_unreachable_upstream(self):
-        with pytest.raises(UpstreamUnreachable, match="URLError: timed out"):
+        with pytest.raises(UpstreamUnreachable, match="URLError: timed out") as info:
             probe.check_upstream(exec_answering(1, b"URLError: timed out\n"), TUNA.url, "pip")
+        # Another mirror first; switching anyway comes last.
+        message = str(info.value)
+        assert "`devpictl mirrors test`" in message and "pick another" in message
+        assert message.index("devpictl mirrors test") < message.index("--no-check")
+
+    def test_an_untrusted_certificate_names_ca_bundle(self):
+        answer = b"URLError: <urlopen error [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed>\n"
+        with pytest.raises(UpstreamUnreachable, match="does not trust its TLS certificate: pass --ca-bundle"):
+            probe.check_upstream(exec_answering(1, answer), TUNA.url, "pip")
 
 
 class TestUpstreamCheckDeadline:

@@ -68,3 +68,21 @@ def test_the_layout_names_every_module_and_template():
     names += [p.name for p in (root / "templates").iterdir()]
     missing = [name for name in names if name not in layout]
     assert missing == [], f"README's Layout does not name {missing}"
+
+
+def test_the_commands_without_json_are_the_ones_readme_names():
+    text = " ".join(README.read_text().split())
+    claim = re.search(r"Every command but (.+?) takes `--json`", text)
+    assert claim, "README lost its sentence on --json"
+    named = set(re.findall(r"`([^`]+)`", claim.group(1)))
+    without = {
+        " ".join(path) for path, command in commands() if not any("--json" in p.opts for p in command.params if isinstance(p, TyperOption))
+    }
+    assert named == without
+
+
+def test_the_first_command_says_root_or_sudo():
+    """Where the user is root there is no sudo: the README says the apt-get runs as root, or with sudo."""
+    text = README.read_text()
+    first = text.index("sudo apt-get install")
+    assert "as root, or with `sudo`" in " ".join(text[:first].split()[-30:])

@@ -130,6 +130,33 @@ class TestWarm:
         again = run(cache, [lockfiles.Pin("six", "1.16.0")])
         assert (again.count(core.PRESENT), again.count(core.STORED)) == (1, 0)
 
+    @pytest.mark.parametrize("stored_at, status", [(1_800_000_000, core.STORED), (1_700_000_000, core.PRESENT)])
+    def test_a_file_the_resolver_stored_in_this_run_counts_as_stored(self, stored_at, status):
+        from email.utils import formatdate
+
+        cache = FakeCache()
+        name = "six-1.16.0-py2.py3-none-any.whl"
+        cache.stored.add(name)  # pip's resolve, through the cache, fetched it a moment ago, or an earlier run did
+        handle = cache.handle
+
+        def with_dates(request):
+            response = handle(request)
+            if request.headers.get("Range") == "bytes=0-0" and name in request.url.path:
+                response.headers["Last-Modified"] = formatdate(stored_at, usegmt=True)
+                response.headers["Content-Range"] = f"bytes 0-0/{len(WHEEL)}"
+            return response
+
+        report = core.warm(
+            INDEX,
+            [lockfiles.Pin("six", "1.16.0")],
+            core.make_targets(["3.12"], [LINUX]),
+            Recorder(),
+            transport=httpx.MockTransport(with_dates),
+            since=1_799_999_999.5,
+        )
+        assert [(f.filename, f.status) for f in report.files] == [(name, status)]
+        assert report.stored_bytes == (len(WHEEL) if status == core.STORED else 0)
+
     def test_what_the_upstream_lacks_is_reported(self):
         report = run(FakeCache(), [lockfiles.Pin("six", "9.9"), lockfiles.Pin("nosuch", "1.0")])
         assert report.missing == [

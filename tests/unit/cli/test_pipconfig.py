@@ -379,7 +379,7 @@ class TestPipConfig:
         return engine
 
     def test_shows_the_settings(self, engine):
-        result = invoke()
+        result = invoke("--name", "default")  # two caches: without --name it lists them (tests/unit/test_inventory.py)
         assert result.exit_code == 0, result.output
         assert result.stdout == "[global]\nindex-url = http://127.0.0.1:3141/root/pypi/+simple/\ntrusted-host = 127.0.0.1\n"
 

@@ -109,6 +109,17 @@ class TestList:
         assert "user entry: office mirror" in row
         assert f"user entries are kept in {config_file()}" in result.stdout
 
+    def test_whole_rows_when_stdout_is_not_a_terminal(self, monkeypatch):
+        monkeypatch.setenv("COLUMNS", "80")
+        note = "the office mirror on the third floor, ask the infrastructure team before relying on it"
+        add("corp", CORP + "/a/long/path/to/the/simple/index", "--note", note)
+        result = invoke("mirrors")  # CliRunner's stdout is no terminal
+        (row,) = [line for line in result.stdout.splitlines() if line.split()[:1] == ["corp"]]
+        assert row.rstrip().endswith(f"user entry: {note}") and CORP + "/a/long/path/to/the/simple/index" in row
+        for upstream in CATALOG.values():
+            (line,) = [line for line in result.stdout.splitlines() if line.split()[:1] == [upstream.name]]
+            assert line.rstrip().endswith(upstream.note.split()[-1]), line
+
     def test_json_marks_user_entries(self):
         add("corp", CORP)
         data = json.loads(invoke("mirrors", "--json").stdout)
@@ -498,3 +509,26 @@ class TestMirrors:
         assert [m["name"] for m in data] == list(CATALOG)
         assert {m["name"]: m["url"] for m in data} == {u.name: u.url for u in CATALOG.values()}
         assert data[0] == {"name": "pypi", "url": None, "note": CATALOG["pypi"].note}
+
+
+class TestShellCompletion:
+    """The shell completes mirror names: the catalog's and the user's entries."""
+
+    @staticmethod
+    def complete(words: str) -> list[str]:
+        from typer.testing import CliRunner
+
+        from devpictl.cli import app
+
+        env = {"_DEVPICTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+        result = CliRunner().invoke(app, [], prog_name="devpictl", env=env)
+        assert result.exit_code == 0, result.output
+        return result.output.split()
+
+    def test_mirror_names_and_user_entries(self):
+        add("corp", CORP)
+        assert self.complete("devpictl up --mirror n") == ["nju"]
+        assert self.complete("devpictl up --mirror co") == ["corp"]
+        assert self.complete("devpictl set-upstream fa") == ["fastest"]
+        assert self.complete("devpictl up --fallback tuna,bf") == ["tuna,bfsu"]
+        assert set(self.complete("devpictl mirrors test t")) == {name for name in CATALOG if name.startswith("t")}
