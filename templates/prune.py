@@ -36,7 +36,9 @@ def mirrored_files(root: str) -> list[tuple[float, int, str]]:
     return found
 
 
-def choose(files: list[tuple[float, int, str]], max_bytes: int | None, unused_days: float | None, now: float) -> list[tuple[float, int, str]]:
+def choose(
+    files: list[tuple[float, int, str]], max_bytes: int | None, unused_days: float | None, now: float
+) -> list[tuple[float, int, str]]:
     """The files to remove: unused for longer than ``unused_days``, then the least recently used until the rest fit ``max_bytes``."""
     oldest_first = sorted(files)
     chosen = []
@@ -62,6 +64,7 @@ def main() -> None:
     files = mirrored_files(args.root)
     chosen = choose(files, args.max_bytes, args.unused_days, now)
     removed = []
+    freed = 0
     for used, size, path in chosen:
         if not args.dry_run:
             try:
@@ -69,9 +72,20 @@ def main() -> None:
             except FileNotFoundError:
                 continue
         removed.append({"file": os.path.relpath(path, args.root), "bytes": size, "unused_days": round((now - used) / 86400, 1)})
+        freed += size
     total = sum(size for _, size, _ in files)
-    freed = sum(item["bytes"] for item in removed)
-    print(json.dumps({"files": len(files), "bytes": total, "removed": removed, "freed_bytes": freed, "kept_bytes": total - freed, "dry_run": args.dry_run}))
+    print(
+        json.dumps(
+            {
+                "files": len(files),
+                "bytes": total,
+                "removed": removed,
+                "freed_bytes": freed,
+                "kept_bytes": total - freed,
+                "dry_run": args.dry_run,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ WANTED = {
 
 def call(method, path, body=None, headers=None):
     request = urllib.request.Request(
-        BASE + path, method=method, data=None if body is None else json.dumps(body).encode(),
+        BASE + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
         headers={"Accept": "application/json", "Content-Type": "application/json", **(headers or {})},
     )
     with urllib.request.urlopen(request, timeout=30) as answer:

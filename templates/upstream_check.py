@@ -6,7 +6,16 @@ one JSON line: a page's final URL and text, or ({{ env_check_what }}=digest) a
 file's HTTP status and sha256; or, exit code 1, why nothing answered.
 """
 
-import hashlib, json, os, shlex, signal, ssl, sys, urllib.error, urllib.request
+import hashlib
+import json
+import os
+import shlex
+import signal
+import ssl
+import sys
+import urllib.error
+import urllib.request
+
 run = "{{ run_dir }}"
 if os.path.exists(run + "/{{ proxy_env }}"):
     for item in shlex.split(open(run + "/{{ proxy_env }}").read()):
@@ -26,8 +35,12 @@ for prefix, authorization in entries.items():
         headers["Authorization"] = authorization
 req = urllib.request.Request(url, headers=headers)
 timeout = float(os.environ.get("{{ env_check_timeout }}", "20"))
+
+
 def give_up(signum, frame):
     raise TimeoutError(f"no answer within {timeout:g} s")
+
+
 # urlopen's timeout bounds each socket call, not name resolution or a slow trickle.
 signal.signal(signal.SIGALRM, give_up)
 signal.setitimer(signal.ITIMER_REAL, timeout + 0.5)
