@@ -230,6 +230,8 @@ CASES = [
     Case("prune-nothing-to-do", ["prune"], 2, "say what to remove"),
     Case("prune-bad-duration", ["prune", "--unused-for", "soon"], 2, "--unused-for 'soon' is not a duration"),
     Case("stats-bad-since", ["stats", "--since", "forever"], 2, "--since 'forever' is not a duration"),
+    Case("stats-since-overflows", ["stats", "--since", "999999999999999d"], 2, "--since '999999999999999d' is longer than a century"),
+    Case("prune-unused-for-overflows", ["prune", "--unused-for", "9" * 400 + "w"], 2, "is longer than a century"),
     Case("warm-no-such-file", ["warm", "/nonexistent/uv.lock"], 2, "/nonexistent/uv.lock is not a file"),
     Case("warm-bad-python", lambda world: ["warm", A_LOCK(world), "--python", "3"], 2, "--python '3' is not a Python version"),
     Case("status-bad-name", ["status", "--name", "a/b"], 2, "cache name 'a/b' is not allowed"),
