@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -257,7 +256,7 @@ def core_metadata_measurement(
         return None
 
     def measure(url: str) -> coremetadata.MetadataCheck:
-        with checking(reporter, url, "serves core metadata"):
+        with probe.checking(reporter, url, "serves core metadata"):
             return probe.measure_core_metadata(container, url, probe_project)
 
     return measure
@@ -329,23 +328,11 @@ def refresh_cached_projects(client: DevpiClient, reporter: Reporter, unfinished:
         return refresh.refresh(projects, client.refresh_project, unfinished, advance)
 
 
-@contextlib.contextmanager
-def checking(reporter: Reporter, url: str, what: str = "answers") -> Iterator[None]:
-    """A check of ``url`` before the switch, with a spinner; a Ctrl-C in it says that the upstream is as it was."""
-    try:
-        with reporter.waiting(f"Checking that {url} {what}"):
-            yield
-    except KeyboardInterrupt:
-        raise Interrupted(
-            f"interrupted while checking that {url} {what}, before root/pypi's upstream was changed: run the same command again to switch"
-        ) from None
-
-
 def check_switch(container: Container, current: Upstream, wanted: Upstream, official: str, project: str, reporter: Reporter) -> None:
     """Before a switch, refuse a ``wanted`` upstream that does not answer; the cache's own upstream needs no check."""
     url = effective_url(wanted, official)
     if url != effective_url(current, official):
-        with checking(reporter, url):
+        with probe.checking(reporter, url):
             probe.check_upstream(container, url, project)
 
 
@@ -401,7 +388,7 @@ def upstream_checker(container: Container, probe_project: str, reporter: Reporte
     """check_upstream for ``probe_project``, with a spinner: how failover checks a chain's new upstreams."""
 
     def check(url: str) -> None:
-        with checking(reporter, url):
+        with probe.checking(reporter, url):
             probe.check_upstream(container, url, probe_project)
 
     return check
