@@ -90,6 +90,33 @@ def bench_env(work: Path, image: str) -> dict[str, str]:
     }
 
 
+def add_image_options(parser: argparse.ArgumentParser, *, base_image: bool = True) -> None:
+    """--base-image and --ca-bundle, from DEVPICTL_BASE_IMAGE and DEVPICTL_CA_BUNDLE as devpictl takes them."""
+    if base_image:
+        add_image_options(parser)
+
+
+def make_tree(root: Path, names: list[str], releases: tuple[str, ...] = ("1.0",), content=str.encode) -> list[str]:
+    """A static index under ``root`` (simple/NAME/index.html, files/): each project's ``releases`` as wheels of ``content(wheel)``.
+
+    Readable by every user, so a static server in a container serves it; returns ``names``.
+    """
+    (root / "files").mkdir(parents=True)
+    for name in names:
+        page = root / "simple" / name
+        page.mkdir(parents=True)
+        links = []
+        for release in releases:
+            wheel = f"{name.replace('-', '_')}-{release}-py3-none-any.whl"
+            data = content(wheel)
+            (root / "files" / wheel).write_bytes(data)
+            links.append(f'<a href="../../files/{wheel}#sha256={hashlib.sha256(data).hexdigest()}">{wheel}</a>')
+        (page / "index.html").write_text("\n".join(links) + "\n")
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    return names
+
+
 def must(result: subprocess.CompletedProcess) -> str:
     if result.returncode != 0:
         sys.exit(f"bench: {' '.join(map(str, result.args[2:]))} failed:\n{result.stdout}{result.stderr}")
@@ -475,8 +502,7 @@ def stage(message: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", default="devpictl-bench/devpi:latest", help="image tag to build and run")
-    parser.add_argument("--base-image", default=os.environ.get("DEVPICTL_BASE_IMAGE", "python:3.12-slim"))
-    parser.add_argument("--ca-bundle", default=os.environ.get("DEVPICTL_CA_BUNDLE"), help="CA bundle for a TLS-inspecting network")
+    add_image_options(parser)
     parser.add_argument("--runs", type=int, default=5, help="warm runs per target (median)")
     parser.add_argument("--resolve-runs", type=int, default=3, help="direct and warm resolutions per tool (median)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))

@@ -28,25 +28,10 @@ from pathlib import Path
 import httpx
 
 # Run as a script, bench/ is on sys.path: bench.py's helpers.
-from bench import bench_env, up
+from bench import bench_env, make_tree, up
 
 AGENT = "pip/24.1.2 devpictl-bench"
 SILENT = "import socket, time\ns = socket.socket()\ns.bind(('0.0.0.0', 8080))\ns.listen(1000)\ntime.sleep(10**6)\n"
-
-
-def make_tree(root: Path, count: int) -> list[str]:
-    names = [f"bench-f{i:03d}" for i in range(count)]
-    (root / "files").mkdir(parents=True)
-    for name in names:
-        wheel = f"{name.replace('-', '_')}-1.0-py3-none-any.whl"
-        data = os.urandom(200_000)
-        (root / "files" / wheel).write_bytes(data)
-        page = root / "simple" / name
-        page.mkdir(parents=True)
-        (page / "index.html").write_text(f'<a href="../../files/{wheel}#sha256={hashlib.sha256(data).hexdigest()}">{wheel}</a>\n')
-    for path in [root, *root.rglob("*")]:
-        os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    return names
 
 
 def fetch_set(index_url: str, names: list[str]) -> tuple[float, int]:
@@ -80,7 +65,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="devpictl-bench-failover-"))
     env = bench_env(work, args.image)
     os.chmod(work, 0o755)
-    names = make_tree(work / "tree", args.projects)
+    names = make_tree(work / "tree", [f"bench-f{i:03d}" for i in range(args.projects)], content=lambda wheel: os.urandom(200_000))
     network = engine.networks.create(f"devpictl-bench-failover-{os.getpid()}", labels={"devpictl.bench": "1"})
     containers = []
 

@@ -23,7 +23,6 @@ The image must exist (`devpictl build --image TAG`).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import time
 from pathlib import Path
 
 # Run as a script, bench/ is on sys.path: bench.py's helpers, as it measures them.
-from bench import bench_env, devpictl, fetch_set, machine, median_fetch, must, pins, up
+from bench import add_image_options, bench_env, devpictl, fetch_set, machine, median_fetch, must, pins, up
 
 PRIMARY, REPLICA = "bench-repl-primary", "bench-repl-replica"
 PROBE = "tqdm"  # outside the set: readiness warms nothing measured
@@ -59,7 +58,7 @@ def wait_until_held(engine, container: str, filenames: list[str], timeout: float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", required=True, help="the image devpictl built, to run primary and replica")
-    parser.add_argument("--ca-bundle", default=os.environ.get("DEVPICTL_CA_BUNDLE"), help="CA bundle for a TLS-inspecting network")
+    add_image_options(parser, base_image=False)
     parser.add_argument("--runs", type=int, default=5, help="warm runs per target (median)")
     args = parser.parse_args()
 

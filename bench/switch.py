@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import hashlib
 import os
 import shutil
 import subprocess
@@ -29,7 +28,7 @@ from pathlib import Path
 import httpx
 
 # Run as a script, bench/ is on sys.path: bench.py's helpers.
-from bench import bench_env, up
+from bench import bench_env, make_tree, up
 from devpictl.simplepage import parse
 
 START = "<!-- section: bench/switch.py -->"  # bench/bench.py keeps sections that start so
@@ -46,23 +45,7 @@ http.server.ThreadingHTTPServer(("0.0.0.0", 8080), functools.partial(Slow, direc
 """
 
 
-RELEASES = ("1.0", "1.1", "1.2", "1.3")  # on each page; the cache stores the first one's file
-
-
-def make_tree(root: Path, count: int) -> list[str]:
-    """N projects of four small files each: a switch checks each link, and keeps the stored one's."""
-    names = [f"bench-p{i:05d}" for i in range(count)]
-    (root / "files").mkdir(parents=True)
-    for name in names:
-        page = root / "simple" / name
-        page.mkdir(parents=True)
-        links = []
-        for release in RELEASES:
-            wheel = f"{name.replace('-', '_')}-{release}-py3-none-any.whl"
-            (root / "files" / wheel).write_bytes(wheel.encode())  # devpi checks the bytes, nothing reads them
-            links.append(f'<a href="../../files/{wheel}#sha256={hashlib.sha256(wheel.encode()).hexdigest()}">{wheel}</a>')
-        (page / "index.html").write_text("\n".join(links) + "\n")
-    return names
+RELEASES = ("1.0", "1.1", "1.2", "1.3")  # on each page of N projects: a switch checks each link, and keeps the stored one's file
 
 
 def warm(index_url: str, names: list[str], store: bool = False) -> float:
@@ -123,7 +106,7 @@ def main() -> None:
         cases = [(int(s), float(lat)) for lat in args.latencies.split(",") for s in args.sizes.split(",")]
         for size, latency in cases:
             tree = work / f"tree{size}-{latency}"
-            names = make_tree(tree, size)
+            names = make_tree(tree, [f"bench-p{i:05d}" for i in range(size)], RELEASES)  # nothing reads a file's bytes
             for path in [work, tree, *tree.rglob("*")]:
                 os.chmod(path, 0o755 if path.is_dir() else 0o644)
             upstream = engine.containers.run(

@@ -12,7 +12,6 @@ devpictl.image.render_server_config sets are in docs/performance.md.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -25,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench  # noqa: E402
+from devpictl import layout  # noqa: E402
 from devpictl.devpi import DevpiClient  # noqa: E402
 
 OPTION_SETS = [
@@ -69,16 +69,17 @@ def memory_mb(container) -> tuple[float, float]:
 
 def measure(engine, image: str, args: list[str], ca_bundle: str | None, wheels: list[str], secret: str) -> str:
     port = bench.free_port()
-    volumes = {secret: {"bind": "/run/secrets/root-password", "mode": "ro"}}
+    password_file = f"/run/secrets/{layout.ROOT_PASSWORD}"
+    volumes = {secret: {"bind": password_file, "mode": "ro"}}
     if ca_bundle:
-        volumes[ca_bundle] = {"bind": "/run/devpictl/ca-bundle.pem", "mode": "ro"}
+        volumes[ca_bundle] = {"bind": f"{layout.RUN_DIR}/{layout.CA_BUNDLE}", "mode": "ro"}
     container = engine.containers.run(
         image,
         args,
         detach=True,
-        environment={"DEVPICTL_FRONT": "0", "DEVPICTL_ROOT_PASSWORD_FILE": "/run/secrets/root-password"},
+        environment={layout.ENV_FRONT: "0", layout.ENV_ROOT_PASSWORD_FILE: password_file},
         volumes=volumes,
-        ports={"3141/tcp": ("127.0.0.1", port)},
+        ports={f"{layout.CONTAINER_PORT}/tcp": ("127.0.0.1", port)},
         labels={"devpictl.bench": "1"},
     )
     try:
@@ -100,7 +101,7 @@ def measure(engine, image: str, args: list[str], ca_bundle: str | None, wheels: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", required=True, help="a devpictl image (devpictl build)")
-    parser.add_argument("--ca-bundle", default=os.environ.get("DEVPICTL_CA_BUNDLE"))
+    bench.add_image_options(parser, base_image=False)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "devpi-options.md"))
     args = parser.parse_args()
 

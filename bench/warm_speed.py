@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -29,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ROOT, WARM_BEGIN, WARM_END, WHEELS, bench_env, clean_env, devpictl, machine, must, up, warm_section
+from bench import ROOT, WARM_BEGIN, WARM_END, WHEELS, add_image_options, bench_env, clean_env, devpictl, machine, must, up, warm_section
 
 NAMES = ["bench-warm", "bench-warm-pip"]
 
@@ -107,8 +106,7 @@ def write_section(path: Path, text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", default="devpictl-bench/devpi:latest", help="image tag to build and run")
-    parser.add_argument("--base-image", default=os.environ.get("DEVPICTL_BASE_IMAGE", "python:3.12-slim"))
-    parser.add_argument("--ca-bundle", default=os.environ.get("DEVPICTL_CA_BUNDLE"), help="CA bundle for a TLS-inspecting network")
+    add_image_options(parser)
     parser.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
     args = parser.parse_args()
 

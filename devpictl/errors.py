@@ -6,6 +6,11 @@ none of them ever carries a password or token.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
 # Exit codes, documented in README.md. 2 is Click's usage error.
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -122,3 +127,24 @@ class Interrupted(DevpictlError):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where SIGINT raises KeyboardInterrupt, so both take the same clean-up paths."""
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM wait until the block ends, for a step that must finish once begun; the list holds those that came.
+
+    What happens to them is the caller's: say what state the finished step left, or
+    nothing when the command is done anyway (an exit code must not contradict its output).
+    """
+    arrived: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # only the main thread receives signals
+        yield arrived
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: arrived.append(signum))
+    try:
+        yield arrived
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

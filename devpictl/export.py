@@ -7,7 +7,11 @@ docs/scale-out.md says when to use which.
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import secrets
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +21,7 @@ from devpictl import image as img
 from devpictl.errors import BadInput, Conflict
 from devpictl.files import write_atomic
 from devpictl.mirrors import Upstream
+from devpictl.network import is_ip
 from devpictl.settings import NAME_PATTERN, extra_labels, new_root_password
 
 # The Kubernetes versions `export k8s` is checked against (tests/unit/test_export.py), oldest and newest.
@@ -28,6 +33,15 @@ SECRETS_DIR = "secrets"
 # secrets/ holds the files the entrypoint reads from its run dir under devpictl, as secret mounts here.
 ROOT_PASSWORD = layout.ROOT_PASSWORD
 DEVPI_SECRET = layout.REPLICA_SECRET
+# Each value the manifests take is checked against these, then written through yaml_values.
+STORAGE = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?)(?:Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?")  # a Kubernetes quantity of bytes
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
+# the engine's reference grammar: [registry/]path[:tag][@digest]
+IMAGE_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{{32,}})?"
+)
+NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # what the engine accepts for a network's name
 
 
 @dataclass(frozen=True)
@@ -55,7 +69,8 @@ class Exported:
 
 
 def check_options(opts: ExportOptions) -> None:
-    if not 1 <= opts.replicas <= 50:
+    """Refuse any value the manifests cannot hold as given, before anything is written."""
+    if isinstance(opts.replicas, bool) or not isinstance(opts.replicas, int) or not 1 <= opts.replicas <= 50:
         raise BadInput(f"--replicas {opts.replicas} is out of range: give 1 to 50")
     if opts.upstream is not None and opts.upstream.credentials is not None:
         raise BadInput(
@@ -65,28 +80,127 @@ def check_options(opts: ExportOptions) -> None:
         raise BadInput(
             f"--name {opts.name!r} is not a Kubernetes name: use lowercase letters, digits and '-', starting with a letter or digit"
         )
+    if len(opts.image) > 255 or not IMAGE_REFERENCE.fullmatch(opts.image):
+        raise BadInput(f"--image {opts.image!r} is not an image reference: give one such as registry.example/devpi:6.20.3")
+    if not STORAGE.fullmatch(opts.storage) or float(re.sub(r"[A-Za-z]+$", "", opts.storage)) <= 0:
+        raise BadInput(f"--storage {opts.storage!r} is not a Kubernetes quantity of bytes: give one such as 20Gi or 500Mi")
+    if isinstance(opts.port, bool) or not isinstance(opts.port, int) or not 1 <= opts.port <= 65535:
+        raise BadInput(f"--port {opts.port} is out of range: give 1 to 65535")
+    if not is_ip(opts.host):
+        raise BadInput(f"--host {opts.host!r} is not an IP address: give one such as 127.0.0.1")
+    for network in opts.networks:
+        if not NETWORK_NAME.fullmatch(network):
+            raise BadInput(f"--network {network!r} is not a Docker network's name: use letters, digits, '_', '.' and '-'")
 
 
-def ensure_secrets(directory: Path) -> list[Path]:
+def yaml_values(values: dict[str, object]) -> dict[str, object]:
+    """``values`` for a manifest: every string as a YAML double-quoted scalar, in mappings and lists too.
+
+    JSON's string literals are YAML's double-quoted scalars, so no value can end its
+    line, start a key, or turn into a number, a boolean or null (``yes``, ``1e3``).
+    """
+
+    def scalar(value: object) -> object:
+        if isinstance(value, str):
+            return json.dumps(value)
+        if isinstance(value, dict):
+            return {scalar(k): scalar(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [scalar(v) for v in value]
+        if value is None or isinstance(value, bool | int):
+            return value
+        raise TypeError(f"{value!r} is not a manifest value")
+
+    return {name: scalar(value) for name, value in values.items()}
+
+
+def ensure_secrets(directory: Path, mode: int) -> list[Path]:
     """secrets/root-password and secrets/devpi-secret, made once and kept: a re-export must not lock anyone out.
 
-    The directory is 0700 (only you reach them); the files are 0644 so that devpi's
-    user in the container can read the bind mount compose makes of them.
+    secrets/ is a directory of ours (no symlink, nobody else's) made 0700; each file is
+    created exclusively beside it and linked in, so no link planted there is followed
+    and no secret already there is replaced. ``mode`` is 0600, or 0644 where compose
+    bind-mounts the files for devpi's user in the container.
     """
     folder = directory / SECRETS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o700)
-    made = []
-    for name, value in ((ROOT_PASSWORD, new_root_password()), (DEVPI_SECRET, secrets.token_urlsafe(48))):
-        path = folder / name
-        if not path.exists():
-            write_atomic(path, (value + "\n").encode(), 0o644)
-            made.append(path)
-    return made
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)  # check_output refused a symlink; a swap since fails here
+    except OSError as exc:
+        raise Conflict(f"{folder} is not a directory of yours ({exc.strerror}): remove it, then export again") from None
+    try:
+        own(os.fstat(fd), folder)
+        os.fchmod(fd, 0o700)
+        made = []
+        for name, value in ((ROOT_PASSWORD, new_root_password()), (DEVPI_SECRET, secrets.token_urlsafe(48))):
+            if create_secret(fd, name, (value + "\n").encode(), mode):
+                made.append(folder / name)
+        return made
+    finally:
+        os.close(fd)
+
+
+def create_secret(folder_fd: int, name: str, data: bytes, mode: int) -> bool:
+    """Write secret ``name`` into the directory ``folder_fd`` unless it is there; whether it was made."""
+    try:
+        st = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISREG(st.st_mode):
+            raise Conflict(f"{SECRETS_DIR}/{name} is not a regular file: remove it, then export again")
+        return False
+    tmp = f".{name}.{secrets.token_hex(8)}.devpictl-tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=folder_fd)
+    try:
+        try:
+            os.fchmod(fd, mode)  # whatever the umask
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd, follow_symlinks=False)  # fails if one appeared meanwhile
+    finally:
+        os.unlink(tmp, dir_fd=folder_fd)
+    return True
+
+
+def own(st: os.stat_result, path: Path) -> None:
+    if st.st_uid != os.geteuid():
+        raise Conflict(f"{path} belongs to another user (uid {st.st_uid}): export into a directory of your own")
+
+
+def is_git_top(directory: Path) -> bool:
+    return (directory / ".git").exists()
+
+
+def check_output(directory: Path, file_name: str, force: bool) -> None:
+    """Refuse an output path that is a symlink or someone else's, or a git work tree's top (without --force), before writing."""
+    for path in (
+        directory,
+        directory / SECRETS_DIR,
+        directory / file_name,
+        *(directory / SECRETS_DIR / n for n in (ROOT_PASSWORD, DEVPI_SECRET)),
+    ):
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            raise Conflict(f"{path} is a symlink: export writes no secret or manifest through one; give -o a directory of your own")
+        own(st, path)
+    if is_git_top(directory) and not force:
+        raise Conflict(
+            f"{directory.resolve()} is the top of a git work tree, where secrets/ would sit beside your code: "
+            "give -o DIR (outside the repository, or ignored by git), or --force to write here"
+        )
 
 
 def write_manifest(path: Path, text: str, force: bool) -> None:
-    if path.exists() and not force:
+    if os.path.lexists(path) and not force:
         raise Conflict(f"{path} exists: pass --force to replace it (the secrets beside it are kept)")
     write_atomic(path, text.encode())
 
@@ -96,16 +210,21 @@ def mirror_url(opts: ExportOptions) -> str | None:
 
 
 def render_compose(opts: ExportOptions) -> str:
+    host = f"[{opts.host}]" if ":" in opts.host else opts.host
     return img.render_template(
         "compose.yaml.j2",
         devpictl_version=__version__,
-        image=opts.image,
         replicas=opts.replicas,
-        host=opts.host,
         port=opts.port,
-        mirror_url=mirror_url(opts),
-        networks=list(opts.networks),
-        labels=extra_labels(),
+        **yaml_values(
+            {
+                "image": opts.image,
+                "published": f"{host}:{opts.port}:{layout.CONTAINER_PORT}",
+                "mirror_url": mirror_url(opts),
+                "networks": list(opts.networks),
+                "labels": extra_labels(),
+            }
+        ),
     )
 
 
@@ -113,34 +232,46 @@ def render_k8s(opts: ExportOptions) -> str:
     return img.render_template(
         "k8s.yaml.j2",
         devpictl_version=__version__,
-        image=opts.image,
         replicas=opts.replicas,
-        app=opts.name,
-        secret=f"{opts.name}-secrets",
-        storage=opts.storage,
-        mirror_url=mirror_url(opts),
         oldest=K8S_OLDEST.rsplit(".", 1)[0],
         newest=K8S_NEWEST.rsplit(".", 1)[0],
+        **yaml_values(
+            {
+                "image": opts.image,
+                "app": opts.name,
+                "primary": f"{opts.name}-primary",
+                "replica_set": f"{opts.name}-replica",
+                "primary_url": f"http://{opts.name}-primary:{layout.CONTAINER_PORT}",
+                "secret": f"{opts.name}-secrets",
+                "storage": opts.storage,
+                "mirror_url": mirror_url(opts),
+            }
+        ),
     )
 
 
-def write_out(opts: ExportOptions, file_name: str, render: Callable[[ExportOptions], str]) -> tuple[Path, list[Path]]:
-    """Check ``opts``, write the manifest ``render`` makes, and make the secrets it needs: (the manifest, the secrets made)."""
+def write_out(opts: ExportOptions, file_name: str, render: Callable[[ExportOptions], str], secret_mode: int) -> tuple[Path, list[Path]]:
+    """Check ``opts`` and the output path, write the manifest ``render`` makes, and make the secrets it needs: (the manifest, the secrets made)."""
     check_options(opts)
+    check_output(opts.directory, file_name, opts.force)
+    text = render(opts)
     path = opts.directory / file_name
-    write_manifest(path, render(opts), opts.force)
-    return path, ensure_secrets(opts.directory)
+    opts.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_manifest(path, text, opts.force)
+    return path, ensure_secrets(opts.directory, secret_mode)
 
 
 def export_compose(opts: ExportOptions) -> Exported:
-    path, made = write_out(opts, COMPOSE_FILE, render_compose)
+    # compose bind-mounts file secrets as they are, and devpi runs as its own user: 0644, in the 0700 directory
+    path, made = write_out(opts, COMPOSE_FILE, render_compose, 0o644)
     return Exported(
         [path], made, f"cd {opts.directory} && docker-compose up -d; installers use http://{opts.host}:{opts.port}/root/pypi/+simple/"
     )
 
 
 def export_k8s(opts: ExportOptions) -> Exported:
-    path, made = write_out(opts, K8S_FILE, render_k8s)
+    # kubectl reads them as you: 0600, as every other secret devpictl makes
+    path, made = write_out(opts, K8S_FILE, render_k8s, 0o600)
     secret = (
         f"kubectl create secret generic {opts.name}-secrets --from-file={ROOT_PASSWORD}={SECRETS_DIR}/{ROOT_PASSWORD} "
         f"--from-file={DEVPI_SECRET}={SECRETS_DIR}/{DEVPI_SECRET}"

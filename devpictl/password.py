@@ -16,6 +16,7 @@ from devpictl.errors import (
     Interrupted,
     LoginRefused,
     PasswordUnconfirmed,
+    interrupts_deferred,
 )
 from devpictl.settings import (
     Instance,
@@ -79,9 +80,14 @@ def rotate(engine: DockerClient, instance: Instance, *, client: DevpiClient | No
     own_client = client is None
     client = client or DevpiClient(ctr.local_base_url(container))
     try:
-        settled = login_root(client, instance)
-        new = new_root_password()
-        stage_root_password(instance, new)
+        try:
+            settled = login_root(client, instance)
+            new = new_root_password()
+            stage_root_password(instance, new)  # a pending file devpi never heard of: the next login drops it
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted before devpi was asked to change the root password: {instance.password_file} still holds it"
+            ) from None
         try:
             change(client, instance, new)
         except PasswordUnconfirmed:
@@ -96,7 +102,15 @@ def rotate(engine: DockerClient, instance: Instance, *, client: DevpiClient | No
                 f"{instance.pending_password_file} the new one; the next `devpictl password --rotate` or "
                 f"`devpictl up --name {instance.name}` asks devpi which one it holds and keeps that"
             ) from None
-        commit_root_password(instance)
+        # devpi holds the new password: the store must follow, whatever arrives meanwhile.
+        with interrupts_deferred() as arrived:
+            commit_root_password(instance)
+            if own_client:
+                client.close()  # here, not left to a Ctrl-C's mercy below (closing twice is harmless)
+        if arrived:
+            raise Interrupted(
+                f"interrupted as the rotation ended; it is complete: devpi and {instance.password_file} hold the new root password"
+            )
     finally:
         if own_client:
             client.close()

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
 from devpictl import coremetadata, layout, simplepage, speedtest
 from devpictl import image as img
-from devpictl.errors import UpstreamUnreachable
+from devpictl.errors import Interrupted, UpstreamUnreachable
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
+
+    from devpictl.reporter import Reporter
 
 
 def check_script() -> str:
@@ -97,3 +101,15 @@ def serves_core_metadata(container: Container) -> bool:
     """Whether the container's devpi-server runs with enable-core-metadata (images devpictl built for devpi >= 6.20)."""
     code, output = ctr.exec_output(container, ["cat", layout.SERVER_CONFIG])
     return code == 0 and f"  {coremetadata.SERVER_OPTION}: true" in output.splitlines()
+
+
+@contextlib.contextmanager
+def checking(reporter: Reporter, url: str, what: str = "answers") -> Iterator[None]:
+    """An upstream check before a switch, with a spinner; a Ctrl-C in it says that root/pypi's upstream is as it was."""
+    try:
+        with reporter.waiting(f"Checking that {url} {what}"):
+            yield
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted while checking that {url} {what}, before root/pypi's upstream was changed: run the same command again to switch"
+        ) from None

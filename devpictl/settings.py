@@ -272,12 +272,18 @@ def size_bytes(value: str, source: str, example: str) -> int:
 DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([hdw])", re.IGNORECASE)
 
 
+MAX_DURATION_DAYS = 36525  # a century: beyond it a date before year 1 overflows datetime, and no log or file is older
+
+
 def duration_days(value: str, source: str, example: str) -> float:
-    """Days from '90d', '12h', '2w'."""
+    """Days from '90d', '12h', '2w'; at most a century."""
     match = DURATION.fullmatch(value.strip())
     if not match:
         raise BadInput(f"{source} {value!r} is not a duration: give a number with h, d or w (e.g. {example})")
-    return float(match[1]) * {"h": 1 / 24, "d": 1.0, "w": 7.0}[match[2].lower()]
+    days = float(match[1]) * {"h": 1 / 24, "d": 1.0, "w": 7.0}[match[2].lower()]
+    if days > MAX_DURATION_DAYS:
+        raise BadInput(f"{source} {value!r} is longer than a century: give at most {MAX_DURATION_DAYS}d (e.g. {example})")
+    return days
 
 
 def memory_bytes(value: str, source: str = "--memory") -> int:

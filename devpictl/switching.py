@@ -256,7 +256,7 @@ def core_metadata_measurement(
         return None
 
     def measure(url: str) -> coremetadata.MetadataCheck:
-        with reporter.waiting(f"Checking whether {url} serves core metadata"):
+        with probe.checking(reporter, url, "serves core metadata"):
             return probe.measure_core_metadata(container, url, probe_project)
 
     return measure
@@ -332,7 +332,7 @@ def check_switch(container: Container, current: Upstream, wanted: Upstream, offi
     """Before a switch, refuse a ``wanted`` upstream that does not answer; the cache's own upstream needs no check."""
     url = effective_url(wanted, official)
     if url != effective_url(current, official):
-        with reporter.waiting(f"Checking that {url} answers"):
+        with probe.checking(reporter, url):
             probe.check_upstream(container, url, project)
 
 
@@ -388,7 +388,7 @@ def upstream_checker(container: Container, probe_project: str, reporter: Reporte
     """check_upstream for ``probe_project``, with a spinner: how failover checks a chain's new upstreams."""
 
     def check(url: str) -> None:
-        with reporter.waiting(f"Checking that {url} answers"):
+        with probe.checking(reporter, url):
             probe.check_upstream(container, url, probe_project)
 
     return check

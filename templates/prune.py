@@ -64,6 +64,7 @@ def main() -> None:
     files = mirrored_files(args.root)
     chosen = choose(files, args.max_bytes, args.unused_days, now)
     removed = []
+    freed = 0
     for used, size, path in chosen:
         if not args.dry_run:
             try:
@@ -71,8 +72,8 @@ def main() -> None:
             except FileNotFoundError:
                 continue
         removed.append({"file": os.path.relpath(path, args.root), "bytes": size, "unused_days": round((now - used) / 86400, 1)})
+        freed += size
     total = sum(size for _, size, _ in files)
-    freed = sum(item["bytes"] for item in removed)
     print(
         json.dumps(
             {

@@ -6,7 +6,15 @@ one JSON line: a page's final URL and text, or ({{ env_check_what }}=digest) a
 file's HTTP status and sha256; or, exit code 1, why nothing answered.
 """
 
-import hashlib, json, os, shlex, signal, ssl, sys, urllib.error, urllib.request
+import hashlib
+import json
+import os
+import shlex
+import signal
+import ssl
+import sys
+import urllib.error
+import urllib.request
 
 run = "{{ run_dir }}"
 if os.path.exists(run + "/{{ proxy_env }}"):

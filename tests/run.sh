@@ -5,7 +5,8 @@
 #
 #   1. a fresh virtual environment with the newest versions pyproject allows;
 #   2. deptry: devpictl, bench/ and tests/ import only what pyproject declares;
-#      ruff lints them and checks their format; mypy checks devpictl's types;
+#      ruff lints the whole tree and checks its format; mypy checks the types of
+#      devpictl and templates/*.py;
 #   3. the unit tests in a second fresh environment holding the LOWEST versions
 #      pyproject allows (uv's --resolution lowest-direct);
 #   4. the whole suite (unit + Docker) on the newest versions. Arguments go to
@@ -46,8 +47,8 @@ say "deptry: every import declared, every declared dependency used"
     --optional-dependencies-dev-groups none
 
 say "ruff: lint and format ([tool.ruff] in pyproject.toml); mypy: types ([tool.mypy])"
-"$NEWEST/bin/ruff" check devpictl tests bench
-"$NEWEST/bin/ruff" format --check devpictl tests bench
+"$NEWEST/bin/ruff" check .
+"$NEWEST/bin/ruff" format --check .
 "$NEWEST/bin/mypy"
 
 say "unit tests on the lowest versions pyproject allows: $LOWEST"

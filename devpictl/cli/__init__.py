@@ -21,7 +21,7 @@ from devpictl.cli import (
     upstream,
     warm,
 )
-from devpictl.errors import EXIT_TERMINATED, DevpictlError, Terminated
+from devpictl.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, DevpictlError, Interrupted, Terminated
 
 
 class DevpictlGroup(TyperGroup):
@@ -38,8 +38,21 @@ class DevpictlGroup(TyperGroup):
 
             print_error(exc)
             raise typer.Exit(exc.exit_code) from None
-        except Terminated:
-            raise typer.Exit(EXIT_TERMINATED) from None
+        except KeyboardInterrupt as exc:
+            # Where a command knows what state a signal leaves, it raises Interrupted (above) saying so.
+            if (ctx.obj or {}).get("debug"):
+                raise
+            from devpictl.cli.ui import print_error
+
+            command = ctx.invoked_subcommand or ""
+            how = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+            print_error(
+                Interrupted(
+                    f"stopped by {how} before `devpictl {command}` finished: run it again to finish "
+                    "(`devpictl status` shows the cache's state)"
+                )
+            )
+            raise typer.Exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED) from None
 
 
 app = typer.Typer(

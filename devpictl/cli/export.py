@@ -14,12 +14,15 @@ def register(app: typer.Typer) -> None:
     app.command("export")(export_manifests)
 
 
-def print_result(result, json_output: bool) -> None:
+def print_result(result, json_output: bool, here: Path | None) -> None:
+    """``here``: the current directory, when no -o was given; the first line says so."""
     from devpictl.cli import ui
 
     if json_output:
         ui.print_json(result)
         return
+    if here is not None:
+        ui.out.print(f"Writing into the current directory, {here} (-o DIR writes elsewhere)", markup=False)
     for path in result.files:
         ui.out.print(f"Wrote {path}")
     for path in result.secrets:
@@ -32,7 +35,11 @@ def export_manifests(
         ..., metavar="compose|k8s", help="compose: compose.yaml for docker-compose or `docker compose`; k8s: devpi.yaml for Kubernetes."
     ),
     directory: Path = typer.Option(
-        Path("."), "--dir", "-o", file_okay=False, help="Where to write the manifest and its secrets/ directory [default: here]."
+        None,
+        "--dir",
+        "-o",
+        file_okay=False,
+        help="Where to write the manifest and its secrets/ directory; not a symlink, yours [default: here, unless it is a git work tree's top].",
     ),
     replicas: int = typer.Option(2, "--replicas", help="How many replicas follow the primary and serve installers (1-50)."),
     image: str = typer.Option(
@@ -60,7 +67,9 @@ def export_manifests(
     ),
     storage: str = typer.Option(None, "--storage", help="k8s: each pod's volume claim, in Kubernetes' notation [default: 20Gi]."),
     force: bool = typer.Option(
-        False, "--force", help="Replace a manifest already there (its secrets are kept, so running caches keep working)."
+        False,
+        "--force",
+        help="Replace a manifest already there (its secrets are kept, so running caches keep working); write into a git work tree's top.",
     ),
     json_output: bool = options.JSON,
 ) -> None:
@@ -85,16 +94,16 @@ def export_manifests(
     if given:
         raise BadInput(f"{', '.join(given)} do not apply to `export {target}`: drop them")
     opts = export.ExportOptions(
-        directory=directory,
+        directory=directory if directory is not None else Path("."),
         image=image,
         replicas=replicas,
         upstream=resolve(mirror) if mirror else None,
-        host=check_host(host) if host else "127.0.0.1",
-        port=check_port(port) if port else 3141,
+        host=check_host(host) if host is not None else "127.0.0.1",
+        port=check_port(port) if port is not None else 3141,
         networks=tuple(network or ()),
-        name=name or "devpi",
-        storage=storage or "20Gi",
+        name=name if name is not None else "devpi",
+        storage=storage if storage is not None else "20Gi",
         force=force,
     )
     result = export.export_compose(opts) if target == "compose" else export.export_k8s(opts)
-    print_result(result, json_output)
+    print_result(result, json_output, Path.cwd() if directory is None else None)

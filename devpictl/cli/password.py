@@ -86,13 +86,16 @@ def password(
         return
     from devpictl import password as pw
     from devpictl.container import connect
+    from devpictl.errors import interrupts_deferred
 
     with cache_lock(instance):
         rotation = pw.rotate(connect(), instance)
-    if json_output:
-        ui.print_json(rotation)
-    else:
-        if rotation.settled:
-            ui.out.print(rotation.settled)
-        ui.out.print(f"Rotated the root password of cache {rotation.name!r}; the new one is kept in {rotation.password_file}")
-        ui.out.print(f"Show it with: devpictl password --show{'' if name == 'default' else ' --name ' + name}")
+    # The rotation is done: a Ctrl-C now would only make exit code 130 follow a success.
+    with interrupts_deferred():
+        if json_output:
+            ui.print_json(rotation)
+        else:
+            if rotation.settled:
+                ui.out.print(rotation.settled)
+            ui.out.print(f"Rotated the root password of cache {rotation.name!r}; the new one is kept in {rotation.password_file}")
+            ui.out.print(f"Show it with: devpictl password --show{'' if name == 'default' else ' --name ' + name}")

@@ -203,6 +203,14 @@ NOT_PEM = write_file("ca.txt", "this is not a certificate\n")
 A_LOCK = write_file("uv.lock", "version = 1\n")
 
 
+def symlinked_secrets(world: World) -> str:
+    """An output directory whose secrets/ points elsewhere (as `secrets -> /etc` would)."""
+    (world.tmp / "elsewhere").mkdir()
+    (world.tmp / "out").mkdir()
+    (world.tmp / "out" / "secrets").symlink_to(world.tmp / "elsewhere")
+    return str(world.tmp / "out")
+
+
 def image_without_web(world: World, monkeypatch) -> None:
     world.engine.image_tags.add("team/devpi:1")
     world.engine.image_labels["team/devpi:1"] = {"devpictl.devpi-web": "", "devpictl.front": "nginx"}
@@ -222,6 +230,8 @@ CASES = [
     Case("prune-nothing-to-do", ["prune"], 2, "say what to remove"),
     Case("prune-bad-duration", ["prune", "--unused-for", "soon"], 2, "--unused-for 'soon' is not a duration"),
     Case("stats-bad-since", ["stats", "--since", "forever"], 2, "--since 'forever' is not a duration"),
+    Case("stats-since-overflows", ["stats", "--since", "999999999999999d"], 2, "--since '999999999999999d' is longer than a century"),
+    Case("prune-unused-for-overflows", ["prune", "--unused-for", "9" * 400 + "w"], 2, "is longer than a century"),
     Case("warm-no-such-file", ["warm", "/nonexistent/uv.lock"], 2, "/nonexistent/uv.lock is not a file"),
     Case("warm-bad-python", lambda world: ["warm", A_LOCK(world), "--python", "3"], 2, "--python '3' is not a Python version"),
     Case("status-bad-name", ["status", "--name", "a/b"], 2, "cache name 'a/b' is not allowed"),
@@ -290,6 +300,29 @@ CASES = [
         "carries a user or password",
     ),
     Case("export-bad-k8s-name", lambda w: ["export", "k8s", "--name", "Devpi_1", "-o", str(w.tmp / "out")], 2, "is not a Kubernetes name"),
+    Case(
+        "export-storage-injects-yaml",
+        lambda w: ["export", "k8s", "--storage", "1Gi\n  evil: x", "-o", str(w.tmp / "out")],
+        2,
+        "is not a Kubernetes quantity",
+    ),
+    Case(
+        "export-storage-nan", lambda w: ["export", "k8s", "--storage", "nan", "-o", str(w.tmp / "out")], 2, "is not a Kubernetes quantity"
+    ),
+    Case(
+        "export-image-injects-yaml",
+        lambda w: ["export", "compose", "--image", "devpi:1\n    privileged: true", "-o", str(w.tmp / "out")],
+        2,
+        "is not an image reference",
+    ),
+    Case(
+        "export-network-with-space",
+        lambda w: ["export", "compose", "--network", "a b", "-o", str(w.tmp / "out")],
+        2,
+        "--network 'a b' is not a Docker network's name",
+    ),
+    Case("export-port-0", lambda w: ["export", "compose", "--port", "0", "-o", str(w.tmp / "out")], 2, "port 0 is out of range"),
+    Case("export-symlinked-secrets", lambda w: ["export", "k8s", "-o", symlinked_secrets(w)], 4, "is a symlink"),
     Case(
         "set-upstream-on-a-replica",
         ["set-upstream", "tuna", "--name", "rep"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 
 import kubernetes_validate
@@ -80,3 +81,129 @@ def test_a_second_export_keeps_the_secrets_and_asks_before_replacing(tmp_path):
     assert again.exit_code == 4 and "pass --force" in again.stderr
     run("compose", "-o", str(tmp_path), "--force", "--replicas", "1")
     assert (tmp_path / "secrets" / export.ROOT_PASSWORD).read_text() == before
+
+
+def test_k8s_secrets_are_0600_in_a_0700_directory(tmp_path):
+    run("k8s", "-o", str(tmp_path))
+    for name in (export.ROOT_PASSWORD, export.DEVPI_SECRET):
+        assert stat.S_IMODE((tmp_path / "secrets" / name).stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "secrets").stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("target", ["compose", "k8s"])
+def test_without_o_the_first_line_says_where(tmp_path, monkeypatch, target):
+    monkeypatch.chdir(tmp_path)
+    result = run(target)
+    assert result.stdout.splitlines()[0] == f"Writing into the current directory, {tmp_path} (-o DIR writes elsewhere)"
+
+
+@pytest.mark.parametrize("target", ["compose", "k8s"])
+def test_a_git_work_trees_top_is_refused_without_force(tmp_path, monkeypatch, target):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / ".git").write_text("gitdir: /elsewhere/.git/worktrees/x\n")  # a worktree's .git is a file
+    monkeypatch.chdir(repo)
+    refused = runner.invoke(app, ["export", target])
+    assert refused.exit_code == 4, refused.output
+    assert "is the top of a git work tree" in refused.stderr and "--force" in refused.stderr
+    assert sorted(p.name for p in repo.iterdir()) == [".git"]
+    run(target, "--force")
+    assert (repo / "secrets").is_dir()
+
+
+def test_a_symlinked_secrets_directory_is_refused_and_its_target_untouched(tmp_path):
+    target = tmp_path / "etc"
+    target.mkdir(mode=0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "secrets").symlink_to(target)
+    result = runner.invoke(app, ["export", "k8s", "-o", str(out)])
+    assert result.exit_code == 4, result.output
+    assert "is a symlink" in result.stderr
+    assert list(target.iterdir()) == [] and stat.S_IMODE(target.stat().st_mode) == 0o755
+    assert not (out / export.K8S_FILE).exists()
+
+
+@pytest.mark.parametrize("planted", [export.ROOT_PASSWORD, export.DEVPI_SECRET, export.COMPOSE_FILE])
+def test_a_symlinked_secret_or_manifest_is_refused(tmp_path, planted):
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    out = tmp_path / "out"
+    (out / "secrets").mkdir(parents=True)
+    (out / ("secrets/" + planted if planted != export.COMPOSE_FILE else planted)).symlink_to(victim)
+    result = runner.invoke(app, ["export", "compose", "-o", str(out), "--force"])
+    assert result.exit_code == 4, result.output
+    assert "is a symlink" in result.stderr
+    assert victim.read_text() == "keep me\n"
+
+
+def test_a_symlink_planted_after_the_check_is_not_followed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    (tmp_path / "out" / "secrets").mkdir(parents=True)
+    (tmp_path / "out" / "secrets" / export.ROOT_PASSWORD).symlink_to(victim)
+    with pytest.raises(export.Conflict, match="is not a regular file"):
+        export.ensure_secrets(tmp_path / "out", 0o600)
+    assert victim.read_text() == "keep me\n"
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out2").mkdir()
+    (tmp_path / "out2" / "secrets").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(export.Conflict, match="is not a directory of yours"):
+        export.ensure_secrets(tmp_path / "out2", 0o600)
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user takes root")
+def test_a_directory_of_another_user_is_refused(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    os.chown(out, 12345, 12345)
+    result = runner.invoke(app, ["export", "k8s", "-o", str(out)])
+    assert result.exit_code == 4, result.output
+    assert "belongs to another user (uid 12345)" in result.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_values_are_yaml_strings_whatever_they_hold(tmp_path, monkeypatch):
+    """The serializer holds even for a value the checks let through, or one they never saw."""
+    evil = "1Gi\n  evil: x"
+    docs = [d for d in yaml.safe_load_all(export.render_k8s(export.ExportOptions(tmp_path, image="a\nb: c", storage=evil))) if d]
+    claims = [d["spec"]["volumeClaimTemplates"][0] for d in docs if d["kind"] == "StatefulSet"]
+    assert [c["spec"]["resources"]["requests"] for c in claims] == [{"storage": evil}, {"storage": evil}]
+    assert {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in docs if d["kind"] == "StatefulSet"} == {"a\nb: c"}
+    monkeypatch.setenv("DEVPICTL_LABELS", 'team=a"b\nx: y')
+    [doc] = [d for d in yaml.safe_load_all(export.render_compose(export.ExportOptions(tmp_path, image="i", networks=("n: x",)))) if d]
+    assert doc["services"]["front"]["labels"] == {"team": 'a"b\nx: y'}
+    assert list(doc["networks"]) == ["n: x"] and "x" not in doc
+
+
+def test_a_name_yaml_reads_as_a_boolean_stays_a_string(tmp_path):
+    run("k8s", "-o", str(tmp_path), "--name", "yes")
+    docs = documents(tmp_path / export.K8S_FILE)
+    assert {d["metadata"]["labels"]["app.kubernetes.io/name"] for d in docs} == {"yes"}
+    for doc in docs:
+        kubernetes_validate.validate(doc, export.K8S_NEWEST, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["k8s", "--storage", "1Gi\n  evil: x"], "--storage '1Gi\\n  evil: x' is not a Kubernetes quantity"),
+        (["k8s", "--storage", "nan"], "--storage 'nan' is not a Kubernetes quantity"),
+        (["k8s", "--storage", "0"], "is not a Kubernetes quantity"),
+        (["compose", "--image", "devpi:1\n    privileged: true"], "is not an image reference"),
+        (["compose", "--network", "a b"], "--network 'a b' is not a Docker network's name"),
+        (["compose", "--port", "0"], "port 0 is out of range"),
+        (["compose", "--port", "65536"], "port 65536 is out of range"),
+    ],
+)
+def test_values_the_manifests_cannot_hold_are_refused(tmp_path, args, fragment):
+    result = runner.invoke(app, ["export", *args, "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert fragment in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_image_references_the_engine_takes_pass(tmp_path):
+    for image in ("devpi", "registry.example:5000/team/devpi:6.20.3", "localhost/devpi@sha256:" + "a" * 64, "ghcr.io/o/devpi-server:1_2"):
+        export.check_options(export.ExportOptions(tmp_path, image=image))

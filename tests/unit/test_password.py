@@ -413,3 +413,55 @@ class TestOneCommandAtATime:
 
         with cache_lock(Instance("default")):
             pass
+
+
+def send_sigint() -> None:
+    """A Ctrl-C at this point: SIGINT to this process, which Python turns into KeyboardInterrupt here or as soon as it may."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+class TestRotateNeverReportsSuccessWhenInterrupted:
+    """An interrupted `password --rotate` exits 130 with one line saying what it left; a finished one exits 0."""
+
+    def test_ctrl_c_at_login_changes_nothing_and_says_so(self, engine, devpi, stored, monkeypatch):
+        def login_then_ctrl_c(client, instance):
+            send_sigint()
+            return None
+
+        monkeypatch.setattr(pw, "login_root", login_then_ctrl_c)
+        line = one_error_line(invoke("password", "--rotate"), 130)
+        assert "before devpi was asked to change the root password" in line
+        assert read_root_password(Instance("default")) == stored == devpi.password
+
+    def test_ctrl_c_as_the_store_takes_the_new_password_says_the_rotation_is_complete(self, engine, devpi, stored, monkeypatch):
+        commit = pw.commit_root_password
+
+        def commit_then_ctrl_c(instance):
+            commit(instance)
+            send_sigint()
+
+        monkeypatch.setattr(pw, "commit_root_password", commit_then_ctrl_c)
+        result = invoke("password", "--rotate")
+        line = one_error_line(result, 130)
+        assert "it is complete" in line and "Rotated" not in result.output
+        assert read_root_password(Instance("default")) == devpi.password != stored
+        assert sorted(state_files()) == ["root-password"]
+
+    def test_ctrl_c_while_success_is_printed_does_not_turn_it_into_130(self, engine, devpi, stored, monkeypatch):
+        from devpictl.cli import ui
+
+        say = ui.out.print
+
+        def print_then_ctrl_c(*args, **kwargs):
+            say(*args, **kwargs)
+            if "Rotated" in str(args[0]):
+                send_sigint()
+
+        monkeypatch.setattr(ui.out, "print", print_then_ctrl_c)
+        result = invoke("password", "--rotate")
+        assert result.exit_code == 0, result.output
+        assert "Rotated the root password" in result.stdout and result.stderr == ""
+        assert read_root_password(Instance("default")) == devpi.password

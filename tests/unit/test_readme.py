@@ -1,4 +1,7 @@
-"""README.md tells the truth about the CLI: its command table and option lists match `--help`."""
+"""README.md tells the truth about the CLI: its command table and option lists match `--help`.
+
+`python -m tests.unit.test_readme` rewrites README's option list from the CLI.
+"""
 
 from __future__ import annotations
 
@@ -43,11 +46,41 @@ def options_block() -> str:
     return "\n".join(lines)
 
 
+def regenerate(text: str) -> str:
+    """``text`` with its option list made from the CLI: from START to the last of the END lines that follow it."""
+    start = text.index(START)
+    end = text.index(END, start) + len(END)
+    while text.startswith("\n" + END, end):  # ends that an earlier, careless regeneration left
+        end += 1 + len(END)
+    return text[:start] + options_block() + text[end:]
+
+
 def test_the_option_lists_are_the_clis():
     text = README.read_text()
     assert START in text and END in text, "README lost its option list"
-    written = text[text.index(START) : text.index(END) + len(END)]
-    assert written == options_block(), "README's option list is out of date; replace it with:\n" + options_block()
+    assert text.count(START) == 1 and text.count(END) == 1, "README has more than one option list: run python -m tests.unit.test_readme"
+    assert regenerate(text) == text, "README's option list is out of date: run python -m tests.unit.test_readme"
+
+
+def test_regenerating_twice_changes_nothing_more():
+    text = README.read_text()
+    once = regenerate(text)
+    assert regenerate(once) == once
+    assert once.count(END) == 1
+    stale = text.replace(END, f"{END}\n{END}\n{END}")
+    assert regenerate(stale) == once
+
+
+def test_the_exit_codes_are_in_numeric_order_and_are_devpictls():
+    from devpictl import errors
+
+    text = README.read_text()
+    table = text[text.index("| code | meaning |") :]
+    table = table[: table.index("\n\n")]
+    codes = [int(code) for code in re.findall(r"^\| (\d+) \|", table, flags=re.M)]
+    assert codes == sorted(codes)
+    defined = {value for name, value in vars(errors).items() if name.startswith("EXIT_")}
+    assert set(codes) == {0} | defined
 
 
 def test_the_command_table_names_every_command():
@@ -86,3 +119,7 @@ def test_the_first_command_says_root_or_sudo():
     text = README.read_text()
     first = text.index("sudo apt-get install")
     assert "as root, or with `sudo`" in " ".join(text[:first].split()[-30:])
+
+
+if __name__ == "__main__":
+    README.write_text(regenerate(README.read_text()))

@@ -458,3 +458,36 @@ class TestSetUpstream:
         make(True, configured(OFFICIAL))
         with pytest.raises(Conflict, match="--online"):
             switching.set_upstream(engine, Instance("default"), TUNA, check=True, probe_project=None, reporter=reporter.QuietReporter())
+
+
+def ctrl_c(*args, **kwargs):
+    """What a Ctrl-C in the middle of a call does: SIGINT, to this process."""
+    import os
+    import signal
+    import time
+
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)  # the KeyboardInterrupt arrives first
+    raise AssertionError("SIGINT did not arrive")
+
+
+class TestCtrlCDuringTheChecks:
+    """README: exit 130, and the error line says what state it left."""
+
+    @pytest.mark.parametrize("where", ["check_upstream", "measure_core_metadata"])
+    def test_one_line_says_the_upstream_is_unchanged(self, running_cache, monkeypatch, where):
+        from devpictl import probe
+
+        engine, make, seen = running_cache
+        make(False, configured(OFFICIAL), core_metadata=True)
+        monkeypatch.setattr(ctr, "connect", lambda: engine)
+        monkeypatch.setattr(probe, where, ctrl_c)
+        result = invoke("set-upstream", "tuna", "--json")
+        what = "answers" if where == "check_upstream" else "serves core metadata"
+        assert_one_line_error(
+            result,
+            130,
+            f"interrupted while checking that {CATALOG['tuna'].url} {what}, before root/pypi's upstream was changed",
+            "run the same command again",
+        )
+        assert [call for call in seen["server"][0].calls() if call[0] == "PATCH"] == []

@@ -8,7 +8,7 @@ import typer
 
 from devpictl.cli import app
 from devpictl.container import connect as real_connect
-from devpictl.errors import EngineUnavailable, UnknownMirror
+from devpictl.errors import EngineUnavailable, Terminated, UnknownMirror
 from tests.unit.clihelp import ENGINE_DOWN, assert_one_line_error, invoke, undocumented_parameters
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
@@ -219,3 +219,17 @@ class TestDebug:
     def test_without_debug_the_exception_is_not_raised(self):
         result = invoke("up", "--mirror", "douban")
         assert isinstance(result.exception, SystemExit)
+
+
+class TestInterrupted:
+    """A signal where no command says more still gives the one error line README promises."""
+
+    @pytest.mark.parametrize(("signal_class", "code", "name"), [(KeyboardInterrupt, 130, "Ctrl-C"), (Terminated, 143, "SIGTERM")])
+    def test_one_line_and_the_signals_exit_code(self, monkeypatch, signal_class, code, name):
+        from devpictl import container as ctr
+
+        def connect():
+            raise signal_class()
+
+        monkeypatch.setattr(ctr, "connect", connect)
+        assert_one_line_error(invoke("status"), code, f"stopped by {name} before `devpictl status` finished", "run it again")
