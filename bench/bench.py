@@ -43,6 +43,7 @@ from pathlib import Path
 
 import httpx
 
+from devpictl import simplepage
 from devpictl.speedtest import default_index_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +56,6 @@ AGENT = "pip/24.1.2 devpictl-bench"
 CONCURRENCY = 8
 LABEL = "devpictl.bench=1"
 SECTION = "<!-- section: "  # starts a section of docs/performance.md that another script writes
-LINK = re.compile(r'href="([^"#]+)(?:#sha256=([0-9a-f]+))?"')
 # docs/performance.md's section that bench/warm_speed.py writes; a run of this script keeps it.
 WARM_BEGIN = "<!-- warm: written by bench/warm_speed.py -->"
 WARM_END = "<!-- end of warm -->"
@@ -156,14 +156,13 @@ def fetch_set(index_url: str, wheels: list[str], *, verify: bool = True) -> Fetc
         page_url = f"{index_url.rstrip('/')}/{re.sub(r'[-_.]+', '-', project).lower()}/"
         page = client.get(page_url, headers={"User-Agent": AGENT})
         page.raise_for_status()
-        for href, digest in LINK.findall(page.text):
-            name = href.rsplit("/", 1)[-1]
-            if wheel_matches(name, wanted):
-                response = client.get(str(page.url.join(href)), headers={"User-Agent": AGENT})
+        for link in simplepage.parse(page.text, str(page.url)):
+            if wheel_matches(link.filename, wanted):
+                response = client.get(link.url, headers={"User-Agent": AGENT})
                 response.raise_for_status()
-                if digest and hashlib.sha256(response.content).hexdigest() != digest:
-                    raise ValueError(f"{name}: sha256 mismatch")
-                return name, len(response.content)
+                if link.sha256 and hashlib.sha256(response.content).hexdigest() != link.sha256:
+                    raise ValueError(f"{link.filename}: sha256 mismatch")
+                return link.filename, len(response.content)
         raise LookupError(f"{wanted} not listed on {page_url}")
 
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
@@ -203,9 +202,9 @@ def mirror_static_tree(index_url: str, wheels: list[str], tree: Path) -> None:
             path = tree / httpx.URL(page_url).path.lstrip("/") / "index.html"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(page.content)
-            for href, _digest in LINK.findall(page.text):
-                if href.rsplit("/", 1)[-1] == wheel:
-                    file_url = page.url.join(href)
+            for link in simplepage.parse(page.text, str(page.url)):
+                if link.filename == wheel:
+                    file_url = httpx.URL(link.url)
                     target = tree / file_url.path.lstrip("/")
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(client.get(str(file_url)).content)
@@ -441,8 +440,8 @@ def received_bytes(engine, container_name: str) -> int:
 def wheel_link(index_url: str, pin: str) -> tuple[str, str]:
     """(URL, sha256) of ``pin``'s wheel on the index's page for it."""
     page = httpx.get(f"{index_url}{project_of(pin.split('==')[0])}/", headers={"User-Agent": AGENT}, trust_env=False, timeout=120)
-    href, digest = next((h, d) for h, d in LINK.findall(page.text) if wheel_matches(h.rsplit("/", 1)[-1], pin))
-    return str(page.url.join(href)), digest
+    link = next(link for link in simplepage.parse(page.text, str(page.url)) if wheel_matches(link.filename, pin))
+    return link.url, link.sha256 or ""
 
 
 def concurrent_cold_file(url: str, digest: str, clients: int) -> tuple[list[bool], int]:

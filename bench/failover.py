@@ -29,6 +29,7 @@ import httpx
 
 # Run as a script, bench/ is on sys.path: bench.py's helpers.
 from bench import bench_env, make_tree, up
+from devpictl import simplepage
 
 AGENT = "pip/24.1.2 devpictl-bench"
 SILENT = "import socket, time\ns = socket.socket()\ns.bind(('0.0.0.0', 8080))\ns.listen(1000)\ntime.sleep(10**6)\n"
@@ -41,9 +42,9 @@ def fetch_set(index_url: str, names: list[str]) -> tuple[float, int]:
         def one(name: str) -> bool:
             try:
                 page = client.get(f"{index_url}{name}/")
-                href, _, digest = page.text.split('href="', 1)[1].split('"', 1)[0].partition("#sha256=")
-                data = client.get(str(httpx.URL(f"{index_url}{name}/").join(href))).content
-                return hashlib.sha256(data).hexdigest() == digest
+                link = simplepage.parse(page.text, str(page.url))[0]
+                data = client.get(link.url).content
+                return hashlib.sha256(data).hexdigest() == link.sha256
             except (httpx.HTTPError, IndexError):
                 return False
 

@@ -13,6 +13,7 @@ from devpictl.cli import (
     build,
     cache,
     export,
+    mirrors,
     password,
     pipconfig,
     prune,
@@ -88,6 +89,7 @@ build.register(app)
 cache.register(app)
 status.register(app)
 upstream.register(app)
+mirrors.register(app)
 pipconfig.register(app)
 backup.register(app)
 password.register(app)

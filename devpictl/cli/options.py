@@ -202,7 +202,7 @@ class UpstreamChoice:
         if not self.fastest:
             return self.upstream, self.fallbacks
         from devpictl import failover
-        from devpictl.cli.upstream import fastest_upstream
+        from devpictl.cli.choosing import fastest_upstream
 
         chosen = fastest_upstream(probe_project, quiet=quiet, max_lag_hours=self.max_lag_hours)
         return chosen, failover.without(self.fallbacks, chosen)  # the fastest may be one of them: then it is the primary only

@@ -89,7 +89,7 @@ def describe_pages(st) -> str:
 
 def upstream_lags(st) -> dict[str, dict[str, object]]:
     """{url: the lag keys of `mirrors test --json`} for the cache's upstream and fallbacks."""
-    from devpictl.cli.upstream import mirror_lags
+    from devpictl.cli.choosing import mirror_lags
     from devpictl.mirrors import LAG_PROJECTS, Upstream
 
     # The official index shows as words, not a URL: it is the reference itself.

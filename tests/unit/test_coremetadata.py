@@ -167,7 +167,7 @@ class TestMirrorsTest:
     def test_the_table_has_a_metadata_column(self):
         from rich.console import Console
 
-        from devpictl.cli.upstream import results_table
+        from devpictl.cli.choosing import results_table
 
         with_metadata, without = speedtest.measure(
             [("meta", "https://meta.example/simple"), ("bare", "https://bare.example/simple")],

@@ -10,7 +10,7 @@ import pytest
 from packaging.version import Version
 
 from devpictl import freshness
-from devpictl.cli.upstream import within
+from devpictl.cli.choosing import within
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

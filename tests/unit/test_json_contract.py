@@ -136,11 +136,11 @@ def test_password_show():
 
 def test_status_lag(engine, monkeypatch):
     from devpictl import freshness
-    from devpictl.cli import upstream
+    from devpictl.cli import choosing
 
     engine.add("default", exec_answers=lambda cmd, env: (0, b"12345\t/data\n"))
     monkeypatch.setattr(
-        upstream, "mirror_lags", lambda members, *a: {m: freshness.Freshness(freshness.Lag(2, 9.0, ("boto3 2",))) for m in members}
+        choosing, "mirror_lags", lambda members, *a: {m: freshness.Freshness(freshness.Lag(2, 9.0, ("boto3 2",))) for m in members}
     )
     data = answer("status", "--name", "default", "--lag")
     assert data["lag"] == {CATALOG["nju"].url: {"releases_behind": 2, "hours_behind": 9.0, "missing": ["boto3 2"], "lag_problem": None}}

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from devpictl import speedtest
-from devpictl.cli.upstream import results_table
+from devpictl.cli.choosing import results_table
 from devpictl.errors import BadInput
 from devpictl.simplepage import Link, file_name
 from tests.unit.localindex import NEWEST, WHEEL, Behaviour, LocalIndex, SilentPort, closed_port_url
