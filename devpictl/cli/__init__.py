@@ -13,12 +13,15 @@ from devpictl.cli import (
     build,
     cache,
     export,
+    index,
     password,
     pipconfig,
     prune,
     stats,
     status,
+    upload,
     upstream,
+    user,
     warm,
 )
 from devpictl.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, DevpictlError, Interrupted, Terminated
@@ -95,6 +98,9 @@ warm.register(app)
 prune.register(app)
 stats.register(app)
 export.register(app)
+index.register(app)
+user.register(app)
+upload.register(app)
 
 
 def stop_on_sigterm(signum, frame) -> None:
