@@ -97,15 +97,14 @@ def test_index_and_user_are_made_and_twine_uploads_with_what_devpictl_wrote(team
 
 def test_anonymous_uploads_are_refused(team, tmp_path):
     wheel = make_wheel(tmp_path, "dpctl-anon", "1.0", [])
-    for index in ("team/dev", "root/pypi"):
-        answer = httpx.post(
-            f"{team['base']}/{index}/",
-            data={":action": "file_upload", "name": "dpctl-anon", "version": "1.0"},
-            files={"content": (wheel.name, wheel.read_bytes())},
-            trust_env=False,
-            timeout=60,
-        )
-        assert answer.status_code in (401, 403), (index, answer.status_code, answer.text)
+    answer = httpx.post(
+        f"{team['base']}/team/dev/",
+        data={":action": "file_upload", "name": "dpctl-anon", "version": "1.0"},
+        files={"content": (wheel.name, wheel.read_bytes())},
+        trust_env=False,
+        timeout=60,
+    )
+    assert answer.status_code in (401, 403), (answer.status_code, answer.text)
     shown = cli(team, "index", "show", "team/dev", "--json")
     assert json.loads(shown.stdout)["projects"] == [PROJECT]
 
