@@ -249,7 +249,9 @@ class TestRemoveIndex:
         assert devpi.changes == ["PATCH /team/dev", "DELETE /team/dev"]
         assert devpi.users["team"]["indexes"] == {}
 
-    @pytest.mark.parametrize(("name", "fragment"), [("root/pypi", "is the cache itself"), ("team/nope", "has no index"), ("team/dev", "has team/dev as a base")])
+    @pytest.mark.parametrize(
+        ("name", "fragment"), [("root/pypi", "is the cache itself"), ("team/nope", "has no index"), ("team/dev", "has team/dev as a base")]
+    )
     def test_refusals_change_nothing(self, devpi, name, fragment):
         team_dev(devpi)
         teams.create_index(devpi.session(), INSTANCE, "team/staging", bases=["team/dev"])
@@ -298,7 +300,10 @@ class TestCli:
         shown = json.loads(invoke("index", "show", "team/dev", "--json", "--name", "default").stdout)
         assert set(shown) == {"name", "index", "type", "bases", "volatile", "upload_by", "index_url", "upload_url", "projects"}
         users = json.loads(invoke("user", "ls", "--json", "--name", "default").stdout)["users"]
-        assert [(u["user"], u["indexes"], u["upload_to"]) for u in users] == [("root", ["root/pypi"], []), ("team", ["team/dev"], ["team/dev"])]
+        assert [(u["user"], u["indexes"], u["upload_to"]) for u in users] == [
+            ("root", ["root/pypi"], []),
+            ("team", ["team/dev"], ["team/dev"]),
+        ]
 
     def test_the_password_is_printed_only_with_show(self, devpi):
         teams.create_user(devpi.session(), INSTANCE, "ci")
@@ -369,3 +374,38 @@ class TestUploadConfig:
         assert f"export UV_PUBLISH_URL={BASE}/team/dev/\n" in result.stdout
         assert 'export UV_PUBLISH_PASSWORD="$(devpictl user password ci --show --name default)"\n' in result.stdout
         assert "export TWINE_USERNAME=ci\n" in result.stdout
+
+
+class TestFront:
+    """The front server (templates/nginx.conf.j2) serves a team index's files from disk and never caches its pages."""
+
+    @staticmethod
+    def first_regex_location(path: str) -> str | None:
+        import re
+
+        from devpictl import image as img
+
+        conf = img.render_nginx_conf()
+        for match in re.finditer(r"\n        location ~ (\S+) \{\n(.*?)\n        \}", conf, re.S):
+            if re.search(match[1], path):
+                return match[2]
+        return None
+
+    def test_an_upload_shows_on_the_page_at_once(self):
+        from devpictl import image as img
+
+        # No regex location takes a team index's page: `location /` passes it to devpi, which has no cache.
+        assert self.first_regex_location("/team/dev/+simple/dpctl-team/") is None
+        rest = img.render_nginx_conf().split("\n        location / {\n", 1)[1].split("\n        }", 1)[0]
+        assert "proxy_pass http://devpi;" in rest and "proxy_cache" not in rest
+
+    def test_its_stored_files_come_from_disk(self):
+        body = self.first_regex_location("/team/dev/+f/0a1/b2c3d4e5f6a7b/dpctl_team-1.0-py3-none-any.whl")
+        assert body is not None and "try_files $uri @devpi;" in body and "proxy_cache" not in body
+
+    def test_the_page_at_slash_lists_team_indexes_with_their_install_url(self):
+        from devpictl import image as img
+
+        page = img.render_front_page(img.BuildOptions())
+        assert 'json("/")' in page and 'index.type === "mirror"' in page
+        assert '"/" + user + "/" + name + "/+simple/"' in page

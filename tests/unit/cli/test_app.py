@@ -52,6 +52,9 @@ class TestHelp:
             "prune",
             "stats",
             "export",
+            "index",
+            "user",
+            "upload-config",
         }
 
     @pytest.mark.parametrize("name", sorted(COMMAND.commands))
