@@ -23,9 +23,9 @@ MIRROR_INDEX = "root/pypi"
 EXPIRE_TIMEOUT = 300.0  # the front server waits as long (nginx.conf.j2 proxy_read_timeout)
 
 
-def index_url(base_url: str) -> str:
-    """The simple index installers use: the mirror root/pypi of the cache at ``base_url``."""
-    return f"{base_url}/{MIRROR_INDEX}/+simple/"
+def index_url(base_url: str, index: str = MIRROR_INDEX) -> str:
+    """The simple index installers use: the mirror root/pypi (or ``index``) of the cache at ``base_url``."""
+    return f"{base_url}/{index}/+simple/"
 
 
 @dataclass(frozen=True)
@@ -198,3 +198,26 @@ class DevpiClient:
 
         # Only links to distribution files count: a page of other links lists none.
         return [link.filename for link in parse(response.text, str(response.url))]
+
+    def create_user(self, user: str, password: str) -> None:
+        """PUT /USER: a new user with ``password``; 409 (it exists) is an error."""
+        response = self._request("PUT", f"/{user}", json={"password": password})
+        if response.status_code != 201:
+            raise self._error(response, f"create user {user}")
+
+    def delete_user(self, user: str) -> None:
+        response = self._request("DELETE", f"/{user}")
+        if response.status_code != 200:
+            raise self._error(response, f"remove user {user}")
+
+    def create_index(self, index: str, config: dict) -> dict:
+        """PUT /USER/NAME with ``config`` (type, bases, volatile, acl_upload, ...)."""
+        response = self._request("PUT", f"/{index}", json=config)
+        if response.status_code != 200:
+            raise self._error(response, f"create index {index}")
+        return response.json()["result"]
+
+    def delete_index(self, index: str) -> None:
+        response = self._request("DELETE", f"/{index}")
+        if response.status_code not in (200, 201):
+            raise self._error(response, f"remove index {index}")

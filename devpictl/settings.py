@@ -326,9 +326,13 @@ def forget_cache(instance: Instance) -> list[str]:
         instance.replica_secret_file,
         instance.ca_bundle_copy,
     ]
+    users = instance.state_dir / "users"  # team users' passwords (devpictl/teams.py)
+    files += sorted(users.glob("*.password*")) if users.is_dir() else []
     removed = [path.name for path in files if path.exists()]
     for path in files:
         path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        users.rmdir()
     with contextlib.suppress(OSError):  # gone already, or holds something devpictl did not put there
         instance.state_dir.rmdir()
     return removed

@@ -13,13 +13,16 @@ from devpictl.cli import (
     build,
     cache,
     export,
+    index,
     mirrors,
     password,
     pipconfig,
     prune,
     stats,
     status,
+    upload,
     upstream,
+    user,
     warm,
 )
 from devpictl.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, DevpictlError, Interrupted, Terminated
@@ -97,6 +100,9 @@ warm.register(app)
 prune.register(app)
 stats.register(app)
 export.register(app)
+index.register(app)
+user.register(app)
+upload.register(app)
 
 
 def stop_on_sigterm(signum, frame) -> None:

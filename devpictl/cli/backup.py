@@ -56,17 +56,18 @@ def restore(
     Example: devpictl restore --name copy devpictl-default-20260101-120000.tar.gz
     """
     from devpictl import backup as bkp
-    from devpictl import lifecycle, precedence
+    from devpictl import lifecycle, precedence, teamusers
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.settings import Instance, cache_lock, check_name
 
     instance = Instance(check_name(name))
-    bkp.read_manifest(path)  # a bad archive fails here, before the engine is touched
+    manifest = bkp.read_manifest(path)  # a bad archive fails here, before the engine is touched
     image = precedence.decide(precedence.ask(instance, image=image)).image
     engine = connect()
     with cache_lock(instance), ui.reporter(json_output) as rep:
         result = bkp.restore(engine, instance, path, image, force=force, reporter=rep)
+        result.actions += teamusers.adopt_user_passwords(str(manifest.get("cache") or ""), instance)
         if result.restart:
             result.index_url = lifecycle.up(engine, precedence.ask(instance, image=image), rep).index_url
     if json_output:

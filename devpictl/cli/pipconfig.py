@@ -77,6 +77,12 @@ def pip_config(
         "--force",
         help="With --write: make the cache uv's default even if another index is. With --undo: restore a file changed since devpictl wrote it.",
     ),
+    index: str = typer.Option(
+        None,
+        "--index",
+        metavar="USER/INDEX",
+        help="Point them at this team index of the cache (its uploads and the mirror, from one URL) [default: the mirror, root/pypi].",
+    ),
     json_output: bool = options.JSON,
 ) -> None:
     """Show or write what points pip, uv, pdm, poetry and pipenv at the cache.
@@ -103,6 +109,7 @@ def pip_config(
         project=project,
         url=url,
         force=force,
+        index=index,
     )
     if python is not None and scope is None:
         scope = "site"
@@ -110,7 +117,7 @@ def pip_config(
     if undo:
         _undo(tools, _undo_paths(tools, scope, python, project), dry_run, force, json_output)
         return
-    index_url = _index_url(name, url)
+    index_url = _index_url(name, url, index)
     if shell_syntax is not None:
         _show_shell(tools, index_url, shell_syntax, json_output)
     elif write or dry_run:
@@ -132,6 +139,7 @@ def _check_combination(
     project: Path | None,
     url: str | None,
     force: bool,
+    index: str | None = None,
 ) -> None:
     """Refuse, before anything else happens, options that cannot go together."""
     from devpictl.clientconfig.registry import INSTALLERS
@@ -146,6 +154,10 @@ def _check_combination(
         raise BadInput("--undo puts files back and --write changes them: use one at a time")
     if undo and url:
         raise BadInput("--undo needs no URL: leave out --url")
+    if undo and index:
+        raise BadInput("--undo needs no index: leave out --index")
+    if url and index:
+        raise BadInput("--url is a whole index URL already: leave out --index, or give --url the team index's URL")
     if force and not (write or undo or dry_run):
         raise BadInput("--force only changes what --write or --undo do: add one of them")
     if scope is not None and scope not in ("user", "global", "site"):
@@ -158,8 +170,8 @@ def _check_combination(
         raise BadInput("--project is poetry's and pipenv's: add --tool poetry or --tool pipenv")
 
 
-def _index_url(name: str | None, url: str | None) -> str:
-    """--url, checked; else the running cache's index URL (which needs the engine)."""
+def _index_url(name: str | None, url: str | None, index: str | None = None) -> str:
+    """--url, checked; else the running cache's index URL, or its team ``index``'s (which needs the engine)."""
     if url is not None:
         from devpictl.mirrors import parse_index_url
 
@@ -168,7 +180,15 @@ def _index_url(name: str | None, url: str | None) -> str:
     from devpictl import devpi
     from devpictl.settings import Instance
 
-    running = ctr.running_container(ctr.connect(), Instance(options.only_cache(name)))
+    instance = Instance(options.only_cache(name))
+    if index is not None:
+        from devpictl import teams
+
+        index = teams.check_index(index)
+        with teams.session(instance) as s:
+            teams.find_index(teams.all_indexes(s.client.users()), index, instance.name)
+            return devpi.index_url(s.base_url, index)
+    running = ctr.running_container(ctr.connect(), instance)
     return devpi.index_url(ctr.local_base_url(running))
 
 

@@ -29,6 +29,7 @@ class Change:
     added: dict = field(default_factory=dict)  # insecure settings devpictl added, to take back later
     notes: list[str] = field(default_factory=list)
     legacy_backup: Path | None = None  # where an older devpictl may have kept the original
+    secret: bool = False  # it holds a password (.pypirc): written 0600 whatever the file's mode was
 
     @property
     def changed(self) -> bool:
@@ -235,7 +236,7 @@ def apply_change(change: Change, manifest: Manifest) -> Applied:
     before = manifest.get(change.path)
     entry, first = manifest.record(change)
     mode = _mode(change.path)
-    if CREDENTIALS_IN_URL.search(change.new):
+    if change.secret or CREDENTIALS_IN_URL.search(change.new):
         # An index URL with a user and password: no one else may read the file.
         mode = (default_mode() if mode is None else mode) & ~0o077
     try:
