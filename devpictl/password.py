@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devpictl import container as ctr
 from devpictl import replica
+from devpictl.cache import Cache
 from devpictl.devpi import DevpiClient
 from devpictl.errors import (
     CacheNotFound,
@@ -74,11 +74,11 @@ def rotate(engine: DockerClient, instance: Instance, *, client: DevpiClient | No
     holds the password devpi has; the next command that logs in asks devpi which.
     ``client`` is the seam tests use to fake devpi.
     """
-    container = ctr.running_container(engine, instance)
-    replica.refuse_on_replica(container, instance, "password --rotate")
+    cache = Cache.running(engine, instance)
+    replica.refuse_on_replica(cache, "password --rotate")
     stored_password(instance)
     own_client = client is None
-    client = client or DevpiClient(ctr.local_base_url(container))
+    client = client or cache.client
     try:
         try:
             settled = login_root(client, instance)

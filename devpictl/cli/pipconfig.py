@@ -166,10 +166,10 @@ def _index_url(name: str | None, url: str | None) -> str:
         return parse_index_url(url) + "/"
     from devpictl import container as ctr
     from devpictl import devpi
+    from devpictl.cache import Cache
     from devpictl.settings import Instance
 
-    running = ctr.running_container(ctr.connect(), Instance(options.only_cache(name)))
-    return devpi.index_url(ctr.local_base_url(running))
+    return devpi.index_url(Cache.running(ctr.connect(), Instance(options.only_cache(name))).local_base_url)
 
 
 def _tool_file(tool: str, scope: str | None, python: Path | None, project: Path | None) -> Path | None:
