@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 MANIFEST = "devpictl-backup.json"
 EXPORT_DIR = "devpi-export"
 FORMAT = 1
+
+
 # devpi-import fills a server dir here, beside the cache's own, which it replaces only once the import worked.
 @dataclass
 class BackupResult:

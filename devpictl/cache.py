@@ -260,9 +260,7 @@ class Cache:
         """Make the front server's cached pages misses (templates/flush-cache.sh)."""
         result = self.exec([layout.FLUSH_CACHE])
         if not result.ok:
-            raise EngineError(
-                f"could not empty the front server's page cache ({result.last_line}): run `devpictl down` and `devpictl up`"
-            )
+            raise EngineError(f"could not empty the front server's page cache ({result.last_line}): run `devpictl down` and `devpictl up`")
 
     def failover_supported(self) -> bool:
         """Whether the front server includes the volume's failover server (images of this devpictl)."""

@@ -106,14 +106,14 @@ def rotate(engine: DockerClient, instance: Instance, *, client: DevpiClient | No
         with interrupts_deferred() as arrived:
             commit_root_password(instance)
             if own_client:
-                client.close()  # here, not left to a Ctrl-C's mercy below (closing twice is harmless)
+                cache.close()  # here, not left to a Ctrl-C's mercy below (closing twice is harmless)
         if arrived:
             raise Interrupted(
                 f"interrupted as the rotation ended; it is complete: devpi and {instance.password_file} hold the new root password"
             )
     finally:
         if own_client:
-            client.close()
+            cache.close()
     return Rotation(instance.name, instance.password_file, settled)
 
 

@@ -28,9 +28,7 @@ def wait_for_api(cache: Cache, timeout: float, reporter: Reporter) -> None:
             except CacheUnreachable:
                 pass
             if cache.failed_since(restarts):
-                raise ReadinessTimeout(
-                    f"devpi-server exited during start-up: {last_line(cache.logs_tail())}; see `devpictl logs`"
-                )
+                raise ReadinessTimeout(f"devpi-server exited during start-up: {last_line(cache.logs_tail())}; see `devpictl logs`")
             if time.monotonic() > deadline:
                 raise ReadinessTimeout(f"devpi-server did not answer within {timeout:.0f} s: see `devpictl logs`")
             time.sleep(0.5)

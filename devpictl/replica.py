@@ -52,7 +52,9 @@ def refuse_on_replica(cache: Cache, command: str) -> None:
     """One line saying where ``command`` belongs, when the cache is a replica."""
     primary = cache.primary_url
     if primary is not None:
-        raise Conflict(f"cache {cache.instance.name!r} is a replica of {primary}: run `devpictl {command}` on the primary; its replicas follow")
+        raise Conflict(
+            f"cache {cache.instance.name!r} is a replica of {primary}: run `devpictl {command}` on the primary; its replicas follow"
+        )
 
 
 def read_replica_secret(path: Path) -> bytes:

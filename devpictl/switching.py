@@ -84,7 +84,9 @@ def switch(cache: Cache, opts: precedence.SwitchOptions, wanted: Upstream | None
         check_switch(cache, current, wanted, official, opts.probe_project, reporter)
     flush = functools.partial(flush_front_caches, cache.client, front)
     target = Target(wanted, official, current, measure)
-    upstream, configured = configure_upstream(cache.client, target, reporter, flush, instance.unfinished_switch_file, refresh_pages=opts.refresh_pages)
+    upstream, configured = configure_upstream(
+        cache.client, target, reporter, flush, instance.unfinished_switch_file, refresh_pages=opts.refresh_pages
+    )
     actions += configured
     if chain is None and online and front.enabled:
         actions += front.drop()

@@ -169,6 +169,7 @@ class FakeCache(Cache):
 
     def hand_in_files(self, files) -> None:
         self.handed.update(files)
+        super().hand_in_files(files)  # through the engine's archive API, as the real one
 
     def flush_front(self) -> None:
         if self.flush_error is not None:
@@ -200,9 +201,12 @@ class FakeCache(Cache):
 
 
 def fake_cache_of(container, *, timeout: float = 30.0) -> FakeCache:
-    """Cache.of in unit tests: the FakeCache of the (fake) container."""
-    container.cache.timeout = timeout
-    return container.cache
+    """Cache.of in unit tests: the FakeCache of the (fake) container, its facts read anew as each command does."""
+    cache = container.cache
+    cache.timeout = timeout
+    cache._read_facts()
+    cache._client = cache._serves_core_metadata = None  # what an earlier command opened or learned
+    return cache
 
 
 class FakeEngine:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
+from devpictl import cache as cache_module
 from devpictl import container as ctr
 from devpictl import image as img
-from devpictl import lifecycle, precedence, reporter, settings
+from devpictl import lifecycle, precedence, readiness, reporter, settings
+from devpictl.cache import Cache
 from devpictl.devpi import DevpiClient
 from devpictl.errors import Conflict, EngineError, ReadinessTimeout
 from devpictl.settings import Instance
@@ -34,7 +37,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = FakeClock()
-    monkeypatch.setattr(lifecycle, "time", fake)
+    monkeypatch.setattr(readiness, "time", fake)
     return fake
 
 
@@ -98,7 +101,7 @@ class TestWaitUntilReady:
         container.logs = lambda **kw: (asked.append(kw), log.encode())[1]
         since = datetime.datetime.now(datetime.UTC)
         with server.client() as client, pytest.raises(UpstreamUnreachable) as info:
-            lifecycle.wait_until_ready(client, "pip", 180, reporter.QuietReporter(), container, since)
+            lifecycle.wait_until_ready(client, "pip", 180, reporter.QuietReporter(), Cache.of(container), since)
         assert asked[0]["since"] == since  # only what devpi logged during this `up`
         message = str(info.value)
         assert "TLS certificate (CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate" in message
@@ -111,7 +114,7 @@ class TestWaitUntilReady:
         container = FakeEngine().add("default")
         container.logs = lambda **kw: b"ERROR error fetching https://mirror.example/simple/pip/: ConnectTimeout\n"
         with server.client() as client, pytest.raises(ReadinessTimeout, match="HTTP 502"):
-            lifecycle.wait_until_ready(client, "pip", 2, reporter.QuietReporter(), container)
+            lifecycle.wait_until_ready(client, "pip", 2, reporter.QuietReporter(), Cache.of(container))
 
 
 class TestWaitForApi:
@@ -122,7 +125,7 @@ class TestWaitForApi:
         [["running", "restarting"], ["running", "exited"], ["running", "running+1"]],
         ids=["restarting", "exited", "restarted-between-polls"],
     )
-    def test_a_failing_container_is_a_failure(self, clock, states):
+    def test_a_failing_container_is_a_failure(self, clock, states, monkeypatch):
         container = FakeEngine().add("default")
         container.attrs["RestartCount"] = 2  # restarts from before this `up` do not count
         polls = iter(states)
@@ -138,12 +141,14 @@ class TestWaitForApi:
         def refuse(request):
             raise httpx.ConnectError("refused", request=request)
 
-        with DevpiClient("http://127.0.0.1:1", transport=httpx.MockTransport(refuse)) as client:
-            with pytest.raises(ReadinessTimeout, match="exited during start-up"):
-                lifecycle.wait_for_api(client, container, 3600, reporter.QuietReporter())
+        monkeypatch.setattr(
+            cache_module, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=httpx.MockTransport(refuse))
+        )
+        with Cache.of(container) as cache, pytest.raises(ReadinessTimeout, match="exited during start-up"):
+            lifecycle.wait_for_api(cache, 3600, reporter.QuietReporter())
         assert len(clock.sleeps) == 1
 
-    def test_restarts_from_before_do_not_count(self, clock):
+    def test_restarts_from_before_do_not_count(self, clock, monkeypatch):
         container = FakeEngine().add("default")
         container.attrs["RestartCount"] = 5
         answers = iter([httpx.ConnectError, None])
@@ -154,8 +159,11 @@ class TestWaitForApi:
                 raise error("refused", request=request)
             return httpx.Response(200, json={"result": {}})
 
-        with DevpiClient("http://127.0.0.1:1", transport=httpx.MockTransport(handle)) as client:
-            lifecycle.wait_for_api(client, container, 60, reporter.QuietReporter())
+        monkeypatch.setattr(
+            cache_module, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=httpx.MockTransport(handle))
+        )
+        with Cache.of(container) as cache:
+            lifecycle.wait_for_api(cache, 60, reporter.QuietReporter())
 
 
 def test_proxy_env_file_quotes_only_proxy_variables():
@@ -250,20 +258,15 @@ class TestUpgrade:
         return precedence.ask(settings.Instance("c"), image="new:1")
 
     def old_container(self):
-        class Image:
-            tags = ["old:1"]
-            short_id = "sha256:old"
-
-        class Container:
-            image = Image()
-
-        return Container()
+        container = FakeContainer(FakeEngine())
+        container.image = SimpleNamespace(tags=["old:1"], short_id="sha256:old", id="sha256:old")
+        return container
 
     def test_another_database_version_stops_before_touching_anything(self, engine):
         container = self.old_container()
         actions: list[str] = []
         with pytest.raises(Conflict) as info:
-            lifecycle.upgrade(None, container, self.options(), reporter.QuietReporter(), actions)
+            actions += lifecycle.upgrade(None, Cache.of(container), self.options(), reporter.QuietReporter())
         message = str(info.value)
         assert "needs database version 4, cache 'c' has 3" in message
         assert "nothing was changed" in message and "devpictl backup --name c" in message and "devpictl restore" in message
@@ -273,8 +276,7 @@ class TestUpgrade:
     def test_same_database_version_replaces_the_container_only(self, engine):
         engine["answers"]["have"] = "4"
         container = self.old_container()
-        actions: list[str] = []
-        lifecycle.upgrade(None, container, self.options(), reporter.QuietReporter(), actions)
+        actions = lifecycle.upgrade(None, Cache.of(container), self.options(), reporter.QuietReporter())
         assert engine["removed"] == [container]
         assert actions == ["replaced the container of old:1 with new:1"]
 
@@ -285,8 +287,8 @@ class TestResourceLimits:
         container = FakeContainer(FakeEngine())
         container.attrs["HostConfig"].update(Memory=2 * 1024**3, PidsLimit=512)
         with pytest.raises(Conflict, match="other resource limits: run `devpictl down --name default` first"):
-            lifecycle.check_unchanged(container, up_options(**asked))
-        lifecycle.check_unchanged(container, up_options(memory="2048m", pids_limit=512))
+            lifecycle.check_unchanged(Cache.of(container), up_options(**asked))
+        lifecycle.check_unchanged(Cache.of(container), up_options(memory="2048m", pids_limit=512))
 
 
 class TestChangingOfflineNeedsDown:
@@ -294,13 +296,13 @@ class TestChangingOfflineNeedsDown:
     def test_conflict(self, running_offline, asked):
         container = FakeContainer(FakeEngine(), env=(f"DEVPICTL_OFFLINE={int(running_offline)}",))
         with pytest.raises(Conflict, match=r"offline mode: run `devpictl down --name default` first"):
-            lifecycle.check_unchanged(container, up_options(offline=asked))
+            lifecycle.check_unchanged(Cache.of(container), up_options(offline=asked))
 
     @pytest.mark.parametrize("running_offline", [True, False])
     def test_same_or_unsaid_is_fine(self, running_offline):
         container = FakeContainer(FakeEngine(), env=(f"DEVPICTL_OFFLINE={int(running_offline)}",))
-        lifecycle.check_unchanged(container, up_options(offline=running_offline))
-        lifecycle.check_unchanged(container, up_options(offline=None))
+        lifecycle.check_unchanged(Cache.of(container), up_options(offline=running_offline))
+        lifecycle.check_unchanged(Cache.of(container), up_options(offline=None))
 
 
 class TestDownVolumes:
