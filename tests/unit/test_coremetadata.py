@@ -13,7 +13,7 @@ from devpictl import container as ctr
 from devpictl import coremetadata, layout, probe, speedtest
 from devpictl.coremetadata import MetadataCheck
 from tests.unit.clihelp import invoke
-from tests.unit.fakes import TUNA, FakeDevpi, FakeEngine, configured, checked_cache, page_answer
+from tests.unit.fakes import TUNA, FakeDevpi, FakeEngine, checked_cache, configured, page_answer
 from tests.unit.upstream_check import local_server, run_check
 
 METADATA = b"Metadata-Version: 2.1\nName: pip\nVersion: 24.0\n"

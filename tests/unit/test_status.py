@@ -11,7 +11,7 @@ from devpictl import status as cache_status
 from devpictl.precedence import save_remembered
 from devpictl.settings import Instance
 from tests.unit.clihelp import invoke
-from tests.unit.fakes import EMPTY_PAGE, FILES_PAGE, TUNA, FakeDevpi, FakeEngine, configured, checked_cache, page_answer
+from tests.unit.fakes import EMPTY_PAGE, FILES_PAGE, TUNA, FakeDevpi, FakeEngine, checked_cache, configured, page_answer
 
 # What the upstream check in the container prints for a page that lists files, and for one that lists none.
 LISTED = (0, page_answer(f"{TUNA.url}/pip/", FILES_PAGE))
