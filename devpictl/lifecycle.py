@@ -78,13 +78,12 @@ def up(engine: DockerClient, requested: precedence.CacheSettings, reporter: Repo
     started = datetime.now(UTC)  # a TLS failure devpi logged before this `up` is not this one's
     opts = precedence.decide(requested)
     instance = opts.instance
-    actions: list[str] = []
     if opts.replica_secret is not None:
         replica.read_replica_secret(opts.replica_secret)  # a bad file is refused before anything changes
     # The image runs with or without its front server; one built for `up` has
     # nginx exactly when the cache runs it.
     opts = dataclasses.replace(opts, build=dataclasses.replace(opts.build, front=opts.front))
-    image = choose_image(engine, opts, reporter, actions)
+    image, actions = choose_image(engine, opts, reporter)
     if image != opts.image:  # else: unless one was given, keep the container's
         opts = dataclasses.replace(opts, image=image, given=opts.given | {"image"})
     cache = Cache.find(engine, instance)
@@ -105,7 +104,8 @@ def up(engine: DockerClient, requested: precedence.CacheSettings, reporter: Repo
                 actions += upgrade(engine, cache, opts, reporter)
                 cache = None
         if cache is None:
-            cache, fresh = create(engine, opts, reporter, actions, created)
+            cache, fresh, made = create(engine, opts, reporter, created)
+            actions += made
             if fresh:
                 wanted = wanted or OFFICIAL  # a new cache starts on the official index
         elif cache.status != "running":
@@ -168,8 +168,8 @@ def start_serving(
     return switched
 
 
-def choose_image(engine: DockerClient, opts: precedence.CacheSettings, reporter: Reporter, actions: list[str]) -> str:
-    """The image `up` runs: one whose contents and recipe match what the user asked for.
+def choose_image(engine: DockerClient, opts: precedence.CacheSettings, reporter: Reporter) -> tuple[str, list[str]]:
+    """The image `up` runs, and what was done to have it: one whose contents and recipe match what the user asked for.
 
     An image named with --image is used as it is, or refused when it lacks what was
     asked. Otherwise build options pick devpictl's tag for that variant (-web,
@@ -186,18 +186,17 @@ def choose_image(engine: DockerClient, opts: precedence.CacheSettings, reporter:
         tag = opts.image
     labels = ctr.image_labels(engine, tag)
     if labels is None:
-        return tag
+        return tag, []
     differences = img.recipe_differences(labels, build, opts.build_given)
     if not differences:
-        return tag
+        return tag, []
     if asked:
         raise Conflict(
             f"image {tag} has {'; '.join(differences)}: rebuild it with `devpictl build --image {tag}` and those options, or drop --image"
         )
     reporter.step(f"Rebuilding image {tag}: it has {'; '.join(differences)}")
     img.build_image(engine.api, build, tag, dict(opts.environ), reporter.log)
-    actions.append(f"rebuilt image {tag} ({'; '.join(differences)})")
-    return tag
+    return tag, [f"rebuilt image {tag} ({'; '.join(differences)})"]
 
 
 def ensure_image(engine: DockerClient, opts: precedence.CacheSettings, reporter: Reporter) -> list[str]:
@@ -261,11 +260,16 @@ def upgrade(engine: DockerClient, cache: Cache, opts: precedence.CacheSettings, 
     return [*actions, f"replaced the container of {old_image} with {opts.image}"]
 
 
-def create(engine: DockerClient, opts: precedence.CacheSettings, reporter: Reporter, actions: list[str], created: list[Callable[[], None]]):
-    """Create (and start) the container, and the volume if missing; returns (its Cache, a new cache?)."""
+def create(
+    engine: DockerClient, opts: precedence.CacheSettings, reporter: Reporter, created: list[Callable[[], None]]
+) -> tuple[Cache, bool, list[str]]:
+    """Create (and start) the container, and the volume if missing: (its Cache, a new cache?, what was done).
+
+    ``created`` gets how to undo each thing made, at once, so a failure later in `up` removes it.
+    """
     instance = opts.instance
     port = opts.port
-    actions += ensure_image(engine, opts, reporter)
+    actions = ensure_image(engine, opts, reporter)
     ctr.check_no_cache_on_port(engine, port)
     network.check_port_free(opts.host, port)
     if opts.network:
@@ -329,7 +333,7 @@ def create(engine: DockerClient, opts: precedence.CacheSettings, reporter: Repor
     ctr.start(container)
     actions.append(f"created container {instance.container}")
     container.reload()
-    return Cache.of(container), needs_init
+    return Cache.of(container), needs_init, actions
 
 
 def save_failure_log(instance: Instance, cache: Cache) -> Path | None:

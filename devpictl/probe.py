@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from devpictl import coremetadata, layout, simplepage, speedtest
+from devpictl import coremetadata, layout, simplepage
 from devpictl.errors import Interrupted, UpstreamUnreachable
 
 if TYPE_CHECKING:
@@ -82,14 +82,14 @@ def measure_core_metadata(cache: Cache, url: str, project: str, timeout: float =
     probe = probe_upstream(cache, url, project, timeout)
     if not probe.answered:
         return coremetadata.MetadataCheck(None, f"not measured: its page for {project!r} did not answer ({probe.problem})")
-    wheel = speedtest.newest_wheel(probe.files)
+    wheel = simplepage.newest_wheel(probe.files)
     if wheel is None:
         return coremetadata.MetadataCheck(False, f"its page for {project!r} lists no wheel")
     answer, problem = fetch_in_container(cache, wheel + ".metadata", timeout, digest=True)
-    name = speedtest.file_name(wheel)
+    name = simplepage.file_name(wheel)
     if answer is None:
         return coremetadata.MetadataCheck(None, f"not measured: {name}.metadata did not answer ({problem})")
-    return coremetadata.judge(name, speedtest.announced_metadata(probe.files, wheel), answer["status"], answer["sha256"])
+    return coremetadata.judge(name, simplepage.announced_metadata(probe.files, wheel), answer["status"], answer["sha256"])
 
 
 @contextlib.contextmanager

@@ -194,7 +194,9 @@ def choose(engine: FakeEngine, *, image: str | None = None, given: frozenset[str
     )
     opts = precedence.decide(requested)
     actions: list[str] = []
-    return lifecycle.choose_image(engine, opts, reporter.QuietReporter(), actions), actions
+    image, done = lifecycle.choose_image(engine, opts, reporter.QuietReporter())
+    actions.extend(done)
+    return image, actions
 
 
 class TestChooseImage:
