@@ -22,8 +22,10 @@ from devpictl.mirrors import CATALOG, Upstream
 from devpictl.replica import PAGES_GENERATION
 from devpictl.settings import Instance
 
-# Engine calls that create, change or remove something.
+# Engine calls that create, change or remove something; and what a FakeCache records of the same kind
+# (run_python only when no answer was set up for the script: a run nobody expected).
 MUTATING = {"create", "run", "start", "stop", "kill", "restart", "remove", "put_archive", "build", "exec_run"}
+MUTATING |= {"run_python", "flush_front", "install_failover", "remove_failover", "devpi_export", "remove_path"}
 
 
 class FakeContainer:
@@ -121,7 +123,6 @@ class FakeCache(Cache):
         self.ran: list[tuple[str, list[str], dict[str, str]]] = []  # (script, args, environment) run_python ran
         self.handed: dict[str, bytes] = {}  # files handed into the run dir
         self.flushes = 0  # times the front server's page cache was emptied
-        self.flush_error: Exception | None = None  # flush_front raises it
         self.failover_supported_answer = True
         self.install_answer: Answer = (0, "")  # install_failover's result
         self.installed: list[tuple[str, str]] = []  # (server block, chain.json) install_failover got
@@ -139,11 +140,16 @@ class FakeCache(Cache):
         if self.unreachable is not None:
             raise self.unreachable
 
+    def _record(self, what: str) -> None:
+        """What changes something in the container lands in the engine's calls (FakeEngine.mutations)."""
+        self.container.engine.calls.append(f"cache.{what}")
+
     def read_text(self, path: str) -> str | None:
         self._reach()
         return self.files.get(path)
 
     def remove_path(self, path: str) -> None:
+        self._record("remove_path")
         self.removed_paths.append(path)
 
     def disk_usage(self, path: str) -> int | None:
@@ -157,6 +163,8 @@ class FakeCache(Cache):
     def run_python(self, script, args=(), environment=None) -> ExecResult:
         self._reach()
         self.ran.append((script, list(args), dict(environment or {})))
+        if script not in self.scripts:
+            self._record("run_python")
         answer = self.scripts.get(script, (1, f"no script {script} in this fake\n"))
         if callable(answer):
             answer = answer(list(args), dict(environment or {}))
@@ -172,14 +180,14 @@ class FakeCache(Cache):
         super().hand_in_files(files)  # through the engine's archive API, as the real one
 
     def flush_front(self) -> None:
-        if self.flush_error is not None:
-            raise self.flush_error
+        self._record("flush_front")
         self.flushes += 1
 
     def failover_supported(self) -> bool:
         return self.failover_supported_answer
 
     def install_failover(self, conf, document, digest, marker_url) -> ExecResult:
+        self._record("install_failover")
         self.installed.append((conf, document))
         answer = self.install_answer
         result = answer if isinstance(answer, ExecResult) else ExecResult(*answer)
@@ -188,10 +196,12 @@ class FakeCache(Cache):
         return result
 
     def remove_failover(self) -> None:
+        self._record("remove_failover")
         self.failover_removals += 1
         self.files.pop(layout.FAILOVER_DIR + "/chain.json", None)
 
     def devpi_export(self, workdir: str, *, include_files: bool) -> None:
+        self._record("devpi_export")
         self.exported.append((workdir, include_files))
         if self.export_error is not None:
             raise self.export_error

@@ -135,6 +135,15 @@ def test_plan_without_a_mirror_keeps_the_running_chains_primary():
     assert failover.plan(running, None, (), ["tuna"], local, OFFICIAL_URL) == (CATALOG["nju"], None)
 
 
+def test_drop_removes_only_a_chain_the_volume_holds():
+    cache = container_with_chain(NJU_CHAIN)
+    running = front.Front(cache)
+    assert running.drop() == ["removed the fallbacks"]
+    assert cache.failover_removals == 1 and running.members == []
+    assert running.drop() == [] and cache.failover_removals == 1  # gone: nothing more to remove
+    assert front.Front(container_with_chain(None)).drop() == []
+
+
 def test_describe_and_members_read_the_volume():
     members = front.Front(container_with_chain(NJU_CHAIN)).members
     found = failover.describe(members, "http://127.0.0.1:3144/nju/simple")

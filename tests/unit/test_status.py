@@ -40,6 +40,16 @@ class TestReachability:
         cache = checked_cache(FakeEngine(), check=check)
         assert cache_status.upstream_reachability(cache, TUNA.url, "pip", offline=offline) == expected
 
+    def test_a_container_that_stopped_meanwhile_is_not_asked_again(self):
+        from devpictl.errors import ExecFailed
+
+        cache = checked_cache(FakeEngine(), check=LISTED)
+        cache.unreachable = ExecFailed("cannot run python in devpictl-default", "container is not running")
+        assert cache_status.upstream_reachability(cache, TUNA.url, "pip", offline=False) == (
+            None,
+            "could not ask from inside the cache: container is not running",
+        )
+
     def test_unknown_upstream_is_not_asked(self):
         cache = checked_cache(FakeEngine(), check=LISTED)
         assert cache_status.upstream_reachability(cache, None, "pip", offline=False) == (None, None)
