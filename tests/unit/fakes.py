@@ -116,6 +116,7 @@ class FakeCache(Cache):
     def __init__(self, container: FakeContainer, *, timeout: float = 30.0) -> None:
         super().__init__(container, timeout=timeout)
         self.files: dict[str, str] = {}  # path: text, what read_text (and so chain.json, devpi-server.yml) finds
+        self.reads: list[str] = []  # the paths read_text was asked for, in order
         self.sizes: dict[str, int] = {}  # path: bytes, what disk_usage counts; others: None
         self.usages: dict[str, dict[str, int]] = {}  # shell pattern: {path: bytes}, what disk_usages counts
         self.official: str | Exception = OFFICIAL_URL  # official_url() answers (or raises) it
@@ -146,6 +147,7 @@ class FakeCache(Cache):
 
     def read_text(self, path: str) -> str | None:
         self._reach()
+        self.reads.append(path)
         return self.files.get(path)
 
     def remove_path(self, path: str) -> None:

@@ -471,6 +471,27 @@ class TestSetUpstream:
             switching.switch(cache, opts, TUNA, reporter.QuietReporter())
         assert steps == [s for s in self.STEPS if s != "prepare"]
 
+    def test_one_set_upstream_reads_each_file_of_the_container_once(self, running_cache):
+        from devpictl import cache as cache_module
+        from devpictl import layout
+
+        engine, make, seen = running_cache
+        container = make(False, configured(OFFICIAL), core_metadata=True)
+        container.cache.files[cache_module.CHAIN_FILE] = '{"members": []}'
+        seen["server"][0].projects = ["pip"]
+        result = switching.set_upstream(
+            engine,
+            Instance("default"),
+            TUNA,
+            check=True,
+            probe_project=None,
+            reporter=reporter.QuietReporter(),
+            fallbacks=(CATALOG["bfsu"],),
+        )
+        assert result.fallbacks == (CATALOG["bfsu"],) and result.core_metadata is True
+        reads = container.cache.reads
+        assert sorted(reads) == sorted([layout.SERVER_CONFIG, cache_module.CHAIN_FILE]), reads  # once each, though asked for more
+
     def test_set_upstream_to_the_upstream_it_has_asks_no_network(self, running_cache, monkeypatch):
         engine, make, seen = running_cache
         make(False, configured(TUNA))
