@@ -11,8 +11,7 @@ import pytest
 
 from devpictl import container as ctr
 from devpictl import frontlog, layout
-from devpictl.cache import Cache, ExecResult, exec_in
-from devpictl.errors import BadInput, CacheNotFound, EngineError, EngineUnavailable, ExecFailed, PortInUse
+from devpictl.errors import BadInput, EngineError, EngineUnavailable, PortInUse
 from devpictl.frontlog import HEALTH_CHECK_AGENT
 from devpictl.settings import Instance
 from tests.unit.fakes import CreatingEngine, FakeEngine
@@ -67,23 +66,6 @@ class TestFinding:
         engine.add("default").labels["devpictl.instance"] = "other"
         with pytest.raises(EngineError, match="pick another --name"):
             ctr.find_container(engine, Instance("default"))
-
-    def test_running_container(self):
-        engine = FakeEngine()
-        container = engine.add("default")
-        assert Cache.running(engine, Instance("default")).container is container
-
-    def test_running_container_when_there_is_none(self):
-        with pytest.raises(CacheNotFound) as info:
-            Cache.running(FakeEngine(), Instance("ci"))
-        assert str(info.value) == "no cache named 'ci': start it with `devpictl up --name ci`"
-
-    def test_running_container_when_it_is_stopped(self):
-        engine = FakeEngine()
-        engine.add("ci", status="exited")
-        with pytest.raises(CacheNotFound) as info:
-            Cache.running(engine, Instance("ci"))
-        assert str(info.value) == "cache is exited named 'ci': start it with `devpictl up --name ci`"
 
 
 class TestImagesAndVolumes:
@@ -357,25 +339,6 @@ class TestReadingItBack:
     @pytest.mark.parametrize("text, line", [("a\n\n  b  \n\n", "b"), ("one", "one"), ("", "no output"), ("\n \n", "no output")])
     def test_last_line(self, text, line):
         assert ctr.last_line(text) == line
-
-    def test_exec_output_is_text(self):
-        container = FakeEngine().add("default", exec_answers=lambda cmd, env: (0, b"caf\xc3\xa9 \xff\n"))
-        assert exec_in(container, ["cat", "x"], {"A": "1"}) == ExecResult(0, "café \ufffd\n")
-        assert container.execs == [(["cat", "x"], {"A": "1"})]
-        assert Cache(container).read_text("/etc/x") == "café \ufffd\n"  # the real Cache, through the same exec
-
-    def test_an_exec_the_engine_cannot_run_is_a_typed_error(self):
-        import docker.errors
-
-        container = FakeEngine().add("default")
-
-        def gone(*args, **kwargs):
-            raise docker.errors.APIError("Container abc is not running")
-
-        container.exec_run = gone
-        with pytest.raises(ExecFailed) as info:
-            Cache(container).disk_usage("/data")
-        assert "Container abc is not running" in info.value.reason and info.value.exit_code == 3
 
     def test_health_checks_are_told_apart(self):
         line = '2026-11-25T10:55:16+00:00 front {} "{} HTTP/1.1" 200 310 cache=- disk=- 0.001 s "{}"'

@@ -16,7 +16,7 @@ from devpictl.errors import BadInput, Conflict, DevpiError, Interrupted
 from devpictl.mirrors import CATALOG, OFFICIAL, Upstream
 from devpictl.settings import Instance
 from tests.unit.clihelp import assert_one_line_error, invoke
-from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, TUNA, FakeDevpi, FakeEngine, configured, exec_answering
+from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, TUNA, FakeDevpi, FakeEngine, configured
 
 
 class TestUpstreamChanges:
@@ -379,23 +379,6 @@ class TestUnfinishedSwitch:
             self.switch(server, TUNA, fail_on="pip", error=KeyboardInterrupt)
         actions = self.switch(server, None)
         assert actions[0].startswith("finishing the switch to tuna")
-
-
-class TestOfficialUrl:
-    """devpi's own default upstream, read inside the container."""
-
-    def test_official_url_is_read_from_devpi_once(self):
-        container = exec_answering(0, b"some warning\nhttps://official.index.example/simple/\n")
-        cache = Cache(container)  # the real one: its exec reaches the (fake) engine
-        assert cache.official_url() == "https://official.index.example/simple"
-        assert cache.official_url() == "https://official.index.example/simple"
-        [(cmd, _)] = container.execs  # asked once for the command's life
-        assert cmd[0] == "/opt/devpi/bin/python"
-
-    @pytest.mark.parametrize("code, output", [(1, b"Traceback...\nImportError: no devpi\n"), (0, b""), (0, b"None\n")])
-    def test_official_url_failure(self, code, output):
-        with pytest.raises(DevpiError, match="cannot read devpi's default upstream"):
-            Cache(exec_answering(code, output)).official_url()
 
 
 class TestNotItsOwnUpstream:
