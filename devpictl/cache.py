@@ -158,6 +158,10 @@ class Cache:
     def remove(self) -> None:
         ctr.remove(self.container)
 
+    def runs_image(self, engine: DockerClient, tag: str) -> bool:
+        """True when the container runs the image ``tag`` names now (False also when ``tag`` is missing)."""
+        return ctr.runs_image(engine, self.container, tag)
+
     def failed_since(self, restarts: int) -> bool:
         """True when the container stopped, or its restart policy restarted it, since it had ``restarts`` restarts."""
         return ctr.failed_since(self.container, restarts)

@@ -93,14 +93,14 @@ def up(engine: DockerClient, requested: precedence.CacheSettings, reporter: Repo
         # An earlier `up` stopped between creating the volume and handing in the password
         # leaves a container that can never start (it restarts for ever) and holds nothing.
         suspect = cache is not None and (cache.status != "running" or cache.restart_count > 0)
-        if cache is not None and suspect and not ctr.volume_initialised(engine, str(cache.image_id), instance):
+        if cache is not None and suspect and not ctr.volume_initialised(engine, cache.image_id or cache.image_label, instance):
             reporter.step(f"Removing the container of cache {instance.name!r}, which an interrupted `up` left unfinished")
             cache.remove()
             actions.append(f"removed the unfinished container {instance.container}")
             cache = None
         if cache is not None:
             check_unchanged(cache, opts)
-            if "image" in opts.given and not ctr.runs_image(engine, cache.container, opts.image):
+            if "image" in opts.given and not cache.runs_image(engine, opts.image):
                 actions += upgrade(engine, cache, opts, reporter)
                 cache = None
         if cache is None:
