@@ -94,8 +94,7 @@ class Cache:
         self.status: str = container.status
         self.host, self.port = ctr.published_address(container)
         self.local_base_url = ctr.local_base_url(container)
-        self.image_label = ctr.image_label(container)
-        self.image_id: str | None = container.image.id if container.image is not None else None
+        self._image: tuple[str, str | None] | None = None  # asked of the engine when first wanted
         self.front = ctr.front_enabled(container)
         self.offline = ctr.offline_enabled(container)
         self.max_bytes = ctr.max_bytes(container)
@@ -103,6 +102,21 @@ class Cache:
         self.memory, self.pids_limit = ctr.limits(container)
         self.health = ctr.health(container)
         self.restart_count = ctr.restart_count(container)
+
+    @property
+    def image_label(self) -> str:
+        """The container's image as people know it (container.image_label)."""
+        return self._image_facts()[0]
+
+    @property
+    def image_id(self) -> str | None:
+        return self._image_facts()[1]
+
+    def _image_facts(self) -> tuple[str, str | None]:
+        if self._image is None:  # one more engine request: only the commands that show or compare the image make it
+            image = self.container.image
+            self._image = (ctr.image_label(self.container), image.id if image is not None else None)
+        return self._image
 
     # -- where a Cache comes from ---------------------------------------------------------------
 
