@@ -12,17 +12,17 @@ from tests.unit.fakes import FakeEngine, exec_answering
 
 
 class TestWhereItComesFrom:
-    def test_running_container(self):
+    def test_a_running_cache(self):
         engine = FakeEngine()
         container = engine.add("default")
         assert Cache.running(engine, Instance("default")).container is container
 
-    def test_running_container_when_there_is_none(self):
+    def test_no_cache_is_not_found(self):
         with pytest.raises(CacheNotFound) as info:
             Cache.running(FakeEngine(), Instance("ci"))
         assert str(info.value) == "no cache named 'ci': start it with `devpictl up --name ci`"
 
-    def test_running_container_when_it_is_stopped(self):
+    def test_a_stopped_cache_is_not_found_and_says_how_to_start_it(self):
         engine = FakeEngine()
         engine.add("ci", status="exited")
         with pytest.raises(CacheNotFound) as info:
@@ -31,7 +31,7 @@ class TestWhereItComesFrom:
 
 
 class TestExec:
-    def test_exec_output_is_text(self):
+    def test_exec_output_is_text_and_read_text_goes_through_it(self):
         container = FakeEngine().add("default", exec_answers=lambda cmd, env: (0, b"caf\xc3\xa9 \xff\n"))
         assert exec_in(container, ["cat", "x"], {"A": "1"}) == ExecResult(0, "café \ufffd\n")
         assert container.execs == [(["cat", "x"], {"A": "1"})]
