@@ -44,7 +44,7 @@ from pathlib import Path
 import httpx
 
 from devpictl import simplepage
-from devpictl.speedtest import default_index_url
+from devpictl.pip import default_index_url
 
 ROOT = Path(__file__).resolve().parent.parent
 WHEELS = Path(__file__).resolve().parent / "wheels.txt"

@@ -7,7 +7,6 @@ one read transaction, so the archive is consistent while the cache keeps serving
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -23,42 +22,24 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from devpictl import __version__, carryover, layout
-from devpictl import container as ctr
-from devpictl.devpi import DevpiClient
+from devpictl.cache import Cache
 from devpictl.errors import (
     BadInput,
     Conflict,
     DevpictlError,
-    DevpiError,
-    EngineError,
-    Interrupted,
 )
 from devpictl.image import add_bytes
-from devpictl.precedence import load_remembered
-from devpictl.settings import Instance, ensure_root_password, forget_root_password
+from devpictl.settings import Instance
 
 if TYPE_CHECKING:
     from docker import DockerClient
-    from docker.models.containers import Container
 
 MANIFEST = "devpictl-backup.json"
 EXPORT_DIR = "devpi-export"
 FORMAT = 1
+
+
 # devpi-import fills a server dir here, beside the cache's own, which it replaces only once the import worked.
-STAGE_DIR = f"{layout.DATA_DIR}/.devpictl-restore"
-
-
-@dataclass
-class RestoreResult:
-    name: str
-    actions: list[str]
-    restart: bool  # the cache was running and devpictl knows how it was made
-    index_url: str | None = None  # once the restored cache is up again
-
-    def as_dict(self) -> dict[str, object]:
-        return {"name": self.name, "actions": self.actions, "index_url": self.index_url}
-
-
 @dataclass
 class BackupResult:
     name: str
@@ -121,18 +102,18 @@ def partial_file(path: Path) -> tuple[int, Path]:
 
 def backup(engine: DockerClient, instance: Instance, path: Path, *, include_files: bool, reporter) -> BackupResult:
     """Write the archive to ``path`` (checked with backup_path)."""
-    container = ctr.running_container(engine, instance)
+    with Cache.running(engine, instance) as cache:
+        return export(cache, instance, path, include_files=include_files, reporter=reporter)
+
+
+def export(cache: Cache, instance: Instance, path: Path, *, include_files: bool, reporter) -> BackupResult:
+    """devpi-export in the cache, its directory streamed into the archive at ``path``; the export removed after."""
     # Unique per run: two backups at once must not share (and delete) each other's export.
     workdir = f"{layout.DATA_DIR}/.devpictl-export-{secrets.token_hex(8)}"
-    command = ["devpi-export", "--serverdir", layout.SERVER_DIR]
-    if include_files:
-        command.append("--include-mirrored-files")
-    with reporter.waiting("Exporting with devpi-export"):
-        code, output = ctr.exec_output(container, [*command, workdir])
     try:
-        if code != 0:
-            raise DevpiError(f"devpi-export failed ({ctr.last_line(output)}): see `devpictl logs`")
-        version = image_devpi_version(container)
+        with reporter.waiting("Exporting with devpi-export"):
+            cache.devpi_export(workdir, include_files=include_files)
+        version = cache.devpi_server_version()
         manifest = {
             "format": FORMAT,
             "cache": instance.name,
@@ -148,10 +129,10 @@ def backup(engine: DockerClient, instance: Instance, path: Path, *, include_file
             raise BadInput(f"cannot write {path} ({exc.strerror or exc}): give a PATH in a directory you can write") from None
         try:
             with reporter.transfer(f"Writing {path.name}") as advance, os.fdopen(fd, "wb") as raw:
-                chunks, _stat = container.get_archive(workdir)
+                chunks = cache.get_archive(workdir)
                 with tarfile.open(fileobj=raw, mode="w:gz") as out:
                     add_bytes(out, MANIFEST, json.dumps(manifest, indent=2).encode())
-                    with tarfile.open(fileobj=StreamReader(iter(chunks), advance), mode="r|") as export:
+                    with tarfile.open(fileobj=StreamReader(chunks, advance), mode="r|") as export:
                         top = workdir.rsplit("/", 1)[-1]
                         for member in export:
                             # A fresh header: the engine's PAX header of a long name would carry the old path over.
@@ -174,7 +155,7 @@ def backup(engine: DockerClient, instance: Instance, path: Path, *, include_file
         finally:
             partial.unlink(missing_ok=True)
     finally:
-        ctr.exec_output(container, ["rm", "-rf", workdir])
+        cache.remove_path(workdir)
     return BackupResult(instance.name, path, path.stat().st_size, include_files)
 
 
@@ -186,11 +167,6 @@ def renamed(member: tarfile.TarInfo, name: str) -> tarfile.TarInfo:
     info.uid, info.gid, info.uname, info.gname = member.uid, member.gid, member.uname, member.gname
     info.linkname = member.linkname
     return info
-
-
-def image_devpi_version(container: Container) -> str | None:
-    code, output = ctr.exec_output(container, ["devpi-server", "--version"])
-    return ctr.last_line(output) if code == 0 else None
 
 
 # devpi-import refuses other dump versions; devpi-export writes "2" (devpi-server 6).
@@ -275,181 +251,3 @@ def checked_members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
             kind = "a symlink" if member.issym() else "a hardlink" if member.islnk() else "a device or special file"
             raise ArchiveUnusable(f"member {name!r} is {kind}; a backup holds only files and directories")
         yield member
-
-
-def export_tar(path: Path, out) -> None:
-    """Write the export of the archive at ``path`` to ``out`` as a plain tar that holds only files and directories.
-
-    The engine extracts as root and would follow what it is given, so devpictl hands
-    it a new tar made from checked members: owned by devpi, no special mode bits. An
-    archive that lists files only (as some tools write them) gets each missing
-    directory before its first file, so the engine makes none of them root's.
-    """
-    try:
-        copy_checked(path, out)
-    except ArchiveUnusable as exc:  # read_manifest passed it: the file changed since
-        raise BadInput(f"{path} changed while restore read it ({exc}): give an archive `devpictl backup` wrote") from None
-
-
-def copy_checked(path: Path, out) -> None:
-    made: set[str] = set()
-
-    def directory(name: str, mtime: float) -> tarfile.TarInfo:
-        made.add(name)
-        info = tarfile.TarInfo(name)
-        info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700, mtime
-        info.uid = info.gid = layout.DEVPI_UID
-        return info
-
-    with tarfile.open(path, "r:gz") as tar, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as clean:
-        for member in checked_members(tar):
-            if member.name == MANIFEST:
-                continue
-            name = member.name.rstrip("/")
-            for parent in reversed(PurePosixPath(name).parents[:-1]):
-                if str(parent) not in made:
-                    clean.addfile(directory(str(parent), member.mtime))
-            if member.isdir():
-                if name not in made:
-                    clean.addfile(directory(name, member.mtime))
-                continue
-            info = tarfile.TarInfo(name)
-            info.type, info.mode, info.mtime, info.size = tarfile.REGTYPE, 0o600, member.mtime, member.size
-            info.uid = info.gid = layout.DEVPI_UID
-            clean.addfile(info, tar.extractfile(member))
-
-
-def cache_is_empty(engine: DockerClient, instance: Instance) -> bool:
-    """True when the cache has no volume, or only root, root/pypi and nothing cached."""
-    if not ctr.volume_exists(engine, instance):
-        return True
-    container = ctr.find_container(engine, instance)
-    if container is None or container.status != "running":
-        raise Conflict(
-            f"cache {instance.name!r} has data but is not running, so devpictl cannot check it is empty: "
-            f"start it with `devpictl up --name {instance.name}`, or pass --force to overwrite it"
-        )
-    with DevpiClient(ctr.local_base_url(container)) as client:
-        users = client.users()
-        projects = client.list_projects()
-    only_defaults = set(users) == {"root"} and set(users["root"].get("indexes", {})) == {"pypi"}
-    return only_defaults and not projects
-
-
-def restore(engine: DockerClient, instance: Instance, path: Path, image: str, *, force: bool, reporter) -> RestoreResult:
-    """Bring the archive at ``path`` into the cache ``instance`` (new, empty, or with --force any).
-
-    devpi-import fills a new server dir beside the old one; only once it and the
-    password succeeded does the old container go and the new dir take the old
-    one's place. Until then a failure or an interrupt leaves the old data as it was.
-    """
-    manifest = read_manifest(path)
-    if not force and not cache_is_empty(engine, instance):
-        raise Conflict(f"cache {instance.name!r} is not empty: restore into a new --name, or pass --force to replace its data")
-    if not ctr.image_exists(engine, image):
-        raise BadInput(f"image {image} does not exist: build it with `devpictl build --image {image}` first")
-    actions = []
-    container = ctr.find_container(engine, instance)
-    was_running = container is not None and container.status == "running"
-    fresh_volume = ctr.ensure_volume(engine, instance)
-    password, new_password = ensure_root_password(instance)
-    swapped = removed = False
-    # A one-off container of the image, without network, does the import.
-    helper = ctr.create_offline_helper(engine, image, instance)
-    try:
-        helper.start()
-        # Left by an earlier restore that was killed: start over.
-        run(helper, ["rm", "-rf", STAGE_DIR], "cleanup", user="root")
-        run(helper, ["mkdir", "-p", STAGE_DIR], "mkdir")
-        with reporter.transfer(f"Copying {path.name} into {instance.volume}") as advance, tempfile.TemporaryFile() as clean:
-            export_tar(path, clean)
-            advance(clean.tell())
-            clean.seek(0)
-            if not helper.put_archive(STAGE_DIR, clean):
-                raise EngineError(f"could not copy {path} into the volume: check the engine's logs")
-        ctr.hand_in_files(helper, {layout.ROOT_PASSWORD: (password + "\n").encode()})
-        with reporter.waiting("Importing with devpi-import"):
-            run(helper, ["devpi-import", "--serverdir", f"{STAGE_DIR}/server", "--no-events", f"{STAGE_DIR}/{EXPORT_DIR}"], "devpi-import")
-        # The archive brings its root's password hash; the password devpictl stores stays the one that works.
-        handed_in = f"{layout.RUN_DIR}/{layout.ROOT_PASSWORD}"
-        run(
-            helper,
-            ["sh", "-c", f"cat {handed_in} {handed_in} | devpi-passwd --serverdir {STAGE_DIR}/server root"],
-            "devpi-passwd",
-        )
-        # The import worked: only now does the old cache go.
-        if container is not None:
-            ctr.remove(container)
-            removed = True
-            actions.append(f"removed container {instance.container}")
-        run(helper, ["sh", "-c", SWAP], "swapping in the imported data")
-        swapped = True
-        if not fresh_volume:
-            actions.append(f"replaced the old data in {instance.volume}")
-        try:  # as root: whatever the engine extracted, the stage goes; the restore is done either way
-            run(helper, ["rm", "-rf", STAGE_DIR], "removing the imported archive", user="root")
-        except DevpictlError as exc:
-            actions.append(f"left {STAGE_DIR} in the volume: {exc}")
-    except BaseException as exc:
-        if not swapped:
-            with contextlib.suppress(Exception):
-                run(helper, ["rm", "-rf", STAGE_DIR], "cleanup", user="root")
-        helper.remove(force=True)
-        if fresh_volume:
-            ctr.remove_volume(engine, instance)
-        if new_password:
-            forget_root_password(instance)
-        if isinstance(exc, KeyboardInterrupt):
-            raise Interrupted(interrupted_message(instance, fresh_volume, swapped, container is not None)) from None
-        if isinstance(exc, DevpictlError):
-            exc.args = (f"{exc} ({changed_so_far(instance, removed)})",)
-        raise
-    helper.remove(force=True)
-    run_after = was_running and bool(load_remembered(instance))
-    actions.append(f"restored {path.name} (cache {manifest.get('cache')!r}, {manifest.get('created')}) into {instance.volume}")
-    actions.extend(carryover.carry_over_settings(engine, instance, manifest, image))
-    return RestoreResult(instance.name, actions, restart=run_after)
-
-
-def swap_script(server_dir: str, stage_dir: str) -> str:
-    """The shell that puts the imported server dir in place of the old one, or the old one back.
-
-    Runs in the restore container once devpi-import succeeded. Each mv is one rename
-    inside the volume; the old server dir stays beside it until the new one is in place,
-    and goes back where it was when that fails.
-    """
-    return (
-        f"set -e; rm -rf {stage_dir}/old; "
-        f"if [ -e {server_dir} ]; then mv {server_dir} {stage_dir}/old; fi; "
-        f"if ! mv {stage_dir}/server {server_dir}; then if [ -e {stage_dir}/old ]; then mv {stage_dir}/old {server_dir}; fi; exit 1; fi"
-    )
-
-
-SWAP = swap_script(layout.SERVER_DIR, STAGE_DIR)
-
-
-def changed_so_far(instance: Instance, removed_container: bool) -> str:
-    """What a failed restore changed, for its error line: the data never (a failed swap puts it back)."""
-    if not removed_container:
-        return "nothing was changed"
-    return (
-        f"the data of cache {instance.name!r} is unchanged; its container was removed: `devpictl up --name {instance.name}` starts it again"
-    )
-
-
-def interrupted_message(instance: Instance, fresh_volume: bool, swapped: bool, had_container: bool) -> str:
-    if fresh_volume:
-        return f"restore interrupted: nothing was kept; cache {instance.name!r} does not exist"
-    if swapped:
-        return (
-            f"restore interrupted while the imported data replaced the old: check it with `devpictl up --name {instance.name}`, "
-            "or run the same restore again"
-        )
-    start = f"; start it again with `devpictl up --name {instance.name}`" if had_container else ""
-    return f"restore interrupted before the import finished: the data of cache {instance.name!r} is unchanged{start}"
-
-
-def run(container: Container, command: list[str], what: str, user: str = "") -> None:
-    code, output = ctr.exec_output(container, command, user=user)
-    if code != 0:
-        raise DevpiError(f"{what} failed in the restore container ({ctr.last_line(output)})")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from devpictl import frontlog, layout
-from devpictl.errors import BadInput, CacheNotFound, EngineError, EngineUnavailable, PortInUse
+from devpictl.errors import BadInput, EngineError, EngineUnavailable, PortInUse
 from devpictl.image import add_bytes
 from devpictl.settings import LABEL_INSTANCE, LABEL_MANAGED, Instance
 
@@ -344,20 +344,6 @@ def remove_volume(engine: DockerClient, instance: Instance) -> None:
             if attempt == 9:
                 raise
             time.sleep(0.5)
-
-
-def exec_output(container: Container, cmd: list[str], environment: Mapping[str, str] | None = None, user: str = "") -> tuple[int, str]:
-    result = container.exec_run(cmd, environment=dict(environment or {}), demux=False, user=user)
-    output = result.output if isinstance(result.output, bytes) else b""  # not streamed: bytes, or None
-    return (-1 if result.exit_code is None else result.exit_code), output.decode(errors="replace")
-
-
-def running_container(engine: DockerClient, instance: Instance):
-    container = find_container(engine, instance)
-    if container is None or container.status != "running":
-        state = "no cache" if container is None else f"cache is {container.status}"
-        raise CacheNotFound(f"{state} named {instance.name!r}: start it with `devpictl up --name {instance.name}`")
-    return container
 
 
 def last_line(text: str) -> str:

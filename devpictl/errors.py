@@ -73,6 +73,14 @@ class EngineError(DevpictlError):
     exit_code = EXIT_ENGINE
 
 
+class ExecFailed(EngineError):
+    """The engine could not run a command in a cache's container (stopped or removed meanwhile); ``reason`` is the engine's word."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class PortInUse(DevpictlError):
     exit_code = EXIT_CONFLICT
 

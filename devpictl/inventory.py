@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from devpictl import container as ctr
 from devpictl import devpi
 from devpictl import status as cache_status
+from devpictl.cache import Cache
 from devpictl.settings import LABEL_INSTANCE, Instance, data_dir
 
 if TYPE_CHECKING:
@@ -59,14 +60,15 @@ def volume_sizes(engine: DockerClient) -> dict[str, int]:
 
 def describe(engine: DockerClient, name: str, sizes: dict[str, int]) -> KnownCache:
     instance = Instance(name)
-    container = ctr.find_container(engine, instance)
+    cache = Cache.find(engine, instance, timeout=3)
     has_volume = ctr.volume_exists(engine, instance)
     size = sizes.get(instance.volume)
-    state, health = (container.status, ctr.health(container)) if container is not None else (cache_status.DOWN, None)
+    state, health = (cache.status, cache.health) if cache is not None else (cache_status.DOWN, None)
     index_url = upstream_name = upstream = None
-    if state == "running":
-        index_url = devpi.index_url(ctr.local_base_url(container))
-        served = cache_status.serving(container, timeout=3)
+    if cache is not None and state == "running":
+        index_url = devpi.index_url(cache.local_base_url)
+        with cache:
+            served = cache_status.serving(cache)
         if served is not None:
             upstream_name, upstream = served.upstream.name, served.upstream.display_url
     return KnownCache(

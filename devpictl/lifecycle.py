@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,16 +13,16 @@ from typing import TYPE_CHECKING
 from devpictl import container as ctr
 from devpictl import devpi, failover, layout, network, precedence, replica, switching
 from devpictl import image as img
-from devpictl.devpi import DevpiClient
-from devpictl.errors import BadInput, CacheUnreachable, Conflict, DevpictlError, LoginRefused, ReadinessTimeout, UpstreamUnreachable
+from devpictl.cache import Cache
+from devpictl.errors import BadInput, Conflict, DevpictlError, LoginRefused
 from devpictl.mirrors import OFFICIAL, Upstream, find_by_url
 from devpictl.network import DEFAULT_HOST
+from devpictl.readiness import wait_for_api, wait_until_ready
 from devpictl.reporter import Reporter
 from devpictl.settings import Instance, ensure_root_password, forget_cache, forget_root_password, memory_bytes, read_root_password
 
 if TYPE_CHECKING:
     from docker import DockerClient
-    from docker.models.containers import Container
 
 
 @dataclass
@@ -79,95 +78,98 @@ def up(engine: DockerClient, requested: precedence.CacheSettings, reporter: Repo
     started = datetime.now(UTC)  # a TLS failure devpi logged before this `up` is not this one's
     opts = precedence.decide(requested)
     instance = opts.instance
-    actions: list[str] = []
     if opts.replica_secret is not None:
         replica.read_replica_secret(opts.replica_secret)  # a bad file is refused before anything changes
     # The image runs with or without its front server; one built for `up` has
     # nginx exactly when the cache runs it.
     opts = dataclasses.replace(opts, build=dataclasses.replace(opts.build, front=opts.front))
-    image = choose_image(engine, opts, reporter, actions)
+    image, actions = choose_image(engine, opts, reporter)
     if image != opts.image:  # else: unless one was given, keep the container's
         opts = dataclasses.replace(opts, image=image, given=opts.given | {"image"})
-    container = ctr.find_container(engine, instance)
+    cache = Cache.find(engine, instance)
     created: list[Callable[[], None]] = []
     try:
         wanted = opts.upstream
         # An earlier `up` stopped between creating the volume and handing in the password
         # leaves a container that can never start (it restarts for ever) and holds nothing.
-        suspect = container is not None and (container.status != "running" or ctr.restart_count(container) > 0)
-        if suspect and not ctr.volume_initialised(engine, container.image.id, instance):
+        suspect = cache is not None and (cache.status != "running" or cache.restart_count > 0)
+        if cache is not None and suspect and not ctr.volume_initialised(engine, cache.image_id or cache.image_label, instance):
             reporter.step(f"Removing the container of cache {instance.name!r}, which an interrupted `up` left unfinished")
-            ctr.remove(container)
+            cache.remove()
             actions.append(f"removed the unfinished container {instance.container}")
-            container = None
-        if container is not None:
-            check_unchanged(container, opts)
-            if "image" in opts.given and not ctr.runs_image(engine, container, opts.image):
-                upgrade(engine, container, opts, reporter, actions)
-                container = None
-        if container is None:
-            container, fresh = create(engine, opts, reporter, actions, created)
+            cache = None
+        if cache is not None:
+            check_unchanged(cache, opts)
+            if "image" in opts.given and not cache.runs_image(engine, opts.image):
+                actions += upgrade(engine, cache, opts, reporter)
+                cache = None
+        if cache is None:
+            cache, fresh, made = create(engine, opts, reporter, created)
+            actions += made
             if fresh:
                 wanted = wanted or OFFICIAL  # a new cache starts on the official index
-        elif container.status != "running":
+        elif cache.status != "running":
             reporter.step(f"Starting stopped cache {instance.name!r}")
-            ctr.start(container)
+            cache.start()
             actions.append("started the container")
-        container.reload()
-        base_url = ctr.local_base_url(container)
-        with DevpiClient(base_url) as client:
-            wait_for_api(client, container, opts.timeout, reporter)
-            if opts.replica_of:
-                # The primary's upstream and settings arrive by replication; nothing to set here.
-                replica.check_primary_answers(container, opts.replica_of)
-                replica.wait_until_caught_up(client, container, opts.replica_of, opts.timeout, reporter)
-                serving_upstream = find_by_url(client.get_index().get("mirror_url"), switching.official_url(container))
-                chain = None
-            else:
-                switched = switching.set_up_upstream(client, container, opts.switch_options(), wanted, reporter, actions)
-                serving_upstream, chain = switched.upstream, switched.chain
-            # Offline, devpi lists only the files it stored, so the probe project's page
-            # may rightly be empty, and the upstream is never asked: an answering API is it.
-            if not opts.offline:
-                wait_until_ready(client, opts.probe_project, opts.timeout, reporter, container, started)
-            core_metadata = switching.core_metadata_state(client, container)
+        cache.refresh()
+        with cache:
+            switched = start_serving(cache, opts, wanted, reporter, started)
     except BaseException as exc:
         if created:
-            log = save_failure_log(instance, container) if container is not None else None
+            log = save_failure_log(instance, cache) if cache is not None else None
             reporter.step("Removing what this run created")
             for undo in reversed(created):
                 undo()
             if log is not None and isinstance(exc, DevpictlError):
                 exc.args = (f"{exc} (devpi's log is kept in {log})",)
         raise
-    host, port = ctr.published_address(container)
-    memory, pids = ctr.limits(container)  # what the container has, so a cache made without limits keeps none
+    memory = cache.memory  # what the container has, so a cache made without limits keeps none
     precedence.remember(
         opts,
-        port=port,
+        port=cache.port,
         memory=f"{memory // 1024**2}m" if memory else None,
-        pids_limit=pids or None,
-        max_bytes=ctr.max_bytes(container),
-        fallback=[failover.spec(f) for f in chain.fallbacks] if chain else [],
+        pids_limit=cache.pids_limit or None,
+        max_bytes=cache.max_bytes,
+        fallback=[failover.spec(f) for f in switched.fallbacks],
     )
-    primary, fallbacks = failover.primary_and_fallbacks(serving_upstream, chain)
     return UpResult(
         instance.name,
-        devpi.index_url(base_url),
-        primary,
-        actions,
+        devpi.index_url(cache.local_base_url),
+        switched.upstream,
+        actions + switched.actions,
         instance.password_file,
-        host,
+        cache.host,
         opts.offline,
-        core_metadata,
-        port,
+        switched.core_metadata,
+        cache.port,
         primary_url=opts.replica_of,
-        fallbacks=fallbacks,
+        fallbacks=switched.fallbacks,
     )
 
 
-def choose_image(engine: DockerClient, opts: precedence.CacheSettings, reporter: Reporter, actions: list[str]) -> str:
-    """The image `up` runs: one whose contents and recipe match what the user asked for.
+def start_serving(
+    cache: Cache, opts: precedence.CacheSettings, wanted: Upstream | None, reporter: Reporter, started: datetime
+) -> switching.SwitchResult:
+    """Wait for devpi, switch its upstream (a replica: catch up with the primary instead), wait until it serves files."""
+    wait_for_api(cache, opts.timeout, reporter)
+    if opts.replica_of:
+        # The primary's upstream and settings arrive by replication; nothing to set here.
+        replica.check_primary_answers(cache, opts.replica_of)
+        replica.wait_until_caught_up(cache, opts.replica_of, opts.timeout, reporter)
+        upstream = find_by_url(cache.client.get_index().get("mirror_url"), cache.official_url())
+        switched = switching.SwitchResult(opts.instance.name, upstream, upstream, [], switching.core_metadata_state(cache))
+    else:
+        switched = switching.switch(cache, opts.switch_options(), wanted, reporter)
+    # Offline, devpi lists only the files it stored, so the probe project's page
+    # may rightly be empty, and the upstream is never asked: an answering API is it.
+    if not opts.offline:
+        wait_until_ready(cache.client, opts.probe_project, opts.timeout, reporter, cache, started)
+    return switched
+
+
+def choose_image(engine: DockerClient, opts: precedence.CacheSettings, reporter: Reporter) -> tuple[str, list[str]]:
+    """The image `up` runs, and what was done to have it: one whose contents and recipe match what the user asked for.
 
     An image named with --image is used as it is, or refused when it lacks what was
     asked. Otherwise build options pick devpictl's tag for that variant (-web,
@@ -184,65 +186,65 @@ def choose_image(engine: DockerClient, opts: precedence.CacheSettings, reporter:
         tag = opts.image
     labels = ctr.image_labels(engine, tag)
     if labels is None:
-        return tag
+        return tag, []
     differences = img.recipe_differences(labels, build, opts.build_given)
     if not differences:
-        return tag
+        return tag, []
     if asked:
         raise Conflict(
             f"image {tag} has {'; '.join(differences)}: rebuild it with `devpictl build --image {tag}` and those options, or drop --image"
         )
     reporter.step(f"Rebuilding image {tag}: it has {'; '.join(differences)}")
     img.build_image(engine.api, build, tag, dict(opts.environ), reporter.log)
-    actions.append(f"rebuilt image {tag} ({'; '.join(differences)})")
-    return tag
+    return tag, [f"rebuilt image {tag} ({'; '.join(differences)})"]
 
 
-def ensure_image(engine: DockerClient, opts: precedence.CacheSettings, reporter: Reporter, actions: list[str]) -> None:
-    """Build ``opts.image`` from the template when the engine does not have it."""
-    if not ctr.image_exists(engine, opts.image):
-        reporter.step(f"Building image {opts.image}")
-        img.build_image(engine.api, opts.build, opts.image, dict(opts.environ), reporter.log)
-        actions.append(f"built image {opts.image}")
+def ensure_image(engine: DockerClient, opts: precedence.CacheSettings, reporter: Reporter) -> list[str]:
+    """Build ``opts.image`` from the template when the engine does not have it; what was done."""
+    if ctr.image_exists(engine, opts.image):
+        return []
+    reporter.step(f"Building image {opts.image}")
+    img.build_image(engine.api, opts.build, opts.image, dict(opts.environ), reporter.log)
+    return [f"built image {opts.image}"]
 
 
-def check_unchanged(container: Container, opts: precedence.CacheSettings) -> None:
+def check_unchanged(cache: Cache, opts: precedence.CacheSettings) -> None:
     """Refuse settings given or remembered that would need a new container: those take `down` first."""
     name, given = opts.instance.name, opts.given
-    host, port = ctr.published_address(container)
+    host, port = cache.host, cache.port
     if ("port" in given and port != opts.port) or ("host" in given and host != opts.host):
         raise Conflict(
             f"cache {name!r} is published on {host}:{port}: run `devpictl down --name {name}` first to move it, or drop --host/--port"
         )
-    if "front" in given and opts.front != ctr.front_enabled(container):
+    if "front" in given and opts.front != cache.front:
         raise Conflict(
-            f"cache {name!r} runs {'with' if ctr.front_enabled(container) else 'without'} its front server: run `devpictl down --name {name}` first to change that"
+            f"cache {name!r} runs {'with' if cache.front else 'without'} its front server: run `devpictl down --name {name}` first to change that"
         )
-    memory, pids = ctr.limits(container)
+    memory, pids = cache.memory, cache.pids_limit
     if ("memory" in given and memory_bytes(opts.memory) != memory) or ("pids_limit" in given and opts.pids_limit != pids):
         raise Conflict(f"cache {name!r} runs with other resource limits: run `devpictl down --name {name}` first to change them")
-    if "max_bytes" in given and opts.max_bytes != ctr.max_bytes(container):
+    if "max_bytes" in given and opts.max_bytes != cache.max_bytes:
         raise Conflict(
             f"cache {name!r} runs with another size limit: run `devpictl down --name {name}` first to change it, or `devpictl prune` now"
         )
-    if "replica_of" in given and opts.replica_of != replica.primary_of(container):
-        primary = replica.primary_of(container)
+    if "replica_of" in given and opts.replica_of != cache.primary_url:
+        primary = cache.primary_url
         raise Conflict(
             f"cache {name!r} is {'a replica of ' + primary if primary else 'a primary'}: run `devpictl down --name {name}` first to change that, or drop --replica-of"
         )
-    if "offline" in given and opts.offline != ctr.offline_enabled(container):
+    if "offline" in given and opts.offline != cache.offline:
         raise Conflict(
-            f"cache {name!r} runs {'in' if ctr.offline_enabled(container) else 'without'} offline mode: run `devpictl down --name {name}` first to change that"
+            f"cache {name!r} runs {'in' if cache.offline else 'without'} offline mode: run `devpictl down --name {name}` first to change that"
         )
 
 
-def upgrade(engine: DockerClient, container: Container, opts: precedence.CacheSettings, reporter: Reporter, actions: list[str]) -> None:
-    """Replace the container with one of ``opts.image``, keeping the volume, when devpi can read its data.
+def upgrade(engine: DockerClient, cache: Cache, opts: precedence.CacheSettings, reporter: Reporter) -> list[str]:
+    """Replace the container with one of ``opts.image``, keeping the volume, when devpi can read its data; what was done.
 
     devpi-server refuses a server dir of another database version; then devpictl
     stops here, before touching anything, and says how to move the data.
     """
-    ensure_image(engine, opts, reporter, actions)
+    actions = ensure_image(engine, opts, reporter)
     name = opts.instance.name
     needed = ctr.run_once(engine, opts.image, ["python", "-c", "from devpi_server.main import DATABASE_VERSION as v; print(v)"])
     have = ctr.run_once(engine, opts.image, ["cat", f"{layout.SERVER_DIR}/.serverversion"], volume=opts.instance.volume)
@@ -252,17 +254,22 @@ def upgrade(engine: DockerClient, container: Container, opts: precedence.CacheSe
             f"nothing was changed; move the data with `devpictl backup --name {name} --include-files` and "
             f"`devpictl restore --name NEW --image {opts.image} ARCHIVE`"
         )
-    old_image = ctr.image_label(container)
+    old_image = cache.image_label
     reporter.step(f"Upgrading cache {name!r} from {old_image} to {opts.image}; the volume stays")
-    ctr.remove(container)
-    actions.append(f"replaced the container of {old_image} with {opts.image}")
+    cache.remove()
+    return [*actions, f"replaced the container of {old_image} with {opts.image}"]
 
 
-def create(engine: DockerClient, opts: precedence.CacheSettings, reporter: Reporter, actions: list[str], created: list[Callable[[], None]]):
-    """Create (and start) the container, and the volume if missing; returns (container, a new cache?)."""
+def create(
+    engine: DockerClient, opts: precedence.CacheSettings, reporter: Reporter, created: list[Callable[[], None]]
+) -> tuple[Cache, bool, list[str]]:
+    """Create (and start) the container, and the volume if missing: (its Cache, a new cache?, what was done).
+
+    ``created`` gets how to undo each thing made, at once, so a failure later in `up` removes it.
+    """
     instance = opts.instance
     port = opts.port
-    ensure_image(engine, opts, reporter, actions)
+    actions = ensure_image(engine, opts, reporter)
     ctr.check_no_cache_on_port(engine, port)
     network.check_port_free(opts.host, port)
     if opts.network:
@@ -325,11 +332,12 @@ def create(engine: DockerClient, opts: precedence.CacheSettings, reporter: Repor
     reporter.step(f"Starting cache {instance.name!r} on {opts.host}:{port}")
     ctr.start(container)
     actions.append(f"created container {instance.container}")
-    return container, needs_init
+    container.reload()
+    return Cache.of(container), needs_init, actions
 
 
-def save_failure_log(instance: Instance, container: Container) -> Path | None:
-    text = ctr.logs_tail(container, 200)
+def save_failure_log(instance: Instance, cache: Cache) -> Path | None:
+    text = cache.logs_tail(200)
     if not text:
         return None
     instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -337,89 +345,14 @@ def save_failure_log(instance: Instance, container: Container) -> Path | None:
     return instance.failure_log
 
 
-def wait_for_api(client: DevpiClient, container: Container, timeout: float, reporter: Reporter) -> None:
-    deadline = time.monotonic() + timeout
-    restarts = ctr.restart_count(container)
-    with reporter.waiting(f"Waiting for devpi-server to answer (up to {timeout:.0f} s)"):
-        while True:
-            try:
-                client.api()
-                return
-            except CacheUnreachable:
-                pass
-            if ctr.failed_since(container, restarts):
-                raise ReadinessTimeout(
-                    f"devpi-server exited during start-up: {ctr.last_line(ctr.logs_tail(container))}; see `devpictl logs`"
-                )
-            if time.monotonic() > deadline:
-                raise ReadinessTimeout(f"devpi-server did not answer within {timeout:.0f} s: see `devpictl logs`")
-            time.sleep(0.5)
-
-
-def wait_until_ready(
-    client: DevpiClient, project: str, timeout: float, reporter: Reporter, container: Container | None = None, since: datetime | None = None
-) -> list[str]:
-    """Wait until the simple page of ``project`` lists files through the cache.
-
-    An answering /+api is not enough: a fresh devpi can fail installs while it
-    is still setting up its mirror (docs/devpi-facts.md). A TLS failure shows only
-    in devpi's log (the page answers 502): it ends the wait at once, naming --ca-bundle.
-    """
-    deadline = time.monotonic() + timeout
-    last_problem = "it listed no files"
-    with reporter.waiting(f"Waiting until the cache lists files for {project!r} (up to {timeout:.0f} s)"):
-        while True:
-            try:
-                files = client.simple_files(project)
-                if files:
-                    return files
-            except (UpstreamUnreachable, CacheUnreachable) as exc:
-                last_problem = str(exc)
-                tls = tls_failure(log_since(container, since)) if container is not None else None
-                if tls is not None:
-                    raise UpstreamUnreachable(
-                        f"the cache does not trust its upstream's TLS certificate ({tls}): a proxy that re-signs HTTPS? "
-                        'run `devpictl up` again with --ca-bundle and your CA bundle (e.g. --ca-bundle "$SSL_CERT_FILE")'
-                    ) from None
-            if time.monotonic() > deadline:
-                raise ReadinessTimeout(
-                    f"the cache did not list files for {project!r} within {timeout:.0f} s ({last_problem}); "
-                    "check the upstream and `devpictl logs`, or pick another with --mirror"
-                )
-            time.sleep(1.0)
-
-
-def log_since(container: Container, since: datetime | None) -> str:
-    """The last lines of the container's log, those since ``since`` (this `up`'s start) where given."""
-    import docker.errors
-
-    try:
-        return container.logs(tail=100, since=since).decode(errors="replace")
-    except docker.errors.APIError:
-        return ""
-
-
-TLS_FAILURES = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed")
-
-
-def tls_failure(log: str) -> str | None:
-    """The last line of devpi's log that tells of a certificate it did not trust, cut short; None when there is none."""
-    for line in reversed(log.splitlines()):
-        if any(needle in line for needle in TLS_FAILURES):
-            start = line.find(next(n for n in TLS_FAILURES if n in line))
-            text = line[start:].strip()
-            return text[:160] + ("..." if len(text) > 160 else "")
-    return None
-
-
 def down(engine: DockerClient, instance: Instance, *, volumes: bool) -> list[str]:
     actions = []
     volume = volumes and ctr.volume_exists(engine, instance)
     if volume:
         ctr.check_volume_is_ours(engine, instance)  # before anything goes
-    container = ctr.find_container(engine, instance)
-    if container is not None:
-        ctr.remove(container)
+    cache = Cache.find(engine, instance)
+    if cache is not None:
+        cache.remove()
         actions.append(f"removed container {instance.container}")
     if not volumes:
         return actions

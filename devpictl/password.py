@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devpictl import container as ctr
 from devpictl import replica
+from devpictl.cache import Cache
 from devpictl.devpi import DevpiClient
 from devpictl.errors import (
     CacheNotFound,
@@ -74,11 +74,11 @@ def rotate(engine: DockerClient, instance: Instance, *, client: DevpiClient | No
     holds the password devpi has; the next command that logs in asks devpi which.
     ``client`` is the seam tests use to fake devpi.
     """
-    container = ctr.running_container(engine, instance)
-    replica.refuse_on_replica(container, instance, "password --rotate")
+    cache = Cache.running(engine, instance)
+    replica.refuse_on_replica(cache, "password --rotate")
     stored_password(instance)
     own_client = client is None
-    client = client or DevpiClient(ctr.local_base_url(container))
+    client = client or cache.client
     try:
         try:
             settled = login_root(client, instance)
@@ -106,14 +106,14 @@ def rotate(engine: DockerClient, instance: Instance, *, client: DevpiClient | No
         with interrupts_deferred() as arrived:
             commit_root_password(instance)
             if own_client:
-                client.close()  # here, not left to a Ctrl-C's mercy below (closing twice is harmless)
+                cache.close()  # here, not left to a Ctrl-C's mercy below (closing twice is harmless)
         if arrived:
             raise Interrupted(
                 f"interrupted as the rotation ended; it is complete: devpi and {instance.password_file} hold the new root password"
             )
     finally:
         if own_client:
-            client.close()
+            cache.close()
     return Rotation(instance.name, instance.password_file, settled)
 
 

@@ -1,8 +1,9 @@
-"""pip as a program devpictl runs (it has no public Python API): where it is, and how to run it."""
+"""pip as a program devpictl runs (it has no public Python API): where it is, how to run it, the index it uses by default."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,3 +26,24 @@ def run_pip(command: list[str], *args: str, timeout: float | None = None) -> sub
     return subprocess.run(
         [*command, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     )
+
+
+def default_index_url() -> str | None:
+    """The index pip uses by default, as pip's own help states it, or None without pip.
+
+    devpictl names no index host of its own, so the official index is measured
+    at the URL pip would fetch from. pip has no public API for it; its help
+    text ("Base URL of the Python Package Index (default URL)") is public.
+    """
+    command = pip_command()
+    if command is None:
+        return None
+    try:
+        done = run_pip(command, "download", "--help", timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = _PIP_DEFAULT_INDEX.search(" ".join(done.stdout.split()))
+    return match[1] if done.returncode == 0 and match else None
+
+
+_PIP_DEFAULT_INDEX = re.compile(r"--index-url <url> Base URL of the Python Package Index \(default (https?://[^\s)]+)\)")

@@ -156,7 +156,7 @@ class CacheSettings:
 
 @dataclass(frozen=True)
 class SwitchOptions:
-    """What pointing root/pypi at an upstream needs to know (switching.set_up_upstream)."""
+    """What pointing root/pypi at an upstream needs to know (switching.switch)."""
 
     instance: Instance
     probe_project: str

@@ -8,20 +8,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from devpictl import container as ctr
-from devpictl import coremetadata, layout, simplepage, speedtest
-from devpictl import image as img
+from devpictl import coremetadata, layout, simplepage
 from devpictl.errors import Interrupted, UpstreamUnreachable
 
 if TYPE_CHECKING:
-    from docker.models.containers import Container
-
+    from devpictl.cache import Cache
     from devpictl.reporter import Reporter
 
-
-def check_script() -> str:
-    """templates/upstream_check.py: run inside the cache, so the check sees the network, proxy and CA bundle devpi uses."""
-    return img.render_template("upstream_check.py")
+# Run inside the cache, so the check sees the network, proxy and CA bundle devpi uses.
+CHECK_SCRIPT = "upstream_check.py"
 
 
 @dataclass(frozen=True)
@@ -33,14 +28,14 @@ class UpstreamProbe:
     problem: str | None  # why it did not answer, else None
 
 
-def fetch_in_container(container: Container, url: str, timeout: float, *, digest: bool = False) -> tuple[dict | None, str]:
+def fetch_in_container(cache: Cache, url: str, timeout: float, *, digest: bool = False) -> tuple[dict | None, str]:
     """Ask ``url`` from inside the cache: (the check's answer, or None and why not)."""
     environment = {layout.ENV_CHECK_URL: url, layout.ENV_CHECK_TIMEOUT: str(timeout)}
     if digest:
         environment[layout.ENV_CHECK_WHAT] = "digest"
-    code, output = ctr.exec_output(container, [layout.PYTHON, "-c", check_script()], environment)
-    answer = ctr.last_line(output)
-    if code != 0:
+    result = cache.run_python(CHECK_SCRIPT, environment=environment)
+    answer = result.last_line
+    if not result.ok:
         return None, answer
     try:
         data = json.loads(answer)
@@ -51,16 +46,16 @@ def fetch_in_container(container: Container, url: str, timeout: float, *, digest
     return data, ""
 
 
-def probe_upstream(container: Container, url: str, project: str, timeout: float = 20.0) -> UpstreamProbe:
-    answer, problem = fetch_in_container(container, f"{url}/{project}/", timeout)
+def probe_upstream(cache: Cache, url: str, project: str, timeout: float = 20.0) -> UpstreamProbe:
+    answer, problem = fetch_in_container(cache, f"{url}/{project}/", timeout)
     if answer is None:
         return UpstreamProbe(False, [], problem)
     return UpstreamProbe(True, simplepage.parse(answer["text"], answer["url"]), None)
 
 
-def check_upstream(container: Container, url: str, project: str, timeout: float = 20.0) -> None:
+def check_upstream(cache: Cache, url: str, project: str, timeout: float = 20.0) -> None:
     """Refuse an upstream whose simple page for ``project`` lists no files, as seen from the cache."""
-    probe = probe_upstream(container, url, project, timeout)
+    probe = probe_upstream(cache, url, project, timeout)
     if not probe.answered:
         raise UpstreamUnreachable(
             f"upstream {url} did not answer a simple page for {project!r} ({probe.problem}): {unanswered_hint(probe.problem)}"
@@ -78,29 +73,23 @@ def unanswered_hint(problem: str | None) -> str:
     return "check the URL, or see which mirrors answer with `devpictl mirrors test` and pick another; --no-check switches anyway"
 
 
-def measure_core_metadata(container: Container, url: str, project: str, timeout: float = 20.0) -> coremetadata.MetadataCheck:
+def measure_core_metadata(cache: Cache, url: str, project: str, timeout: float = 20.0) -> coremetadata.MetadataCheck:
     """Whether the upstream at ``url`` serves core metadata, as seen from inside the cache.
 
     The newest wheel of ``project`` stands for all: its ``.metadata`` must answer, and
     match the sha256 the page announces for it where the page gives one.
     """
-    probe = probe_upstream(container, url, project, timeout)
+    probe = probe_upstream(cache, url, project, timeout)
     if not probe.answered:
         return coremetadata.MetadataCheck(None, f"not measured: its page for {project!r} did not answer ({probe.problem})")
-    wheel = speedtest.newest_wheel(probe.files)
+    wheel = simplepage.newest_wheel(probe.files)
     if wheel is None:
         return coremetadata.MetadataCheck(False, f"its page for {project!r} lists no wheel")
-    answer, problem = fetch_in_container(container, wheel + ".metadata", timeout, digest=True)
-    name = speedtest.file_name(wheel)
+    answer, problem = fetch_in_container(cache, wheel + ".metadata", timeout, digest=True)
+    name = simplepage.file_name(wheel)
     if answer is None:
         return coremetadata.MetadataCheck(None, f"not measured: {name}.metadata did not answer ({problem})")
-    return coremetadata.judge(name, speedtest.announced_metadata(probe.files, wheel), answer["status"], answer["sha256"])
-
-
-def serves_core_metadata(container: Container) -> bool:
-    """Whether the container's devpi-server runs with enable-core-metadata (images devpictl built for devpi >= 6.20)."""
-    code, output = ctr.exec_output(container, ["cat", layout.SERVER_CONFIG])
-    return code == 0 and f"  {coremetadata.SERVER_OPTION}: true" in output.splitlines()
+    return coremetadata.judge(name, simplepage.announced_metadata(probe.files, wheel), answer["status"], answer["sha256"])
 
 
 @contextlib.contextmanager

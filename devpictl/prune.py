@@ -10,9 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from devpictl import container as ctr
-from devpictl import image as img
-from devpictl import layout
+from devpictl.cache import Cache
 from devpictl.errors import DevpiError
 from devpictl.settings import Instance, duration_days, size_bytes
 
@@ -46,19 +44,19 @@ class PruneResult:
 
 def prune(engine: DockerClient, instance: Instance, *, max_bytes: int | None, unused_days: float | None, dry_run: bool) -> PruneResult:
     """Remove (or with ``dry_run`` list) mirrored files beyond ``max_bytes`` or unused for ``unused_days``."""
-    container = ctr.running_container(engine, instance)
-    args = [
+    args = (
         *(["--max-bytes", str(max_bytes)] if max_bytes is not None else []),
         *(["--unused-days", str(unused_days)] if unused_days is not None else []),
         *(["--dry-run"] if dry_run else []),
-    ]
-    code, output = ctr.exec_output(container, [layout.PYTHON, "-c", img.render_template("prune.py"), *args])
+    )
+    with Cache.running(engine, instance) as cache:
+        result = cache.run_python("prune.py", args)
     try:
-        answer = json.loads(ctr.last_line(output)) if code == 0 else None
+        answer = json.loads(result.last_line) if result.ok else None
     except ValueError:
         answer = None
     if answer is None:
-        raise DevpiError(f"pruning in {container.name} failed ({ctr.last_line(output) or code}): see `devpictl logs`")
+        raise DevpiError(f"pruning in {cache.name} failed ({result.last_line or result.code}): see `devpictl logs`")
     return PruneResult(
         instance.name, answer["files"], answer["bytes"], answer["freed_bytes"], answer["kept_bytes"], answer["dry_run"], answer["removed"]
     )

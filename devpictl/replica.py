@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from devpictl import container as ctr
 from devpictl import layout, probe
+from devpictl.cache import Cache
+from devpictl.container import last_line
 from devpictl.devpi import DevpiClient
 from devpictl.errors import BadInput, CacheNotFound, CacheUnreachable, Conflict, DevpictlError, DevpiError, ReadinessTimeout
 from devpictl.files import write_atomic
@@ -47,16 +48,13 @@ def check_primary_url(url: str) -> str:
     return checked
 
 
-def primary_of(container) -> str | None:
-    """The primary a cache's container follows; None for a primary."""
-    return ctr.switch(container, layout.ENV_PRIMARY_URL) or None
-
-
-def refuse_on_replica(container, instance: Instance, command: str) -> None:
+def refuse_on_replica(cache: Cache, command: str) -> None:
     """One line saying where ``command`` belongs, when the cache is a replica."""
-    primary = primary_of(container)
+    primary = cache.primary_url
     if primary is not None:
-        raise Conflict(f"cache {instance.name!r} is a replica of {primary}: run `devpictl {command}` on the primary; its replicas follow")
+        raise Conflict(
+            f"cache {cache.instance.name!r} is a replica of {primary}: run `devpictl {command}` on the primary; its replicas follow"
+        )
 
 
 def read_replica_secret(path: Path) -> bytes:
@@ -97,11 +95,11 @@ class SecretExported:
 
 def export_secret(engine, instance: Instance, path: Path) -> SecretExported:
     """Write the running primary's devpi secret into ``path`` (0600), for `up --replica-of` elsewhere."""
-    container = ctr.running_container(engine, instance)
-    refuse_on_replica(container, instance, "password --replica-secret")
-    code, output = ctr.exec_output(container, ["cat", layout.SERVER_SECRET])
-    secret = output.strip().encode()
-    if code != 0 or len(secret) < MIN_SECRET_BYTES:
+    with Cache.running(engine, instance) as cache:
+        refuse_on_replica(cache, "password --replica-secret")
+        text = cache.read_text(layout.SERVER_SECRET)
+    secret = (text or "").strip().encode()
+    if len(secret) < MIN_SECRET_BYTES:
         raise CacheNotFound(
             f"cache {instance.name!r} has no devpi secret yet: wait until `devpictl up --name {instance.name}` has finished"
         )
@@ -148,24 +146,23 @@ def replication(server_status: Mapping, primary_url: str | None) -> Replication:
     return Replication(REPLICA, primary_url, serial, primary_serial, lag, waiting)
 
 
-def replication_state(container, timeout: float = 10) -> Replication:
+def replication_state(cache: Cache) -> Replication:
     """Where a running cache stands; only its role when devpi does not answer."""
-    primary = primary_of(container)
+    primary = cache.primary_url
     try:
-        with DevpiClient(ctr.local_base_url(container), timeout=timeout) as client:
-            return replication(client.server_status(), primary)
+        return replication(cache.client.server_status(), primary)
     except DevpictlError:
         return Replication(REPLICA if primary else PRIMARY, primary)
 
 
-def wait_until_caught_up(client: DevpiClient, container, primary_url: str, timeout: float, reporter) -> Replication:
+def wait_until_caught_up(cache: Cache, primary_url: str, timeout: float, reporter) -> Replication:
     """Wait until the replica has applied every change the primary announced (files may follow on demand)."""
     deadline = time.monotonic() + timeout
     state = Replication(REPLICA, primary_url)
     with reporter.waiting(f"Waiting until the replica has caught up with {primary_url} (up to {timeout:.0f} s)"):
         while True:
             try:
-                state = replication(client.server_status(), primary_url)
+                state = replication(cache.client.server_status(), primary_url)
             except CacheUnreachable:
                 pass
             if state.lag == 0:
@@ -174,17 +171,17 @@ def wait_until_caught_up(client: DevpiClient, container, primary_url: str, timeo
                 where = f"{state.lag} changes behind" if state.lag is not None else "no answer from the primary yet"
                 raise ReadinessTimeout(
                     f"the replica did not catch up with {primary_url} within {timeout:.0f} s ({where}; its log ends: "
-                    f"{ctr.last_line(ctr.logs_tail(container, 20))}): check that the primary runs this devpictl's image "
+                    f"{last_line(cache.logs_tail(20))}): check that the primary runs this devpictl's image "
                     "with its front server, and that --replica-secret holds its secret"
                 )
             time.sleep(1.0)
 
 
-def check_primary_answers(container, primary_url: str) -> None:
+def check_primary_answers(cache: Cache, primary_url: str) -> None:
     """Refuse a primary that does not answer from inside the replica's container."""
     # Any HTTP answer will do (the check asks for HTML, which /+api answers 404): whether
     # the primary takes this replica shows while it catches up.
-    answer, problem = probe.fetch_in_container(container, primary_url + "/+api", 10.0, digest=True)
+    answer, problem = probe.fetch_in_container(cache, primary_url + "/+api", 10.0, digest=True)
     if answer is None:
         raise CacheUnreachable(
             f"the primary {primary_url} does not answer from inside the replica ({problem}): check the URL, and --network when it runs on this engine"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
@@ -81,3 +82,24 @@ def parse(html: str, page_url: str) -> list[Link]:
             )
         )
     return links
+
+
+def announced_metadata(files: Sequence[Link], url: str) -> str | None:
+    """The core metadata announcement of the link to ``url``."""
+    return next((link.metadata for link in files if link.url == url), None)
+
+
+def newest_wheel(files: Sequence[Link]) -> str | None:
+    """The wheel with the highest version; a yanked one only if nothing else is listed. Ties: the later link."""
+    wheels = [(position, link.url, link.yanked, wheel_version(link.url)) for position, link in enumerate(files)]
+    wheels = [wheel for wheel in wheels if wheel[3] is not None]
+    if not wheels:
+        return None
+    return max(wheels, key=lambda wheel: (not wheel[2], wheel[3], wheel[0]))[1]
+
+
+def wheel_version(url: str) -> Version | None:
+    """The version in a wheel's file name (PEP 427), or None for anything that is not a valid wheel name."""
+    name = file_name(url)
+    found = name_and_version(name) if name.endswith(".whl") else None
+    return found[1] if found else None

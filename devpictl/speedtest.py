@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import hashlib
-import re
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,13 +23,12 @@ from packaging.utils import (
     InvalidName,
     canonicalize_name,
 )
-from packaging.version import Version
 
 from devpictl import __version__, coremetadata
 from devpictl.freshness import Freshness
 from devpictl.mirrors import redact
 from devpictl.settings import check_timeout
-from devpictl.simplepage import Link, file_name, name_and_version
+from devpictl.simplepage import announced_metadata, file_name, newest_wheel
 from devpictl.simplepage import parse as parse_page
 
 DEFAULT_PROJECT = "pip"
@@ -134,29 +131,6 @@ def check_project(name: str) -> str:
     except InvalidName:
         raise BadInput(f"{name!r} is not a project name: give one like pip or requests") from None
     return name
-
-
-def default_index_url() -> str | None:
-    """The index pip uses by default, as pip's own help states it, or None without pip.
-
-    devpictl names no index host of its own, so the official index is measured
-    at the URL pip would fetch from. pip has no public API for it; its help
-    text ("Base URL of the Python Package Index (default URL)") is public.
-    """
-    from devpictl.pip import pip_command, run_pip
-
-    command = pip_command()
-    if command is None:
-        return None
-    try:
-        done = run_pip(command, "download", "--help", timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = _PIP_DEFAULT_INDEX.search(" ".join(done.stdout.split()))
-    return match[1] if done.returncode == 0 and match else None
-
-
-_PIP_DEFAULT_INDEX = re.compile(r"--index-url <url> Base URL of the Python Package Index \(default (https?://[^\s)]+)\)")
 
 
 def rank(results: Sequence[MirrorResult]) -> list[MirrorResult]:
@@ -416,24 +390,3 @@ def _chain(exc: BaseException | None) -> Iterator[BaseException]:
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 120 else text[:117] + "..."
-
-
-def announced_metadata(files: Sequence[Link], url: str) -> str | None:
-    """The core metadata announcement of the link to ``url``."""
-    return next((link.metadata for link in files if link.url == url), None)
-
-
-def newest_wheel(files: Sequence[Link]) -> str | None:
-    """The wheel with the highest version; a yanked one only if nothing else is listed. Ties: the later link."""
-    wheels = [(position, link.url, link.yanked, wheel_version(link.url)) for position, link in enumerate(files)]
-    wheels = [wheel for wheel in wheels if wheel[3] is not None]
-    if not wheels:
-        return None
-    return max(wheels, key=lambda wheel: (not wheel[2], wheel[3], wheel[0]))[1]
-
-
-def wheel_version(url: str) -> Version | None:
-    """The version in a wheel's file name (PEP 427), or None for anything that is not a valid wheel name."""
-    name = file_name(url)
-    found = name_and_version(name) if name.endswith(".whl") else None
-    return found[1] if found else None

@@ -12,12 +12,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from devpictl import container as ctr
 from devpictl import frontlog, layout
 from devpictl.simplepage import name_and_version
 
 if TYPE_CHECKING:
-    from docker.models.containers import Container
+    from devpictl.cache import Cache
 
 
 @dataclass
@@ -136,19 +135,17 @@ def count(lines, since: datetime.datetime | None = None) -> Stats:
     return stats
 
 
-def index_sizes(container: Container) -> dict[str, int]:
+def index_sizes(cache: Cache) -> dict[str, int]:
     """Bytes of stored files per index ("root/pypi": ...), as du counts them in the volume."""
-    code, output = ctr.exec_output(container, ["sh", "-c", f"du -sb {layout.FILES_DIR}/*/* 2>/dev/null || true"])
     sizes = {}
-    for line in output.splitlines():
-        size, _, path = line.partition("\t")
+    for path, size in cache.disk_usages(f"{layout.FILES_DIR}/*/*").items():
         parts = path.rstrip("/").split("/")
-        if size.isdigit() and len(parts) >= 2:
-            sizes["/".join(parts[-2:])] = int(size)
+        if len(parts) >= 2:
+            sizes["/".join(parts[-2:])] = size
     return sizes
 
 
-def cache_stats(container: Container, since: datetime.datetime) -> Stats:
-    stats = count(ctr.log_lines(container, since=since), since)
-    stats.index_bytes = index_sizes(container)
+def cache_stats(cache: Cache, since: datetime.datetime) -> Stats:
+    stats = count(cache.log_lines(since=since), since)
+    stats.index_bytes = index_sizes(cache)
     return stats

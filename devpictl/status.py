@@ -7,16 +7,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
-from devpictl import coremetadata, devpi, failover, layout, precedence, probe, replica, switching
-from devpictl.devpi import DevpiClient, PageCounts
-from devpictl.errors import CacheNotFound, DevpictlError
+from devpictl import coremetadata, devpi, failover, layout, precedence, probe, replica
+from devpictl.cache import Cache
+from devpictl.devpi import PageCounts
+from devpictl.errors import CacheNotFound, DevpictlError, ExecFailed
 from devpictl.front import Front
 from devpictl.mirrors import Upstream, effective_url
 from devpictl.settings import Instance
 
 if TYPE_CHECKING:
     from docker import DockerClient
-    from docker.models.containers import Container
 
 DOWN = "down"  # the state of a cache without a container
 
@@ -72,89 +72,94 @@ class StatusReport:
 STATUS_UPSTREAM_TIMEOUT = 4.0
 
 
-def upstream_reachability(container: Container, url: str | None, project: str, *, offline: bool) -> tuple[bool | None, str | None]:
+def upstream_reachability(cache: Cache, url: str | None, project: str, *, offline: bool) -> tuple[bool | None, str | None]:
     """(does the upstream answer?, why not) as `status` reports it; (None, None) when it is not asked."""
-    import docker.errors
-
     if offline or url is None:
         return None, None
     try:
-        answer = probe.probe_upstream(container, url, project, STATUS_UPSTREAM_TIMEOUT)
-    except docker.errors.APIError as exc:  # e.g. the container stopped meanwhile
-        return None, f"could not ask from inside the cache: {exc.explanation or exc}"
+        answer = probe.probe_upstream(cache, url, project, STATUS_UPSTREAM_TIMEOUT)
+    except ExecFailed as exc:  # e.g. the container stopped meanwhile
+        return None, f"could not ask from inside the cache: {exc.reason}"
     return answer.answered, answer.problem
 
 
 def status(engine: DockerClient, instance: Instance) -> Status:
-    container = ctr.find_container(engine, instance)
-    if container is None:
+    cache = Cache.find(engine, instance, timeout=10)
+    if cache is None:
         option = "" if instance.name == "default" else f" --name {instance.name}"
         if ctr.volume_exists(engine, instance):
             raise CacheNotFound(f"cache {instance.name!r} is down (its data is kept): bring it back with `devpictl up{option}`")
         raise CacheNotFound(
             f"no cache named {instance.name!r}: create it with `devpictl up{option}`, or list the caches with `devpictl ls`"
         )
-    running = container.status == "running"
-    offline = ctr.offline_enabled(container)
-    url = upstream_url = upstream_name = version = check_url = None
-    size = None
-    reachable = problem = None
-    core_metadata = core_metadata_note = None
+    with cache:
+        return running_status(cache) if cache.status == "running" else status_of(cache)
+
+
+def running_status(cache: Cache) -> Status:
+    """A running cache's status: what its devpi says, whether its upstreams answer, its size."""
+    instance = cache.instance
+    found: dict[str, object] = {}
     fallbacks: list[dict] = []
-    replication = None
-    pages = None
-    if running:
-        url = devpi.index_url(ctr.local_base_url(container))
-        served = serving(container)
-        if served is not None:
-            upstream_name, upstream_url = served.upstream.name, served.upstream.display_url
-            check_url, version, pages = served.check_url, served.devpi_version, served.pages
-            chain, official = served.running, served.official
-            if chain:
-                upstream_name, upstream_url = str(chain[0].get("name")), str(chain[0].get("url") or official)
-                check_url = upstream_url
-                fallbacks = [{"name": str(m.get("name")), "url": str(m.get("url") or official)} for m in chain[1:]]
-            try:
-                core_metadata, core_metadata_note = describe_core_metadata(container, served.ixconfig, version)
-            except DevpictlError:
-                pass
+    check_url = None
+    served = serving(cache)
+    if served is not None:
+        found.update(upstream_name=served.upstream.name, upstream=served.upstream.display_url, devpi_version=served.devpi_version)
+        check_url, pages = served.check_url, served.pages
+        if pages is not None:
+            found.update(cached_pages=pages.cached, pages_from_previous_upstream=pages.from_previous_upstream)
+        chain, official = served.running, served.official
+        if chain:
+            found.update(upstream_name=str(chain[0].get("name")), upstream=str(chain[0].get("url") or official))
+            check_url = str(found["upstream"])
+            fallbacks = [{"name": str(m.get("name")), "url": str(m.get("url") or official)} for m in chain[1:]]
         try:
-            project = precedence.probe_project(instance)
-        except DevpictlError:  # a broken cache.toml must not break status
-            project = precedence.DEFAULT_PROBE_PROJECT
-        replication = replica.replication_state(container)
-        if replication.role == replica.REPLICA:
-            reachable, problem = None, "a replica fetches through its primary"
-        else:
-            reachable, problem = upstream_reachability(container, check_url, project, offline=offline)
-            for item in fallbacks:
-                item["reachable"], item["problem"] = upstream_reachability(container, item["url"], project, offline=offline)
-        code, out = ctr.exec_output(container, ["du", "-sb", layout.DATA_DIR])
-        if code == 0 and out.split():
-            size = int(out.split()[0])
+            found["core_metadata"], found["core_metadata_note"] = describe_core_metadata(cache, served.ixconfig, served.devpi_version)
+        except DevpictlError:
+            pass
+    try:
+        project = precedence.probe_project(instance)
+    except DevpictlError:  # a broken cache.toml must not break status
+        project = precedence.DEFAULT_PROBE_PROJECT
+    replication = replica.replication_state(cache)
+    if replication.role == replica.REPLICA:
+        found.update(upstream_reachable=None, upstream_problem="a replica fetches through its primary")
+    else:
+        found["upstream_reachable"], found["upstream_problem"] = upstream_reachability(cache, check_url, project, offline=cache.offline)
+        for item in fallbacks:
+            item["reachable"], item["problem"] = upstream_reachability(cache, item["url"], project, offline=cache.offline)
+    return status_of(
+        cache,
+        index_url=devpi.index_url(cache.local_base_url),
+        cache_bytes=cache.disk_usage(layout.DATA_DIR),
+        fallbacks=fallbacks,
+        replication=replication.as_dict(),
+        **found,
+    )
+
+
+def status_of(cache: Cache, **found) -> Status:
+    """The Status of ``cache``: its facts, and what was ``found`` asking its devpi and upstreams."""
+    instance = cache.instance
+    known: dict = {
+        "index_url": None,
+        "upstream": None,
+        "upstream_name": None,
+        "devpi_version": None,
+        "cache_bytes": None,
+        **found,
+    }
     return Status(
         name=instance.name,
-        state=container.status,
-        health=ctr.health(container),
-        index_url=url,
-        upstream=upstream_url,
-        upstream_name=upstream_name,
-        devpi_version=version,
-        cache_bytes=size,
-        image=ctr.image_label(container),
+        state=cache.status,
+        health=cache.health,
+        image=cache.image_label,
         volume=instance.volume,
         password_file=str(instance.password_file),
-        front_server=ctr.front_enabled(container),
-        offline=offline,
-        upstream_reachable=reachable,
-        upstream_problem=problem,
-        next_step=next_step(instance.name, container.status, ctr.health(container), has_volume=True),
-        core_metadata=core_metadata,
-        core_metadata_note=core_metadata_note,
-        fallbacks=fallbacks,
-        replication=replication.as_dict() if replication is not None else None,
-        cached_pages=pages.cached if pages is not None else None,
-        pages_from_previous_upstream=pages.from_previous_upstream if pages is not None else None,
+        front_server=cache.front,
+        offline=cache.offline,
+        next_step=next_step(instance.name, cache.status, cache.health, has_volume=True),
+        **known,
     )
 
 
@@ -171,17 +176,16 @@ class Serving:
     pages: PageCounts | None = None
 
 
-def serving(container: Container, timeout: float = 10) -> Serving | None:
+def serving(cache: Cache) -> Serving | None:
     """The upstream and devpi version of a running cache; None when its devpi does not answer."""
-    base = ctr.local_base_url(container)
+    client = cache.client
     try:
-        with DevpiClient(base, timeout=timeout) as client:
-            ixconfig = client.get_index()
-            official = switching.official_url(container)
-            running = Front(container).running(ixconfig.get("mirror_url"))
-            found = failover.current(running, ixconfig.get("mirror_url"), official)
-            version = devpi_server_version(client.server_status())
-            return Serving(found, effective_url(found, official), version, ixconfig, official, running, client.page_counts())
+        ixconfig = client.get_index()
+        official = cache.official_url()
+        running = Front(cache).running(ixconfig.get("mirror_url"))
+        found = failover.current(running, ixconfig.get("mirror_url"), official)
+        version = devpi_server_version(client.server_status())
+        return Serving(found, effective_url(found, official), version, ixconfig, official, running, client.page_counts())
     except DevpictlError:
         return None
 
@@ -200,9 +204,9 @@ def next_step(name: str, state: str, health: str | None, has_volume: bool) -> st
     return f"down, data deleted: devpictl up{option} makes it anew"
 
 
-def describe_core_metadata(container: Container, ixconfig: Mapping[str, object], version: str | None) -> tuple[bool, str | None]:
+def describe_core_metadata(cache: Cache, ixconfig: Mapping[str, object], version: str | None) -> tuple[bool, str | None]:
     """(does the mirror announce core metadata?, why not) as `status` shows it."""
-    if not probe.serves_core_metadata(container):
+    if not cache.serves_core_metadata():
         if version and not coremetadata.supported_by(version):
             return False, f"devpi-server {version} has no core metadata support (6.20 or newer has)"
         return False, "this image's devpi-server runs without enable-core-metadata: rebuild it with this devpictl"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -10,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from devpictl import container as ctr
 from devpictl import coremetadata, failover, layout, password, precedence, probe, refresh, replica
+from devpictl.cache import Cache
 from devpictl.devpi import DevpiClient, ExpiredPages
-from devpictl.errors import BadInput, Conflict, DevpictlError, DevpiError, Interrupted
+from devpictl.errors import BadInput, Conflict, DevpictlError, Interrupted
 from devpictl.front import Front
 from devpictl.mirrors import Upstream, effective_url, find_by_url
 from devpictl.network import is_loopback
@@ -22,62 +23,92 @@ from devpictl.settings import Instance, read_secret_file, write_durably
 
 if TYPE_CHECKING:
     from docker import DockerClient
-    from docker.models.containers import Container
+
+
+@dataclass
+class SwitchResult:
+    """What a switch did: `up` and `set-upstream` report it."""
+
+    name: str
+    previous: Upstream  # what root/pypi fetched from before
+    upstream: Upstream  # the primary it fetches from now
+    actions: list[str]
+    core_metadata: bool = False  # whether the mirror's pages announce core metadata now
+    fallbacks: tuple[Upstream, ...] = ()
+    chain: failover.Chain | None = None  # the failover chain devpi fetches through; None without fallbacks
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "previous": self.previous.public_dict(),
+            "upstream": self.upstream.public_dict(),
+            "fallbacks": [f.public_dict() for f in self.fallbacks],
+            "changed": bool(self.actions),
+            "actions": self.actions,
+            "core_metadata": self.core_metadata,
+        }
 
 
 @dataclass(frozen=True)
-class Switched:
-    previous: Upstream  # what root/pypi fetched from before
-    upstream: Upstream  # what it fetches from now: the failover server when ``chain`` is set
-    chain: failover.Chain | None
+class Target:
+    """Where a switch goes: what configure_upstream needs to know besides devpi."""
+
+    wanted: Upstream | None  # None: keep root/pypi's upstream
+    official: str  # the official index's URL, as devpi knows it
+    current: Upstream | None = None  # what root/pypi fetches from now; None: read it from devpi
+    core_metadata: Callable[[str], coremetadata.MetadataCheck] | None = None  # measures an upstream URL; None: nothing measured
 
 
-def set_up_upstream(
-    client: DevpiClient,
-    container: Container,
-    opts: precedence.SwitchOptions,
-    wanted: Upstream | None,
-    reporter: Reporter,
-    actions: list[str],
-) -> Switched:
-    """Log in and point root/pypi at ``wanted`` and its fallbacks (None: keep what it has); what `up` and set-upstream share."""
-    instance = opts.instance
-    official = official_url(container)
-    if wanted is not None and not opts.offline:
-        check_not_itself(container, wanted, official)  # before anything changes, the login's settling included
-    measure = core_metadata_measurement(container, reporter, probe_project=opts.probe_project, check=opts.check, offline=opts.offline)
-    settled = password.login_root(client, instance)
-    if settled:
-        actions.append(settled)
-    front = Front(container)
-    mirror_url = client.get_index().get("mirror_url")
-    running = front.running(mirror_url)
-    current = failover.current(running, mirror_url, official)
-    wanted, chain = failover.plan(running, wanted, opts.fallbacks, failover.remembered(instance), mirror_url, official)
-    if wanted is not None and not opts.offline:
-        keep_credentials(container, instance, wanted, official)
-    if chain is not None and not opts.offline:
-        check = upstream_checker(container, opts.probe_project, reporter) if opts.check else None
-        actions += front.prepare(chain, official, check)
+def switch(cache: Cache, opts: precedence.SwitchOptions, wanted: Upstream | None, reporter: Reporter) -> SwitchResult:
+    """Log in and point root/pypi at ``wanted`` and its fallbacks (None: keep what it has): the one switch of `up` and set-upstream.
+
+    Nothing changes before every check passed: the cache is not its own upstream, the
+    new upstreams answer, the chain's server block loads.
+    """
+    instance, online = opts.instance, not opts.offline
+    official = cache.official_url()
+    actions: list[str] = []
+    if wanted is not None and online:
+        check_not_itself(cache, wanted, official)  # before anything changes, the login's settling included
+    measure = core_metadata_measurement(cache, reporter, probe_project=opts.probe_project, check=opts.check, offline=opts.offline)
+    actions += login(cache.client, instance)
+    front = Front(cache)
+    current, wanted, chain = plan_failover(cache.client, front, instance, wanted, opts.fallbacks, official)
+    if wanted is not None and online:
+        keep_credentials(cache, instance, wanted, official)
+    if chain is not None and online:
+        actions += front.prepare(chain, official, upstream_checker(cache, opts.probe_project, reporter) if opts.check else None)
     if wanted is not None and (opts.check or opts.offline):
         if opts.offline and effective_url(wanted, official) != effective_url(current, official):
             raise Conflict(offline_switch_message(instance))
-        check_switch(container, current, wanted, official, opts.probe_project, reporter)
-    upstream = configure_upstream(
-        client,
-        wanted,
-        official,
-        reporter,
-        actions,
-        lambda: flush_front_caches(client, front),
-        instance.unfinished_switch_file,
-        measure,
-        current,
-        refresh_pages=opts.refresh_pages,
+        check_switch(cache, current, wanted, official, opts.probe_project, reporter)
+    flush = functools.partial(flush_front_caches, cache.client, front)
+    target = Target(wanted, official, current, measure)
+    upstream, configured = configure_upstream(
+        cache.client, target, reporter, flush, instance.unfinished_switch_file, refresh_pages=opts.refresh_pages
     )
-    if chain is None and not opts.offline and front.enabled:
+    actions += configured
+    if chain is None and online and front.enabled:
         actions += front.drop()
-    return Switched(current, upstream, chain)
+    primary, fallbacks = failover.primary_and_fallbacks(upstream, chain)
+    return SwitchResult(instance.name, current, primary, actions, core_metadata_state(cache), fallbacks, chain)
+
+
+def login(client: DevpiClient, instance: Instance) -> list[str]:
+    """Log in as root (password.login_root); what settling an interrupted rotation did."""
+    settled = password.login_root(client, instance)
+    return [settled] if settled else []
+
+
+def plan_failover(
+    client: DevpiClient, front: Front, instance: Instance, wanted: Upstream | None, fallbacks: tuple[Upstream, ...] | None, official: str
+) -> tuple[Upstream, Upstream | None, failover.Chain | None]:
+    """(what root/pypi fetches from now, what it should fetch from, the chain to install) (failover.plan)."""
+    mirror_url = client.get_index().get("mirror_url")
+    running = front.running(mirror_url)
+    current = failover.current(running, mirror_url, official)
+    wanted, chain = failover.plan(running, wanted, fallbacks, failover.remembered(instance), mirror_url, official)
+    return current, wanted, chain
 
 
 def upstream_changes(upstream: Upstream, ixconfig: Mapping[str, object], official_url: str) -> list[str]:
@@ -115,13 +146,13 @@ def stored_credentials(instance: Instance) -> dict[str, str]:
     return entries
 
 
-def check_not_itself(container: Container, upstream: Upstream, official: str) -> None:
+def check_not_itself(cache: Cache, upstream: Upstream, official: str) -> None:
     """Refuse the cache as its own upstream: every project it lacks would loop until devpi gives up (502)."""
     parts = urlsplit(effective_url(upstream, official))
     port = parts.port or (443 if parts.scheme == "https" else 80)
     host = (parts.hostname or "").lower()
-    local = host in ("localhost", (container.name or "").lower()) or is_loopback(host)
-    published_host, published_port = ctr.published_address(container)
+    local = host in ("localhost", cache.name.lower()) or is_loopback(host)
+    published_host, published_port = cache.host, cache.port
     # From inside the container, loopback reaches the front server and devpi; the
     # published port reaches the cache from anywhere that can see its address.
     inside = local and port in (layout.CONTAINER_PORT, layout.DEVPI_PORT)
@@ -130,7 +161,7 @@ def check_not_itself(container: Container, upstream: Upstream, official: str) ->
         raise BadInput(f"{upstream.display_url} is this cache itself: give the index it should fetch from, e.g. `--mirror pypi`")
 
 
-def keep_credentials(container: Container, instance: Instance, upstream: Upstream, official: str) -> None:
+def keep_credentials(cache: Cache, instance: Instance, upstream: Upstream, official: str) -> None:
     """Keep the upstream's user and password out of devpi's readable config: in devpictl's 0600 store and the container's run dir."""
     if upstream.credentials is None:
         return
@@ -139,57 +170,31 @@ def keep_credentials(container: Container, instance: Instance, upstream: Upstrea
     entries[effective_url(upstream, official)] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
     data = json.dumps(entries)
     write_durably(instance.upstream_auth_file, data)
-    ctr.hand_in_files(container, {layout.UPSTREAM_AUTH: data.encode()})
-
-
-def official_url(container: Container) -> str:
-    """The official index's URL as devpi itself knows it (the mirror_url devpi-init gives root/pypi).
-
-    devpictl names no index host of its own; dropping mirror_url instead makes
-    devpi 6.20 fail every fetch (KeyError), so the default is read from devpi.
-    """
-    code, output = ctr.exec_output(
-        container,
-        [layout.PYTHON, "-c", "from devpi_server.main import _pypi_ixconfig_default as d; print(d['mirror_url'])"],
-    )
-    url = ctr.last_line(output)
-    if code != 0 or not url.startswith(("http://", "https://")):
-        raise DevpiError(
-            f"cannot read devpi's default upstream from {container.name} ({ctr.last_line(output)}): give the official index's URL instead of 'pypi'"
-        )
-    return url.rstrip("/")
+    cache.hand_in_files({layout.UPSTREAM_AUTH: data.encode()})
 
 
 def configure_upstream(
-    client: DevpiClient,
-    wanted: Upstream | None,
-    official: str,
-    reporter: Reporter,
-    actions: list[str],
-    flush: Callable[[], None],
-    unfinished: Path,
-    core_metadata: Callable[[str], coremetadata.MetadataCheck] | None = None,
-    current: Upstream | None = None,
-    *,
-    refresh_pages: bool = False,
-) -> Upstream:
-    """Point root/pypi at ``wanted`` (None: keep its upstream) and renew what it cached.
+    client: DevpiClient, plan: Target, reporter: Reporter, flush: Callable[[], None], unfinished: Path, *, refresh_pages: bool = False
+) -> tuple[Upstream, list[str]]:
+    """Point root/pypi at ``plan.wanted`` (None: keep its upstream) and renew what it cached; (its upstream now, what was done).
 
     ``flush`` empties the front server's page cache after any change. The file
     ``unfinished`` exists from just before a switch's PATCH until its pages are
     renewed (renew_cached_pages), so a run that was stopped in between is finished
     by the next one, even when that one has nothing to PATCH.
 
-    ``core_metadata`` measures whether an upstream URL serves core metadata;
+    ``plan.core_metadata`` measures whether an upstream URL serves core metadata;
     mirror_provides_core_metadata follows it. Without a verdict (None: nothing
     measured; or the upstream did not answer) the option stays as it is, unless the
     upstream changes, which turns it off. The option goes off before a switch (no
     page may announce a metadata file the new upstream lacks) and on only after the
     cached pages list the new upstream's files.
     """
+    official, core_metadata = plan.official, plan.core_metadata
+    actions: list[str] = []
     ixconfig = client.get_index()
-    current = current or find_by_url(ixconfig.get("mirror_url"), official)
-    target = wanted or current
+    current = plan.current or find_by_url(ixconfig.get("mirror_url"), official)
+    target = plan.wanted or current
     changes = upstream_changes(target, ixconfig, official)
     switching = effective_url(target, official) != effective_url(current, official)
     have = bool(ixconfig.get(coremetadata.INDEX_OPTION))
@@ -197,7 +202,7 @@ def configure_upstream(
     want = (have and not switching) if check.served is None else check.served
     finishing = not changes and unfinished.exists()
     if not changes and want == have and not finishing:
-        return target
+        return target, actions
     if have and not want:
         client.patch_index([f"{coremetadata.INDEX_OPTION}=false"])
         flush()
@@ -220,7 +225,7 @@ def configure_upstream(
             client.patch_index([f"{coremetadata.INDEX_OPTION}=true"])
             actions.append(f"announcing core metadata: {check.detail}")
         flush()
-        return target
+        return target, actions
     try:
         renewed = renew_cached_pages(client, reporter, unfinished, refresh_pages)
         # Metadata is announced only once no page lists the old upstream's files.
@@ -240,14 +245,14 @@ def configure_upstream(
     actions.extend(renewed)
     if announce:
         actions.append(f"announcing core metadata: {check.detail}")
-    return target
+    return target, actions
 
 
 def core_metadata_measurement(
-    container, reporter: Reporter, *, probe_project: str, check: bool, offline: bool
+    cache: Cache, reporter: Reporter, *, probe_project: str, check: bool, offline: bool
 ) -> Callable[[str], coremetadata.MetadataCheck] | None:
     """What configure_upstream uses to decide mirror_provides_core_metadata; None: measure nothing."""
-    if not probe.serves_core_metadata(container):
+    if not cache.serves_core_metadata():
         return None  # devpi < 6.20, or an image built before devpictl enabled it: nothing to decide
     if offline:
         # Offline, devpi lists only the files it stored, and reads their metadata out of them.
@@ -257,14 +262,14 @@ def core_metadata_measurement(
 
     def measure(url: str) -> coremetadata.MetadataCheck:
         with probe.checking(reporter, url, "serves core metadata"):
-            return probe.measure_core_metadata(container, url, probe_project)
+            return probe.measure_core_metadata(cache, url, probe_project)
 
     return measure
 
 
-def core_metadata_state(client: DevpiClient, container: Container) -> bool:
+def core_metadata_state(cache: Cache) -> bool:
     """Whether the cache announces core metadata for its mirror now."""
-    return probe.serves_core_metadata(container) and bool(client.get_index().get(coremetadata.INDEX_OPTION))
+    return cache.serves_core_metadata() and bool(cache.client.get_index().get(coremetadata.INDEX_OPTION))
 
 
 def offline_switch_message(instance: Instance) -> str:
@@ -328,33 +333,12 @@ def refresh_cached_projects(client: DevpiClient, reporter: Reporter, unfinished:
         return refresh.refresh(projects, client.refresh_project, unfinished, advance)
 
 
-def check_switch(container: Container, current: Upstream, wanted: Upstream, official: str, project: str, reporter: Reporter) -> None:
+def check_switch(cache: Cache, current: Upstream, wanted: Upstream, official: str, project: str, reporter: Reporter) -> None:
     """Before a switch, refuse a ``wanted`` upstream that does not answer; the cache's own upstream needs no check."""
     url = effective_url(wanted, official)
     if url != effective_url(current, official):
         with probe.checking(reporter, url):
-            probe.check_upstream(container, url, project)
-
-
-@dataclass
-class SwitchResult:
-    name: str
-    previous: Upstream
-    upstream: Upstream
-    actions: list[str]
-    core_metadata: bool = False  # whether the mirror's pages announce core metadata now
-    fallbacks: tuple[Upstream, ...] = ()
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "previous": self.previous.public_dict(),
-            "upstream": self.upstream.public_dict(),
-            "fallbacks": [f.public_dict() for f in self.fallbacks],
-            "changed": bool(self.actions),
-            "actions": self.actions,
-            "core_metadata": self.core_metadata,
-        }
+            probe.check_upstream(cache, url, project)
 
 
 def set_upstream(
@@ -368,27 +352,24 @@ def set_upstream(
     fallbacks: tuple[Upstream, ...] | None = None,
     refresh_pages: bool = False,
 ) -> SwitchResult:
-    container = ctr.running_container(engine, instance)
-    replica.refuse_on_replica(container, instance, "set-upstream")
-    if ctr.offline_enabled(container):
-        raise Conflict(offline_switch_message(instance))
-    opts = precedence.SwitchOptions(
-        instance, precedence.probe_project(instance, probe_project), fallbacks, check=check, refresh_pages=refresh_pages
-    )
-    actions: list[str] = []
-    with DevpiClient(ctr.local_base_url(container)) as client:
-        switched = set_up_upstream(client, container, opts, upstream, reporter, actions)
-        core_metadata = core_metadata_state(client, container)
-    failover.remember(instance, switched.chain)
-    primary, chosen = failover.primary_and_fallbacks(switched.upstream, switched.chain)
-    return SwitchResult(instance.name, switched.previous, primary, actions, core_metadata, chosen)
+    """`set-upstream`: the switch on a running cache that is neither a replica nor offline; its fallbacks remembered."""
+    with Cache.running(engine, instance) as cache:
+        replica.refuse_on_replica(cache, "set-upstream")
+        if cache.offline:
+            raise Conflict(offline_switch_message(instance))
+        opts = precedence.SwitchOptions(
+            instance, precedence.probe_project(instance, probe_project), fallbacks, check=check, refresh_pages=refresh_pages
+        )
+        result = switch(cache, opts, upstream, reporter)
+    failover.remember(instance, result.chain)
+    return result
 
 
-def upstream_checker(container: Container, probe_project: str, reporter: Reporter) -> Callable[[str], None]:
+def upstream_checker(cache: Cache, probe_project: str, reporter: Reporter) -> Callable[[str], None]:
     """check_upstream for ``probe_project``, with a spinner: how failover checks a chain's new upstreams."""
 
     def check(url: str) -> None:
         with probe.checking(reporter, url):
-            probe.check_upstream(container, url, probe_project)
+            probe.check_upstream(cache, url, probe_project)
 
     return check

@@ -68,17 +68,15 @@ class Session:
 @contextlib.contextmanager
 def session(instance: Instance, command: str | None = None) -> Iterator[Session]:
     """A session with the running cache; ``command`` (a change) refuses a replica and logs in as root first."""
-    from devpictl import container as ctr
     from devpictl import password, replica
+    from devpictl.cache import Cache
+    from devpictl.container import connect
 
-    container = ctr.running_container(ctr.connect(), instance)
-    if command is not None:
-        replica.refuse_on_replica(container, instance, command)
-    base_url = ctr.local_base_url(container)
-    with DevpiClient(base_url) as client:
+    with Cache.running(connect(), instance) as cache:
         if command is not None:
-            password.login_root(client, instance)
-        yield Session(client, base_url, instance.name)
+            replica.refuse_on_replica(cache, command)
+            password.login_root(cache.client, instance)
+        yield Session(cache.client, cache.local_base_url, instance.name)
 
 
 @dataclass

@@ -57,6 +57,7 @@ def restore(
     """
     from devpictl import backup as bkp
     from devpictl import lifecycle, precedence, teamusers
+    from devpictl import restore as rst
     from devpictl.cli import ui
     from devpictl.container import connect
     from devpictl.settings import Instance, cache_lock, check_name
@@ -66,7 +67,7 @@ def restore(
     image = precedence.decide(precedence.ask(instance, image=image)).image
     engine = connect()
     with cache_lock(instance), ui.reporter(json_output) as rep:
-        result = bkp.restore(engine, instance, path, image, force=force, reporter=rep)
+        result = rst.restore(engine, instance, path, image, force=force, reporter=rep)
         result.actions += teamusers.adopt_user_passwords(str(manifest.get("cache") or ""), instance)
         if result.restart:
             result.index_url = lifecycle.up(engine, precedence.ask(instance, image=image), rep).index_url

@@ -186,17 +186,17 @@ def logs(
 
     Example: devpictl logs -f
     """
-    from devpictl import container as ctr
+    from devpictl.cache import Cache
     from devpictl.container import connect
     from devpictl.errors import CacheNotFound
     from devpictl.settings import Instance, check_name
 
     instance = Instance(check_name(name))
-    found = ctr.find_container(connect(), instance)
+    found = Cache.find(connect(), instance)
     if found is None:
         raise CacheNotFound(f"no cache named {instance.name!r}: create it with `devpictl up --name {instance.name}`")
     try:
-        for line in ctr.log_lines(found, tail=tail, follow=follow, health_checks=all_lines):
+        for line in found.log_lines(tail=tail, follow=follow, health_checks=all_lines):
             sys.stdout.write(line)
             sys.stdout.flush()
     except KeyboardInterrupt:

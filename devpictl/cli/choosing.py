@@ -51,9 +51,9 @@ def fastest_upstream(project: str | None, *, quiet: bool, max_lag_hours: float |
 
 def mirror_lags(upstreams: Sequence[Upstream], projects: Sequence[str], reference: Upstream | None, timeout: float) -> dict:
     """{upstream: Freshness} behind ``reference`` (None: the official index at pip's default URL)."""
-    from devpictl import freshness, speedtest
+    from devpictl import freshness, pip
 
-    base = (reference.url if reference is not None and reference.url else None) or speedtest.default_index_url()
+    base = (reference.url if reference is not None and reference.url else None) or pip.default_index_url()
     if base is None:
         return {u: freshness.Freshness(None, "pip is not importable here to name the official index") for u in upstreams}
     measured = [u for u in upstreams if (u.url or base).rstrip("/") != base.rstrip("/")]
@@ -80,14 +80,14 @@ def speed_test(
     console: Console | None = None,
 ) -> list[tuple[Upstream, MirrorResult]]:
     """Measure ``upstreams`` at once, drawing a live table on ``console``; pairs in rank order."""
-    from devpictl import speedtest
+    from devpictl import pip, speedtest
     from devpictl.cli import ui
 
     chosen: list[Upstream] = []
     for upstream in upstreams:
         if upstream not in chosen:
             chosen.append(upstream)
-    official = speedtest.default_index_url() if any(u.is_official for u in chosen) else None
+    official = pip.default_index_url() if any(u.is_official for u in chosen) else None
     targets = [(display_name(u), official if u.is_official else u.url) for u in chosen]
     if console is not None and console.is_terminal:
         from rich.live import Live

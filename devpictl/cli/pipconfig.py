@@ -178,6 +178,7 @@ def _index_url(name: str | None, url: str | None, index: str | None = None) -> s
         return parse_index_url(url) + "/"
     from devpictl import container as ctr
     from devpictl import devpi
+    from devpictl.cache import Cache
     from devpictl.settings import Instance
 
     instance = Instance(options.only_cache(name))
@@ -188,8 +189,7 @@ def _index_url(name: str | None, url: str | None, index: str | None = None) -> s
         with teams.session(instance) as s:
             teams.find_index(teams.all_indexes(s.client.users()), index, instance.name)
             return devpi.index_url(s.base_url, index)
-    running = ctr.running_container(ctr.connect(), instance)
-    return devpi.index_url(ctr.local_base_url(running))
+    return devpi.index_url(Cache.running(ctr.connect(), instance).local_base_url)
 
 
 def _tool_file(tool: str, scope: str | None, python: Path | None, project: Path | None) -> Path | None:

@@ -45,18 +45,19 @@ def stats(
 
     from devpictl import container as ctr
     from devpictl import stats as core
+    from devpictl.cache import Cache
     from devpictl.cli import ui
     from devpictl.settings import Instance, duration_days
 
     days = duration_days(since, "--since", "7d")
     instance = Instance(options.only_cache(name))
     start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
-    container = ctr.running_container(ctr.connect(), instance)
-    result = core.cache_stats(container, start)
+    cache = Cache.running(ctr.connect(), instance)
+    result = core.cache_stats(cache, start)
     if json_output:
         ui.print_json(core.CacheStats(instance.name, result))
         return
-    if not ctr.front_enabled(container):
+    if not cache.front:
         ui.err.print("Cache runs without its front server: only the requests it logs are counted.")
     ui.out.print(f"Cache {instance.name!r}, since {result.since or start.isoformat(timespec='seconds')}:", markup=False)
     hours = core.timeline(result)

@@ -52,6 +52,7 @@ def warm(
     from devpictl import container as ctr
     from devpictl import devpi
     from devpictl import warm as core
+    from devpictl.cache import Cache
     from devpictl.cli import ui
     from devpictl.errors import WarmIncomplete
     from devpictl.settings import Instance, check_name
@@ -59,8 +60,7 @@ def warm(
     instance = Instance(check_name(name))
     targets = core.make_targets(split_values(python), split_values(platform))
     core.check_files(files)
-    container = ctr.running_container(ctr.connect(), instance)
-    index_url = devpi.index_url(ctr.local_base_url(container))
+    index_url = devpi.index_url(Cache.running(ctr.connect(), instance).local_base_url)
     # pip, resolving a requirements file through the cache, stores files: they count as this run's.
     started = time.time() if any(core.lock_reader(f) is None for f in files) else None
     with ui.reporter(json_output) as rep:

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from devpictl import failover, probe
+from devpictl.cache import Cache
 from devpictl.layout import DEVPI_PORT
 from devpictl.settings import Instance
 from tests.integration.mirror_roots import EXTRA
@@ -94,7 +95,7 @@ def test_primary_back_new_projects_come_from_it(cache, engine, tmp_path):
     probes = upstream_requests(engine, "upstream", "/simple/six/")
     # nginx resolves the primary's name again within seconds (resolver valid=10s): wait until it does.
     for _ in range(60):
-        probe.fetch_in_container(container, f"{failover.LOCAL_PREFIX}probe/simple/six/", 5)
+        probe.fetch_in_container(Cache(container), f"{failover.LOCAL_PREFIX}probe/simple/six/", 5)
         if upstream_requests(engine, "upstream", "/simple/six/") > probes:
             break
     else:
@@ -142,7 +143,7 @@ def test_a_fallback_serving_other_bytes_is_refused(cache, engine, tmp_path):
     # ... and with the good fallback first, devpi serves and stores the page's bytes.
     result = run_cli("set-upstream", cache["primary"]["url"], "--fallback", cache["fallback"]["url"], "--no-check", env=cache["env"])
     assert result.exit_code == 0, result.output
-    answer, problem = probe.fetch_in_container(container, f"http://127.0.0.1:{DEVPI_PORT}{path}", 30, digest=True)
+    answer, problem = probe.fetch_in_container(Cache(container), f"http://127.0.0.1:{DEVPI_PORT}{path}", 30, digest=True)
     assert answer == {"status": 200, "sha256": digest}, problem
     assert container.exec_run(["test", "-e", stored]).exit_code == 0
 

@@ -6,13 +6,19 @@ import pytest
 
 from devpictl import container as ctr
 from devpictl import image as img
-from devpictl import layout, lifecycle, network, password, probe, switching
+from devpictl import layout, lifecycle, network, password, probe
+from devpictl.cache import Cache
 from devpictl.coremetadata import MetadataCheck
-from devpictl.front import Front
 from devpictl.image import DEFAULT_IMAGE
 from devpictl.mirrors import OFFICIAL
 from devpictl.settings import Instance, ensure_root_password
-from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, CreatingEngine, FakeDevpi, FakeEngine, configured
+from tests.unit.fakes import ROOT_PASSWORD, CreatingEngine, FakeDevpi, FakeEngine, configured, fake_cache_of
+
+
+@pytest.fixture(autouse=True)
+def fake_caches(monkeypatch):
+    """Every Cache devpictl makes of a (fake) container is that container's FakeCache: no command runs in it."""
+    monkeypatch.setattr(Cache, "of", staticmethod(fake_cache_of))
 
 
 @pytest.fixture
@@ -25,24 +31,19 @@ def running_cache(monkeypatch):
     def make(offline: bool, ixconfig: dict, core_metadata: bool = False):
         # The container's devpi-server.yml: with enable-core-metadata, or as an older image wrote it.
         config = img.render_server_config(img.BuildOptions(devpi_server_version="6.20.3" if core_metadata else "6.19.1"))
-        container = engine.add(
-            "default",
-            env=("DEVPICTL_FRONT=1", f"DEVPICTL_OFFLINE={int(offline)}"),
-            exec_answers=lambda cmd, env: (0, config.encode()) if cmd == ["cat", layout.SERVER_CONFIG] else (1, b"unexpected exec"),
-        )
+        container = engine.add("default", env=("DEVPICTL_FRONT=1", f"DEVPICTL_OFFLINE={int(offline)}"))
+        container.cache.files[layout.SERVER_CONFIG] = config
         server = FakeDevpi(ixconfig)
         seen["server"].append(server)
         server.serve(monkeypatch)
         return container
 
-    monkeypatch.setattr(switching, "official_url", lambda container: OFFICIAL_URL)
     monkeypatch.setattr(lifecycle, "wait_for_api", lambda *a, **kw: None)
     monkeypatch.setattr(lifecycle, "wait_until_ready", lambda client, project, *a: seen["ready"].append(project))
-    monkeypatch.setattr(probe, "check_upstream", lambda container, url, project, *a: seen["checked"].append(url))
-    monkeypatch.setattr(Front, "flush", lambda front: None)
+    monkeypatch.setattr(probe, "check_upstream", lambda cache, url, project, *a: seen["checked"].append(url))
     monkeypatch.setattr(password, "login_root", lambda client, instance: client.login("root", ROOT_PASSWORD))
 
-    def measure(container, url, project, timeout=20.0):
+    def measure(cache, url, project, timeout=20.0):
         seen["measured"].append((url, project))
         return seen["metadata"]
 
@@ -64,10 +65,8 @@ def fresh_engine(monkeypatch):
     monkeypatch.setattr(ctr, "volume_initialised", lambda engine, image, instance: True)
     server = FakeDevpi(configured(OFFICIAL))
     server.serve(monkeypatch)
-    monkeypatch.setattr(switching, "official_url", lambda container: OFFICIAL_URL)
     monkeypatch.setattr(lifecycle, "wait_for_api", lambda *a, **kw: None)
     monkeypatch.setattr(password, "login_root", lambda client, instance: None)
-    monkeypatch.setattr(Front, "flush", lambda front: None)
     engine.ready = []
     monkeypatch.setattr(lifecycle, "wait_until_ready", lambda client, project, *a: engine.ready.append(project))
     return engine

@@ -1,6 +1,7 @@
 """The fakes unit tests put in through devpictl's seams: a Docker engine that records what is asked of it
-(``container.connect`` returns it), and a devpi-server (``DevpiClient`` takes its httpx ``MockTransport``);
-with the pages, containers and options tests build from them.
+(``container.connect`` returns it); a ``FakeCache`` for each of its containers (``Cache.of`` hands it out,
+see conftest.py), whose container runs nothing; and a devpi-server (``DevpiClient`` takes its httpx
+``MockTransport``); with the pages, containers and options tests build from them.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ import docker.errors
 import httpx
 
 from devpictl import image as img
-from devpictl import precedence
+from devpictl import layout, precedence
+from devpictl.cache import Cache, ExecResult
 from devpictl.devpi import DevpiClient
 from devpictl.mirrors import CATALOG, Upstream
 from devpictl.replica import PAGES_GENERATION
 from devpictl.settings import Instance
 
-# Engine calls that create, change or remove something.
+# Engine calls that create, change or remove something; and what a FakeCache records of the same kind
+# (run_python only when no answer was set up for the script: a run nobody expected).
 MUTATING = {"create", "run", "start", "stop", "kill", "restart", "remove", "put_archive", "build", "exec_run"}
+MUTATING |= {"run_python", "flush_front", "install_failover", "remove_failover", "devpi_export", "remove_path"}
 
 
 class FakeContainer:
@@ -48,9 +52,18 @@ class FakeContainer:
             "State": {"Health": {"Status": "healthy"}},
         }
         self.image = SimpleNamespace(tags=["devpictl/devpi-server:6.20.3"], short_id="sha256:1234", id="sha256:1234")
-        # exec_answers(cmd, environment) -> (exit code, output bytes); None: every exec fails.
+        # exec_answers(cmd, environment) -> (exit code, output bytes); None: every exec fails. Only the
+        # Cache's own tests and restore's helper container run commands: the commands use a FakeCache.
         self.exec_answers = exec_answers
         self.execs: list[tuple[list[str], dict]] = []
+        self._cache: FakeCache | None = None
+
+    @property
+    def cache(self) -> FakeCache:
+        """The FakeCache devpictl gets for this container (made on first use, from the container as it is then)."""
+        if self._cache is None:
+            self._cache = FakeCache(self)
+        return self._cache
 
     def _record(self, what: str) -> None:
         self.engine.calls.append(f"container.{what}")
@@ -87,8 +100,125 @@ class FakeContainer:
 
 
 def exec_answering(code: int, output: bytes) -> FakeContainer:
-    """A running cache container whose every exec ends with ``code`` and prints ``output``."""
+    """A running cache container whose every exec ends with ``code`` and prints ``output`` (the Cache's own tests)."""
     return FakeEngine().add("default", exec_answers=lambda cmd, env: (code, output))
+
+
+Answer = tuple[int, str] | ExecResult
+
+
+class FakeCache(Cache):
+    """A Cache whose container runs nothing: what it holds and answers are plain attributes tests set.
+
+    Its facts (address, switches, status) are the real Cache's reading of its FakeContainer.
+    """
+
+    def __init__(self, container: FakeContainer, *, timeout: float = 30.0) -> None:
+        super().__init__(container, timeout=timeout)
+        self.files: dict[str, str] = {}  # path: text, what read_text (and so chain.json, devpi-server.yml) finds
+        self.reads: list[str] = []  # the paths read_text was asked for, in order
+        self.sizes: dict[str, int] = {}  # path: bytes, what disk_usage counts; others: None
+        self.usages: dict[str, dict[str, int]] = {}  # shell pattern: {path: bytes}, what disk_usages counts
+        self.official: str | Exception = OFFICIAL_URL  # official_url() answers (or raises) it
+        self.scripts: dict[str, object] = {}  # template name: (code, output), or f(args, env) -> that; others fail
+        self.ran: list[tuple[str, list[str], dict[str, str]]] = []  # (script, args, environment) run_python ran
+        self.handed: dict[str, bytes] = {}  # files handed into the run dir
+        self.flushes = 0  # times the front server's page cache was emptied
+        self.failover_supported_answer = True
+        self.install_answer: Answer = (0, "")  # install_failover's result
+        self.installed: list[tuple[str, str]] = []  # (server block, chain.json) install_failover got
+        self.failover_removals = 0
+        self.export_error: Exception | None = None  # devpi_export raises it
+        self.exported: list[tuple[str, bool]] = []  # (workdir, include_files)
+        self.version: str | None = "6.20.3"  # devpi-server --version
+        self.removed_paths: list[str] = []
+        self.unreachable: Exception | None = None  # every run in the container raises it (a container that stopped meanwhile)
+
+    def exec(self, cmd, environment=None, user=""):
+        raise AssertionError(f"a FakeCache runs no shell ({cmd[0]}): give the Cache a typed operation and the fake an attribute")
+
+    def _reach(self) -> None:
+        if self.unreachable is not None:
+            raise self.unreachable
+
+    def _record(self, what: str) -> None:
+        """What changes something in the container lands in the engine's calls (FakeEngine.mutations)."""
+        self.container.engine.calls.append(f"cache.{what}")
+
+    def read_text(self, path: str) -> str | None:
+        self._reach()
+        self.reads.append(path)
+        return self.files.get(path)
+
+    def remove_path(self, path: str) -> None:
+        self._record("remove_path")
+        self.removed_paths.append(path)
+
+    def disk_usage(self, path: str) -> int | None:
+        self._reach()
+        return self.sizes.get(path)
+
+    def disk_usages(self, pattern: str) -> dict[str, int]:
+        self._reach()
+        return dict(self.usages.get(pattern, {}))
+
+    def run_python(self, script, args=(), environment=None) -> ExecResult:
+        self._reach()
+        self.ran.append((script, list(args), dict(environment or {})))
+        if script not in self.scripts:
+            self._record("run_python")
+        answer = self.scripts.get(script, (1, f"no script {script} in this fake\n"))
+        if callable(answer):
+            answer = answer(list(args), dict(environment or {}))
+        return answer if isinstance(answer, ExecResult) else ExecResult(*answer)
+
+    def official_url(self) -> str:
+        if isinstance(self.official, Exception):
+            raise self.official
+        return self.official
+
+    def hand_in_files(self, files) -> None:
+        self.handed.update(files)
+        super().hand_in_files(files)  # through the engine's archive API, as the real one
+
+    def flush_front(self) -> None:
+        self._record("flush_front")
+        self.flushes += 1
+
+    def failover_supported(self) -> bool:
+        return self.failover_supported_answer
+
+    def install_failover(self, conf, document, digest, marker_url) -> ExecResult:
+        self._record("install_failover")
+        self.installed.append((conf, document))
+        answer = self.install_answer
+        result = answer if isinstance(answer, ExecResult) else ExecResult(*answer)
+        if result.ok:
+            self.files[layout.FAILOVER_DIR + "/chain.json"] = document
+        return result
+
+    def remove_failover(self) -> None:
+        self._record("remove_failover")
+        self.failover_removals += 1
+        self.files.pop(layout.FAILOVER_DIR + "/chain.json", None)
+
+    def devpi_export(self, workdir: str, *, include_files: bool) -> None:
+        self._record("devpi_export")
+        self.exported.append((workdir, include_files))
+        if self.export_error is not None:
+            raise self.export_error
+
+    def devpi_server_version(self) -> str | None:
+        return self.version
+
+
+def fake_cache_of(container, *, timeout: float = 30.0) -> FakeCache:
+    """Cache.of in unit tests: the FakeCache of the (fake) container, its facts read anew as each command does."""
+    cache = container.cache
+    cache.timeout = timeout
+    cache._read_facts()
+    cache._client = cache._serves_core_metadata = None  # what an earlier command opened or learned
+    return cache
 
 
 class FakeEngine:
@@ -222,11 +352,10 @@ class FakeDevpi:
         return DevpiClient("http://127.0.0.1:3141", transport=self.transport())
 
     def serve(self, monkeypatch) -> None:
-        """Every DevpiClient devpictl's cores open (lifecycle, switching, status) talks to this devpi."""
-        from devpictl import lifecycle, status, switching
+        """Every DevpiClient a Cache opens talks to this devpi."""
+        from devpictl import cache
 
-        for module in (lifecycle, switching, status):
-            monkeypatch.setattr(module, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=self.transport()))
+        monkeypatch.setattr(cache, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=self.transport()))
 
     def calls(self) -> list[tuple[str, str]]:
         return [(r.method, r.url.path) for r in self.requests]
@@ -336,22 +465,17 @@ def configured(upstream: Upstream) -> dict:
     }
 
 
-def page_answer(url: str, text: str) -> bytes:
+def page_answer(url: str, text: str) -> str:
     """What the upstream check in the container (templates/upstream_check.py) prints for a page."""
-    return (json.dumps({"url": url, "text": text}) + "\n").encode()
+    return json.dumps({"url": url, "text": text}) + "\n"
 
 
-def scripted_container(engine: FakeEngine, *, check: tuple[int, bytes], offline: bool = False, status: str = "running"):
-    """A container whose execs answer like the real one: devpi's default URL, the upstream check, du."""
-
-    def answer(cmd, env):
-        if "DEVPICTL_CHECK_URL" in env:
-            return check
-        if cmd[0] == "du":
-            return 0, b"123456\t/data\n"
-        return 0, (OFFICIAL_URL + "/\n").encode()  # official_url()
-
-    return engine.add("default", status=status, env=("DEVPICTL_FRONT=1", f"DEVPICTL_OFFLINE={int(offline)}"), exec_answers=answer)
+def checked_cache(engine: FakeEngine, *, check: tuple[int, str], offline: bool = False, status: str = "running") -> FakeCache:
+    """A cache whose upstream check (templates/upstream_check.py) answers ``check``; its data is 123456 bytes."""
+    cache = engine.add("default", status=status, env=("DEVPICTL_FRONT=1", f"DEVPICTL_OFFLINE={int(offline)}")).cache
+    cache.scripts["upstream_check.py"] = check
+    cache.sizes[layout.DATA_DIR] = 123456
+    return cache
 
 
 def up_options(**kwargs) -> precedence.CacheSettings:

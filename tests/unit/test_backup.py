@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from devpictl import backup as bkp
+from devpictl import restore as rst
 from devpictl.errors import BadInput, DevpictlError, DevpiError, Interrupted
 from devpictl.image import DEFAULT_IMAGE
 from devpictl.layout import DEVPI_UID
@@ -86,11 +87,11 @@ class TestRestoreForce:
     def test_the_old_container_goes_only_after_the_import_and_the_password_worked(self, archive):
         engine = RestoreEngine(ok)
         running_cache(engine)
-        result = bkp.restore(engine, Instance("default"), archive, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
+        result = rst.restore(engine, Instance("default"), archive, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
         calls = engine.calls
         assert calls.index("exec devpi-import") < calls.index("container.stop")
-        assert calls.index("exec devpi-import") < calls.index("exec sh " + bkp.SWAP)
-        assert [c for c in calls if "devpi-passwd" in c][0] and calls.index("container.stop") < calls.index("exec sh " + bkp.SWAP)
+        assert calls.index("exec devpi-import") < calls.index("exec sh " + rst.SWAP)
+        assert [c for c in calls if "devpi-passwd" in c][0] and calls.index("container.stop") < calls.index("exec sh " + rst.SWAP)
         assert "volume.remove" not in calls  # the data is swapped inside the volume, never deleted first
         assert result.restart is False  # nothing remembered: the user starts it
         # The import container has no network and the cache's volume at /data.
@@ -104,7 +105,7 @@ class TestRestoreForce:
         engine = RestoreEngine(ok)
         running_cache(engine).status = status
         save_remembered(Instance("default"), {"port": 3141})
-        result = bkp.restore(engine, Instance("default"), archive, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
+        result = rst.restore(engine, Instance("default"), archive, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
         assert result.restart is restart
 
     @pytest.mark.parametrize("program", ["devpi-import", "devpi-passwd"])
@@ -113,10 +114,10 @@ class TestRestoreForce:
         running_cache(engine)
         before = read_root_password(Instance("default"))
         with pytest.raises(DevpiError, match="nothing was changed"):
-            bkp.restore(engine, Instance("default"), archive, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
+            rst.restore(engine, Instance("default"), archive, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
         assert not cache_container_removed(engine)
         assert "volume.remove" not in engine.calls
-        assert not any(bkp.SWAP in c for c in engine.calls)
+        assert not any(rst.SWAP in c for c in engine.calls)
         assert engine.calls.count("exec rm") == 2  # the stage dir: emptied before, removed after
         assert read_root_password(Instance("default")) == before
 
@@ -124,14 +125,14 @@ class TestRestoreForce:
         engine = RestoreEngine(failing("devpi-import", KeyboardInterrupt))
         running_cache(engine)
         with pytest.raises(Interrupted, match="data of cache 'default' is unchanged"):
-            bkp.restore(engine, Instance("default"), archive, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
+            rst.restore(engine, Instance("default"), archive, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
         assert not cache_container_removed(engine)
         assert "volume.remove" not in engine.calls
 
     def test_a_failed_restore_into_a_new_cache_leaves_no_volume_and_no_password(self, archive):
         engine = RestoreEngine(failing("devpi-import"))
         with pytest.raises(DevpiError):
-            bkp.restore(engine, Instance("fresh"), archive, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
+            rst.restore(engine, Instance("fresh"), archive, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
         assert "volumes.create" in engine.calls and "volume.remove" in engine.calls
         assert not Instance("fresh").password_file.exists()
 
@@ -139,7 +140,7 @@ class TestRestoreForce:
 class TestWhatTheEngineExtracts:
     def test_only_files_and_directories_owned_by_devpi_without_special_bits(self, archive):
         engine = RestoreEngine(ok)
-        bkp.restore(engine, Instance("fresh"), archive, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
+        rst.restore(engine, Instance("fresh"), archive, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
         [handed] = [a for a in engine.archives if b"dataindex.json" in a]
         with tarfile.open(fileobj=io.BytesIO(handed)) as tar:
             members = tar.getmembers()
@@ -204,19 +205,14 @@ class TestReadManifest:
 class TestBackupExportDir:
     def test_each_backup_exports_to_its_own_directory(self, tmp_path):
         engine = FakeEngine()
-        seen = []
-
-        def answer(cmd, env):
-            if cmd[0] == "devpi-export":
-                seen.append(cmd[-1])
-                return 1, b"stop here\n"
-            return 0, b""
-
-        engine.add("default", exec_answers=answer)
+        cache = engine.add("default").cache
+        cache.export_error = DevpiError("devpi-export failed (stop here): see `devpictl logs`")
         for n in range(2):
             with pytest.raises(DevpiError):
                 bkp.backup(engine, Instance("default"), tmp_path / f"b{n}.tar.gz", include_files=False, reporter=QuietReporter())
+        seen = [workdir for workdir, _ in cache.exported]
         assert len(set(seen)) == 2 and all(s.startswith("/data/.devpictl-export-") for s in seen)
+        assert cache.removed_paths == seen  # each export goes, failed or not
 
 
 class TestTheSwap:
@@ -233,7 +229,7 @@ class TestTheSwap:
         if imported:
             (stage / "server").mkdir()
             (stage / "server" / "new.txt").write_text("imported")
-        return subprocess.run(["sh", "-c", bkp.swap_script(str(server), str(stage))], capture_output=True).returncode
+        return subprocess.run(["sh", "-c", rst.swap_script(str(server), str(stage))], capture_output=True).returncode
 
     def test_the_imported_dir_takes_the_old_ones_place(self, tmp_path):
         assert self.run(tmp_path, imported=True) == 0
@@ -248,7 +244,7 @@ class TestTheSwap:
         engine = RestoreEngine(swap_fails)
         running_cache(engine)
         with pytest.raises(DevpiError) as info:
-            bkp.restore(engine, Instance("default"), archive, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
+            rst.restore(engine, Instance("default"), archive, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
         assert "the data of cache 'default' is unchanged; its container was removed: `devpictl up --name default` starts it again" in str(
             info.value
         )
@@ -262,7 +258,7 @@ class TestTheSwap:
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
         out = io.BytesIO()
-        bkp.export_tar(path, out)
+        rst.export_tar(path, out)
         out.seek(0)
         with tarfile.open(fileobj=out) as clean:
             assert [(m.name, m.isdir(), m.mode, m.uid) for m in clean] == [
@@ -274,7 +270,7 @@ class TestTheSwap:
 
 
 def swap_fails(cmd):
-    return (1, b"mv: cannot move '/data/.devpictl-restore/server'\n") if cmd[0] == "sh" and cmd[-1] == bkp.SWAP else (0, b"")
+    return (1, b"mv: cannot move '/data/.devpictl-restore/server'\n") if cmd[0] == "sh" and cmd[-1] == rst.SWAP else (0, b"")
 
 
 class TestBounds:
@@ -315,13 +311,9 @@ def engine_export(workdir: str, *, fmt: int = tarfile.PAX_FORMAT, extra: tuple =
 
 
 def exporting_cache(engine: FakeEngine, **archive_kwargs) -> FakeContainer:
-    def answer(cmd, env):
-        if cmd[0] == "devpi-export":
-            container.workdir = cmd[-1]
-        return 0, b"6.20.3\n" if cmd[0] == "devpi-server" else b""
-
-    container = engine.add("default", exec_answers=answer)
-    container.get_archive = lambda path: ([engine_export(container.workdir, **archive_kwargs)], {})
+    container = engine.add("default")
+    exported = container.cache.exported
+    container.get_archive = lambda path: ([engine_export(exported[-1][0], **archive_kwargs)], {})
     return container
 
 
@@ -353,7 +345,7 @@ class TestBackupWritesWhatRestoreTakes:
         assert result.exit_code == 2
         assert result.stderr.startswith("error: cannot write /proc/x.tar.gz (") and result.stderr.count("\n") == 1, result.stderr
         assert "give a PATH in a directory you can write" in result.stderr
-        assert engine.by_name["devpictl-default"].execs == []  # devpi-export never ran
+        assert engine.by_name["devpictl-default"].cache.exported == []  # devpi-export never ran
 
 
 class TestSettingsCarryOver:
@@ -389,7 +381,7 @@ class TestSettingsCarryOver:
         }
         assert set(settings) == set(FIELDS) | {"fallback"}  # a new setting must be carried too: add it here
         path = self.backup_of(tmp_path, settings)
-        result = bkp.restore(
+        result = rst.restore(
             RestoreEngine(ok, networks=("corp",)), Instance("copy"), path, DEFAULT_IMAGE, force=False, reporter=QuietReporter()
         )
         assert load_remembered(Instance("copy")) == settings
@@ -400,7 +392,7 @@ class TestSettingsCarryOver:
 
         path = self.backup_of(tmp_path, {"ca_bundle": tmp_path / "ca.pem"}, ca_text="-----BEGIN CERTIFICATE-----\n")
         (tmp_path / "ca.pem").unlink()
-        bkp.restore(RestoreEngine(ok), Instance("copy"), path, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
+        rst.restore(RestoreEngine(ok), Instance("copy"), path, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
         copy = load_remembered(Instance("copy"))["ca_bundle"]
         assert copy == Instance("copy").ca_bundle_copy and copy.read_text() == "-----BEGIN CERTIFICATE-----\n"
 
@@ -410,7 +402,7 @@ class TestSettingsCarryOver:
         path = self.backup_of(tmp_path, {"image": "old:1", "port": 3141}, ca_text=None)
         engine = RestoreEngine(ok)
         engine.add("default", port=3141)  # the cache backed up, still running here
-        result = bkp.restore(engine, Instance("copy"), path, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
+        result = rst.restore(engine, Instance("copy"), path, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
         assert load_remembered(Instance("copy")) == {"image": DEFAULT_IMAGE}
         assert any("port 3141 belongs to another cache" in a and "--port" in a for a in result.actions)
 
@@ -418,7 +410,7 @@ class TestSettingsCarryOver:
         from devpictl.precedence import load_remembered
 
         path = self.backup_of(tmp_path, {"network": "corp", "probe_project": "six"}, ca_text=None)
-        result = bkp.restore(RestoreEngine(ok), Instance("copy"), path, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
+        result = rst.restore(RestoreEngine(ok), Instance("copy"), path, DEFAULT_IMAGE, force=False, reporter=QuietReporter())
         assert load_remembered(Instance("copy")) == {"probe_project": "six"}
         assert any("network 'corp' is not on this engine" in a and "--network" in a for a in result.actions)
 
@@ -429,5 +421,5 @@ class TestSettingsCarryOver:
         engine = RestoreEngine(ok)
         running_cache(engine)
         save_remembered(Instance("default"), {"probe_project": "pip"})
-        bkp.restore(engine, Instance("default"), path, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
+        rst.restore(engine, Instance("default"), path, DEFAULT_IMAGE, force=True, reporter=QuietReporter())
         assert load_remembered(Instance("default")) == {"probe_project": "pip"}

@@ -104,7 +104,7 @@ def cache_with_data(world: World, monkeypatch) -> None:
     """The running cache 'default' holds a user index besides root/pypi."""
     import httpx
 
-    from devpictl import backup as bkp
+    from devpictl import cache as cache_module
     from devpictl.devpi import DevpiClient
 
     def handle(request):
@@ -112,7 +112,7 @@ def cache_with_data(world: World, monkeypatch) -> None:
             return httpx.Response(200, json={"result": {"root": {"indexes": {"pypi": {}, "dev": {}}}}})
         return httpx.Response(200, json={"result": {"projects": ["six"]}})
 
-    monkeypatch.setattr(bkp, "DevpiClient", lambda url, **kw: DevpiClient(url, transport=httpx.MockTransport(handle)))
+    monkeypatch.setattr(cache_module, "DevpiClient", lambda url, **kw: DevpiClient(url, transport=httpx.MockTransport(handle)))
 
 
 def engine_down(world: World, monkeypatch) -> None:

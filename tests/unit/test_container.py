@@ -11,7 +11,7 @@ import pytest
 
 from devpictl import container as ctr
 from devpictl import frontlog, layout
-from devpictl.errors import BadInput, CacheNotFound, EngineError, EngineUnavailable, PortInUse
+from devpictl.errors import BadInput, EngineError, EngineUnavailable, PortInUse
 from devpictl.frontlog import HEALTH_CHECK_AGENT
 from devpictl.settings import Instance
 from tests.unit.fakes import CreatingEngine, FakeEngine
@@ -66,23 +66,6 @@ class TestFinding:
         engine.add("default").labels["devpictl.instance"] = "other"
         with pytest.raises(EngineError, match="pick another --name"):
             ctr.find_container(engine, Instance("default"))
-
-    def test_running_container(self):
-        engine = FakeEngine()
-        container = engine.add("default")
-        assert ctr.running_container(engine, Instance("default")) is container
-
-    def test_running_container_when_there_is_none(self):
-        with pytest.raises(CacheNotFound) as info:
-            ctr.running_container(FakeEngine(), Instance("ci"))
-        assert str(info.value) == "no cache named 'ci': start it with `devpictl up --name ci`"
-
-    def test_running_container_when_it_is_stopped(self):
-        engine = FakeEngine()
-        engine.add("ci", status="exited")
-        with pytest.raises(CacheNotFound) as info:
-            ctr.running_container(engine, Instance("ci"))
-        assert str(info.value) == "cache is exited named 'ci': start it with `devpictl up --name ci`"
 
 
 class TestImagesAndVolumes:
@@ -356,11 +339,6 @@ class TestReadingItBack:
     @pytest.mark.parametrize("text, line", [("a\n\n  b  \n\n", "b"), ("one", "one"), ("", "no output"), ("\n \n", "no output")])
     def test_last_line(self, text, line):
         assert ctr.last_line(text) == line
-
-    def test_exec_output_is_text(self):
-        container = FakeEngine().add("default", exec_answers=lambda cmd, env: (0, b"caf\xc3\xa9 \xff\n"))
-        assert ctr.exec_output(container, ["cat", "x"], {"A": "1"}) == (0, "café \ufffd\n")
-        assert container.execs == [(["cat", "x"], {"A": "1"})]
 
     def test_health_checks_are_told_apart(self):
         line = '2026-11-25T10:55:16+00:00 front {} "{} HTTP/1.1" 200 310 cache=- disk=- 0.001 s "{}"'

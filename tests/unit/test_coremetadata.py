@@ -13,7 +13,7 @@ from devpictl import container as ctr
 from devpictl import coremetadata, layout, probe, speedtest
 from devpictl.coremetadata import MetadataCheck
 from tests.unit.clihelp import invoke
-from tests.unit.fakes import TUNA, FakeDevpi, FakeEngine, configured, page_answer, scripted_container
+from tests.unit.fakes import TUNA, FakeDevpi, FakeEngine, checked_cache, configured, page_answer
 from tests.unit.upstream_check import local_server, run_check
 
 METADATA = b"Metadata-Version: 2.1\nName: pip\nVersion: 24.0\n"
@@ -68,19 +68,21 @@ class TestVerdict:
 
 
 def checking_container(page_text: str, metadata: tuple[int, bytes] | None):
-    """A container whose upstream check serves ``page_text`` and, for the wheel's .metadata, ``metadata``."""
+    """A cache whose upstream check serves ``page_text`` and, for the wheel's .metadata, ``metadata``."""
 
-    def answer(cmd, env):
+    def answer(args, env):
         url = env["DEVPICTL_CHECK_URL"]
         if env.get("DEVPICTL_CHECK_WHAT") == "digest":
             assert url == f"{TUNA.url.removesuffix('/simple')}/f/{WHEEL}.metadata"  # resolved against the page
             if metadata is None:
-                return 1, b"URLError: timed out\n"
+                return 1, "URLError: timed out\n"
             status, body = metadata
-            return 0, json.dumps({"status": status, "sha256": hashlib.sha256(body).hexdigest()}).encode()
+            return 0, json.dumps({"status": status, "sha256": hashlib.sha256(body).hexdigest()})
         return 0, page_answer(url, page_text)
 
-    return FakeEngine().add("default", exec_answers=answer)
+    cache = FakeEngine().add("default").cache
+    cache.scripts["upstream_check.py"] = answer
+    return cache
 
 
 class TestMeasuredFromTheContainer:
@@ -103,7 +105,8 @@ class TestMeasuredFromTheContainer:
         assert WHEEL in check.detail
 
     def test_a_page_that_does_not_answer_is_no_verdict(self):
-        container = FakeEngine().add("default", exec_answers=lambda cmd, env: (1, b"URLError: timed out\n"))
+        container = FakeEngine().add("default").cache
+        container.scripts["upstream_check.py"] = (1, "URLError: timed out\n")
         check = probe.measure_core_metadata(container, TUNA.url, "pip")
         assert check.served is None and "did not answer (URLError: timed out)" in check.detail
 
@@ -215,10 +218,9 @@ class TestStatus:
     )
     def test_text_and_json(self, engine, monkeypatch, enabled, flag, version, shown, note):
         status_devpi(monkeypatch, {**configured(TUNA), "mirror_provides_core_metadata": flag}, version)
-        container = scripted_container(engine, check=(0, page_answer(f"{TUNA.url}/pip/", page(None))))
+        cache = checked_cache(engine, check=(0, page_answer(f"{TUNA.url}/pip/", page(None))))
         yaml = "devpi-server:\n  serverdir: /data/server\n" + ("  enable-core-metadata: true\n" if enabled else "")
-        answer = container.exec_answers
-        container.exec_answers = lambda cmd, env: (0, yaml.encode()) if cmd == ["cat", layout.SERVER_CONFIG] else answer(cmd, env)
+        cache.files[layout.SERVER_CONFIG] = yaml
         result = invoke("status")
         assert result.exit_code == 0, result.output
         assert shown in result.stdout
@@ -228,5 +230,5 @@ class TestStatus:
 
     def test_a_stopped_cache_does_not_say(self, engine, monkeypatch):
         status_devpi(monkeypatch, configured(TUNA))
-        scripted_container(engine, check=(0, b""), status="exited")
+        checked_cache(engine, check=(0, ""), status="exited")
         assert json.loads(invoke("status", "--json").stdout)["core_metadata"] is None

@@ -14,7 +14,6 @@ from devpictl import container as ctr
 from devpictl import image as img
 from devpictl import layout, password, probe, simplepage, switching
 from devpictl.cli import app
-from devpictl.front import Front
 from devpictl.mirrors import OFFICIAL, parse_index_url, resolve
 from devpictl.settings import Instance, ensure_root_password
 from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, FakeDevpi, FakeEngine, configured, devpi_plugin
@@ -65,9 +64,7 @@ def switch(monkeypatch):
     checked: list[str] = []
     monkeypatch.setattr(ctr, "connect", lambda: engine)
     server.serve(monkeypatch)
-    monkeypatch.setattr(switching, "official_url", lambda container: OFFICIAL_URL)
     monkeypatch.setattr(probe, "check_upstream", lambda container, url, project, *a: checked.append(url))
-    monkeypatch.setattr(Front, "flush", lambda front: None)
     monkeypatch.setattr(password, "login_root", lambda client, instance: client.login("root", ROOT_PASSWORD))
     monkeypatch.setattr(ctr, "hand_in_files", lambda container, files: handed.append(dict(files)))
     return server, handed, checked

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from devpictl import cache as cache_module
 from devpictl import failover, front
 from devpictl.errors import BadInput, UnknownMirror
 from devpictl.mirrors import CATALOG, OFFICIAL, Upstream
@@ -95,14 +96,11 @@ def test_a_rewritten_page_links_files_through_the_failover_server():
 
 
 def container_with_chain(members: list[dict] | None):
-    engine = FakeEngine()
-
-    def answers(cmd, env):
-        if cmd[:2] == ["cat", front.CHAIN_FILE] and members is not None:
-            return 0, json.dumps({"key": "nju", "members": members}).encode()
-        return 1, b"No such file"
-
-    return engine.add("default", exec_answers=answers)
+    """A cache whose volume holds a chain.json of ``members`` (None: no chain)."""
+    cache = FakeEngine().add("default").cache
+    if members is not None:
+        cache.files[cache_module.CHAIN_FILE] = json.dumps({"key": "nju", "members": members})
+    return cache
 
 
 NJU_CHAIN = [{"name": "nju", "url": CATALOG["nju"].url, "spec": "nju"}, {"name": "tuna", "url": CATALOG["tuna"].url, "spec": "tuna"}]
@@ -137,6 +135,15 @@ def test_plan_without_a_mirror_keeps_the_running_chains_primary():
     assert failover.plan(running, None, (), ["tuna"], local, OFFICIAL_URL) == (CATALOG["nju"], None)
 
 
+def test_drop_removes_only_a_chain_the_volume_holds():
+    cache = container_with_chain(NJU_CHAIN)
+    running = front.Front(cache)
+    assert running.drop() == ["removed the fallbacks"]
+    assert cache.failover_removals == 1 and running.members == []
+    assert running.drop() == [] and cache.failover_removals == 1  # gone: nothing more to remove
+    assert front.Front(container_with_chain(None)).drop() == []
+
+
 def test_describe_and_members_read_the_volume():
     members = front.Front(container_with_chain(NJU_CHAIN)).members
     found = failover.describe(members, "http://127.0.0.1:3144/nju/simple")
@@ -146,32 +153,22 @@ def test_describe_and_members_read_the_volume():
 
 
 def test_prepare_checks_only_new_upstreams_then_installs():
-    engine = FakeEngine()
-    scripts: list[dict] = []
-
-    def answers(cmd, env):
-        if cmd[:2] == ["cat", front.CHAIN_FILE]:
-            return 0, json.dumps({"members": NJU_CHAIN}).encode()
-        if cmd[0] == "grep":
-            return 0, b"1\n"
-        scripts.append(env)
-        return 0, b""
-
-    container = engine.add("default", exec_answers=answers)
+    cache = container_with_chain(NJU_CHAIN)
     checked: list[str] = []
-    actions = front.Front(container).prepare(chain("nju", "tuna", "bfsu"), OFFICIAL_URL, checked.append)
+    actions = front.Front(cache).prepare(chain("nju", "tuna", "bfsu"), OFFICIAL_URL, checked.append)
     assert checked == [CATALOG["bfsu"].url]
     assert actions == ["fallbacks: tuna, bfsu, in that order"]
-    [installed] = scripts
-    assert json.loads(installed["DEVPICTL_CHAIN"])["members"][2]["name"] == "bfsu"
-    assert "@page2" in installed["DEVPICTL_CONF"]
+    [(conf, document)] = cache.installed
+    assert json.loads(document)["members"][2]["name"] == "bfsu"
+    assert "@page2" in conf
 
 
 def test_an_image_without_the_failover_include_is_refused():
-    engine = FakeEngine()
-    container = engine.add("default", exec_answers=lambda cmd, env: (1, b"") if cmd[0] == "grep" else (0, b""))
+    cache = FakeEngine().add("default").cache
+    cache.failover_supported_answer = False
     with pytest.raises(Exception, match="no failover server: rebuild it"):
-        front.Front(container).install(chain("nju", "tuna"), OFFICIAL_URL)
+        front.Front(cache).install(chain("nju", "tuna"), OFFICIAL_URL)
+    assert cache.installed == []
 
 
 def test_status_says_when_the_upstream_and_every_fallback_are_down():
@@ -189,9 +186,9 @@ def test_status_says_when_the_upstream_and_every_fallback_are_down():
 
 
 def test_a_cache_without_its_front_server_cannot_fail_over():
-    container = FakeEngine().add("default", env=("DEVPICTL_FRONT=0",))  # every exec fails: no chain in its volume
+    cache = FakeEngine().add("default", env=("DEVPICTL_FRONT=0",)).cache  # no chain in its volume
     with pytest.raises(Exception, match="--fallback works in the front server"):
-        front.Front(container).prepare(chain("nju", "tuna"), OFFICIAL_URL, None)
+        front.Front(cache).prepare(chain("nju", "tuna"), OFFICIAL_URL, None)
 
 
 def test_without_drops_the_chosen_primary():
@@ -206,18 +203,20 @@ def test_a_chain_nginx_refuses_leaves_the_running_chain_as_it_was():
 
     def answers(cmd, env):
         commands.append(cmd)
-        if cmd[:2] == ["cat", front.CHAIN_FILE]:
+        if cmd[:2] == ["cat", cache_module.CHAIN_FILE]:
             return 0, json.dumps({"members": NJU_CHAIN}).encode()
         if cmd[0] == "grep":
             return 0, b"1\n"
-        return front.REFUSED, b'nginx: [emerg] invalid port in "http://a:x/simple/$devpictl_failover_path"\n'
+        return cache_module.REFUSED, b'nginx: [emerg] invalid port in "http://a:x/simple/$devpictl_failover_path"\n'
 
     container = engine.add("default", exec_answers=answers)
-    running = front.Front(container)
+    running = front.Front(cache_module.Cache(container))  # the real Cache: the shell it runs is what is checked
     with pytest.raises(BadInput, match="nothing was changed: check the --fallback URLs"):
         running.prepare(chain("nju", "tuna", "bfsu"), OFFICIAL_URL, None)
     assert [m["name"] for m in running.members] == ["nju", "tuna"]  # still the running chain
     (script,) = [cmd[2] for cmd in commands if cmd[:2] == ["sh", "-c"]]
     assert not any("rm -rf" in " ".join(cmd) for cmd in commands)  # the failover server was not removed
     # The check runs on the new block before the mv that would replace the running one.
-    assert script.index("-t -c /tmp/nginx/failover-check.conf") < script.index(f"mv {front.SERVER_CONF}.new {front.SERVER_CONF}")
+    assert script.index("-t -c /tmp/nginx/failover-check.conf") < script.index(
+        f"mv {cache_module.SERVER_CONF}.new {cache_module.SERVER_CONF}"
+    )

@@ -22,7 +22,7 @@ def engine(monkeypatch) -> FakeEngine:
     monkeypatch.setattr(
         cache_status,
         "serving",
-        lambda container, timeout=10: cache_status.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {}, OFFICIAL_URL, []),
+        lambda cache: cache_status.Serving(CATALOG["nju"], CATALOG["nju"].url, "6.20.3", {}, OFFICIAL_URL, []),
     )
     return engine
 
@@ -117,7 +117,6 @@ class TestStatusWithoutName:
     def quiet_status(self, monkeypatch):
         # status asks devpi and the upstream from inside the container; not here.
         monkeypatch.setattr(cache_status, "upstream_reachability", lambda *a, **k: (None, None))
-        monkeypatch.setattr(ctr, "exec_output", lambda container, cmd, **kw: (1, ""))
 
     def test_the_only_cache_is_shown(self, engine):
         engine.add("solo", status="exited")

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devpictl import container as ctr
-from devpictl import replica
+from devpictl import layout, replica
 from devpictl import status as cache_status
 from devpictl.cli import app
 from devpictl.mirrors import CATALOG
@@ -44,7 +44,7 @@ def answer(*args: str):
 
 
 def test_status(engine):
-    engine.add("default", exec_answers=lambda cmd, env: (0, b"12345\t/data\n"))
+    engine.add("default").cache.sizes[layout.DATA_DIR] = 12345
     assert sorted(answer("status", "--name", "default")) == [
         "cache_bytes",
         "cached_pages",
@@ -88,7 +88,7 @@ def test_ls(engine):
 
 def test_prune(engine):
     reply = {"files": 0, "bytes": 0, "freed_bytes": 0, "kept_bytes": 0, "dry_run": True, "removed": []}
-    engine.add("default", exec_answers=lambda cmd, env: (0, json.dumps(reply).encode()))
+    engine.add("default").cache.scripts["prune.py"] = (0, json.dumps(reply))
     assert sorted(answer("prune", "--max-size", "1G", "--dry-run")) == [
         "bytes",
         "dry_run",
@@ -101,7 +101,7 @@ def test_prune(engine):
 
 
 def test_stats(engine):
-    engine.add("default", exec_answers=lambda cmd, env: (0, b""))
+    engine.add("default")
     assert sorted(answer("stats", "--name", "default")) == [
         "bytes_fetched",
         "bytes_served",
@@ -138,7 +138,7 @@ def test_status_lag(engine, monkeypatch):
     from devpictl import freshness
     from devpictl.cli import choosing
 
-    engine.add("default", exec_answers=lambda cmd, env: (0, b"12345\t/data\n"))
+    engine.add("default").cache.sizes[layout.DATA_DIR] = 12345
     monkeypatch.setattr(
         choosing, "mirror_lags", lambda members, *a: {m: freshness.Freshness(freshness.Lag(2, 9.0, ("boto3 2",))) for m in members}
     )
@@ -153,5 +153,5 @@ def test_export(tmp_path):
 
 
 def test_password_replica_secret(engine, tmp_path):
-    engine.add("default", exec_answers=lambda cmd, env: (0, b"s" * 44))
+    engine.add("default").cache.files[layout.SERVER_SECRET] = "s" * 44
     assert sorted(answer("password", "--replica-secret", str(tmp_path / "out.secret"))) == ["name", "secret_file"]

@@ -7,6 +7,7 @@ import stat
 
 import pytest
 
+from devpictl import cache as cache_module
 from devpictl import container as ctr
 from devpictl import password as pw
 from devpictl.devpi import DevpiClient
@@ -43,7 +44,7 @@ def engine(monkeypatch):
 def devpi(monkeypatch, stored):
     """A fake devpi that knows the stored password; devpictl.password's client talks to it."""
     server = FakeDevpi(password=stored)
-    monkeypatch.setattr(pw, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=server.transport()))
+    monkeypatch.setattr(cache_module, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=server.transport()))
     return server
 
 
@@ -246,7 +247,7 @@ class Interrupt(FakeDevpi):
 def interrupting(monkeypatch, stored):
     def make(**kwargs) -> Interrupt:
         server = Interrupt(stored, **kwargs)
-        monkeypatch.setattr(pw, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=server.transport()))
+        monkeypatch.setattr(cache_module, "DevpiClient", lambda base_url, **kw: DevpiClient(base_url, transport=server.transport()))
         return server
 
     return make

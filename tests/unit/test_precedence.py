@@ -43,7 +43,7 @@ class TestRemembered:
 
 
 class TestSwitchOptions:
-    """What `up` hands switching.set_up_upstream: decided settings, and this run's switch choices (never remembered)."""
+    """What `up` hands switching.switch: decided settings, and this run's switch choices (never remembered)."""
 
     def test_the_decided_settings_and_this_runs_choices(self):
         save_remembered(Instance("default"), {"offline": True, "probe_project": "six"})

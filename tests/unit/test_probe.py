@@ -10,15 +10,23 @@ import pytest
 
 from devpictl import probe
 from devpictl.errors import UpstreamUnreachable
-from tests.unit.fakes import EMPTY_PAGE, FILES_PAGE, TUNA, exec_answering, page_answer
+from tests.unit.fakes import EMPTY_PAGE, FILES_PAGE, TUNA, FakeCache, FakeEngine, page_answer
 from tests.unit.upstream_check import run_check
+
+
+def exec_answering(code: int, output: str | bytes) -> FakeCache:
+    """A cache whose upstream check (templates/upstream_check.py) ends with ``code`` and prints ``output``."""
+    cache = FakeEngine().add("default").cache
+    cache.scripts[probe.CHECK_SCRIPT] = (code, output.decode() if isinstance(output, bytes) else output)
+    return cache
 
 
 class TestInsideTheContainer:
     def test_check_upstream_passes_when_links_are_listed(self):
-        container = exec_answering(0, page_answer(f"{TUNA.url}/pip/", FILES_PAGE))
-        probe.check_upstream(container, TUNA.url, "pip")
-        _, env = container.execs[0]
+        cache = exec_answering(0, page_answer(f"{TUNA.url}/pip/", FILES_PAGE))
+        probe.check_upstream(cache, TUNA.url, "pip")
+        script, _, env = cache.ran[0]
+        assert script == "upstream_check.py"
         assert env["DEVPICTL_CHECK_URL"] == f"{TUNA.url}/pip/"
 
     def test_check_upstream_refuses_a_page_without_links(self):

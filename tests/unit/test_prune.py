@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from devpictl import container as ctr
 from devpictl import image as img
-from devpictl import layout
 from devpictl import prune as core
 from devpictl.cli import app
 from devpictl.errors import BadInput
@@ -96,17 +95,18 @@ class TestCommand:
                 {"file": "ab/cdef/mid.whl", "bytes": 1000, "unused_days": 10.0},
             ],
         }
-        container = engine.add("default", exec_answers=lambda cmd, env: (0, (json.dumps(answer) + "\n").encode()))
+        cache = engine.add("default").cache
+        cache.scripts["prune.py"] = (0, json.dumps(answer) + "\n")
         monkeypatch.setattr(ctr, "connect", lambda: engine)
-        return container
+        return cache
 
     def test_dry_run_lists_and_sums(self, cache):
         result = CliRunner().invoke(app, ["prune", "--max-size", "1K", "--dry-run"])
         assert result.exit_code == 0, result.output
         assert "  ab/cdef/old.whl (1 kB, unused 30.0 days)" in result.stdout
         assert "Would remove 2 of 3 mirrored files (2 kB); 1 kB of mirrored files would stay" in result.stdout
-        [(cmd, _)] = cache.execs
-        assert cmd[0] == layout.PYTHON and cmd[-3:] == ["--max-bytes", "1024", "--dry-run"]
+        [(script, args, _)] = cache.ran
+        assert script == "prune.py" and args == ["--max-bytes", "1024", "--dry-run"]
 
     def test_something_to_do_is_required_before_the_engine(self, monkeypatch):
         monkeypatch.setattr(ctr, "connect", lambda: pytest.fail("no engine for a bad input"))
@@ -116,7 +116,7 @@ class TestCommand:
 
     def test_a_failing_script_is_one_clear_error(self, monkeypatch):
         engine = FakeEngine()
-        engine.add("default", exec_answers=lambda cmd, env: (1, b"Traceback...\nPermissionError: denied\n"))
+        engine.add("default").cache.scripts["prune.py"] = (1, "Traceback...\nPermissionError: denied\n")
         monkeypatch.setattr(ctr, "connect", lambda: engine)
         result = CliRunner().invoke(app, ["prune", "--unused-for", "90d"])
         assert result.exit_code == 6

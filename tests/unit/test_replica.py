@@ -68,11 +68,10 @@ class TestWhatStatusReads:
 
     def test_status_text_names_the_role(self, monkeypatch):
         engine = FakeEngine()
-        engine.add(
-            "default", exec_answers=lambda cmd, env: (0, b"1\t/data\n"), env=("DEVPICTL_FRONT=1", f"DEVPICTL_PRIMARY_URL={PRIMARY_URL}")
-        )
+        cache = engine.add("default", env=("DEVPICTL_FRONT=1", f"DEVPICTL_PRIMARY_URL={PRIMARY_URL}")).cache
+        cache.sizes[layout.DATA_DIR] = 1
         monkeypatch.setattr(ctr, "connect", lambda: engine)
-        monkeypatch.setattr(cache_status, "serving", lambda container, timeout=10: None)
+        monkeypatch.setattr(cache_status, "serving", lambda cache: None)
         monkeypatch.setattr(replica, "replication_state", lambda c: replica.Replication("replica", PRIMARY_URL, 5, 8, 3, 2))
         result = CliRunner().invoke(app, ["status"])
         assert result.exit_code == 0, result.output
@@ -113,7 +112,7 @@ class TestTheSecret:
 
     def test_exported_from_a_running_primary(self, monkeypatch, tmp_path):
         engine = FakeEngine()
-        engine.add("default", exec_answers=lambda cmd, env: (0, SECRET.encode()) if cmd == ["cat", layout.SERVER_SECRET] else (1, b""))
+        engine.add("default").cache.files[layout.SERVER_SECRET] = SECRET
         monkeypatch.setattr(ctr, "connect", lambda: engine)
         out = tmp_path / "out.secret"
         result = CliRunner().invoke(app, ["password", "--replica-secret", str(out)])

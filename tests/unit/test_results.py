@@ -7,7 +7,22 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from devpictl import backup, export, freshness, image, lifecycle, password, prune, replica, speedtest, stats, status, switching, warm
+from devpictl import (
+    backup,
+    export,
+    freshness,
+    image,
+    lifecycle,
+    password,
+    prune,
+    replica,
+    restore,
+    speedtest,
+    stats,
+    status,
+    switching,
+    warm,
+)
 from devpictl.cli import ui
 from devpictl.clientconfig import manifest, registry
 from devpictl.inventory import KnownCache
@@ -44,7 +59,7 @@ def test_print_json_writes_one_line_of_json(capsys):
 def test_every_command_result_is_a_result():
     results = [
         backup.BackupResult,
-        backup.RestoreResult,
+        restore.RestoreResult,
         export.Exported,
         freshness.Freshness,
         image.Built,

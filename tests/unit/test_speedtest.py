@@ -11,7 +11,7 @@ import httpx
 import pytest
 from rich.console import Console
 
-from devpictl import speedtest
+from devpictl import pip, simplepage, speedtest
 from devpictl.cli.choosing import results_table
 from devpictl.errors import BadInput
 from devpictl.simplepage import Link, file_name
@@ -320,26 +320,24 @@ class TestNewestWheel:
             ("https://m/p/pip-11.0b1-py3-none-any.whl", False),
             ("https://m/p/pip-12.0-py3-none-any.whl", True),
         )
-        assert speedtest.newest_wheel(files) == "https://m/p/pip-11.0b1-py3-none-any.whl"
-        assert speedtest.newest_wheel(files[:3]) == "https://m/p/pip-10.0.1-py2.py3-none-any.whl"
-        assert speedtest.newest_wheel([files[-1]]) == files[-1].url
-        assert speedtest.newest_wheel([files[2]]) is None
+        assert simplepage.newest_wheel(files) == "https://m/p/pip-11.0b1-py3-none-any.whl"
+        assert simplepage.newest_wheel(files[:3]) == "https://m/p/pip-10.0.1-py2.py3-none-any.whl"
+        assert simplepage.newest_wheel([files[-1]]) == files[-1].url
+        assert simplepage.newest_wheel([files[2]]) is None
 
     def test_version_order(self):
         order = ["1.0.dev1", "1.0a1", "1.0b2", "1.0rc1", "1.0", "1.0.post1", "1.0.1", "2", "10.0"]
         files = links(*[(f"https://m/p/demo-{v}-py3-none-any.whl", False) for v in reversed(order)])
         for newest in range(len(order)):
-            assert speedtest.newest_wheel(files[newest:]) == f"https://m/p/demo-{order[-1 - newest]}-py3-none-any.whl"
+            assert simplepage.newest_wheel(files[newest:]) == f"https://m/p/demo-{order[-1 - newest]}-py3-none-any.whl"
 
 
 class TestDefaultIndex:
     def test_read_from_pips_help(self):
-        url = speedtest.default_index_url()
+        url = pip.default_index_url()
         assert url and url.startswith("https://") and url.endswith("/simple")
 
     def test_none_without_pip(self, monkeypatch, tmp_path):
-        from devpictl import pip
-
         monkeypatch.setattr(pip.sys, "executable", str(tmp_path / "no-python"))
         monkeypatch.setenv("PATH", str(tmp_path))
-        assert speedtest.default_index_url() is None
+        assert pip.default_index_url() is None

@@ -8,6 +8,7 @@ import json
 from typer.testing import CliRunner
 
 from devpictl import container as ctr
+from devpictl import layout
 from devpictl import stats as core
 from devpictl.cli import app
 from tests.unit.fakes import LOG, FakeEngine, T
@@ -34,9 +35,8 @@ def test_only_lines_since_count():
 
 def test_the_command(monkeypatch):
     engine = FakeEngine()
-    container = engine.add(
-        "default", exec_answers=lambda cmd, env: (0, b"123456\t/data/server/+files/root/pypi\n2048\t/data/server/+files/root/dev\n")
-    )
+    container = engine.add("default")
+    container.cache.usages[f"{layout.FILES_DIR}/*/*"] = {"/data/server/+files/root/pypi": 123456, "/data/server/+files/root/dev": 2048}
     container.logs = lambda **kw: LOG.encode()
     monkeypatch.setattr(ctr, "connect", lambda: engine)
     text = CliRunner().invoke(app, ["stats", "--since", "100w"])
@@ -70,7 +70,7 @@ def test_hours_with_their_hit_ratio_quiet_hours_too():
 
 def test_the_command_draws_traffic_and_hit_ratio_per_hour(monkeypatch):
     engine = FakeEngine()
-    container = engine.add("default", exec_answers=lambda cmd, env: (0, b""))
+    container = engine.add("default")
     late = LOG.replace("10:06:00", "12:06:00").replace("10:04:00", "12:04:00")  # a 404 and a metadata HIT two hours on
     container.logs = lambda **kw: late.encode()
     monkeypatch.setattr(ctr, "connect", lambda: engine)

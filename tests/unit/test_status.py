@@ -11,7 +11,7 @@ from devpictl import status as cache_status
 from devpictl.precedence import save_remembered
 from devpictl.settings import Instance
 from tests.unit.clihelp import invoke
-from tests.unit.fakes import EMPTY_PAGE, FILES_PAGE, TUNA, FakeDevpi, FakeEngine, configured, page_answer, scripted_container
+from tests.unit.fakes import EMPTY_PAGE, FILES_PAGE, TUNA, FakeDevpi, FakeEngine, checked_cache, configured, page_answer
 
 # What the upstream check in the container prints for a page that lists files, and for one that lists none.
 LISTED = (0, page_answer(f"{TUNA.url}/pip/", FILES_PAGE))
@@ -31,25 +31,36 @@ class TestReachability:
         [
             (LISTED, False, (True, None)),
             (EMPTY, False, (True, None)),  # answers, lists nothing: still answering
-            ((1, b"URLError: [Errno -2] Name or service not known\n"), False, (False, "URLError: [Errno -2] Name or service not known")),
-            ((1, b"URLError: no answer within 4 s\n"), False, (False, "URLError: no answer within 4 s")),
+            ((1, "URLError: [Errno -2] Name or service not known\n"), False, (False, "URLError: [Errno -2] Name or service not known")),
+            ((1, "URLError: no answer within 4 s\n"), False, (False, "URLError: no answer within 4 s")),
             (LISTED, True, (None, None)),
         ],
     )
     def test_mapping(self, check, offline, expected):
-        container = scripted_container(FakeEngine(), check=check)
-        assert cache_status.upstream_reachability(container, TUNA.url, "pip", offline=offline) == expected
+        cache = checked_cache(FakeEngine(), check=check)
+        assert cache_status.upstream_reachability(cache, TUNA.url, "pip", offline=offline) == expected
+
+    def test_a_container_that_stopped_meanwhile_is_not_asked_again(self):
+        from devpictl.errors import ExecFailed
+
+        cache = checked_cache(FakeEngine(), check=LISTED)
+        cache.unreachable = ExecFailed("cannot run python in devpictl-default", "container is not running")
+        assert cache_status.upstream_reachability(cache, TUNA.url, "pip", offline=False) == (
+            None,
+            "could not ask from inside the cache: container is not running",
+        )
 
     def test_unknown_upstream_is_not_asked(self):
-        container = scripted_container(FakeEngine(), check=LISTED)
-        assert cache_status.upstream_reachability(container, None, "pip", offline=False) == (None, None)
-        assert container.execs == []
+        cache = checked_cache(FakeEngine(), check=LISTED)
+        assert cache_status.upstream_reachability(cache, None, "pip", offline=False) == (None, None)
+        assert cache.ran == []
 
     def test_short_deadline_and_remembered_probe_project(self, status_devpi):
         save_remembered(Instance("default"), {"probe_project": "six"})
-        container = scripted_container(FakeEngine(), check=LISTED)
-        cache_status.status(container.engine, Instance("default"))
-        ((cmd, env),) = [(c, e) for c, e in container.execs if "DEVPICTL_CHECK_URL" in e]
+        cache = checked_cache(FakeEngine(), check=LISTED)
+        cache_status.status(cache.container.engine, Instance("default"))
+        ((script, _, env),) = cache.ran
+        assert script == "upstream_check.py"
         assert env["DEVPICTL_CHECK_URL"] == f"{TUNA.url}/six/"
         assert env["DEVPICTL_CHECK_TIMEOUT"] == str(cache_status.STATUS_UPSTREAM_TIMEOUT)
         assert cache_status.STATUS_UPSTREAM_TIMEOUT <= 5
@@ -57,8 +68,8 @@ class TestReachability:
     def test_broken_cache_toml_does_not_break_status(self, status_devpi):
         Instance("default").state_dir.mkdir(parents=True)
         Instance("default").settings_file.write_text("not = [toml")
-        container = scripted_container(FakeEngine(), check=LISTED)
-        assert cache_status.status(container.engine, Instance("default")).upstream_reachable is True
+        cache = checked_cache(FakeEngine(), check=LISTED)
+        assert cache_status.status(cache.container.engine, Instance("default")).upstream_reachable is True
 
 
 class TestStatusCommand:
@@ -69,7 +80,7 @@ class TestStatusCommand:
         return engine
 
     def test_not_answering(self, engine, status_devpi):
-        scripted_container(engine, check=(1, b"URLError: timed out\n"))
+        checked_cache(engine, check=(1, "URLError: timed out\n"))
         result = invoke("status")
         assert result.exit_code == 0, result.output
         assert f"upstream: tuna {TUNA.url} (not answering: URLError: timed out)" in result.stdout
@@ -80,13 +91,13 @@ class TestStatusCommand:
         assert data["offline"] is False
 
     def test_answering(self, engine, status_devpi):
-        scripted_container(engine, check=LISTED)
+        checked_cache(engine, check=LISTED)
         result = invoke("status")
         assert f"upstream: tuna {TUNA.url} (answering)" in result.stdout
         assert json.loads(invoke("status", "--json").stdout)["upstream_reachable"] is True
 
     def test_pages_still_from_the_previous_upstream(self, engine, status_devpi):
-        scripted_container(engine, check=LISTED)
+        checked_cache(engine, check=LISTED)
         assert json.loads(invoke("status", "--json").stdout)["cached_pages"] is None  # an image without the count
         assert "cached pages" not in invoke("status").stdout
         status_devpi.page_counts = {"cached": 40, "marked": 0}
@@ -99,15 +110,15 @@ class TestStatusCommand:
         assert (data["cached_pages"], data["pages_from_previous_upstream"]) == (40, 12)
 
     def test_offline_is_not_asked(self, engine, status_devpi):
-        container = scripted_container(engine, check=LISTED, offline=True)
+        cache = checked_cache(engine, check=LISTED, offline=True)
         result = invoke("status")
         assert f"upstream: tuna {TUNA.url} (not asked: offline mode)" in result.stdout
         assert "offline mode: on" in result.stdout
         data = json.loads(invoke("status", "--json").stdout)
         assert data["upstream_reachable"] is None and data["offline"] is True
-        assert not any("DEVPICTL_CHECK_URL" in env for _, env in container.execs)
+        assert not any("DEVPICTL_CHECK_URL" in env for _, _, env in cache.ran)
 
     def test_stopped_cache_is_not_asked(self, engine, status_devpi):
-        scripted_container(engine, check=LISTED, status="exited")
+        checked_cache(engine, check=LISTED, status="exited")
         data = json.loads(invoke("status", "--json").stdout)
         assert data["state"] == "exited" and data["upstream_reachable"] is None

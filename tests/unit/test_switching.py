@@ -8,14 +8,15 @@ import httpx
 import pytest
 
 from devpictl import container as ctr
-from devpictl import reporter, settings, switching
+from devpictl import precedence, reporter, settings, switching
+from devpictl.cache import Cache
 from devpictl.coremetadata import MetadataCheck
 from devpictl.devpi import DevpiClient
 from devpictl.errors import BadInput, Conflict, DevpiError, Interrupted
 from devpictl.mirrors import CATALOG, OFFICIAL, Upstream
 from devpictl.settings import Instance
 from tests.unit.clihelp import assert_one_line_error, invoke
-from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, TUNA, FakeDevpi, FakeEngine, configured, exec_answering
+from tests.unit.fakes import OFFICIAL_URL, ROOT_PASSWORD, TUNA, FakeDevpi, FakeEngine, configured
 
 
 class TestUpstreamChanges:
@@ -69,10 +70,13 @@ def unfinished_file():
 def configure(
     client: DevpiClient, wanted: Upstream | None, actions: list[str], flush, measure=None, refresh_pages: bool = False
 ) -> Upstream:
-    """configure_upstream as `set-upstream` runs it, on the cache "default", with the official index at OFFICIAL_URL."""
-    return switching.configure_upstream(
-        client, wanted, OFFICIAL_URL, reporter.QuietReporter(), actions, flush, unfinished_file(), measure, refresh_pages=refresh_pages
+    """configure_upstream as `set-upstream` runs it, on the cache "default", with the official index at OFFICIAL_URL; its actions join ``actions``."""
+    target = switching.Target(wanted, OFFICIAL_URL, core_metadata=measure)
+    upstream, done = switching.configure_upstream(
+        client, target, reporter.QuietReporter(), flush, unfinished_file(), refresh_pages=refresh_pages
     )
+    actions.extend(done)
+    return upstream
 
 
 class Flushes(list):
@@ -377,21 +381,6 @@ class TestUnfinishedSwitch:
         assert actions[0].startswith("finishing the switch to tuna")
 
 
-class TestOfficialUrl:
-    """devpi's own default upstream, read inside the container."""
-
-    def test_official_url_is_read_from_devpi(self):
-        container = exec_answering(0, b"some warning\nhttps://official.index.example/simple/\n")
-        assert switching.official_url(container) == "https://official.index.example/simple"
-        cmd, _ = container.execs[0]
-        assert cmd[0] == "/opt/devpi/bin/python"
-
-    @pytest.mark.parametrize("code, output", [(1, b"Traceback...\nImportError: no devpi\n"), (0, b""), (0, b"None\n")])
-    def test_official_url_failure(self, code, output):
-        with pytest.raises(DevpiError, match="cannot read devpi's default upstream"):
-            switching.official_url(exec_answering(code, output))
-
-
 class TestNotItsOwnUpstream:
     @pytest.mark.parametrize(
         "url",
@@ -404,18 +393,87 @@ class TestNotItsOwnUpstream:
         ],
     )
     def test_refused(self, url):
-        container = FakeEngine().add("default", host="192.0.2.7", port=3199)
+        cache = FakeEngine().add("default", host="192.0.2.7", port=3199).cache
         with pytest.raises(BadInput, match="is this cache itself"):
-            switching.check_not_itself(container, Upstream("custom", url), OFFICIAL_URL)
+            switching.check_not_itself(cache, Upstream("custom", url), OFFICIAL_URL)
 
     @pytest.mark.parametrize("url", ["http://upstream:8080/simple", "http://127.0.0.1:8080/simple", "https://mirror.example/simple"])
     def test_other_indexes_pass(self, url):
-        container = FakeEngine().add("default", host="192.0.2.7", port=3199)
-        switching.check_not_itself(container, Upstream("custom", url), OFFICIAL_URL)
+        cache = FakeEngine().add("default", host="192.0.2.7", port=3199).cache
+        switching.check_not_itself(cache, Upstream("custom", url), OFFICIAL_URL)
 
 
 class TestSetUpstream:
     """set_upstream on a running cache (see conftest.running_cache)."""
+
+    STEPS = (
+        "check_not_itself",
+        "core_metadata_measurement",
+        "login",
+        "plan_failover",
+        "keep_credentials",
+        "prepare",
+        "check_switch",
+        "configure_upstream",
+        "drop",
+    )
+
+    def test_one_switch_in_one_order(self, running_cache, monkeypatch):
+        """`up` and set-upstream share switching.switch: nothing changes before every check passed."""
+        from devpictl.front import Front
+
+        engine, make, _ = running_cache
+        make(False, configured(OFFICIAL))
+        steps: list[str] = []
+        chain = object()
+
+        def step(name, answer=None):
+            def record(*args, **kwargs):
+                steps.append(name)
+                return answer
+
+            return record
+
+        for name in ("check_not_itself", "core_metadata_measurement", "keep_credentials", "check_switch"):
+            monkeypatch.setattr(switching, name, step(name))
+        monkeypatch.setattr(switching, "login", step("login", []))
+        monkeypatch.setattr(switching, "plan_failover", step("plan_failover", (OFFICIAL, TUNA, chain)))
+        monkeypatch.setattr(switching, "configure_upstream", step("configure_upstream", (TUNA, ["switched"])))
+        monkeypatch.setattr(switching.failover, "primary_and_fallbacks", lambda upstream, chain: (upstream, ()))
+        monkeypatch.setattr(switching, "core_metadata_state", lambda cache: False)
+        monkeypatch.setattr(Front, "prepare", step("prepare", ["fallbacks"]))
+        monkeypatch.setattr(Front, "drop", step("drop", []))
+        opts = precedence.SwitchOptions(Instance("default"), "pip")
+        with Cache.running(engine, Instance("default")) as cache:
+            result = switching.switch(cache, opts, TUNA, reporter.QuietReporter())
+        assert steps == [s for s in self.STEPS if s != "drop"]  # a chain is installed, so none is dropped
+        assert result.actions == ["fallbacks", "switched"] and result.upstream is TUNA and result.previous is OFFICIAL
+        steps.clear()
+        monkeypatch.setattr(switching, "plan_failover", step("plan_failover", (OFFICIAL, TUNA, None)))
+        with Cache.running(engine, Instance("default")) as cache:
+            switching.switch(cache, opts, TUNA, reporter.QuietReporter())
+        assert steps == [s for s in self.STEPS if s != "prepare"]
+
+    def test_one_set_upstream_reads_each_file_of_the_container_once(self, running_cache):
+        from devpictl import cache as cache_module
+        from devpictl import layout
+
+        engine, make, seen = running_cache
+        container = make(False, configured(OFFICIAL), core_metadata=True)
+        container.cache.files[cache_module.CHAIN_FILE] = '{"members": []}'
+        seen["server"][0].projects = ["pip"]
+        result = switching.set_upstream(
+            engine,
+            Instance("default"),
+            TUNA,
+            check=True,
+            probe_project=None,
+            reporter=reporter.QuietReporter(),
+            fallbacks=(CATALOG["bfsu"],),
+        )
+        assert result.fallbacks == (CATALOG["bfsu"],) and result.core_metadata is True
+        reads = container.cache.reads
+        assert sorted(reads) == sorted([layout.SERVER_CONFIG, cache_module.CHAIN_FILE]), reads  # once each, though asked for more
 
     def test_set_upstream_to_the_upstream_it_has_asks_no_network(self, running_cache, monkeypatch):
         engine, make, seen = running_cache

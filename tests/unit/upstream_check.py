@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from devpictl import image as img
 from devpictl import layout, probe
 
 # (status, body, extra headers) for a GET of a path with these request headers.
@@ -47,7 +48,7 @@ def run_check(
     url: str, *, digest: bool = False, auth: dict | None = None, run_dir: Path | None = None, timeout: float = 10
 ) -> subprocess.CompletedProcess:
     """The check for ``url``; with ``auth``, the upstream-auth.json it reads from ``run_dir``."""
-    script = probe.check_script()
+    script = img.render_template(probe.CHECK_SCRIPT)
     if run_dir is not None:
         run_dir.mkdir(exist_ok=True)
         if auth is not None:

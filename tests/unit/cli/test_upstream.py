@@ -9,7 +9,7 @@ import pytest
 import typer
 
 from devpictl import container as ctr
-from devpictl import lifecycle, mirrors, speedtest, switching
+from devpictl import lifecycle, mirrors, pip, speedtest, switching
 from devpictl.cli import app
 from devpictl.errors import EngineUnavailable
 from devpictl.mirrors import CATALOG, OFFICIAL, RETIRED, find_by_url, resolve
@@ -48,7 +48,7 @@ def measured(monkeypatch) -> list[list[str]]:
 def local_only(monkeypatch):
     """The catalog shrinks to the official index, which pip 'names' as nothing: no test reaches the internet."""
     monkeypatch.setattr(mirrors, "CATALOG", {"pypi": OFFICIAL})
-    monkeypatch.setattr(speedtest, "default_index_url", lambda: None)
+    monkeypatch.setattr(pip, "default_index_url", lambda: None)
 
 
 @pytest.fixture
@@ -351,7 +351,7 @@ class TestSpeedTest:
         assert measured == [[host], ["pypi", "slow"]]
 
     def test_the_default_index_is_measured_where_pip_says(self, indexes, local_only, monkeypatch):
-        monkeypatch.setattr(speedtest, "default_index_url", lambda: indexes["fast"].url)
+        monkeypatch.setattr(pip, "default_index_url", lambda: indexes["fast"].url)
         result = invoke("mirrors", "test", "pypi", "--json")
         assert result.exit_code == 0, result.output
         (row,) = json.loads(result.stdout)
