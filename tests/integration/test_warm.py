@@ -23,7 +23,7 @@ from tests.integration.support import (
     sha256,
     up_on_test_upstream,
 )
-from tests.integration.wheels import make_wheel
+from tests.integration.wheels import LONG_NAMED, make_wheel
 
 NAME = f"warm{RUN_ID}"
 SIX = "six-1.16.0-py2.py3-none-any.whl"
@@ -42,6 +42,12 @@ def stored(engine, name: str, index_url: str, filename: str) -> bool:
     url, _ = file_url(index_url, "six", filename)
     path = "/data/server/+files" + httpx.URL(url).path
     return engine.containers.get(f"devpictl-{name}").exec_run(["test", "-f", path]).exit_code == 0
+
+
+def write_after(index_url: str) -> None:
+    """Have devpi record a page, so the files stored before are not its last write's, which prune keeps (templates/prune.py)."""
+    page = httpx.get(f"{index_url}{LONG_NAMED[0]}/", timeout=60)
+    assert page.status_code == 200, page.text
 
 
 def warm(cache, *args: str):
@@ -96,8 +102,13 @@ def test_prune_removes_mirrored_files_only_and_they_come_back(cache, engine, tmp
     made = container.exec_run(["sh", "-c", f"mkdir -p {private.rsplit('/', 1)[0]} && echo private > {private}"])
     assert made.exit_code == 0, made.output
     assert stored(engine, NAME, cache["index_url"], SIX)
-
-    listed = json.loads(run_cli("prune", "--max-size", "0", "--dry-run", "--json", env=cache["env"]).stdout)
+    write_after(cache["index_url"])
+    deadline = time.monotonic() + 30
+    while True:
+        listed = json.loads(run_cli("prune", "--max-size", "0", "--dry-run", "--json", env=cache["env"]).stdout)
+        if listed["removed"] or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert [item["file"].rsplit("/", 1)[-1] for item in listed["removed"]] == [SIX]
     assert stored(engine, NAME, cache["index_url"], SIX)  # a dry run removes nothing
 
@@ -121,6 +132,7 @@ def test_up_max_size_keeps_the_cache_under_its_limit_by_itself(engine, devpi_ima
         installed = pip_install(index_url, "six==1.16.0", tmp_path)
         assert installed.returncode == 0, installed.stdout + installed.stderr
         assert stored(engine, name, index_url, SIX)
+        write_after(index_url)
         deadline = time.monotonic() + 150
         while stored(engine, name, index_url, SIX) and time.monotonic() < deadline:
             time.sleep(5)
