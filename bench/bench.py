@@ -80,12 +80,12 @@ def up(name: str, probe: str, *flags: str, env: dict[str, str]) -> str:
 
 
 def bench_env(work: Path, image: str) -> dict[str, str]:
-    """The environment the bench runs devpictl in: its own data and config under ``work``, the bench's label, ``image``."""
+    """The environment the bench runs devpictl in: its own data and config under ``work``, the bench's label (and $DEVPICTL_LABELS), ``image``."""
     return {
         **os.environ,
         "DEVPICTL_DATA_DIR": str(work / "data"),
         "DEVPICTL_CONFIG_DIR": str(work / "config"),
-        "DEVPICTL_LABELS": LABEL,
+        "DEVPICTL_LABELS": ",".join(filter(None, [LABEL, os.environ.get("DEVPICTL_LABELS")])),  # the bench's, and the caller's
         "DEVPICTL_IMAGE": image,
     }
 
@@ -93,7 +93,13 @@ def bench_env(work: Path, image: str) -> dict[str, str]:
 def add_image_options(parser: argparse.ArgumentParser, *, base_image: bool = True) -> None:
     """--base-image and --ca-bundle, from DEVPICTL_BASE_IMAGE and DEVPICTL_CA_BUNDLE as devpictl takes them."""
     if base_image:
-        add_image_options(parser)
+        given = os.environ.get("DEVPICTL_BASE_IMAGE")
+        parser.add_argument("--base-image", default=given, required=not given, help="the image to build on [env: DEVPICTL_BASE_IMAGE]")
+    parser.add_argument(
+        "--ca-bundle",
+        default=os.environ.get("DEVPICTL_CA_BUNDLE"),
+        help="CA bundle the cache trusts for its upstream [env: DEVPICTL_CA_BUNDLE]",
+    )
 
 
 def make_tree(root: Path, names: list[str], releases: tuple[str, ...] = ("1.0",), content=str.encode) -> list[str]:
@@ -505,7 +511,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="warm runs per target (median)")
     parser.add_argument("--resolve-runs", type=int, default=3, help="direct and warm resolutions per tool (median)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
+    parser.add_argument(
+        "--https-only", action="store_true", help="measure only warm serving over HTTPS against HTTP, into its own section of --out"
+    )
     args = parser.parse_args()
+    if args.https_only:
+        https_main(args)
+        return
 
     import docker
 
@@ -754,6 +766,89 @@ def main() -> None:
     ]
     print("\n".join(ratios + [""] + targets))
     write_report(Path(args.out), ratios, targets, description, len(wheels), cold.nbytes / 1e6, args, warm_failures, local_wheels)
+
+
+HTTPS_START = "<!-- section: bench/bench.py --https-only -->"  # a section write_report keeps
+HTTPS_END = "<!-- end of section -->"
+
+
+def https_main(args) -> None:
+    """Warm serving of the pinned set by a cache over HTTPS (`up --tls self-signed`) against one over HTTP, same image, one run."""
+    import ssl
+
+    import docker
+
+    engine = docker.from_env()
+    work = Path(tempfile.mkdtemp(prefix="devpictl-bench-"))
+    env = bench_env(work, args.image)
+    ca = ["--ca-bundle", args.ca_bundle] if args.ca_bundle else []
+    names = ("bench-http", "bench-https")
+    try:
+        description = machine()
+        stage(f"• building {args.image}")
+        must(devpictl("build", "--image", args.image, "--base-image", args.base_image, *ca, env=env))
+        stage("• two caches of the same image: HTTP, and HTTPS with devpictl's CA")
+        http_url = up(names[0], PROBE, *ca, env=env)
+        https_url = up(names[1], PROBE, "--tls", "self-signed", *ca, env=env)
+        trust = ssl.create_default_context(cafile=str(work / "data" / "caches" / names[1] / "tls" / "ca.pem"))
+        stage("• warming both from the upstream")
+        wheels = fetch_set(http_url, pins()).names
+        fetch_set(https_url, wheels, verify=trust)
+        stage(f"• warm: {args.runs} runs each, interleaved")
+        warm: dict[str, list[Fetch]] = {"http": [], "https": []}
+        cpu: dict[str, list[tuple[float, float]]] = {"http": [], "https": []}  # (client, cache) CPU seconds of each run
+        for _ in range(args.runs):
+            for key, name, url, verify in (("http", names[0], http_url, True), ("https", names[1], https_url, trust)):
+                before, cache_before = os.times(), cpu_seconds(engine, f"devpictl-{name}")
+                warm[key].append(fetch_set(url, wheels, verify=verify))
+                after = os.times()
+                client = (after.user - before.user) + (after.system - before.system)
+                cpu[key].append((client, cpu_seconds(engine, f"devpictl-{name}") - cache_before))
+    finally:
+        for name in names:
+            devpictl("down", "--name", name, "--volumes", "--yes", env=env)
+        shutil.rmtree(work, ignore_errors=True)
+    median = {k: statistics.median(r.seconds for r in v) for k, v in warm.items()}
+    failures = sum(r.failures for v in warm.values() for r in v)
+    used = {k: (statistics.median(c for c, _ in v), statistics.median(s for _, s in v)) for k, v in cpu.items()}
+
+    def described(key: str) -> str:
+        return f"{median[key]:.3f} s (client CPU {used[key][0]:.2f} s, cache CPU {used[key][1]:.2f} s)"
+
+    table = [
+        "| measure | devpictl | reference, same run | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| warm, 8 concurrent: cache over HTTPS (`up --tls self-signed`) | {described('https')} | "
+        f"the same cache over HTTP {described('http')} | {median['https'] / median['http']:.2f} | ≤ 1.2 |",
+    ]
+    print("\n".join(table))
+    section = "\n".join(
+        [
+            HTTPS_START,
+            "## Warm serving over HTTPS",
+            "",
+            f"Measured by `bench/bench.py --https-only` in one run on {description}; 1-minute load average",
+            f"{min(LOADS):.1f}–{max(LOADS):.1f}. Two caches of the same image, one plain HTTP and one with",
+            f"`--tls self-signed` (TLS 1.3, a P-256 key), fetch the {len(wheels)} pinned wheels of `bench/wheels.txt` as",
+            f"pip does, {CONCURRENCY} at a time over kept-alive connections; medians of {args.runs} interleaved runs",
+            f"after one run that warmed both (failed warm requests: {failures}). CPU figures are medians per run: the",
+            "client's (this script's fetching threads, Python's TLS) and the cache container's (nginx and devpi).",
+            "HTTPS costs CPU on both sides (no sendfile: nginx reads and encrypts each file), so where other work",
+            "keeps the CPUs busy the ratio grows with the load.",
+            "",
+            *table,
+            "",
+            '    python bench/bench.py --https-only --base-image IMG [--ca-bundle "$SSL_CERT_FILE"]',
+            HTTPS_END,
+            "",
+        ]
+    )
+    path = Path(args.out)
+    old = path.read_text() if path.exists() else ""
+    if HTTPS_START in old:
+        start = old.index(HTTPS_START)
+        old = old[:start] + old[old.index(HTTPS_END, start) + len(HTTPS_END) :].lstrip("\n")
+    path.write_text(old.rstrip("\n") + "\n\n" + section)
 
 
 def warm_section(text: str) -> str:

@@ -16,13 +16,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
-from devpictl import coremetadata, layout
+from devpictl import coremetadata, layout, tls
 from devpictl import image as img
 from devpictl.devpi import DevpiClient
 from devpictl.errors import CacheNotFound, DevpiError, EngineError, ExecFailed
 from devpictl.settings import LABEL_INSTANCE, Instance
 
 if TYPE_CHECKING:
+    import ssl
+
+    import httpx
     from docker import DockerClient
     from docker.models.containers import Container
 
@@ -99,6 +102,9 @@ class Cache:
         self.offline = ctr.offline_enabled(container)
         self.max_bytes = ctr.max_bytes(container)
         self.primary_url = ctr.switch(container, layout.ENV_PRIMARY_URL) or None
+        # HTTPS (devpictl/tls.py): what plain HTTP on its port gets (redirect, refuse); None: plain HTTP.
+        self.tls: str | None = ctr.switch(container, layout.ENV_TLS) or None
+        self.read_auth = ctr.switch(container, layout.ENV_READ_AUTH) == "1"  # reading needs a login
         self.memory, self.pids_limit = ctr.limits(container)
         self.health = ctr.health(container)
         self.restart_count = ctr.restart_count(container)
@@ -153,15 +159,58 @@ class Cache:
 
     @property
     def client(self) -> DevpiClient:
-        """The devpi client for this cache's published address, opened on first use."""
+        """The devpi client for this cache's published address, opened on first use.
+
+        Over HTTPS it trusts exactly the certificate devpictl handed the cache; on a
+        --read-auth cache it is logged in as root, since it could read nothing otherwise.
+        """
         if self._client is None:
-            self._client = DevpiClient(self.local_base_url, timeout=self.timeout)
+            client = self.open_client()
+            if self.read_auth:
+                from devpictl.password import login_root
+
+                try:
+                    login_root(client, self.instance)
+                except BaseException:
+                    client.close()
+                    raise
+            self._client = client
         return self._client
+
+    def open_client(self) -> DevpiClient:
+        """A new client, trusting the cache as ``client`` does but logged in as nobody; the caller closes it.
+
+        What waits for devpi's API to answer uses it: no login can work before.
+        """
+        return DevpiClient(self.local_base_url, timeout=self.timeout, verify=self.verify())
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """How a client trusts the cache: the pinned certificate over HTTPS (tls.local_context), else as usual."""
+        return tls.local_context(self.instance) if self.tls else True
+
+    def http_access(self) -> tuple[ssl.SSLContext | bool, httpx.Auth | None]:
+        """(how to trust, the login) for an httpx client of the cache's pages and files: `warm`'s."""
+        import httpx
+
+        from devpictl.settings import read_root_password
+
+        password = read_root_password(self.instance) if self.read_auth else None
+        return self.verify(), (httpx.BasicAuth("root", password) if password else None)
 
     # -- the container's life -------------------------------------------------------------------
 
     def start(self) -> None:
         ctr.start(self.container)
+        self.refresh()
+
+    def restart(self) -> None:
+        """Stop and start the container (its entrypoint runs again: what a new certificate needs)."""
+        import docker.errors
+
+        try:
+            self.container.restart(timeout=20)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"could not restart {self.name} ({exc.explanation or exc}): see `devpictl status`") from None
         self.refresh()
 
     def refresh(self) -> None:

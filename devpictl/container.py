@@ -176,6 +176,8 @@ class ContainerSpec:
     pids_limit: int = 0
     max_bytes: int = 0  # the entrypoint prunes mirrored files beyond it; 0: never
     primary_url: str | None = None  # run as a replica of this devpi (no credentials in it: they travel as a file)
+    tls: str | None = None  # HTTPS; plain HTTP on the port is "redirect"-ed or "refuse"-d (devpictl/tls.py)
+    read_auth: bool = False  # reading needs a login
 
 
 def create_container(engine: DockerClient, spec: ContainerSpec):
@@ -198,6 +200,8 @@ def create_container(engine: DockerClient, spec: ContainerSpec):
                 layout.ENV_OFFLINE: "1" if spec.offline else "0",
                 layout.ENV_MAX_BYTES: str(spec.max_bytes),
                 **({layout.ENV_PRIMARY_URL: spec.primary_url} if spec.primary_url else {}),
+                **({layout.ENV_TLS: spec.tls} if spec.tls else {}),
+                **({layout.ENV_READ_AUTH: "1"} if spec.read_auth else {}),
             },
             # tini as PID 1: signals reach devpi and zombies are reaped.
             init=True,
@@ -257,7 +261,7 @@ def local_base_url(container: Container) -> str:
         host = "127.0.0.1"
     elif ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{'https' if switch(container, layout.ENV_TLS) else 'http'}://{host}:{port}"
 
 
 def limits(container: Container) -> tuple[int, int]:

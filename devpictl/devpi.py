@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,10 +46,13 @@ class PageCounts:
 class DevpiClient:
     """devpi's API at ``base_url``; ``transport`` is the seam tests use to fake the server."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self, base_url: str, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None, verify: ssl.SSLContext | bool = True
+    ):
         self.base_url = base_url.rstrip("/")
         # trust_env=False: the cache is local; a host proxy must not see these requests.
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport, trust_env=False)
+        # ``verify``: how an HTTPS cache is trusted (tls.local_context pins its certificate).
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport, trust_env=False, verify=verify)
 
     def close(self) -> None:
         self.http.close()

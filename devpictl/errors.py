@@ -100,7 +100,7 @@ class UpstreamUnreachable(DevpictlError):
 
 
 class WarmIncomplete(DevpictlError):
-    """`warm` could not store everything: the upstream lacked some of it."""
+    """`warm` could not store everything: the upstream lacked some of it, or the cache's page policy refuses it."""
 
     exit_code = EXIT_UPSTREAM
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from devpictl import __version__, layout
+from devpictl import __version__, certificates, layout, tls
 from devpictl import image as img
 from devpictl.errors import BadInput, Conflict
 from devpictl.files import write_atomic
@@ -33,6 +33,9 @@ SECRETS_DIR = "secrets"
 # secrets/ holds the files the entrypoint reads from its run dir under devpictl, as secret mounts here.
 ROOT_PASSWORD = layout.ROOT_PASSWORD
 DEVPI_SECRET = layout.REPLICA_SECRET
+TLS_CERT = "tls-cert"  # --tls: the front's certificate, its key, and (self-signed) the CA installers trust
+TLS_KEY = "tls-key"
+TLS_CA = "tls-ca.pem"
 # Each value the manifests take is checked against these, then written through yaml_values.
 STORAGE = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?)(?:Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?")  # a Kubernetes quantity of bytes
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -56,6 +59,12 @@ class ExportOptions:
     name: str = "devpi"  # k8s: the Service installers use; the rest is named after it
     storage: str = "20Gi"  # k8s: each pod's volume claim
     force: bool = False  # overwrite manifests already there (the secrets are kept)
+    # HTTPS where installers connect (compose: the front; k8s: the replicas behind Service NAME),
+    # with this certificate (tls.py; kept in secrets/ once made); plain HTTP there is "redirect"-ed or "refuse"-d.
+    certificate: certificates.ServerCertificate | None = None
+    ca_pem: bytes | None = None  # the CA that signed a self-signed one: secrets/tls-ca.pem, for installers
+    http: str = tls.REDIRECT
+    read_auth: bool = False  # reading needs a login, on the primary and every replica
 
 
 @dataclass
@@ -114,13 +123,16 @@ def yaml_values(values: dict[str, object]) -> dict[str, object]:
     return {name: scalar(value) for name, value in values.items()}
 
 
-def ensure_secrets(directory: Path, mode: int) -> list[Path]:
+def ensure_secrets(
+    directory: Path, mode: int, certificate: certificates.ServerCertificate | None = None, ca_pem: bytes | None = None
+) -> list[Path]:
     """secrets/root-password and secrets/devpi-secret, made once and kept: a re-export must not lock anyone out.
 
     secrets/ is a directory of ours (no symlink, nobody else's) made 0700; each file is
     created exclusively beside it and linked in, so no link planted there is followed
     and no secret already there is replaced. ``mode`` is 0600, or 0644 where compose
-    bind-mounts the files for devpi's user in the container.
+    bind-mounts the files for devpi's user in the container. With ``certificate``, its
+    files too (and the CA's, public); one already there is kept: delete it to replace it.
     """
     folder = directory / SECRETS_DIR
     try:
@@ -138,6 +150,11 @@ def ensure_secrets(directory: Path, mode: int) -> list[Path]:
         for name, value in ((ROOT_PASSWORD, new_root_password()), (DEVPI_SECRET, secrets.token_urlsafe(48))):
             if create_secret(fd, name, (value + "\n").encode(), mode):
                 made.append(folder / name)
+        if certificate is not None:
+            files = [(TLS_CERT, certificate.chain_pem, mode), (TLS_KEY, certificate.key_pem, mode)]
+            for name, data, file_mode in files + ([(TLS_CA, ca_pem, 0o644)] if ca_pem else []):
+                if create_secret(fd, name, data, file_mode):
+                    made.append(folder / name)
         return made
     finally:
         os.close(fd)
@@ -183,7 +200,7 @@ def check_output(directory: Path, file_name: str, force: bool) -> None:
         directory,
         directory / SECRETS_DIR,
         directory / file_name,
-        *(directory / SECRETS_DIR / n for n in (ROOT_PASSWORD, DEVPI_SECRET)),
+        *(directory / SECRETS_DIR / n for n in (ROOT_PASSWORD, DEVPI_SECRET, TLS_CERT, TLS_KEY, TLS_CA)),
     ):
         try:
             st = path.lstat()
@@ -223,8 +240,12 @@ def render_compose(opts: ExportOptions) -> str:
                 "mirror_url": mirror_url(opts),
                 "networks": list(opts.networks),
                 "labels": extra_labels(),
+                "tls": opts.http if opts.certificate is not None else None,
             }
         ),
+        read_auth=opts.read_auth,
+        tls_cert_secret=TLS_CERT,
+        tls_key_secret=TLS_KEY,
     )
 
 
@@ -245,8 +266,12 @@ def render_k8s(opts: ExportOptions) -> str:
                 "secret": f"{opts.name}-secrets",
                 "storage": opts.storage,
                 "mirror_url": mirror_url(opts),
+                "tls": opts.http if opts.certificate is not None else None,
             }
         ),
+        read_auth=opts.read_auth,
+        tls_cert_secret=TLS_CERT,
+        tls_key_secret=TLS_KEY,
     )
 
 
@@ -258,22 +283,24 @@ def write_out(opts: ExportOptions, file_name: str, render: Callable[[ExportOptio
     path = opts.directory / file_name
     opts.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_manifest(path, text, opts.force)
-    return path, ensure_secrets(opts.directory, secret_mode)
+    return path, ensure_secrets(opts.directory, secret_mode, opts.certificate, opts.ca_pem)
 
 
 def export_compose(opts: ExportOptions) -> Exported:
     # compose bind-mounts file secrets as they are, and devpi runs as its own user: 0644, in the 0700 directory
     path, made = write_out(opts, COMPOSE_FILE, render_compose, 0o644)
+    scheme = "https" if opts.certificate is not None else "http"
+    trust = f" (trusting {SECRETS_DIR}/{TLS_CA})" if opts.ca_pem else ""
     return Exported(
-        [path], made, f"cd {opts.directory} && docker-compose up -d; installers use http://{opts.host}:{opts.port}/root/pypi/+simple/"
+        [path],
+        made,
+        f"cd {opts.directory} && docker-compose up -d; installers use {scheme}://{opts.host}:{opts.port}/root/pypi/+simple/{trust}",
     )
 
 
 def export_k8s(opts: ExportOptions) -> Exported:
     # kubectl reads them as you: 0600, as every other secret devpictl makes
     path, made = write_out(opts, K8S_FILE, render_k8s, 0o600)
-    secret = (
-        f"kubectl create secret generic {opts.name}-secrets --from-file={ROOT_PASSWORD}={SECRETS_DIR}/{ROOT_PASSWORD} "
-        f"--from-file={DEVPI_SECRET}={SECRETS_DIR}/{DEVPI_SECRET}"
-    )
+    names = (ROOT_PASSWORD, DEVPI_SECRET, *((TLS_CERT, TLS_KEY) if opts.certificate is not None else ()))
+    secret = f"kubectl create secret generic {opts.name}-secrets " + " ".join(f"--from-file={n}={SECRETS_DIR}/{n}" for n in names)
     return Exported([path], made, f"cd {opts.directory} && {secret} && kubectl apply -f {K8S_FILE}")

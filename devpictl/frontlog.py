@@ -18,9 +18,10 @@ from urllib.parse import unquote
 HEALTH_CHECK_AGENT = "devpictl-healthcheck"
 INSIDE = ("127.0.0.1", "::1")
 
+# held= came with the page policy: lines of older containers (and of images built before it) have none.
 FRONT_LINE = re.compile(
     r'^(?P<time>\S+) front (?P<addr>\S+) "(?P<method>\S+) (?P<path>\S+)[^"]*" (?P<status>\d{3}) (?P<bytes>\d+) '
-    r'cache=(?P<cache>\S*) disk=(?P<disk>\S*) \S+ s "(?P<agent>.*)"$'
+    r'cache=(?P<cache>\S*) disk=(?P<disk>\S*) (?:held=(?P<held>\S*) )?\S+ s "(?P<agent>.*)"$'
 )
 SIMPLE = re.compile(r"^/root/pypi/\+simple/([^/]+)/")
 # nginx's $upstream_cache_status values that mean the answer came from its own cache.
@@ -43,6 +44,7 @@ class Request:
     sent: int  # body bytes sent to the client
     kind: str  # one of KINDS
     result: str  # one of RESULTS
+    held_back: int = 0  # files the page policy left off this page (X-Devpictl-Held-Back)
 
 
 def kind_of(path: str) -> str:
@@ -82,4 +84,5 @@ def read(line: str) -> Request | None:
         result = "local"
     else:
         result = "fetched"
-    return Request(match["time"], match["method"], path, status, int(match["bytes"]), kind, result)
+    held = match["held"] or ""
+    return Request(match["time"], match["method"], path, status, int(match["bytes"]), kind, result, int(held) if held.isdigit() else 0)

@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 from devpictl import __version__, buildlog, coremetadata, layout
 from devpictl.errors import BadInput, EngineError
-from devpictl.frontlog import HEALTH_CHECK_AGENT
 from devpictl.mirrors import Upstream
 
 DEVPI_SERVER_VERSION = "6.20.3"
@@ -251,7 +250,6 @@ def render_dockerfile(options: BuildOptions) -> str:
         pip_options=" ".join(pip_options(options)),
         requirements=" ".join(f"'{r}'" for r in requirements(options)),
         devpi_server_version=options.devpi_server_version,
-        health_check_agent=HEALTH_CHECK_AGENT,
     )
 
 
@@ -282,7 +280,7 @@ def read_ca_bundle(path: Path) -> bytes:
 
 def image_files(options: BuildOptions) -> list[layout.ImageFile]:
     """The files of the build context that go into the image (Dockerfile.j2 copies each)."""
-    files = [layout.PLUGIN, *layout.SERVER_FILES]
+    files = [layout.PLUGIN, layout.PAGE_POLICY, *layout.SERVER_FILES]
     if options.front:
         files += layout.FRONT_FILES
         if options.apt_mirror:
@@ -298,7 +296,7 @@ def image_file_text(name: str, options: BuildOptions) -> str:
         return render_nginx_conf()
     if name == "index.html":
         return render_front_page(options)
-    if name == "frontlog.py":
+    if name in ("frontlog.py", "page_policy.py"):  # devpictl's own modules, which the image imports too
         return (Path(__file__).parent / name).read_text()
     return render_template(name)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 # Ports in the container.
 CONTAINER_PORT = 3141  # the front server, or devpi itself without one: the port a cache publishes
 DEVPI_PORT = 3142  # devpi behind the front server, on the container's loopback
+AUTHCHECK_PATH = "/+devpictl/authcheck"  # devpictl's devpi plugin: 200 for a logged-in request, else 401 (--read-auth)
 METRICS_PORT = 3143  # templates/metrics.py on the container's loopback: lines in by udp, answers by tcp
 FAILOVER_PORT = 3144  # the failover server (`--fallback`), on the container's loopback
 DEVPI_UID = 3141  # devpi's user and group
@@ -28,6 +29,9 @@ FILES_DIR = f"{SERVER_DIR}/+files"  # stored files, at the path of their URL
 MIRROR_FILES = f"{FILES_DIR}/root/pypi/+f"  # the mirror's files: the only ones pruning removes
 FAILOVER_DIR = f"{DATA_DIR}/failover"  # the failover server block and its chain (devpictl/failover.py)
 METADATA_CACHE = f"{DATA_DIR}/front-cache/metadata"  # the front server's core metadata: it never changes for a file
+TLS_DIR = f"{DATA_DIR}/tls"  # the front server's certificate and key (`up --tls`), devpi's user alone may read them
+TLS_CERT = f"{TLS_DIR}/cert.pem"
+TLS_KEY = f"{TLS_DIR}/key.pem"
 
 # The run dir: files devpictl hands in before the first start (read there, so no
 # `docker inspect` shows them), and what the entrypoint writes for nginx.
@@ -36,8 +40,12 @@ ROOT_PASSWORD = "root-password"  # devpi-init's, for a volume it has not set up;
 REPLICA_SECRET = "devpi-secret"  # the primary's secret; the entrypoint moves it into the volume
 CA_BUNDLE = "ca-bundle.pem"  # what the cache trusts for its upstream (--ca-bundle)
 PROXY_ENV = "proxy.env"  # the proxy variables of `up`'s environment
+PAGE_POLICY_FILE = "page-policy.json"  # the page policy (`up --min-release-age`, `set-policy`), read by the plugin
+TLS_CERT_FILE = "tls-cert.pem"  # the certificate (and chain) to serve; the entrypoint moves it into TLS_DIR
+TLS_KEY_FILE = "tls-key.pem"  # ... and its key
 UPSTREAM_AUTH = "upstream-auth.json"  # {"URL": "Basic ..."}, read by devpictl's devpi plugin and the upstream check
 PAGES_GENERATION_CONF = f"{RUN_DIR}/nginx-generation.conf"  # a new value makes every cached page a miss
+FRONT_ACCESS_CONF = f"{RUN_DIR}/front-access.conf"  # the front server's listen, TLS and login lines, from the switches
 RESOLVER_CONF = f"{RUN_DIR}/resolver.conf"  # the failover server's name servers
 FAILOVER_CA = f"{RUN_DIR}/failover-ca.pem"  # the bundle the failover server checks upstreams with
 
@@ -45,7 +53,9 @@ FAILOVER_CA = f"{RUN_DIR}/failover-ca.pem"  # the bundle the failover server che
 NGINX_DIR = "/tmp/nginx"
 PAGE_CACHE = f"{NGINX_DIR}/cache"  # installer pages, for the mirror's cache expiry
 FILE_CACHE = f"{NGINX_DIR}/files"  # files in their first fetch
-BALANCER_SERVERS = f"{NGINX_DIR}/balancer-servers.conf"  # the replicas of the load-balancing front
+BALANCER_SERVERS = f"{NGINX_DIR}/balancer-servers.conf"
+# `--read-auth`'s answers, keyed by the credentials they are for: in the container's memory (its tmpfs), never on a disk.
+AUTH_CACHE = "/dev/shm/devpictl-auth"  # the replicas of the load-balancing front
 
 # Where the image keeps what the build context brings.
 BUILD_DIR = "/tmp/devpictl"  # build-only inputs, in the install stage alone
@@ -56,6 +66,7 @@ SERVER_CONFIG = "/etc/devpi/devpi-server.yml"
 NGINX_CONF = f"{CONFIG_DIR}/nginx.conf"
 BALANCER_CONF = f"{CONFIG_DIR}/balancer.conf"
 ENTRYPOINT = "/usr/local/bin/devpictl-entrypoint"
+HEALTH_CHECK_SCRIPT = f"{LIB_DIR}/healthcheck.py"  # HTTP or HTTPS, as the container's switches say
 FLUSH_CACHE = "/usr/local/bin/devpictl-flush-cache"  # makes every cached page a miss
 PRUNE_SCRIPT = f"{LIB_DIR}/prune.py"
 METRICS_SCRIPT = f"{LIB_DIR}/metrics.py"
@@ -71,6 +82,10 @@ ENV_PRIMARY_URL = "DEVPICTL_PRIMARY_URL"  # run devpi as a replica of this URL
 ENV_ROOT_PASSWORD_FILE = "DEVPICTL_ROOT_PASSWORD_FILE"  # a secret mount instead of the run dir's root-password
 ENV_SECRET_FILE = "DEVPICTL_SECRET_FILE"  # a secret mount instead of the run dir's devpi-secret
 ENV_MIRROR_URL = "DEVPICTL_MIRROR_URL"  # an exported primary sets this upstream (templates/set-mirror.py)
+ENV_TLS = "DEVPICTL_TLS"  # HTTPS on the cache's port; plain HTTP there is "redirect"-ed or "refuse"-d; unset: HTTP
+ENV_READ_AUTH = "DEVPICTL_READ_AUTH"  # "1": reading needs a login (`up --read-auth`)
+ENV_TLS_CERT_FILE = "DEVPICTL_TLS_CERT_FILE"  # a secret mount instead of the run dir's tls-cert.pem (compose, k8s)
+ENV_TLS_KEY_FILE = "DEVPICTL_TLS_KEY_FILE"  # ... and of tls-key.pem
 ENV_BALANCE = "DEVPICTL_BALANCE"  # nginx alone, balancing over these replicas (host:port, space-separated)
 # ... and what devpictl/probe.py hands templates/upstream_check.py.
 ENV_CHECK_URL = "DEVPICTL_CHECK_URL"
@@ -89,6 +104,8 @@ class ImageFile:
 
 # In the install stage: devpictl's devpi plugin, and the build's own inputs.
 PLUGIN = ImageFile("devpictl_mirror_auth.py", f"{BUILD_DIR}/plugin/devpictl_mirror_auth.py")
+# devpictl/page_policy.py, which the plugin and the front's first-page responder import: beside the plugin in devpi's site-packages.
+PAGE_POLICY = ImageFile("page_policy.py", f"{BUILD_DIR}/plugin/page_policy.py")
 BUILD_CA_BUNDLE = ImageFile(CA_BUNDLE, f"{BUILD_DIR}/{CA_BUNDLE}")
 WHEELHOUSE = ImageFile("wheelhouse/", f"{BUILD_DIR}/wheelhouse/")
 # In every image, and in images with the front server (nginx).
@@ -99,6 +116,7 @@ SERVER_FILES = (
     ImageFile("metrics.py", METRICS_SCRIPT),
     ImageFile("frontlog.py", f"{LIB_DIR}/frontlog.py"),  # devpictl/frontlog.py, beside metrics.py which imports it
     ImageFile("set-mirror.py", SET_MIRROR_SCRIPT),
+    ImageFile("healthcheck.py", HEALTH_CHECK_SCRIPT),
 )
 FRONT_FILES = (
     ImageFile("nginx.conf", NGINX_CONF),

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
-from devpictl import devpi, failover, layout, network, precedence, replica, switching
+from devpictl import devpi, failover, layout, network, page_policy, policy, precedence, replica, switching, tls
 from devpictl import image as img
 from devpictl.cache import Cache
+from devpictl.certificates import ServerCertificate
 from devpictl.errors import BadInput, Conflict, DevpictlError, LoginRefused
 from devpictl.mirrors import OFFICIAL, Upstream, find_by_url
 from devpictl.network import DEFAULT_HOST
@@ -80,6 +81,7 @@ def up(engine: DockerClient, requested: precedence.CacheSettings, reporter: Repo
     instance = opts.instance
     if opts.replica_secret is not None:
         replica.read_replica_secret(opts.replica_secret)  # a bad file is refused before anything changes
+    certificate = tls.prepare(opts)  # a bad certificate too; a self-signed one near its end is made anew
     # The image runs with or without its front server; one built for `up` has
     # nginx exactly when the cache runs it.
     opts = dataclasses.replace(opts, build=dataclasses.replace(opts.build, front=opts.front))
@@ -104,10 +106,12 @@ def up(engine: DockerClient, requested: precedence.CacheSettings, reporter: Repo
                 actions += upgrade(engine, cache, opts, reporter)
                 cache = None
         if cache is None:
-            cache, fresh, made = create(engine, opts, reporter, created)
+            cache, fresh, made = create(engine, opts, reporter, created, certificate)
             actions += made
             if fresh:
                 wanted = wanted or OFFICIAL  # a new cache starts on the official index
+        elif certificate is not None:
+            actions += tls.renew_certificate(cache, opts, certificate, reporter)
         elif cache.status != "running":
             reporter.step(f"Starting stopped cache {instance.name!r}")
             cache.start()
@@ -165,6 +169,9 @@ def start_serving(
     # may rightly be empty, and the upstream is never asked: an answering API is it.
     if not opts.offline:
         wait_until_ready(cache.client, opts.probe_project, opts.timeout, reporter, cache, started)
+    rules = opts.page_policy()
+    if policy.install(cache, rules):
+        switched.actions.append(f"page policy: {page_policy.describe(rules)}")
     return switched
 
 
@@ -232,6 +239,10 @@ def check_unchanged(cache: Cache, opts: precedence.CacheSettings) -> None:
         raise Conflict(
             f"cache {name!r} is {'a replica of ' + primary if primary else 'a primary'}: run `devpictl down --name {name}` first to change that, or drop --replica-of"
         )
+    if ({"tls", "http"} & given and tls.wanted_switch(opts) != cache.tls) or ("read_auth" in given and opts.read_auth != cache.read_auth):
+        raise Conflict(
+            f"cache {name!r} runs with other HTTPS or --read-auth settings: run `devpictl down --name {name}` first to change them (the volume stays)"
+        )
     if "offline" in given and opts.offline != cache.offline:
         raise Conflict(
             f"cache {name!r} runs {'in' if cache.offline else 'without'} offline mode: run `devpictl down --name {name}` first to change that"
@@ -261,7 +272,11 @@ def upgrade(engine: DockerClient, cache: Cache, opts: precedence.CacheSettings, 
 
 
 def create(
-    engine: DockerClient, opts: precedence.CacheSettings, reporter: Reporter, created: list[Callable[[], None]]
+    engine: DockerClient,
+    opts: precedence.CacheSettings,
+    reporter: Reporter,
+    created: list[Callable[[], None]],
+    certificate: ServerCertificate | None = None,
 ) -> tuple[Cache, bool, list[str]]:
     """Create (and start) the container, and the volume if missing: (its Cache, a new cache?, what was done).
 
@@ -270,6 +285,7 @@ def create(
     instance = opts.instance
     port = opts.port
     actions = ensure_image(engine, opts, reporter)
+    certificate = tls.for_new_container(engine, opts, certificate)
     ctr.check_no_cache_on_port(engine, port)
     network.check_port_free(opts.host, port)
     if opts.network:
@@ -318,6 +334,8 @@ def create(
         pids_limit=opts.pids_limit,
         max_bytes=opts.max_bytes,
         primary_url=opts.replica_of,
+        tls=tls.wanted_switch(opts),
+        read_auth=opts.read_auth,
     )
     container = ctr.create_container(engine, spec)
     created.append(lambda: ctr.remove(container))
@@ -328,6 +346,9 @@ def create(
     proxies = proxy_env_file(opts.environ)
     if proxies:
         files[layout.PROXY_ENV] = proxies
+    if certificate is not None:
+        files.update(tls.files_to_hand_in(certificate))
+        tls.keep_served(instance, certificate, self_signed=opts.tls == tls.SELF_SIGNED)
     ctr.hand_in_files(container, files)
     reporter.step(f"Starting cache {instance.name!r} on {opts.host}:{port}")
     ctr.start(container)

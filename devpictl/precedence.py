@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from devpictl import image as img
+from devpictl import policy
+from devpictl.certificates import check_name
 from devpictl.errors import BadInput
 from devpictl.files import write_atomic
 from devpictl.mirrors import Upstream
 from devpictl.network import DEFAULT_HOST, check_host
+from devpictl.page_policy import Policy as PagePolicy
 from devpictl.settings import (
     DEFAULT_MEMORY,
     DEFAULT_PIDS_LIMIT,
@@ -30,6 +33,7 @@ from devpictl.settings import (
     read_toml,
     size_bytes,
 )
+from devpictl.tls import GIVEN, HTTP_CHOICES, MODES, OFF, REDIRECT, SELF_SIGNED
 
 DEFAULT_PROBE_PROJECT = "pip"
 T = TypeVar("T")
@@ -77,6 +81,27 @@ def remembered_memory(value: object, source: str) -> str:
     return str(value)
 
 
+def remembered_tls(value: object, source: str) -> str:
+    if value not in (SELF_SIGNED, GIVEN, OFF):
+        raise wrong(value, source, f"{SELF_SIGNED!r}, {GIVEN!r} or {OFF!r}")
+    return str(value)
+
+
+def remembered_http(value: object, source: str) -> str:
+    if value not in HTTP_CHOICES:
+        raise wrong(value, source, " or ".join(repr(c) for c in HTTP_CHOICES))
+    return str(value)
+
+
+def remembered_names(value: object, source: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise wrong(value, source, "a list of host names or addresses")
+    try:
+        return tuple(check_name(item) for item in value)
+    except BadInput:
+        raise wrong(value, source, "a list of host names or addresses") from None
+
+
 def remembered_mirrors(value: object, source: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
         raise wrong(value, source, "a list of mirror names or URLs")
@@ -91,6 +116,22 @@ def given_memory(value: str) -> str:
 
 def given_max_size(value: str) -> int:
     return size_bytes(value, "--max-size", "20G")
+
+
+def given_tls(value: str) -> str:
+    if value not in MODES:  # GIVEN comes with --tls-cert (ask)
+        raise BadInput(f"--tls {value!r} is not known: use --tls self-signed, --tls off, or give --tls-cert FILE --tls-key FILE")
+    return value
+
+
+def given_http(value: str) -> str:
+    if value not in HTTP_CHOICES:
+        raise BadInput(f"--http {value!r} is not known: use --http redirect (to HTTPS) or --http refuse")
+    return value
+
+
+def given_names(value: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(check_name(name) for name in value))
 
 
 def given_replica_of(value: str) -> str:
@@ -133,12 +174,23 @@ class CacheSettings:
     pids_limit: int = remembered(DEFAULT_PIDS_LIMIT, check_pids_limit, check_pids_limit)
     max_bytes: int = remembered(0, byte_count, given_max_size)  # keep the mirrored files under this size (0: no limit)
     replica_of: str | None = remembered(None, text, given_replica_of)  # the primary's URL: run as its replica (replica.py)
+    # The page policy (devpictl/policy.py): what the cache's pages leave off.
+    min_release_age: int = remembered(0, policy.remembered_age, policy.given_age)  # seconds; 0: none
+    allow_newer: tuple[str, ...] = remembered((), policy.remembered_names, policy.given_allow_newer)  # PROJECT[==VERSION]
+    deny: tuple[str, ...] = remembered((), policy.remembered_names, policy.given_deny)
+    allow_only: tuple[str, ...] | None = remembered(None, policy.remembered_names, policy.given_allow_only)  # None: every project
+    tls: str = remembered(OFF, remembered_tls, given_tls)  # HTTPS: self-signed, or the certificate --tls-cert gave (tls.py)
+    tls_names: tuple[str, ...] = remembered((), remembered_names, given_names)  # --tls-name: the names a self-signed certificate is for
+    http: str = remembered(REDIRECT, remembered_http, given_http)  # plain HTTP on the HTTPS port: redirect or refuse
+    read_auth: bool = remembered(False, boolean)  # reading needs a login (devpi's users)
     # This run's alone, never remembered:
     upstream: Upstream | None = None  # None: keep what the cache has (pypi for a new one)
     fallbacks: tuple[Upstream, ...] | None = None  # upstreams to fail over to; None: the remembered ones (`fallback`)
     check: bool = True  # check that a new upstream answers before switching to it
     refresh_pages: bool = False  # after a switch, fetch every cached page now instead of at its next request
     replica_secret: Path | None = None  # the file holding the primary's devpi secret
+    tls_cert: Path | None = None  # --tls-cert and --tls-key: the certificate to serve, copied into the volume
+    tls_key: Path | None = None
     timeout: float = 180.0
     environ: Mapping[str, str] = field(default_factory=dict)
     # The build options the user gave (BuildOptions has defaults for the rest): an existing image must match these.
@@ -149,6 +201,9 @@ class CacheSettings:
     def __post_init__(self) -> None:
         if not self.image:
             object.__setattr__(self, "image", img.default_image(self.build.devpi_server_version))
+
+    def page_policy(self) -> PagePolicy:
+        return policy.of({key: getattr(self, key) for key in policy.KEYS})
 
     def switch_options(self) -> SwitchOptions:
         return SwitchOptions(self.instance, self.probe_project, self.fallbacks, self.check, self.offline, self.refresh_pages)
@@ -178,7 +233,7 @@ def ask(instance: Instance, *, fastest: bool = False, **values: Any) -> CacheSet
     ``fastest``: --mirror fastest, which the CLI measures before it sets ``upstream``.
     """
     checked = {key: FIELDS[key].check_given(value) for key, value in values.items() if key in FIELDS and value is not None}
-    asked = {key: value for key, value in checked.items() if value != ""}  # an empty --image, --network... is not given
+    asked = {key: value for key, value in checked.items() if value not in ("", ())}  # an empty --image, --network, --deny... is not given
     if "replica_of" in asked:
         if values.get("upstream") is not None or fastest:
             raise BadInput("a replica fetches through its primary: drop --mirror, and run `devpictl set-upstream` on the primary")
@@ -186,8 +241,19 @@ def ask(instance: Instance, *, fastest: bool = False, **values: Any) -> CacheSet
             raise BadInput(
                 "a replica cannot run in offline mode (it keeps serving what it holds while the primary is away): drop --offline"
             )
+        if asked.get("read_auth"):
+            raise BadInput(
+                "a replica with --read-auth would lock devpictl out of its progress (/+status): drop --read-auth "
+                "(the primary's stays on), or use `devpictl export` for a set of caches that all need a login"
+            )
     elif values.get("replica_secret") is not None:
         raise BadInput("--replica-secret goes with --replica-of URL: give the primary's URL too, or drop --replica-secret")
+    if (values.get("tls_cert") is None) != (values.get("tls_key") is None):
+        raise BadInput("--tls-cert and --tls-key go together: give the certificate and its key")
+    if values.get("tls_cert") is not None:
+        if asked.get("tls", GIVEN) != GIVEN:
+            raise BadInput("--tls-cert gives the certificate to serve: drop --tls, or drop --tls-cert and --tls-key")
+        asked["tls"] = GIVEN
     if "timeout" in values:
         check_timeout(values["timeout"])
     this_run = {key: value for key, value in values.items() if key not in FIELDS}
@@ -216,7 +282,11 @@ def load_remembered(instance: Instance) -> dict[str, Any]:
 def save_remembered(instance: Instance, values: Mapping[str, object]) -> None:
     import tomlkit
 
-    data = {k: str(v) if isinstance(v, Path) else v for k, v in values.items() if k in REMEMBERED and v is not None}
+    data = {
+        k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
+        for k, v in values.items()
+        if k in REMEMBERED and v is not None
+    }
     instance.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     header = "# Written by `devpictl up`: how this cache was created. Flags and DEVPICTL_* variables win.\n"
     write_atomic(instance.settings_file, (header + tomlkit.dumps(data)).encode("utf-8"))

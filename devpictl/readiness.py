@@ -19,8 +19,7 @@ def wait_for_api(cache: Cache, timeout: float, reporter: Reporter) -> None:
     """Wait until devpi's API answers; a devpi that exits (or restarts) meanwhile ends the wait at once."""
     deadline = time.monotonic() + timeout
     restarts = cache.restart_count
-    client = cache.client
-    with reporter.waiting(f"Waiting for devpi-server to answer (up to {timeout:.0f} s)"):
+    with cache.open_client() as client, reporter.waiting(f"Waiting for devpi-server to answer (up to {timeout:.0f} s)"):
         while True:
             try:
                 client.api()

@@ -7,6 +7,7 @@ import math
 import os
 import re
 import secrets
+import shutil
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -131,6 +132,16 @@ class Instance:
     def replica_secret_file(self) -> Path:
         """A replica's copy of its primary's devpi secret (0600): handed to each new container, never shown."""
         return self.state_dir / "primary-secret"
+
+    @property
+    def tls_dir(self) -> Path:
+        """The cache's CA (its key 0600), the certificate it serves, the trust bundle for installers (devpictl/tls.py)."""
+        return self.state_dir / "tls"
+
+    @property
+    def readers_dir(self) -> Path:
+        """The passwords (0600) of the devpi users pip-config logs this machine's users in as (`up --read-auth`)."""
+        return self.state_dir / "readers"
 
     @property
     def unfinished_switch_file(self) -> Path:
@@ -333,6 +344,10 @@ def forget_cache(instance: Instance) -> list[str]:
         path.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         users.rmdir()
+    for directory in (instance.tls_dir, instance.readers_dir):
+        if directory.is_dir():
+            shutil.rmtree(directory)
+            removed.append(f"{directory.name}/")
     with contextlib.suppress(OSError):  # gone already, or holds something devpictl did not put there
         instance.state_dir.rmdir()
     return removed

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from devpictl import frontlog, layout
+from devpictl.page_policy import DENIED_PREFIX
 from devpictl.simplepage import name_and_version
 
 if TYPE_CHECKING:
@@ -46,6 +47,13 @@ class Stats:
     hourly: Counter = field(default_factory=Counter)  # "YYYY-MM-DDTHH" -> requests
     hourly_counts: defaultdict = field(default_factory=lambda: defaultdict(Counts))  # hour -> pages, files and metadata
     index_bytes: dict[str, int] = field(default_factory=dict)  # "user/index" -> bytes of its stored files
+    # The page policy: page answers that left young files off, the files they left off (summed over the
+    # answers), per project; and requests for the files of refused projects (deny, allow-only).
+    held_back_pages: int = 0
+    held_back_files: int = 0
+    held_back_projects: Counter = field(default_factory=Counter)  # project -> page answers with files held back
+    refused: int = 0
+    refused_projects: Counter = field(default_factory=Counter)
 
     def as_dict(self, top: int = 10) -> dict[str, object]:
         return {
@@ -60,6 +68,15 @@ class Stats:
             "hourly_requests": dict(sorted(self.hourly.items())),
             "hourly_hit_ratio": {hour: counts.hit_ratio for hour, counts in sorted(self.hourly_counts.items())},
             "index_bytes": self.index_bytes,
+            "held_back": {
+                "pages": self.held_back_pages,
+                "files": self.held_back_files,
+                "projects": [{"project": name, "pages": n} for name, n in self.held_back_projects.most_common(top)],
+            },
+            "refused": {
+                "requests": self.refused,
+                "projects": [{"project": name, "requests": n} for name, n in self.refused_projects.most_common(top)],
+            },
         }
 
 
@@ -118,6 +135,13 @@ def count(lines, since: datetime.datetime | None = None) -> Stats:
         hour = request.time[:13]
         stats.hourly[hour] += 1
         stats.bytes_served += request.sent
+        if request.held_back:
+            stats.held_back_pages += 1
+            stats.held_back_files += request.held_back
+            stats.held_back_projects[project_of(request.path)] += 1
+        if request.status == 403 and request.path.startswith(DENIED_PREFIX):
+            stats.refused += 1
+            stats.refused_projects[request.path[len(DENIED_PREFIX) :].split("/", 1)[0]] += 1
         if request.result not in ("local", "fetched"):  # an error, a redirect, or no page, file or metadata
             continue
         kind = {"page": stats.pages, "file": stats.files, "metadata": stats.metadata}[request.kind]

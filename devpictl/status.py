@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from devpictl import container as ctr
-from devpictl import coremetadata, devpi, failover, layout, precedence, probe, replica
+from devpictl import coremetadata, devpi, failover, layout, page_policy, policy, precedence, probe, replica, tls
 from devpictl.cache import Cache
 from devpictl.devpi import PageCounts
 from devpictl.errors import CacheNotFound, DevpictlError, ExecFailed
@@ -52,6 +52,15 @@ class Status:
     # upstream (fetched from the new one at their next request); None: not known.
     cached_pages: int | None = None
     pages_from_previous_upstream: int | None = None
+    # The page policy the cache applies now (page_policy.describe, and Policy.to_dict); None when not running.
+    # An unreadable policy file: policy says so and policy_settings is None (the cache refuses its pages).
+    policy: str | None = None
+    policy_settings: dict | None = None
+    # HTTPS (tls.py): what plain HTTP on its port gets (redirect, refuse), None for plain HTTP;
+    # when its certificate ends (ISO 8601, UTC; None: not known here); whether reading needs a login.
+    https: str | None = None
+    certificate_expires: str | None = None
+    read_auth: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -100,6 +109,7 @@ def running_status(cache: Cache) -> Status:
     """A running cache's status: what its devpi says, whether its upstreams answer, its size."""
     instance = cache.instance
     found: dict[str, object] = {}
+    found["policy"], found["policy_settings"] = policy_in_force(cache)
     fallbacks: list[dict] = []
     check_url = None
     served = serving(cache)
@@ -159,8 +169,20 @@ def status_of(cache: Cache, **found) -> Status:
         front_server=cache.front,
         offline=cache.offline,
         next_step=next_step(instance.name, cache.status, cache.health, has_volume=True),
+        https=cache.tls,
+        certificate_expires=expires.isoformat() if cache.tls and (expires := tls.served_expiry(instance)) else None,
+        read_auth=cache.read_auth,
         **known,
     )
+
+
+def policy_in_force(cache: Cache) -> tuple[str, dict | None]:
+    """(one line, Policy.to_dict or None) of the page policy the running cache applies."""
+    try:
+        found = policy.installed(cache) or page_policy.Policy()
+    except page_policy.BrokenPolicy as exc:
+        return page_policy.broken_reason(str(exc)), None
+    return page_policy.describe(found), found.to_dict()
 
 
 @dataclass
@@ -178,8 +200,8 @@ class Serving:
 
 def serving(cache: Cache) -> Serving | None:
     """The upstream and devpi version of a running cache; None when its devpi does not answer."""
-    client = cache.client
     try:
+        client = cache.client  # logs in as root on a --read-auth cache: devpi may not answer
         ixconfig = client.get_index()
         official = cache.official_url()
         running = Front(cache).running(ixconfig.get("mirror_url"))

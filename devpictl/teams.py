@@ -63,6 +63,8 @@ class Session:
     client: DevpiClient
     base_url: str
     cache: str
+    https: bool = False  # the cache's facts installers' URLs depend on (readauth.installer_url)
+    read_auth: bool = False
 
 
 @contextlib.contextmanager
@@ -76,7 +78,7 @@ def session(instance: Instance, command: str | None = None) -> Iterator[Session]
         if command is not None:
             replica.refuse_on_replica(cache, command)
             password.login_root(cache.client, instance)
-        yield Session(cache.client, cache.local_base_url, instance.name)
+        yield Session(cache.client, cache.local_base_url, instance.name, cache.tls is not None, cache.read_auth)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
 import sys
 import threading
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from devpictl import simplepage
 from devpictl.devpi import INSTALLER_AGENT
 from devpictl.errors import BadInput
 from devpictl.lockfiles import Pin, lock_reader, read_lock
+from devpictl.page_policy import DENIED_PREFIX
 from devpictl.pip import pip_command, run_pip
 
 STORED, PRESENT, FAILED = "stored", "present", "failed"
@@ -111,8 +113,8 @@ def select(pin: Pin, links: Sequence[simplepage.Link], targets: Targets) -> list
 # --- requirements files: pip resolves them --------------------------------------------------
 
 
-def resolve_requirements(path: Path, index_url: str, targets: Targets) -> list[Pin]:
-    """The packages (and exact files) pip picks for ``path`` through the cache, for each target."""
+def resolve_requirements(path: Path, index_url: str, targets: Targets, cert: Path | None = None) -> list[Pin]:
+    """The packages (and exact files) pip picks for ``path`` through the cache, for each target (``cert``: the CA bundle of an HTTPS cache)."""
     pip = pip_command()
     if pip is None:
         raise BadInput("resolving a requirements file needs pip, which is not installed: install pip, or give a lock file")
@@ -131,6 +133,8 @@ def resolve_requirements(path: Path, index_url: str, targets: Targets) -> list[P
     ]
     if urlsplit(index_url).scheme == "http":
         command += ["--trusted-host", urlsplit(index_url).hostname or ""]
+    if cert is not None:
+        command += ["--cert", str(cert)]
     runs = (
         [[]]
         if targets.here
@@ -171,11 +175,11 @@ def check_files(paths: Sequence[Path]) -> None:
             raise BadInput(f"{path} is not a file: give a lock file (uv.lock, pylock.toml, poetry.lock, pdm.lock) or a requirements file")
 
 
-def read_pins(paths: Sequence[Path], index_url: str, targets: Targets) -> list[Pin]:
-    """What the files need: read from a lock, or resolved by pip through the cache at ``index_url``."""
+def read_pins(paths: Sequence[Path], index_url: str, targets: Targets, cert: Path | None = None) -> list[Pin]:
+    """What the files need: read from a lock, or resolved by pip through the cache at ``index_url`` (``cert``: its CA bundle)."""
     pins: list[Pin] = []
     for path in paths:
-        pins += read_lock(path) if lock_reader(path) else resolve_requirements(path, index_url, targets)
+        pins += read_lock(path) if lock_reader(path) else resolve_requirements(path, index_url, targets, cert)
     return pins
 
 
@@ -194,6 +198,7 @@ class FileResult:
 class WarmReport:
     files: list[FileResult] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # "name==version: why", for what the upstream lacked
+    refused: list[str] = field(default_factory=list)  # "name==version: the reason", for what the cache's page policy refuses or holds back
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -204,7 +209,7 @@ class WarmReport:
 
     @property
     def complete(self) -> bool:
-        return not self.missing and not self.count(FAILED)
+        return not self.missing and not self.refused and not self.count(FAILED)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -213,6 +218,7 @@ class WarmReport:
             "present": self.count(PRESENT),
             "failed": [{"file": f.filename, "problem": f.problem} for f in self.files if f.status == FAILED],
             "missing": self.missing,
+            "refused": self.refused,
             "complete": self.complete,
         }
 
@@ -286,6 +292,16 @@ def fetch(
         return FileResult(link.filename, FAILED, problem=f"{type(exc).__name__}: {exc}")
 
 
+def refusal(client: httpx.Client, url: str) -> str:
+    """The reason the cache gives for a refused project's file (its 403's first line)."""
+    try:
+        response = client.get(url)
+    except httpx.HTTPError as exc:
+        return f"refused by the cache's page policy (the reason did not come: {type(exc).__name__})"
+    lines = response.text.strip().splitlines()
+    return lines[0] if response.status_code == 403 and lines else "refused by the cache's page policy (`devpictl status` shows it)"
+
+
 def stored_since(headers: httpx.Headers, since: float) -> bool:
     """Whether the file's Last-Modified (when the cache wrote it to disk) is not before ``since``."""
     from email.utils import parsedate_to_datetime
@@ -311,13 +327,19 @@ def warm(
     jobs: int = DEFAULT_JOBS,
     transport: httpx.BaseTransport | None = None,  # the tests' seam
     since: float | None = None,  # when this run began: files the cache stored since count as stored (fetch)
+    access: tuple[ssl.SSLContext | bool, httpx.Auth | None] = (True, None),  # how an HTTPS cache is trusted, a login (Cache.http_access)
 ) -> WarmReport:
     """Fetch every file ``pins`` need through the cache at ``index_url``; report what was stored and missed."""
     report = WarmReport()
     lock = threading.Lock()
     timeout = httpx.Timeout(60.0, read=300.0)
-    with httpx.Client(timeout=timeout, trust_env=False, headers={"User-Agent": INSTALLER_AGENT}, transport=transport) as client:
+    verify, auth = access
+    with httpx.Client(
+        timeout=timeout, trust_env=False, headers={"User-Agent": INSTALLER_AGENT}, transport=transport, verify=verify, auth=auth
+    ) as client:
         pages: dict[str, list[simplepage.Link] | str] = {}
+        refusals: dict[str, str] = {}  # project -> the policy's reason it is refused
+        held: dict[str, int] = {}  # project -> files its page left off for their age
 
         def page(name: str) -> None:
             url = f"{index_url.rstrip('/')}/{name}/"
@@ -331,7 +353,10 @@ def warm(
             elif response.status_code != 200:
                 pages[name] = f"HTTP {response.status_code} for its page"
             else:
-                pages[name] = simplepage.parse(response.text, str(response.url))
+                links = pages[name] = simplepage.parse(response.text, str(response.url))
+                held[name] = int(response.headers.get("X-Devpictl-Held-Back", "0") or 0)
+                if links and all(urlsplit(link.url).path.startswith(DENIED_PREFIX) for link in links):
+                    refusals[name] = refusal(client, links[0].url)
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             list(pool.map(page, sorted({pin.name for pin in pins})))
@@ -342,8 +367,16 @@ def warm(
             if isinstance(links, str):
                 report.missing.append(f"{pin.name}=={pin.version}: {links}")
                 continue
+            if pin.name in refusals:
+                report.refused.append(f"{pin.name}=={pin.version}: {refusals[pin.name]}")
+                continue
             chosen = select(pin, links, targets)
-            if not chosen:
+            if not chosen and held.get(pin.name):
+                report.refused.append(
+                    f"{pin.name}=={pin.version}: not on the cache's page: its page policy holds back {held[pin.name]} files younger than "
+                    f"the minimum release age (`devpictl set-policy --allow-newer {pin.name}=={pin.version}` lets it through)"
+                )
+            elif not chosen:
                 report.missing.append(f"{pin.name}=={pin.version}: no file of it fits {describe(targets)} on the upstream's page")
             for link in chosen:
                 wanted.setdefault(link.url, (link, pin.sha256))

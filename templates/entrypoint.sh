@@ -22,10 +22,51 @@ MAX_BYTES="${ {{- env_max_bytes }}:-0}"
 MIRROR_URL="${ {{- env_mirror_url }}:-}"
 BALANCE="${ {{- env_balance }}:-}"
 PRIMARY_URL="${ {{- env_primary_url }}:-}"
+TLS="${ {{- env_tls }}:-}"
+READ_AUTH="${ {{- env_read_auth }}:-0}"
+TLS_CERT_IN="${ {{- env_tls_cert_file }}:-$RUNDIR/{{ tls_cert_file }}}"
+TLS_KEY_IN="${ {{- env_tls_key_file }}:-$RUNDIR/{{ tls_key_file }}}"
 PASSWORD_FILE="${ {{- env_root_password_file }}:-$RUNDIR/{{ root_password }}}"
 # devpi's secret, shared by a primary and its replicas (they sign replication
 # requests with it): a file devpictl hands in, or a secret mount (compose, k8s).
 SHARED_SECRET="${ {{- env_secret_file }}:-$RUNDIR/{{ replica_secret }}}"
+
+# `up --tls`: a certificate and key devpictl handed in (or secret mounts) go into the
+# volume, readable by devpi's user alone; a handed-in file then goes from the run dir.
+# Then how the front server listens (HTTP, or HTTPS with plain HTTP redirected or
+# refused) and, with "auth", whether reading needs a login: nginx includes these lines.
+write_access_conf() {
+    if [ -s "$TLS_CERT_IN" ] && [ -s "$TLS_KEY_IN" ]; then
+        mkdir -p {{ tls_dir }} && chmod 0700 {{ tls_dir }}
+        cp "$TLS_KEY_IN" {{ tls_key }}.new && cp "$TLS_CERT_IN" {{ tls_cert }}.new
+        chmod 0600 {{ tls_key }}.new {{ tls_cert }}.new
+        mv {{ tls_key }}.new {{ tls_key }} && mv {{ tls_cert }}.new {{ tls_cert }}
+    fi
+    rm -f "$RUNDIR/{{ tls_cert_file }}" "$RUNDIR/{{ tls_key_file }}" 2>/dev/null || true
+    {
+        if [ -n "$TLS" ]; then
+            if [ ! -s {{ tls_cert }} ] || [ ! -s {{ tls_key }} ]; then
+                echo "devpictl-entrypoint: {{ env_tls }} is set but {{ tls_dir }} holds no certificate and key: run \`devpictl up --tls ...\` again" >&2
+                exit 64
+            fi
+            echo "listen $PORT ssl reuseport;"
+            echo "ssl_certificate {{ tls_cert }};"
+            echo "ssl_certificate_key {{ tls_key }};"
+            echo "ssl_protocols TLSv1.2 TLSv1.3;"
+            echo "ssl_session_cache shared:tls:10m;"
+            echo "ssl_session_timeout 1d;"
+            # nginx answers plain HTTP on an HTTPS port with its error 497 (400 to the client: refused).
+            if [ "$TLS" = "redirect" ]; then
+                echo 'error_page 497 =308 https://$http_host$request_uri;'
+            fi
+        else
+            echo "listen $PORT reuseport;"
+        fi
+        if [ "$1" = "auth" ] && [ "$READ_AUTH" = "1" ]; then
+            echo "auth_request {{ authcheck_path }};"
+        fi
+    } > {{ front_access_conf }}
+}
 
 # The load-balancing front of `devpictl export compose`: nginx alone, before the
 # replicas {{ env_balance }} names (host:port, space-separated).
@@ -34,6 +75,8 @@ if [ -n "$BALANCE" ]; then
     for server in $BALANCE; do
         echo "server $server max_fails=2 fail_timeout=5s;"
     done > {{ balancer_servers }}
+    # HTTPS ends here; the replicas behind it check the logins (--read-auth).
+    write_access_conf
     exec nginx -e stderr -c {{ balancer_conf }} -g 'daemon off;'
 fi
 
@@ -123,9 +166,12 @@ if ! command -v nginx >/dev/null; then
     echo "devpictl-entrypoint: this image has no nginx: rebuild it with the front server, or run \`devpictl up --no-front\`" >&2
     exit 64
 fi
+
+write_access_conf auth
+
 # Pages and files in their first fetch are kept in the container; core metadata,
 # which never changes, in the volume (see nginx.conf).
-mkdir -p {{ page_cache }} {{ file_cache }} {{ metadata_cache }}
+mkdir -p {{ page_cache }} {{ file_cache }} {{ metadata_cache }} {{ auth_cache }}
 {{ flush_cache }} --starting
 # The container's name servers, for the failover server's upstreams: nginx resolves them
 # per request, so a mirror whose name stops resolving fails over instead of stopping nginx.

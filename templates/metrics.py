@@ -41,6 +41,8 @@ class Counters:
         self.requests = {(kind, result): 0 for kind in frontlog.KINDS for result in frontlog.RESULTS}
         self.served = dict.fromkeys(frontlog.KINDS, 0)
         self.fetched_bytes = 0
+        self.held_back_pages = 0  # page answers the page policy left young files off
+        self.held_back_files = 0  # the files they left off, summed over the answers
         self.hourly: dict[str, list[int]] = {}  # "YYYY-MM-DDTHH" -> [local, fetched] of pages, files and metadata
         self.volume_bytes: int | None = None
         self.index_bytes: dict[str, int] = {}
@@ -52,6 +54,9 @@ class Counters:
             self.served[request.kind] += request.sent
             if request.kind == "file" and request.result == "fetched":
                 self.fetched_bytes += request.sent
+            if request.held_back:
+                self.held_back_pages += 1
+                self.held_back_files += request.held_back
             if request.kind != "other" and request.result in ("local", "fetched"):
                 hour = self.hourly.setdefault(request.time[:13], [0, 0])
                 hour[request.result == "fetched"] += 1
@@ -74,6 +79,12 @@ class Counters:
                 "# HELP devpictl_fetched_bytes_total Bytes of files fetched from the upstream (on their first request).",
                 "# TYPE devpictl_fetched_bytes_total counter",
                 f"devpictl_fetched_bytes_total {self.fetched_bytes}",
+                "# HELP devpictl_held_back_pages_total Pages served with files the page policy left off for their age.",
+                "# TYPE devpictl_held_back_pages_total counter",
+                f"devpictl_held_back_pages_total {self.held_back_pages}",
+                "# HELP devpictl_held_back_files_total Files the page policy left off the pages served, summed over them.",
+                "# TYPE devpictl_held_back_files_total counter",
+                f"devpictl_held_back_files_total {self.held_back_files}",
                 "# HELP devpictl_start_time_seconds When the counters started (the container's start).",
                 "# TYPE devpictl_start_time_seconds gauge",
                 f"devpictl_start_time_seconds {self.started:.3f}",

@@ -55,7 +55,7 @@ say "unit tests on the lowest versions pyproject allows: $LOWEST"
 python3 -m venv --clear "$LOWEST"
 "$NEWEST/bin/uv" pip install -q --python "$LOWEST/bin/python" --resolution lowest-direct -e '.[test]'
 "$NEWEST/bin/uv" pip list --python "$LOWEST/bin/python" 2>/dev/null \
-    | grep -iE '^(typer|docker|httpx|rich|jinja2|tomlkit|configupdater|platformdirs|packaging) ' | tr -s ' ' | paste -sd ',' >&2
+    | grep -iE '^(typer|docker|httpx|rich|jinja2|tomlkit|configupdater|platformdirs|packaging|cryptography) ' | tr -s ' ' | paste -sd ',' >&2
 PATH="$PWD/$LOWEST/bin:$PATH" "$LOWEST/bin/python" -m pytest -q -p no:cacheprovider tests/unit
 
 export DEVPICTL_TEST_BASE_IMAGE="${DEVPICTL_TEST_BASE_IMAGE:-devpictl-test-base:bookworm}"

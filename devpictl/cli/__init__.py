@@ -17,6 +17,7 @@ from devpictl.cli import (
     mirrors,
     password,
     pipconfig,
+    policy,
     prune,
     stats,
     status,
@@ -103,6 +104,7 @@ export.register(app)
 index.register(app)
 user.register(app)
 upload.register(app)
+policy.register(app)
 
 
 def stop_on_sigterm(signum, frame) -> None:

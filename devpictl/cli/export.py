@@ -66,6 +66,27 @@ def export_manifests(
         help="k8s: the Service installers use; the StatefulSets, Services and Secret are named after it [default: devpi].",
     ),
     storage: str = typer.Option(None, "--storage", help="k8s: each pod's volume claim, in Kubernetes' notation [default: 20Gi]."),
+    tls: str = typer.Option(
+        None,
+        "--tls",
+        metavar="[self-signed|off]",
+        help="Installers reach the cache over HTTPS (compose: the front; k8s: the replicas), with a certificate from a new CA (secrets/tls-ca.pem) [default: off].",
+    ),
+    tls_cert: Path = typer.Option(
+        None, "--tls-cert", dir_okay=False, help="Serve HTTPS with this PEM certificate (and chain), with --tls-key."
+    ),
+    tls_key: Path = typer.Option(None, "--tls-key", dir_okay=False, help="The unencrypted PEM key of --tls-cert (copied into secrets/)."),
+    tls_name: list[str] = typer.Option(
+        None,
+        "--tls-name",
+        help="A host name or address installers reach the cache at (repeat it): the certificate is for (or must cover) these.",
+    ),
+    http: str = typer.Option(
+        None, "--http", metavar="[redirect|refuse]", help="With HTTPS: what plain HTTP on the same port gets [default: redirect]."
+    ),
+    read_auth: bool = typer.Option(
+        False, "--read-auth", help="Reading needs a login of one of devpi's users, on the primary and every replica."
+    ),
     force: bool = typer.Option(
         False,
         "--force",
@@ -93,6 +114,21 @@ def export_manifests(
     given = [flag for flag, value in other.items() if value is not None]
     if given:
         raise BadInput(f"{', '.join(given)} do not apply to `export {target}`: drop them")
+    from devpictl import certificates as certs
+    from devpictl import precedence
+    from devpictl import tls as modes
+    from devpictl.settings import Instance
+
+    # The same checks as `up`'s, from the one declaration of each setting (devpictl/precedence.py);
+    # nothing is remembered for an export, so the instance only carries the name.
+    asked = precedence.ask(Instance(name or "devpi"), tls=tls, tls_cert=tls_cert, tls_key=tls_key, tls_names=tls_name or None, http=http)
+    certificate = ca_pem = None
+    if asked.tls == modes.GIVEN and tls_cert is not None and tls_key is not None:
+        certificate = certs.given_certificate(tls_cert, tls_key, asked.tls_names)
+    elif asked.tls == modes.SELF_SIGNED:
+        ca_pem, ca_key = certs.make_ca(name or "devpi")
+        names = [*asked.tls_names, name or "devpi"] if target == "k8s" else certs.server_names(asked.tls_names, host or "127.0.0.1")
+        certificate = certs.issue(ca_pem, ca_key, names)
     opts = export.ExportOptions(
         directory=directory if directory is not None else Path("."),
         image=image,
@@ -104,6 +140,10 @@ def export_manifests(
         name=name if name is not None else "devpi",
         storage=storage if storage is not None else "20Gi",
         force=force,
+        certificate=certificate,
+        ca_pem=ca_pem,
+        http=asked.http,
+        read_auth=read_auth,
     )
     result = export.export_compose(opts) if target == "compose" else export.export_k8s(opts)
     print_result(result, json_output, Path.cwd() if directory is None else None)

@@ -224,3 +224,24 @@ def upstream_choice(mirror: str | None, fallback: str | None, max_lag: str | Non
     if hours is not None and not fastest:  # only 'fastest' chooses a mirror it could apply to
         raise BadInput("--max-lag chooses among mirrors: use it with --mirror fastest (or `set-upstream fastest`)")
     return UpstreamChoice(upstream, fallbacks, fastest, hours)
+
+
+# The page policy (`up` and `set-policy`; devpictl/policy.py).
+MIN_RELEASE_AGE = typer.Option(
+    None,
+    "--min-release-age",
+    envvar="DEVPICTL_MIN_RELEASE_AGE",
+    help="Leave files uploaded less than this ago (7d, 12h, 30m; 0: none) off the cache's pages; installers pick the release before [default: remembered, else 0].",
+)
+ALLOW_NEWER = typer.Option(
+    None, "--allow-newer", help="PROJECT or PROJECT==VERSION exempt from --min-release-age; repeat for more [default: remembered]."
+)
+DENY = typer.Option(
+    None, "--deny", help="Refuse this project (PEP 503 name): its files answer 403 with the reason; repeat for more [default: remembered]."
+)
+ALLOW_ONLY = typer.Option(
+    None,
+    "--allow-only",
+    dir_okay=False,
+    help="Serve only the projects this file names, one a line [default: remembered, else every project].",
+)

@@ -117,7 +117,11 @@ def pip_config(
     if undo:
         _undo(tools, _undo_paths(tools, scope, python, project), dry_run, force, json_output)
         return
-    index_url = _index_url(name, url, index)
+    index_url = _index_url(name, url, index, create_login=write and not dry_run)
+    if shell_syntax is not None and _public(index_url) != index_url:
+        from devpictl.errors import BadInput
+
+        raise BadInput("this cache needs a login to read, and --shell would print its password: use --write (its files only you may read)")
     if shell_syntax is not None:
         _show_shell(tools, index_url, shell_syntax, json_output)
     elif write or dry_run:
@@ -170,14 +174,19 @@ def _check_combination(
         raise BadInput("--project is poetry's and pipenv's: add --tool poetry or --tool pipenv")
 
 
-def _index_url(name: str | None, url: str | None, index: str | None = None) -> str:
-    """--url, checked; else the running cache's index URL, or its team ``index``'s (which needs the engine)."""
+def _index_url(name: str | None, url: str | None, index: str | None = None, *, create_login: bool = False) -> str:
+    """--url, checked; else the running cache's index URL, or its team ``index``'s (which needs the engine).
+
+    For an HTTPS cache with devpictl's CA, the URL carries the trust bundle installers
+    need (IndexURL); with --read-auth, this machine's user's login, made when
+    ``create_login`` (else a stand-in, since it is only shown, and never its password).
+    """
     if url is not None:
         from devpictl.mirrors import parse_index_url
 
         return parse_index_url(url) + "/"
     from devpictl import container as ctr
-    from devpictl import devpi
+    from devpictl import devpi, readauth
     from devpictl.cache import Cache
     from devpictl.settings import Instance
 
@@ -188,8 +197,20 @@ def _index_url(name: str | None, url: str | None, index: str | None = None) -> s
         index = teams.check_index(index)
         with teams.session(instance) as s:
             teams.find_index(teams.all_indexes(s.client.users()), index, instance.name)
-            return devpi.index_url(s.base_url, index)
-    return devpi.index_url(Cache.running(ctr.connect(), instance).local_base_url)
+            url = devpi.index_url(s.base_url, index)
+            return readauth.installer_url(
+                url, instance, https=s.https, read_auth=s.read_auth, root_client=lambda: s.client, create_login=create_login
+            )
+    with Cache.running(ctr.connect(), instance) as cache:
+        url = devpi.index_url(cache.local_base_url)
+        return readauth.installer_url(
+            url,
+            instance,
+            https=cache.tls is not None,
+            read_auth=cache.read_auth,
+            root_client=lambda: cache.client,
+            create_login=create_login,
+        )
 
 
 def _tool_file(tool: str, scope: str | None, python: Path | None, project: Path | None) -> Path | None:
@@ -200,12 +221,11 @@ def _tool_file(tool: str, scope: str | None, python: Path | None, project: Path 
 
 
 def _show(tools, index_url, scope, python, project, json_output) -> None:
-    from devpictl.cli import ui
     from devpictl.clientconfig.registry import ShownConfig, get
 
     files = {tool: _tool_file(tool, scope, python, project) for tool in tools}
     if json_output:
-        ui.print_json(ShownConfig(index_url, files))
+        _print_json(ShownConfig(index_url, files))
         return
     parts = []
     for tool in tools:
@@ -214,16 +234,15 @@ def _show(tools, index_url, scope, python, project, json_output) -> None:
         if len(tools) > 1 or files[tool] is None:
             header = f"# {tool}: {files[tool] or _project_installer(tool).outside_project(index_url)}\n"
         parts.append(header + get(tool).snippet(index_url))
-    typer.echo("\n".join(parts), nl=False)
+    _echo("\n".join(parts), nl=False)
 
 
 def _show_shell(tools, index_url, shell, json_output) -> None:
-    from devpictl.cli import ui
     from devpictl.clientconfig.registry import ShellEnv, get
     from devpictl.clientconfig.shell import render
 
     if json_output:
-        ui.print_json(ShellEnv(index_url, tuple(tools)))
+        _print_json(ShellEnv(index_url, tuple(tools)))
         return
     out = []
     for tool in tools:
@@ -232,7 +251,7 @@ def _show_shell(tools, index_url, shell, json_output) -> None:
             out.append(render(variables, shell))
         else:
             out.append(f"# {tool} reads its package source from the project only; run there: {get(tool).command(index_url)}\n")
-    typer.echo("".join(out), nl=False)
+    _echo("".join(out), nl=False)
 
 
 def _say(line: str, note: bool = False) -> None:
@@ -241,11 +260,10 @@ def _say(line: str, note: bool = False) -> None:
 
     from devpictl.cli import ui
 
-    (ui.err if note else ui.out).print(Text(f"note: {line}" if note else line))
+    (ui.err if note else ui.out).print(Text(_public(f"note: {line}" if note else line)))
 
 
 def _write(tools, index_url, scope, python, project, dry_run, force, json_output) -> None:
-    from devpictl.cli import ui
     from devpictl.clientconfig import manifest as mf
     from devpictl.clientconfig.registry import Written, get
 
@@ -273,7 +291,7 @@ def _write(tools, index_url, scope, python, project, dry_run, force, json_output
                 applied[tool] = mf.apply_change(change, manifest)
 
     if json_output:
-        ui.print_json(Written(index_url, dry_run, changes, applied))
+        _print_json(Written(index_url, dry_run, changes, applied))
         return
 
     for tool, change in changes.items():
@@ -281,14 +299,14 @@ def _write(tools, index_url, scope, python, project, dry_run, force, json_output
             command = get(tool).command(index_url)
             if command:
                 _say(f"{tool} has no setting outside a project; run this in your project (or add --project DIR):")
-                typer.echo(f"  {command}")
+                _echo(f"  {command}")
             else:
                 _say(
                     f"{tool} has no setting outside a project: add --project DIR, the directory of its {_project_installer(tool).project_file_name}"
                 )
             continue
         if dry_run:
-            typer.echo(change.diff() if change.changed else f"# {tool}: {change.path} already points at the cache\n", nl=False)
+            _echo(change.diff() if change.changed else f"# {tool}: {change.path} already points at the cache\n", nl=False)
         elif not change.changed:
             _say(f"{tool}: {change.path} already points at {index_url}")
         else:
@@ -299,6 +317,9 @@ def _write(tools, index_url, scope, python, project, dry_run, force, json_output
             _say(line)
         for note in change.notes:
             _say(note, note=True)
+        trust = get(tool).trust_note(index_url)
+        if trust is not None:
+            _say(trust, note=True)
 
 
 def _undo_paths(tools, scope, python, project) -> list[Path] | None:
@@ -328,7 +349,6 @@ def _project_installer(tool: str):
 
 
 def _undo(tools, paths, dry_run, force, json_output) -> None:
-    from devpictl.cli import ui
     from devpictl.clientconfig import manifest as mf
 
     manifest = mf.Manifest()
@@ -337,15 +357,34 @@ def _undo(tools, paths, dry_run, force, json_output) -> None:
         for restore in restores:
             mf.apply_restore(restore, manifest)
     if json_output:
-        ui.print_json(mf.Undone(dry_run, restores))
+        _print_json(mf.Undone(dry_run, restores))
         return
     if not restores:
         which = ", ".join(tools) if tools else "any tool"
         _say(f"Nothing to undo: devpictl has not changed {'that file' if paths else 'a config file'} for {which}.")
     for restore in restores:
         if dry_run:
-            typer.echo(restore.diff() or f"# {restore.tool}: {restore.path} is already as it was\n", nl=False)
+            _echo(restore.diff() or f"# {restore.tool}: {restore.path} is already as it was\n", nl=False)
         elif restore.original is None:
             _say(f"{restore.tool}: deleted {restore.path} (devpictl had created it)")
         else:
             _say(f"{restore.tool}: restored {restore.path}")
+
+
+def _public(text: str) -> str:
+    """What pip-config prints: never a password, whatever file or URL it shows."""
+    from devpictl.clientconfig.base import hide_passwords
+
+    return hide_passwords(text)
+
+
+def _echo(text: str, nl: bool = True) -> None:
+    typer.echo(_public(text), nl=nl)
+
+
+def _print_json(result) -> None:
+    import sys
+
+    from devpictl.results import to_json
+
+    sys.stdout.write(_public(to_json(result)) + "\n")

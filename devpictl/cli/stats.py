@@ -29,6 +29,22 @@ def ratio(counts) -> str:
     return f"{counts.hit_ratio:.0%} from the cache ({counts.local} of {counts.local + counts.fetched})"
 
 
+def held_back(result) -> str:
+    """What the page policy's minimum release age left off the pages served."""
+    if not result.held_back_pages:
+        return "nothing (no page served left a young file off)"
+    top = ", ".join(f"{p} ({n})" for p, n in result.held_back_projects.most_common(5))
+    return f"{result.held_back_files} young files left off {result.held_back_pages} pages served: {top}"
+
+
+def refused(result) -> str:
+    """Requests for the files of projects the page policy refuses."""
+    if not result.refused:
+        return "nothing"
+    top = ", ".join(f"{p} ({n})" for p, n in result.refused_projects.most_common(5))
+    return f"{result.refused} requests for files of refused projects: {top}"
+
+
 def stats(
     since: str = typer.Option("7d", "--since", help="How far back to count: h, d or w, e.g. 1d [default: 7d, or as far as the log goes]."),
     name: str = options.WHICH_CACHE,
@@ -69,6 +85,8 @@ def stats(
         ("core metadata", ratio(result.metadata)),
         ("fetched", f"{ui.human_size(result.bytes_fetched)} of files from the upstream"),
         ("top projects", ", ".join(f"{p} ({n})" for p, n in result.projects.most_common(5)) or "-"),
+        ("held back", held_back(result)),
+        ("refused", refused(result)),
         ("size", ", ".join(f"{index} {ui.human_size(n)}" for index, n in sorted(result.index_bytes.items())) or "-"),
     ]
     if hours:

@@ -64,7 +64,10 @@ def status(
         ("role", describe_replication(st.replication)),
         ("devpi-server", st.devpi_version or "-"),
         ("front server", "nginx" if st.front_server else "off (devpi alone)"),
+        ("https", describe_https(st)),
+        ("read access", "a login of one of devpi's users (--read-auth)" if st.read_auth else "anyone who reaches the port"),
         ("core metadata", describe_core_metadata(st)),
+        ("page policy", st.policy or "-"),
         ("cache size", ui.human_size(st.cache_bytes)),
         *([("cached pages", describe_pages(st))] if st.cached_pages is not None else []),
         ("image", st.image or "-"),
@@ -195,3 +198,10 @@ def describe_reachability(st) -> str:
     if st.upstream_reachable:
         return "answering"
     return f"not answering: {st.upstream_problem}"
+
+
+def describe_https(st) -> str:
+    if not st.https:
+        return "off (plain HTTP)"
+    expires = f"certificate valid until {st.certificate_expires[:10]}" if st.certificate_expires else "certificate end not known here"
+    return f"on, {expires}; plain HTTP is {'redirected' if st.https == 'redirect' else 'refused'}"

@@ -50,27 +50,36 @@ def warm(
     import time
 
     from devpictl import container as ctr
-    from devpictl import devpi
+    from devpictl import devpi, tls
     from devpictl import warm as core
     from devpictl.cache import Cache
     from devpictl.cli import ui
-    from devpictl.errors import WarmIncomplete
+    from devpictl.errors import BadInput, WarmIncomplete
     from devpictl.settings import Instance, check_name
 
     instance = Instance(check_name(name))
     targets = core.make_targets(split_values(python), split_values(platform))
     core.check_files(files)
-    index_url = devpi.index_url(Cache.running(ctr.connect(), instance).local_base_url)
+    with Cache.running(ctr.connect(), instance) as cache:  # its facts only: no client is opened
+        index_url = devpi.index_url(cache.local_base_url)
+        access = cache.http_access()
+    requirements = [f for f in files if core.lock_reader(f) is None]
+    if requirements and cache.read_auth:
+        # pip resolves them, isolated from every setting, and a login in its command line would show in `ps`.
+        raise BadInput(
+            f"cache {instance.name!r} needs a login to read, which pip cannot get here for {requirements[0]}: give a lock file instead"
+        )
+    bundle = tls.trust_bundle_file(instance) if cache.tls and tls.trust_bundle_file(instance).is_file() else None
     # pip, resolving a requirements file through the cache, stores files: they count as this run's.
     started = time.time() if any(core.lock_reader(f) is None for f in files) else None
     with ui.reporter(json_output) as rep:
         with rep.waiting(f"Reading {', '.join(str(f) for f in files)}"):
-            pins = core.read_pins(files, index_url, targets)
+            pins = core.read_pins(files, index_url, targets, bundle)
         if json_output or not ui.err.is_terminal:
-            report = core.warm(index_url, pins, targets, core.QuietProgress(), jobs, since=started)
+            report = core.warm(index_url, pins, targets, core.QuietProgress(), jobs, since=started, access=access)
         else:
             with DrawnProgress() as progress:
-                report = core.warm(index_url, pins, targets, progress, jobs, since=started)
+                report = core.warm(index_url, pins, targets, progress, jobs, since=started, access=access)
     if json_output:
         ui.print_json(core.WarmSummary(instance.name, index_url, len(pins), report))
     else:
@@ -83,10 +92,21 @@ def warm(
                 ui.err.print(f"  failed: {result.filename}: {result.problem}", markup=False)
         for missing in report.missing:
             ui.err.print(f"  missing: {missing}", markup=False)
+        if len(report.refused) > 1 or len(report.missing) + report.count(core.FAILED):
+            for refused in report.refused:
+                ui.err.print(f"  refused: {refused}", markup=False)
     if not report.complete:
         problems = len(report.missing) + report.count(core.FAILED)
+        if not problems and len(report.refused) == 1:  # one line: the policy's own reason
+            raise WarmIncomplete(report.refused[0])
+        if not problems:  # the policy alone: warming again changes nothing
+            raise WarmIncomplete(
+                f"{len(report.refused)} of what {', '.join(f.name for f in files)} needs is refused by the cache's page policy (listed above): "
+                "`devpictl status` shows the policy, `devpictl set-policy` changes it"
+            )
         raise WarmIncomplete(
-            f"{problems} of what {', '.join(f.name for f in files)} needs could not be stored (listed above): the upstream lacks it or failed; run warm again to retry"
+            f"{problems + len(report.refused)} of what {', '.join(f.name for f in files)} needs could not be stored (listed above): "
+            "the upstream lacks it or failed, or the page policy refuses it; run warm again to retry"
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -10,6 +11,33 @@ from urllib.parse import urlsplit
 from devpictl.errors import BadInput
 
 INDEX_NAME = "devpictl"  # the name of the index/source entry devpictl writes
+# A user and password in a URL, as devpictl prints it: the password never shows.
+URL_PASSWORD = re.compile(r"(://[^/\s:@]+:)[^/\s@]+@")
+
+
+class IndexURL(str):
+    """An index URL (with a user and password for `up --read-auth`) and the CA bundle installers must trust for it.
+
+    ``ca_file`` None: the installer's own trust. It is the URL wherever a string is
+    expected, so only the installers that can use a CA bundle need know of it.
+    """
+
+    ca_file: str | None
+
+    def __new__(cls, url: str, ca_file: str | None = None) -> IndexURL:
+        made = super().__new__(cls, url)
+        made.ca_file = ca_file
+        return made
+
+
+def ca_file(index_url: str) -> str | None:
+    """The CA bundle ``index_url`` needs trusted (IndexURL), None for an installer's own trust."""
+    return getattr(index_url, "ca_file", None)
+
+
+def hide_passwords(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ****."""
+    return URL_PASSWORD.sub(r"\1****@", text)
 
 
 class Installer:
@@ -49,6 +77,10 @@ class Installer:
 
     def command(self, index_url: str) -> str | None:
         """The installer's own command that does what --write does, if it has one."""
+        return None
+
+    def trust_note(self, index_url: str) -> str | None:
+        """What the user must still do for it to trust the cache's CA (ca_file), when its config file cannot say it."""
         return None
 
 

@@ -14,6 +14,7 @@ from configupdater import ConfigUpdater, Option, Space
 
 from devpictl.clientconfig.base import (
     Installer,
+    ca_file,
     environ,
     home,
     is_windows,
@@ -24,17 +25,22 @@ from devpictl.clientconfig.base import (
 from devpictl.errors import BadInput
 
 SCOPES = ("global", "user", "site")  # pip's own order: a later scope overrides an earlier one
+CERT_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 # pip reads <this>/pip.conf last among the global files on Unix (a seam for tests).
 ETC_DIR = Path("/etc")
 
 
 def settings(index_url: str) -> dict[str, str]:
     """The [global] keys that point pip at ``index_url``."""
-    result = {"index-url": index_url}
+    result = {"index-url": str(index_url)}
     parts = urlsplit(index_url)
     if parts.scheme == "http" and parts.hostname:
         # pip refuses plain http unless the host is trusted (loopback aside).
         result["trusted-host"] = parts.hostname
+    bundle = ca_file(index_url)
+    if bundle is not None and parts.scheme == "https":
+        # pip's cert replaces the bundle pip trusts: devpictl's holds the cache's CA and this machine's.
+        result["cert"] = bundle
     return result
 
 
@@ -196,8 +202,23 @@ def edit_conf(text: str, index_url: str, added: dict | None = None, where: str =
             values["trusted-host"] = lead + "\n    ".join(new_hosts)
         else:
             values["trusted-host"] = " ".join(new_hosts)
+    # cert, like trusted-host: devpictl's bundle where the cache needs it; taken out
+    # only where devpictl put it, once the cache no longer needs it.
+    cert_before = (added or {}).get("cert")
+    cert_now = _ini_get(parser, "global", "cert")
+    wanted_cert = want.get("cert")
+    cert_ours = None
+    if wanted_cert is not None:
+        if cert_now != wanted_cert:
+            values["cert"] = wanted_cert
+        cert_ours = wanted_cert if cert_now != wanted_cert or cert_before == wanted_cert else None
+    elif cert_before is not None and cert_now == cert_before:
+        values["cert"] = None
     new_text = set_ini_keys(text, "global", values) if values else text
-    return new_text, ({"trusted-host": ours} if ours else {})
+    record: dict = {"trusted-host": ours} if ours else {}
+    if cert_ours:
+        record["cert"] = cert_ours
+    return new_text, record
 
 
 def index_url_sources(text: str, where: str) -> list[str]:
@@ -219,7 +240,7 @@ class Pip(Installer):
         return settings(index_url)
 
     def env_vars(self, index_url: str) -> dict[str, str]:
-        names = {"index-url": "PIP_INDEX_URL", "trusted-host": "PIP_TRUSTED_HOST"}
+        names = {"index-url": "PIP_INDEX_URL", "trusted-host": "PIP_TRUSTED_HOST", "cert": "PIP_CERT"}
         return {names[key]: value for key, value in settings(index_url).items()}
 
     def snippet(self, index_url: str) -> str:
@@ -237,6 +258,9 @@ class Pip(Installer):
             for section in index_url_sources(new_text, str(path))
             if section != "global"
         ]
+        if _ini_get(read_ini(new_text, str(path)), "global", "cert") is not None:
+            # pip's requests takes these over the cert of its config (it does for an explicit --cert too).
+            notes += [f"{name} is set in your environment and wins over pip's cert" for name in CERT_ENV if env.get(name)]
         files = [real_path(f) for scope in SCOPES for f in config_files(env)[scope]]
         for other in files[files.index(path) + 1 :] if path in files else []:
             with contextlib.suppress(OSError, UnicodeDecodeError):

@@ -10,6 +10,7 @@ from devpictl.clientconfig import toml
 from devpictl.clientconfig.base import (
     INDEX_NAME,
     Installer,
+    ca_file,
     environ,
     home,
     is_windows,
@@ -23,7 +24,7 @@ TABLE = ("index",)
 def index(index_url: str) -> dict[str, object]:
     # uv reaches a plain-http index as it is; its allow-insecure-host only turns off
     # certificate checks, which would be a risk and no help here.
-    return {"name": INDEX_NAME, "url": index_url, "default": True}
+    return {"name": INDEX_NAME, "url": str(index_url), "default": True}
 
 
 def user_config_file(env: dict[str, str] | None = None) -> Path:
@@ -79,7 +80,15 @@ class Uv(Installer):
         return index(index_url)
 
     def env_vars(self, index_url: str) -> dict[str, str]:
-        return {"UV_DEFAULT_INDEX": index_url}
+        bundle = ca_file(index_url)
+        return {"UV_DEFAULT_INDEX": str(index_url), **({"SSL_CERT_FILE": bundle} if bundle else {})}
+
+    def trust_note(self, index_url: str) -> str | None:
+        bundle = ca_file(index_url)
+        if bundle is None:
+            return None
+        # uv.toml has no setting for a CA bundle: uv reads it from the environment only.
+        return f"uv trusts the cache's CA only with SSL_CERT_FILE={bundle} in its environment (`devpictl pip-config --shell --tool uv` prints it)"
 
     def snippet(self, index_url: str) -> str:
         return tomlkit.dumps({"index": [index(index_url)]})

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -244,3 +245,24 @@ def container_processes(container) -> str:
     result = container.exec_run(["/opt/devpi/bin/python", "-c", script], user="root")
     assert result.exit_code == 0, result.output
     return result.output.decode(errors="replace")
+
+
+def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium (Debian's; tests/run.sh installs it), long enough for the page's own requests."""
+    browser = shutil.which("chromium")
+    assert browser, "chromium is missing: tests/run.sh installs it with apt"
+    return subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=10000",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )

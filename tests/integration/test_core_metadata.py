@@ -217,7 +217,7 @@ def test_concurrent_requests_for_an_uncached_file_cost_one_upstream_fetch(cache,
 
 
 def test_upload_time_is_not_served_so_uv_exclude_newer_finds_nothing(cache, tmp_path):
-    """PEP 700: devpi 6.20 sends no upload-time, and uv then excludes every file (docs/core-metadata.md)."""
+    """PEP 700: an HTML-only upstream gives no upload-time, and uv then excludes every file (docs/core-metadata.md; test_guards.py: JSON upstreams)."""
     page = httpx.get(
         f"{cache['index_url']}dpctl-app/", headers={"User-Agent": INSTALLER_AGENT, "Accept": JSON_PAGE}, trust_env=False, timeout=30
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 
 import httpx
@@ -17,6 +16,7 @@ from devpictl.devpi import INSTALLER_AGENT
 from tests.integration.support import (
     RUN_ID,
     cache_env,
+    chromium,
     file_url,
     free_port,
     leftovers,
@@ -167,27 +167,6 @@ def test_ls_lists_the_running_cache(cache):
     assert entry["index_url"] == cache["index_url"]
     assert entry["upstream_name"] == "pypi"
     assert entry["volume"] == f"devpictl-{NAME}-data"
-
-
-def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    """Headless Chromium (Debian's; tests/run.sh installs it), long enough for the page's own requests."""
-    browser = shutil.which("chromium")
-    assert browser, "chromium is missing: tests/run.sh installs it with apt"
-    return subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=10000",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
 
 
 def test_a_person_at_the_cache_url_sees_how_to_use_it(cache, tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import types
 from types import SimpleNamespace
 
@@ -83,6 +84,9 @@ class FakeContainer:
     def remove(self, **kwargs) -> None:
         self._record("remove")
 
+    def restart(self, **kwargs) -> None:
+        self._record("restart")
+
     def put_archive(self, path, data) -> bool:
         self._record("put_archive")
         return True
@@ -122,7 +126,7 @@ class FakeCache(Cache):
         self.official: str | Exception = OFFICIAL_URL  # official_url() answers (or raises) it
         self.scripts: dict[str, object] = {}  # template name: (code, output), or f(args, env) -> that; others fail
         self.ran: list[tuple[str, list[str], dict[str, str]]] = []  # (script, args, environment) run_python ran
-        self.handed: dict[str, bytes] = {}  # files handed into the run dir
+        self.handed: dict[str, bytes] = {}  # files handed into the run dir (read_text finds them there too)
         self.flushes = 0  # times the front server's page cache was emptied
         self.failover_supported_answer = True
         self.install_answer: Answer = (0, "")  # install_failover's result
@@ -179,6 +183,7 @@ class FakeCache(Cache):
 
     def hand_in_files(self, files) -> None:
         self.handed.update(files)
+        self.files.update({f"{layout.RUN_DIR}/{name}": data.decode(errors="replace") for name, data in files.items()})
         super().hand_in_files(files)  # through the engine's archive API, as the real one
 
     def flush_front(self) -> None:
@@ -582,6 +587,17 @@ LOG = "\n".join(
         f'{T.format(6)} front 172.17.0.1 "GET /root/pypi/+simple/nosuch/ HTTP/1.1" 404 50 cache=MISS disk=- 0.1 s "pip/24.0"',
     ]
 )
+# Lines of a cache with a page policy (held=, X-Devpictl-Held-Back), after one line of an older image without it.
+POLICY_LOG = "\n".join(
+    [
+        f'{T.format(10)} front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 800 cache=MISS disk=- 0.2 s "pip/24.0"',
+        f'{T.format(11)} front 172.17.0.1 "GET /root/pypi/+simple/dpctl-aged/ HTTP/1.1" 200 700 cache=MISS disk=- held=2 0.1 s "uv/0.9"',
+        f'{T.format(12)} front 172.17.0.1 "GET /root/pypi/+simple/dpctl-aged/ HTTP/1.1" 200 700 cache=HIT disk=- held=2 0.0 s "pip/24.0"',
+        f'{T.format(13)} front 172.17.0.1 "GET /root/pypi/+simple/six/ HTTP/1.1" 200 800 cache=HIT disk=- held=- 0.0 s "pip/24.0"',
+        f'{T.format(14)} front 172.17.0.1 "GET /+devpictl/denied/dpctl-evil/dpctl_evil-1.0-py3-none-any.whl HTTP/1.1" 403 90 cache=- disk=- held=- 0.0 s "pip/24.0"',
+        f'{T.format(15)} front 172.17.0.1 "GET /root/pypi/+f/ab/cd/six-1.16.0-py2.py3-none-any.whl HTTP/1.1" 200 11000 cache=- disk=disk held=- 0.0 s "uv/0.9"',
+    ]
+)
 
 
 def rendered_module(template: str, name: str) -> types.ModuleType:
@@ -594,4 +610,7 @@ def rendered_module(template: str, name: str) -> types.ModuleType:
 
 def devpi_plugin():
     """devpictl's devpi plugin (templates/devpictl_mirror_auth.py), loaded as devpi loads it."""
+    from devpictl import page_policy
+
+    sys.modules.setdefault("page_policy", page_policy)  # the image puts it beside the plugin
     return rendered_module("devpictl_mirror_auth.py", "devpictl_mirror_auth")

@@ -377,6 +377,14 @@ class TestSettingsCarryOver:
             "pids_limit": 256,
             "max_bytes": 10**9,
             "replica_of": "http://primary:3141",
+            "min_release_age": 604800,
+            "allow_newer": ("six==1.17.0",),
+            "deny": ("evil",),
+            "allow_only": ("six", "pip"),
+            "tls": "self-signed",
+            "tls_names": ("cache.lan",),
+            "http": "refuse",
+            "read_auth": True,
             "fallback": ["tuna"],
         }
         assert set(settings) == set(FIELDS) | {"fallback"}  # a new setting must be carried too: add it here

@@ -50,3 +50,22 @@ def test_make_tree_pages_link_their_files(tmp_path):
         assert link.url == f"http://up:8080/files/{link.filename}"
         assert link.sha256 == hashlib.sha256((tmp_path / "tree" / "files" / link.filename).read_bytes()).hexdigest()
     assert oct((tmp_path / "tree" / "files").stat().st_mode & 0o777) == "0o755"
+
+
+def test_image_options_come_from_flags_or_devpictls_environment(monkeypatch):
+    import argparse
+
+    bench = load_bench()
+    monkeypatch.delenv("DEVPICTL_BASE_IMAGE", raising=False)
+    monkeypatch.setenv("DEVPICTL_CA_BUNDLE", "/ca.pem")
+    parser = argparse.ArgumentParser()
+    bench.add_image_options(parser)
+    args = parser.parse_args(["--base-image", "base:1"])
+    assert (args.base_image, args.ca_bundle) == ("base:1", "/ca.pem")
+    monkeypatch.setenv("DEVPICTL_BASE_IMAGE", "base:env")
+    parser = argparse.ArgumentParser()
+    bench.add_image_options(parser, base_image=True)
+    assert parser.parse_args([]).base_image == "base:env"
+    parser = argparse.ArgumentParser()
+    bench.add_image_options(parser, base_image=False)
+    assert not hasattr(parser.parse_args([]), "base_image")

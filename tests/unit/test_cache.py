@@ -6,7 +6,7 @@ import pytest
 
 from devpictl import layout
 from devpictl.cache import Cache, ExecResult, exec_in
-from devpictl.errors import CacheNotFound, DevpiError, EngineError, ExecFailed
+from devpictl.errors import BadInput, CacheNotFound, DevpiError, EngineError, ExecFailed
 from devpictl.settings import Instance
 from tests.unit.fakes import FakeEngine, exec_answering
 
@@ -107,3 +107,104 @@ class TestTypedOperations:
             client = cache.client
             assert cache.client is client and client.base_url == "http://127.0.0.1:3199"
         assert client.http.is_closed
+
+
+class TestHttpsAndReadAuth:
+    """The TLS facts, read once from the container's switches; the client every command gets from them."""
+
+    @pytest.fixture
+    def opened(self, monkeypatch):
+        """The keyword arguments of each DevpiClient a Cache opens, and the logins made on them."""
+        from devpictl import cache as cache_module
+        from devpictl import password
+        from devpictl.devpi import DevpiClient
+
+        seen: dict[str, list] = {"clients": [], "logins": []}
+
+        def client(base_url, **kwargs):
+            seen["clients"].append((base_url, kwargs))
+            return DevpiClient(base_url, **kwargs)
+
+        monkeypatch.setattr(cache_module, "DevpiClient", client)
+        monkeypatch.setattr(password, "login_root", lambda client, instance: seen["logins"].append(instance.name))
+        return seen
+
+    @staticmethod
+    def https_cache(read_auth: bool = True) -> Cache:
+        from devpictl import tls
+
+        instance = Instance("default")
+        tls.keep_served(instance, tls.self_signed(instance, ["cache.lan"]), self_signed=True)
+        env = ("DEVPICTL_FRONT=1", "DEVPICTL_TLS=refuse", *(["DEVPICTL_READ_AUTH=1"] if read_auth else []))
+        return Cache(FakeEngine().add("default", env=env))
+
+    def test_the_facts_come_from_the_switches(self):
+        cache = self.https_cache()
+        assert (cache.tls, cache.read_auth) == ("refuse", True)
+        assert cache.local_base_url.startswith("https://")
+        plain = Cache(FakeEngine().add("default"))
+        assert (plain.tls, plain.read_auth) == (None, False)
+        assert plain.local_base_url.startswith("http://")
+
+    def test_the_client_pins_the_served_certificate_and_logs_in_as_root_once(self, opened):
+        import ssl
+
+        cache = self.https_cache()
+        assert cache.client is cache.client
+        ((base_url, kwargs),) = opened["clients"]
+        assert base_url.startswith("https://")
+        context = kwargs["verify"]
+        assert isinstance(context, ssl.SSLContext) and not context.check_hostname
+        assert context.cert_store_stats()["x509"] == 2  # the served chain, nothing of the system's
+        assert opened["logins"] == ["default"]
+        cache.close()
+
+    def test_a_plain_cache_is_trusted_as_usual_and_nobody_logs_in(self, opened):
+        with Cache(FakeEngine().add("default")) as cache:
+            cache.client.close()
+        assert opened["clients"][0][1]["verify"] is True and opened["logins"] == []
+
+    def test_the_waiting_client_is_pinned_but_logs_in_as_nobody(self, opened):
+        import ssl
+
+        with self.https_cache().open_client() as client:
+            assert client.base_url.startswith("https://")
+        assert isinstance(opened["clients"][0][1]["verify"], ssl.SSLContext) and opened["logins"] == []
+
+    def test_a_refused_login_closes_the_client(self, monkeypatch, opened):
+        from devpictl import password
+        from devpictl.errors import LoginRefused
+
+        def refuse(client, instance):
+            opened["refused"] = client
+            raise LoginRefused("devpi refused the login as root")
+
+        monkeypatch.setattr(password, "login_root", refuse)
+        cache = self.https_cache()
+        with pytest.raises(LoginRefused):
+            cache.client  # noqa: B018
+        assert opened["refused"].http.is_closed and cache._client is None
+
+    def test_warm_gets_the_pinned_trust_and_roots_basic_login(self):
+        import httpx
+
+        from devpictl.settings import ensure_root_password
+
+        password, _ = ensure_root_password(Instance("default"))
+        verify, auth = self.https_cache().http_access()
+        assert not isinstance(verify, bool)
+        assert isinstance(auth, httpx.BasicAuth)
+        request = next(auth.auth_flow(httpx.Request("GET", "https://x/")))
+        assert request.headers["Authorization"] == httpx.BasicAuth("root", password)._auth_header
+        assert self.https_cache(read_auth=False).http_access()[1] is None
+
+    def test_without_a_kept_certificate_the_client_says_what_to_do(self):
+        cache = Cache(FakeEngine().add("default", env=("DEVPICTL_TLS=redirect",)))
+        with pytest.raises(BadInput, match="devpictl up"):
+            cache.open_client()
+
+    def test_restart_restarts_the_container_and_reads_the_facts_again(self):
+        engine = FakeEngine()
+        cache = Cache(engine.add("default"))
+        cache.restart()
+        assert "container.restart" in engine.calls

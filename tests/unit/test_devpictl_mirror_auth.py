@@ -179,8 +179,40 @@ def configure(replica: bool, offline: bool = False) -> tuple[list, list, list, l
         add_tween=tweens.append,
         registry={"xom": xom},
     )
-    devpi_plugin().devpiserver_pyramid_configure(config=None, pyramid_config=config)
+    with fake_devpi_mirror():
+        devpi_plugin().devpiserver_pyramid_configure(config=None, pyramid_config=config)
     return routes, views, tweens, subscribers
+
+
+@contextlib.contextmanager
+def fake_devpi_mirror():
+    """devpi_server.mirror's two functions the plugin wraps, as a module of that name while the block runs."""
+    import sys
+    import types
+
+    module = types.ModuleType("devpi_server.mirror")
+    module.parse_index_v1_json = lambda disturl, text: [f["filename"] for f in json.loads(text)["files"]]  # type: ignore[attr-defined]
+
+    class MirrorStage:
+        def __init__(self):
+            self.keys = {}
+
+        def key_projsimplelinks(self, project):
+            return self.keys.setdefault(project, FakeKey({}))
+
+        def _save_cache_links(self, project, links, requires_python, yanked, serial, etag):
+            self.key_projsimplelinks(project).set({"links": links, "serial": serial})
+
+    module.MirrorStage = MirrorStage  # type: ignore[attr-defined]
+    saved = sys.modules.get("devpi_server.mirror")
+    sys.modules["devpi_server.mirror"] = module
+    try:
+        yield module
+    finally:
+        if saved is None:
+            sys.modules.pop("devpi_server.mirror")
+        else:
+            sys.modules["devpi_server.mirror"] = saved
 
 
 class TestPyramidConfiguration:
@@ -190,12 +222,15 @@ class TestPyramidConfiguration:
         assert routes == [
             ("devpictl-expire-pages", "/{user}/{index}/+devpictl/expire-pages"),
             ("devpictl-pages", "/{user}/{index}/+devpictl/pages"),
+            ("devpictl-authcheck", "/+devpictl/authcheck"),
         ]
-        assert [(v["route_name"], v["request_method"], v.get("permission")) for v in views] == [
+        assert [(v["route_name"], v.get("request_method"), v.get("permission")) for v in views] == [
             ("devpictl-expire-pages", "POST", "index_modify"),
             ("devpictl-pages", "GET", None),
+            ("devpictl-authcheck", None, None),  # nginx asks with the request's own method
         ]
-        assert tweens == ["devpictl_mirror_auth.stale_pages_tween"]  # devpi imports the plugin by that name
+        # devpi imports the plugin by that name
+        assert tweens == ["devpictl_mirror_auth.stale_pages_tween", "devpictl_mirror_auth.policy_tween"]
         # what DevpiClient.expire_pages asks for root/pypi
         server = FakeDevpi(configured(OFFICIAL), projects=("pip",))
         server.stored = {"pip"}
@@ -244,3 +279,14 @@ class TestStalePagesTween:
 
     def test_offline_every_page_is_stale_and_none_changes(self):
         assert "X-Accel-Expires" not in self.answer("/root/pypi/+simple/six/", {"Pragma": "no-cache"}, offline=True)
+
+
+class TestAuthcheck:
+    """The front server's login check (`up --read-auth`): devpi's identity of the request decides."""
+
+    @pytest.mark.parametrize("user, status", [("pip-alice", 200), ("+replica", 200), (None, 401)])
+    def test_a_known_identity_passes_and_anonymous_gets_basic(self, user, status):
+        request = SimpleNamespace(authenticated_userid=user, response=SimpleNamespace(headers={}))
+        response = devpi_plugin().authcheck(None, request)
+        assert response.status_code == status
+        assert ("WWW-Authenticate" in response.headers) == (status == 401)

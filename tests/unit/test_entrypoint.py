@@ -38,7 +38,7 @@ def entrypoint(tmp_path):
         path.chmod(0o755)
 
     def moved(text: str) -> str:
-        for real in ("/data", "/run/devpictl", "/tmp/nginx"):
+        for real in ("/data", "/run/devpictl", "/tmp/nginx", "/dev/shm"):
             text = text.replace(real, f"{root}{real}")
         return text.replace(layout.FLUSH_CACHE, f"{bin_dir}/devpictl-flush-cache")
 
@@ -101,9 +101,39 @@ class TestReplicaRoles:
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600  # devpi refuses any other mode
         assert not handed.exists()
 
+    def test_plain_http_by_default(self, entrypoint, tmp_path):
+        entrypoint(DEVPICTL_FRONT="1")
+        assert access_conf(tmp_path) == ["listen 3141 reuseport;"]
+
+    @pytest.mark.parametrize("http", ["redirect", "refuse"])
+    def test_https_with_the_handed_in_certificate_moved_into_the_volume(self, entrypoint, tmp_path, http):
+        run = tmp_path / "root/run/devpictl"
+        (run / layout.TLS_CERT_FILE).write_text("CERT")
+        (run / layout.TLS_KEY_FILE).write_text("KEY")
+        entrypoint(DEVPICTL_FRONT="1", DEVPICTL_TLS=http, DEVPICTL_READ_AUTH="1")
+        tls_dir = tmp_path / "root/data/tls"
+        assert (tls_dir / "cert.pem").read_text() == "CERT" and (tls_dir / "key.pem").read_text() == "KEY"
+        assert stat.S_IMODE((tls_dir / "key.pem").stat().st_mode) == 0o600
+        assert stat.S_IMODE(tls_dir.stat().st_mode) == 0o700
+        assert not (run / layout.TLS_KEY_FILE).exists() and not (run / layout.TLS_CERT_FILE).exists()
+        lines = access_conf(tmp_path)
+        assert "listen 3141 ssl reuseport;" in lines
+        assert f"ssl_certificate_key {tls_dir}/key.pem;" in lines
+        assert ("error_page 497 =308 https://$http_host$request_uri;" in lines) == (http == "redirect")
+        assert "auth_request /+devpictl/authcheck;" in lines
+
+    def test_https_without_a_certificate_stops(self, entrypoint, tmp_path):
+        with pytest.raises(AssertionError, match="holds no certificate"):
+            entrypoint(DEVPICTL_FRONT="1", DEVPICTL_TLS="redirect")
+
     def test_a_mounted_secret_stays(self, entrypoint, tmp_path):
         mounted = tmp_path / "mounted-secret"
         mounted.write_text(SECRET)
         entrypoint(DEVPICTL_FRONT="0", DEVPICTL_SECRET_FILE=str(mounted))
         assert (tmp_path / "root/data/secret").read_text() == SECRET
         assert mounted.exists()
+
+
+def access_conf(tmp_path) -> list[str]:
+    """The listen, TLS and login lines the entrypoint wrote for nginx."""
+    return (tmp_path / "root" / layout.FRONT_ACCESS_CONF.lstrip("/")).read_text().splitlines()

@@ -207,3 +207,71 @@ def test_values_the_manifests_cannot_hold_are_refused(tmp_path, args, fragment):
 def test_image_references_the_engine_takes_pass(tmp_path):
     for image in ("devpi", "registry.example:5000/team/devpi:6.20.3", "localhost/devpi@sha256:" + "a" * 64, "ghcr.io/o/devpi-server:1_2"):
         export.check_options(export.ExportOptions(tmp_path, image=image))
+
+
+def test_compose_carries_https_and_read_auth(tmp_path):
+    result = run("compose", "-o", str(tmp_path), "--replicas", "2", "--tls", "self-signed", "--tls-name", "cache.lan", "--read-auth")
+    [doc] = documents(tmp_path / export.COMPOSE_FILE)
+    front = doc["services"]["front"]
+    assert front["environment"]["DEVPICTL_TLS"] == "redirect"
+    assert front["environment"]["DEVPICTL_TLS_KEY_FILE"] == "/run/secrets/tls-key"
+    assert front["secrets"] == ["tls-cert", "tls-key"]
+    for service in ("primary", "replica-1", "replica-2"):
+        assert doc["services"][service]["environment"]["DEVPICTL_READ_AUTH"] == "1"
+        assert "DEVPICTL_TLS" not in doc["services"][service]["environment"]  # HTTPS ends at the front
+    key = (tmp_path / "secrets" / export.TLS_KEY).read_bytes()
+    assert b"PRIVATE KEY" in key and key.decode() not in (tmp_path / export.COMPOSE_FILE).read_text()
+    assert (tmp_path / "secrets" / export.TLS_CA).is_file() and "https://127.0.0.1:3141/" in result.output
+
+
+@pytest.mark.parametrize("version", [export.K8S_OLDEST, export.K8S_NEWEST])
+def test_k8s_replicas_serve_https_and_every_pod_needs_a_login(tmp_path, version):
+    from devpictl import certificates
+
+    ca, ca_key = certificates.make_ca("test")
+    certificate = certificates.issue(ca, ca_key, ["devpi.example"])
+    (tmp_path / "c.pem").write_bytes(certificate.chain_pem)
+    (tmp_path / "k.pem").write_bytes(certificate.key_pem)
+    out = tmp_path / "out"
+    result = run("k8s", "-o", str(out), "--tls-cert", str(tmp_path / "c.pem"), "--tls-key", str(tmp_path / "k.pem"), "--read-auth")
+    assert "--from-file=tls-key=secrets/tls-key" in result.output
+    primary, _, replicas, _ = docs = documents(out / export.K8S_FILE)
+    for doc in docs:
+        kubernetes_validate.validate(doc, version, strict=True)
+    replica = replicas["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in replica["env"]}
+    assert env["DEVPICTL_TLS"] == "redirect" and env["DEVPICTL_READ_AUTH"] == "1"
+    assert replica["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    items = replicas["spec"]["template"]["spec"]["volumes"][0]["secret"]["items"]
+    assert {"key": "tls-key", "path": "tls-key"} in items
+    primary_env = {e["name"]: e["value"] for e in primary["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert primary_env["DEVPICTL_READ_AUTH"] == "1" and "DEVPICTL_TLS" not in primary_env
+    assert (out / "secrets" / export.TLS_KEY).read_bytes() == certificate.key_pem
+    assert not (out / "secrets" / export.TLS_CA).exists()  # the user's CA is theirs to hand out
+
+
+def test_a_certificate_for_another_name_is_refused_before_anything_is_written(tmp_path):
+    from devpictl import certificates
+
+    ca, ca_key = certificates.make_ca("test")
+    certificate = certificates.issue(ca, ca_key, ["devpi.example"])
+    (tmp_path / "c.pem").write_bytes(certificate.chain_pem)
+    (tmp_path / "k.pem").write_bytes(certificate.key_pem)
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "compose",
+            "-o",
+            str(out),
+            "--tls-cert",
+            str(tmp_path / "c.pem"),
+            "--tls-key",
+            str(tmp_path / "k.pem"),
+            "--tls-name",
+            "other.example",
+        ],
+    )
+    assert result.exit_code == 2 and "not valid for other.example" in result.output
+    assert not out.exists()

@@ -58,7 +58,9 @@ CONTEXT = {
     "metrics.py",
     "frontlog.py",
     "set-mirror.py",
+    "healthcheck.py",
     "devpictl_mirror_auth.py",
+    "page_policy.py",
 }
 FRONT_CONTEXT = {
     "nginx.conf",
@@ -151,7 +153,8 @@ class TestRenderDockerfile:
         assert "COPY --from=install /opt/devpi /opt/devpi" in lines
         [health] = [line for line in lines if line.startswith("HEALTHCHECK")]
         assert "--interval=" in health
-        assert "http://127.0.0.1:3141/+api" in final
+        assert '"/usr/local/lib/devpictl/healthcheck.py"' in final
+        assert 'devpictl.tls="1"' in final  # its entrypoint knows HTTPS and --read-auth (tls.check_image)
 
     def test_no_template_syntax_is_left(self, wheelhouse, ca_bundle):
         text = render(wheelhouse=wheelhouse, ca_bundle=ca_bundle, web=True, labels={"a": "b"})
@@ -522,7 +525,7 @@ def test_the_install_stage_is_labelled_and_kept_for_the_next_build():
 class TestNginxConf:
     def test_files_from_disk_pages_cached_rest_to_devpi(self):
         conf = img.render_nginx_conf()
-        assert f"listen {layout.CONTAINER_PORT} " in conf
+        assert f"include {layout.FRONT_ACCESS_CONF};" in conf  # the listen lines (tests/unit/test_entrypoint.py)
         assert f"server 127.0.0.1:{layout.DEVPI_PORT};" in conf
         assert "root /data/server/+files;" in conf and "try_files $uri @devpi;" in conf
         pages = location(conf, "location ~ ^/root/pypi/\\+simple/ {")

@@ -179,3 +179,81 @@ class TestUpOffline:
         result = lifecycle.up(engine, up_options(), reporter.QuietReporter())
         assert seen["measured"] == [] and seen["server"][0].patches() == []
         assert result.core_metadata is False
+
+
+class TestUpPagePolicy:
+    """`up` hands the page policy into the running cache through its Cache, and empties the front's pages, only when it changed."""
+
+    def test_a_new_policy_is_handed_in_once(self, running_cache, monkeypatch):
+        from devpictl import layout, policy
+
+        engine, make, _ = running_cache
+        monkeypatch.setattr(ctr, "runs_image", lambda *a: True)  # the image the first `up` remembered is the one it runs
+        cache = make(False, configured(TUNA)).cache
+        result = lifecycle.up(engine, up_options(min_release_age="7d", deny=["dpctl-evil"]), reporter.QuietReporter())
+        assert "page policy: files younger than 1w held back; denied: dpctl-evil" in result.actions
+        assert cache.handed[layout.PAGE_POLICY_FILE].decode() == cache.files[policy.POLICY_PATH]
+        assert json.loads(cache.files[policy.POLICY_PATH])["deny"] == ["dpctl-evil"] and cache.flushes == 1
+        again = lifecycle.up(engine, up_options(), reporter.QuietReporter())  # remembered: the same policy
+        assert not any(action.startswith("page policy") for action in again.actions) and cache.flushes == 1
+
+    def test_no_policy_asked_hands_nothing_in(self, running_cache):
+        from devpictl import layout
+
+        engine, make, _ = running_cache
+        cache = make(False, configured(TUNA)).cache
+        result = lifecycle.up(engine, up_options(), reporter.QuietReporter())
+        assert layout.PAGE_POLICY_FILE not in cache.handed and cache.flushes == 0
+        assert not any(action.startswith("page policy") for action in result.actions)
+
+
+class TestHttps:
+    """`up --tls self-signed` and `--read-auth`: the container's switches, the certificate handed in, renewal, no silent change."""
+
+    @pytest.fixture
+    def tls_image(self, engine):
+        from devpictl.image import DEFAULT_IMAGE
+
+        engine.image_labels[DEFAULT_IMAGE] = {"devpictl.tls": "1"}
+
+    def test_a_new_cache_gets_its_certificate_and_switches(self, engine, tls_image):
+        from devpictl import tls
+
+        answer = up("--port", "3299", "--tls", "self-signed", "--tls-name", "cache.lan", "--read-auth")
+        assert answer["index_url"] == "https://127.0.0.1:3299/root/pypi/+simple/"
+        env = engine.created["devpictl-default"]["environment"]
+        assert env["DEVPICTL_TLS"] == "redirect" and env["DEVPICTL_READ_AUTH"] == "1"
+        handed = engine.handed["devpictl-default"]
+        assert b"PRIVATE KEY" in handed["tls-key.pem"]
+        assert handed["tls-cert.pem"] == tls.served_file(Instance("default")).read_bytes()
+        assert b"PRIVATE KEY" not in tls.served_file(Instance("default")).read_bytes()  # the host keeps the public part
+        remembered = load_remembered(Instance("default"))
+        assert (remembered["tls"], remembered["tls_names"], remembered["read_auth"]) == ("self-signed", ("cache.lan",), True)
+
+    def test_up_again_keeps_it_and_renews_it_near_its_end(self, engine, tls_image, monkeypatch):
+        import datetime
+
+        from devpictl import certificates, tls
+
+        up("--port", "3299", "--tls", "self-signed")
+        served = tls.served_file(Instance("default")).read_bytes()
+        engine.calls.clear()
+        up()
+        assert tls.served_file(Instance("default")).read_bytes() == served and "container.restart" not in engine.calls
+        later = tls.now() + datetime.timedelta(days=certificates.SERVER_DAYS - 10)
+        monkeypatch.setattr(tls, "now", lambda: later)
+        answer = up()
+        assert tls.served_file(Instance("default")).read_bytes() != served
+        assert "container.restart" in engine.calls
+        assert any("new certificate" in action for action in answer["actions"])
+
+    def test_switching_https_on_an_existing_cache_needs_down_first(self, engine, tls_image):
+        up("--port", "3299")
+        result = runner.invoke(app, ["up", "--tls", "self-signed"])
+        assert result.exit_code == Conflict.exit_code, result.output
+        assert "down" in result.output
+
+    def test_an_image_built_before_https_is_refused_before_anything_is_made(self, engine):
+        result = runner.invoke(app, ["up", "--port", "3299", "--tls", "self-signed"])
+        assert result.exit_code == 2, result.output
+        assert "older devpictl" in result.output and "devpictl-default" not in engine.created

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devpictl import frontlog
 from devpictl import image as img
-from tests.unit.fakes import LOG, rendered_module
+from tests.unit.fakes import LOG, POLICY_LOG, rendered_module
 
 
 def load_script():
@@ -63,6 +63,16 @@ def test_lines_are_counted_by_kind_and_result_and_parse_as_prometheus_text():
     page = counters.page()
     assert (page["local"], page["fetched"], page["cache_bytes"]) == (3, 2, 5000)
     assert page["hourly"] == {"2026-11-25T10": {"local": 3, "fetched": 2}}
+
+
+def test_what_the_page_policy_held_back_is_counted():
+    counters = metrics.Counters()
+    for line in POLICY_LOG.splitlines():
+        request = frontlog.read(syslog(line).partition(" devpictl: ")[2])
+        if request:
+            counters.add(request)
+    found = samples(counters.prometheus())
+    assert (found["devpictl_held_back_pages_total", ()], found["devpictl_held_back_files_total", ()]) == (2, 4)
 
 
 def test_sizes_are_counted_per_index(tmp_path):

@@ -11,7 +11,7 @@ from devpictl import container as ctr
 from devpictl import layout
 from devpictl import stats as core
 from devpictl.cli import app
-from tests.unit.fakes import LOG, FakeEngine, T
+from tests.unit.fakes import LOG, POLICY_LOG, FakeEngine, T
 
 
 def test_counts_what_was_served_locally_and_what_was_fetched():
@@ -80,3 +80,50 @@ def test_the_command_draws_traffic_and_hit_ratio_per_hour(monkeypatch):
     # 10h: 2 of 4 from the cache; 11h: nothing; 12h: the metadata HIT (the 404 is no hit or miss)
     assert "     hit ratio: ▅ █  per hour" in text.stdout
     assert "         hours: 2026-11-25T10h to 2026-11-25T12h UTC" in text.stdout
+
+
+def test_what_the_page_policy_held_back_and_refused_old_lines_too():
+    stats = core.count(POLICY_LOG.splitlines())
+    assert stats.requests == 6  # the line without held= (an older image's) is read like the others
+    assert (stats.pages.local, stats.pages.fetched, stats.files.local) == (2, 2, 1)
+    data = stats.as_dict()
+    assert data["held_back"] == {"pages": 2, "files": 4, "projects": [{"project": "dpctl-aged", "pages": 2}]}
+    assert data["refused"] == {"requests": 1, "projects": [{"project": "dpctl-evil", "requests": 1}]}
+
+
+def test_the_command_shows_what_the_policy_held_back(monkeypatch):
+    engine = FakeEngine()
+    container = engine.add("default")  # its FakeCache: no index sizes
+    container.logs = lambda **kw: POLICY_LOG.encode()
+    monkeypatch.setattr(ctr, "connect", lambda: engine)
+    text = CliRunner().invoke(app, ["stats", "--since", "100w"])
+    assert text.exit_code == 0, text.output
+    assert "     held back: 4 young files left off 2 pages served: dpctl-aged (2)" in text.stdout
+    assert "       refused: 1 requests for files of refused projects: dpctl-evil (1)" in text.stdout
+
+
+def test_the_front_servers_log_format_is_what_frontlog_reads():
+    """nginx.conf's log_format, its variables given values as nginx would, reads back: held= included."""
+    import re
+
+    from devpictl import frontlog
+    from devpictl import image as img
+
+    conf = img.render_nginx_conf()
+    body = re.search(r"log_format devpictl (.*?);", conf, re.S)[1]  # type: ignore[index]
+    template = "".join(re.findall(r"'([^']*)'", body))
+    values = {
+        "time_iso8601": T.format(20),
+        "remote_addr": "172.17.0.1",
+        "request": "GET /root/pypi/+simple/dpctl-aged/ HTTP/1.1",
+        "status": "200",
+        "body_bytes_sent": "700",
+        "upstream_cache_status": "HIT",
+        "sent_http_x_devpictl_served_from": "-",
+        "sent_http_x_devpictl_held_back": "3",
+        "request_time": "0.001",
+        "client_name": "uv/0.9",
+    }
+    line = re.sub(r"\$(\w+)", lambda m: values[m[1]], template)
+    request = frontlog.read(line)
+    assert request is not None and (request.kind, request.result, request.held_back) == ("page", "local", 3)

@@ -7,6 +7,8 @@ import json
 import pytest
 
 from devpictl import container as ctr
+from devpictl import page_policy as pp
+from devpictl import policy
 from devpictl import status as cache_status
 from devpictl.precedence import save_remembered
 from devpictl.settings import Instance
@@ -122,3 +124,36 @@ class TestStatusCommand:
         checked_cache(engine, check=LISTED, status="exited")
         data = json.loads(invoke("status", "--json").stdout)
         assert data["state"] == "exited" and data["upstream_reachable"] is None
+
+
+class TestPagePolicy:
+    """`status` shows the policy the running cache applies (its file in the container), and says so when that file is broken."""
+
+    @pytest.fixture
+    def engine(self, monkeypatch):
+        engine = FakeEngine()
+        monkeypatch.setattr(ctr, "connect", lambda: engine)
+        return engine
+
+    def test_the_policy_in_force(self, engine, status_devpi):
+        rules = pp.Policy(min_release_age=7 * 86400, allow_newer=("my-tool",), deny=("evil",))
+        checked_cache(engine, check=LISTED).files[policy.POLICY_PATH] = json.dumps(rules.to_dict())
+        result = invoke("status")
+        assert result.exit_code == 0, result.output
+        assert "page policy: files younger than 1w held back; except my-tool; denied: evil" in result.stdout
+        data = json.loads(invoke("status", "--json").stdout)
+        assert data["policy"] == "files younger than 1w held back; except my-tool; denied: evil"
+        assert data["policy_settings"] == rules.to_dict()
+
+    def test_none_handed_in(self, engine, status_devpi):
+        cache = checked_cache(engine, check=LISTED)
+        data = json.loads(invoke("status", "--json").stdout)
+        assert data["policy"] == "none (every file, every project)" and data["policy_settings"] == pp.Policy().to_dict()
+        assert policy.POLICY_PATH in cache.reads  # it was asked for, and not there
+
+    def test_a_broken_file_is_shown_as_broken(self, engine, status_devpi):
+        checked_cache(engine, check=LISTED).files[policy.POLICY_PATH] = '{"min_release_age": "7d"}'
+        result = invoke("status")
+        assert result.exit_code == 0, result.output
+        assert "page policy file is unreadable" in result.stdout and "devpictl set-policy" in result.stdout
+        assert json.loads(invoke("status", "--json").stdout)["policy_settings"] is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 from packaging import tags
 
 from devpictl import lockfiles, simplepage
+from devpictl import page_policy as pp
 from devpictl import warm as core
 from devpictl.errors import BadInput
 
@@ -87,6 +89,17 @@ class FakeCache:
                     f'<a href="../../+f/bb/six-1.16.0.tar.gz#sha256={SHA_SDIST}">s</a>\n'
                 ),
             )
+        if path == "/root/pypi/+simple/dpctl-evil/":  # a denied project: its files point at the refusal
+            return httpx.Response(200, text=f'<a href="{pp.DENIED_PREFIX}dpctl-evil/dpctl_evil-1.0-py3-none-any.whl">w</a>\n')
+        if path == "/root/pypi/+simple/dpctl-aged/":  # 2.0 held back for its age
+            return httpx.Response(
+                200,
+                text=f'<a href="../../+f/cc/dpctl_aged-1.1-py3-none-any.whl#sha256={SHA_WHEEL}">w</a>\n',
+                headers={"X-Devpictl-Held-Back": "1"},
+            )
+        if path.startswith(pp.DENIED_PREFIX):
+            reason = pp.Policy(deny=("dpctl-evil",)).denial("dpctl-evil")
+            return httpx.Response(403, text=f"{reason}\n")
         if path.startswith("/root/pypi/+simple/"):
             return httpx.Response(404)
         name = path.rsplit("/", 1)[-1]
@@ -124,11 +137,34 @@ class TestWarm:
         cache = FakeCache()
         progress = Recorder()
         report = run(cache, [lockfiles.Pin("six", "1.16.0")], progress)
-        assert report.as_dict() == {"stored": 1, "stored_bytes": len(WHEEL), "present": 0, "failed": [], "missing": [], "complete": True}
+        assert report.as_dict() == {
+            "stored": 1,
+            "stored_bytes": len(WHEEL),
+            "present": 0,
+            "failed": [],
+            "missing": [],
+            "refused": [],
+            "complete": True,
+        }
         assert progress.total == 1 and progress.bytes == len(WHEEL) and progress.done == ["stored"]
         assert ("GET", "/root/pypi/+f/aa/six-1.16.0-py2.py3-none-any.whl.metadata") in cache.requests
         again = run(cache, [lockfiles.Pin("six", "1.16.0")])
         assert (again.count(core.PRESENT), again.count(core.STORED)) == (1, 0)
+
+    def test_a_cache_that_needs_a_login_gets_it_with_every_request(self):
+        cache = FakeCache()
+        seen = []
+
+        def handle(request):
+            seen.append(request.headers.get("Authorization"))
+            return cache.handle(request) if seen[-1] else httpx.Response(401)
+
+        access = (True, httpx.BasicAuth("root", "pw"))
+        targets = core.make_targets(["3.12"], [LINUX])
+        report = core.warm(
+            INDEX, [lockfiles.Pin("six", "1.16.0")], targets, Recorder(), transport=httpx.MockTransport(handle), access=access
+        )
+        assert report.complete and set(seen) == {"Basic " + base64.b64encode(b"root:pw").decode()}
 
     @pytest.mark.parametrize("stored_at, status", [(1_800_000_000, core.STORED), (1_700_000_000, core.PRESENT)])
     def test_a_file_the_resolver_stored_in_this_run_counts_as_stored(self, stored_at, status):
@@ -165,6 +201,18 @@ class TestWarm:
         ]
         assert not report.complete
 
+    def test_what_the_page_policy_refuses_or_holds_back_is_reported_as_such(self):
+        cache = FakeCache()
+        report = run(cache, [lockfiles.Pin("dpctl-evil", "1.0"), lockfiles.Pin("dpctl-aged", "2.0"), lockfiles.Pin("dpctl-aged", "1.1")])
+        assert report.refused == [
+            "dpctl-evil==1.0: devpictl policy: project dpctl-evil is denied on this cache (devpictl set-policy --no-deny dpctl-evil lifts it)",
+            "dpctl-aged==2.0: not on the cache's page: its page policy holds back 1 files younger than the minimum release age "
+            "(`devpictl set-policy --allow-newer dpctl-aged==2.0` lets it through)",
+        ]
+        assert report.missing == [] and report.count(core.FAILED) == 0 and not report.complete
+        assert report.count(core.STORED) == 1  # 1.1, which the page keeps
+        assert not [path for method, path in cache.requests if path.startswith(pp.DENIED_PREFIX) and "Range" in path]
+
     def test_other_bytes_than_the_page_promised_fail(self):
         cache = FakeCache()
         cache.wheel_bytes = b"tampered"
@@ -190,6 +238,30 @@ def test_cli_needs_a_running_cache(monkeypatch, tmp_path):
     result = CliRunner().invoke(app, ["warm", str(lock), "--json"])
     assert result.exit_code == 8, result.output
     assert "no cache named 'default'" in result.stderr
+
+
+def test_cli_says_in_one_line_that_the_policy_refuses_a_project(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from devpictl import container as ctr
+    from devpictl.cli import app
+    from tests.unit.fakes import FakeEngine
+
+    engine = FakeEngine()
+    engine.add("default")
+    monkeypatch.setattr(ctr, "connect", lambda: engine)
+    monkeypatch.setattr(core, "read_pins", lambda files, index_url, targets, cert=None: [lockfiles.Pin("dpctl-evil", "1.0")])
+    transport = FakeCache().transport()
+    real_warm = core.warm
+    monkeypatch.setattr(core, "warm", lambda *args, **kwargs: real_warm(*args, **{**kwargs, "transport": transport}))
+    lock = tmp_path / "uv.lock"
+    lock.write_text("version = 1\n")
+    result = CliRunner().invoke(app, ["warm", str(lock)])
+    assert result.exit_code == 5, result.output
+    said = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("• Reading")]
+    assert said == [
+        "error: dpctl-evil==1.0: devpictl policy: project dpctl-evil is denied on this cache (devpictl set-policy --no-deny dpctl-evil lifts it)"
+    ], result.stderr
 
 
 def test_simple_page_links_carry_hash_yank_and_metadata():

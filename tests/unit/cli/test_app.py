@@ -66,6 +66,7 @@ class TestHelp:
             "index",
             "user",
             "upload-config",
+            "set-policy",
         }
 
     @pytest.mark.parametrize("path", COMMAND_PATHS, ids=" ".join)
