@@ -62,7 +62,7 @@ write_access_conf() {
         else
             echo "listen $PORT reuseport;"
         fi
-        if [ "$1" = "auth" ] && [ "$READ_AUTH" = "1" ]; then
+        if [ "${1:-}" = "auth" ] && [ "$READ_AUTH" = "1" ]; then
             echo "auth_request {{ authcheck_path }};"
         fi
     } > {{ front_access_conf }}
