@@ -22,6 +22,7 @@ MAX_BYTES="${ {{- env_max_bytes }}:-0}"
 MIRROR_URL="${ {{- env_mirror_url }}:-}"
 BALANCE="${ {{- env_balance }}:-}"
 PRIMARY_URL="${ {{- env_primary_url }}:-}"
+FIRST_PAGES="${ {{- env_first_pages }}:-1}"
 PASSWORD_FILE="${ {{- env_root_password_file }}:-$RUNDIR/{{ root_password }}}"
 # devpi's secret, shared by a primary and its replicas (they sign replication
 # requests with it): a file devpictl hands in, or a secret mount (compose, k8s).
@@ -155,6 +156,23 @@ done
 
 devpi-server -c {{ server_config }} --host 127.0.0.1 --port "$DEVPI_PORT" "$@" &
 devpi_pid=$!
+# The mirror's first pages from the front (templates/first_pages.py), on a primary that
+# fetches from its upstream. A replica's pages must be the ones its primary recorded, and an
+# offline cache has no upstream: there devpi answers them, as it does with the switch off.
+first_pages_pid=""
+if [ "$FIRST_PAGES" = "1" ] && [ -z "$PRIMARY_URL" ] && [ "$OFFLINE" != "1" ]; then
+    echo "server 127.0.0.1:{{ first_pages_port }};" > {{ first_pages_conf }}
+    keep_first_pages() {
+        while :; do
+            python3 {{ first_pages_script }} || echo "devpictl-entrypoint: the front's first pages ended; starting them again" >&2
+            sleep 1
+        done
+    }
+    keep_first_pages &
+    first_pages_pid=$!
+else
+    echo "server 127.0.0.1:$DEVPI_PORT;" > {{ first_pages_conf }}
+fi
 nginx -e stderr -c {{ nginx_conf }} -g 'daemon off;' &
 nginx_pid=$!
 # A replica empties its page cache when the primary's mirror settings change
@@ -164,12 +182,12 @@ if [ -n "$PRIMARY_URL" ]; then
     python3 {{ follow_primary_script }} "$DEVPI_PORT" &
     follow_pid=$!
 fi
-trap 'kill -TERM "$devpi_pid" "$nginx_pid" "$metrics_pid" $follow_pid 2>/dev/null || true' TERM INT
+trap 'kill -TERM "$devpi_pid" "$nginx_pid" "$metrics_pid" $follow_pid $first_pages_pid 2>/dev/null || true' TERM INT
 # devpi and nginx run as one unit: when either ends, stop the other, and let the
 # restart policy bring both back.
 set +e
 wait -n "$devpi_pid" "$nginx_pid"
 status=$?
-kill -TERM "$devpi_pid" "$nginx_pid" "$metrics_pid" $follow_pid 2>/dev/null
+kill -TERM "$devpi_pid" "$nginx_pid" "$metrics_pid" $follow_pid $first_pages_pid 2>/dev/null
 wait
 exit "$status"
