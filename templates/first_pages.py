@@ -53,10 +53,14 @@ WHOLE_FILE = "@{{ whole_file_location }}"  # the front's fetch of a whole file t
 INDEX = "root/pypi"
 JSON_PAGE = "application/vnd.pypi.simple.v1+json"
 PAGE = re.compile(r"^/root/pypi/\+simple/([^/?]+)/$")
-FILE = re.compile(r"^/root/pypi/(\+f/[0-9a-f]{3}/[0-9a-f]{13}/([^/?]+))$")
+FILE = re.compile(r"^/(root/pypi/\+f/[0-9a-f]{3}/[0-9a-f]{13}/([^/?]+))$")
 CONFIG_SECONDS = 10  # root/pypi's settings are read again after this long (and at once after a switch)
 BROKEN_SECONDS = 10  # after an upstream failure, requests go to devpi for this long
-RECORDERS = 2  # devpi writes one page at a time: more would only wait on its database lock
+RECORDERS = 1  # devpi writes one page at a time: more would only wait on its database lock
+# devpi records a page while the front is quiet this long (its CPU is the clients' too),
+# and at the latest this long after the page was answered.
+QUIET_SECONDS = 0.3
+RECORD_WITHIN = 3.0
 MAX_RANGE = 16 * 1024 * 1024  # a longer range is a file fetch: devpi stores it
 KEPT_PAGES = 2000  # pages whose file URLs are kept for their metadata and range requests
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
@@ -205,7 +209,7 @@ def render_json(project: str, page: Page, path: str, core_metadata: bool) -> byt
         if link.yanked is not None and link.yanked is not False:
             data["yanked"] = link.yanked
         files.append(json.dumps(data, indent=None, sort_keys=False))
-    return (f'{{"meta":{{"api-version":"1.0"}},"name":"{project}","files":[' + ",".join(files) + "]}").encode()
+    return ('{"meta":{"api-version":"1.0"},"name":"' + project + '","files":[' + ",".join(files) + "]}").encode()
 
 
 def core_metadata_enabled() -> bool:
@@ -239,27 +243,45 @@ class FirstPages:
         self.core_metadata_enabled = core_metadata_enabled()
         self.config: dict | None = None
         self.config_at = 0.0
+        self.reading: asyncio.Task[None] | None = None
         self.generation: str | None = None
         self.broken_until = 0.0
         self.fetching: dict[str, asyncio.Future[Page | None]] = {}
         self.pages: collections.OrderedDict[str, Page] = collections.OrderedDict()
         self.recorded: set[str] = set()
         self.queued: set[str] = set()
-        self.to_record: asyncio.Queue[str] = asyncio.Queue()
+        self.to_record: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
+        self.answered_at = 0.0
 
     # --- root/pypi's settings, as devpi has them now
     async def settings(self, generation: str | None) -> dict | None:
-        if self.config is None or generation != self.generation or time.monotonic() - self.config_at > CONFIG_SECONDS:
-            try:
-                answer = await self.devpi.get(f"/{INDEX}?no_projects=", headers={"Accept": "application/json"})
-                answer.raise_for_status()
-                config = answer.json()["result"]
-            except (httpx.HTTPError, ValueError, KeyError):
-                return None
-            if config != self.config:
-                self.pages.clear()  # links of another upstream
-            self.config, self.config_at, self.generation = config, time.monotonic(), generation
-        return self.config
+        """root/pypi's settings: read at once after a switch (a new generation), else in the background every CONFIG_SECONDS."""
+        if self.config is None or generation != self.generation:
+            await self.read_settings(generation)
+        elif time.monotonic() - self.config_at > CONFIG_SECONDS and self.reading is None:
+            asyncio.get_running_loop().create_task(self.read_settings(generation))
+        return self.config if generation == self.generation else None
+
+    async def read_settings(self, generation: str | None) -> None:
+        if self.reading is None:  # one read of devpi for every request that waits on it
+            self.reading = asyncio.get_running_loop().create_task(self.fetch_settings(generation))
+        reading = self.reading
+        try:
+            await asyncio.shield(reading)
+        finally:
+            if self.reading is reading and reading.done():
+                self.reading = None
+
+    async def fetch_settings(self, generation: str | None) -> None:
+        try:
+            answer = await self.devpi.get(f"/{INDEX}?no_projects=", headers={"Accept": "application/json"})
+            answer.raise_for_status()
+            config = answer.json()["result"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            return  # devpi not up yet: its own answers meanwhile
+        if config != self.config:
+            self.pages.clear()  # links of another upstream
+        self.config, self.config_at, self.generation = config, time.monotonic(), generation
 
     def mirror(self, config: dict) -> str | None:
         url = config.get("mirror_url")
@@ -330,11 +352,13 @@ class FirstPages:
     def record(self, project: str) -> None:
         if project not in self.recorded and project not in self.queued:
             self.queued.add(project)
-            self.to_record.put_nowait(project)
+            self.to_record.put_nowait((project, time.monotonic()))
 
     async def recorder(self) -> None:
         while True:
-            project = await self.to_record.get()
+            project, since = await self.to_record.get()
+            while time.monotonic() - self.answered_at < QUIET_SECONDS and time.monotonic() - since < RECORD_WITHIN:
+                await asyncio.sleep(0.05)
             try:
                 answer = await self.devpi.get(
                     f"/{INDEX}/+simple/{project}/", headers={"Accept": JSON_PAGE, "User-Agent": "devpictl-first-pages"}
@@ -379,6 +403,7 @@ class FirstPages:
         if page is None:
             return None
         self.record(project)
+        self.answered_at = time.monotonic()
         core_metadata = self.core_metadata_enabled and bool(config.get("mirror_provides_core_metadata"))
         if content_type == JSON_PAGE:
             body, kind = render_json(project, page, path, core_metadata), JSON_PAGE
@@ -405,6 +430,7 @@ class FirstPages:
         expected = page.metadata.get(link.basename)
         if response.status_code != 200 or (expected and hashlib.sha256(response.content).hexdigest() != expected):
             return None
+        self.answered_at = time.monotonic()
         return Answer(200, [("Content-Type", "application/octet-stream"), ("X-Devpictl-Page", "front")], response.content)
 
     async def answer_file(self, method: str, relpath: str, filename: str, headers: dict[str, str], generation: str | None) -> Answer | None:
