@@ -63,6 +63,7 @@ QUIET_SECONDS = 0.3
 RECORD_WITHIN = 3.0
 MAX_RANGE = 16 * 1024 * 1024  # a longer range is a file fetch: devpi stores it
 KEPT_PAGES = 2000  # pages whose file URLs are kept for their metadata and range requests
+REPLICA_HEADER = "x-devpi-replica-uuid"  # on every request a replica's devpi sends its primary
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
 
 
@@ -375,6 +376,10 @@ class FirstPages:
     # --- requests
     async def handle(self, method: str, target: str, headers: dict[str, str]) -> Answer:
         generation = headers.get("x-devpictl-generation")
+        if REPLICA_HEADER in headers:
+            # A replica's devpi waits for the serial of its primary's record of the page (devpi's
+            # X-Devpi-Serial): only devpi's own answer carries it, so the front never answers one.
+            return await self.to_devpi(method, target, headers) if not FILE.match(target) else Answer(200, [("X-Accel-Redirect", WHOLE_FILE)])
         if match := PAGE.match(target):
             if method == "GET":
                 answer = await self.answer_page(match[1], target, headers, generation)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
+import re
 import shutil
 import time
 
@@ -28,9 +29,11 @@ from tests.integration.support import (
     sha256,
     upstream_requests,
 )
+from tests.integration.wheels import make_wheel
 
 NAME = f"first{RUN_ID}"
 JSON_PAGE = "application/vnd.pypi.simple.v1+json"
+JSON = {"Accept": "application/json"}
 MARKED = "dpctl-marked"  # a page of this module's own: requires-python and yanked on its links
 
 
@@ -75,7 +78,7 @@ def cache(engine, devpi_image, metadata_upstream, marked_page, tmp_path_factory)
     try:
         assert result.exit_code == 0, result.output
         out = json.loads(result.stdout)
-        yield {"env": env, "index_url": out["index_url"], "container": engine.containers.get(f"devpictl-{NAME}")}
+        yield {"env": env, "index_url": out["index_url"], "container": engine.containers.get(f"devpictl-{NAME}"), "data_dir": data_dir}
     finally:
         remove_cache(engine, NAME, env)
 
@@ -165,3 +168,125 @@ def test_twelve_concurrent_cold_requests_for_one_page_cost_one_front_fetch_and_o
     # One fetch by the front for the twelve clients, and devpi's one fetch to record the page.
     assert upstream_requests(engine, "upstream-meta", f"/simple/{project}/") == before + 2
     assert {r.headers.get("X-Devpictl-Page") for r in responses} == {"front"}
+
+
+def absolute_links(page: httpx.Response) -> set[str]:
+    """The page's links, absolute, hash fragments kept."""
+    return {str(page.url.join(href)) for href in re.findall(r'href="([^"]+)"', page.text)}
+
+
+def root_password(cache) -> str:
+    return (cache["data_dir"] / "caches" / NAME / "root-password").read_text().strip()
+
+
+def add_project(root, project: str) -> str:
+    """A project of one wheel (with its announced core metadata) on `upstream-meta`, which no other test asks for."""
+    module = project.replace("-", "_")
+    wheel = root / "files" / f"{module}-1.0-py3-none-any.whl"
+    shutil.copyfile(root / "files" / "dpctl_util-1.0-py3-none-any.whl", wheel)
+    metadata = f"Metadata-Version: 2.1\nName: {project}\nVersion: 1.0\n".encode()
+    (root / "files" / f"{wheel.name}.metadata").write_bytes(metadata)
+    meta = hashlib.sha256(metadata).hexdigest()
+    page = root / "simple" / project / "index.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(
+        f'<a href="../../files/{wheel.name}#sha256={sha256(wheel.read_bytes())}" '
+        f'data-dist-info-metadata="sha256={meta}" data-core-metadata="sha256={meta}">{wheel.name}</a><br>\n'
+    )
+    return wheel.name
+
+
+def test_a_private_index_inheriting_root_pypi_lists_its_uploads_and_the_mirrored_files(cache, metadata_upstream_root, tmp_path):
+    index_url = cache["index_url"]
+    base, auth = index_url.split("/root/pypi/")[0], ("root", root_password(cache))
+    created = httpx.put(
+        f"{base}/root/team", json={"type": "stage", "bases": ["root/pypi"]}, auth=auth, headers=JSON, trust_env=False, timeout=60
+    )
+    assert created.status_code in (200, 201), created.text
+    uploaded = make_wheel(tmp_path / "upload", "dpctl-lib", "2.0", [])
+    answer = httpx.post(
+        f"{base}/root/team/",
+        data={":action": "file_upload", "name": "dpctl-lib", "version": "2.0"},
+        files={"content": (uploaded.name, uploaded.read_bytes())},
+        auth=auth,
+        trust_env=False,
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    # The mirror's first page from the front, then at once the team index's page, which devpi merges.
+    mirrored = front_page(index_url, "dpctl-lib", "text/html")
+    assert mirrored.headers.get("X-Devpictl-Page") == "front"
+    team_url = index_url.replace("/root/pypi/", "/root/team/")
+    team = front_page(team_url, "dpctl-lib", "text/html")
+    assert "X-Devpictl-Page" not in team.headers
+    names = sorted(re.findall(r">([^<]+\.whl)</a>", team.text))
+    assert names == ["dpctl_lib-1.0-py3-none-any.whl", "dpctl_lib-1.1-py3-none-any.whl", uploaded.name]
+    # The mirrored files at the +f paths the front's page gave them, and the upload.
+    assert absolute_links(mirrored) < absolute_links(team)
+    for pin in ("dpctl-lib==1.1", "dpctl-lib==2.0"):
+        done = pip_run(team_url, tmp_path, "download", "--no-deps", "-d", str(tmp_path / "d"), pin)
+        assert done.returncode == 0, done.stdout + done.stderr
+    upstream_file = metadata_upstream_root / "files" / "dpctl_lib-1.1-py3-none-any.whl"
+    assert (tmp_path / "d" / upstream_file.name).read_bytes() == upstream_file.read_bytes()
+    assert (tmp_path / "d" / uploaded.name).read_bytes() == uploaded.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def replica(engine, cache, metadata_upstream, tmp_path_factory):
+    """A replica of the module's cache, on the upstream's network, where it finds its primary by container name."""
+    name = f"firstrep{RUN_ID}"
+    data_dir = tmp_path_factory.mktemp("devpictl-data-first-replica")
+    env = cache_env(name, data_dir, cache["env"]["DEVPICTL_IMAGE"])
+    secret = data_dir / "primary.secret"
+    exported = run_cli("password", "--replica-secret", str(secret), "--json", env=cache["env"])
+    assert exported.exit_code == 0, exported.output
+    result = run_cli(
+        "up",
+        "--port",
+        str(free_port()),
+        "--network",
+        metadata_upstream["network"],
+        "--replica-of",
+        f"http://devpictl-{NAME}:3141",
+        "--replica-secret",
+        str(secret),
+        "--probe-project",
+        "dpctl-app",
+        "--json",
+        env=env,
+    )
+    try:
+        assert result.exit_code == 0, result.output
+        yield {"index_url": json.loads(result.stdout)["index_url"], "container": engine.containers.get(f"devpictl-{name}")}
+    finally:
+        remove_cache(engine, name, env)
+
+
+def test_a_replica_serves_the_pages_and_files_its_primarys_front_answered_first(cache, replica, metadata_upstream_root, tmp_path):
+    project = "dpctl-replicated"
+    wheel = add_project(metadata_upstream_root, project)
+    first = front_page(cache["index_url"], project, "text/html")
+    assert first.headers.get("X-Devpictl-Page") == "front"
+    wait_recorded(cache["container"], project)
+    served = front_page(replica["index_url"], project, "text/html")
+    assert re.findall(r'href="([^"]+)"', served.text) == re.findall(r'href="([^"]+)"', first.text)
+    done = pip_run(replica["index_url"], tmp_path, "download", "--no-deps", "-d", str(tmp_path / "d"), project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "d" / wheel).read_bytes() == (metadata_upstream_root / "files" / wheel).read_bytes()
+
+
+def test_a_replica_gets_a_page_its_primary_never_recorded_from_the_primarys_devpi(cache, replica, metadata_upstream_root, tmp_path):
+    """A replica waits for its primary's record of a page (devpi's serial header): the primary's front must not answer it."""
+    project = "dpctl-unrecorded"
+    wheel = add_project(metadata_upstream_root, project)
+    assert project not in recorded(cache["container"])
+    served = front_page(replica["index_url"], project, "text/html")
+    assert "X-Devpictl-Page" not in served.headers
+    assert re.findall(r">([^<]+\.whl)</a>", served.text) == [wheel]
+    # The replica's page is the one its primary's devpi recorded.
+    assert project in recorded(cache["container"])
+    status, stored = devpi_page(cache["container"], project, "text/html")
+    assert status == 200
+    assert re.findall(r'href="([^"]+)"', served.text) == re.findall(r'href="([^"]+)"', stored.decode())
+    done = pip_run(replica["index_url"], tmp_path, "download", "--no-deps", "-d", str(tmp_path / "d"), project)
+    assert done.returncode == 0, done.stdout + done.stderr
