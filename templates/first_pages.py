@@ -379,7 +379,9 @@ class FirstPages:
         if REPLICA_HEADER in headers:
             # A replica's devpi waits for the serial of its primary's record of the page (devpi's
             # X-Devpi-Serial): only devpi's own answer carries it, so the front never answers one.
-            return await self.to_devpi(method, target, headers) if not FILE.match(target) else Answer(200, [("X-Accel-Redirect", WHOLE_FILE)])
+            if FILE.match(target):
+                return Answer(200, [("X-Accel-Redirect", WHOLE_FILE)])
+            return await self.to_devpi(method, target, headers)
         if match := PAGE.match(target):
             if method == "GET":
                 answer = await self.answer_page(match[1], target, headers, generation)

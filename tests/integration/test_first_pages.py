@@ -197,10 +197,16 @@ def add_project(root, project: str) -> str:
 
 
 def test_a_private_index_inheriting_root_pypi_lists_its_uploads_and_the_mirrored_files(cache, metadata_upstream_root, tmp_path):
+    """devpi shows a mirror's releases of a project the index holds only for projects on its mirror_whitelist."""
     index_url = cache["index_url"]
     base, auth = index_url.split("/root/pypi/")[0], ("root", root_password(cache))
     created = httpx.put(
-        f"{base}/root/team", json={"type": "stage", "bases": ["root/pypi"]}, auth=auth, headers=JSON, trust_env=False, timeout=60
+        f"{base}/root/team",
+        json={"type": "stage", "bases": ["root/pypi"], "mirror_whitelist": ["dpctl-lib"]},
+        auth=auth,
+        headers=JSON,
+        trust_env=False,
+        timeout=60,
     )
     assert created.status_code in (200, 201), created.text
     uploaded = make_wheel(tmp_path / "upload", "dpctl-lib", "2.0", [])
