@@ -42,6 +42,7 @@ PAGES_GENERATION_CONF = f"{RUN_DIR}/nginx-generation.conf"  # a new value makes 
 RESOLVER_CONF = f"{RUN_DIR}/resolver.conf"  # the failover server's name servers
 FAILOVER_CA = f"{RUN_DIR}/failover-ca.pem"  # the bundle the failover server checks upstreams with
 FIRST_PAGES_CONF = f"{RUN_DIR}/first-pages.conf"  # where nginx sends page misses: first_pages.py, or devpi itself
+FIRST_PAGES_ON_CONF = f"{RUN_DIR}/first-pages-on.conf"  # $first_pages_on: 1 when first_pages.py runs (nginx sends it whole-file misses too)
 WHOLE_FILE_LOCATION = "whole_file"  # nginx's named location that fetches a whole mirror file through devpi
 
 # nginx's pid, temporary files, and its caches that need not outlive the container.

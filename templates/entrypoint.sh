@@ -162,6 +162,7 @@ devpi_pid=$!
 first_pages_pid=""
 if [ "$FIRST_PAGES" = "1" ] && [ -z "$PRIMARY_URL" ] && [ "$OFFLINE" != "1" ]; then
     echo "server 127.0.0.1:{{ first_pages_port }};" > {{ first_pages_conf }}
+    echo 'map "" $first_pages_on { default 1; }' > {{ first_pages_on_conf }}
     keep_first_pages() {
         while :; do
             python3 {{ first_pages_script }} || echo "devpictl-entrypoint: the front's first pages ended; starting them again" >&2
@@ -172,6 +173,7 @@ if [ "$FIRST_PAGES" = "1" ] && [ -z "$PRIMARY_URL" ] && [ "$OFFLINE" != "1" ]; t
     first_pages_pid=$!
 else
     echo "server 127.0.0.1:$DEVPI_PORT;" > {{ first_pages_conf }}
+    echo 'map "" $first_pages_on { default 0; }' > {{ first_pages_on_conf }}
 fi
 nginx -e stderr -c {{ nginx_conf }} -g 'daemon off;' &
 nginx_pid=$!

@@ -34,6 +34,7 @@ import re
 import ssl
 import sys
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from html import escape
@@ -252,6 +253,7 @@ class FirstPages:
         self.recorded: set[str] = set()
         self.queued: set[str] = set()
         self.to_record: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
+        self.recording: dict[str, asyncio.Task[None]] = {}
         self.answered_at = 0.0
 
     # --- root/pypi's settings, as devpi has them now
@@ -361,38 +363,69 @@ class FirstPages:
             while time.monotonic() - self.answered_at < QUIET_SECONDS and time.monotonic() - since < RECORD_WITHIN:
                 await asyncio.sleep(0.05)
             try:
-                answer = await self.devpi.get(
-                    f"/{INDEX}/+simple/{project}/", headers={"Accept": JSON_PAGE, "User-Agent": "devpictl-first-pages"}
-                )
-                if answer.status_code == 200:
-                    self.recorded.add(project)
-                else:
-                    print(f"devpictl-first-pages: devpi answered {answer.status_code} for {project}'s page", file=sys.stderr, flush=True)
-            except httpx.HTTPError as exc:
-                print(f"devpictl-first-pages: devpi did not record {project}: {exc!r}", file=sys.stderr, flush=True)
+                await self.devpi_records(project)
             finally:
                 self.queued.discard(project)
+
+    async def devpi_records(self, project: str) -> None:
+        """devpi fetches and records the page: one GET on its port however many ask at once."""
+        if project in self.recorded:
+            return
+        task = self.recording.get(project)
+        if task is None:
+            task = self.recording[project] = asyncio.get_running_loop().create_task(self.ask_devpi_to_record(project))
+            task.add_done_callback(lambda _: self.recording.pop(project, None))
+        await asyncio.shield(task)
+
+    async def ask_devpi_to_record(self, project: str) -> None:
+        try:
+            answer = await self.devpi.get(
+                f"/{INDEX}/+simple/{project}/", headers={"Accept": JSON_PAGE, "User-Agent": "devpictl-first-pages"}
+            )
+            if answer.status_code == 200:
+                self.recorded.add(project)
+            else:
+                print(f"devpictl-first-pages: devpi answered {answer.status_code} for {project}'s page", file=sys.stderr, flush=True)
+        except httpx.HTTPError as exc:
+            print(f"devpictl-first-pages: devpi did not record {project}: {exc!r}", file=sys.stderr, flush=True)
+
+    async def recorded_first(self, relpath: str) -> None:
+        """devpi records the page the front gave for this file before devpi is asked for the file.
+
+        devpi looks a file up in the pages it recorded; for one it has not, it fetches the page
+        only when the upstream's project list (which a fresh cache may not hold yet) names the
+        project, and answers 404 otherwise.
+        """
+        for project, page in list(self.pages.items()):
+            if relpath in page.by_path:
+                await self.devpi_records(project)
+                return
 
     # --- requests
     async def handle(self, method: str, target: str, headers: dict[str, str]) -> Answer:
         generation = headers.get("x-devpictl-generation")
+        path = urllib.parse.unquote(target)  # pip asks for /root/pypi/%2Bf/...
         if REPLICA_HEADER in headers:
             # A replica's devpi waits for the serial of its primary's record of the page (devpi's
             # X-Devpi-Serial): only devpi's own answer carries it, so the front never answers one.
-            if FILE.match(target):
+            if FILE.match(path):
                 return Answer(200, [("X-Accel-Redirect", WHOLE_FILE)])
             return await self.to_devpi(method, target, headers)
-        if match := PAGE.match(target):
+        if match := PAGE.match(path):
             if method == "GET":
                 answer = await self.answer_page(match[1], target, headers, generation)
                 if answer is not None:
                     return answer
             return await self.to_devpi(method, target, headers)
-        if (match := FILE.match(target)) and match[2].endswith(".metadata"):
+        if (match := FILE.match(path)) and match[2].endswith(".metadata"):
             answer = await self.answer_metadata(match[1], match[2], headers, generation) if method == "GET" else None
+            if answer is None:
+                await self.recorded_first(match[1].removesuffix(".metadata"))
             return answer or await self.to_devpi(method, target, headers)
         if match:
             answer = await self.answer_file(method, match[1], match[2], headers, generation)
+            if answer is None:
+                await self.recorded_first(match[1])
             return answer or Answer(200, [("X-Accel-Redirect", WHOLE_FILE)])
         return await self.to_devpi(method, target, headers)
 

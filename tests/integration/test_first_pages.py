@@ -29,7 +29,7 @@ from tests.integration.support import (
     sha256,
     upstream_requests,
 )
-from tests.integration.wheels import make_wheel
+from tests.integration.wheels import make_wheel, wheel_metadata
 
 NAME = f"first{RUN_ID}"
 JSON_PAGE = "application/vnd.pypi.simple.v1+json"
@@ -181,10 +181,8 @@ def root_password(cache) -> str:
 
 def add_project(root, project: str) -> str:
     """A project of one wheel (with its announced core metadata) on `upstream-meta`, which no other test asks for."""
-    module = project.replace("-", "_")
-    wheel = root / "files" / f"{module}-1.0-py3-none-any.whl"
-    shutil.copyfile(root / "files" / "dpctl_util-1.0-py3-none-any.whl", wheel)
-    metadata = f"Metadata-Version: 2.1\nName: {project}\nVersion: 1.0\n".encode()
+    wheel = make_wheel(root / "files", project, "1.0", [])
+    metadata = wheel_metadata(wheel)
     (root / "files" / f"{wheel.name}.metadata").write_bytes(metadata)
     meta = hashlib.sha256(metadata).hexdigest()
     page = root / "simple" / project / "index.html"
@@ -296,3 +294,17 @@ def test_a_replica_gets_a_page_its_primary_never_recorded_from_the_primarys_devp
     assert re.findall(r'href="([^"]+)"', served.text) == re.findall(r'href="([^"]+)"', stored.decode())
     done = pip_run(replica["index_url"], tmp_path, "download", "--no-deps", "-d", str(tmp_path / "d"), project)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_wheel_asked_right_after_its_first_page_installs_when_the_upstreams_project_list_lacks_it(
+    cache, metadata_upstream_root, tmp_path
+):
+    """devpi finds a file of a page it has not recorded only for a project its copy of the upstream's list names; else 404."""
+    project = "dpctl-unlisted"
+    wheel = add_project(metadata_upstream_root, project)
+    page = front_page(cache["index_url"], project, "text/html")
+    assert page.headers.get("X-Devpictl-Page") == "front"
+    assert project not in recorded(cache["container"])
+    done = pip_run(cache["index_url"], tmp_path, "download", "--no-deps", "-d", str(tmp_path / "d"), project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "d" / wheel).read_bytes() == (metadata_upstream_root / "files" / wheel).read_bytes()

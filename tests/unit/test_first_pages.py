@@ -255,3 +255,18 @@ def test_a_page_the_upstream_does_not_have_is_devpis_answer(fp):
     front, asked = front_with(fp, {})
     assert ask(front, "/root/pypi/+simple/missing/", user_agent="uv/0.5").body == b"devpi's page"
     assert asked[-1] == "/root/pypi/+simple/missing/"
+
+
+def test_a_whole_file_of_a_page_the_front_gave_goes_to_devpi_once_devpi_recorded_that_page(fp):
+    """devpi answers 404 for a file of a page it has not recorded when its project list does not name the project yet."""
+    front, asked = front_with(fp, {"demo": UPSTREAM_PAGE})
+
+    async def page_then_file() -> object:
+        await front.handle("GET", "/root/pypi/+simple/demo/", {"user-agent": "pip/24.0"})
+        wheel = front.pages["demo"].links[0].href.partition("#")[0].replace("+f", "%2Bf")  # as pip quotes it
+        return await front.handle("GET", f"/{wheel}", {"user-agent": "pip/24.0"})
+
+    answer = asyncio.run(page_then_file())
+    assert answer.headers == [("X-Accel-Redirect", fp.WHOLE_FILE)]
+    assert asked == ["/root/pypi", "/root/pypi/+simple/demo/"]
+    assert front.recorded == {"demo"}
