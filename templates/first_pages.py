@@ -283,7 +283,10 @@ class FirstPages:
         except (httpx.HTTPError, ValueError, KeyError):
             return  # devpi not up yet: its own answers meanwhile
         if config != self.config:
-            self.pages.clear()  # links of another upstream
+            # Links of another upstream; and devpi records each page again, from the new one
+            # (a switch marks its pages stale), before it is asked for a file of it.
+            self.pages.clear()
+            self.recorded.clear()
         self.config, self.config_at, self.generation = config, time.monotonic(), generation
 
     def mirror(self, config: dict) -> str | None:

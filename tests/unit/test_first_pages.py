@@ -270,3 +270,28 @@ def test_a_whole_file_of_a_page_the_front_gave_goes_to_devpi_once_devpi_recorded
     assert answer.headers == [("X-Accel-Redirect", fp.WHOLE_FILE)]
     assert asked == ["/root/pypi", "/root/pypi/+simple/demo/"]
     assert front.recorded == {"demo"}
+
+
+def test_after_a_switch_devpi_records_a_page_again_before_it_is_asked_for_a_file_of_it(fp):
+    """devpi keeps the old upstream's links of a page until it fetches it again: its file would come from there."""
+    front, asked = front_with(fp, {"demo": UPSTREAM_PAGE})
+    wheel = "/" + fp.devpi_page(upstream_answer(), "demo").links[0].href.partition("#")[0]
+
+    async def switch_between() -> None:
+        await front.handle("GET", "/root/pypi/+simple/demo/", {"user-agent": "pip/24.0", "x-devpictl-generation": "1"})
+        await front.handle("GET", wheel, {"user-agent": "pip/24.0", "x-devpictl-generation": "1"})
+        front.devpi = httpx.AsyncClient(
+            base_url=fp.DEVPI,
+            transport=httpx.MockTransport(
+                lambda r: (
+                    asked.append(r.url.path),
+                    httpx.Response(200, json={"result": {"type": "mirror", "mirror_url": "http://new.example/simple/"}}),
+                )[1]
+            ),
+        )
+        front.upstream = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200, text=UPSTREAM_PAGE)))
+        await front.handle("GET", "/root/pypi/+simple/demo/", {"user-agent": "pip/24.0", "x-devpictl-generation": "2"})
+        await front.handle("GET", wheel, {"user-agent": "pip/24.0", "x-devpictl-generation": "2"})
+
+    asyncio.run(switch_between())
+    assert asked.count("/root/pypi/+simple/demo/") == 2
