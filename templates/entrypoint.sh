@@ -161,7 +161,8 @@ devpi_pid=$!
 # offline cache has no upstream: there devpi answers them, as it does with the switch off.
 first_pages_pid=""
 if [ "$FIRST_PAGES" = "1" ] && [ -z "$PRIMARY_URL" ] && [ "$OFFLINE" != "1" ]; then
-    echo "server 127.0.0.1:{{ first_pages_port }};" > {{ first_pages_conf }}
+    # devpi itself while first_pages.py is down (being started again): a miss is slower, never a 502.
+    printf 'server 127.0.0.1:{{ first_pages_port }};\nserver 127.0.0.1:%s backup;\n' "$DEVPI_PORT" > {{ first_pages_conf }}
     echo 'map "" $first_pages_on { default 1; }' > {{ first_pages_on_conf }}
     keep_first_pages() {
         while :; do

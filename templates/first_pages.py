@@ -562,7 +562,13 @@ async def serve(front: FirstPages, reader: asyncio.StreamReader, writer: asyncio
             except Exception as exc:  # one line, and nginx gets a clear 502
                 print(f"devpictl-first-pages: {method} {target}: {exc!r}", file=sys.stderr, flush=True)
                 answer = Answer(502, [("Content-Type", "text/plain")], b"the front's first pages failed\n")
-            out = [(k, v) for k, v in answer.headers if k.lower() not in HOP_HEADERS or (answer.stream and k.lower() == "content-length")]
+            # A streamed answer and a HEAD keep the upstream's length: uv reads a wheel by ranges
+            # only when the HEAD says how long it is (else it downloads the whole file).
+            out = [
+                (k, v)
+                for k, v in answer.headers
+                if k.lower() not in HOP_HEADERS or (k.lower() == "content-length" and (answer.stream is not None or method == "HEAD"))
+            ]
             if answer.stream is None and method != "HEAD":
                 out.append(("Content-Length", str(len(answer.body))))
             await send(h11.Response(status_code=answer.status, headers=out))
