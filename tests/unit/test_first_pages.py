@@ -295,3 +295,21 @@ def test_after_a_switch_devpi_records_a_page_again_before_it_is_asked_for_a_file
 
     asyncio.run(switch_between())
     assert asked.count("/root/pypi/+simple/demo/") == 2
+
+
+def test_a_head_answer_keeps_the_upstreams_length(fp):
+    """uv reads a wheel by ranges only when the HEAD says how long it is; without it, it downloads the whole wheel."""
+
+    class Front:
+        async def handle(self, method: str, target: str, headers: dict[str, str]):
+            return fp.Answer(200, [("Content-Type", "application/zip"), ("content-length", "33763914"), ("accept-ranges", "bytes")])
+
+    async def head() -> httpx.Response:
+        server = await asyncio.start_server(lambda r, w: fp.serve(Front(), r, w), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, httpx.AsyncClient(trust_env=False) as client:
+            return await client.head(f"http://127.0.0.1:{port}/root/pypi/+f/012/3456789abcdef/demo-1.0-py3-none-any.whl")
+
+    response = asyncio.run(head())
+    assert response.headers["content-length"] == "33763914"
+    assert response.headers["accept-ranges"] == "bytes"
