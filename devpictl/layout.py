@@ -16,6 +16,7 @@ DEVPI_PORT = 3142  # devpi behind the front server, on the container's loopback
 AUTHCHECK_PATH = "/+devpictl/authcheck"  # devpictl's devpi plugin: 200 for a logged-in request, else 401 (--read-auth)
 METRICS_PORT = 3143  # templates/metrics.py on the container's loopback: lines in by udp, answers by tcp
 FAILOVER_PORT = 3144  # the failover server (`--fallback`), on the container's loopback
+FIRST_PAGES_PORT = 3145  # templates/first_pages.py: the front's answers for pages devpi has not recorded yet
 DEVPI_UID = 3141  # devpi's user and group
 
 VENV = "/opt/devpi"  # devpi-server and its plugins
@@ -48,6 +49,9 @@ PAGES_GENERATION_CONF = f"{RUN_DIR}/nginx-generation.conf"  # a new value makes 
 FRONT_ACCESS_CONF = f"{RUN_DIR}/front-access.conf"  # the front server's listen, TLS and login lines, from the switches
 RESOLVER_CONF = f"{RUN_DIR}/resolver.conf"  # the failover server's name servers
 FAILOVER_CA = f"{RUN_DIR}/failover-ca.pem"  # the bundle the failover server checks upstreams with
+FIRST_PAGES_CONF = f"{RUN_DIR}/first-pages.conf"  # where nginx sends page misses: first_pages.py, or devpi itself
+FIRST_PAGES_ON_CONF = f"{RUN_DIR}/first-pages-on.conf"  # $first_pages_on: 1 when first_pages.py runs (nginx sends it whole-file misses too)
+WHOLE_FILE_LOCATION = "whole_file"  # nginx's named location that fetches a whole mirror file through devpi
 
 # nginx's pid, temporary files, and its caches that need not outlive the container.
 NGINX_DIR = "/tmp/nginx"
@@ -72,6 +76,7 @@ PRUNE_SCRIPT = f"{LIB_DIR}/prune.py"
 METRICS_SCRIPT = f"{LIB_DIR}/metrics.py"
 SET_MIRROR_SCRIPT = f"{LIB_DIR}/set-mirror.py"
 FOLLOW_PRIMARY_SCRIPT = f"{LIB_DIR}/follow-primary.py"
+FIRST_PAGES_SCRIPT = f"{LIB_DIR}/first_pages.py"
 APT_MIRROR_SCRIPT = f"{LIB_DIR}/apt-mirror.sh"
 
 # Environment switches: set on the container (`up`, compose, k8s) and read by the entrypoint.
@@ -86,6 +91,7 @@ ENV_TLS = "DEVPICTL_TLS"  # HTTPS on the cache's port; plain HTTP there is "redi
 ENV_READ_AUTH = "DEVPICTL_READ_AUTH"  # "1": reading needs a login (`up --read-auth`)
 ENV_TLS_CERT_FILE = "DEVPICTL_TLS_CERT_FILE"  # a secret mount instead of the run dir's tls-cert.pem (compose, k8s)
 ENV_TLS_KEY_FILE = "DEVPICTL_TLS_KEY_FILE"  # ... and of tls-key.pem
+ENV_FIRST_PAGES = "DEVPICTL_FIRST_PAGES"  # "0": page misses go to devpi, as before first_pages.py
 ENV_BALANCE = "DEVPICTL_BALANCE"  # nginx alone, balancing over these replicas (host:port, space-separated)
 # ... and what devpictl/probe.py hands templates/upstream_check.py.
 ENV_CHECK_URL = "DEVPICTL_CHECK_URL"
@@ -123,6 +129,7 @@ FRONT_FILES = (
     ImageFile("index.html", f"{WWW_DIR}/index.html"),
     ImageFile("flush-cache.sh", FLUSH_CACHE, executable=True),
     ImageFile("follow-primary.py", FOLLOW_PRIMARY_SCRIPT),
+    ImageFile("first_pages.py", FIRST_PAGES_SCRIPT),
     ImageFile("balancer.conf", BALANCER_CONF),
 )
 APT_MIRROR_FILE = ImageFile("apt-mirror.sh", APT_MIRROR_SCRIPT, executable=True)  # with --apt-mirror, before nginx is installed

@@ -221,6 +221,16 @@ def apply(
     return Applied(kept, held, soonest)
 
 
+def upstream_files(text: str) -> dict[str, list]:
+    """{file name: [upload-time, size]} of an upstream's PEP 691 page (either may be None), as the cache keeps them with the page."""
+    found: dict[str, list] = {}
+    for item in json.loads(text).get("files", []):
+        name = str(item.get("url", "")).split("#", 1)[0].split("?", 1)[0].rsplit("/", 1)[-1] or item.get("filename")
+        size = item.get("size")
+        found[name] = [item.get("upload-time"), size if isinstance(size, int) else None]
+    return found
+
+
 def versions(project: str, files: Iterable[Mapping[str, object]]) -> list[str]:
     """PEP 700's ``versions``: every version the files name, in the order first seen."""
     seen: dict[str, None] = {}

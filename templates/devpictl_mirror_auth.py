@@ -265,16 +265,6 @@ HTML_LINK = re.compile(r'^(.*?<a href=")([^"]*)("[^>]*>)([^<]+)(</a>.*)$')
 _fetched: dict[str, dict[str, list]] = {}  # project -> its files' [upload-time, size], parsed and not yet stored
 
 
-def upstream_files(text):
-    """{file name: [upload-time, size]} of an upstream's PEP 691 page (either may be None)."""
-    found = {}
-    for item in json.loads(text).get("files", []):
-        name = str(item.get("url", "")).split("#", 1)[0].split("?", 1)[0].rsplit("/", 1)[-1] or item.get("filename")
-        size = item.get("size")
-        found[name] = [item.get("upload-time"), size if isinstance(size, int) else None]
-    return found
-
-
 def keep_upload_times(mirror):
     """Wrap devpi's parsing of an upstream JSON page and its storing of the links (``mirror``: devpi_server.mirror), so the page keeps its files' upload times.
 
@@ -289,7 +279,7 @@ def keep_upload_times(mirror):
     def parse_keeping_times(disturl, text):
         links = parse(disturl, text)
         project = page_policy.normalize(str(disturl).rstrip("/").rsplit("/", 1)[-1])
-        _fetched[project] = upstream_files(text)
+        _fetched[project] = page_policy.upstream_files(text)
         return links
 
     @wraps(save)

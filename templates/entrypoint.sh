@@ -26,6 +26,7 @@ TLS="${ {{- env_tls }}:-}"
 READ_AUTH="${ {{- env_read_auth }}:-0}"
 TLS_CERT_IN="${ {{- env_tls_cert_file }}:-$RUNDIR/{{ tls_cert_file }}}"
 TLS_KEY_IN="${ {{- env_tls_key_file }}:-$RUNDIR/{{ tls_key_file }}}"
+FIRST_PAGES="${ {{- env_first_pages }}:-1}"
 PASSWORD_FILE="${ {{- env_root_password_file }}:-$RUNDIR/{{ root_password }}}"
 # devpi's secret, shared by a primary and its replicas (they sign replication
 # requests with it): a file devpictl hands in, or a secret mount (compose, k8s).
@@ -201,6 +202,26 @@ done
 
 devpi-server -c {{ server_config }} --host 127.0.0.1 --port "$DEVPI_PORT" "$@" &
 devpi_pid=$!
+# The mirror's first pages from the front (templates/first_pages.py), on a primary that
+# fetches from its upstream. A replica's pages must be the ones its primary recorded, and an
+# offline cache has no upstream: there devpi answers them, as it does with the switch off.
+first_pages_pid=""
+if [ "$FIRST_PAGES" = "1" ] && [ -z "$PRIMARY_URL" ] && [ "$OFFLINE" != "1" ]; then
+    # devpi itself while first_pages.py is down (being started again): a miss is slower, never a 502.
+    printf 'server 127.0.0.1:{{ first_pages_port }};\nserver 127.0.0.1:%s backup;\n' "$DEVPI_PORT" > {{ first_pages_conf }}
+    echo 'map "" $first_pages_on { default 1; }' > {{ first_pages_on_conf }}
+    keep_first_pages() {
+        while :; do
+            python3 {{ first_pages_script }} || echo "devpictl-entrypoint: the front's first pages ended; starting them again" >&2
+            sleep 1
+        done
+    }
+    keep_first_pages &
+    first_pages_pid=$!
+else
+    echo "server 127.0.0.1:$DEVPI_PORT;" > {{ first_pages_conf }}
+    echo 'map "" $first_pages_on { default 0; }' > {{ first_pages_on_conf }}
+fi
 nginx -e stderr -c {{ nginx_conf }} -g 'daemon off;' &
 nginx_pid=$!
 # A replica empties its page cache when the primary's mirror settings change
@@ -210,12 +231,12 @@ if [ -n "$PRIMARY_URL" ]; then
     python3 {{ follow_primary_script }} "$DEVPI_PORT" &
     follow_pid=$!
 fi
-trap 'kill -TERM "$devpi_pid" "$nginx_pid" "$metrics_pid" $follow_pid 2>/dev/null || true' TERM INT
+trap 'kill -TERM "$devpi_pid" "$nginx_pid" "$metrics_pid" $follow_pid $first_pages_pid 2>/dev/null || true' TERM INT
 # devpi and nginx run as one unit: when either ends, stop the other, and let the
 # restart policy bring both back.
 set +e
 wait -n "$devpi_pid" "$nginx_pid"
 status=$?
-kill -TERM "$devpi_pid" "$nginx_pid" "$metrics_pid" $follow_pid 2>/dev/null
+kill -TERM "$devpi_pid" "$nginx_pid" "$metrics_pid" $follow_pid $first_pages_pid 2>/dev/null
 wait
 exit "$status"

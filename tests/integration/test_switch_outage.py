@@ -110,7 +110,8 @@ def test_a_switched_cache_serves_what_it_holds_while_the_new_upstream_is_down(ca
         done = install(cache["index_url"], f"{PAGE_ONLY}==1.0", tmp_path / f"back-{install.__name__}")
         assert done.returncode == 0, done.stdout + done.stderr
     simple_files(cache["index_url"], "six")
-    assert status_json(cache["env"])["pages_from_previous_upstream"] == 0
+    # The front answers these pages from the new upstream at once; devpi records them behind it.
+    eventually(lambda: status_json(cache["env"])["pages_from_previous_upstream"] == 0)
 
 
 def test_a_switch_to_a_failover_chain_whose_every_member_is_down(cache, engine, tmp_path):

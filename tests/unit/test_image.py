@@ -66,6 +66,7 @@ FRONT_CONTEXT = {
     "nginx.conf",
     "flush-cache.sh",
     "follow-primary.py",
+    "first_pages.py",
     "balancer.conf",
     "index.html",
 }
