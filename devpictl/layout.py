@@ -30,6 +30,7 @@ FILES_DIR = f"{SERVER_DIR}/+files"  # stored files, at the path of their URL
 MIRROR_FILES = f"{FILES_DIR}/root/pypi/+f"  # the mirror's files: the only ones pruning removes
 FAILOVER_DIR = f"{DATA_DIR}/failover"  # the failover server block and its chain (devpictl/failover.py)
 METADATA_CACHE = f"{DATA_DIR}/front-cache/metadata"  # the front server's core metadata: it never changes for a file
+RANGE_CACHE = f"{DATA_DIR}/front-cache/ranges"  # slices of mirror files the cache does not hold (uv's range reads), and their HEADs
 TLS_DIR = f"{DATA_DIR}/tls"  # the front server's certificate and key (`up --tls`), devpi's user alone may read them
 TLS_CERT = f"{TLS_DIR}/cert.pem"
 TLS_KEY = f"{TLS_DIR}/key.pem"

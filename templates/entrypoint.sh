@@ -172,7 +172,7 @@ write_access_conf auth
 
 # Pages and files in their first fetch are kept in the container; core metadata,
 # which never changes, in the volume (see nginx.conf).
-mkdir -p {{ page_cache }} {{ file_cache }} {{ metadata_cache }} {{ auth_cache }}
+mkdir -p {{ page_cache }} {{ file_cache }} {{ metadata_cache }} {{ range_cache }} {{ auth_cache }}
 {{ flush_cache }} --starting
 # The container's name servers, for the failover server's upstreams: nginx resolves them
 # per request, so a mirror whose name stops resolving fails over instead of stopping nginx.

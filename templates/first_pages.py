@@ -61,10 +61,11 @@ FILE = re.compile(r"^/(root/pypi/\+f/[0-9a-f]{3}/[0-9a-f]{13}/([^/?]+))$")
 CONFIG_SECONDS = 10  # root/pypi's settings are read again after this long (and at once after a switch)
 BROKEN_SECONDS = 10  # after an upstream failure, requests go to devpi for this long
 RECORDERS = 1  # devpi writes one page at a time: more would only wait on its database lock
-# devpi records a page while the front is quiet this long (its CPU is the clients' too),
-# and at the latest this long after the page was answered.
-QUIET_SECONDS = 0.3
-RECORD_WITHIN = 3.0
+# devpi records a page while the front is quiet this long (its CPU is the clients' too: a
+# resolution's burst of first pages goes first), and at the latest this long after the page
+# was answered. A file asked for meanwhile has devpi record its page at once (recorded_first).
+QUIET_SECONDS = 1.0
+RECORD_WITHIN = 20.0
 MAX_RANGE = 16 * 1024 * 1024  # a longer range is a file fetch: devpi stores it
 KEPT_PAGES = 2000  # pages whose file URLs are kept for their metadata and range requests
 REPLICA_HEADER = "x-devpi-replica-uuid"  # on every request a replica's devpi sends its primary
