@@ -221,10 +221,11 @@ def apply(
     return Applied(kept, held, soonest)
 
 
-def upstream_files(text: str) -> dict[str, list]:
-    """{file name: [upload-time, size]} of an upstream's PEP 691 page (either may be None), as the cache keeps them with the page."""
+def upstream_files(page: Mapping[str, object]) -> dict[str, list]:
+    """{file name: [upload-time, size]} of an upstream's PEP 691 page, parsed (either may be None), as the cache keeps them with the page."""
     found: dict[str, list] = {}
-    for item in json.loads(text).get("files", []):
+    files = page.get("files", [])
+    for item in files if isinstance(files, list) else []:
         name = str(item.get("url", "")).split("#", 1)[0].split("?", 1)[0].rsplit("/", 1)[-1] or item.get("filename")
         size = item.get("size")
         found[name] = [item.get("upload-time"), size if isinstance(size, int) else None]

@@ -279,7 +279,7 @@ def keep_upload_times(mirror):
     def parse_keeping_times(disturl, text):
         links = parse(disturl, text)
         project = page_policy.normalize(str(disturl).rstrip("/").rsplit("/", 1)[-1])
-        _fetched[project] = page_policy.upstream_files(text)
+        _fetched[project] = page_policy.upstream_files(json.loads(text))
         return links
 
     @wraps(save)

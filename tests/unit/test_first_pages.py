@@ -91,25 +91,21 @@ def fake_parse_index(base: FakeURL, text: str) -> types.SimpleNamespace:
     return types.SimpleNamespace(releaselinks=links)
 
 
-def fake_parse_index_v1_json(base: FakeURL, text: str) -> list[FakeLink]:
-    return [
-        FakeLink(
-            str(httpx.URL(base.url).join(f["url"])) + "".join(f"#{k}={v}" for k, v in f.get("hashes", {}).items()),
-            f.get("requires-python"),
-            f.get("yanked", False),
-        )
-        for f in json.loads(text)["files"]
-    ]
+def fake_basename_meta(basename: str) -> None:
+    """devpi_common's BasenameMeta, as a check: a name without a version is refused."""
+    if "-" not in basename:
+        raise ValueError(f"{basename!r} names no version")
 
 
 def devpi_modules() -> dict[str, types.ModuleType]:
-    modules = {name: types.ModuleType(name) for name in ("devpi_common", "devpi_common.url", "devpi_server", "devpi_server.filestore")}
+    names = ("devpi_common", "devpi_common.url", "devpi_common.metadata", "devpi_server", "devpi_server.filestore")
+    modules = {name: types.ModuleType(name) for name in names}
     modules["devpi_common.url"].URL = FakeURL  # type: ignore[attr-defined]
+    modules["devpi_common.metadata"].BasenameMeta = fake_basename_meta  # type: ignore[attr-defined]
     modules["devpi_server.filestore"].make_splitdir = lambda spec: (spec.split("=")[1][:3], spec.split("=")[1][3:16])  # type: ignore[attr-defined]
     mirror = modules["devpi_server.mirror"] = types.ModuleType("devpi_server.mirror")
     mirror.SIMPLE_API_ACCEPT = UV_ACCEPT  # type: ignore[attr-defined]
     mirror.parse_index = fake_parse_index  # type: ignore[attr-defined]
-    mirror.parse_index_v1_json = fake_parse_index_v1_json  # type: ignore[attr-defined]
     views = modules["devpi_server.views"] = types.ModuleType("devpi_server.views")
     views.INSTALLER_USER_AGENT_REGEXP = re.compile(r"([^ ]* )*(distribute|setuptools|pip|pex|uv)/.*")  # type: ignore[attr-defined]
     return modules
@@ -183,6 +179,50 @@ def test_a_page_links_each_file_at_the_f_path_devpi_gives_it_and_keeps_the_first
     ]
     assert page.serial == 42
     assert page.metadata == {"demo-1.0-py3-none-any.whl": META}
+
+
+ODD_JSON_FILES = [
+    {"filename": "a-1.0.tar.gz", "url": "../../f/a-1.0.tar.gz?q=2#frag", "hashes": {"md5": "abc"}},
+    {"filename": "a-1.1.tar.gz", "url": "https://other.example/x/a%2B-1.1.tar.gz", "hashes": {}},
+    {"filename": "a-1.2.tar.gz", "url": "a-1.2.tar.gz", "hashes": {"blake2b": "ff", "sha256": "00"}, "yanked": True},
+    {"filename": "a-1.3.tar.gz", "url": "a-1.3.tar.gz;p=1", "hashes": {"nosuch": "ff"}, "yanked": "why", "requires-python": ">=3"},
+]
+
+
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        # What devpi-server 6.20.3's parse_index_v1_json gave for ODD_JSON_FILES (basename, hash_spec, url_nofrag, requires_python, yanked).
+        (
+            "https://u.example/simple/a/",
+            [
+                ("a-1.0.tar.gz", "md5=abc", "https://u.example/f/a-1.0.tar.gz", None, None),
+                ("a+-1.1.tar.gz", "", "https://other.example/x/a%2B-1.1.tar.gz", None, None),
+                ("a-1.2.tar.gz", "sha256=00", "https://u.example/simple/a/a-1.2.tar.gz", None, True),
+                ("a-1.3.tar.gz", "", "https://u.example/simple/a/a-1.3.tar.gz", ">=3", "why"),
+            ],
+        ),
+        (
+            "https://u.example/simple/a/?k=v",
+            [
+                ("a-1.0.tar.gz", "md5=abc", "https://u.example/f/a-1.0.tar.gz?k=v", None, None),
+                ("a+-1.1.tar.gz", "", "https://other.example/x/a%2B-1.1.tar.gz?k=v", None, None),
+                ("a-1.2.tar.gz", "sha256=00", "https://u.example/simple/a/a-1.2.tar.gz?k=v", None, True),
+                ("a-1.3.tar.gz", "", "https://u.example/simple/a/a-1.3.tar.gz?k=v", ">=3", "why"),
+            ],
+        ),
+    ],
+)
+def test_json_links_are_the_ones_devpis_parser_makes(fp, base, expected):
+    links = fp.json_releaselinks(base, {"meta": {"api-version": "1.1"}, "files": ODD_JSON_FILES})
+    assert [(x.basename, x.hash_spec, x.url_nofrag, x.requires_python, x.yanked) for x in links] == expected
+
+
+def test_a_json_page_devpi_would_refuse_is_refused(fp):
+    with pytest.raises(ValueError, match="API version"):
+        fp.json_releaselinks("https://u.example/simple/a/", {"meta": {"api-version": "2.0"}, "files": []})
+    with pytest.raises(ValueError, match="names no version"):
+        fp.json_releaselinks("https://u.example/simple/a/", {"meta": {}, "files": [{"url": "a.tar.gz", "hashes": {}}]})
 
 
 def test_a_page_with_a_link_without_a_hash_is_left_to_devpi(fp):
