@@ -17,17 +17,19 @@ import time
 import httpx
 import pytest
 
-from devpictl import layout
 from devpictl.devpi import INSTALLER_AGENT
 from tests.integration.support import (
     RUN_ID,
     cache_env,
+    devpi_page,
     free_port,
     pip_run,
+    recorded,
     remove_cache,
     run_cli,
     sha256,
     upstream_requests,
+    wait_recorded,
 )
 from tests.integration.wheels import make_wheel, wheel_metadata
 
@@ -81,39 +83,6 @@ def cache(engine, devpi_image, metadata_upstream, marked_page, tmp_path_factory)
         yield {"env": env, "index_url": out["index_url"], "container": engine.containers.get(f"devpictl-{NAME}"), "data_dir": data_dir}
     finally:
         remove_cache(engine, NAME, env)
-
-
-def devpi_page(container, project: str, accept: str) -> tuple[int, bytes]:
-    """devpi's own answer for the page, asked on its port inside the container (nginx and first_pages.py left out)."""
-    script = (
-        "import sys, urllib.request, urllib.error\n"
-        f"r = urllib.request.Request('http://127.0.0.1:{layout.DEVPI_PORT}/root/pypi/+simple/{project}/',"
-        f" headers={{'Accept': {accept!r}, 'User-Agent': {INSTALLER_AGENT!r}}})\n"
-        "try:\n"
-        "    a = urllib.request.urlopen(r, timeout=30); sys.stdout.buffer.write(b'200 ' + a.read())\n"
-        "except urllib.error.HTTPError as e:\n"
-        "    sys.stdout.buffer.write(str(e.code).encode() + b' ')\n"
-    )
-    done = container.exec_run([layout.PYTHON, "-c", script])
-    status, _, body = done.output.partition(b" ")
-    return int(status), body
-
-
-def recorded(container) -> set[str]:
-    """The projects devpi has recorded pages of: its own list of them, on its port."""
-    script = (
-        "import json, urllib.request\n"
-        f"r = urllib.request.Request('http://127.0.0.1:{layout.DEVPI_PORT}/root/pypi', headers={{'Accept': 'application/json'}})\n"
-        "print(json.dumps(sorted(json.load(urllib.request.urlopen(r, timeout=30))['result']['projects'])))\n"
-    )
-    return set(json.loads(container.exec_run([layout.PYTHON, "-c", script]).output))
-
-
-def wait_recorded(container, project: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while project not in recorded(container):
-        assert time.monotonic() < deadline, f"devpi never recorded {project}"
-        time.sleep(0.5)
 
 
 def front_page(index_url: str, project: str, accept: str) -> httpx.Response:

@@ -21,6 +21,7 @@ from tests.integration.support import (
     TEST_LABEL,
     cache_env,
     chromium,
+    devpi_page,
     free_port,
     one_error_line,
     pip_run,
@@ -28,6 +29,7 @@ from tests.integration.support import (
     run_cli,
     status_json,
     uv_run,
+    wait_recorded,
 )
 from tests.integration.wheels import make_wheel
 
@@ -39,6 +41,7 @@ NOW = time.time()
 # dpctl-aged: two old releases and one uploaded "now" (when this module starts).
 RELEASES = {"dpctl-aged": [("1.0", "2024-01-10T12:00:00Z"), ("1.1", "2024-06-10T12:00:00Z"), ("2.0", pp.format_time(NOW))]}
 RELEASES["dpctl-evil"] = [("1.0", "2024-01-10T12:00:00Z")]
+RELEASES["dpctl-twice"] = [("0.9", "2023-05-01T08:00:00Z"), ("1.0", "2024-02-01T08:00:00Z")]  # asked of the front first, then of devpi
 
 
 def make_root(root: Path) -> None:
@@ -142,6 +145,19 @@ def front_lines(container, path: str) -> list[str]:
     """The front server's log lines (nginx) for GETs of ``path``."""
     log = container.logs(stdout=True, stderr=True).decode(errors="replace")
     return [line for line in log.splitlines() if " front " in line and f'"GET {path} HTTP/' in line]
+
+
+@pytest.mark.parametrize("accept", [pp.JSON_PAGE, "text/html"])
+def test_the_page_the_front_answered_from_a_json_upstream_is_the_page_devpi_records(cache, accept):
+    project = "dpctl-twice"
+    answered = httpx.get(f"{cache['index_url']}{project}/", headers={"User-Agent": INSTALLER_AGENT, "Accept": accept}, trust_env=False)
+    assert answered.status_code == 200
+    if accept == pp.JSON_PAGE:  # the first ask: the front's answer (templates/first_pages.py), its parse of the JSON page
+        assert answered.headers.get("X-Devpictl-Page") == "front"
+        assert [f["upload-time"] for f in answered.json()["files"]] == [t for _, t in RELEASES[project]]
+    wait_recorded(cache["container"], project)
+    status, stored = devpi_page(cache["container"], project, accept)
+    assert status == 200 and answered.content == stored, (answered.text, stored.decode())
 
 
 def test_json_pages_carry_the_upstreams_upload_times(cache, json_upstream):
