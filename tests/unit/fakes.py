@@ -608,9 +608,16 @@ def rendered_module(template: str, name: str) -> types.ModuleType:
     return module
 
 
-def devpi_plugin():
-    """devpictl's devpi plugin (templates/devpictl_mirror_auth.py), loaded as devpi loads it."""
+def devpi_pages():
+    """The plugin's page policy part (templates/devpictl_pages.py), loaded anew, as the plugin imports it."""
     from devpictl import page_policy
 
     sys.modules.setdefault("page_policy", page_policy)  # the image puts it beside the plugin
+    sys.modules["devpictl_pages"] = module = rendered_module("devpictl_pages.py", "devpictl_pages")
+    return module
+
+
+def devpi_plugin():
+    """devpictl's devpi plugin (templates/devpictl_mirror_auth.py), loaded as devpi loads it."""
+    devpi_pages()
     return rendered_module("devpictl_mirror_auth.py", "devpictl_mirror_auth")

@@ -230,7 +230,7 @@ class TestPyramidConfiguration:
             ("devpictl-authcheck", None, None),  # nginx asks with the request's own method
         ]
         # devpi imports the plugin by that name
-        assert tweens == ["devpictl_mirror_auth.stale_pages_tween", "devpictl_mirror_auth.policy_tween"]
+        assert tweens == ["devpictl_mirror_auth.stale_pages_tween", "devpictl_pages.policy_tween"]
         # what DevpiClient.expire_pages asks for root/pypi
         server = FakeDevpi(configured(OFFICIAL), projects=("pip",))
         server.stored = {"pip"}

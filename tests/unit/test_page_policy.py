@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from devpictl import page_policy as pp
-from tests.unit.fakes import devpi_plugin
+from tests.unit.fakes import devpi_pages
 from tests.unit.test_devpictl_mirror_auth import fake_devpi_mirror
 
 NOW = 1_800_000_000.0
@@ -180,7 +180,7 @@ STORED_LINKS = [
 
 
 def test_a_mirrored_page_keeps_the_upstreams_upload_times():
-    plugin = devpi_plugin()
+    plugin = devpi_pages()
     with fake_devpi_mirror() as mirror:
         plugin.keep_upload_times(mirror)
         stage = mirror.MirrorStage()
@@ -233,7 +233,7 @@ class PolicedDevpi:
 
 @pytest.fixture
 def policed(tmp_path):
-    plugin = devpi_plugin()
+    plugin = devpi_pages()
     plugin.POLICY = pp.PolicyFile(str(tmp_path / "policy.json"))
     now = pp.format_time(pp.Policy().now())
     devpi = PolicedDevpi(plugin, {name: [when, 7] for (name, _), when in zip(STORED_LINKS, ["2024-01-01T00:00:00Z", now], strict=True)})
