@@ -23,6 +23,7 @@ import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 API_VERSION = "1.1"  # PEP 700: upload-time, size, versions
 JSON_PAGE = "application/vnd.pypi.simple.v1+json"  # PEP 691
@@ -65,6 +66,17 @@ def parse_time(value: object) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def http_date_time(value: object) -> str | None:
+    """PEP 700's ``upload-time`` of an HTTP date (a file's Last-Modified); None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return format_time((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
 def format_time(seconds: float) -> str:

@@ -7,6 +7,8 @@ a minimum release age, allow and deny lists.
 """
 
 import calendar
+import concurrent.futures
+import contextlib
 import json
 import logging
 import re
@@ -56,6 +58,8 @@ def keep_upload_times(mirror):
     """Wrap devpi's parsing of an upstream JSON page and its storing of the links (``mirror``: devpi_server.mirror), so the page keeps its files' upload times.
 
     devpi parses in its event loop and stores in the request's thread, one fetch per project at a time.
+    A file the upstream's page gives no time (an HTML-only upstream, a JSON page of API 1.0) keeps the
+    time the page stored before, else takes its Last-Modified (``head_times``).
     """
     if getattr(mirror.parse_index_v1_json, "devpictl", False):
         return
@@ -71,16 +75,67 @@ def keep_upload_times(mirror):
 
     @wraps(save)
     def save_with_times(self, project, links, *args, **kwargs):
-        save(self, project, links, *args, **kwargs)
-        files = _fetched.pop(project, None)
         key = self.key_projsimplelinks(project)
+        known = (key.get() or {}).get(UPLOAD_TIMES) or {}  # devpi's save drops it when the links changed
+        save(self, project, links, *args, **kwargs)
+        fetched = _fetched.pop(project, {})
+        times = {}
+        for name, _ in links:
+            uploaded, size = fetched.get(name) or [None, None]
+            before = known.get(name) or [None, None]
+            times[name] = [uploaded or before[0], size if size is not None else before[1]]
+        if not getattr(self, "offline", False):
+            for name, uploaded in head_times(self, {name: href for name, href in links if times[name][0] is None}).items():
+                times[name][0] = uploaded
         page = key.get()
-        if page and files is not None and page.get(UPLOAD_TIMES) != files:
-            key.set({**page, UPLOAD_TIMES: {name: files[name] for name, _ in links if name in files}})
+        if page and page.get(UPLOAD_TIMES, {}) != times and any(value != [None, None] for value in times.values()):
+            key.set({**page, UPLOAD_TIMES: times})
 
     parse_keeping_times.devpictl = True  # type: ignore[attr-defined]
     mirror.parse_index_v1_json = parse_keeping_times
     mirror.MirrorStage._save_cache_links = save_with_times
+
+
+# The HEADs for the Last-Modified of files without an upload time: at most this many at once,
+# all within this many seconds (devpi holds the page's write transaction meanwhile). A file
+# that fails or answers late stays without a time (kept on every page: its age is unknown)
+# and is asked again at the page's next refresh.
+HEAD_WORKERS = 8
+HEAD_SECONDS = 5.0
+
+
+def head_times(stage, hrefs):
+    """{file name: upload-time} of the files ``hrefs`` ({file name: devpi's href}) from their upstream's Last-Modified."""
+    urls = {}
+    for name, href in hrefs.items():  # devpi's database, in this thread's transaction
+        entry = stage._entry_from_href(href)
+        if entry is not None and entry.url:
+            urls[name] = entry.url
+
+    def last_modified(url):
+        with contextlib.ExitStack() as cstack:
+            response = stage.http.stream(cstack, "HEAD", url, allow_redirects=True, timeout=HEAD_SECONDS)
+            return response.headers.get("Last-Modified") if response.status_code == 200 else None
+
+    return fetch_times(last_modified, urls, HEAD_SECONDS)
+
+
+def fetch_times(ask, urls, limit, workers=HEAD_WORKERS):
+    """{name: upload-time} of ``urls`` ({name: URL}) from ``ask(url)``'s Last-Modified, asked concurrently, all within ``limit`` seconds."""
+    if not urls:
+        return {}
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(urls)))
+    asked = {pool.submit(ask, url): name for name, url in urls.items()}
+    done, _ = concurrent.futures.wait(asked, timeout=limit)
+    pool.shutdown(wait=False, cancel_futures=True)
+    found = {}
+    for future in done:
+        uploaded = page_policy.http_date_time(future.result()) if future.exception() is None else None
+        if uploaded is not None:
+            found[asked[future]] = uploaded
+    if len(found) < len(urls):
+        log.info("devpictl: %d of %d files have no Last-Modified for their upload time (yet)", len(urls) - len(found), len(urls))
+    return found
 
 
 def file_facts(xom, project, relpath, cache):
