@@ -264,6 +264,13 @@ def denied_files(project: str, files: Sequence[Mapping[str, object]]) -> list[di
     ]
 
 
+def refused_project(path: str, status: int) -> str | None:
+    """The project whose file a front server request at ``path`` was refused by the policy (403 at ``DENIED_PREFIX``); None for any other request."""
+    if status != 403 or not path.startswith(DENIED_PREFIX):
+        return None
+    return path[len(DENIED_PREFIX) :].split("/", 1)[0]
+
+
 class BrokenPolicy(ValueError):
     """The policy file is there but unreadable. The cache fails closed: a guard that silently turned off would serve what it should hold back."""
 

@@ -248,6 +248,12 @@ def test_last_modified_answers_that_fail_or_come_late_leave_the_time_out():
     assert pages.fetch_times(ask, {}, 0.2) == {}
 
 
+def test_refused_requests_are_the_403s_of_the_denied_path():
+    assert pp.refused_project(f"{pp.DENIED_PREFIX}dpctl-evil/dpctl_evil-1.0-py3-none-any.whl", 403) == "dpctl-evil"
+    assert pp.refused_project(f"{pp.DENIED_PREFIX}dpctl-evil/dpctl_evil-1.0-py3-none-any.whl", 404) is None
+    assert pp.refused_project("/root/pypi/+f/ab/cd/six-1.16.0-py2.py3-none-any.whl", 403) is None
+
+
 def test_http_dates_as_upload_times():
     assert pp.http_date_time("Wed, 10 Jan 2024 12:00:00 GMT") == "2024-01-10T12:00:00.000000Z"
     assert pp.parse_time(pp.http_date_time("Wed, 10 Jan 2024 12:00:00 GMT")) == pp.parse_time("2024-01-10T12:00:00Z")
