@@ -39,11 +39,14 @@ def devpiserver_get_mirror_auth(mirror_url, www_authenticate_header):
 # Set by `set-upstream` on a primary once its pages list the new upstream's files;
 # a replica's follow-primary.py empties its page cache when it changes.
 PAGES_GENERATION = "devpictl_pages_generation"
+# Set by `up`/`set-policy` on a primary: its page policy (JSON, page_policy.Policy.to_dict),
+# which a replica's follow-primary.py writes into the replica's policy file.
+PAGE_POLICY = "devpictl_page_policy"
 
 
 @hookimpl
 def devpiserver_indexconfig_defaults(index_type):
-    return {PAGES_GENERATION: ""} if index_type == "mirror" else {}
+    return {PAGES_GENERATION: "", PAGE_POLICY: ""} if index_type == "mirror" else {}
 
 
 # POST by the index's owner: every cached page of a mirror index is marked stale at once,

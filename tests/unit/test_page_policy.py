@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from types import SimpleNamespace
 
 import pytest
@@ -193,61 +192,6 @@ def test_a_mirrored_page_keeps_the_upstreams_upload_times():
     }
 
 
-def test_files_without_a_time_take_their_last_modified_once():
-    """An HTML-only upstream (no JSON page parsed): each file's upload time is its Last-Modified, asked once."""
-    pages = devpi_pages()
-    with fake_devpi_mirror() as mirror:
-        pages.keep_upload_times(mirror)
-        stage = mirror.MirrorStage()
-        stage.last_modified["http://up/files/dpctl_lib-1.0-py3-none-any.whl"] = "Wed, 10 Jan 2024 12:00:00 GMT"
-        mirror.MirrorStage._save_cache_links(stage, "dpctl-lib", STORED_LINKS, [None, None], [None, None], -1, None)
-        assert stage.keys["dpctl-lib"].value[pages.UPLOAD_TIMES] == {
-            "dpctl_lib-1.0-py3-none-any.whl": ["2024-01-10T12:00:00.000000Z", None],
-            "dpctl_lib-1.1-py3-none-any.whl": [None, None],  # no Last-Modified: kept without a time, asked again next time
-        }
-        # The page's next fetch asks only for the file still without a time.
-        stage.heads.clear()
-        stage.last_modified["http://up/files/dpctl_lib-1.1-py3-none-any.whl"] = "Mon, 10 Jun 2024 12:00:00 GMT"
-        mirror.MirrorStage._save_cache_links(stage, "dpctl-lib", STORED_LINKS, [None, None], [None, None], -1, None)
-        assert stage.heads == ["http://up/files/dpctl_lib-1.1-py3-none-any.whl"]
-        assert stage.keys["dpctl-lib"].value[pages.UPLOAD_TIMES]["dpctl_lib-1.1-py3-none-any.whl"] == ["2024-06-10T12:00:00.000000Z", None]
-        # A JSON page's own times win; only the file it gives no time is asked.
-        stage.heads.clear()
-        mirror.parse_index_v1_json("http://up/simple/dpctl-lib/", json.dumps(UPSTREAM_PAGE))
-        mirror.MirrorStage._save_cache_links(stage, "dpctl-lib", STORED_LINKS, [None, None], [None, None], -1, None)
-        assert stage.heads == []  # 1.1 has the time stored before
-        assert stage.keys["dpctl-lib"].value[pages.UPLOAD_TIMES]["dpctl_lib-1.0-py3-none-any.whl"] == ["2024-01-01T00:00:00Z", 10]
-
-
-def test_an_offline_mirror_asks_nothing():
-    pages = devpi_pages()
-    with fake_devpi_mirror() as mirror:
-        pages.keep_upload_times(mirror)
-        stage = mirror.MirrorStage()
-        stage.offline = True
-        mirror.MirrorStage._save_cache_links(stage, "dpctl-lib", STORED_LINKS, [None, None], [None, None], -1, None)
-    assert stage.heads == [] and pages.UPLOAD_TIMES not in stage.keys["dpctl-lib"].value
-
-
-def test_last_modified_answers_that_fail_or_come_late_leave_the_time_out():
-    pages = devpi_pages()
-    late = threading.Event()
-
-    def ask(url):
-        if url == "late":
-            late.wait()
-        if url == "broken":
-            raise OSError("connection reset")
-        return {"good": "Wed, 10 Jan 2024 12:00:00 GMT", "bad": "yesterday"}.get(url)
-
-    try:
-        found = pages.fetch_times(ask, {n: n for n in ("good", "bad", "broken", "none", "late")}, 0.2)
-    finally:
-        late.set()
-    assert found == {"good": "2024-01-10T12:00:00.000000Z"}
-    assert pages.fetch_times(ask, {}, 0.2) == {}
-
-
 def test_refused_requests_are_the_403s_of_the_denied_path():
     assert pp.refused_project(f"{pp.DENIED_PREFIX}dpctl-evil/dpctl_evil-1.0-py3-none-any.whl", 403) == "dpctl-evil"
     assert pp.refused_project(f"{pp.DENIED_PREFIX}dpctl-evil/dpctl_evil-1.0-py3-none-any.whl", 404) is None
@@ -363,8 +307,20 @@ class TestPolicyTween:
         }
 
 
+@pytest.fixture
+def devpi(monkeypatch):
+    """The devpi every Cache talks to, root's login taking the tests' password."""
+    from devpictl import password
+    from tests.unit.fakes import ROOT_PASSWORD, FakeDevpi
+
+    server = FakeDevpi()
+    server.serve(monkeypatch)
+    monkeypatch.setattr(password, "login_root", lambda client, instance: client.login("root", ROOT_PASSWORD))
+    return server
+
+
 @pytest.mark.parametrize("found, written", [(b"{broken", True), (b'{"min_release_age": 0}', False), (None, False)])
-def test_up_and_set_policy_write_a_broken_file_anew(found, written):
+def test_up_and_set_policy_write_a_broken_file_anew(found, written, devpi):
     """`policy.install` of the default policy: a broken file must not pass for "no policy", or nothing would ever repair it."""
     from devpictl import layout, policy
     from tests.unit.fakes import FakeEngine
@@ -377,7 +333,7 @@ def test_up_and_set_policy_write_a_broken_file_anew(found, written):
     assert (layout.PAGE_POLICY_FILE in cache.handed) is written
 
 
-def test_set_policy_no_deny_lifts_what_a_refusal_says_it_lifts():
+def test_set_policy_no_deny_lifts_what_a_refusal_says_it_lifts(devpi):
     """The refusal names `set-policy --no-deny PROJECT`: it takes that project, and only it, off the remembered deny list."""
     from typer.testing import CliRunner
 
@@ -400,3 +356,5 @@ def test_set_policy_no_deny_lifts_what_a_refusal_says_it_lifts():
     assert json.loads(done.stdout)["policy_settings"]["deny"] == ["other"]
     assert tuple(precedence.load_remembered(Instance("default"))["deny"]) == ("other",)
     assert json.loads(cache.files[policy.POLICY_PATH])["deny"] == ["other"] and cache.flushes == 2  # handed in, pages emptied, each time
+    # Shared with the replicas each time, as root/pypi's setting.
+    assert [shared["deny"] for shared in devpi.shared_policies()] == [["dpctl-evil", "other"], ["other"]]
