@@ -188,7 +188,6 @@ def set_policy(
 ) -> PolicyResult:
     """Remember the policy (``given`` over what `up` remembered, unless ``clear``; ``undeny``'s projects off the deny list) and apply it at once."""
     from devpictl import precedence
-
     from devpictl.replica import refuse_on_replica
 
     with Cache.running(engine, instance) as cache:  # before anything is written: no cache, no change
