@@ -284,7 +284,7 @@ def read_ca_bundle(path: Path) -> bytes:
 
 def image_files(options: BuildOptions) -> list[layout.ImageFile]:
     """The files of the build context that go into the image (Dockerfile.j2 copies each)."""
-    files = [layout.PLUGIN, layout.PAGE_POLICY, *layout.SERVER_FILES]
+    files = [layout.PLUGIN, layout.PLUGIN_PAGES, layout.PAGE_POLICY, *layout.SERVER_FILES]
     if options.front:
         files += layout.FRONT_FILES
         if options.apt_mirror:

@@ -111,6 +111,8 @@ class ImageFile:
 
 # In the install stage: devpictl's devpi plugin, and the build's own inputs.
 PLUGIN = ImageFile("devpictl_mirror_auth.py", f"{BUILD_DIR}/plugin/devpictl_mirror_auth.py")
+# The plugin's page policy part (upload times, the policy tween), which it imports: beside it in devpi's site-packages.
+PLUGIN_PAGES = ImageFile("devpictl_pages.py", f"{BUILD_DIR}/plugin/devpictl_pages.py")
 # devpictl/page_policy.py, which the plugin and the front's first-page responder import: beside the plugin in devpi's site-packages.
 PAGE_POLICY = ImageFile("page_policy.py", f"{BUILD_DIR}/plugin/page_policy.py")
 BUILD_CA_BUNDLE = ImageFile(CA_BUNDLE, f"{BUILD_DIR}/{CA_BUNDLE}")

@@ -23,6 +23,7 @@ import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 API_VERSION = "1.1"  # PEP 700: upload-time, size, versions
 JSON_PAGE = "application/vnd.pypi.simple.v1+json"  # PEP 691
@@ -65,6 +66,24 @@ def parse_time(value: object) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+# A file its upstream's page gives no upload time (an HTML-only upstream) takes its Last-Modified:
+# HEADs at most this many at once, all within this many seconds. A file that fails or answers
+# late stays without a time (kept on every page: its age is unknown) until the page's next fetch.
+HEAD_WORKERS = 8
+HEAD_SECONDS = 5.0
+
+
+def http_date_time(value: object) -> str | None:
+    """PEP 700's ``upload-time`` of an HTTP date (a file's Last-Modified); None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return format_time((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
 def format_time(seconds: float) -> str:
@@ -261,6 +280,13 @@ def denied_files(project: str, files: Sequence[Mapping[str, object]]) -> list[di
         | {"url": f"{DENIED_PREFIX}{name}/{item.get('filename', '')}"}
         for item in files
     ]
+
+
+def refused_project(path: str, status: int) -> str | None:
+    """The project whose file a front server request at ``path`` was refused by the policy (403 at ``DENIED_PREFIX``); None for any other request."""
+    if status != 403 or not path.startswith(DENIED_PREFIX):
+        return None
+    return path[len(DENIED_PREFIX) :].split("/", 1)[0]
 
 
 class BrokenPolicy(ValueError):

@@ -1,7 +1,9 @@
 """The cache's page policy (`up --min-release-age/--allow-newer/--deny/--allow-only`, `set-policy`): checked, remembered, handed in.
 
 devpictl/page_policy.py holds the rules; devpictl's devpi plugin applies them to every simple page
-from the file handed into the container's run dir, read again when it changes.
+from the file handed into the container's run dir, read again when it changes. A primary also
+shares it as root/pypi's setting SETTING, which replication carries to its replicas: their
+follow-primary.py writes it into their own file. A replica has no policy of its own.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING
 from devpictl import layout
 from devpictl import page_policy as pp
 from devpictl.cache import Cache
-from devpictl.errors import BadInput
+from devpictl.errors import BadInput, DevpiError
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 POLICY_PATH = f"{layout.RUN_DIR}/{layout.PAGE_POLICY_FILE}"
 KEYS = ("min_release_age", "allow_newer", "deny", "allow_only")  # the remembered settings (precedence.CacheSettings)
+SETTING = "devpictl_page_policy"  # root/pypi's setting (declared by the plugin): the primary's policy, JSON, for its replicas
 
 
 # How values given to `up`/`set-policy` are checked (precedence's settings table).
@@ -119,17 +122,44 @@ def install(cache: Cache, policy: pp.Policy) -> bool:
     """Hand ``policy`` in (the plugin reads it at its next page), and empty the front's page cache when it changed; whether it changed.
 
     A broken file is written anew whatever ``policy`` is: that is how `up` and `set-policy` repair it.
+    Then shared with the replicas (``share``). A replica's policy is its primary's: nothing is installed.
     """
+    if cache.primary_url is not None:
+        return False
     try:
-        if (installed(cache) or pp.Policy()) == policy:
-            return False
+        changed = (installed(cache) or pp.Policy()) != policy
     except pp.BrokenPolicy:
-        pass
-    from devpictl.front import Front  # front.py reaches precedence, which checks its settings here
+        changed = True
+    if changed:
+        from devpictl.front import Front  # front.py reaches precedence, which checks its settings here
 
-    cache.hand_in_files({layout.PAGE_POLICY_FILE: json.dumps(policy.to_dict(), indent=1).encode()})
-    Front(cache).flush()
-    return True
+        cache.hand_in_files({layout.PAGE_POLICY_FILE: json.dumps(policy.to_dict(), indent=1).encode()})
+        Front(cache).flush()
+    share(cache, policy)
+    return changed
+
+
+def shared_text(policy: pp.Policy) -> str:
+    """The policy as root/pypi's SETTING holds it (follow-primary.py reads it back with Policy.from_dict)."""
+    return json.dumps(policy.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def share(cache: Cache, policy: pp.Policy) -> None:
+    """Set root/pypi's SETTING to ``policy`` unless it holds it: replication takes it to every replica.
+
+    An image built before the setting lacks it (devpi answers 400): it has no replicas that follow a policy either.
+    """
+    from devpictl.password import login_root
+
+    text = shared_text(policy)
+    if (cache.client.get_index().get(SETTING) or shared_text(pp.Policy())) == text:  # never set: no policy shared
+        return
+    login_root(cache.client, cache.instance)
+    try:
+        cache.client.patch_index([f"{SETTING}={text}"])
+    except DevpiError as exc:
+        if "unexpected keyword" not in str(exc):
+            raise
 
 
 def given_settings(
@@ -158,8 +188,10 @@ def set_policy(
 ) -> PolicyResult:
     """Remember the policy (``given`` over what `up` remembered, unless ``clear``; ``undeny``'s projects off the deny list) and apply it at once."""
     from devpictl import precedence
+    from devpictl.replica import refuse_on_replica
 
     with Cache.running(engine, instance) as cache:  # before anything is written: no cache, no change
+        refuse_on_replica(cache, "set-policy")
         stored = precedence.load_remembered(instance)
         current = {key: stored.get(key) for key in KEYS} if not clear else {}
         wanted = {**current, **given}

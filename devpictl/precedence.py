@@ -246,6 +246,10 @@ def ask(instance: Instance, *, fastest: bool = False, **values: Any) -> CacheSet
                 "a replica with --read-auth would lock devpictl out of its progress (/+status): drop --read-auth "
                 "(the primary's stays on), or use `devpictl export` for a set of caches that all need a login"
             )
+        policy_given = [key for key in ("min_release_age", "allow_newer", "deny", "allow_only") if key in asked]
+        if policy_given:
+            option = "--" + policy_given[0].replace("_", "-")
+            raise BadInput(f"a replica applies its primary's page policy: drop {option}, and run `devpictl set-policy` on the primary")
     elif values.get("replica_secret") is not None:
         raise BadInput("--replica-secret goes with --replica-of URL: give the primary's URL too, or drop --replica-secret")
     if (values.get("tls_cert") is None) != (values.get("tls_key") is None):

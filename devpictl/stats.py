@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from devpictl import frontlog, layout
-from devpictl.page_policy import DENIED_PREFIX
+from devpictl.page_policy import refused_project
 from devpictl.simplepage import name_and_version
 
 if TYPE_CHECKING:
@@ -139,9 +139,10 @@ def count(lines, since: datetime.datetime | None = None) -> Stats:
             stats.held_back_pages += 1
             stats.held_back_files += request.held_back
             stats.held_back_projects[project_of(request.path)] += 1
-        if request.status == 403 and request.path.startswith(DENIED_PREFIX):
+        refused = refused_project(request.path, request.status)
+        if refused is not None:
             stats.refused += 1
-            stats.refused_projects[request.path[len(DENIED_PREFIX) :].split("/", 1)[0]] += 1
+            stats.refused_projects[refused] += 1
         if request.result not in ("local", "fetched"):  # an error, a redirect, or no page, file or metadata
             continue
         kind = {"page": stats.pages, "file": stats.files, "metadata": stats.metadata}[request.kind]

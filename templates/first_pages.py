@@ -439,11 +439,34 @@ class FirstPages:
             return None  # devpi gives its own answer (a 404 included)
         page = devpi_page(response, project)
         if page is not None:
+            await self.head_times(page, mirror_url)
             self.pages[project] = page
             self.pages.move_to_end(project)
             while len(self.pages) > KEPT_PAGES:
                 self.pages.popitem(last=False)
         return page
+
+    async def head_times(self, page: Page, mirror_url: str) -> None:
+        """Upload times of the files the upstream's page gives none, from their Last-Modified, as devpictl's plugin takes them for devpi's record."""
+        missing = [link for link in page.links if page.times.get(link.basename, [None, None])[0] is None]
+        if not missing:
+            return
+        limit = asyncio.Semaphore(pp.HEAD_WORKERS)
+
+        async def last_modified(link: Link) -> str | None:
+            async with limit:
+                answer = await self.upstream.head(link.url, headers=self.auth_headers(mirror_url, link.url))
+            return pp.http_date_time(answer.headers.get("last-modified")) if answer.status_code == 200 else None
+
+        asked = {asyncio.get_running_loop().create_task(last_modified(link)): link for link in missing}
+        done, late = await asyncio.wait(asked, timeout=pp.HEAD_SECONDS)
+        for task in late:
+            task.cancel()
+        for task in done:
+            uploaded = task.result() if task.exception() is None else None
+            if uploaded is not None:
+                name = asked[task].basename
+                page.times[name] = [uploaded, page.times.get(name, [None, None])[1]]
 
     async def link(self, relpath: str, filename: str, config: dict) -> tuple[Link, Page] | None:
         """The upstream link of a file the page lists (the page fetched if the front no longer has it)."""

@@ -4,7 +4,8 @@
 
 nginx sends each request line (log_format devpictl) here as a syslog datagram to
 127.0.0.1:PORT/udp; this process reads it the way `devpictl stats` does
-(frontlog.py, copied beside this script) and counts it. Every two minutes it
+(frontlog.py, copied beside this script; page_policy.py, in devpi's site-packages,
+tells the policy's refusals) and counts it. Every two minutes it
 counts the volume's size and the stored files of each index (a walk over a
 large cache takes a while; nobody needs it to the second). It answers on
 127.0.0.1:PORT/tcp, behind the front server:
@@ -27,6 +28,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import frontlog
+import page_policy
 
 DATA = "{{ data_dir }}"
 FILES = "{{ files_dir }}"
@@ -43,6 +45,7 @@ class Counters:
         self.fetched_bytes = 0
         self.held_back_pages = 0  # page answers the page policy left young files off
         self.held_back_files = 0  # the files they left off, summed over the answers
+        self.refused = 0  # requests for the files of projects the policy refuses (deny, allow-only): 403
         self.hourly: dict[str, list[int]] = {}  # "YYYY-MM-DDTHH" -> [local, fetched] of pages, files and metadata
         self.volume_bytes: int | None = None
         self.index_bytes: dict[str, int] = {}
@@ -57,6 +60,8 @@ class Counters:
             if request.held_back:
                 self.held_back_pages += 1
                 self.held_back_files += request.held_back
+            if page_policy.refused_project(request.path, request.status) is not None:
+                self.refused += 1
             if request.kind != "other" and request.result in ("local", "fetched"):
                 hour = self.hourly.setdefault(request.time[:13], [0, 0])
                 hour[request.result == "fetched"] += 1
@@ -85,6 +90,9 @@ class Counters:
                 "# HELP devpictl_held_back_files_total Files the page policy left off the pages served, summed over them.",
                 "# TYPE devpictl_held_back_files_total counter",
                 f"devpictl_held_back_files_total {self.held_back_files}",
+                "# HELP devpictl_refused_requests_total Requests for files of projects the page policy refuses (deny, allow-only): 403.",
+                "# TYPE devpictl_refused_requests_total counter",
+                f"devpictl_refused_requests_total {self.refused}",
                 "# HELP devpictl_start_time_seconds When the counters started (the container's start).",
                 "# TYPE devpictl_start_time_seconds gauge",
                 f"devpictl_start_time_seconds {self.started:.3f}",

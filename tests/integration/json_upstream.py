@@ -1,7 +1,8 @@
 """A static PEP 691 index whose JSON pages carry PEP 700 upload times (as the official index's do), for tests/integration/test_guards.py.
 
-/simple/NAME/ answers index.json to a client that accepts JSON, else index.html; /bare/simple/NAME/ the
-same JSON pages with API 1.0 and no upload-time or size (what devpi serves by itself).
+/simple/NAME/ answers index.json to a client that accepts JSON, else index.html (a project without
+index.json: always index.html, as an HTML-only upstream; its files' Last-Modified is their time);
+/bare/simple/NAME/ the same JSON pages with API 1.0 and no upload-time or size (what devpi serves by itself).
 """
 
 import functools
@@ -17,13 +18,14 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         bare = path.startswith("/bare/")
         if bare:
             path = path[len("/bare") :]
+        page = None
         if path.startswith("/simple/") and path.endswith("/") and (bare or JSON_PAGE in self.headers.get("Accept", "")):
             try:
                 with open(f"{self.directory}{path}index.json", "rb") as fh:
                     page = json.load(fh)
-            except OSError:
-                self.send_error(404)
-                return
+            except FileNotFoundError:
+                pass  # an HTML-only project
+        if page is not None:
             if bare:
                 page["meta"]["api-version"] = "1.0"
                 page.pop("versions", None)

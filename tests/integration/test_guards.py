@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -42,6 +43,8 @@ NOW = time.time()
 RELEASES = {"dpctl-aged": [("1.0", "2024-01-10T12:00:00Z"), ("1.1", "2024-06-10T12:00:00Z"), ("2.0", pp.format_time(NOW))]}
 RELEASES["dpctl-evil"] = [("1.0", "2024-01-10T12:00:00Z")]
 RELEASES["dpctl-twice"] = [("0.9", "2023-05-01T08:00:00Z"), ("1.0", "2024-02-01T08:00:00Z")]  # asked of the front first, then of devpi
+# dpctl-plain: HTML pages only; its files' Last-Modified (their mtime) is all the upstream says of their age.
+PLAIN = [("1.0", "2024-01-10T12:00:00Z"), ("1.1", "2024-06-10T12:00:00Z")]
 
 
 def make_root(root: Path) -> None:
@@ -63,6 +66,13 @@ def make_root(root: Path) -> None:
             json.dumps({"meta": {"api-version": "1.1"}, "name": project, "versions": versions, "files": files})
         )
         (page / "index.html").write_text("<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n")
+    links = []
+    for version, uploaded in PLAIN:
+        wheel = make_wheel(root / "files", "dpctl-plain", version, [])
+        os.utime(wheel, (pp.parse_time(uploaded), pp.parse_time(uploaded)))
+        links.append(f'<a href="../../files/{wheel.name}#sha256={hashlib.sha256(wheel.read_bytes()).hexdigest()}">{wheel.name}</a><br>')
+    (root / "simple" / "dpctl-plain").mkdir()
+    (root / "simple" / "dpctl-plain" / "index.html").write_text("<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n")
 
 
 @pytest.fixture(scope="module")
@@ -128,12 +138,12 @@ def no_policy(cache):
     assert result.exit_code == 0, result.output
 
 
-def compile_aged(index_url: str, tmp_path: Path, *args: str) -> tuple[str | None, str]:
-    """(the dpctl-aged version `uv pip compile` picks through ``index_url``, or None; its stderr)."""
+def compile_aged(index_url: str, tmp_path: Path, *args: str, project: str = "dpctl-aged") -> tuple[str | None, str]:
+    """(the ``project`` version `uv pip compile` picks through ``index_url``, or None; its stderr)."""
     requirements = tmp_path / "requirements.in"
-    requirements.write_text("dpctl-aged\n")
+    requirements.write_text(f"{project}\n")
     done = uv_run(tmp_path, "pip", "compile", "--no-header", "--index-url", index_url, *args, str(requirements))
-    pinned = [line.split("==")[1] for line in done.stdout.splitlines() if line.startswith("dpctl-aged==")]
+    pinned = [line.split("==")[1] for line in done.stdout.splitlines() if line.startswith(f"{project}==")]
     return (pinned[0] if done.returncode == 0 and pinned else None), done.stderr
 
 
@@ -186,7 +196,10 @@ def test_uv_exclude_newer_picks_what_it_picks_against_the_upstream(cache, json_u
 
 def test_warm_json_pages_never_reach_devpi(cache):
     path = "/root/pypi/+simple/dpctl-aged/"
-    json_page(cache["index_url"], "dpctl-aged")  # cached now, if no test did before
+    # Cached now, if no test did before (a flush's nginx reload may still be under way: until a hit).
+    for _ in range(20):
+        if json_page(cache["index_url"], "dpctl-aged").headers.get("X-Devpictl-Cache") == "HIT":
+            break
     agent = f"{INSTALLER_AGENT} warm-json-check-{time.monotonic_ns()}"  # an installer still: the same cached page
     answers = [json_page(cache["index_url"], "dpctl-aged", agent) for _ in range(3)]
     assert {a.headers.get("X-Devpictl-Cache") for a in answers} == {"HIT"}
@@ -195,6 +208,21 @@ def test_warm_json_pages_never_reach_devpi(cache):
     while len(lines := [line for line in front_lines(cache["container"], path) if agent in line]) < 3 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert len(lines) == 3 and all("cache=HIT" in line for line in lines), lines
+
+
+def test_an_html_only_upstreams_files_take_their_last_modified_as_upload_time(cache, json_upstream, tmp_path):
+    upstream = httpx.get(f"{json_upstream['host_url']}/simple/dpctl-plain/", headers={"Accept": pp.JSON_PAGE}, trust_env=False)
+    assert upstream.headers["content-type"].startswith("text/html")  # the upstream has no JSON page for it
+    page = json_page(cache["index_url"], "dpctl-plain").json()
+    assert page["meta"]["api-version"] == "1.1" and page["versions"] == ["1.0", "1.1"]
+    got = {pp.file_version("dpctl-plain", f["filename"]): pp.parse_time(f.get("upload-time")) for f in page["files"]}
+    assert got == {version: pp.parse_time(uploaded) for version, uploaded in PLAIN}, page
+    # So uv's exclude-newer works through the cache, and so does the minimum release age.
+    assert compile_aged(cache["index_url"], tmp_path, "--exclude-newer", "2024-03-01T00:00:00Z", project="dpctl-plain")[0] == "1.0"
+    age = int(NOW - pp.parse_time(PLAIN[1][1])) + DAY  # 1.1 is younger than that
+    result = run_cli("set-policy", "--min-release-age", f"{age}s", "--name", NAME, env=cache["env"])
+    assert result.exit_code == 0, result.output
+    assert compile_aged(cache["index_url"], tmp_path, project="dpctl-plain")[0] == "1.0"
 
 
 def test_min_release_age_holds_a_new_release_back_until_it_comes_of_age(cache, tmp_path):

@@ -143,7 +143,7 @@ def test_status_shows_roles_and_lag(cluster):
 
 def test_what_only_the_primary_may_do_is_refused_on_a_replica(cluster):
     env = cluster["envs"][REPLICAS[0]]
-    for args in (["set-upstream", "pypi", "--no-check"], ["password", "--rotate"]):
+    for args in (["set-upstream", "pypi", "--no-check"], ["password", "--rotate"], ["set-policy", "--deny", "six"]):
         result = run_cli(*args, "--name", REPLICAS[0], env=env)
         assert result.exit_code == 4, result.output
         line = one_error_line(result)
@@ -273,3 +273,29 @@ def test_a_set_upstream_on_the_primary_reaches_the_replicas_cached_pages(cluster
             return page.status_code == 200 and "data-core-metadata" in page.text
 
         wait_for(f"the new upstream's page on replica {name}", announced)
+
+
+def test_the_replicas_apply_the_primarys_page_policy(cluster):
+    """set-policy on the primary: replication takes it to the replicas, whose pages then refuse the denied project."""
+    envs, agent = cluster["envs"], {"User-Agent": "pip/24.0"}
+    result = run_cli("set-policy", "--deny", "dpctl-util", "--name", PRIMARY, env=envs[PRIMARY])
+    assert result.exit_code == 0, result.output
+    try:
+        for name in REPLICAS:
+
+            def refused(name=name) -> bool:
+                page = httpx.get(f"{cluster['indexes'][name]}dpctl-util/", headers=agent, trust_env=False, timeout=30)
+                return page.status_code == 200 and "/+devpictl/denied/dpctl-util/" in page.text
+
+            wait_for(f"the primary's deny list on replica {name}", refused)
+            assert status_json(envs[name], name)["policy_settings"]["deny"] == ["dpctl-util"]
+    finally:
+        result = run_cli("set-policy", "--clear", "--name", PRIMARY, env=envs[PRIMARY])
+        assert result.exit_code == 0, result.output
+    for name in REPLICAS:
+
+        def served(name=name) -> bool:
+            page = httpx.get(f"{cluster['indexes'][name]}dpctl-util/", headers=agent, trust_env=False, timeout=30)
+            return page.status_code == 200 and "/+devpictl/denied/" not in page.text and ".whl" in page.text
+
+        wait_for(f"the primary's cleared policy on replica {name}", served)

@@ -366,8 +366,26 @@ class FakeDevpi:
         return [(r.method, r.url.path) for r in self.requests]
 
     def patches(self) -> list[list[str]]:
-        """The bodies of the PATCHes of root/pypi's settings, in order, without the announcements to replicas (announcements())."""
-        return [json.loads(r.content) for r in self.requests if (r.method, r.url.path) == ("PATCH", "/root/pypi") and not self.announces(r)]
+        """The bodies of the PATCHes of root/pypi's settings, in order, without the announcements to replicas (announcements(), shared_policies())."""
+        return [
+            json.loads(r.content)
+            for r in self.requests
+            if (r.method, r.url.path) == ("PATCH", "/root/pypi") and not self.announces(r) and not self.shares_policy(r)
+        ]
+
+    def shared_policies(self) -> list[dict]:
+        """The page policies root/pypi's setting was given for the replicas (policy.share), in order."""
+        return [
+            json.loads(json.loads(r.content)[0].partition("=")[2])
+            for r in self.requests
+            if (r.method, r.url.path) == ("PATCH", "/root/pypi") and self.shares_policy(r)
+        ]
+
+    @staticmethod
+    def shares_policy(request: httpx.Request) -> bool:
+        from devpictl.policy import SETTING
+
+        return json.loads(request.content)[0].startswith(SETTING + "=")
 
     def announcements(self) -> list[int]:
         """Where, among all requests, the pages generation replicas watch was set (replica.announce_new_pages)."""
@@ -608,9 +626,16 @@ def rendered_module(template: str, name: str) -> types.ModuleType:
     return module
 
 
-def devpi_plugin():
-    """devpictl's devpi plugin (templates/devpictl_mirror_auth.py), loaded as devpi loads it."""
+def devpi_pages():
+    """The plugin's page policy part (templates/devpictl_pages.py), loaded anew, as the plugin imports it."""
     from devpictl import page_policy
 
     sys.modules.setdefault("page_policy", page_policy)  # the image puts it beside the plugin
+    sys.modules["devpictl_pages"] = module = rendered_module("devpictl_pages.py", "devpictl_pages")
+    return module
+
+
+def devpi_plugin():
+    """devpictl's devpi plugin (templates/devpictl_mirror_auth.py), loaded as devpi loads it."""
+    devpi_pages()
     return rendered_module("devpictl_mirror_auth.py", "devpictl_mirror_auth")

@@ -194,11 +194,27 @@ def fake_devpi_mirror():
     module.parse_index_v1_json = lambda disturl, text: [f["filename"] for f in json.loads(text)["files"]]  # type: ignore[attr-defined]
 
     class MirrorStage:
+        """A mirror whose upstream answers a HEAD of the files in ``last_modified`` ({URL: Last-Modified}) with 200, others 404."""
+
+        offline = False
+
         def __init__(self):
             self.keys = {}
+            self.last_modified: dict[str, str] = {}
+            self.heads: list[str] = []
+            self.http = SimpleNamespace(stream=self._head)
 
         def key_projsimplelinks(self, project):
             return self.keys.setdefault(project, FakeKey({}))
+
+        def _entry_from_href(self, href):
+            return SimpleNamespace(url="http://up/files/" + href.partition("#")[0].rsplit("/", 1)[-1])
+
+        def _head(self, cstack, method, url, *, allow_redirects, timeout):
+            assert method == "HEAD" and allow_redirects
+            self.heads.append(url)
+            found = self.last_modified.get(url)
+            return SimpleNamespace(status_code=200 if found else 404, headers={"Last-Modified": found} if found else {})
 
         def _save_cache_links(self, project, links, requires_python, yanked, serial, etag):
             self.key_projsimplelinks(project).set({"links": links, "serial": serial})
@@ -230,7 +246,7 @@ class TestPyramidConfiguration:
             ("devpictl-authcheck", None, None),  # nginx asks with the request's own method
         ]
         # devpi imports the plugin by that name
-        assert tweens == ["devpictl_mirror_auth.stale_pages_tween", "devpictl_mirror_auth.policy_tween"]
+        assert tweens == ["devpictl_mirror_auth.stale_pages_tween", "devpictl_pages.policy_tween"]
         # what DevpiClient.expire_pages asks for root/pypi
         server = FakeDevpi(configured(OFFICIAL), projects=("pip",))
         server.stored = {"pip"}

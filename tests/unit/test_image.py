@@ -60,6 +60,7 @@ CONTEXT = {
     "set-mirror.py",
     "healthcheck.py",
     "devpictl_mirror_auth.py",
+    "devpictl_pages.py",
     "page_policy.py",
 }
 FRONT_CONTEXT = {

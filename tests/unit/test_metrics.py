@@ -11,7 +11,7 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from devpictl import frontlog
+from devpictl import frontlog, page_policy
 from devpictl import image as img
 from tests.unit.fakes import LOG, POLICY_LOG, rendered_module
 
@@ -19,6 +19,7 @@ from tests.unit.fakes import LOG, POLICY_LOG, rendered_module
 def load_script():
     """templates/metrics.py as the image runs it: frontlog.py beside it."""
     sys.modules.setdefault("frontlog", frontlog)
+    sys.modules.setdefault("page_policy", page_policy)  # in devpi's site-packages, whose python runs the script
     return rendered_module("metrics.py", "devpictl_metrics_script")
 
 
@@ -73,6 +74,8 @@ def test_what_the_page_policy_held_back_is_counted():
             counters.add(request)
     found = samples(counters.prometheus())
     assert (found["devpictl_held_back_pages_total", ()], found["devpictl_held_back_files_total", ()]) == (2, 4)
+    assert found["devpictl_refused_requests_total", ()] == 1  # dpctl-evil's file: 403
+    assert samples(metrics.Counters().prometheus())["devpictl_refused_requests_total", ()] == 0
 
 
 def test_sizes_are_counted_per_index(tmp_path):
@@ -96,7 +99,8 @@ def free_port() -> int:
 
 def test_the_script_counts_what_nginx_sends_and_answers_prometheus(tmp_path):
     """The script as the entrypoint runs it: lines in by udp, /metrics out by tcp."""
-    (tmp_path / "frontlog.py").write_bytes((img.template_dir().parent / "devpictl" / "frontlog.py").read_bytes())
+    for module in ("frontlog.py", "page_policy.py"):  # beside it, and in the site-packages of the python that runs it
+        (tmp_path / module).write_bytes((img.template_dir().parent / "devpictl" / module).read_bytes())
     (tmp_path / "metrics.py").write_text(img.render_template("metrics.py"))
     port = free_port()
     process = subprocess.Popen([sys.executable, str(tmp_path / "metrics.py"), "--port", str(port)])

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from devpictl import page_policy as pp
-from tests.unit.fakes import devpi_plugin
+from tests.unit.fakes import devpi_pages
 from tests.unit.test_devpictl_mirror_auth import fake_devpi_mirror
 
 NOW = 1_800_000_000.0
@@ -180,7 +180,7 @@ STORED_LINKS = [
 
 
 def test_a_mirrored_page_keeps_the_upstreams_upload_times():
-    plugin = devpi_plugin()
+    plugin = devpi_pages()
     with fake_devpi_mirror() as mirror:
         plugin.keep_upload_times(mirror)
         stage = mirror.MirrorStage()
@@ -190,6 +190,18 @@ def test_a_mirrored_page_keeps_the_upstreams_upload_times():
         "dpctl_lib-1.0-py3-none-any.whl": ["2024-01-01T00:00:00Z", 10],
         "dpctl_lib-1.1-py3-none-any.whl": [None, None],
     }
+
+
+def test_refused_requests_are_the_403s_of_the_denied_path():
+    assert pp.refused_project(f"{pp.DENIED_PREFIX}dpctl-evil/dpctl_evil-1.0-py3-none-any.whl", 403) == "dpctl-evil"
+    assert pp.refused_project(f"{pp.DENIED_PREFIX}dpctl-evil/dpctl_evil-1.0-py3-none-any.whl", 404) is None
+    assert pp.refused_project("/root/pypi/+f/ab/cd/six-1.16.0-py2.py3-none-any.whl", 403) is None
+
+
+def test_http_dates_as_upload_times():
+    assert pp.http_date_time("Wed, 10 Jan 2024 12:00:00 GMT") == "2024-01-10T12:00:00.000000Z"
+    assert pp.parse_time(pp.http_date_time("Wed, 10 Jan 2024 12:00:00 GMT")) == pp.parse_time("2024-01-10T12:00:00Z")
+    assert pp.http_date_time("not a date") is None and pp.http_date_time(None) is None and pp.http_date_time("") is None
 
 
 class PolicedDevpi:
@@ -233,7 +245,7 @@ class PolicedDevpi:
 
 @pytest.fixture
 def policed(tmp_path):
-    plugin = devpi_plugin()
+    plugin = devpi_pages()
     plugin.POLICY = pp.PolicyFile(str(tmp_path / "policy.json"))
     now = pp.format_time(pp.Policy().now())
     devpi = PolicedDevpi(plugin, {name: [when, 7] for (name, _), when in zip(STORED_LINKS, ["2024-01-01T00:00:00Z", now], strict=True)})
@@ -295,8 +307,20 @@ class TestPolicyTween:
         }
 
 
+@pytest.fixture
+def devpi(monkeypatch):
+    """The devpi every Cache talks to, root's login taking the tests' password."""
+    from devpictl import password
+    from tests.unit.fakes import ROOT_PASSWORD, FakeDevpi
+
+    server = FakeDevpi()
+    server.serve(monkeypatch)
+    monkeypatch.setattr(password, "login_root", lambda client, instance: client.login("root", ROOT_PASSWORD))
+    return server
+
+
 @pytest.mark.parametrize("found, written", [(b"{broken", True), (b'{"min_release_age": 0}', False), (None, False)])
-def test_up_and_set_policy_write_a_broken_file_anew(found, written):
+def test_up_and_set_policy_write_a_broken_file_anew(found, written, devpi):
     """`policy.install` of the default policy: a broken file must not pass for "no policy", or nothing would ever repair it."""
     from devpictl import layout, policy
     from tests.unit.fakes import FakeEngine
@@ -309,7 +333,7 @@ def test_up_and_set_policy_write_a_broken_file_anew(found, written):
     assert (layout.PAGE_POLICY_FILE in cache.handed) is written
 
 
-def test_set_policy_no_deny_lifts_what_a_refusal_says_it_lifts():
+def test_set_policy_no_deny_lifts_what_a_refusal_says_it_lifts(devpi):
     """The refusal names `set-policy --no-deny PROJECT`: it takes that project, and only it, off the remembered deny list."""
     from typer.testing import CliRunner
 
@@ -332,3 +356,5 @@ def test_set_policy_no_deny_lifts_what_a_refusal_says_it_lifts():
     assert json.loads(done.stdout)["policy_settings"]["deny"] == ["other"]
     assert tuple(precedence.load_remembered(Instance("default"))["deny"]) == ("other",)
     assert json.loads(cache.files[policy.POLICY_PATH])["deny"] == ["other"] and cache.flushes == 2  # handed in, pages emptied, each time
+    # Shared with the replicas each time, as root/pypi's setting.
+    assert [shared["deny"] for shared in devpi.shared_policies()] == [["dpctl-evil", "other"], ["other"]]

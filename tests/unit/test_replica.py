@@ -120,3 +120,86 @@ class TestTheSecret:
         assert SECRET not in result.output
         assert out.read_text().strip() == SECRET
         assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+class TestThePrimarysPagePolicy:
+    """A replica applies its primary's page policy: shared as root/pypi's setting, written into the replica's file by follow-primary.py."""
+
+    def test_set_policy_on_a_replica_points_to_the_primary_and_changes_nothing(self, monkeypatch):
+        engine = FakeEngine()
+        cache = engine.add("default", env=("DEVPICTL_FRONT=1", f"DEVPICTL_PRIMARY_URL={PRIMARY_URL}")).cache
+        monkeypatch.setattr(ctr, "connect", lambda: engine)
+        result = CliRunner().invoke(app, ["set-policy", "--min-release-age", "7d"])
+        assert result.exit_code != 0
+        assert result.output.strip().splitlines() == [
+            f"error: cache 'default' is a replica of {PRIMARY_URL}: run `devpictl set-policy` on the primary; its replicas follow"
+        ]
+        assert not cache.handed and engine.mutations() == [] and not Instance("default").settings_file.exists()
+
+    def test_up_of_a_replica_takes_no_policy_of_its_own(self):
+        from devpictl import precedence
+        from devpictl.errors import BadInput
+
+        with pytest.raises(
+            BadInput, match=r"^a replica applies its primary's page policy: drop --deny, and run `devpictl set-policy` on the primary$"
+        ):
+            precedence.ask(Instance("default"), replica_of=PRIMARY_URL, deny=["evil"])
+
+    def test_a_replica_installs_nothing(self):
+        from devpictl import page_policy, policy
+
+        cache = FakeEngine().add("default", env=(f"DEVPICTL_PRIMARY_URL={PRIMARY_URL}",)).cache
+        assert policy.install(cache, page_policy.Policy(min_release_age=60)) is False
+        assert not cache.handed and cache.flushes == 0
+
+    def test_a_primary_shares_it_once_and_an_older_image_has_nowhere_to(self, monkeypatch):
+        from devpictl import page_policy, password, policy
+        from tests.unit.fakes import ROOT_PASSWORD, FakeDevpi
+
+        server = FakeDevpi()
+        server.serve(monkeypatch)
+        monkeypatch.setattr(password, "login_root", lambda client, instance: client.login("root", ROOT_PASSWORD))
+        cache = FakeEngine().add("default").cache
+        rules = page_policy.Policy(min_release_age=60, deny=("evil",))
+        assert policy.install(cache, rules) is True
+        assert policy.install(cache, rules) is False  # the file and the setting hold it: nothing asked of devpi again
+        assert server.shared_policies() == [rules.to_dict()]
+
+        # An image built before the setting: devpi refuses the key, and the policy still applies here.
+        def refuse(client, changes):
+            raise DevpiError("devpi refused to change root/pypi: indexconfig got unexpected keyword arguments: devpictl_page_policy")
+
+        monkeypatch.setattr(DevpiClient, "patch_index", refuse)
+        assert policy.install(cache, page_policy.Policy()) is True
+
+
+def follower(tmp_path):
+    """templates/follow-primary.py, its policy file in ``tmp_path``."""
+    import sys
+
+    from devpictl import page_policy
+    from tests.unit.fakes import rendered_module
+
+    sys.modules.setdefault("page_policy", page_policy)  # in devpi's site-packages, whose python runs it
+    module = rendered_module("follow-primary.py", "devpictl_follow_primary")
+    module.POLICY_FILE = str(tmp_path / layout.PAGE_POLICY_FILE)
+    return module
+
+
+def test_a_replica_writes_its_primarys_policy_into_its_file(tmp_path, capsys):
+    from devpictl import page_policy, policy
+
+    module = follower(tmp_path)
+    path = tmp_path / layout.PAGE_POLICY_FILE
+    module.follow_policy("")  # nothing shared (an older primary): no file, the default policy
+    assert not path.exists()
+    rules = page_policy.Policy(min_release_age=604800, allow_newer=("tool",))
+    module.follow_policy(policy.shared_text(rules))
+    assert page_policy.PolicyFile(str(path)).get() == rules
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert "the primary's page policy applies: files younger than 1w held back; except tool" in capsys.readouterr().err
+    module.follow_policy(policy.shared_text(rules))  # the same again: not written again
+    assert capsys.readouterr().err == ""
+    module.follow_policy('{"min_release_age": "7d"}')  # unreadable: this replica's stays
+    assert "the primary's page policy is unreadable" in capsys.readouterr().err
+    assert page_policy.PolicyFile(str(path)).get() == rules
