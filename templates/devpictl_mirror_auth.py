@@ -24,7 +24,7 @@ from pluggy import HookimplMarker
 
 # httpcore (devpi's upstream client) asks `import sniffio` for every request; where sniffio is
 # not installed each failed import scans sys.path again. A None entry fails it at once.
-sys.modules.setdefault("sniffio", None)  # type: ignore[assignment]
+sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 hookimpl = HookimplMarker("devpiserver")
 AUTH_FILE = "{{ run_dir }}/{{ upstream_auth }}"  # {"URL without trailing slash": "Basic ..."}

@@ -46,7 +46,7 @@ import h11
 # httpcore asks `import sniffio` on every request; where sniffio is not installed (anyio 4.16
 # no longer needs it) each failed import scans sys.path again: 12 % of this process's CPU in a
 # cold resolution. A None entry makes the import fail at once, as it would anyway.
-sys.modules.setdefault("sniffio", None)  # type: ignore[assignment]
+sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 import httpx
 import page_policy as pp  # devpictl/page_policy.py, beside devpictl's devpi plugin in the image
 from devpi_common.metadata import BasenameMeta
