@@ -218,21 +218,6 @@ def test_concurrent_requests_for_an_uncached_file_cost_one_upstream_fetch(cache,
     assert again.headers.get("X-Devpictl-Served-From") == "disk" and sha256(again.content) == digest
 
 
-def test_upload_time_is_not_served_so_uv_exclude_newer_finds_nothing(cache, tmp_path):
-    """PEP 700: an HTML-only upstream gives no upload-time, and uv then excludes every file (docs/core-metadata.md; test_guards.py: JSON upstreams)."""
-    page = httpx.get(
-        f"{cache['index_url']}dpctl-app/", headers={"User-Agent": INSTALLER_AGENT, "Accept": JSON_PAGE}, trust_env=False, timeout=30
-    )
-    assert page.headers["content-type"].startswith(JSON_PAGE)
-    files = page.json()["files"]
-    assert files and not any("upload-time" in f for f in files)
-    # Even a cut-off far in the future: a file without an upload date is not "before" it.
-    done = uv_compile(cache["index_url"], tmp_path, "--exclude-newer", "2100-01-01T00:00:00Z")
-    assert done.returncode != 0, done.stdout
-    assert "dpctl_app-1.0-py3-none-any.whl` is missing an upload date" in done.stderr, done.stderr
-    assert "No solution found" in done.stderr, done.stderr
-
-
 def test_switch_to_an_upstream_without_metadata_announces_no_missing_file(cache, test_upstream, tmp_path):
     result = run_cli("set-upstream", test_upstream["url"], "--probe-project", "dpctl-app", "--json", env=cache["env"])
     assert result.exit_code == 0, result.output
