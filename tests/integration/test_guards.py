@@ -147,8 +147,8 @@ def compile_aged(index_url: str, tmp_path: Path, *args: str, project: str = "dpc
     return (pinned[0] if done.returncode == 0 and pinned else None), done.stderr
 
 
-def json_page(index_url: str, project: str, agent: str = INSTALLER_AGENT) -> httpx.Response:
-    return httpx.get(f"{index_url}{project}/", headers={"User-Agent": agent, "Accept": JSON_ACCEPT}, trust_env=False, timeout=30)
+def json_page(index_url: str, project: str) -> httpx.Response:
+    return httpx.get(f"{index_url}{project}/", headers={"User-Agent": INSTALLER_AGENT, "Accept": JSON_ACCEPT}, trust_env=False, timeout=30)
 
 
 def front_lines(container, path: str) -> list[str]:
