@@ -241,11 +241,6 @@ def ask(instance: Instance, *, fastest: bool = False, **values: Any) -> CacheSet
             raise BadInput(
                 "a replica cannot run in offline mode (it keeps serving what it holds while the primary is away): drop --offline"
             )
-        if asked.get("read_auth"):
-            raise BadInput(
-                "a replica with --read-auth would lock devpictl out of its progress (/+status): drop --read-auth "
-                "(the primary's stays on), or use `devpictl export` for a set of caches that all need a login"
-            )
     elif values.get("replica_secret") is not None:
         raise BadInput("--replica-secret goes with --replica-of URL: give the primary's URL too, or drop --replica-secret")
     if (values.get("tls_cert") is None) != (values.get("tls_key") is None):
