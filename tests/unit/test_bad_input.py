@@ -281,7 +281,16 @@ CASES = [
     ),
     Case(
         "up-replica-read-auth-without-a-login",
-        lambda w: ["up", "--name", "rep2", "--replica-of", "http://cache-a:3141", "--replica-secret", secret_file("x" * 44)(w), "--read-auth"],
+        lambda w: [
+            "up",
+            "--name",
+            "rep2",
+            "--replica-of",
+            "http://cache-a:3141",
+            "--replica-secret",
+            secret_file("x" * 44)(w),
+            "--read-auth",
+        ],
         2,
         "needs the primary's root password",
     ),
