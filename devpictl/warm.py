@@ -126,8 +126,6 @@ def resolve_requirements(
     command = ["install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-", "-r", str(path)]
     if urlsplit(index_url).scheme == "http":
         command += ["--trusted-host", urlsplit(index_url).hostname or ""]
-    if cert is not None:
-        command += ["--cert", str(cert)]
     runs = (
         [[]]
         if targets.here
@@ -138,7 +136,8 @@ def resolve_requirements(
     )
     pins: set[Pin] = set()
     for extra in runs:
-        done = run_pip(pip, *command, *extra, index_url=with_credentials(index_url, *login) if login else index_url)
+        login_url = with_credentials(index_url, *login) if login else index_url
+        done = run_pip(pip, *command, *extra, index_url=login_url, cert=str(cert) if cert is not None else None)
         if done.returncode != 0:
             reason = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
             raise BadInput(

@@ -236,8 +236,8 @@ class TestRequirementsFiles:
 
         ran = []
 
-        def run_pip(command, *args, timeout=None, index_url=None):
-            ran.append((args, index_url))
+        def run_pip(command, *args, timeout=None, index_url=None, cert=None):
+            ran.append((args, index_url, cert))
             report = {"install": [{"metadata": {"name": "Six", "version": "1.16.0"}, "download_info": {"url": INDEX + "six.whl"}}]}
             return subprocess.CompletedProcess(args, 0, json.dumps(report), "")
 
@@ -246,18 +246,19 @@ class TestRequirementsFiles:
         assert pip.run_pip is not run_pip  # core's own name is the seam
         requirements = tmp_path / "requirements.txt"
         requirements.write_text("six\n")
-        pins = core.read_pins([requirements], INDEX, core.make_targets([], []), None, login)
+        pins = core.read_pins([requirements], INDEX, core.make_targets([], []), tmp_path / "trust.pem", login)
         assert [(pin.name, pin.version) for pin in pins] == [("six", "1.16.0")]
         return ran
 
     def test_the_login_is_in_the_index_url_pip_gets_and_never_in_its_arguments(self, monkeypatch, tmp_path):
-        [(args, index_url)] = self.resolve(monkeypatch, tmp_path, ("root", "s3cret"))
+        [(args, index_url, cert)] = self.resolve(monkeypatch, tmp_path, ("root", "s3cret"))
         assert index_url == "http://root:s3cret@cache.example:3141/root/pypi/+simple/"
+        assert cert == str(tmp_path / "trust.pem")  # the HTTPS cache's CA bundle
         assert not any("s3cret" in arg or "cache.example" in arg and "@" in arg for arg in args)
         assert "--index-url" not in args and "--isolated" not in args  # --isolated would make pip ignore PIP_INDEX_URL
 
     def test_without_a_login_pip_gets_the_plain_index_url(self, monkeypatch, tmp_path):
-        [(_args, index_url)] = self.resolve(monkeypatch, tmp_path, None)
+        [(_args, index_url, _cert)] = self.resolve(monkeypatch, tmp_path, None)
         assert index_url == INDEX
 
 
