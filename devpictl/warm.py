@@ -123,7 +123,8 @@ def resolve_requirements(
     pip = pip_command()
     if pip is None:
         raise BadInput("resolving a requirements file needs pip, which is not installed: install pip, or give a lock file")
-    command = ["install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-", "-r", str(path)]
+    # --no-input: a login refused ends pip here, instead of pip asking for one on a terminal it cannot show.
+    command = ["install", "--dry-run", "--ignore-installed", "--no-input", "--quiet", "--report", "-", "-r", str(path)]
     if urlsplit(index_url).scheme == "http":
         command += ["--trusted-host", urlsplit(index_url).hostname or ""]
     runs = (
@@ -134,9 +135,9 @@ def resolve_requirements(
             for python in (targets.pythons or (f"{sys.version_info[0]}.{sys.version_info[1]}",))
         ]
     )
+    login_url = with_credentials(index_url, *login) if login else index_url
     pins: set[Pin] = set()
     for extra in runs:
-        login_url = with_credentials(index_url, *login) if login else index_url
         done = run_pip(pip, *command, *extra, index_url=login_url, cert=str(cert) if cert is not None else None)
         if done.returncode != 0:
             reason = (done.stderr.strip().splitlines() or ["pip failed"])[-1]

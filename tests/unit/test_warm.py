@@ -256,6 +256,7 @@ class TestRequirementsFiles:
         assert cert == str(tmp_path / "trust.pem")  # the HTTPS cache's CA bundle
         assert not any("s3cret" in arg or "cache.example" in arg and "@" in arg for arg in args)
         assert "--index-url" not in args and "--isolated" not in args  # --isolated would make pip ignore PIP_INDEX_URL
+        assert "--no-input" in args  # a refused login must not make pip wait for one on the terminal
 
     def test_without_a_login_pip_gets_the_plain_index_url(self, monkeypatch, tmp_path):
         [(_args, index_url, _cert)] = self.resolve(monkeypatch, tmp_path, None)
