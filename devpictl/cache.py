@@ -20,7 +20,7 @@ from devpictl import coremetadata, layout, tls
 from devpictl import image as img
 from devpictl.devpi import DevpiClient
 from devpictl.errors import CacheNotFound, DevpiError, EngineError, ExecFailed
-from devpictl.settings import LABEL_INSTANCE, Instance
+from devpictl.settings import LABEL_INSTANCE, Instance, read_root_password
 
 if TYPE_CHECKING:
     import ssl
@@ -188,14 +188,17 @@ class Cache:
         """How a client trusts the cache: the pinned certificate over HTTPS (tls.local_context), else as usual."""
         return tls.local_context(self.instance) if self.tls else True
 
+    def read_login(self) -> tuple[str, str] | None:
+        """(user, password) that reads a --read-auth cache (root's, as ``client`` logs in); None when reading needs none."""
+        password = read_root_password(self.instance) if self.read_auth else None
+        return ("root", password) if password else None
+
     def http_access(self) -> tuple[ssl.SSLContext | bool, httpx.Auth | None]:
         """(how to trust, the login) for an httpx client of the cache's pages and files: `warm`'s."""
         import httpx
 
-        from devpictl.settings import read_root_password
-
-        password = read_root_password(self.instance) if self.read_auth else None
-        return self.verify(), (httpx.BasicAuth("root", password) if password else None)
+        login = self.read_login()
+        return self.verify(), (httpx.BasicAuth(*login) if login else None)
 
     # -- the container's life -------------------------------------------------------------------
 

@@ -81,6 +81,8 @@ def up(engine: DockerClient, requested: precedence.CacheSettings, reporter: Repo
     instance = opts.instance
     if opts.replica_secret is not None:
         replica.read_replica_secret(opts.replica_secret)  # a bad file is refused before anything changes
+    if opts.replica_of and opts.read_auth:
+        replica.check_login(instance)
     certificate = tls.prepare(opts)  # a bad certificate too; a self-signed one near its end is made anew
     # The image runs with or without its front server; one built for `up` has
     # nginx exactly when the cache runs it.

@@ -21,11 +21,26 @@ def pip_command() -> list[str] | None:
     return None
 
 
-def run_pip(command: list[str], *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
-    """``pip ARGS`` with its output captured as text, never asking to upgrade itself."""
-    return subprocess.run(
-        [*command, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    )
+def run_pip(
+    command: list[str], *args: str, timeout: float | None = None, index_url: str | None = None, cert: str | None = None
+) -> subprocess.CompletedProcess:
+    """``pip ARGS`` with its output captured as text, never asking to upgrade itself.
+
+    ``index_url``: pip reads only this index, isolated as ``--isolated`` would (no other PIP_*
+    variable, no config file). It goes in pip's environment (PIP_INDEX_URL), not its command
+    line, which `ps` shows anyone: a login it carries stays readable by this user alone
+    (/proc/PID/environ). ``cert``: the CA bundle pip trusts (--cert), also as REQUESTS_CA_BUNDLE,
+    which pip's requests would otherwise take over --cert.
+    """
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    if index_url is not None:
+        env = {key: value for key, value in env.items() if not key.startswith("PIP_")}
+        env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_INDEX_URL=index_url)
+    if cert is not None:
+        env.pop("CURL_CA_BUNDLE", None)
+        env["REQUESTS_CA_BUNDLE"] = cert
+        args = (*args, "--cert", cert)
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def default_index_url() -> str | None:

@@ -241,11 +241,6 @@ def ask(instance: Instance, *, fastest: bool = False, **values: Any) -> CacheSet
             raise BadInput(
                 "a replica cannot run in offline mode (it keeps serving what it holds while the primary is away): drop --offline"
             )
-        if asked.get("read_auth"):
-            raise BadInput(
-                "a replica with --read-auth would lock devpictl out of its progress (/+status): drop --read-auth "
-                "(the primary's stays on), or use `devpictl export` for a set of caches that all need a login"
-            )
         policy_given = [key for key in ("min_release_age", "allow_newer", "deny", "allow_only") if key in asked]
         if policy_given:
             option = "--" + policy_given[0].replace("_", "-")

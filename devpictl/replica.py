@@ -18,10 +18,19 @@ from devpictl import layout, probe
 from devpictl.cache import Cache
 from devpictl.container import last_line
 from devpictl.devpi import DevpiClient
-from devpictl.errors import BadInput, CacheNotFound, CacheUnreachable, Conflict, DevpictlError, DevpiError, ReadinessTimeout
+from devpictl.errors import (
+    BadInput,
+    CacheNotFound,
+    CacheUnreachable,
+    Conflict,
+    DevpictlError,
+    DevpiError,
+    LoginRefused,
+    ReadinessTimeout,
+)
 from devpictl.files import write_atomic
 from devpictl.mirrors import MalformedURL, parse_index_url, redact
-from devpictl.settings import Instance, read_secret_file
+from devpictl.settings import Instance, read_root_password, read_secret_file
 
 MIN_SECRET_BYTES = 32  # devpi refuses a shorter secret
 PAGES_GENERATION = "devpictl_pages_generation"  # declared by devpictl's devpi plugin (templates/)
@@ -54,6 +63,19 @@ def refuse_on_replica(cache: Cache, command: str) -> None:
     if primary is not None:
         raise Conflict(
             f"cache {cache.instance.name!r} is a replica of {primary}: run `devpictl {command}` on the primary; its replicas follow"
+        )
+
+
+def check_login(instance: Instance) -> None:
+    """A replica with --read-auth: devpictl reads its progress logged in as root, with the primary's root password.
+
+    A replica has no users of its own (they come from the primary), so devpictl's
+    Cache.client logs in with the password the primary's devpictl keeps, copied here.
+    """
+    if read_root_password(instance) is None:
+        raise BadInput(
+            f"a replica with --read-auth needs the primary's root password for devpictl's own login: copy the primary's "
+            f"root-password file (`devpictl status` there names it) to {instance.password_file} (0600), or drop --read-auth"
         )
 
 
@@ -159,15 +181,24 @@ def wait_until_caught_up(cache: Cache, primary_url: str, timeout: float, reporte
     """Wait until the replica has applied every change the primary announced (files may follow on demand)."""
     deadline = time.monotonic() + timeout
     state = Replication(REPLICA, primary_url)
+    refused: LoginRefused | None = None
     with reporter.waiting(f"Waiting until the replica has caught up with {primary_url} (up to {timeout:.0f} s)"):
         while True:
             try:
                 state = replication(cache.client.server_status(), primary_url)
+                refused = None
             except CacheUnreachable:
                 pass
+            except LoginRefused as exc:  # --read-auth: root's login works once root has come by replication
+                refused = exc
             if state.lag == 0:
                 return state
             if time.monotonic() > deadline:
+                if refused is not None:
+                    raise LoginRefused(
+                        f"the replica refused devpictl's login as root within {timeout:.0f} s: put the primary's root password "
+                        f"in {cache.instance.password_file}, and check that --replica-secret holds the primary's secret"
+                    )
                 where = f"{state.lag} changes behind" if state.lag is not None else "no answer from the primary yet"
                 raise ReadinessTimeout(
                     f"the replica did not catch up with {primary_url} within {timeout:.0f} s ({where}; its log ends: "
@@ -183,8 +214,9 @@ def check_primary_answers(cache: Cache, primary_url: str) -> None:
     # the primary takes this replica shows while it catches up.
     answer, problem = probe.fetch_in_container(cache, primary_url + "/+api", 10.0, digest=True)
     if answer is None:
+        trust = ", and --ca-bundle FILE with its CA (a self-signed primary's tls/trust.pem)" if primary_url.startswith("https:") else ""
         raise CacheUnreachable(
-            f"the primary {primary_url} does not answer from inside the replica ({problem}): check the URL, and --network when it runs on this engine"
+            f"the primary {primary_url} does not answer from inside the replica ({problem}): check the URL, and --network when it runs on this engine{trust}"
         )
 
 

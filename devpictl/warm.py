@@ -113,28 +113,20 @@ def select(pin: Pin, links: Sequence[simplepage.Link], targets: Targets) -> list
 # --- requirements files: pip resolves them --------------------------------------------------
 
 
-def resolve_requirements(path: Path, index_url: str, targets: Targets, cert: Path | None = None) -> list[Pin]:
-    """The packages (and exact files) pip picks for ``path`` through the cache, for each target (``cert``: the CA bundle of an HTTPS cache)."""
+def resolve_requirements(
+    path: Path, index_url: str, targets: Targets, cert: Path | None = None, login: tuple[str, str] | None = None
+) -> list[Pin]:
+    """The packages (and exact files) pip picks for ``path`` through the cache, for each target (``cert``: the CA bundle
+    of an HTTPS cache; ``login``: the user and password of a --read-auth cache, which pip gets in its environment)."""
+    from devpictl.readauth import with_credentials
+
     pip = pip_command()
     if pip is None:
         raise BadInput("resolving a requirements file needs pip, which is not installed: install pip, or give a lock file")
-    command = [
-        "--isolated",
-        "install",
-        "--dry-run",
-        "--ignore-installed",
-        "--quiet",
-        "--report",
-        "-",
-        "--index-url",
-        index_url,
-        "-r",
-        str(path),
-    ]
+    # --no-input: a login refused ends pip here, instead of pip asking for one on a terminal it cannot show.
+    command = ["install", "--dry-run", "--ignore-installed", "--no-input", "--quiet", "--report", "-", "-r", str(path)]
     if urlsplit(index_url).scheme == "http":
         command += ["--trusted-host", urlsplit(index_url).hostname or ""]
-    if cert is not None:
-        command += ["--cert", str(cert)]
     runs = (
         [[]]
         if targets.here
@@ -143,9 +135,10 @@ def resolve_requirements(path: Path, index_url: str, targets: Targets, cert: Pat
             for python in (targets.pythons or (f"{sys.version_info[0]}.{sys.version_info[1]}",))
         ]
     )
+    login_url = with_credentials(index_url, *login) if login else index_url
     pins: set[Pin] = set()
     for extra in runs:
-        done = run_pip(pip, *command, *extra)
+        done = run_pip(pip, *command, *extra, index_url=login_url, cert=str(cert) if cert is not None else None)
         if done.returncode != 0:
             reason = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
             raise BadInput(
@@ -175,11 +168,14 @@ def check_files(paths: Sequence[Path]) -> None:
             raise BadInput(f"{path} is not a file: give a lock file (uv.lock, pylock.toml, poetry.lock, pdm.lock) or a requirements file")
 
 
-def read_pins(paths: Sequence[Path], index_url: str, targets: Targets, cert: Path | None = None) -> list[Pin]:
-    """What the files need: read from a lock, or resolved by pip through the cache at ``index_url`` (``cert``: its CA bundle)."""
+def read_pins(
+    paths: Sequence[Path], index_url: str, targets: Targets, cert: Path | None = None, login: tuple[str, str] | None = None
+) -> list[Pin]:
+    """What the files need: read from a lock, or resolved by pip through the cache at ``index_url`` (``cert``: its CA
+    bundle; ``login``: its reader's user and password)."""
     pins: list[Pin] = []
     for path in paths:
-        pins += read_lock(path) if lock_reader(path) else resolve_requirements(path, index_url, targets, cert)
+        pins += read_lock(path) if lock_reader(path) else resolve_requirements(path, index_url, targets, cert, login)
     return pins
 
 

@@ -108,7 +108,7 @@ CA_BUNDLE = typer.Option(
     None,
     "--ca-bundle",
     envvar="DEVPICTL_CA_BUNDLE",
-    help="PEM bundle to trust for HTTPS (a TLS-inspecting proxy's CA), in the build and in the cache.",
+    help="PEM bundle to trust for HTTPS (a TLS-inspecting proxy's CA; for --replica-of https://..., the primary's CA), in the build and in the cache.",
     dir_okay=False,
 )
 WEB = typer.Option(False, "--web", help="Also install devpi-web (its search indexer stays off).")

@@ -54,7 +54,7 @@ def warm(
     from devpictl import warm as core
     from devpictl.cache import Cache
     from devpictl.cli import ui
-    from devpictl.errors import BadInput, WarmIncomplete
+    from devpictl.errors import WarmIncomplete
     from devpictl.settings import Instance, check_name
 
     instance = Instance(check_name(name))
@@ -63,18 +63,13 @@ def warm(
     with Cache.running(ctr.connect(), instance) as cache:  # its facts only: no client is opened
         index_url = devpi.index_url(cache.local_base_url)
         access = cache.http_access()
-    requirements = [f for f in files if core.lock_reader(f) is None]
-    if requirements and cache.read_auth:
-        # pip resolves them, isolated from every setting, and a login in its command line would show in `ps`.
-        raise BadInput(
-            f"cache {instance.name!r} needs a login to read, which pip cannot get here for {requirements[0]}: give a lock file instead"
-        )
+        login = cache.read_login()  # pip, resolving a requirements file, gets it in its environment, never its command line
     bundle = tls.trust_bundle_file(instance) if cache.tls and tls.trust_bundle_file(instance).is_file() else None
     # pip, resolving a requirements file through the cache, stores files: they count as this run's.
     started = time.time() if any(core.lock_reader(f) is None for f in files) else None
     with ui.reporter(json_output) as rep:
         with rep.waiting(f"Reading {', '.join(str(f) for f in files)}"):
-            pins = core.read_pins(files, index_url, targets, bundle)
+            pins = core.read_pins(files, index_url, targets, bundle, login)
         if json_output or not ui.err.is_terminal:
             report = core.warm(index_url, pins, targets, core.QuietProgress(), jobs, since=started, access=access)
         else:

@@ -176,6 +176,17 @@ def test_pip_and_uv_install_through_https_with_the_written_config(cache, tmp_pat
     assert (tmp_path / "uv" / "six.py").is_file()
 
 
+def test_warm_resolves_a_requirements_file_with_pip_through_the_login(cache, tmp_path):
+    # pip gets the login in its environment (PIP_INDEX_URL); without it the cache answers pip 401 and warm fails (exit 2).
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("dpctl-util==1.0\n")
+    result = run_cli("warm", str(requirements), "--json", env=cache["env"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["packages"] == 1 and report["stored"] + report["present"] == 1, report
+    assert cache["root_password"] not in result.output
+
+
 def test_status_shows_the_expiry_and_the_health_check_passes(cache, engine):
     result = run_cli("status", "--json", env=cache["env"])
     assert result.exit_code == 0, result.output

@@ -280,6 +280,21 @@ CASES = [
         "holds no devpi secret",
     ),
     Case(
+        "up-replica-read-auth-without-a-login",
+        lambda w: [
+            "up",
+            "--name",
+            "rep2",
+            "--replica-of",
+            "http://cache-a:3141",
+            "--replica-secret",
+            secret_file("x" * 44)(w),
+            "--read-auth",
+        ],
+        2,
+        "needs the primary's root password",
+    ),
+    Case(
         "up-replica-of-on-a-primary",
         lambda w: ["up", "--replica-of", "http://cache-a:3141", "--replica-secret", secret_file("x" * 44)(w)],
         4,

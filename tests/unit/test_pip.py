@@ -48,3 +48,25 @@ def test_run_pip_captures_text_and_never_asks_to_upgrade():
     done = pip.run_pip([sys.executable, "-c", code], "--version", timeout=60)
     assert done.returncode == 3
     assert done.stdout == "['--version'] 1\n"
+
+
+def test_an_index_url_goes_in_the_environment_isolated_from_every_other_setting(monkeypatch):
+    import os
+
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "http://elsewhere.example/simple/")
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/home/me/pip.conf")
+    code = "import os, sys; print(sys.argv[1:], sorted((k, v) for k, v in os.environ.items() if k.startswith('PIP_')))"
+    url = "https://root:s3cret@127.0.0.1:3141/root/pypi/+simple/"
+    done = pip.run_pip([sys.executable, "-c", code], "install", timeout=60, index_url=url)
+    args, variables = done.stdout.split("] ", 1)
+    assert "s3cret" not in args  # the command line, which `ps` shows anyone
+    assert variables.strip() == str([("PIP_CONFIG_FILE", os.devnull), ("PIP_DISABLE_PIP_VERSION_CHECK", "1"), ("PIP_INDEX_URL", url)])
+
+
+def test_a_ca_bundle_wins_over_the_ones_requests_would_take_from_the_environment(monkeypatch):
+    # pip's requests takes REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE over --cert: an HTTPS cache's CA must win.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/proxy-ca.pem")
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/proxy-ca.pem")
+    code = "import os, sys; print(sys.argv[1:], os.environ['REQUESTS_CA_BUNDLE'], os.environ.get('CURL_CA_BUNDLE'))"
+    done = pip.run_pip([sys.executable, "-c", code], "install", timeout=60, cert="/state/tls/trust.pem")
+    assert done.stdout == "['install', '--cert', '/state/tls/trust.pem'] /state/tls/trust.pem None\n"

@@ -203,3 +203,48 @@ def test_a_replica_writes_its_primarys_policy_into_its_file(tmp_path, capsys):
     module.follow_policy('{"min_release_age": "7d"}')  # unreadable: this replica's stays
     assert "the primary's page policy is unreadable" in capsys.readouterr().err
     assert page_policy.PolicyFile(str(path)).get() == rules
+
+
+class TestCatchingUpBehindALogin:
+    """`up --replica-of URL --read-auth`: devpictl logs in as root, which the replica knows only once replication brought it."""
+
+    class Replica:
+        def __init__(self, answers):
+            self.answers = list(answers)  # what each attempt meets: an exception (the login), or /+status' answer
+            self.instance = Instance("rep")
+
+        @property
+        def client(self):
+            answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+            if isinstance(answer, Exception):
+                raise answer
+
+            class Client:
+                def server_status(self):
+                    return answer
+
+            return Client()
+
+        def logs_tail(self, lines):
+            return "devpi log\n"
+
+    def test_a_refused_login_waits_for_root_to_arrive(self, monkeypatch):
+        from devpictl.errors import LoginRefused
+        from devpictl.reporter import QuietReporter
+
+        monkeypatch.setattr(replica.time, "sleep", lambda s: None)
+        cache = self.Replica([LoginRefused("no root yet"), LoginRefused("no root yet"), {"serial": 9, "primary-serial": 9}])
+        state = replica.wait_until_caught_up(cache, PRIMARY_URL, 60, QuietReporter())
+        assert state.lag == 0 and state.serial == 9
+
+    def test_a_login_refused_to_the_end_says_which_password_is_wanted(self, monkeypatch):
+        from devpictl.errors import LoginRefused
+        from devpictl.reporter import QuietReporter
+
+        clock = iter(range(0, 1000, 50))
+        monkeypatch.setattr(replica.time, "monotonic", lambda: next(clock))
+        monkeypatch.setattr(replica.time, "sleep", lambda s: None)
+        cache = self.Replica([LoginRefused("wrong password")])
+        with pytest.raises(LoginRefused) as refused:
+            replica.wait_until_caught_up(cache, PRIMARY_URL, 60, QuietReporter())
+        assert "primary's root password" in str(refused.value) and str(Instance("rep").password_file) in str(refused.value)

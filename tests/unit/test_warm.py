@@ -225,6 +225,44 @@ class TestWarm:
         ]
 
 
+class TestRequirementsFiles:
+    """pip resolves a requirements file through the cache; a --read-auth cache's login reaches it in its environment."""
+
+    def resolve(self, monkeypatch, tmp_path, login):
+        import json
+        import subprocess
+
+        from devpictl import pip
+
+        ran = []
+
+        def run_pip(command, *args, timeout=None, index_url=None, cert=None):
+            ran.append((args, index_url, cert))
+            report = {"install": [{"metadata": {"name": "Six", "version": "1.16.0"}, "download_info": {"url": INDEX + "six.whl"}}]}
+            return subprocess.CompletedProcess(args, 0, json.dumps(report), "")
+
+        monkeypatch.setattr(core, "pip_command", lambda: ["pip"])
+        monkeypatch.setattr(core, "run_pip", run_pip)
+        assert pip.run_pip is not run_pip  # core's own name is the seam
+        requirements = tmp_path / "requirements.txt"
+        requirements.write_text("six\n")
+        pins = core.read_pins([requirements], INDEX, core.make_targets([], []), tmp_path / "trust.pem", login)
+        assert [(pin.name, pin.version) for pin in pins] == [("six", "1.16.0")]
+        return ran
+
+    def test_the_login_is_in_the_index_url_pip_gets_and_never_in_its_arguments(self, monkeypatch, tmp_path):
+        [(args, index_url, cert)] = self.resolve(monkeypatch, tmp_path, ("root", "s3cret"))
+        assert index_url == "http://root:s3cret@cache.example:3141/root/pypi/+simple/"
+        assert cert == str(tmp_path / "trust.pem")  # the HTTPS cache's CA bundle
+        assert not any("s3cret" in arg or "cache.example" in arg and "@" in arg for arg in args)
+        assert "--index-url" not in args and "--isolated" not in args  # --isolated would make pip ignore PIP_INDEX_URL
+        assert "--no-input" in args  # a refused login must not make pip wait for one on the terminal
+
+    def test_without_a_login_pip_gets_the_plain_index_url(self, monkeypatch, tmp_path):
+        [(_args, index_url, _cert)] = self.resolve(monkeypatch, tmp_path, None)
+        assert index_url == INDEX
+
+
 def test_cli_needs_a_running_cache(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
@@ -250,7 +288,7 @@ def test_cli_says_in_one_line_that_the_policy_refuses_a_project(monkeypatch, tmp
     engine = FakeEngine()
     engine.add("default")
     monkeypatch.setattr(ctr, "connect", lambda: engine)
-    monkeypatch.setattr(core, "read_pins", lambda files, index_url, targets, cert=None: [lockfiles.Pin("dpctl-evil", "1.0")])
+    monkeypatch.setattr(core, "read_pins", lambda files, index_url, targets, cert=None, login=None: [lockfiles.Pin("dpctl-evil", "1.0")])
     transport = FakeCache().transport()
     real_warm = core.warm
     monkeypatch.setattr(core, "warm", lambda *args, **kwargs: real_warm(*args, **{**kwargs, "transport": transport}))
