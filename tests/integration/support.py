@@ -116,8 +116,8 @@ def cache_env(name: str, data_dir: Path, image: str) -> dict[str, str]:
     return {"DEVPICTL_DATA_DIR": str(data_dir), "DEVPICTL_IMAGE": image, "DEVPICTL_NAME": name}
 
 
-def up_answer(env: dict[str, str], test_upstream: dict[str, str], *options: str) -> dict:
-    """`up --json` of a cache on the test upstream (joined to its network, probing six), with ``options`` too."""
+def up_answer(env: dict[str, str], test_upstream: dict[str, str], *options: str, probe: str = "six") -> dict:
+    """`up --json` of a cache on a test upstream (joined to its network, probing ``probe``), with ``options`` too."""
     result = run_cli(
         "up",
         "--port",
@@ -127,7 +127,7 @@ def up_answer(env: dict[str, str], test_upstream: dict[str, str], *options: str)
         "--mirror",
         test_upstream["url"],
         "--probe-project",
-        "six",
+        probe,
         *options,
         "--json",
         env=env,

@@ -21,11 +21,11 @@ from tests.integration.support import (
     RUN_ID,
     cache_env,
     file_url,
-    free_port,
     pip_run,
     remove_cache,
     run_cli,
     sha256,
+    up_answer,
     upstream_container,
     upstream_requests,
     uv_run,
@@ -43,22 +43,8 @@ def cache(engine, devpi_image, test_upstream, metadata_upstream, tmp_path_factor
     """A cache on the upstream with core metadata, on both upstreams' network."""
     data_dir = tmp_path_factory.mktemp("devpictl-data-meta")
     env = cache_env(NAME, data_dir, devpi_image)
-    result = run_cli(
-        "up",
-        "--port",
-        str(free_port()),
-        "--network",
-        metadata_upstream["network"],
-        "--mirror",
-        metadata_upstream["url"],
-        "--probe-project",
-        "dpctl-app",
-        "--json",
-        env=env,
-    )
     try:
-        assert result.exit_code == 0, result.output
-        out = json.loads(result.stdout)
+        out = up_answer(env, metadata_upstream, probe="dpctl-app")
         yield {"env": env, "up": out, "index_url": out["index_url"], "container": engine.containers.get(f"devpictl-{NAME}")}
     finally:
         remove_cache(engine, NAME, env)

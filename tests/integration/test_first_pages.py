@@ -28,6 +28,7 @@ from tests.integration.support import (
     remove_cache,
     run_cli,
     sha256,
+    up_answer,
     upstream_requests,
     wait_recorded,
 )
@@ -64,22 +65,8 @@ def marked_page(metadata_upstream_root):
 def cache(engine, devpi_image, metadata_upstream, marked_page, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("devpictl-data-first")
     env = cache_env(NAME, data_dir, devpi_image)
-    result = run_cli(
-        "up",
-        "--port",
-        str(free_port()),
-        "--network",
-        metadata_upstream["network"],
-        "--mirror",
-        metadata_upstream["url"],
-        "--probe-project",
-        "dpctl-app",
-        "--json",
-        env=env,
-    )
     try:
-        assert result.exit_code == 0, result.output
-        out = json.loads(result.stdout)
+        out = up_answer(env, metadata_upstream, probe="dpctl-app")
         yield {"env": env, "index_url": out["index_url"], "container": engine.containers.get(f"devpictl-{NAME}"), "data_dir": data_dir}
     finally:
         remove_cache(engine, NAME, env)
