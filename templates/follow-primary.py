@@ -18,12 +18,11 @@ import urllib.request
 
 import page_policy
 
-URL = f"http://127.0.0.1:{sys.argv[1]}/root/pypi?no_projects="
 POLICY_FILE = "{{ run_dir }}/{{ page_policy_file }}"
 
 
-def settings():
-    request = urllib.request.Request(URL, headers={"Accept": "application/json"})
+def settings(devpi_port):
+    request = urllib.request.Request(f"http://127.0.0.1:{devpi_port}/root/pypi?no_projects=", headers={"Accept": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
             return json.load(answer).get("result")
@@ -57,10 +56,10 @@ def follow_policy(shared):
     print(f"devpictl-follow-primary: the primary's page policy applies: {shown}", file=sys.stderr, flush=True)
 
 
-def main():
+def main(devpi_port):
     last = None
     while True:
-        result = settings()
+        result = settings(devpi_port)
         if result is not None:
             follow_policy(result.get("devpictl_page_policy"))
         now = None if result is None else json.dumps(result, sort_keys=True)
@@ -75,4 +74,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1])
