@@ -252,9 +252,9 @@ def render_html(project: str, page: Page, path: str, core_metadata: bool, kept: 
     title = f"{INDEX}: links for {project}"
     parts = [f'<!DOCTYPE html><html lang="en"><head><title>{title}</title></head><body><h1>{title}</h1>\n']
     for link in page.links:
-        href = html_href(path, link)
         if kept is not None and link.basename not in kept:
             continue
+        href = html_href(path, link)
         refused = kept is not None and kept[link.basename] != href
         attribs = [f'href="{kept[link.basename] if refused else href}"']  # type: ignore[index]
         if core_metadata and link.basename.endswith(".whl") and not refused:
@@ -299,13 +299,14 @@ def policed(
     project: str, page: Page, path: str, core_metadata: bool, as_json: bool, policy: pp.Policy
 ) -> tuple[bytes, list[tuple[str, str]]]:
     """(body, headers) of the page under the cache's policy, byte for byte what the plugin makes of devpi's page."""
-    files = page_files(page, path, core_metadata)
     if not as_json and not policy.active:
         return render_html(project, page, path, core_metadata), []
-    if not as_json:  # the plugin reads an HTML page's file names and links, and adds their upload times
+    if as_json:
+        files = page_files(page, path, core_metadata)
+    else:  # the plugin reads an HTML page's file names and links, and adds their upload times
         files = [
-            {"filename": f["filename"], "url": html_href(path, link), "upload-time": f.get("upload-time")}
-            for f, link in zip(files, page.links, strict=True)
+            {"filename": link.basename, "url": html_href(path, link), "upload-time": page.times.get(link.basename, [None, None])[0]}
+            for link in page.links
         ]
     applied = pp.apply(policy, project, files)
     kept = pp.denied_files(project, applied.files) if policy.denial(project) is not None else applied.files
