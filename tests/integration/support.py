@@ -86,6 +86,25 @@ def installer_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+# What would make an installer trust a CA other than the one its config names: pip's requests takes these
+# over any cert (pip-config notes it), uv takes SSL_CERT_FILE. None comes from the host.
+TRUST_ENV = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def configured_installer_env(tmp_path: Path, home: Path) -> dict[str, str]:
+    """pip and uv as a user whose config files in ``home`` pip-config wrote: no PIP_CONFIG_FILE, no UV_NO_CONFIG, no trust from the environment."""
+    env = installer_env(tmp_path)
+    env.pop("PIP_CONFIG_FILE")
+    env = {k: v for k, v in env.items() if not k.startswith("UV_") and k not in TRUST_ENV}
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), UV_NO_CACHE="1", UV_PYTHON=sys.executable)
+    return env
+
+
+def configured_pip(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``pip ARGS`` as that user (``configured_installer_env``), never asking for input."""
+    return subprocess.run([sys.executable, "-m", "pip", *args, "--no-input"], capture_output=True, text=True, env=env, timeout=300)
+
+
 def uv_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     """uv with no cache, no configuration and no host settings: only what ``args`` say."""
     import uv

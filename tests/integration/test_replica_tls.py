@@ -13,14 +13,16 @@ import os
 import shutil
 import ssl
 import subprocess
-import sys
 
 import httpx
 import pytest
 
 from tests.integration.support import (
     RUN_ID,
+    TRUST_ENV,
     cache_env,
+    configured_installer_env,
+    configured_pip,
     free_port,
     installer_env,
     one_error_line,
@@ -35,7 +37,6 @@ from tests.integration.test_replicas import wait_for
 PRIMARY = f"tlsp{RUN_ID}"
 REPLICA = f"tlsr{RUN_ID}"
 PRIMARY_URL = f"https://devpictl-{PRIMARY}:3141"
-TRUST_ENV = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 UTIL = "dpctl_util-1.0-py3-none-any.whl"
 
 
@@ -150,17 +151,8 @@ def test_the_user_pip_config_configured_installs_through_the_replica(pair, tmp_p
     home = pair["homes"][REPLICA]
     text = (home / ".config" / "pip" / "pip.conf").read_text()
     assert "index-url = https://pip-alice:" in text and f"cert = {pair['trust']}" in text
-    env = installer_env(tmp_path)
-    env.pop("PIP_CONFIG_FILE")
-    env = {k: v for k, v in env.items() if k not in TRUST_ENV}
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-input", "--target", str(tmp_path / "pip"), "six"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    env = configured_installer_env(tmp_path, home)
+    pip = configured_pip(env, "install", "--no-deps", "--target", str(tmp_path / "pip"), "six")
     assert pip.returncode == 0, pip.stdout + pip.stderr
     assert (tmp_path / "pip" / "six.py").is_file()
 

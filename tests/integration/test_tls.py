@@ -11,20 +11,28 @@ import os
 import ssl
 import stat
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.support import RUN_ID, cache_env, installer_env, one_error_line, pip_command, remove_cache, run_cli, up_answer
+from tests.integration.support import (
+    RUN_ID,
+    TRUST_ENV,
+    cache_env,
+    configured_installer_env,
+    configured_pip,
+    installer_env,
+    one_error_line,
+    pip_command,
+    remove_cache,
+    run_cli,
+    up_answer,
+)
 
 NAME = f"tls{RUN_ID}"
 TLS_NAME = "cache.test"
 JSON = {"Accept": "application/json"}
-# pip's requests takes these over any cert (pip-config notes it), uv takes SSL_CERT_FILE: none from the host.
-TRUST_ENV = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +66,6 @@ def cache(engine, devpi_image, test_upstream, tmp_path_factory):
 
 def trusting(cache) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(cache["ca"]))
-
-
-def installer(cache, tmp_path: Path) -> dict[str, str]:
-    """pip and uv as a user whose config files pip-config wrote: no PIP_CONFIG_FILE, no UV_NO_CONFIG."""
-    env = installer_env(tmp_path)
-    env.pop("PIP_CONFIG_FILE")
-    env = {k: v for k, v in env.items() if not k.startswith("UV_") and k not in TRUST_ENV}
-    env.update(HOME=str(cache["home"]), XDG_CONFIG_HOME=str(cache["home"] / ".config"), UV_NO_CACHE="1", UV_PYTHON=sys.executable)
-    return env
 
 
 def test_up_serves_https_on_its_port_and_plain_http_is_redirected(cache):
@@ -142,23 +141,11 @@ def test_pip_config_writes_https_the_ca_and_a_login_0600_never_printed(cache):
 
 
 def test_pip_and_uv_install_through_https_with_the_written_config(cache, tmp_path):
-    env = installer(cache, tmp_path)
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-input", "--target", str(tmp_path / "pip"), "six"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    env = configured_installer_env(tmp_path, cache["home"])
+    pip = configured_pip(env, "install", "--no-deps", "--target", str(tmp_path / "pip"), "six")
     assert pip.returncode == 0, pip.stdout + pip.stderr
     assert (tmp_path / "pip" / "six.py").is_file()
-    downloaded = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-input", "-d", str(tmp_path / "dl"), "six"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    downloaded = configured_pip(env, "download", "--no-deps", "-d", str(tmp_path / "dl"), "six")
     assert downloaded.returncode == 0, downloaded.stdout + downloaded.stderr  # the configured login reads
     shell = run_cli("pip-config", "--tool", "uv", "--shell", env=cache["env"])
     assert shell.exit_code == 2  # it would print the password
