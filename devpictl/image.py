@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import shlex
 import tarfile
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -140,11 +141,23 @@ def template_dir() -> Path:
     return Path(__file__).parent.parent / "templates"
 
 
+# The front's first_pages.py talks HTTP/2 to the upstream (httpx's http2 extra): many pages at
+# once over one connection, where a burst of new HTTP/1.1 connections stalls (docs/core-metadata.md).
+FRONT_HTTP2 = "h2>=4.1,<5"
+
+
 def requirements(options: BuildOptions) -> list[str]:
     reqs = [f"devpi-server=={options.devpi_server_version}"]
+    if options.front:
+        reqs.append(FRONT_HTTP2)
     if options.web:
         reqs.append(f"devpi-web=={DEVPI_WEB_VERSION}")
     return reqs
+
+
+def wheelhouse_command(options: BuildOptions, directory: str) -> str:
+    """The `pip download` that fills a wheelhouse for this build."""
+    return f"pip download --only-binary=:all: -d {shlex.quote(directory)} " + " ".join(shlex.quote(r) for r in requirements(options))
 
 
 def pip_options(options: BuildOptions) -> list[str]:
@@ -262,11 +275,11 @@ def check_inputs(options: BuildOptions) -> None:
     if options.wheelhouse is not None:
         if not options.wheelhouse.is_dir():
             raise BadInput(
-                f"wheelhouse {options.wheelhouse} is not a directory: make one with `pip download -d DIR devpi-server=={options.devpi_server_version}`"
+                f"wheelhouse {options.wheelhouse} is not a directory: make one with `{wheelhouse_command(options, 'DIR')}`"
             )
         if not any(options.wheelhouse.glob("devpi_server-*.whl")):
             raise BadInput(
-                f"wheelhouse {options.wheelhouse} holds no devpi_server wheel: fill it with `pip download -d {options.wheelhouse} devpi-server=={options.devpi_server_version}`"
+                f"wheelhouse {options.wheelhouse} holds no devpi_server wheel: fill it with `{wheelhouse_command(options, str(options.wheelhouse))}`"
             )
     if options.ca_bundle is not None:
         read_ca_bundle(options.ca_bundle)

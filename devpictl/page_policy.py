@@ -228,9 +228,9 @@ def apply(
     held: list[str] = []
     soonest: float | None = None
     for item in files:
-        uploaded = parse_time(item.get("upload-time"))
         filename = str(item.get("filename", ""))
-        young = policy.min_release_age and filename not in private and uploaded is not None and when - uploaded < policy.min_release_age
+        uploaded = parse_time(item.get("upload-time")) if policy.min_release_age and filename not in private else None
+        young = uploaded is not None and when - uploaded < policy.min_release_age
         if young and not policy.exempt(project, file_version(project, filename)):
             held.append(filename)
             wait = uploaded + policy.min_release_age - when  # type: ignore[operator]

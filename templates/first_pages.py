@@ -49,7 +49,6 @@ import h11
 sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 import httpx
 import page_policy as pp  # devpictl/page_policy.py, beside devpictl's devpi plugin in the image
-from devpi_common.metadata import BasenameMeta
 from devpi_common.url import URL
 from devpi_server.filestore import make_splitdir
 from devpi_server.mirror import SIMPLE_API_ACCEPT, parse_index
@@ -74,9 +73,18 @@ RECORDERS = 1  # devpi writes one page at a time: more would only wait on its da
 # was answered. A file asked for meanwhile has devpi record its page at once (recorded_first).
 QUIET_SECONDS = 1.0
 RECORD_WITHIN = 20.0
+# Connections to the upstream, kept alive. A burst of new ones costs more than it gains: through
+# the test machine's TLS-inspecting proxy, 32 connections opened at once stalled 5 s (a connect
+# timeout, so 10 s of BROKEN_SECONDS) where 16 answered 50 pages in 0.1 s (docs/core-metadata.md).
+UPSTREAM_CONNECTIONS = 16
 MAX_RANGE = 16 * 1024 * 1024  # a longer range is a file fetch: devpi stores it
 KEPT_PAGES = 2000  # pages whose file URLs are kept for their metadata and range requests
 REPLICA_HEADER = "x-devpi-replica-uuid"  # on every request a replica's devpi sends its primary
+# An absolute link that urljoin, urlsplit and urlunsplit give back unchanged: printable ASCII without
+# a query, params or fragment (?#;), brackets (urlsplit checks them) or whitespace (urlsplit strips it).
+USUAL_LINK = re.compile(r'https?://[!"$-:<->@-Z\\^-~]+')
+# A file name that urlsplit reads as path only: the href's hash is what follows its "#".
+SAFE_NAME = re.compile(r"[\w.+!~-]+", re.ASCII)
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
 
 
@@ -179,8 +187,9 @@ def json_releaselinks(base: str, data: dict) -> list[SimpleNamespace]:
     devpi's own parser builds several URL objects per file (0.76 s for a page of 4,400 files,
     which the front then answers 0.05 s after the upstream); this follows it step for step:
     ``_joinpath`` (the page's query kept, the link's dropped), the fragment from ``sha256``
-    or else the first hash, ``parse_hash_spec``'s check of the algorithm, and
-    ``BasenameMeta``'s check of each file name (ValueError: devpi would refuse the page).
+    or else the first hash, and ``parse_hash_spec``'s check of the algorithm. devpi also wraps
+    each link in ``BasenameMeta``, which refuses nothing a file name can be (``splitbasename``
+    without ``checkarch`` always splits, a version that is not PEP 440 parses as a legacy one).
     """
     major, _, _ = str(data["meta"].get("api-version", "1.0")).partition(".")
     if major != "1":
@@ -189,10 +198,12 @@ def json_releaselinks(base: str, data: dict) -> list[SimpleNamespace]:
     page = replaced(base, query="")
     links = []
     for item in data["files"]:
-        joined = urllib.parse.urljoin(page, item["url"])
+        given = item["url"]
+        # urljoin gives an absolute link back as it is, once urlsplit has nothing to strip or split in it.
+        joined = given if USUAL_LINK.fullmatch(given) else urllib.parse.urljoin(page, given)
         hashes = item["hashes"]
         fragment = f"sha256={hashes['sha256']}" if "sha256" in hashes else "=".join(next(iter(hashes.items()))) if hashes else ""
-        if not query and joined.startswith(("https://", "http://")) and not any(c in joined for c in "?#;"):
+        if not query and USUAL_LINK.fullmatch(joined):
             # The usual link (absolute, no query, params or fragment): urlparse and urlunsplit give it back as it is.
             url_nofrag, path = joined, "/" + joined.split("/", 3)[3] if joined.count("/") >= 3 else ""
         else:
@@ -200,7 +211,6 @@ def json_releaselinks(base: str, data: dict) -> list[SimpleNamespace]:
             parsed = urllib.parse.urlparse(url)
             url_nofrag, path, fragment = replaced(url, fragment=""), parsed.path, parsed.fragment
         basename = posixpath.basename(urllib.parse.unquote(path))
-        BasenameMeta(basename)
         algorithm, _, value = fragment.partition("=")
         links.append(
             SimpleNamespace(
@@ -238,9 +248,15 @@ def devpi_page(response: httpx.Response, project: str) -> Page | None:
     return Page(links, serial, announced_metadata(response.text, data), pp.upstream_files(data) if data is not None else {})
 
 
-def html_href(path: str, link: Link) -> str:
-    """The file's link on the HTML page at ``path``, relative to it, with its hash."""
-    return URL(URL(path).relpath("/" + link.href)).url
+def relative_hrefs(path: str, page: Page) -> list[str]:
+    """Each link's href relative to the page at ``path``, with its hash: devpi_common's ``URL(path).relpath``, once per page.
+
+    Every link is under ``INDEX/+f/`` and ``path`` under ``INDEX/+simple/`` (PAGE), so relpath parts
+    the two where ``+f`` meets ``+simple`` for every link alike: one prefix serves them all.
+    """
+    under = f"{INDEX}/+f/"
+    prefix = URL(path).relpath("/" + under)
+    return [prefix + link.href[len(under) :] for link in page.links]
 
 
 def render_html(project: str, page: Page, path: str, core_metadata: bool, kept: dict[str, str] | None = None) -> bytes:
@@ -251,10 +267,9 @@ def render_html(project: str, page: Page, path: str, core_metadata: bool, kept: 
     """
     title = f"{INDEX}: links for {project}"
     parts = [f'<!DOCTYPE html><html lang="en"><head><title>{title}</title></head><body><h1>{title}</h1>\n']
-    for link in page.links:
+    for link, href in zip(page.links, relative_hrefs(path, page)):
         if kept is not None and link.basename not in kept:
             continue
-        href = html_href(path, link)
         refused = kept is not None and kept[link.basename] != href
         attribs = [f'href="{kept[link.basename] if refused else href}"']  # type: ignore[index]
         if core_metadata and link.basename.endswith(".whl") and not refused:
@@ -271,15 +286,16 @@ def render_html(project: str, page: Page, path: str, core_metadata: bool, kept: 
 
 def page_files(page: Page, path: str, core_metadata: bool) -> list[dict]:
     """The page's files as devpi's _simple_list_project_json_v1 lists them, with the upload times and sizes the plugin adds."""
-    here = URL(path)
     files = []
-    for link in page.links:
-        url = URL(here.relpath("/" + link.href))
-        data: dict[str, object] = {
-            "filename": link.basename,
-            "url": url.url_nofrag,
-            "hashes": {url.hash_type: url.hash_value} if url.hash_type else {},
-        }
+    for link, href in zip(page.links, relative_hrefs(path, page)):
+        if SAFE_NAME.fullmatch(link.basename):  # URL's url_nofrag and hash of the href, read off it as they would
+            url_nofrag, _, spec = href.partition("#")
+            algorithm, _, value = spec.partition("=")
+            hashes = {algorithm: value}
+        else:
+            url = URL(href)
+            url_nofrag, hashes = url.url_nofrag, {url.hash_type: url.hash_value} if url.hash_type else {}
+        data: dict[str, object] = {"filename": link.basename, "url": url_nofrag, "hashes": hashes}
         if core_metadata and link.basename.endswith(".whl"):
             data["core-metadata"] = True
         if link.requires_python is not None:
@@ -305,8 +321,8 @@ def policed(
         files = page_files(page, path, core_metadata)
     else:  # the plugin reads an HTML page's file names and links, and adds their upload times
         files = [
-            {"filename": link.basename, "url": html_href(path, link), "upload-time": page.times.get(link.basename, [None, None])[0]}
-            for link in page.links
+            {"filename": link.basename, "url": href, "upload-time": page.times.get(link.basename, [None, None])[0]}
+            for link, href in zip(page.links, relative_hrefs(path, page))
         ]
     applied = pp.apply(policy, project, files)
     kept = pp.denied_files(project, applied.files) if policy.denial(project) is not None else applied.files
@@ -341,9 +357,10 @@ class FirstPages:
         context = ssl.create_default_context(cafile=cafile if cafile and os.path.exists(cafile) else None)
         self.upstream = httpx.AsyncClient(
             verify=context,
+            http2=True,
             follow_redirects=True,
-            timeout=httpx.Timeout(15.0, connect=5.0),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            timeout=httpx.Timeout(15.0, connect=10.0),
+            limits=httpx.Limits(max_connections=UPSTREAM_CONNECTIONS, max_keepalive_connections=UPSTREAM_CONNECTIONS),
         )
         self.devpi = httpx.AsyncClient(base_url=DEVPI, trust_env=False, timeout=httpx.Timeout(300.0, connect=5.0))
         self.core_metadata_enabled = core_metadata_enabled()
@@ -359,6 +376,7 @@ class FirstPages:
         self.to_record: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
         self.recording: dict[str, asyncio.Task[None]] = {}
         self.answered_at = 0.0
+        self.serves_ranges: set[str] = set()  # upstream file hosts (scheme://host) that have answered a range or announced them
 
     # --- root/pypi's settings, as devpi has them now
     async def settings(self, generation: str | None) -> dict | None:
@@ -614,7 +632,12 @@ class FirstPages:
         found = await self.link(relpath, filename, config) if config else None
         if config is None or found is None:
             return None
-        link, _ = found
+        link, page = found
+        origin = "/".join(link.url.split("/")[:3])
+        size = page.times.get(link.basename, [None, None])[1]
+        if method == "HEAD" and size is not None and origin in self.serves_ranges:
+            # The length the upstream's page gave (PEP 700), from a host that has answered ranges: what uv needs to read by ranges.
+            return Answer(200, [("Content-Type", "application/octet-stream"), ("Content-Length", str(size)), ("Accept-Ranges", "bytes")])
         send = {"Accept-Encoding": "identity", **self.auth_headers(self.mirror(config) or "", link.url)}
         if wanted and method == "GET":
             send["Range"] = wanted
@@ -626,6 +649,8 @@ class FirstPages:
         if response.status_code != (206 if method == "GET" else 200):
             await response.aclose()
             return None  # an upstream that ignores ranges sends the whole file: devpi fetches and stores it
+        if method == "GET" or response.headers.get("accept-ranges") == "bytes":
+            self.serves_ranges.add(origin)
         kept = [
             (k, v)
             for k, v in response.headers.items()

@@ -13,6 +13,7 @@ import asyncio
 import html
 import json
 import posixpath
+import urllib.parse
 import re
 import sys
 import types
@@ -55,9 +56,12 @@ class FakeURL:
         return self.url.partition("#")[2].partition("=")[2] or None
 
     def relpath(self, target: str) -> str:
-        path, _, fragment = target.partition("#")
-        relative = posixpath.relpath(path, posixpath.dirname(self.url_nofrag.rstrip("/") + "/x"))
-        return relative + (f"#{fragment}" if fragment else "")
+        """devpi_common's: up from this URL's directory to where the two paths part, then down to ``target``."""
+        here, there = urllib.parse.urlsplit(self.url).path.split("/"), target.split("/")
+        for i, part in enumerate(here):
+            if i >= len(there) or there[i] != part:
+                return "../" * (len(here) - i - 1) + "/".join(there[i:])
+        return "/".join(([here[-1]] if here[-1] else []) + there[len(here) :])
 
 
 @dataclass
@@ -91,17 +95,10 @@ def fake_parse_index(base: FakeURL, text: str) -> types.SimpleNamespace:
     return types.SimpleNamespace(releaselinks=links)
 
 
-def fake_basename_meta(basename: str) -> None:
-    """devpi_common's BasenameMeta, as a check: a name without a version is refused."""
-    if "-" not in basename:
-        raise ValueError(f"{basename!r} names no version")
-
-
 def devpi_modules() -> dict[str, types.ModuleType]:
-    names = ("devpi_common", "devpi_common.url", "devpi_common.metadata", "devpi_server", "devpi_server.filestore")
+    names = ("devpi_common", "devpi_common.url", "devpi_server", "devpi_server.filestore")
     modules = {name: types.ModuleType(name) for name in names}
     modules["devpi_common.url"].URL = FakeURL  # type: ignore[attr-defined]
-    modules["devpi_common.metadata"].BasenameMeta = fake_basename_meta  # type: ignore[attr-defined]
     modules["devpi_server.filestore"].make_splitdir = lambda spec: (spec.split("=")[1][:3], spec.split("=")[1][3:16])  # type: ignore[attr-defined]
     mirror = modules["devpi_server.mirror"] = types.ModuleType("devpi_server.mirror")
     mirror.SIMPLE_API_ACCEPT = UV_ACCEPT  # type: ignore[attr-defined]
@@ -221,8 +218,9 @@ def test_json_links_are_the_ones_devpis_parser_makes(fp, base, expected):
 def test_a_json_page_devpi_would_refuse_is_refused(fp):
     with pytest.raises(ValueError, match="API version"):
         fp.json_releaselinks("https://u.example/simple/a/", {"meta": {"api-version": "2.0"}, "files": []})
-    with pytest.raises(ValueError, match="names no version"):
-        fp.json_releaselinks("https://u.example/simple/a/", {"meta": {}, "files": [{"url": "a.tar.gz", "hashes": {}}]})
+    # devpi's BasenameMeta refuses no file name: one naming no version is kept, as devpi keeps it.
+    (link,) = fp.json_releaselinks("https://u.example/simple/a/", {"meta": {}, "files": [{"url": "a.tar.gz", "hashes": {}}]})
+    assert (link.basename, link.url_nofrag, link.hash_spec) == ("a.tar.gz", "https://u.example/simple/a/a.tar.gz", "")
 
 
 def test_a_page_with_a_link_without_a_hash_is_left_to_devpi(fp):

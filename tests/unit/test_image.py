@@ -128,7 +128,17 @@ class TestRenderDockerfile:
 
     def test_web_adds_devpi_web(self):
         line = pip_install_line(render(web=True))
-        assert "'devpi-server==6.20.3' 'devpi-web==5.1.1'" in line
+        assert "'devpi-server==6.20.3' 'h2>=4.1,<5' 'devpi-web==5.1.1'" in line
+
+    def test_the_front_brings_http2_for_its_upstream_and_no_front_does_not(self):
+        assert "'h2>=4.1,<5'" in pip_install_line(render())
+        assert "h2" not in pip_install_line(render(front=False))
+
+    def test_a_wheelhouse_error_gives_the_download_of_the_build_asked(self, tmp_path):
+        with pytest.raises(BadInput, match=r"pip download --only-binary=:all: -d DIR devpi-server==6\.20\.3 'h2>=4\.1,<5'`$"):
+            img.check_inputs(img.BuildOptions(base_image="b", wheelhouse=tmp_path / "missing"))
+        with pytest.raises(BadInput, match=r"-d \S+ devpi-server==6\.20\.3`$"):
+            img.check_inputs(img.BuildOptions(base_image="b", wheelhouse=tmp_path, front=False))
 
     def test_default_has_no_devpi_web(self):
         assert "devpi-web" not in render()
