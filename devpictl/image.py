@@ -274,9 +274,7 @@ def check_inputs(options: BuildOptions) -> None:
     """Refuse unusable paths before anything is built."""
     if options.wheelhouse is not None:
         if not options.wheelhouse.is_dir():
-            raise BadInput(
-                f"wheelhouse {options.wheelhouse} is not a directory: make one with `{wheelhouse_command(options, 'DIR')}`"
-            )
+            raise BadInput(f"wheelhouse {options.wheelhouse} is not a directory: make one with `{wheelhouse_command(options, 'DIR')}`")
         if not any(options.wheelhouse.glob("devpi_server-*.whl")):
             raise BadInput(
                 f"wheelhouse {options.wheelhouse} holds no devpi_server wheel: fill it with `{wheelhouse_command(options, str(options.wheelhouse))}`"

@@ -267,7 +267,7 @@ def render_html(project: str, page: Page, path: str, core_metadata: bool, kept: 
     """
     title = f"{INDEX}: links for {project}"
     parts = [f'<!DOCTYPE html><html lang="en"><head><title>{title}</title></head><body><h1>{title}</h1>\n']
-    for link, href in zip(page.links, relative_hrefs(path, page)):
+    for link, href in zip(page.links, relative_hrefs(path, page), strict=True):
         if kept is not None and link.basename not in kept:
             continue
         refused = kept is not None and kept[link.basename] != href
@@ -287,7 +287,7 @@ def render_html(project: str, page: Page, path: str, core_metadata: bool, kept: 
 def page_files(page: Page, path: str, core_metadata: bool) -> list[dict]:
     """The page's files as devpi's _simple_list_project_json_v1 lists them, with the upload times and sizes the plugin adds."""
     files = []
-    for link, href in zip(page.links, relative_hrefs(path, page)):
+    for link, href in zip(page.links, relative_hrefs(path, page), strict=True):
         if SAFE_NAME.fullmatch(link.basename):  # URL's url_nofrag and hash of the href, read off it as they would
             url_nofrag, _, spec = href.partition("#")
             algorithm, _, value = spec.partition("=")
@@ -322,7 +322,7 @@ def policed(
     else:  # the plugin reads an HTML page's file names and links, and adds their upload times
         files = [
             {"filename": link.basename, "url": href, "upload-time": page.times.get(link.basename, [None, None])[0]}
-            for link, href in zip(page.links, relative_hrefs(path, page))
+            for link, href in zip(page.links, relative_hrefs(path, page), strict=True)
         ]
     applied = pp.apply(policy, project, files)
     kept = pp.denied_files(project, applied.files) if policy.denial(project) is not None else applied.files

@@ -13,10 +13,10 @@ import asyncio
 import html
 import json
 import posixpath
-import urllib.parse
 import re
 import sys
 import types
+import urllib.parse
 from dataclasses import dataclass
 
 import httpx
