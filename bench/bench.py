@@ -420,8 +420,8 @@ def stored_bytes(engine, container_name: str, path: str = "/data/server/+files")
     return int(result.output.split()[0]) if result.exit_code == 0 else 0
 
 
-def slice_bytes(engine, container_name: str) -> int:
-    """Bytes of the front's slices of files read by ranges (uv reading wheels the cache does not hold)."""
+def range_bytes(engine, container_name: str) -> int:
+    """Bytes of the ranges of files the front keeps (uv reading wheels the cache does not hold)."""
     return stored_bytes(engine, container_name, layout.RANGE_CACHE)
 
 
@@ -571,13 +571,13 @@ def main() -> None:
             stored_before, cpu_before = stored_bytes(engine, f"devpictl-{name}"), cpu_seconds(engine, f"devpictl-{name}")
             cold_run = resolve(tool, url, work)
             stored = stored_bytes(engine, f"devpictl-{name}") - stored_before
-            slices = slice_bytes(engine, f"devpictl-{name}")
+            ranges = range_bytes(engine, f"devpictl-{name}")
             cache_cpu[tool] = cpu_seconds(engine, f"devpictl-{name}") - cpu_before
             direct_run = median_resolution(tool, official_simple_url(), work, args.resolve_runs)
             seen = len(front_requests(engine, f"devpictl-{name}"))
             warm_run = median_resolution(tool, url, work, args.resolve_runs)
             warm_lines = front_requests(engine, f"devpictl-{name}")[seen:]
-            resolution[tool] = (cold_run, direct_run, warm_run, stored, slices)
+            resolution[tool] = (cold_run, direct_run, warm_run, stored, ranges)
             warm_passed[tool] = f"{passed_to_devpi(warm_lines)} of {len(warm_lines)} requests passed to devpi"
 
         # The bench's own pip may be old; the newest behaves differently (labelled row).
@@ -663,8 +663,8 @@ def main() -> None:
     def row(measure: str, value: str, reference: str, ratio: float, target: str) -> str:
         return f"| {measure} | {value} | {reference} | {ratio:.2f} | {target} |"
 
-    uv_cold, uv_direct, uv_warm, uv_stored, uv_slices = resolution["uv"]
-    pip_cold, pip_direct, pip_warm, pip_stored, pip_slices = resolution["pip"]
+    uv_cold, uv_direct, uv_warm, uv_stored, uv_ranges = resolution["uv"]
+    pip_cold, pip_direct, pip_warm, pip_stored, pip_ranges = resolution["pip"]
     bench_pip = pip_version_of(sys.executable)
     ratios = [
         "| measure | devpictl | reference, same run | ratio | target |",
@@ -672,7 +672,7 @@ def main() -> None:
         row(
             "resolve, `uv pip compile`: fresh cache",
             f"{uv_cold}, cache CPU {cache_cpu['uv']:.1f} s, stored {uv_stored / 1e6:.1f} MB of files"
-            f" (and {uv_slices / 1e6:.1f} MB of range slices in the front)",
+            f" (and {uv_ranges / 1e6:.1f} MB of ranges kept by the front)",
             f"official index directly {uv_direct}",
             uv_cold.seconds / uv_direct.seconds,
             "≤ 2, ≤ 5 MB stored",
@@ -687,7 +687,7 @@ def main() -> None:
         row(
             f"resolve, `pip install --dry-run` (pip {bench_pip}): fresh cache",
             f"{pip_cold}, cache CPU {cache_cpu['pip']:.1f} s, stored {pip_stored / 1e6:.1f} MB of files"
-            f" (and {pip_slices / 1e6:.1f} MB of range slices in the front)",
+            f" (and {pip_ranges / 1e6:.1f} MB of ranges kept by the front)",
             f"official index directly {pip_direct}",
             pip_cold.seconds / pip_direct.seconds,
             "(reference)",

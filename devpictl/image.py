@@ -103,8 +103,7 @@ def check_version(version: str) -> str:
 MIRROR_CACHE_EXPIRY = 1800  # devpi's default; the front server caches pages as long
 # The front server's caches (docs/core-metadata.md says what they cost and why).
 METADATA_CACHE_SIZE = "1g"  # a wheel's METADATA is a few kB: room for ~100,000 files
-RANGE_CACHE_SIZE = "2g"  # 64 KiB slices of wheels read by ranges: a resolution reads one to three per wheel
-RANGE_SLICE = "64k"  # uv reads a wheel's end (its zip directory and METADATA): a slice or two
+RANGE_CACHE_SIZE = "2g"  # ranges of wheels uv read (their end, zip directory and METADATA): ~30 kB a wheel
 FILE_CACHE_SIZE = "10g"  # copies of files in their first fetch, dropped when unused
 FILE_CACHE_INACTIVE = "10m"  # after devpi stores a file, nginx serves it from disk instead
 # How long a client waits for another client's fetch of the same page, metadata or file
@@ -231,7 +230,6 @@ def render_nginx_conf() -> str:
         metadata_cache_size=METADATA_CACHE_SIZE,
         file_cache_size=FILE_CACHE_SIZE,
         range_cache_size=RANGE_CACHE_SIZE,
-        range_slice=RANGE_SLICE,
         file_cache_inactive=FILE_CACHE_INACTIVE,
         lock_timeout=LOCK_TIMEOUT,
         lock_age=LOCK_AGE,

@@ -99,17 +99,18 @@ def check_requirement(text: str) -> tuple[str, str | None]:
     return normalize(match.group(1)), match.group(2)
 
 
+FILE_ENDINGS = (".whl", ".tar.gz", ".tar.bz2", ".tgz", ".zip", ".egg", ".tar")  # in the order file_version tries them
+
+
 def file_version(project: str, filename: str) -> str | None:
     """The version in a wheel's or sdist's file name (PEP 427, PEP 625 and older sdists); None when it names none."""
-    base = filename
-    for ending in (".whl", ".tar.gz", ".tar.bz2", ".tgz", ".zip", ".egg", ".tar"):
-        if base.lower().endswith(ending):
-            base = base[: -len(ending)]
-            break
-    else:
+    lower = filename.lower()
+    ending = next((e for e in FILE_ENDINGS if lower.endswith(e)), None)
+    if ending is None:
         return None
-    if filename.lower().endswith((".whl", ".egg")):
-        parts = base.split("-")
+    base = filename[: -len(ending)]
+    if ending in (".whl", ".egg"):
+        parts = base.split("-", 2)
         return parts[1] if len(parts) >= 2 else None
     # An sdist: NAME-VERSION, where NAME may itself hold '-' (older sdists): cut after the project's own name.
     parts = base.split("-")

@@ -324,6 +324,8 @@ def policed(
             {"filename": link.basename, "url": href, "upload-time": page.times.get(link.basename, [None, None])[0]}
             for link, href in zip(page.links, relative_hrefs(path, page), strict=True)
         ]
+    if not policy.active:  # it keeps every file: nothing to apply
+        return pp.json_page(project, files), [("X-Devpictl-Held-Back", "0")]
     applied = pp.apply(policy, project, files)
     kept = pp.denied_files(project, applied.files) if policy.denial(project) is not None else applied.files
     headers = [("X-Devpictl-Held-Back", str(len(applied.held_back)))]
