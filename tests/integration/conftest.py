@@ -218,6 +218,12 @@ def metadata_upstream(docker_services, docker_compose_project_name):
 
 
 @pytest.fixture(scope="session")
+def ranged_upstream(docker_services, docker_compose_project_name):
+    """`upstream`'s index, answering ranges and HEADs with Accept-Ranges as real file hosts do."""
+    return compose_upstream(docker_services, docker_compose_project_name, "upstream-ranges", "six")
+
+
+@pytest.fixture(scope="session")
 def fallback_upstreams(docker_services, docker_compose_project_name) -> tuple[dict[str, str], dict[str, str]]:
     """The fallback test upstreams (tests/integration/mirror_roots.py): (a release behind, at
     /pypi/web/simple; corrupt files)."""

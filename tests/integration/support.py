@@ -289,6 +289,18 @@ def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def stored_files(container) -> list[str]:
+    """Every file devpi has stored in the cache's volume."""
+    result = container.exec_run(["find", "/data/server/+files", "-type", "f"])
+    return sorted(result.output.decode().split()) if result.exit_code == 0 else []
+
+
+def installer_requests(container, agent: str) -> list[str]:
+    """The front server's access log lines of the requests whose user agent starts with ``agent`` (``"pip/"``, ``"uv/"``)."""
+    log = container.logs(stdout=False, stderr=True).decode(errors="replace")
+    return [line for line in log.splitlines() if " front " in line and f'"{agent}' in line]
+
+
 def devpi_page(container, project: str, accept: str) -> tuple[int, bytes]:
     """devpi's own answer for the page, asked on its port inside the container (nginx and first_pages.py left out)."""
     script = (

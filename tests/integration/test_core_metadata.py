@@ -21,10 +21,12 @@ from tests.integration.support import (
     RUN_ID,
     cache_env,
     file_url,
+    installer_requests,
     pip_run,
     remove_cache,
     run_cli,
     sha256,
+    stored_files,
     up_answer,
     upstream_container,
     upstream_requests,
@@ -48,12 +50,6 @@ def cache(engine, devpi_image, test_upstream, metadata_upstream, tmp_path_factor
         yield {"env": env, "up": out, "index_url": out["index_url"], "container": engine.containers.get(f"devpictl-{NAME}")}
     finally:
         remove_cache(engine, NAME, env)
-
-
-def stored_files(container) -> list[str]:
-    """Every file devpi has stored in the volume."""
-    result = container.exec_run(["find", "/data/server/+files", "-type", "f"])
-    return sorted(result.output.decode().split()) if result.exit_code == 0 else []
 
 
 def announced(index_url: str, project: str) -> tuple[list[str], list[str]]:
@@ -144,12 +140,6 @@ def upstream_log_length(engine, service: str) -> int:
     return len(upstream_container(engine, service).logs(stdout=False, stderr=True).splitlines())
 
 
-def pip_requests(container) -> list[str]:
-    """The front server's access log lines of pip's requests."""
-    log = container.logs(stdout=False, stderr=True).decode(errors="replace")
-    return [line for line in log.splitlines() if " front " in line and '"pip/' in line]
-
-
 def test_uv_and_pip_install_through_the_cache(cache, tmp_path):
     done = uv_run(tmp_path, "pip", "install", "--target", str(tmp_path / "uv"), "--index-url", cache["index_url"], "dpctl-app")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -235,11 +225,11 @@ def test_warm_pip_resolution_is_answered_by_the_front_server_alone(cache, engine
 
     What is left of a warm pip run is pip's own work (docs/core-metadata.md, Measured).
     """
-    seen = len(pip_requests(cache["container"]))
+    seen = len(installer_requests(cache["container"], "pip/"))
     upstream_before = upstream_log_length(engine, "upstream")
     done = pip_run_ok(cache["index_url"], tmp_path, "install", "--dry-run", "--ignore-installed", "dpctl-app", "dpctl-lib==1.0")
     assert "Would install dpctl-app-1.0 dpctl-lib-1.0 dpctl-util-1.0" in done.stdout, done.stdout
-    lines = pip_requests(cache["container"])[seen:]
+    lines = installer_requests(cache["container"], "pip/")[seen:]
     # Pages from nginx's page cache, wheels from the volume's disk: nothing passed to devpi.
     assert any(".whl " in line for line in lines), lines
     assert lines and all("cache=HIT" in line or "disk=disk" in line for line in lines), lines

@@ -23,13 +23,17 @@ from tests.integration.support import (
     cache_env,
     devpi_page,
     free_port,
+    installer_requests,
     pip_run,
     recorded,
     remove_cache,
     run_cli,
     sha256,
+    stored_files,
     up_answer,
+    upstream_container,
     upstream_requests,
+    uv_run,
     wait_recorded,
 )
 from tests.integration.wheels import make_wheel, wheel_metadata
@@ -264,3 +268,48 @@ def test_a_wheel_asked_right_after_its_first_page_installs_when_the_upstreams_pr
     done = pip_run(cache["index_url"], tmp_path, "download", "--no-deps", "-d", str(tmp_path / "d"), project)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "d" / wheel).read_bytes() == (metadata_upstream_root / "files" / wheel).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def ranged_cache(engine, devpi_image, ranged_upstream, tmp_path_factory):
+    """A cache on `upstream-ranges`: no core metadata announced, files that answer ranges."""
+    name = f"ranges{RUN_ID}"
+    env = cache_env(name, tmp_path_factory.mktemp("devpictl-data-ranges"), devpi_image)
+    try:
+        out = up_answer(env, ranged_upstream, probe="six")
+        assert out["core_metadata"] is False, out
+        yield {"env": env, "index_url": out["index_url"], "container": engine.containers.get(f"devpictl-{name}")}
+    finally:
+        remove_cache(engine, name, env)
+
+
+def upstream_file_requests(engine) -> list[str]:
+    """The requests for files `upstream-ranges` has answered (its http.server log)."""
+    log = upstream_container(engine, "upstream-ranges").logs(stdout=False, stderr=True).decode(errors="replace")
+    return [line for line in log.splitlines() if " /files/" in line]
+
+
+def test_uv_reads_wheels_the_cache_does_not_hold_by_ranges_and_devpi_stores_none(ranged_cache, engine, tmp_path):
+    """Without core metadata uv reads each wheel's METADATA by ranges: passed to the upstream and kept by the front, no file stored.
+
+    Were ranges of files not held sent to devpi, it would fetch and store each wheel whole.
+    """
+    requirements = tmp_path / "requirements.in"
+    requirements.write_text("dpctl-app\n")
+    compile_ = ("pip", "compile", "--no-header", "--index-url", ranged_cache["index_url"], str(requirements))
+    done = uv_run(tmp_path, *compile_)
+    assert done.returncode == 0 and "dpctl-lib==1.1" in done.stdout, done.stdout + done.stderr
+    assert stored_files(ranged_cache["container"]) == []
+    cold = [line for line in installer_requests(ranged_cache["container"], "uv/") if ".whl " in line]
+    assert any('"GET ' in line and " 206 " in line for line in cold), cold
+    assert any('"HEAD ' in line and " 200 " in line for line in cold), cold
+    asked = upstream_file_requests(engine)
+    assert asked, "the upstream was never asked for a range"
+    # Warm: the same ranges and HEADs, every one from the front's copies; the upstream is not asked again.
+    seen = len(installer_requests(ranged_cache["container"], "uv/"))
+    again = uv_run(tmp_path, *compile_)
+    assert again.returncode == 0 and again.stdout == done.stdout, again.stdout + again.stderr
+    warm = [line for line in installer_requests(ranged_cache["container"], "uv/")[seen:] if ".whl " in line]
+    assert warm and all("cache=HIT" in line for line in warm), warm
+    assert upstream_file_requests(engine) == asked
+    assert stored_files(ranged_cache["container"]) == []
