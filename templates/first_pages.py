@@ -36,6 +36,7 @@ import ssl
 import sys
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from html import escape
@@ -77,6 +78,8 @@ RECORD_WITHIN = 20.0
 # the test machine's TLS-inspecting proxy, 32 connections opened at once stalled 5 s (a connect
 # timeout, so 10 s of BROKEN_SECONDS) where 16 answered 50 pages in 0.1 s (docs/core-metadata.md).
 UPSTREAM_CONNECTIONS = 16
+UPSTREAM_SECONDS = 15.0  # an upstream request that has not answered by then has failed
+DEVPI_SECONDS = 300.0  # devpi's answer for a page it records: a large page takes it seconds
 MAX_RANGE = 16 * 1024 * 1024  # a longer range is a file fetch: devpi stores it
 KEPT_PAGES = 2000  # pages whose file URLs are kept for their metadata and range requests
 REPLICA_HEADER = "x-devpi-replica-uuid"  # on every request a replica's devpi sends its primary
@@ -353,6 +356,88 @@ class Answer:
     stream: AsyncIterator[bytes] | None = None
 
 
+class PlainHTTP(httpx.AsyncBaseTransport):
+    """httpx's transport for an http:// upstream (a mirror on the cache's network, the failover server): h11 over asyncio connections, kept alive.
+
+    httpx's own transport (httpcore over anyio) costs 0.8-1.5 ms of this one thread's CPU per
+    request, this one 0.25-0.4 ms (docs/core-metadata.md), and a first page of an HTML upstream
+    is a few upstream requests. An answer is read whole: pages, `.metadata`, HEADs and ranges of
+    at most MAX_RANGE bytes. A kept-alive connection the server has closed meanwhile is retried
+    once on a new one (these requests are GETs and HEADs).
+    """
+
+    def __init__(self, connections: int = UPSTREAM_CONNECTIONS, seconds: float = UPSTREAM_SECONDS) -> None:
+        self.idle: dict[tuple[str, int], list[tuple[asyncio.StreamReader, asyncio.StreamWriter, h11.Connection]]] = collections.defaultdict(
+            list
+        )
+        self.slots: dict[tuple[str, int], asyncio.Semaphore] = collections.defaultdict(lambda: asyncio.Semaphore(connections))
+        self.seconds = seconds
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        origin = (request.url.host, request.url.port or 80)
+        async with self.slots[origin]:
+            for attempt in range(2):
+                kept = attempt == 0 and bool(self.idle[origin])
+                if kept:
+                    reader, writer, conn = self.idle[origin].pop()
+                else:
+                    try:
+                        reader, writer = await asyncio.wait_for(asyncio.open_connection(*origin), self.seconds)
+                    except (TimeoutError, OSError) as exc:
+                        raise httpx.ConnectError(f"{request.url.host}:{origin[1]}: {exc!r}", request=request) from exc
+                    conn = h11.Connection(h11.CLIENT)
+                try:
+                    status, headers, body = await asyncio.wait_for(self.exchange(origin, reader, writer, conn, request), self.seconds)
+                    return httpx.Response(status, headers=headers, content=body, request=request)
+                except (ConnectionError, h11.ProtocolError) as exc:
+                    writer.close()
+                    if not kept:
+                        raise httpx.ReadError(repr(exc), request=request) from exc
+                except TimeoutError as exc:
+                    writer.close()
+                    raise httpx.ReadTimeout(f"no answer within {self.seconds} s", request=request) from exc
+                except BaseException:
+                    writer.close()
+                    raise
+        raise AssertionError("unreachable: a new connection returns or raises")
+
+    async def exchange(
+        self,
+        origin: tuple[str, int],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        conn: h11.Connection,
+        request: httpx.Request,
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        writer.write(conn.send(h11.Request(method=request.method, target=request.url.raw_path, headers=request.headers.raw)) or b"")
+        writer.write(conn.send(h11.EndOfMessage()) or b"")
+        await writer.drain()
+        answer: h11.Response | None = None
+        body: list[bytes] = []
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await reader.read(65536)
+                if not data and answer is None:
+                    raise ConnectionError("the upstream closed the connection")
+                conn.receive_data(data)
+            elif isinstance(event, h11.Response):
+                answer = event
+            elif isinstance(event, h11.Data):
+                body.append(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionError("the upstream closed the connection")
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+            self.idle[origin].append((reader, writer, conn))
+        else:
+            writer.close()
+        assert answer is not None
+        return answer.status_code, list(answer.headers), b"".join(body)
+
+
 class FirstPages:
     def __init__(self) -> None:
         cafile = os.environ.get("SSL_CERT_FILE")
@@ -361,10 +446,12 @@ class FirstPages:
             verify=context,
             http2=True,
             follow_redirects=True,
-            timeout=httpx.Timeout(15.0, connect=10.0),
+            timeout=httpx.Timeout(UPSTREAM_SECONDS, connect=10.0),
             limits=httpx.Limits(max_connections=UPSTREAM_CONNECTIONS, max_keepalive_connections=UPSTREAM_CONNECTIONS),
+            # With an http proxy in the environment (`up` hands the caller's in), httpx's own transport goes through it.
+            mounts={} if urllib.request.getproxies().get("http") else {"http://": PlainHTTP()},
         )
-        self.devpi = httpx.AsyncClient(base_url=DEVPI, trust_env=False, timeout=httpx.Timeout(300.0, connect=5.0))
+        self.devpi = httpx.AsyncClient(base_url=DEVPI, trust_env=False, transport=PlainHTTP(seconds=DEVPI_SECONDS))
         self.core_metadata_enabled = core_metadata_enabled()
         self.config: dict | None = None
         self.config_at = 0.0

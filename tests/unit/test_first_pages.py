@@ -421,3 +421,40 @@ def test_a_head_answer_keeps_the_upstreams_length(fp):
     response = asyncio.run(head())
     assert response.headers["content-length"] == "33763914"
     assert response.headers["accept-ranges"] == "bytes"
+
+
+def test_the_plain_http_transport_keeps_connections_alive_reads_heads_and_retries_a_closed_one(fp):
+    """PlainHTTP, httpx's transport for http:// upstreams, against a real server on loopback that drops a connection after its second answer."""
+    connections, seen = [], []
+
+    async def server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        for _ in range(2):
+            head = await reader.readuntil(b"\r\n\r\n")
+            line = head.split(b"\r\n")[0].decode()
+            seen.append(line)
+            body = b"hello" if line.startswith("GET /page") else b""
+            if line.startswith("GET /moved"):
+                writer.write(b"HTTP/1.1 302 Found\r\nLocation: /page\r\nContent-Length: 0\r\n\r\n")
+            else:
+                length = 5 if line.startswith(("GET /page", "HEAD")) else 0
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nAccept-Ranges: bytes\r\n\r\n%s" % (length, body))
+            await writer.drain()
+        writer.close()  # the third request on this connection finds it closed
+
+    async def run() -> list[tuple[int, bytes, str | None]]:
+        listening = await asyncio.start_server(server, "127.0.0.1", 0)
+        port = listening.sockets[0].getsockname()[1]
+        async with httpx.AsyncClient(mounts={"http://": fp.PlainHTTP()}, follow_redirects=True) as client:
+            answers = []
+            for method, path in (("GET", "/page"), ("HEAD", "/file"), ("GET", "/moved"), ("GET", "/page")):
+                response = await client.request(method, f"http://127.0.0.1:{port}{path}")
+                answers.append((response.status_code, response.content, response.headers.get("content-length")))
+        listening.close()
+        return answers
+
+    answers = asyncio.run(run())
+    assert answers == [(200, b"hello", "5"), (200, b"", "5"), (200, b"hello", "5"), (200, b"hello", "5")]
+    assert seen == ["GET /page HTTP/1.1", "HEAD /file HTTP/1.1", "GET /moved HTTP/1.1", "GET /page HTTP/1.1", "GET /page HTTP/1.1"]
+    # Two requests per connection, kept alive; the one sent on the closed connection went again on a new one.
+    assert len(connections) == 3
