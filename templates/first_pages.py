@@ -388,7 +388,7 @@ class PlainHTTP(httpx.AsyncBaseTransport):
                     conn = h11.Connection(h11.CLIENT)
                 try:
                     status, headers, body = await asyncio.wait_for(self.exchange(origin, reader, writer, conn, request), self.seconds)
-                    return httpx.Response(status, headers=headers, content=body, request=request)
+                    return httpx.Response(status, headers=headers, stream=httpx.ByteStream(body), request=request)
                 except (ConnectionError, h11.ProtocolError) as exc:
                     writer.close()
                     if not kept:

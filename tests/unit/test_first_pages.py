@@ -450,11 +450,22 @@ def test_the_plain_http_transport_keeps_connections_alive_reads_heads_and_retrie
             for method, path in (("GET", "/page"), ("HEAD", "/file"), ("GET", "/moved"), ("GET", "/page")):
                 response = await client.request(method, f"http://127.0.0.1:{port}{path}")
                 answers.append((response.status_code, response.content, response.headers.get("content-length")))
+            # Streamed, as answer_file passes a range on.
+            response = await client.send(client.build_request("GET", f"http://127.0.0.1:{port}/page"), stream=True)
+            answers.append((response.status_code, b"".join([chunk async for chunk in response.aiter_raw()]), "streamed"))
+            await response.aclose()
         listening.close()
         return answers
 
     answers = asyncio.run(run())
-    assert answers == [(200, b"hello", "5"), (200, b"", "5"), (200, b"hello", "5"), (200, b"hello", "5")]
-    assert seen == ["GET /page HTTP/1.1", "HEAD /file HTTP/1.1", "GET /moved HTTP/1.1", "GET /page HTTP/1.1", "GET /page HTTP/1.1"]
+    assert answers == [(200, b"hello", "5"), (200, b"", "5"), (200, b"hello", "5"), (200, b"hello", "5"), (200, b"hello", "streamed")]
+    assert seen == [
+        "GET /page HTTP/1.1",
+        "HEAD /file HTTP/1.1",
+        "GET /moved HTTP/1.1",
+        "GET /page HTTP/1.1",
+        "GET /page HTTP/1.1",
+        "GET /page HTTP/1.1",
+    ]
     # Two requests per connection, kept alive; the one sent on the closed connection went again on a new one.
     assert len(connections) == 3
