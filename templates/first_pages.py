@@ -76,7 +76,7 @@ QUIET_SECONDS = 1.0
 RECORD_WITHIN = 20.0
 # Connections to the upstream, kept alive. A burst of new ones costs more than it gains: through
 # the test machine's TLS-inspecting proxy, 32 connections opened at once stalled 5 s (a connect
-# timeout, so 10 s of BROKEN_SECONDS) where 16 answered 50 pages in 0.1 s (docs/core-metadata.md).
+# timeout, so 10 s of BROKEN_SECONDS) where 24 or fewer answered 50 pages in 0.35 s (docs/core-metadata.md).
 UPSTREAM_CONNECTIONS = 16
 UPSTREAM_SECONDS = 15.0  # an upstream request that has not answered by then has failed
 DEVPI_SECONDS = 300.0  # devpi's answer for a page it records: a large page takes it seconds
@@ -356,6 +356,10 @@ class Answer:
     stream: AsyncIterator[bytes] | None = None
 
 
+class Closed(Exception):
+    """A connection to the upstream failed before its answer."""
+
+
 class PlainHTTP(httpx.AsyncBaseTransport):
     """httpx's transport for an http:// upstream (a mirror on the cache's network, the failover server): h11 over asyncio connections, kept alive.
 
@@ -376,30 +380,41 @@ class PlainHTTP(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         origin = (request.url.host, request.url.port or 80)
         async with self.slots[origin]:
-            for attempt in range(2):
-                kept = attempt == 0 and bool(self.idle[origin])
-                if kept:
-                    reader, writer, conn = self.idle[origin].pop()
-                else:
-                    try:
-                        reader, writer = await asyncio.wait_for(asyncio.open_connection(*origin), self.seconds)
-                    except (TimeoutError, OSError) as exc:
-                        raise httpx.ConnectError(f"{request.url.host}:{origin[1]}: {exc!r}", request=request) from exc
-                    conn = h11.Connection(h11.CLIENT)
+            if self.idle[origin]:
                 try:
-                    status, headers, body = await asyncio.wait_for(self.exchange(origin, reader, writer, conn, request), self.seconds)
-                    return httpx.Response(status, headers=headers, stream=httpx.ByteStream(body), request=request)
-                except (ConnectionError, h11.ProtocolError) as exc:
-                    writer.close()
-                    if not kept:
-                        raise httpx.ReadError(repr(exc), request=request) from exc
-                except TimeoutError as exc:
-                    writer.close()
-                    raise httpx.ReadTimeout(f"no answer within {self.seconds} s", request=request) from exc
-                except BaseException:
-                    writer.close()
-                    raise
-        raise AssertionError("unreachable: a new connection returns or raises")
+                    return await self.ask(origin, *self.idle[origin].pop(), request)
+                except Closed:
+                    pass  # the server closed the kept-alive connection meanwhile: again on a new one
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(*origin), self.seconds)
+            except (OSError, TimeoutError) as exc:
+                raise httpx.ConnectError(f"{request.url.host}:{origin[1]}: {exc!r}", request=request) from exc
+            try:
+                return await self.ask(origin, reader, writer, h11.Connection(h11.CLIENT), request)
+            except Closed as exc:
+                raise httpx.ReadError(str(exc), request=request) from exc
+
+    async def ask(
+        self,
+        origin: tuple[str, int],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        conn: h11.Connection,
+        request: httpx.Request,
+    ) -> httpx.Response:
+        """The answer to ``request`` on this connection; Closed: the connection failed before an answer."""
+        try:
+            status, headers, body = await asyncio.wait_for(self.exchange(origin, reader, writer, conn, request), self.seconds)
+        except (ConnectionError, h11.ProtocolError) as exc:
+            writer.close()
+            raise Closed(repr(exc)) from exc
+        except TimeoutError as exc:
+            writer.close()
+            raise httpx.ReadTimeout(f"no answer within {self.seconds} s", request=request) from exc
+        except BaseException:
+            writer.close()
+            raise
+        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(body), request=request)
 
     async def exchange(
         self,
