@@ -41,6 +41,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from html import escape
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import h11
 
@@ -360,6 +361,14 @@ class Closed(Exception):
     """A connection to the upstream failed before its answer."""
 
 
+class Connection(NamedTuple):
+    """One HTTP/1.1 connection of PlainHTTP's, h11 keeping its state."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    state: h11.Connection
+
+
 class PlainHTTP(httpx.AsyncBaseTransport):
     """httpx's transport for an http:// upstream (a mirror on the cache's network, the failover server): h11 over asyncio connections, kept alive.
 
@@ -371,9 +380,7 @@ class PlainHTTP(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, connections: int = UPSTREAM_CONNECTIONS, seconds: float = UPSTREAM_SECONDS) -> None:
-        self.idle: dict[tuple[str, int], list[tuple[asyncio.StreamReader, asyncio.StreamWriter, h11.Connection]]] = collections.defaultdict(
-            list
-        )
+        self.idle: dict[tuple[str, int], list[Connection]] = collections.defaultdict(list)
         self.slots: dict[tuple[str, int], asyncio.Semaphore] = collections.defaultdict(lambda: asyncio.Semaphore(connections))
         self.seconds = seconds
 
@@ -382,7 +389,7 @@ class PlainHTTP(httpx.AsyncBaseTransport):
         async with self.slots[origin]:
             if self.idle[origin]:
                 try:
-                    return await self.ask(origin, *self.idle[origin].pop(), request)
+                    return await self.ask(origin, self.idle[origin].pop(), request)
                 except Closed:
                     pass  # the server closed the kept-alive connection meanwhile: again on a new one
             try:
@@ -390,52 +397,46 @@ class PlainHTTP(httpx.AsyncBaseTransport):
             except (OSError, TimeoutError) as exc:
                 raise httpx.ConnectError(f"{request.url.host}:{origin[1]}: {exc!r}", request=request) from exc
             try:
-                return await self.ask(origin, reader, writer, h11.Connection(h11.CLIENT), request)
+                return await self.ask(origin, Connection(reader, writer, h11.Connection(h11.CLIENT)), request)
             except Closed as exc:
                 raise httpx.ReadError(str(exc), request=request) from exc
 
-    async def ask(
-        self,
-        origin: tuple[str, int],
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        conn: h11.Connection,
-        request: httpx.Request,
-    ) -> httpx.Response:
-        """The answer to ``request`` on this connection; Closed: the connection failed before an answer."""
+    async def ask(self, origin: tuple[str, int], conn: Connection, request: httpx.Request) -> httpx.Response:
+        """The answer to ``request`` on ``conn``, which goes back to the idle ones if it can; Closed: it failed before an answer."""
         try:
-            status, headers, body = await asyncio.wait_for(self.exchange(origin, reader, writer, conn, request), self.seconds)
+            status, headers, body = await asyncio.wait_for(self.exchange(conn, request), self.seconds)
         except (ConnectionError, h11.ProtocolError) as exc:
-            writer.close()
+            conn.writer.close()
             raise Closed(repr(exc)) from exc
         except TimeoutError as exc:
-            writer.close()
+            conn.writer.close()
             raise httpx.ReadTimeout(f"no answer within {self.seconds} s", request=request) from exc
         except BaseException:
-            writer.close()
+            conn.writer.close()
             raise
+        if conn.state.our_state is h11.DONE and conn.state.their_state is h11.DONE:
+            conn.state.start_next_cycle()
+            self.idle[origin].append(conn)
+        else:
+            conn.writer.close()
         return httpx.Response(status, headers=headers, stream=httpx.ByteStream(body), request=request)
 
-    async def exchange(
-        self,
-        origin: tuple[str, int],
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        conn: h11.Connection,
-        request: httpx.Request,
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        writer.write(conn.send(h11.Request(method=request.method, target=request.url.raw_path, headers=request.headers.raw)) or b"")
-        writer.write(conn.send(h11.EndOfMessage()) or b"")
-        await writer.drain()
+    @staticmethod
+    async def exchange(conn: Connection, request: httpx.Request) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Send ``request`` and read its whole answer: (status, headers, body)."""
+        state = conn.state
+        conn.writer.write(state.send(h11.Request(method=request.method, target=request.url.raw_path, headers=request.headers.raw)) or b"")
+        conn.writer.write(state.send(h11.EndOfMessage()) or b"")
+        await conn.writer.drain()
         answer: h11.Response | None = None
         body: list[bytes] = []
         while True:
-            event = conn.next_event()
+            event = state.next_event()
             if event is h11.NEED_DATA:
-                data = await reader.read(65536)
+                data = await conn.reader.read(65536)
                 if not data and answer is None:
                     raise ConnectionError("the upstream closed the connection")
-                conn.receive_data(data)
+                state.receive_data(data)
             elif isinstance(event, h11.Response):
                 answer = event
             elif isinstance(event, h11.Data):
@@ -444,11 +445,6 @@ class PlainHTTP(httpx.AsyncBaseTransport):
                 break
             elif isinstance(event, h11.ConnectionClosed):
                 raise ConnectionError("the upstream closed the connection")
-        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
-            conn.start_next_cycle()
-            self.idle[origin].append((reader, writer, conn))
-        else:
-            writer.close()
         assert answer is not None
         return answer.status_code, list(answer.headers), b"".join(body)
 
